@@ -1,0 +1,114 @@
+/*
+ * conf.h: the gateway configuration, loaded from YAML (libyaml) into typed structs.
+ *
+ * The conf room owns parsing, validation, secret references and error reporting.
+ * It does not open sockets, load plugins or start workers (worker/ and plugin/ do).
+ * Every error names file:line:col (1-based) and is collected, up to
+ * FERRY_CONF_MAX_ERRORS, so an operator sees all of them in one `ferry check`.
+ */
+#ifndef FERRY_CONF_H
+#define FERRY_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <ferry/err.h>
+#include <ferry/log.h>
+
+#define FERRY_CONF_MAX_ERRORS 20
+
+struct ferry_registry;
+struct ferry_opts;
+
+/* Errors (or warnings) collected while loading. */
+struct ferry_errlist {
+    struct ferry_err items[FERRY_CONF_MAX_ERRORS];
+    int              count;
+    int              dropped;   /* past the cap; reported as "and N more" */
+};
+
+/* Append; file may be NULL, line/col 1-based (0 = unknown). */
+void ferry_errlist_add(struct ferry_errlist *l, const char *file, int line, int col,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Print as `file:line:col: message` lines (prefix "warning: " if is_warning). */
+void ferry_errlist_print(const struct ferry_errlist *l, FILE *fp, bool is_warning);
+
+struct ferry_conf_tenant {
+    char *id;
+    char *token;                /* owns; secret: never print */
+    int   line, col;
+};
+
+struct ferry_conf_listener {
+    char                   *name;
+    char                   *plugin;
+    char                   *listen;          /* as written: "127.0.0.1:3300" */
+    struct sockaddr_storage addr;            /* parsed listen address */
+    socklen_t               addr_len;
+    char                   *destination;     /* NULL if none; checked to exist */
+    char                   *tenant;          /* NULL if none; checked to exist */
+    uint32_t                max_connections; /* default 10000 */
+    uint32_t                idle_timeout_ms; /* default 300000 */
+    uint32_t                connect_timeout_ms; /* default 5000 */
+    struct ferry_opts      *opts;            /* owns: the remaining keys, for the plugin */
+    int                     index;           /* position in listeners[] */
+    int                     line, col;       /* of the listener's mapping */
+};
+
+struct ferry_conf {
+    char                       *path;            /* as given */
+    char                       *dir;             /* its directory: base for relative paths */
+    unsigned                    workers;         /* 0 = auto (one per core) */
+    char                       *plugins_dir;     /* resolved; NULL = default search */
+    enum ferry_log_level        log_level;       /* default FERRY_INFO */
+    char                       *access_log;      /* "stdout", "off" or a resolved path */
+    char                       *admin_listen;    /* default "127.0.0.1:9901"; NULL if `admin: off` */
+    uint32_t                    drain_timeout_ms;/* default 30000 */
+    struct {
+        char *listen;                            /* NULL if no tunnel section */
+        char *cert, *key, *client_ca;            /* resolved paths; client_ca may be NULL */
+    } tunnel;
+    struct ferry_conf_tenant   *tenants;
+    size_t                      ntenants;
+    char                       *destinations_dir;/* resolved; NULL if absent */
+    struct ferry_registry      *registry;        /* owns one reference */
+    struct ferry_conf_listener *listeners;
+    size_t                      nlisteners;
+    struct ferry_errlist        warnings;        /* e.g. near-miss property names, TrustAll */
+};
+
+/* Load and validate. FERRY_OK and *out set, or FERRY_EINVAL with every error in errs
+ * (*out NULL). I/O errors on the main file are reported in errs too. */
+int  ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferry_errlist *errs);
+/* Same from a string; `name` stands for the file in messages and its directory is the
+ * base for relative paths (use "." based names in tests). */
+int  ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **out,
+                            struct ferry_errlist *errs);
+void ferry_conf_free(struct ferry_conf *conf);
+
+/* Find a tenant by id; NULL if absent. */
+const struct ferry_conf_tenant *ferry_conf_tenant(const struct ferry_conf *conf, const char *id);
+
+/* After the plugin's listener_open(): report every option key it never asked for as
+ * unknown, suggesting the closest known key (core keys + keys the plugin asked for). */
+void ferry_opts_check_unused(struct ferry_opts *o);
+/* Errors that plugins reported through ferry_opts_error() go to this list. */
+void ferry_opts_set_errlist(struct ferry_opts *o, struct ferry_errlist *errs);
+
+/* Secret references: expand every ${env:NAME} and ${file:path} in `value` (file paths
+ * relative to base_dir; one trailing newline of a file is dropped). *secret is set when
+ * anything was expanded. Errors name the reference, never its value. */
+int  ferry_conf_expand(const char *value, const char *base_dir, char **out, bool *secret,
+                       struct ferry_err *err);
+
+/* Edit distance capped at max+1 (for "did you mean"). */
+int  ferry_conf_edit_distance(const char *a, const char *b, int max);
+
+/* Parse "host:port", "[v6]:port", "*:port" into a socket address (numeric only). */
+int  ferry_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+                      struct ferry_err *err);
+
+#endif

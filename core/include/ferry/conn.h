@@ -1,0 +1,92 @@
+/*
+ * ferry/conn.h: a client connection as a plugin drives it.
+ *
+ * Core owns the socket from accept to close; a plugin never sees a file descriptor.
+ * Life of a connection in a plugin:
+ *
+ *   on_accept(c)  ->  [read the protocol's handshake: ferry_conn_read_start]
+ *                 ->  ferry_conn_open(c, &target, on_open, arg)     (asynchronous)
+ *   on_open(c, FERRY_OK)  ->  [write a success reply]  ->  ferry_conn_relay(c)
+ *   on_open(c, error)     ->  [write the protocol's error reply]  ->  ferry_conn_close(c, …)
+ *
+ * After ferry_conn_relay() or ferry_conn_close() the plugin must not touch c again:
+ * core finishes the connection, writes its access-log record and frees it. Every
+ * callback runs on the connection's worker thread.
+ */
+#ifndef FERRY_CONN_H
+#define FERRY_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ferry/api.h>
+#include <ferry/dest.h>
+#include <ferry/log.h>
+
+struct ferry_conn;
+
+/* "127.0.0.1:41522" / "[::1]:41522"; valid until the connection closes. */
+FERRY_API const char *ferry_conn_peer(const struct ferry_conn *c);
+
+/* The destination the listener is bound to, from the registry snapshot this
+ * connection holds; NULL if the listener has none or the name no longer exists. */
+FERRY_API const struct ferry_dest *ferry_conn_dest(const struct ferry_conn *c);
+
+/* Look a destination up by name in the connection's snapshot; NULL if absent. */
+FERRY_API const struct ferry_dest *ferry_conn_lookup_dest(const struct ferry_conn *c,
+                                                          const char *name);
+
+/* The log context of this connection (worker, conn id, listener, client). */
+FERRY_API const struct ferry_log_ctx *ferry_conn_log(const struct ferry_conn *c);
+
+/* Memory that lives exactly as long as the connection (zeroed); NULL when out of memory. */
+FERRY_API void *ferry_conn_alloc(struct ferry_conn *c, size_t size);
+
+/* Where to go. Either dest (route by its ProxyType, tenant and location) or an explicit
+ * host/port (route checked against the tenant's connectors and the listener's egress). */
+struct ferry_target {
+    const struct ferry_dest *dest;       /* borrowed; may be NULL */
+    const char              *host;       /* used when dest is NULL */
+    uint16_t                 port;
+    const char              *tenant;     /* NULL: the destination's */
+    const char              *location;   /* NULL: the destination's; "" default location */
+};
+
+/* Upstream open finished. status: FERRY_OK (connected), FERRY_ENOTFOUND (name did not
+ * resolve), FERRY_EUNAVAIL (refused, or no tunnel for tenant/location), FERRY_ETIMEDOUT,
+ * FERRY_EDENIED (not allowed), FERRY_EIO. reason is a short text for logs and replies. */
+typedef void (*ferry_open_cb)(struct ferry_conn *c, int status, const char *reason, void *arg);
+
+/* Start opening the upstream. The target strings are copied. FERRY_OK when started (cb
+ * will run later, never from inside this call) or a negative code if it could not
+ * start. */
+FERRY_API int ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t,
+                              ferry_open_cb cb, void *arg);
+
+/* Bytes from the client: return how many were consumed (the rest is offered again
+ * with more data). Return a negative FERRY_E* to close the connection. A call with
+ * len == 0 means the client closed or the handshake timed out (status says which). */
+typedef int (*ferry_data_cb)(struct ferry_conn *c, const uint8_t *data, size_t len,
+                             int status, void *arg);
+
+/* Deliver client bytes to cb until it returns and the plugin calls ferry_conn_open or
+ * ferry_conn_close. At most max_bytes are held unconsumed (then FERRY_ELIMIT closes);
+ * timeout_ms bounds the whole handshake. */
+FERRY_API int ferry_conn_read_start(struct ferry_conn *c, size_t max_bytes,
+                                    uint32_t timeout_ms, ferry_data_cb cb, void *arg);
+
+/* Stop delivering client bytes (they stay queued for the relay). */
+FERRY_API void ferry_conn_read_stop(struct ferry_conn *c);
+
+/* Queue bytes to the client (a protocol reply). Copied. */
+FERRY_API int ferry_conn_write(struct ferry_conn *c, const void *data, size_t len);
+
+/* Relay bytes both ways between client and upstream until both directions are done.
+ * Bytes read but not consumed by the plugin are sent upstream first. */
+FERRY_API void ferry_conn_relay(struct ferry_conn *c);
+
+/* Flush what was written, then close. outcome is a short word for the access log
+ * ("denied", "no-tunnel", "bad-request", …). */
+FERRY_API void ferry_conn_close(struct ferry_conn *c, const char *outcome);
+
+#endif
