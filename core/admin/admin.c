@@ -1,0 +1,140 @@
+/*
+ * admin.c: /healthz, /readyz and /metrics (Prometheus text) on the admin listener.
+ * Owns the evhttp server. Counter values come from stats.c; process facts from the
+ * ferry_admin_state that main keeps current.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "admin/admin.h"
+#include "admin/stats.h"
+#include "conf/conf.h"
+
+struct ferry_admin {
+    struct evhttp                  *http;
+    const struct ferry_admin_state *st;
+};
+
+static void
+reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evbuffer *out = evbuffer_new();
+
+    if (out == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evbuffer_add(out, body, strlen(body));
+    evhttp_send_reply(req, code, reason, out);
+    evbuffer_free(out);
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+    struct ferry_admin *a = arg;
+    const char         *uri = evhttp_request_get_uri(req);
+    struct evhttp_uri  *u = evhttp_uri_parse(uri);
+    const char         *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+
+    if (path == NULL) {
+        reply_text(req, 400, "Bad Request", "bad request\n");
+    } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+               evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
+    } else if (strcmp(path, "/healthz") == 0) {
+        reply_text(req, 200, "OK", "ok\n");
+    } else if (strcmp(path, "/readyz") == 0) {
+        if (a->st->ready)
+            reply_text(req, 200, "OK", "ready\n");
+        else
+            reply_text(req, 503, "Service Unavailable", "not ready\n");
+    } else if (strcmp(path, "/metrics") == 0) {
+        struct evbuffer *out = evbuffer_new();
+
+        if (out == NULL) {
+            evhttp_send_error(req, 500, NULL);
+        } else {
+            evbuffer_add_printf(out,
+                "# HELP ferry_up 1 while the process serves\n# TYPE ferry_up gauge\n"
+                "ferry_up{role=\"%s\"} 1\n"
+                "# HELP ferry_ready 1 when ready, 0 while starting or draining\n"
+                "# TYPE ferry_ready gauge\nferry_ready %d\n"
+                "# HELP ferry_workers Worker threads\n# TYPE ferry_workers gauge\n"
+                "ferry_workers %u\n"
+                "# HELP ferry_config_generation Configuration generation in use\n"
+                "# TYPE ferry_config_generation gauge\nferry_config_generation %llu\n"
+                "# HELP ferry_reloads_total Configuration reloads by result\n"
+                "# TYPE ferry_reloads_total counter\n"
+                "ferry_reloads_total{result=\"ok\"} %llu\n"
+                "ferry_reloads_total{result=\"failed\"} %llu\n",
+                a->st->role, a->st->ready ? 1 : 0, a->st->nworkers,
+                (unsigned long long)a->st->generation,
+                (unsigned long long)a->st->reloads_ok,
+                (unsigned long long)a->st->reloads_failed);
+            ferry_stats_render(out, a->st->nworkers);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                              "text/plain; version=0.0.4; charset=utf-8");
+            evhttp_send_reply(req, 200, "OK", out);
+            evbuffer_free(out);
+        }
+    } else {
+        reply_text(req, 404, "Not Found", "not found\n");
+    }
+    if (u != NULL)
+        evhttp_uri_free(u);
+}
+
+int
+ferry_admin_start(struct event_base *base, const char *listen_addr,
+                  const struct ferry_admin_state *st, struct ferry_admin **out,
+                  struct ferry_err *err)
+{
+    struct ferry_admin     *a;
+    struct sockaddr_storage ss;
+    socklen_t               len;
+    evutil_socket_t         fd;
+    int                     one = 1;
+
+    if (ferry_addr_parse(listen_addr, &ss, &len, err) != FERRY_OK)
+        return FERRY_EINVAL;
+    if ((a = calloc(1, sizeof(*a))) == NULL)
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    a->st = st;
+    if ((a->http = evhttp_new(base)) == NULL) {
+        free(a);
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0 ||
+        evhttp_accept_socket(a->http, fd) != 0) {
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        evhttp_free(a->http);
+        free(a);
+        return ferry_err_set(err, FERRY_EIO, "admin: cannot listen on %s", listen_addr);
+    }
+    evhttp_set_timeout(a->http, 10);
+    evhttp_set_max_headers_size(a->http, 16384);
+    evhttp_set_max_body_size(a->http, 1 << 20);
+    evhttp_set_gencb(a->http, on_request, a);
+    *out = a;
+    return FERRY_OK;
+}
+
+void
+ferry_admin_stop(struct ferry_admin *a)
+{
+    if (a == NULL)
+        return;
+    evhttp_free(a->http);
+    free(a);
+}

@@ -1,0 +1,122 @@
+/*
+ * stats.c: the registry of counter slots and its Prometheus rendering.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "admin/stats.h"
+
+/* Written only by the main thread; workers only follow pointers they were handed. */
+static struct stats_slot *slots;
+
+struct stats_slot *
+ferry_stats_slot(enum stats_kind kind, const char *name)
+{
+    struct stats_slot *s;
+
+    for (s = slots; s != NULL; s = s->next)
+        if (s->kind == kind && strcmp(s->name, name) == 0)
+            return s;
+    if ((s = aligned_alloc(64, sizeof(*s))) == NULL)
+        return NULL;
+    memset(s, 0, sizeof(*s));
+    if ((s->name = strdup(name)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->kind = kind;
+    s->next = slots;
+    slots = s;
+    return s;
+}
+
+void
+ferry_stats_free_all(void)
+{
+    while (slots != NULL) {
+        struct stats_slot *next = slots->next;
+
+        free(slots->name);
+        free(slots);
+        slots = next;
+    }
+}
+
+struct sum {
+    uint64_t total, rejected, failed, in, out;
+};
+
+static struct sum
+slot_sum(const struct stats_slot *s, unsigned nworkers)
+{
+    struct sum r = { 0 };
+
+    for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++) {
+        r.total += atomic_load_explicit(&s->cell[w].conns_total, memory_order_relaxed);
+        r.rejected += atomic_load_explicit(&s->cell[w].conns_rejected, memory_order_relaxed);
+        r.failed += atomic_load_explicit(&s->cell[w].conns_failed, memory_order_relaxed);
+        r.in += atomic_load_explicit(&s->cell[w].bytes_in, memory_order_relaxed);
+        r.out += atomic_load_explicit(&s->cell[w].bytes_out, memory_order_relaxed);
+    }
+    return r;
+}
+
+static void
+render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
+{
+    const char *label = kind == STATS_LISTENER ? "listener" : "destination";
+    const char *prefix = kind == STATS_LISTENER ? "ferry_listener" : "ferry_destination";
+
+    static const struct {
+        const char *suffix, *type, *help;
+    } metrics[] = {
+        { "connections_total", "counter", "Connections accepted (listener) or routed (destination)" },
+        { "connections_active", "gauge", "Connections open now" },
+        { "connections_rejected_total", "counter", "Connections closed at once: max_connections reached" },
+        { "connections_failed_total", "counter", "Connections whose upstream could not be opened" },
+        { "bytes_received_total", "counter", "Bytes from clients towards upstreams" },
+        { "bytes_sent_total", "counter", "Bytes from upstreams towards clients" },
+    };
+
+    for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {
+        evbuffer_add_printf(out, "# HELP %s_%s %s\n# TYPE %s_%s %s\n", prefix,
+                            metrics[m].suffix, metrics[m].help, prefix, metrics[m].suffix,
+                            metrics[m].type);
+        for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
+            struct sum v;
+            uint64_t   x;
+
+            if (s->kind != kind)
+                continue;
+            v = slot_sum(s, nworkers);
+            switch (m) {
+            case 0: x = v.total; break;
+            case 1: x = (uint64_t)atomic_load(&s->active); break;
+            case 2: x = v.rejected; break;
+            case 3: x = v.failed; break;
+            case 4: x = v.in; break;
+            default: x = v.out; break;
+            }
+            /* Names come from the config: [A-Za-z0-9._-], nothing to escape but be safe. */
+            evbuffer_add_printf(out, "%s_%s{%s=\"", prefix, metrics[m].suffix, label);
+            for (const char *p = s->name; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    evbuffer_add(out, "\\", 1);
+                if (*p == '\n')
+                    evbuffer_add(out, "\\n", 2);
+                else
+                    evbuffer_add(out, p, 1);
+            }
+            evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)x);
+        }
+    }
+}
+
+void
+ferry_stats_render(struct evbuffer *out, unsigned nworkers)
+{
+    render_kind(out, STATS_LISTENER, nworkers);
+    render_kind(out, STATS_DEST, nworkers);
+}

@@ -1,0 +1,51 @@
+/*
+ * stats.h: counters for /metrics, per listener and per destination.
+ *
+ * A slot is created on the main thread (at load or reload) and lives until exit, so
+ * a worker may keep a pointer to it across reloads. Each worker writes only its own
+ * cell (single writer: relaxed load + store, no locked instructions on the data path);
+ * the admin thread sums the cells when scraped. `active` is the one shared counter,
+ * because max_connections is a per-listener bound across workers.
+ */
+#ifndef FERRY_STATS_H
+#define FERRY_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define FERRY_MAX_WORKERS 64
+
+enum stats_kind { STATS_LISTENER, STATS_DEST };
+
+struct stats_cell {
+    _Atomic uint64_t conns_total;
+    _Atomic uint64_t conns_rejected;   /* over max_connections */
+    _Atomic uint64_t conns_failed;     /* upstream could not be opened */
+    _Atomic uint64_t bytes_in;         /* client -> upstream */
+    _Atomic uint64_t bytes_out;        /* upstream -> client */
+} __attribute__((aligned(64)));
+
+struct stats_slot {
+    struct stats_slot *next;
+    enum stats_kind    kind;
+    char              *name;
+    atomic_int         active;
+    struct stats_cell  cell[FERRY_MAX_WORKERS];
+};
+
+/* Find or create (main thread only). NULL when out of memory. */
+struct stats_slot *ferry_stats_slot(enum stats_kind kind, const char *name);
+void               ferry_stats_free_all(void);
+
+static inline void
+stats_add(_Atomic uint64_t *ctr, uint64_t n)
+{
+    atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+struct evbuffer;
+/* Append the Prometheus text of every slot. */
+void ferry_stats_render(struct evbuffer *out, unsigned nworkers);
+
+#endif

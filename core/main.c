@@ -1,0 +1,366 @@
+/*
+ * main.c: the ferry command line. Parses arguments and calls the rooms: conf/ to load,
+ * worker/ to run, admin/ to report. No logic of its own beyond signals and the
+ * reload/drain sequence.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <ferry/api.h>
+#include <ferry/log.h>
+
+#include "admin/admin.h"
+#include "admin/stats.h"
+#include "conf/conf.h"
+#include "dest/dest-int.h"
+#include "log/log.h"
+#include "plugin/loader.h"
+#include "worker/worker.h"
+
+#define EXIT_CONFIG 2
+
+struct gateway {
+    const char               *conf_path;
+    struct event_base        *base;
+    struct worker            *workers;
+    unsigned                  nworkers;
+    struct gen               *gen;          /* current; main holds one ref */
+    struct ferry_admin       *admin;
+    struct ferry_admin_state  st;
+    struct event             *drain_poll;
+    struct event             *drain_deadline;
+    bool                      draining;
+};
+
+static void
+usage(FILE *fp)
+{
+    fprintf(fp,
+        "usage: ferry [gateway] -c FILE        run the gateway (default)\n"
+        "       ferry connector -c FILE        run the on-premise connector\n"
+        "       ferry check -c FILE            validate a configuration (exit 2 on errors)\n"
+        "       ferry --version | --help\n"
+        "\n"
+        "options:\n"
+        "  -c, --config FILE   configuration file (default conf/ferry.yaml)\n"
+        "\n"
+        "signals: SIGHUP reloads the configuration; SIGTERM drains and exits.\n");
+}
+
+static unsigned
+count_workers(const struct ferry_conf *conf)
+{
+    long n = conf->workers != 0 ? (long)conf->workers : sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        n = 1;
+    if (n > FERRY_MAX_WORKERS)
+        n = FERRY_MAX_WORKERS;
+    return (unsigned)n;
+}
+
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    /* Every relayed connection needs 2 sockets and, while busy, 2 pipe fds. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void
+set_exe_dir(void)
+{
+    char    path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+    if (n > 0) {
+        path[n] = '\0';
+        ferry_plugin_set_exe_dir(dirname(path));
+    }
+}
+
+/* Load and fully validate (plugins included). Returns the conf or NULL (errors printed). */
+static struct ferry_conf *
+load_checked(const char *path)
+{
+    struct ferry_errlist errs = { 0 };
+    struct ferry_conf   *conf = NULL;
+    struct gen          *g;
+
+    if (ferry_conf_load_file(path, &conf, &errs) != FERRY_OK) {
+        ferry_errlist_print(&errs, stderr, false);
+        return NULL;
+    }
+    ferry_errlist_print(&conf->warnings, stderr, true);
+    /* Validation generation: plugins check their options; nothing binds. */
+    if ((g = ferry_gen_new(conf, NULL, 0, &errs)) == NULL) {
+        ferry_errlist_print(&errs, stderr, false);
+        if (errs.count == 0)
+            fprintf(stderr, "%s: out of memory\n", path);
+        ferry_conf_free(conf);
+        return NULL;
+    }
+    g->conf = NULL;                 /* keep conf for the caller */
+    ferry_gen_unref(g, NULL);
+    return conf;
+}
+
+static int
+cmd_check(const char *path)
+{
+    struct ferry_conf *conf = load_checked(path);
+
+    if (conf == NULL)
+        return EXIT_CONFIG;
+    printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path, conf->nlisteners,
+           conf->registry->n, conf->ntenants);
+    ferry_conf_free(conf);
+    return 0;
+}
+
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct gateway      *gw = arg;
+    struct ferry_errlist errs = { 0 };
+    struct ferry_conf   *conf;
+    struct gen          *g;
+
+    (void)sig;
+    (void)what;
+    if (gw->draining)
+        return;
+    ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path));
+    if ((conf = load_checked(gw->conf_path)) == NULL) {
+        gw->st.reloads_failed++;
+        ferry_log(NULL, FERRY_ERROR, "reload failed: configuration has errors; keeping the "
+                  "running one", FLOG_STR("config", gw->conf_path));
+        return;
+    }
+    if ((g = ferry_gen_new(conf, gw->gen, gw->nworkers, &errs)) == NULL) {
+        ferry_errlist_print(&errs, stderr, false);
+        ferry_conf_free(conf);
+        gw->st.reloads_failed++;
+        ferry_log(NULL, FERRY_ERROR, "reload failed; keeping the running configuration",
+                  FLOG_STR("config", gw->conf_path));
+        return;
+    }
+    ferry_log_set_level(conf->log_level);
+    ferry_log_open_access(conf->access_log);
+    ferry_workers_switch(gw->workers, gw->nworkers, g);
+    ferry_gen_unref(gw->gen, gw->base);
+    gw->gen = g;
+    gw->st.generation = g->id;
+    gw->st.reloads_ok++;
+    ferry_log(NULL, FERRY_INFO, "reloaded", FLOG_INT("generation", (long long)g->id),
+              FLOG_INT("listeners", (long long)conf->nlisteners),
+              FLOG_INT("destinations", (long long)conf->registry->n));
+}
+
+static void
+on_drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct gateway *gw = arg;
+
+    (void)fd;
+    (void)what;
+    if (ferry_workers_active(gw->workers, gw->nworkers) == 0)
+        event_base_loopexit(gw->base, NULL);
+}
+
+static void
+on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct gateway *gw = arg;
+
+    (void)fd;
+    (void)what;
+    ferry_log(NULL, FERRY_WARN, "drain timeout: closing remaining connections",
+              FLOG_INT("active", (long long)ferry_workers_active(gw->workers, gw->nworkers)));
+    event_base_loopexit(gw->base, NULL);
+}
+
+static void
+on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+    struct gateway *gw = arg;
+    struct timeval  poll = { 0, 100000 };
+    struct timeval  deadline;
+    uint32_t        ms = gw->gen->conf->drain_timeout_ms;
+
+    (void)what;
+    if (gw->draining) {             /* a second signal: stop now */
+        event_base_loopexit(gw->base, NULL);
+        return;
+    }
+    gw->draining = true;
+    gw->st.ready = false;
+    ferry_log(NULL, FERRY_INFO, "draining", FLOG_STR("signal", sig == SIGINT ? "INT" : "TERM"),
+              FLOG_INT("active", (long long)ferry_workers_active(gw->workers, gw->nworkers)),
+              FLOG_INT("drain_timeout_ms", ms));
+    ferry_workers_drain(gw->workers, gw->nworkers);
+    deadline.tv_sec = ms / 1000;
+    deadline.tv_usec = (ms % 1000) * 1000;
+    gw->drain_poll = event_new(gw->base, -1, EV_PERSIST, on_drain_poll, gw);
+    gw->drain_deadline = evtimer_new(gw->base, on_drain_deadline, gw);
+    event_add(gw->drain_poll, &poll);
+    evtimer_add(gw->drain_deadline, &deadline);
+}
+
+static int
+cmd_gateway(const char *path)
+{
+    struct gateway       gw = { 0 };
+    struct ferry_errlist errs = { 0 };
+    struct ferry_conf   *conf;
+    struct ferry_err     err = { 0 };
+    struct event        *sig_hup = NULL, *sig_term = NULL, *sig_int = NULL;
+    int                  rc = 1;
+
+    gw.conf_path = path;
+    gw.st.role = "gateway";
+    if ((conf = load_checked(path)) == NULL)
+        return EXIT_CONFIG;
+    ferry_log_set_level(conf->log_level);
+    if (ferry_log_open_access(conf->access_log) != FERRY_OK) {
+        fprintf(stderr, "%s: cannot open access log %s\n", path, conf->access_log);
+        ferry_conf_free(conf);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    gw.nworkers = count_workers(conf);
+    if ((gw.base = event_base_new()) == NULL ||
+        (gw.workers = calloc(gw.nworkers, sizeof(*gw.workers))) == NULL) {
+        ferry_conf_free(conf);
+        goto out;
+    }
+    if ((gw.gen = ferry_gen_new(conf, NULL, gw.nworkers, &errs)) == NULL) {
+        ferry_errlist_print(&errs, stderr, false);
+        ferry_conf_free(conf);
+        goto out;
+    }
+    gw.st.nworkers = gw.nworkers;
+    gw.st.generation = gw.gen->id;
+    if (conf->admin_listen != NULL &&
+        ferry_admin_start(gw.base, conf->admin_listen, &gw.st, &gw.admin, &err) != FERRY_OK) {
+        ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));
+        goto out;
+    }
+    sig_hup = evsignal_new(gw.base, SIGHUP, on_reload, &gw);
+    sig_term = evsignal_new(gw.base, SIGTERM, on_terminate, &gw);
+    sig_int = evsignal_new(gw.base, SIGINT, on_terminate, &gw);
+    event_add(sig_hup, NULL);
+    event_add(sig_term, NULL);
+    event_add(sig_int, NULL);
+    if (ferry_workers_start(gw.workers, gw.nworkers, gw.gen, gw.base) != FERRY_OK) {
+        ferry_log(NULL, FERRY_ERROR, "cannot start workers");
+        goto out;
+    }
+    gw.st.ready = true;
+    ferry_log(NULL, FERRY_INFO, "ferry gateway started", FLOG_STR("version", FERRY_VERSION),
+              FLOG_STR("config", path), FLOG_INT("workers", gw.nworkers),
+              FLOG_INT("listeners", (long long)conf->nlisteners),
+              FLOG_INT("destinations", (long long)conf->registry->n),
+              FLOG_STR("admin", conf->admin_listen));
+    event_base_dispatch(gw.base);
+
+    ferry_workers_stop(gw.workers, gw.nworkers);
+    ferry_workers_join(gw.workers, gw.nworkers);
+    ferry_log(NULL, FERRY_INFO, "ferry gateway stopped");
+    rc = 0;
+out:
+    if (gw.gen != NULL)
+        ferry_gen_unref(gw.gen, NULL);
+    if (gw.drain_poll != NULL)
+        event_free(gw.drain_poll);
+    if (gw.drain_deadline != NULL)
+        event_free(gw.drain_deadline);
+    if (sig_hup != NULL)
+        event_free(sig_hup);
+    if (sig_term != NULL)
+        event_free(sig_term);
+    if (sig_int != NULL)
+        event_free(sig_int);
+    ferry_admin_stop(gw.admin);
+    if (gw.base != NULL) {
+        event_base_loop(gw.base, EVLOOP_NONBLOCK);    /* run posted frees */
+        event_base_free(gw.base);
+    }
+    free(gw.workers);
+    ferry_plugin_unload_all();
+    ferry_stats_free_all();
+    ferry_log_close_access();
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cmd = "gateway";
+    const char *path = NULL;
+    int         opt;
+
+    if (argc > 1 && argv[1][0] != '-') {
+        cmd = argv[1];
+        argv++;
+        argc--;
+    }
+    while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("ferry %s\n", FERRY_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+    if (path == NULL)
+        path = strcmp(cmd, "connector") == 0 ? "conf/connector.yaml" : "conf/ferry.yaml";
+    set_exe_dir();
+    evthread_use_pthreads();
+    if (strcmp(cmd, "gateway") == 0)
+        return cmd_gateway(path);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(path);
+    if (strcmp(cmd, "connector") == 0) {
+        fprintf(stderr, "ferry connector: not yet available in this version\n");
+        return 1;
+    }
+    fprintf(stderr, "ferry: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EXIT_CONFIG;
+}

@@ -1,0 +1,235 @@
+/*
+ * dial.c: open a TCP connection to host:port without blocking the worker.
+ *
+ * Names resolve through the worker's evdns resolver (IP literals skip it); each
+ * resolved address is tried in turn, each attempt bounded by the connect timeout.
+ * The result lands in conn.c: conn_upstream_ready() or conn_upstream_failed(). The
+ * connection may close while a dial is in flight: dial_cancel() stops it safely.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "worker/conn-int.h"
+
+struct dial {
+    struct ferry_conn                  *c;       /* borrowed: owns us */
+    struct evdns_getaddrinfo_request   *req;     /* in flight, or NULL */
+    struct evutil_addrinfo             *ai;      /* owns: resolved list */
+    struct evutil_addrinfo             *next;    /* next address to try */
+    struct sockaddr_storage             literal; /* when host is an IP literal */
+    socklen_t                           literal_len;
+    bool                                use_literal;
+    int                                 fd;
+    int                                 last_errno;
+    uint32_t                            timeout_ms;
+    char                                port_text[8];
+};
+
+static void dial_try_next(struct dial *d);
+
+static void
+dial_free(struct dial *d)
+{
+    if (d->fd >= 0)
+        close(d->fd);
+    if (d->ai != NULL)
+        evutil_freeaddrinfo(d->ai);
+    free(d);
+}
+
+static void
+dial_fail(struct dial *d, int status, const char *reason)
+{
+    struct ferry_conn *c = d->c;
+
+    event_del(&c->u_wr);
+    c->dial = NULL;
+    dial_free(d);
+    conn_upstream_failed(c, status, reason);
+}
+
+static void
+dial_on_connect(evutil_socket_t fd, short what, void *arg)
+{
+    struct dial       *d = arg;
+    struct ferry_conn *c = d->c;
+    int                err = 0;
+    socklen_t          len = sizeof(err);
+
+    if (what & EV_TIMEOUT) {
+        d->last_errno = ETIMEDOUT;
+        close(d->fd);
+        d->fd = -1;
+        dial_try_next(d);
+        return;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        d->last_errno = err;
+        close(d->fd);
+        d->fd = -1;
+        dial_try_next(d);
+        return;
+    }
+    c->dial = NULL;
+    fd = d->fd;
+    d->fd = -1;
+    dial_free(d);
+    conn_upstream_ready(c, fd);
+}
+
+static int
+dial_connect(struct dial *d, const struct sockaddr *sa, socklen_t len)
+{
+    struct ferry_conn *c = d->c;
+    struct timeval     tv = { d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000 };
+    int                one = 1;
+
+    d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (d->fd < 0) {
+        d->last_errno = errno;
+        return -1;
+    }
+    setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(d->fd, sa, len) < 0 && errno != EINPROGRESS) {
+        d->last_errno = errno;
+        close(d->fd);
+        d->fd = -1;
+        return -1;
+    }
+    event_assign(&c->u_wr, c->w->base, d->fd, EV_WRITE, dial_on_connect, d);
+    event_add(&c->u_wr, &tv);
+    return 0;
+}
+
+static void
+dial_try_next(struct dial *d)
+{
+    if (d->use_literal) {
+        d->use_literal = false;
+        if (dial_connect(d, (struct sockaddr *)&d->literal, d->literal_len) == 0)
+            return;
+    }
+    while (d->next != NULL) {
+        struct evutil_addrinfo *ai = d->next;
+
+        d->next = ai->ai_next;
+        if (dial_connect(d, ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0)
+            return;
+    }
+    switch (d->last_errno) {
+    case ETIMEDOUT:
+        dial_fail(d, FERRY_ETIMEDOUT, "connect timed out");
+        break;
+    case ECONNREFUSED:
+        dial_fail(d, FERRY_EUNAVAIL, "connection refused");
+        break;
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+        dial_fail(d, FERRY_EUNAVAIL, "host unreachable");
+        break;
+    default:
+        dial_fail(d, FERRY_EIO, "connect failed");
+        break;
+    }
+}
+
+static void
+dial_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct dial *d = arg;
+
+    d->req = NULL;
+    if (result == EVUTIL_EAI_CANCEL) {  /* dial_cancel() freed nothing yet: we do */
+        if (res != NULL)
+            evutil_freeaddrinfo(res);
+        dial_free(d);
+        return;
+    }
+    if (result != 0 || res == NULL) {
+        if (res != NULL)
+            evutil_freeaddrinfo(res);
+        dial_fail(d, FERRY_ENOTFOUND, "name did not resolve");
+        return;
+    }
+    d->ai = res;
+    d->next = res;
+    dial_try_next(d);
+}
+
+int
+dial_start(struct ferry_conn *c, const char *host, uint16_t port, uint32_t timeout_ms)
+{
+    struct dial                    *d;
+    struct evutil_addrinfo          hints;
+    struct sockaddr_in             *s4;
+    struct sockaddr_in6            *s6;
+    struct evdns_getaddrinfo_request *req;
+
+    if ((d = calloc(1, sizeof(*d))) == NULL)
+        return FERRY_ENOMEM;
+    d->c = c;
+    d->fd = -1;
+    d->timeout_ms = timeout_ms != 0 ? timeout_ms : 5000;
+    c->dial = d;
+    s4 = (struct sockaddr_in *)&d->literal;
+    s6 = (struct sockaddr_in6 *)&d->literal;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        d->literal_len = sizeof(*s4);
+        d->use_literal = true;
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        d->literal_len = sizeof(*s6);
+        d->use_literal = true;
+    }
+    if (d->use_literal) {
+        /* Still asynchronous: the callback contract says never from inside open. */
+        d->last_errno = ECONNREFUSED;
+        dial_try_next(d);
+        return FERRY_OK;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+    snprintf(d->port_text, sizeof(d->port_text), "%u", port);
+    req = evdns_getaddrinfo(c->w->dns, host, d->port_text, &hints, dial_on_resolved, d);
+    /* NULL means it already finished (and called back) or failed synchronously. */
+    if (req != NULL && c->dial == d)
+        d->req = req;
+    return FERRY_OK;
+}
+
+void
+dial_cancel(struct ferry_conn *c)
+{
+    struct dial *d = c->dial;
+
+    if (d == NULL)
+        return;
+    c->dial = NULL;
+    event_del(&c->u_wr);
+    if (d->req != NULL) {
+        /* The resolver calls back with EVUTIL_EAI_CANCEL; that callback frees d. */
+        d->c = NULL;
+        evdns_getaddrinfo_cancel(d->req);
+        return;
+    }
+    dial_free(d);
+}

@@ -1,0 +1,97 @@
+/*
+ * conn-int.h: a connection inside core. Plugins see only the opaque struct ferry_conn
+ * of ferry/conn.h.
+ *
+ * Memory budget: an idle relayed connection holds this struct and nothing else (pipes
+ * go back to the worker's pool whenever they are empty; handshake buffers are freed
+ * when the relay starts), so it stays well under 2 KiB of user-space memory.
+ */
+#ifndef FERRY_CONN_INT_H
+#define FERRY_CONN_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event_struct.h>
+
+#include <ferry/conn.h>
+
+#include "log/log.h"
+#include "worker/worker.h"
+
+struct dial;
+
+/* One direction of the relay: bytes read from `from`, written to `to`. */
+struct relay_dir {
+    int           *from, *to;     /* point at conn->cfd / conn->ufd */
+    struct event  *rd, *wr;       /* read event of from, write event of to */
+    int            pipe[2];       /* -1 when none: taken from the pool on demand */
+    size_t         in_pipe;       /* bytes sitting in the pipe */
+    char          *buf;           /* owns: pending bytes written before splicing, or the
+                                     copy buffer when splice is not possible */
+    size_t         buf_off, buf_len, buf_cap;
+    uint64_t       bytes;         /* delivered to `to` */
+    bool           eof;           /* `from` reached end of stream */
+    bool           shut;          /* shutdown(to, SHUT_WR) done */
+    bool           copy;          /* splice refused: buffered read/write */
+};
+
+struct conn_chunk {               /* ferry_conn_alloc() memory */
+    struct conn_chunk *next;
+    max_align_t        data[];
+};
+
+enum conn_state {
+    CONN_PLUGIN,                  /* the plugin drives it (handshake, open) */
+    CONN_RELAY,                   /* relaying */
+    CONN_CLOSING,                 /* flushing a reply before close */
+};
+
+struct ferry_conn {
+    struct ferry_log_ctx    logctx;         /* adds worker, conn, listener, client */
+    struct ferry_conn      *prev, *next;    /* worker's list */
+    struct worker          *w;              /* borrowed */
+    struct wgen            *wg;             /* worker-local ref */
+    struct ferry_listener  *l;              /* borrowed from wg->g */
+    struct stats_slot      *dstats;         /* destination stats, once routed */
+    const struct ferry_dest *dest;          /* borrowed from wg->g->conf->registry */
+    uint64_t                id;
+    enum conn_state         state;
+    int                     cfd, ufd;       /* client / upstream socket, -1 when none */
+    struct event            c_rd, c_wr, u_rd, u_wr, timer;
+    struct timeval          started;        /* for the access log */
+    struct timeval          last_active;    /* for the idle timeout */
+    struct sockaddr_storage peer;
+    socklen_t               peer_len;
+    char                   *peer_text;      /* lazily formatted, arena */
+    struct relay_dir        up, down;       /* client->upstream, upstream->client */
+    struct dial            *dial;           /* owns while an upstream open is in flight */
+    ferry_open_cb           open_cb;
+    void                   *open_arg;
+    ferry_data_cb           data_cb;
+    void                   *data_arg;
+    size_t                  read_max;
+    const char             *outcome;        /* static string for the access log */
+    char                   *target;         /* arena: "host:port" routed to */
+    struct conn_chunk      *chunks;         /* arena */
+    bool                    in_callback;    /* a plugin callback is running: defer free */
+    bool                    close_pending;
+};
+
+/* conn.c */
+void conn_finish(struct ferry_conn *c, const char *outcome);   /* close both ends now */
+void conn_touch(struct ferry_conn *c);
+void conn_upstream_ready(struct ferry_conn *c, int fd);         /* dial succeeded */
+void conn_upstream_failed(struct ferry_conn *c, int status, const char *reason);
+
+/* relay.c */
+void relay_start(struct ferry_conn *c);
+void relay_release(struct ferry_conn *c);    /* pipes back to the pool, buffers freed */
+void relay_dir_init(struct relay_dir *d);
+
+/* route/dial.c */
+int  dial_start(struct ferry_conn *c, const char *host, uint16_t port, uint32_t timeout_ms);
+void dial_cancel(struct ferry_conn *c);
+
+#endif

@@ -1,0 +1,577 @@
+/*
+ * conn.c: the life of a client connection, from accept to the access-log line.
+ *
+ * Owns both sockets, all events and the per-connection arena. Implements the plugin
+ * API of ferry/conn.h. Hands routing to route/ (dial_start) and byte moving to
+ * relay/. A plugin callback may close the connection; the free then waits until the
+ * callback has returned (in_callback / close_pending), never inside it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <ferry/conn.h>
+
+#include "dest/dest-int.h"
+#include "worker/conn-int.h"
+
+#define HANDSHAKE_WRITE_MAX   (64 * 1024)   /* replies a plugin may queue before relay */
+#define CLOSE_FLUSH_MS        5000          /* time to deliver a final error reply */
+
+static void conn_free(struct ferry_conn *c);
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_log_fields(const struct ferry_log_ctx *ctx, struct logbuf *b)
+{
+    const struct ferry_conn *c = (const struct ferry_conn *)ctx;
+
+    logbuf_int(b, "worker", c->w->id);
+    logbuf_int(b, "conn", (long long)c->id);
+    logbuf_str(b, "listener", c->l->lc->name);
+    logbuf_str(b, "client", ferry_conn_peer(c));
+}
+
+FERRY_API const char *
+ferry_conn_peer(const struct ferry_conn *cc)
+{
+    struct ferry_conn *c = (struct ferry_conn *)cc;   /* lazily filled cache */
+    char               host[INET6_ADDRSTRLEN];
+    unsigned           port = 0;
+
+    if (c->peer_text != NULL)
+        return c->peer_text;
+    host[0] = '\0';
+    if (c->peer.ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)&c->peer;
+
+        inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+        port = ntohs(s->sin_port);
+    } else if (c->peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&c->peer;
+
+        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+        port = ntohs(s->sin6_port);
+    }
+    if ((c->peer_text = ferry_conn_alloc(c, INET6_ADDRSTRLEN + 10)) == NULL)
+        return "?";
+    snprintf(c->peer_text, INET6_ADDRSTRLEN + 10,
+             c->peer.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    return c->peer_text;
+}
+
+FERRY_API const struct ferry_dest *
+ferry_conn_dest(const struct ferry_conn *c)
+{
+    if (c->l->lc->destination == NULL)
+        return NULL;
+    return ferry_registry_find(c->wg->g->conf->registry, c->l->lc->destination);
+}
+
+FERRY_API const struct ferry_dest *
+ferry_conn_lookup_dest(const struct ferry_conn *c, const char *name)
+{
+    return ferry_registry_find(c->wg->g->conf->registry, name);
+}
+
+FERRY_API const struct ferry_log_ctx *
+ferry_conn_log(const struct ferry_conn *c)
+{
+    return &c->logctx;
+}
+
+FERRY_API void *
+ferry_conn_alloc(struct ferry_conn *c, size_t size)
+{
+    struct conn_chunk *ch = calloc(1, sizeof(*ch) + size);
+
+    if (ch == NULL)
+        return NULL;
+    ch->next = c->chunks;
+    c->chunks = ch;
+    return ch->data;
+}
+
+static char *
+conn_strdup(struct ferry_conn *c, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char  *p = ferry_conn_alloc(c, n);
+
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+void
+conn_touch(struct ferry_conn *c)
+{
+    event_base_gettimeofday_cached(c->w->base, &c->last_active);
+}
+
+static void
+conn_arm_idle(struct ferry_conn *c, uint32_t ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    evtimer_add(&c->timer, &tv);
+}
+
+static void
+on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_conn *c = arg;
+    struct timeval     now, idle;
+    uint32_t           limit = c->l->lc->idle_timeout_ms;
+    uint64_t           idle_ms;
+
+    (void)fd;
+    (void)what;
+    if (c->state == CONN_CLOSING) {
+        conn_finish(c, c->outcome != NULL ? c->outcome : "closed");
+        return;
+    }
+    event_base_gettimeofday_cached(c->w->base, &now);
+    timersub(&now, &c->last_active, &idle);
+    idle_ms = (uint64_t)idle.tv_sec * 1000 + (uint64_t)idle.tv_usec / 1000;
+    if (idle_ms + 5 >= limit) {
+        conn_finish(c, c->state == CONN_PLUGIN ? "handshake-timeout" : "idle-timeout");
+        return;
+    }
+    conn_arm_idle(c, limit - (uint32_t)idle_ms);
+}
+
+void
+ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    struct worker         *w = wl->wg->w;
+    struct ferry_listener *l = wl->l;
+    struct ferry_conn     *c;
+    struct stats_cell     *cell = &l->stats->cell[w->id];
+
+    stats_add(&cell->conns_total, 1);
+    if (atomic_fetch_add(&l->stats->active, 1) >= (int)l->lc->max_connections) {
+        /* Accept-and-close, never queue: the client learns at once (DESIGN.md). */
+        atomic_fetch_sub(&l->stats->active, 1);
+        stats_add(&cell->conns_rejected, 1);
+        close(fd);
+        return;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        atomic_fetch_sub(&l->stats->active, 1);
+        close(fd);
+        return;
+    }
+    c->logctx.fields = conn_log_fields;
+    c->w = w;
+    c->wg = wl->wg;
+    c->wg->refs++;
+    c->l = l;
+    c->id = ++w->next_conn_id;
+    c->cfd = fd;
+    c->ufd = -1;
+    c->state = CONN_PLUGIN;
+    memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
+    c->peer_len = len;
+    relay_dir_init(&c->up);
+    relay_dir_init(&c->down);
+    event_base_gettimeofday_cached(w->base, &c->started);
+    c->last_active = c->started;
+    evtimer_assign(&c->timer, w->base, on_idle_timer, c);
+    event_assign(&c->c_rd, w->base, -1, 0, NULL, NULL);
+    event_assign(&c->c_wr, w->base, -1, 0, NULL, NULL);
+    event_assign(&c->u_rd, w->base, -1, 0, NULL, NULL);
+    event_assign(&c->u_wr, w->base, -1, 0, NULL, NULL);
+    conn_arm_idle(c, l->lc->idle_timeout_ms);
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+
+    c->in_callback = true;
+    l->plugin->on_accept(c, l->pstate);
+    c->in_callback = false;
+    if (c->close_pending)
+        conn_free(c);
+}
+
+static void
+conn_write_access(struct ferry_conn *c)
+{
+    struct logbuf  b;
+    struct timeval now, dur;
+
+    if (!ferry_log_access_enabled())
+        return;
+    gettimeofday(&now, NULL);
+    timersub(&now, &c->started, &dur);
+    ferry_log_access_begin(&b);
+    logbuf_str(&b, "listener", c->l->lc->name);
+    logbuf_str(&b, "plugin", c->l->plugin->name);
+    logbuf_str(&b, "destination", c->dest != NULL ? ferry_dest_name(c->dest) : NULL);
+    logbuf_str(&b, "client", ferry_conn_peer(c));
+    logbuf_str(&b, "target", c->target);
+    logbuf_int(&b, "bytes_in", (long long)c->up.bytes);
+    logbuf_int(&b, "bytes_out", (long long)c->down.bytes);
+    logbuf_int(&b, "duration_ms", (long long)dur.tv_sec * 1000 + dur.tv_usec / 1000);
+    logbuf_str(&b, "outcome", c->outcome != NULL ? c->outcome : "ok");
+    logbuf_int(&b, "worker", c->w->id);
+    logbuf_int(&b, "conn", (long long)c->id);
+    ferry_log_access_end(&b);
+}
+
+static void
+conn_free(struct ferry_conn *c)
+{
+    struct worker *w = c->w;
+
+    conn_write_access(c);
+    if (c->dstats != NULL)
+        atomic_fetch_sub(&c->dstats->active, 1);
+    atomic_fetch_sub(&c->l->stats->active, 1);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    while (c->chunks != NULL) {
+        struct conn_chunk *next = c->chunks->next;
+
+        free(c->chunks);
+        c->chunks = next;
+    }
+    wgen_unref(c->wg);
+    free(c);
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* Close both ends now. Safe from any callback; the memory goes once no plugin
+ * callback is on the stack. */
+void
+conn_finish(struct ferry_conn *c, const char *outcome)
+{
+    if (c->close_pending)
+        return;
+    if (c->outcome == NULL || c->state != CONN_CLOSING)
+        c->outcome = outcome;
+    dial_cancel(c);
+    event_del(&c->c_rd);
+    event_del(&c->c_wr);
+    event_del(&c->u_rd);
+    event_del(&c->u_wr);
+    event_del(&c->timer);
+    relay_release(c);
+    if (c->cfd >= 0)
+        close(c->cfd);
+    if (c->ufd >= 0)
+        close(c->ufd);
+    c->cfd = c->ufd = -1;
+    c->close_pending = true;
+    if (!c->in_callback)
+        conn_free(c);
+}
+
+void
+ferry_conn_close_all(struct worker *w)
+{
+    while (w->conns != NULL)
+        conn_finish(w->conns, "shutdown");
+}
+
+/* ---- upstream open ---------------------------------------------------------------- */
+
+static void
+conn_deliver_open(struct ferry_conn *c, int status, const char *reason)
+{
+    ferry_open_cb cb = c->open_cb;
+
+    c->open_cb = NULL;
+    if (status != FERRY_OK) {
+        stats_add(&c->l->stats->cell[c->w->id].conns_failed, 1);
+        if (c->dstats != NULL)
+            stats_add(&c->dstats->cell[c->w->id].conns_failed, 1);
+        ferry_log(&c->logctx, FERRY_WARN, "upstream open failed",
+                  FLOG_STR("target", c->target), FLOG_STR("error", reason));
+    }
+    if (cb == NULL)
+        return;
+    c->in_callback = true;
+    cb(c, status, reason, c->open_arg);
+    c->in_callback = false;
+    if (c->close_pending)
+        conn_free(c);
+}
+
+static void
+on_deferred_open(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    conn_deliver_open(c, c->ufd >= 0 ? FERRY_OK : (int)(intptr_t)c->data_arg,
+                      c->outcome != NULL ? c->outcome : "failed");
+}
+
+void
+conn_upstream_ready(struct ferry_conn *c, int fd)
+{
+    c->ufd = fd;
+    conn_deliver_open(c, FERRY_OK, "connected");
+}
+
+void
+conn_upstream_failed(struct ferry_conn *c, int status, const char *reason)
+{
+    conn_deliver_open(c, status, reason);
+}
+
+/* Report a failure found before anything asynchronous started: through the loop, so
+ * the plugin's callback never runs inside ferry_conn_open(). */
+static int
+conn_fail_later(struct ferry_conn *c, int status, const char *reason)
+{
+    c->data_arg = (void *)(intptr_t)status;   /* not reading: the slot is free */
+    c->outcome = reason;
+    event_assign(&c->u_rd, c->w->base, -1, 0, on_deferred_open, c);
+    event_active(&c->u_rd, EV_TIMEOUT, 1);
+    return FERRY_OK;
+}
+
+FERRY_API int
+ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_cb cb, void *arg)
+{
+    const char *host;
+    uint16_t    port;
+    uint32_t    timeout_ms = c->l->lc->connect_timeout_ms;
+    char        buf[300];
+
+    if (c->state != CONN_PLUGIN || c->open_cb != NULL || c->ufd >= 0 || cb == NULL)
+        return FERRY_EINVAL;
+    c->open_cb = cb;
+    c->open_arg = arg;
+    if (t->dest != NULL) {
+        c->dest = t->dest;
+        host = ferry_dest_host(t->dest);
+        port = ferry_dest_port(t->dest);
+        if (t->dest->connect_timeout_ms != 0)
+            timeout_ms = t->dest->connect_timeout_ms;
+        if (c->dstats == NULL) {
+            const struct ferry_registry *reg = c->wg->g->conf->registry;
+            size_t                       i = (size_t)(t->dest - reg->dests);
+
+            /* A destination from this generation's snapshot has a slot (gen.c). */
+            if (i < reg->n && c->wg->g->dest_stats != NULL &&
+                (c->dstats = c->wg->g->dest_stats[i]) != NULL) {
+                atomic_fetch_add(&c->dstats->active, 1);
+                stats_add(&c->dstats->cell[c->w->id].conns_total, 1);
+            }
+        }
+    } else {
+        host = t->host;
+        port = t->port;
+    }
+    if (host == NULL || port == 0)
+        return conn_fail_later(c, FERRY_EINVAL, "no target host/port");
+    snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
+    c->target = conn_strdup(c, buf);
+    if (t->dest != NULL && ferry_dest_proxy_type(t->dest) == FERRY_PROXY_ONPREMISE) {
+        ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
+                  FLOG_STR("destination", ferry_dest_name(t->dest)),
+                  FLOG_STR("tenant", ferry_dest_tenant(t->dest)),
+                  FLOG_STR("location", ferry_dest_location(t->dest)));
+        return conn_fail_later(c, FERRY_EUNAVAIL, "no tunnel for tenant/location");
+    }
+    c->in_callback = true;          /* a synchronous dial failure must not free c here */
+    if (dial_start(c, host, port, timeout_ms) != FERRY_OK) {
+        c->in_callback = false;
+        c->open_cb = NULL;
+        return FERRY_ENOMEM;
+    }
+    c->in_callback = false;
+    return FERRY_OK;
+}
+
+/* ---- handshake I/O (before the relay) --------------------------------------------- */
+
+static void
+on_handshake_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_conn *c = arg;
+    struct relay_dir  *d = &c->up;      /* unconsumed bytes go upstream at relay start */
+    ssize_t            n;
+    int                used;
+
+    (void)what;
+    if (d->buf == NULL) {
+        if ((d->buf = malloc(c->read_max)) == NULL) {
+            conn_finish(c, "no-memory");
+            return;
+        }
+        d->buf_cap = c->read_max;
+        d->buf_off = d->buf_len = 0;
+    }
+    if (d->buf_len == d->buf_cap) {
+        conn_finish(c, "handshake-too-large");
+        return;
+    }
+    n = recv(fd, d->buf + d->buf_len, d->buf_cap - d->buf_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    conn_touch(c);
+    c->in_callback = true;
+    if (n <= 0) {
+        event_del(&c->c_rd);
+        c->data_cb(c, NULL, 0, n == 0 ? FERRY_EPROTO : FERRY_EIO, c->data_arg);
+        c->in_callback = false;
+        if (!c->close_pending && c->state == CONN_PLUGIN && c->open_cb == NULL)
+            conn_finish(c, "client-closed");
+        else if (c->close_pending)
+            conn_free(c);
+        return;
+    }
+    d->buf_len += (size_t)n;
+    while (d->buf_len > 0 && c->data_cb != NULL && !c->close_pending) {
+        used = c->data_cb(c, (const uint8_t *)d->buf, d->buf_len, FERRY_OK, c->data_arg);
+        if (used < 0) {
+            if (!c->close_pending)
+                conn_finish(c, "protocol-error");
+            break;
+        }
+        if (used == 0)
+            break;
+        if ((size_t)used > d->buf_len)
+            used = (int)d->buf_len;
+        memmove(d->buf, d->buf + used, d->buf_len - (size_t)used);
+        d->buf_len -= (size_t)used;
+    }
+    c->in_callback = false;
+    if (c->close_pending)
+        conn_free(c);
+}
+
+FERRY_API int
+ferry_conn_read_start(struct ferry_conn *c, size_t max_bytes, uint32_t timeout_ms,
+                      ferry_data_cb cb, void *arg)
+{
+    if (c->state != CONN_PLUGIN || cb == NULL || max_bytes == 0)
+        return FERRY_EINVAL;
+    c->data_cb = cb;
+    c->data_arg = arg;
+    c->read_max = max_bytes;
+    event_assign(&c->c_rd, c->w->base, c->cfd, EV_READ | EV_PERSIST, on_handshake_read, c);
+    event_add(&c->c_rd, NULL);
+    if (timeout_ms != 0 && timeout_ms < c->l->lc->idle_timeout_ms) {
+        c->last_active.tv_sec -= (c->l->lc->idle_timeout_ms - timeout_ms) / 1000;
+        conn_arm_idle(c, timeout_ms);
+    }
+    return FERRY_OK;
+}
+
+FERRY_API void
+ferry_conn_read_stop(struct ferry_conn *c)
+{
+    if (c->state != CONN_PLUGIN)
+        return;
+    event_del(&c->c_rd);
+    c->data_cb = NULL;
+}
+
+static void
+on_handshake_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_conn *c = arg;
+    struct relay_dir  *d = &c->down;
+    ssize_t            n;
+
+    (void)what;
+    while (d->buf_off < d->buf_len) {
+        n = send(fd, d->buf + d->buf_off, d->buf_len - d->buf_off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_finish(c, c->state == CONN_CLOSING ? c->outcome : "reset");
+            return;
+        }
+        d->buf_off += (size_t)n;
+        d->bytes += (size_t)n;
+    }
+    free(d->buf);
+    d->buf = NULL;
+    d->buf_off = d->buf_len = d->buf_cap = 0;
+    event_del(&c->c_wr);
+    if (c->state == CONN_CLOSING)
+        conn_finish(c, c->outcome);
+}
+
+FERRY_API int
+ferry_conn_write(struct ferry_conn *c, const void *data, size_t len)
+{
+    struct relay_dir *d = &c->down;
+
+    if (c->state != CONN_PLUGIN)
+        return FERRY_EINVAL;
+    if (d->buf_len + len > HANDSHAKE_WRITE_MAX)
+        return FERRY_ELIMIT;
+    if (d->buf_len + len > d->buf_cap) {
+        size_t cap = d->buf_len + len < 512 ? 512 : d->buf_len + len;
+        char  *nb = realloc(d->buf, cap);
+
+        if (nb == NULL)
+            return FERRY_ENOMEM;
+        d->buf = nb;
+        d->buf_cap = cap;
+    }
+    memcpy(d->buf + d->buf_len, data, len);
+    d->buf_len += len;
+    /* Written when the relay starts, or now if the plugin keeps talking. */
+    event_assign(&c->c_wr, c->w->base, c->cfd, EV_WRITE | EV_PERSIST, on_handshake_write, c);
+    event_add(&c->c_wr, NULL);
+    return FERRY_OK;
+}
+
+FERRY_API void
+ferry_conn_relay(struct ferry_conn *c)
+{
+    if (c->state != CONN_PLUGIN || c->ufd < 0) {
+        conn_finish(c, "relay-without-upstream");
+        return;
+    }
+    event_del(&c->timer);
+    conn_arm_idle(c, c->l->lc->idle_timeout_ms);
+    conn_touch(c);
+    relay_start(c);
+}
+
+FERRY_API void
+ferry_conn_close(struct ferry_conn *c, const char *outcome)
+{
+    struct timeval tv = { CLOSE_FLUSH_MS / 1000, 0 };
+
+    if (c->close_pending || c->state == CONN_CLOSING)
+        return;
+    c->outcome = outcome != NULL ? outcome : "closed";
+    if (c->down.buf_len == c->down.buf_off) {
+        conn_finish(c, c->outcome);
+        return;
+    }
+    /* Deliver the queued reply first; a bounded wait, then close regardless. */
+    c->state = CONN_CLOSING;
+    dial_cancel(c);
+    event_del(&c->c_rd);
+    event_del(&c->timer);
+    evtimer_add(&c->timer, &tv);
+}

@@ -1,0 +1,287 @@
+/*
+ * worker.c: worker threads. Each owns an event_base, an evdns resolver, a pipe pool,
+ * its connections and one listening socket per listener. The main thread talks to a
+ * worker only through the command fields under w->mu plus event_active(cmd_ev):
+ * control-plane traffic, never on the data path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <ferry/log.h>
+
+#include "worker/conn-int.h"
+#include "worker/worker.h"
+
+#define PIPE_BYTES     (1024 * 1024)   /* throughput per splice scales with this */
+#define ACCEPT_BATCH   64              /* accepts per wake-up, then let others run */
+
+static void
+on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct wlistener       *wl = arg;
+    struct sockaddr_storage ss;
+    socklen_t               len;
+    int                     cfd;
+
+    (void)what;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        len = sizeof(ss);
+        cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                ferry_log(NULL, FERRY_ERROR, "accept: out of file descriptors",
+                          FLOG_STR("listener", wl->l->lc->name));
+            return;     /* EAGAIN, or an error the next wake-up will see again */
+        }
+        ferry_conn_accepted(wl, cfd, (struct sockaddr *)&ss, len);
+        if (wl->wg->w->cur != wl->wg)     /* a reload moved us on: stop using this one */
+            return;
+    }
+}
+
+static struct wgen *
+wgen_new(struct worker *w, struct gen *g)
+{
+    struct wgen *wg = calloc(1, sizeof(*wg));
+
+    if (wg == NULL || (wg->wl = calloc(g->nlisteners + 1, sizeof(*wg->wl))) == NULL) {
+        free(wg);
+        return NULL;
+    }
+    wg->w = w;
+    wg->g = g;              /* the caller passes its reference on */
+    wg->refs = 1;
+    for (size_t i = 0; i < g->nlisteners; i++) {
+        struct wlistener *wl = &wg->wl[i];
+
+        wl->wg = wg;
+        wl->l = &g->listeners[i];
+        wl->fd = g->listeners[i].fds[w->id];
+        event_assign(&wl->ev, w->base, wl->fd, EV_READ | EV_PERSIST, on_accept, wl);
+    }
+    return wg;
+}
+
+static void
+wgen_arm(struct wgen *wg, bool on)
+{
+    for (size_t i = 0; i < wg->g->nlisteners; i++) {
+        struct wlistener *wl = &wg->wl[i];
+
+        if (on && !wl->armed)
+            event_add(&wl->ev, NULL);
+        else if (!on && wl->armed)
+            event_del(&wl->ev);
+        wl->armed = on;
+    }
+}
+
+void
+wgen_unref(struct wgen *wg)
+{
+    if (--wg->refs > 0)
+        return;
+    wgen_arm(wg, false);
+    ferry_gen_unref(wg->g, wg->w->main_base);
+    free(wg->wl);
+    free(wg);
+}
+
+int
+worker_pipe_get(struct worker *w, int p[2])
+{
+    if (w->npipes > 0) {
+        w->npipes--;
+        p[0] = w->pipes[w->npipes][0];
+        p[1] = w->pipes[w->npipes][1];
+        return 0;
+    }
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    /* Best effort: without it (pipe-max-size, per-user limits) splice still works. */
+    if (w->pipe_size > 65536 && fcntl(p[0], F_SETPIPE_SZ, (int)w->pipe_size) < 0)
+        w->pipe_size = 65536;
+    return 0;
+}
+
+void
+worker_pipe_put(struct worker *w, int p[2])
+{
+    if (w->npipes < FERRY_PIPE_POOL_MAX) {
+        w->pipes[w->npipes][0] = p[0];
+        w->pipes[w->npipes][1] = p[1];
+        w->npipes++;
+        return;
+    }
+    close(p[0]);
+    close(p[1]);
+}
+
+static void
+on_command(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct gen    *g;
+    bool           drain, stop;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->mu);
+    g = w->cmd_gen;
+    w->cmd_gen = NULL;
+    drain = w->cmd_drain;
+    stop = w->cmd_stop;
+    pthread_mutex_unlock(&w->mu);
+
+    if (g != NULL && !w->draining) {
+        struct wgen *wg = wgen_new(w, g);
+
+        if (wg == NULL) {
+            ferry_log(NULL, FERRY_ERROR, "reload: out of memory on a worker",
+                      FLOG_INT("worker", w->id));
+            ferry_gen_unref(g, w->main_base);
+        } else {
+            struct wgen *old = w->cur;
+
+            w->cur = wg;
+            wgen_arm(wg, true);
+            wgen_arm(old, false);
+            wgen_unref(old);         /* freed when its last connection closes */
+        }
+    } else if (g != NULL) {
+        ferry_gen_unref(g, w->main_base);
+    }
+    if (drain && !w->draining) {
+        w->draining = true;
+        wgen_arm(w->cur, false);
+        if (w->nconns == 0)
+            event_base_loopexit(w->base, NULL);
+    }
+    if (stop) {
+        ferry_conn_close_all(w);
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_dispatch(w->base);
+    ferry_conn_close_all(w);
+    return NULL;
+}
+
+static int
+worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *main_base)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->main_base = main_base;
+    w->pipe_size = PIPE_BYTES;
+    pthread_mutex_init(&w->mu, NULL);
+    if ((w->base = event_base_new()) == NULL)
+        return FERRY_ENOMEM;
+    if ((w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
+        (w->dns = evdns_base_new(w->base, 0)) == NULL)
+        return FERRY_ENOMEM;
+    /* Names in /etc/hosts (localhost, test hosts) resolve without a DNS server. */
+    evdns_base_load_hosts(w->dns, NULL);
+    event_assign(&w->cmd_ev, w->base, -1, 0, on_command, w);
+    atomic_fetch_add(&g->refs, 1);
+    if ((w->cur = wgen_new(w, g)) == NULL)
+        return FERRY_ENOMEM;
+    wgen_arm(w->cur, true);
+    return FERRY_OK;
+}
+
+int
+ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (worker_init(&ws[i], i, g, main_base) != FERRY_OK)
+            return FERRY_ENOMEM;
+    for (unsigned i = 0; i < n; i++)
+        if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0)
+            return FERRY_EIO;
+    return FERRY_OK;
+}
+
+void
+ferry_workers_switch(struct worker *ws, unsigned n, struct gen *g)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct gen *old;
+
+        atomic_fetch_add(&g->refs, 1);
+        pthread_mutex_lock(&ws[i].mu);
+        old = ws[i].cmd_gen;            /* two reloads in a row: the last one wins */
+        ws[i].cmd_gen = g;
+        pthread_mutex_unlock(&ws[i].mu);
+        if (old != NULL)
+            ferry_gen_unref(old, ws[i].main_base);
+        event_active(&ws[i].cmd_ev, EV_TIMEOUT, 1);
+    }
+}
+
+void
+ferry_workers_drain(struct worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        pthread_mutex_lock(&ws[i].mu);
+        ws[i].cmd_drain = true;
+        pthread_mutex_unlock(&ws[i].mu);
+        event_active(&ws[i].cmd_ev, EV_TIMEOUT, 1);
+    }
+}
+
+void
+ferry_workers_stop(struct worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        pthread_mutex_lock(&ws[i].mu);
+        ws[i].cmd_stop = true;
+        pthread_mutex_unlock(&ws[i].mu);
+        event_active(&ws[i].cmd_ev, EV_TIMEOUT, 1);
+    }
+}
+
+void
+ferry_workers_join(struct worker *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        pthread_join(ws[i].thread, NULL);
+        ws[i].main_base = NULL;     /* the main loop is done: free on this thread */
+        if (ws[i].cur != NULL)
+            wgen_unref(ws[i].cur);
+        while (ws[i].npipes > 0) {
+            ws[i].npipes--;
+            close(ws[i].pipes[ws[i].npipes][0]);
+            close(ws[i].pipes[ws[i].npipes][1]);
+        }
+        if (ws[i].dns != NULL)
+            evdns_base_free(ws[i].dns, 1);
+        event_base_free(ws[i].base);
+        pthread_mutex_destroy(&ws[i].mu);
+    }
+}
+
+size_t
+ferry_workers_active(struct worker *ws, unsigned n)
+{
+    size_t total = 0;
+
+    /* Approximate across threads; only used for logs. */
+    for (unsigned i = 0; i < n; i++)
+        total += __atomic_load_n(&ws[i].nconns, __ATOMIC_RELAXED);
+    return total;
+}

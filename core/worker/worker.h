@@ -1,0 +1,120 @@
+/*
+ * worker.h: generations, workers and listeners inside core.
+ *
+ * A generation is one loaded configuration with its listeners (plugin state, stats
+ * slot, one listening socket per worker). SIGHUP builds a new generation and hands it
+ * to every worker; connections keep the generation they were accepted in, so live
+ * connections never see a reload. Sockets whose address survives a reload are dup()ed
+ * into the new generation: same kernel socket, same accept queue, nothing dropped.
+ *
+ * Workers are share-nothing: each owns an event_base, a DNS resolver, a pipe pool and
+ * its connections. Every worker has its own SO_REUSEPORT socket per listener, so the
+ * kernel spreads new connections across workers without a shared accept lock, and a
+ * connection stays on the worker that accepted it until it closes.
+ */
+#ifndef FERRY_WORKER_H
+#define FERRY_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include <ferry/plugin.h>
+
+#include "admin/stats.h"
+#include "conf/conf.h"
+
+struct evdns_base;
+struct ferry_conn;
+struct loaded_plugin;
+
+/* One config listener in one generation: shared by all workers, read-only. */
+struct ferry_listener {
+    struct ferry_conf_listener  *lc;        /* borrowed from gen->conf */
+    const struct ferry_plugin   *plugin;    /* borrowed: plugins stay loaded until exit */
+    void                        *pstate;    /* plugin's listener state */
+    bool                         opened;    /* listener_open succeeded */
+    struct stats_slot           *stats;     /* lives until exit */
+    int                         *fds;       /* owns: one socket per worker */
+};
+
+struct gen {
+    atomic_uint            refs;            /* main + each worker's wgen */
+    uint64_t               id;
+    struct ferry_conf     *conf;            /* owns */
+    struct ferry_listener *listeners;       /* owns */
+    size_t                 nlisteners;
+    unsigned               nworkers;
+    struct stats_slot    **dest_stats;      /* owns the array: one per registry entry */
+};
+
+/* A listener's socket as one worker watches it. */
+struct wlistener {
+    struct wgen           *wg;
+    struct ferry_listener *l;
+    int                    fd;              /* borrowed from l->fds[worker] */
+    struct event           ev;
+    bool                   armed;
+};
+
+/* A worker's view of a generation; refs counts its connections (+1 while current). */
+struct wgen {
+    struct worker    *w;
+    struct gen       *g;                    /* ref */
+    unsigned          refs;                 /* worker-local, no atomics */
+    struct wlistener *wl;                   /* owns, g->nlisteners entries */
+};
+
+#define FERRY_PIPE_POOL_MAX 64
+
+struct worker {
+    unsigned           id;
+    pthread_t          thread;
+    struct event_base *base;               /* owns */
+    struct evdns_base *dns;                /* owns */
+    struct wgen       *cur;                /* the generation new connections get */
+    struct event       cmd_ev;             /* main -> worker commands */
+    pthread_mutex_t    mu;                 /* guards the command fields below */
+    struct gen        *cmd_gen;            /* ref: switch to this generation */
+    bool               cmd_drain;          /* stop accepting; exit when idle */
+    bool               cmd_stop;           /* close everything now and exit */
+    bool               draining;
+    uint64_t           next_conn_id;
+    size_t             nconns;
+    struct ferry_conn *conns;              /* list of live connections (for stop) */
+    int                pipes[FERRY_PIPE_POOL_MAX][2];  /* idle pipes, ready for splice */
+    unsigned           npipes;
+    size_t             pipe_size;          /* bytes asked with F_SETPIPE_SZ */
+    struct event_base *main_base;          /* borrowed: to post frees to the main thread */
+};
+
+/* Generations (main thread). */
+struct gen *ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers,
+                          struct ferry_errlist *errs);
+void        ferry_gen_unref(struct gen *g, struct event_base *main_base);
+
+/* Workers. */
+int  ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base);
+void ferry_workers_switch(struct worker *ws, unsigned n, struct gen *g);
+void ferry_workers_drain(struct worker *ws, unsigned n);
+void ferry_workers_stop(struct worker *ws, unsigned n);
+void ferry_workers_join(struct worker *ws, unsigned n);
+size_t ferry_workers_active(struct worker *ws, unsigned n);
+
+/* Drop one worker-local reference on a wgen (a connection closed). */
+void wgen_unref(struct wgen *wg);
+
+/* Pipe pool for splice (worker thread). */
+int  worker_pipe_get(struct worker *w, int p[2]);
+void worker_pipe_put(struct worker *w, int p[2]);
+
+/* conn.c: a new client socket on worker w, listener wl. */
+void ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, socklen_t len);
+/* Close every connection of the worker at once (stop). */
+void ferry_conn_close_all(struct worker *w);
+
+#endif
