@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# tests/bench/deps.sh: the peers ferry is benchmarked against, on top of tests/deps.sh.
+# Run by `bash tests/deps.sh --bench`, or directly. Not needed to build or test.
+#
+# Add a peer here when a benchmark starts using it (candidates: nginx, stunnel4,
+# dante-server, microsocks); today the benchmarks compare against haproxy and socat.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+bench_pkgs=(haproxy socat)
+
+exec bash "$here/../deps.sh" "${bench_pkgs[@]}"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# tests/deps.sh: install the Debian packages ferry needs to build, test and run.
+#
+#   bash tests/deps.sh            build + test/run tools
+#   bash tests/deps.sh --bench    the same, then tests/bench/deps.sh (benchmark peers)
+#   bash tests/deps.sh PKG...     the same, plus the packages named
+#
+# Idempotent: asks dpkg first and touches apt only when something is missing, so a
+# second run costs a few dpkg calls. Works as root on a fresh Debian 12 with nothing
+# but its apt sources; as another user it uses sudo, and only if it has to install.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# Compilers, build tools and the libraries core and plugins link against.
+build_pkgs=(cmake gcc make pkg-config
+            libevent-dev libssl-dev libyaml-dev libcunit1-dev
+            liblua5.4-dev libnghttp2-dev libjansson-dev)
+# What the integration tests and examples/quickstart.sh drive or run beside ferry.
+tool_pkgs=(curl openssl socat python3 netcat-openbsd haproxy procps iproute2)
+
+bench=0
+extra=()
+for arg in "$@"; do
+    case $arg in
+        --bench) bench=1 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "deps.sh: unknown option '$arg'" >&2; exit 2 ;;
+        *) extra+=("$arg") ;;
+    esac
+done
+
+is_installed() {
+    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+
+missing=()
+for pkg in "${build_pkgs[@]}" "${tool_pkgs[@]}" ${extra[@]+"${extra[@]}"}; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all packages present"
+else
+    echo "deps: installing ${missing[*]}"
+    sudo_cmd=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "deps: missing ${missing[*]}; run as root (or install sudo)" >&2
+            exit 1
+        fi
+        sudo_cmd=(sudo)
+    fi
+    # The package lists of a fresh machine are empty: update once, only when needed.
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+    still=()
+    for pkg in "${missing[@]}"; do
+        is_installed "$pkg" || still+=("$pkg")
+    done
+    if [ ${#still[@]} -ne 0 ]; then
+        echo "deps: still missing after apt-get: ${still[*]}" >&2
+        exit 1
+    fi
+fi
+
+if [ "$bench" -eq 1 ]; then
+    exec bash "$here/bench/deps.sh"
+fi
