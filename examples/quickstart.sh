@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# examples/quickstart.sh: THE start command. Builds ferry and runs the demo gateway.
+#
+#   sudo bash examples/quickstart.sh       (or, as root: bash examples/quickstart.sh)
+#
+# 1. tests/deps.sh installs the Debian packages that are missing (needs root only then).
+# 2. Builds ferry into build/ (RelWithDebInfo).
+# 3. Creates run/ (git-ignored) and, on the first run, self-signed certificates in
+#    run/tls/: a CA, a gateway certificate for 127.0.0.1/localhost and a connector
+#    client certificate (for the tunnel; conf/ferry.yaml has it commented out).
+# 4. Starts the demo origin (examples/demo-origin.py) on 127.0.0.1:8000.
+# 5. Runs `build/core/ferry gateway -c conf/ferry.yaml` until Ctrl-C, which sends it
+#    SIGTERM (drain and exit); the demo origin is stopped by its PID on the way out.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+case ${1:-} in
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    "") ;;
+    *) echo "quickstart.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+esac
+
+ferry=build/core/ferry
+conf=conf/ferry.yaml
+run=run
+tls=$run/tls
+origin_port=8000
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# --- 1. packages, 2. build ---------------------------------------------------------
+say "checking packages (tests/deps.sh)"
+bash tests/deps.sh
+
+say "building ferry in build/"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc 2>/dev/null || echo 2)"
+[ -x "$ferry" ] || { echo "quickstart: the build did not produce $ferry" >&2; exit 1; }
+
+# --- 3. run/ and certificates ------------------------------------------------------
+mkdir -p "$tls"
+chmod 700 "$tls"
+
+# new_key FILE: an EC P-256 private key, readable by its owner only.
+new_key() {
+    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1")
+}
+
+# new_leaf NAME SUBJECT EXTENSIONS: NAME.key + NAME.crt signed by the demo CA.
+new_leaf() {
+    local name=$1 subject=$2 ext=$3
+    new_key "$tls/$name.key"
+    openssl req -new -key "$tls/$name.key" -subj "$subject" -out "$tls/$name.csr"
+    openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 825 -sha256 -out "$tls/$name.crt" \
+        -extfile <(printf '%s\n' "$ext" \
+                   "subjectKeyIdentifier = hash" \
+                   "authorityKeyIdentifier = keyid,issuer") 2>/dev/null
+    rm -f "$tls/$name.csr"
+}
+
+if [ ! -f "$tls/ca.crt" ] || [ ! -f "$tls/ca.key" ]; then
+    say "creating a demo CA in $tls/ (first run)"
+    new_key "$tls/ca.key"
+    openssl req -new -x509 -key "$tls/ca.key" -days 3650 -sha256 -out "$tls/ca.crt" \
+        -config <(printf '%s\n' "[req]" "distinguished_name = dn" "x509_extensions = v3" \
+                  "prompt = no" "[dn]" "CN = ferry demo CA" "[v3]" \
+                  "basicConstraints = critical, CA:TRUE" \
+                  "keyUsage = critical, keyCertSign, cRLSign" \
+                  "subjectKeyIdentifier = hash")
+    rm -f "$tls/gateway.crt" "$tls/connector.crt"      # a new CA invalidates the leaves
+fi
+if [ ! -f "$tls/gateway.crt" ] || [ ! -f "$tls/gateway.key" ]; then
+    say "creating the gateway certificate (127.0.0.1, localhost)"
+    new_leaf gateway "/CN=ferry demo gateway" "$(printf '%s\n' \
+        "basicConstraints = critical, CA:FALSE" \
+        "keyUsage = critical, digitalSignature" \
+        "extendedKeyUsage = serverAuth" \
+        "subjectAltName = IP:127.0.0.1, DNS:localhost")"
+fi
+if [ ! -f "$tls/connector.crt" ] || [ ! -f "$tls/connector.key" ]; then
+    say "creating the connector client certificate"
+    new_leaf connector "/CN=ferry demo connector/O=demo" "$(printf '%s\n' \
+        "basicConstraints = critical, CA:FALSE" \
+        "keyUsage = critical, digitalSignature" \
+        "extendedKeyUsage = clientAuth")"
+fi
+openssl verify -CAfile "$tls/ca.crt" "$tls/gateway.crt" "$tls/connector.crt" >/dev/null \
+    || { echo "quickstart: $tls/ does not verify; remove it and run again" >&2; exit 1; }
+
+# --- 4. the demo origin -------------------------------------------------------------
+for port in "$origin_port" 3300 9901; do
+    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+        echo "quickstart: 127.0.0.1:$port is already in use (another quickstart running?)." >&2
+        echo "            ss -ltnp 'sport = :$port' shows who has it." >&2
+        exit 1
+    fi
+done
+
+origin_pid=
+# shellcheck disable=SC2317  # called from the EXIT trap
+stop_origin() {
+    if [ -n "$origin_pid" ] && kill -0 "$origin_pid" 2>/dev/null; then
+        kill -TERM "$origin_pid" 2>/dev/null || true
+        wait "$origin_pid" 2>/dev/null || true
+        echo "quickstart: demo origin (pid $origin_pid) stopped"
+    fi
+}
+trap stop_origin EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting the demo origin on 127.0.0.1:$origin_port (log: $run/demo-origin.log)"
+python3 examples/demo-origin.py --port "$origin_port" >"$run/demo-origin.log" 2>&1 &
+origin_pid=$!
+up=0
+for _ in $(seq 1 100); do                     # at most 10 s
+    if (exec 3<>"/dev/tcp/127.0.0.1/$origin_port") 2>/dev/null; then up=1; break; fi
+    kill -0 "$origin_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ "$up" -ne 1 ]; then
+    echo "quickstart: the demo origin did not start:" >&2
+    cat "$run/demo-origin.log" >&2
+    exit 1
+fi
+
+# --- 5. the gateway -----------------------------------------------------------------
+say "checking $conf"
+"$ferry" check -c "$conf"
+
+cat <<TXT
+
+==> starting ferry: $ferry gateway -c $conf   (Ctrl-C to stop)
+
+    Try, from another terminal:
+      curl -s http://127.0.0.1:3300/            # through the tcp listener 'demo' to the origin
+      curl -s http://127.0.0.1:9901/metrics     # Prometheus metrics (also /healthz, /readyz)
+      $ferry check -c $conf
+    After editing $conf or conf/destinations/: kill -HUP <ferry pid> reloads it.
+    Certificates for the tunnel are in $tls/ (ca.crt, gateway.*, connector.*).
+
+TXT
+# ferry runs as our child so a signal to this script (Ctrl-C, or `kill` of its PID)
+# reaches it as SIGTERM: drain, then exit. A second Ctrl-C kills it.
+ferry_pid=
+signals=0
+# shellcheck disable=SC2317  # called from the INT/TERM trap
+stop_ferry() {
+    signals=$((signals + 1))
+    [ -n "$ferry_pid" ] || exit 130
+    if [ "$signals" -eq 1 ]; then
+        echo "quickstart: stopping ferry (pid $ferry_pid): draining; Ctrl-C again to kill" >&2
+        kill -TERM "$ferry_pid" 2>/dev/null || true
+    else
+        kill -KILL "$ferry_pid" 2>/dev/null || true
+    fi
+}
+trap stop_ferry INT TERM
+"$ferry" gateway -c "$conf" &
+ferry_pid=$!
+rc=0
+while :; do
+    wait "$ferry_pid" && rc=0 || rc=$?
+    kill -0 "$ferry_pid" 2>/dev/null || break      # else a trapped signal woke us
+done
+exit "$rc"
