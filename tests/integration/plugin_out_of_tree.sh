@@ -28,8 +28,9 @@ PKG_CONFIG_PATH=$(dirname "$pc")
 incdir=$(pkg-config --variable=includedir ferry-plugin)
 [ -f "$incdir/ferry/plugin.h" ] \
     || fail "ferry-plugin.pc ($pc) says includedir=$incdir, but ferry/plugin.h is not" \
-            "there: the .pc file must follow --prefix (write includedir as" \
-            "\${prefix}/include in core/ferry-plugin.pc.in)"
+            "there: the .pc file must follow --prefix (core/ferry-plugin.pc.in:" \
+            "prefix=\${pcfiledir}/<path back from LIBDIR/pkgconfig>," \
+            "includedir=\${prefix}/@CMAKE_INSTALL_INCLUDEDIR@)"
 
 # --- 2. build the example the way its README says -----------------------------------
 hello_build=$(tmpdir)
