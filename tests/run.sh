@@ -47,13 +47,13 @@ run_build() {
 
     echo "==> $label: configure $dir/"
     if ! cmake -S . -B "$dir" "$@"; then
-        summary+=("$(printf '%-22s configure FAILED' "$label ($dir/)")")
+        summary+=("$(printf '%-26s configure FAILED' "$label ($dir/)")")
         total_failed=$((total_failed + 1))
         return 0
     fi
     echo "==> $label: build ($jobs jobs)"
     if ! cmake --build "$dir" -j "$jobs"; then
-        summary+=("$(printf '%-22s build FAILED' "$label ($dir/)")")
+        summary+=("$(printf '%-26s build FAILED' "$label ($dir/)")")
         total_failed=$((total_failed + 1))
         return 0
     fi
@@ -79,7 +79,7 @@ run_build() {
     fi
     total_passed=$((total_passed + passed))
     total_failed=$((total_failed + failed))
-    summary+=("$(printf '%-22s %d passed, %d failed  (%ds)' "$label ($dir/)" \
+    summary+=("$(printf '%-26s %d passed, %d failed  (%ds)' "$label ($dir/)" \
                  "$passed" "$failed" $(( $(date +%s) - t0 )))")
     if [ "$failed" -ne 0 ]; then
         summary+=("$(grep -E '^[[:space:]]+[0-9]+ - ' "$log" | sed 's/^ */    failed: /' || true)")
@@ -96,7 +96,7 @@ if [ "$quick" -eq 0 ]; then
     run_build "asan+ubsan" build-asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON \
         -DFERRY_WERROR=ON
 else
-    summary+=("$(printf '%-22s skipped (--quick)' "asan+ubsan (build-asan/)")")
+    summary+=("$(printf '%-26s skipped (--quick)' "asan+ubsan (build-asan/)")")
 fi
 
 echo
