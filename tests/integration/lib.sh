@@ -14,6 +14,10 @@
 # shellcheck disable=SC2034  # BUILD, SRC_ROOT and BG_PID are for the sourcing script
 # The build directory under test; absolute, so scripts may cd.
 BUILD=${1:-build}
+if [ ! -d "$BUILD" ]; then
+    echo "FAIL: $(basename "$0"): no build directory '$BUILD' (usage: $0 [BUILD_DIR])" >&2
+    exit 1
+fi
 BUILD=$(cd "$BUILD" && pwd)
 # The repository root, for sources the scripts build or read.
 SRC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
