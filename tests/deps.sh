@@ -13,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Compilers, build tools and the libraries core and plugins link against.
-build_pkgs=(cmake gcc make pkg-config
+build_pkgs=(cmake gcc libc6-dev make pkg-config
             libevent-dev libssl-dev libyaml-dev libcunit1-dev
             liblua5.4-dev libnghttp2-dev libjansson-dev)
 # What the integration tests and examples/quickstart.sh drive or run beside ferry.
