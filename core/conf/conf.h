@@ -107,6 +107,9 @@ int  ferry_conf_expand(const char *value, const char *base_dir, char **out, bool
 /* Edit distance capped at max+1 (for "did you mean"). */
 int  ferry_conf_edit_distance(const char *a, const char *b, int max);
 
+/* The candidate closest to word within max edits (not word itself), or NULL. */
+const char *ferry_conf_suggest(const char *word, const char *const *cands, size_t n, int max);
+
 /* Parse "host:port", "[v6]:port", "*:port" into a socket address (numeric only). */
 int  ferry_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
                       struct ferry_err *err);

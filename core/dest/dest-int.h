@@ -51,6 +51,37 @@ struct ferry_registry {
     size_t             n;
 };
 
+/* What validating a destination needs from the rest of the config. */
+struct ferry_dest_env {
+    const char *const    *tenants;     /* borrowed: the known tenant ids */
+    size_t                ntenants;
+    struct ferry_errlist *errs;        /* borrowed: errors go here */
+    struct ferry_errlist *warnings;    /* borrowed: near-miss names, TrustAll; may be NULL */
+};
+
+/* Validate one destination's properties (SAP names) and fill *d. d takes ownership of
+ * props (an array of nprops, keys and values malloc'ed) whatever the outcome; release
+ * it with ferry_dest_fini(). file/line/col say where it was defined (for messages), dir
+ * is the base for its relative paths (policy, TrustStoreLocation, KeyStoreLocation;
+ * NULL: relative paths are refused). FERRY_OK, or FERRY_EINVAL with errors in env->errs. */
+int  ferry_dest_init(struct ferry_dest *d, struct ferry_prop *props, size_t nprops,
+                     const char *file, const char *dir, int line, int col,
+                     const struct ferry_dest_env *env);
+void ferry_dest_fini(struct ferry_dest *d);
+
+/* Is this property a credential by its name alone (Password, clientSecret, ...)? */
+bool ferry_dest_prop_is_secret(const char *key);
+/* A property name ferry does not know: the known name it is a near miss of (written
+ * into buf, which may hold a family prefix plus the rest), or NULL if it looks like a
+ * deliberate custom property. Known names and families return NULL too. */
+const char *ferry_dest_prop_suggest(const char *key, char *buf, size_t len);
+
+/* Build a snapshot from n validated destinations (takes ownership of the array and its
+ * contents, even on error). Duplicate names are errors at the later one, naming where
+ * the first is. FERRY_OK and *out (one reference), or FERRY_EINVAL / FERRY_ENOMEM. */
+int  ferry_registry_new(struct ferry_dest *dests, size_t n, struct ferry_registry **out,
+                        struct ferry_errlist *errs);
+
 struct ferry_registry *ferry_registry_ref(struct ferry_registry *r);
 void                   ferry_registry_unref(struct ferry_registry *r);
 /* NULL if absent. */

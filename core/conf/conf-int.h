@@ -1,0 +1,111 @@
+/*
+ * conf-int.h: what the files of the conf room share and nobody else sees: the YAML
+ * document helpers, the schema-table walker and the listener options constructor.
+ */
+#ifndef FERRY_CONF_INT_H
+#define FERRY_CONF_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yaml.h>
+
+#include "conf/conf.h"
+
+/* Bounds on what we read: a config or destination file, and a ${file:} secret. */
+#define CONF_MAX_FILE_BYTES   (4u * 1024 * 1024)
+#define CONF_MAX_SECRET_BYTES (64u * 1024)
+
+/* One YAML document being read: where messages point and relative paths start. */
+struct conf_ctx {
+    const char           *file;   /* borrowed: the name printed in messages */
+    const char           *dir;    /* borrowed: base for relative paths */
+    yaml_document_t      *doc;    /* borrowed */
+    struct ferry_errlist *errs;   /* borrowed */
+};
+
+/* Report at a node (NULL: at the file), prefixed "where: " unless where is "" or NULL. */
+void conf_error(const struct conf_ctx *c, const yaml_node_t *n, const char *where,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Parse one YAML document from text. FERRY_OK and *doc initialised (the caller deletes
+ * it), or an error (syntax errors carry their position) added to errs. */
+int  conf_doc_load(const char *text, size_t len, const char *file, struct ferry_errlist *errs,
+                   yaml_document_t *doc);
+/* Read a whole file of at most cap bytes into a NUL-terminated buffer (owned by caller). */
+int  conf_file_read(const char *path, size_t cap, char **out, size_t *len,
+                    struct ferry_err *err);
+
+/* "dir/rel" (rel as is when absolute or dir is "" or "."); NULL on ENOMEM. */
+char *conf_path_join(const char *dir, const char *rel);
+/* The directory part of a path ("." if none); NULL on ENOMEM. */
+char *conf_dirname(const char *path);
+
+yaml_node_t *conf_node(const struct conf_ctx *c, int index);
+
+/* A scalar's text with secret references expanded (owned by caller). Errors (not a
+ * scalar, a bad reference) are reported at the node as "where: key: ...". */
+int  conf_scalar(const struct conf_ctx *c, const yaml_node_t *n, const char *where,
+                 const char *key, char **out, bool *secret);
+/* A scalar's raw text, no expansion (borrowed from the document); NULL if not a scalar. */
+const char *conf_text(const yaml_node_t *n);
+
+/* The value node of key in a mapping node, or NULL. */
+const yaml_node_t *conf_value(const struct conf_ctx *c, const yaml_node_t *map,
+                              const char *key);
+
+/* Schema tables (STYLE §8). */
+enum conf_type {
+    CONF_END = 0,
+    CONF_NODE,      /* store the yaml_node_t * for a section parser */
+    CONF_STR,       /* char *, non-empty, secret references expanded */
+    CONF_PATH,      /* char *, resolved against the file's directory */
+    CONF_U32,       /* uint32_t in [min, max] */
+    CONF_ADDR,      /* char *, checked with ferry_addr_parse */
+};
+
+struct conf_key {
+    const char    *key;
+    enum conf_type type;
+    bool           required;
+    size_t         off;
+    uint32_t       min, max;
+};
+
+/* Keys the table does not know go to pass() when it is set (listener options) and are
+ * errors otherwise. A missing required key whose near miss went to pass() is reported
+ * as that unknown key with the suggestion instead of as missing. Returns the number of
+ * errors found. */
+typedef int (*conf_pass_fn)(void *arg, const yaml_node_t *key, const yaml_node_t *val);
+int  conf_mapping(const struct conf_ctx *c, const yaml_node_t *map, const char *where,
+                  const struct conf_key *keys, void *obj, conf_pass_fn pass, void *arg);
+
+/* Listener options (opts.c). */
+struct ferry_opts *conf_opts_new(const char *file, int index, const char *name, int line,
+                                 int col, struct ferry_errlist *errs);
+/* Add one option from the YAML (value: scalar or sequence of scalars; anything else is
+ * kept as bad and reported only if the plugin asks for it). */
+int  conf_opts_add(struct ferry_opts *o, const struct conf_ctx *c, const yaml_node_t *key,
+                   const yaml_node_t *val);
+void conf_opts_free(struct ferry_opts *o);
+/* The listener's name, once known (for messages). */
+int  conf_opts_set_name(struct ferry_opts *o, const char *name);
+
+/* Core listener keys: every listener has them; suggestions for unknown options. */
+extern const char *const conf_listener_core_keys[];
+extern const size_t      conf_listener_core_nkeys;
+
+/* Destinations (conf-dest.c): inline sequence and destinations_dir, into a registry. */
+struct conf_dest_in {
+    const char *const *tenants;    /* borrowed ids */
+    size_t             ntenants;
+    const yaml_node_t *inline_seq; /* NULL if no `destinations:` */
+    const char        *dir;        /* resolved destinations_dir or NULL */
+    const yaml_node_t *dir_node;   /* for errors about the directory */
+};
+int  conf_dests_load(const struct conf_ctx *c, const struct conf_dest_in *in,
+                     struct ferry_errlist *warnings, struct ferry_registry **out,
+                     char ***names, size_t *nnames);
+
+#endif

@@ -1,0 +1,534 @@
+/*
+ * conf.c: the gateway configuration (ferry.yaml) from YAML to struct ferry_conf.
+ *
+ * Reads the document, checks each section against its schema table, resolves
+ * relative paths against the file's directory, builds the destination registry and
+ * checks what listeners refer to. Every error is collected (up to the cap) with its
+ * position. Listener options beyond the core keys are kept for the plugin, which
+ * validates them later (ferry/opts.h). This file opens no sockets and loads no plugins.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf-int.h"
+#include "dest/dest-int.h"
+
+#define CONF_MAX_WORKERS   256
+#define CONF_MAX_LISTENERS 1024
+#define CONF_MAX_TENANTS   10000
+
+/* Top-level keys land here first, so sections can be read in dependency order:
+ * tenants before destinations, destinations before listeners. */
+struct top {
+    const yaml_node_t *workers, *log, *admin, *tunnel, *tenants, *destinations, *listeners;
+    const yaml_node_t *destinations_dir_node;
+    char              *plugins_dir;
+    char              *destinations_dir;
+    uint32_t           drain_timeout_ms;
+};
+
+static const struct conf_key top_keys[] = {
+    { "workers",          CONF_NODE, false, offsetof(struct top, workers), 0, 0 },
+    { "plugins_dir",      CONF_PATH, false, offsetof(struct top, plugins_dir), 0, 0 },
+    { "log",              CONF_NODE, false, offsetof(struct top, log), 0, 0 },
+    { "admin",            CONF_NODE, false, offsetof(struct top, admin), 0, 0 },
+    { "drain_timeout_ms", CONF_U32,  false, offsetof(struct top, drain_timeout_ms), 0, 3600000 },
+    { "tunnel",           CONF_NODE, false, offsetof(struct top, tunnel), 0, 0 },
+    { "tenants",          CONF_NODE, false, offsetof(struct top, tenants), 0, 0 },
+    { "destinations_dir", CONF_PATH, false, offsetof(struct top, destinations_dir), 0, 0 },
+    { "destinations",     CONF_NODE, false, offsetof(struct top, destinations), 0, 0 },
+    { "listeners",        CONF_NODE, false, offsetof(struct top, listeners), 0, 0 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+struct log_conf {
+    char *level;
+    char *access;
+};
+
+static const struct conf_key log_keys[] = {
+    { "level",  CONF_STR, false, offsetof(struct log_conf, level), 0, 0 },
+    { "access", CONF_STR, false, offsetof(struct log_conf, access), 0, 0 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+struct admin_conf {
+    char *listen;
+};
+
+static const struct conf_key admin_keys[] = {
+    { "listen", CONF_ADDR, true, offsetof(struct admin_conf, listen), 0, 0 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+#define TUNNEL_OFF(f) offsetof(struct ferry_conf, tunnel.f)
+static const struct conf_key tunnel_keys[] = {
+    { "listen",    CONF_ADDR, true,  TUNNEL_OFF(listen), 0, 0 },
+    { "cert",      CONF_PATH, true,  TUNNEL_OFF(cert), 0, 0 },
+    { "key",       CONF_PATH, true,  TUNNEL_OFF(key), 0, 0 },
+    { "client_ca", CONF_PATH, false, TUNNEL_OFF(client_ca), 0, 0 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+static const struct conf_key tenant_keys[] = {
+    { "id",    CONF_STR, true, offsetof(struct ferry_conf_tenant, id), 0, 0 },
+    { "token", CONF_STR, true, offsetof(struct ferry_conf_tenant, token), 0, 0 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+#define L_OFF(f) offsetof(struct ferry_conf_listener, f)
+static const struct conf_key listener_keys[] = {
+    /* key                  type       required  where it lands      range */
+    { "name",               CONF_STR,  true,  L_OFF(name),           0, 0 },
+    { "plugin",             CONF_STR,  true,  L_OFF(plugin),         0, 0 },
+    { "listen",             CONF_ADDR, true,  L_OFF(listen),         0, 0 },
+    { "destination",        CONF_STR,  false, L_OFF(destination),    0, 0 },
+    { "tenant",             CONF_STR,  false, L_OFF(tenant),         0, 0 },
+    { "max_connections",    CONF_U32,  false, L_OFF(max_connections), 1, 1000000 },
+    { "idle_timeout_ms",    CONF_U32,  false, L_OFF(idle_timeout_ms), 1, 86400000 },
+    { "connect_timeout_ms", CONF_U32,  false, L_OFF(connect_timeout_ms), 1, 600000 },
+    { NULL, CONF_END, false, 0, 0, 0 }      /* the rest goes to the plugin (opts.c) */
+};
+
+static bool
+is_word(const char *s, const char *extra)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'
+              || (extra != NULL && strchr(extra, *s) != NULL)))
+            return false;
+    return true;
+}
+
+static int
+set_dup(char **slot, const char *s)
+{
+    free(*slot);
+    return (*slot = strdup(s)) == NULL ? FERRY_ENOMEM : FERRY_OK;
+}
+
+static void
+load_workers(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    const char   *s = conf_text(n);
+    unsigned long v = 0;
+
+    if (s != NULL && strcmp(s, "auto") == 0) {
+        conf->workers = 0;
+        return;
+    }
+    if (s != NULL && *s != '\0' && strspn(s, "0123456789") == strlen(s) && strlen(s) <= 4)
+        v = strtoul(s, NULL, 10);
+    if (v < 1 || v > CONF_MAX_WORKERS) {
+        conf_error(c, n, "workers", "want auto or a number from 1 to %d", CONF_MAX_WORKERS);
+        return;
+    }
+    conf->workers = (unsigned)v;
+}
+
+static void
+load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    static const char *const levels[] = { "debug", "info", "warn", "error" };
+    struct log_conf          lc = {0};
+
+    if (conf_mapping(c, n, "log", log_keys, &lc, NULL, NULL) == 0) {
+        if (lc.level != NULL) {
+            size_t i;
+
+            for (i = 0; i < 4 && strcmp(levels[i], lc.level) != 0; i++)
+                ;
+            if (i < 4) {
+                conf->log_level = (enum ferry_log_level)i;
+            } else {
+                const char *s = ferry_conf_suggest(lc.level, levels, 4, 2);
+
+                conf_error(c, conf_value(c, n, "level"), "log", "level: unknown level '%s'%s%s%s "
+                           "(debug, info, warn or error)", lc.level, s ? " (did you mean '" : "",
+                           s ? s : "", s ? "'?)" : "");
+            }
+        }
+        if (lc.access != NULL && strcmp(lc.access, "stdout") != 0
+            && strcmp(lc.access, "off") != 0) {
+            char *full = conf_path_join(c->dir, lc.access);
+
+            if (full == NULL) {
+                conf_error(c, n, "log", "out of memory");
+            } else {
+                free(conf->access_log);
+                conf->access_log = full;
+            }
+        } else if (lc.access != NULL && set_dup(&conf->access_log, lc.access) != FERRY_OK) {
+            conf_error(c, n, "log", "out of memory");
+        }
+    }
+    free(lc.level);
+    free(lc.access);
+}
+
+static void
+load_admin(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    struct admin_conf ac = {0};
+    const char       *s = conf_text(n);
+
+    if (s != NULL) {
+        if (strcmp(s, "off") == 0) {
+            free(conf->admin_listen);
+            conf->admin_listen = NULL;
+        } else {
+            conf_error(c, n, "admin", "want off or { listen: host:port }");
+        }
+        return;
+    }
+    if (conf_mapping(c, n, "admin", admin_keys, &ac, NULL, NULL) == 0) {
+        free(conf->admin_listen);
+        conf->admin_listen = ac.listen;
+        ac.listen = NULL;
+    }
+    free(ac.listen);
+}
+
+static void
+must_exist(const struct conf_ctx *c, const yaml_node_t *sec, const char *key, const char *path)
+{
+    if (path != NULL && access(path, R_OK) != 0)
+        conf_error(c, conf_value(c, sec, key), "tunnel", "%s: cannot read %s: %s", key, path,
+                   strerror(errno));
+}
+
+static void
+load_tunnel(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    if (conf_mapping(c, n, "tunnel", tunnel_keys, conf, NULL, NULL) != 0)
+        return;
+    must_exist(c, n, "cert", conf->tunnel.cert);
+    must_exist(c, n, "key", conf->tunnel.key);
+    must_exist(c, n, "client_ca", conf->tunnel.client_ca);
+}
+
+static void
+load_tenants(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    size_t count;
+
+    if (n->type != YAML_SEQUENCE_NODE) {
+        conf_error(c, n, "tenants", "want a list of { id: ..., token: ... }");
+        return;
+    }
+    count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count > CONF_MAX_TENANTS) {
+        conf_error(c, n, "tenants", "more than %d tenants", CONF_MAX_TENANTS);
+        return;
+    }
+    if (count == 0 || (conf->tenants = calloc(count, sizeof(*conf->tenants))) == NULL) {
+        if (count > 0)
+            conf_error(c, n, "tenants", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t        *tn = conf_node(c, n->data.sequence.items.start[i]);
+        struct ferry_conf_tenant *t = &conf->tenants[conf->ntenants];
+        char                      where[32];
+        int                       bad;
+
+        snprintf(where, sizeof(where), "tenants[%zu]", i);
+        t->line = (int)tn->start_mark.line + 1;
+        t->col = (int)tn->start_mark.column + 1;
+        bad = conf_mapping(c, tn, where, tenant_keys, t, NULL, NULL);
+        conf->ntenants++;                   /* owned now, freed with conf */
+        if (bad != 0)
+            continue;
+        if (!is_word(t->id, "-.ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+            conf_error(c, conf_value(c, tn, "id"), where, "id '%s': use letters, digits, "
+                       "'-', '_' and '.' only", t->id);
+        for (size_t j = 0; j + 1 < conf->ntenants; j++) {
+            const struct ferry_conf_tenant *o = &conf->tenants[j];
+
+            if (o->id != NULL && strcmp(o->id, t->id) == 0)
+                conf_error(c, conf_value(c, tn, "id"), where, "tenant '%s' is defined twice "
+                           "(first at line %d)", t->id, o->line);
+            else if (o->token != NULL && strcmp(o->token, t->token) == 0)
+                conf_error(c, conf_value(c, tn, "token"), where, "token is the same as "
+                           "tenant '%s''s: each tenant needs its own", o->id);
+        }
+    }
+}
+
+static bool
+name_in(char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int
+pass_opt(void *arg, const yaml_node_t *key, const yaml_node_t *val)
+{
+    void **a = arg;
+
+    return conf_opts_add(a[0], a[1], key, val);
+}
+
+static void
+load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
+              struct ferry_conf *conf, char *const *dnames, size_t ndnames)
+{
+    struct ferry_conf_listener *l = &conf->listeners[conf->nlisteners];
+    struct ferry_err            err = {0};
+    char                        where[32];
+    void                       *arg[2];
+    const yaml_node_t          *vn;
+
+    snprintf(where, sizeof(where), "listeners[%zu]", i);
+    l->index = (int)i;
+    l->line = (int)ln->start_mark.line + 1;
+    l->col = (int)ln->start_mark.column + 1;
+    l->max_connections = 10000;
+    l->idle_timeout_ms = 300000;
+    l->connect_timeout_ms = 5000;
+    if ((l->opts = conf_opts_new(c->file, (int)i, NULL, l->line, l->col, c->errs)) == NULL) {
+        conf_error(c, ln, where, "out of memory");
+        return;
+    }
+    conf->nlisteners++;                     /* owned now, freed with conf */
+    arg[0] = l->opts;
+    arg[1] = (void *)c;
+    if (conf_mapping(c, ln, where, listener_keys, l, pass_opt, arg) != 0 || l->name == NULL)
+        return;
+    if (conf_opts_set_name(l->opts, l->name) != FERRY_OK)
+        conf_error(c, ln, where, "out of memory");
+    for (size_t j = 0; j + 1 < conf->nlisteners; j++) {
+        if (conf->listeners[j].name != NULL && strcmp(conf->listeners[j].name, l->name) == 0) {
+            conf_error(c, conf_value(c, ln, "name"), where, "duplicate listener name '%s' "
+                       "(first at line %d)", l->name, conf->listeners[j].line);
+            break;
+        }
+    }
+    if (!is_word(l->plugin, NULL))
+        conf_error(c, conf_value(c, ln, "plugin"), where, "plugin '%s': want a plugin name "
+                   "([a-z0-9_]+, as in ferry_<name>.so)", l->plugin);
+    if (ferry_addr_parse(l->listen, &l->addr, &l->addr_len, &err) != FERRY_OK)
+        conf_error(c, conf_value(c, ln, "listen"), where, "listen: %s", err.msg);
+    if (l->destination != NULL && ferry_registry_find(conf->registry, l->destination) == NULL
+        && !name_in(dnames, ndnames, l->destination)) {
+        const char *s = ferry_conf_suggest(l->destination, (const char *const *)dnames,
+                                           ndnames, 2);
+
+        vn = conf_value(c, ln, "destination");
+        if (s != NULL)
+            conf_error(c, vn, where, "unknown destination '%s' (did you mean '%s'?)",
+                       l->destination, s);
+        else
+            conf_error(c, vn, where, "unknown destination '%s'", l->destination);
+    }
+    if (l->tenant != NULL && ferry_conf_tenant(conf, l->tenant) == NULL)
+        conf_error(c, conf_value(c, ln, "tenant"), where, "unknown tenant '%s'", l->tenant);
+}
+
+static void
+load_listeners(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf,
+               char *const *dnames, size_t ndnames)
+{
+    size_t count;
+
+    if (n->type != YAML_SEQUENCE_NODE) {
+        conf_error(c, n, "listeners", "want a list of listeners (- name: ...)");
+        return;
+    }
+    count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count > CONF_MAX_LISTENERS) {
+        conf_error(c, n, "listeners", "more than %d listeners", CONF_MAX_LISTENERS);
+        return;
+    }
+    if (count == 0)
+        return;
+    if ((conf->listeners = calloc(count, sizeof(*conf->listeners))) == NULL) {
+        conf_error(c, n, "listeners", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        load_listener(c, conf_node(c, n->data.sequence.items.start[i]), i, conf, dnames,
+                      ndnames);
+}
+
+static void
+load_destinations(const struct conf_ctx *c, const struct top *top, struct ferry_conf *conf,
+                  char ***dnames, size_t *ndnames)
+{
+    const char         **ids = NULL;
+    struct conf_dest_in  in = {
+        .inline_seq = top->destinations, .dir = conf->destinations_dir,
+        .dir_node = top->destinations_dir_node,
+    };
+
+    if (conf->ntenants > 0 && (ids = calloc(conf->ntenants, sizeof(*ids))) == NULL) {
+        conf_error(c, NULL, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < conf->ntenants; i++)
+        if (conf->tenants[i].id != NULL)
+            ids[in.ntenants++] = conf->tenants[i].id;
+    in.tenants = ids;
+    conf_dests_load(c, &in, &conf->warnings, &conf->registry, dnames, ndnames);
+    free(ids);
+    if (conf->registry == NULL) {           /* listeners still look names up */
+        struct ferry_registry *empty = NULL;
+
+        if (ferry_registry_new(NULL, 0, &empty, c->errs) == FERRY_OK)
+            conf->registry = empty;
+    }
+}
+
+static int
+conf_defaults(struct ferry_conf *conf, const char *name)
+{
+    conf->log_level = FERRY_INFO;
+    conf->drain_timeout_ms = 30000;
+    if ((conf->path = strdup(name)) == NULL || (conf->dir = conf_dirname(name)) == NULL
+        || (conf->access_log = strdup("stdout")) == NULL
+        || (conf->admin_listen = strdup("127.0.0.1:9901")) == NULL)
+        return FERRY_ENOMEM;
+    return FERRY_OK;
+}
+
+int
+ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **out,
+                       struct ferry_errlist *errs)
+{
+    struct ferry_errlist local = {0};
+    struct ferry_conf   *conf = NULL;
+    struct top           top = { .drain_timeout_ms = 30000 };
+    yaml_document_t      doc;
+    struct conf_ctx      c = { .file = name, .doc = &doc };
+    const yaml_node_t   *root;
+    char               **dnames = NULL;
+    size_t               ndnames = 0;
+    int                  rc;
+
+    *out = NULL;
+    if (errs == NULL)
+        errs = &local;
+    c.errs = errs;
+    int before = errs->count + errs->dropped;
+
+    if ((conf = calloc(1, sizeof(*conf))) == NULL || conf_defaults(conf, name) != FERRY_OK) {
+        ferry_errlist_add(errs, name, 0, 0, "out of memory");
+        ferry_conf_free(conf);
+        return FERRY_ENOMEM;
+    }
+    c.dir = conf->dir;
+    if ((rc = conf_doc_load(text, strlen(text), name, errs, &doc)) != FERRY_OK) {
+        ferry_conf_free(conf);
+        return rc;
+    }
+    root = yaml_document_get_root_node(&doc);
+    if (root != NULL && !(root->type == YAML_SCALAR_NODE && conf_text(root)[0] == '\0'))
+        conf_mapping(&c, root, NULL, top_keys, &top, NULL, NULL);
+    if (root != NULL && root->type == YAML_MAPPING_NODE)
+        top.destinations_dir_node = conf_value(&c, root, "destinations_dir");
+
+    conf->plugins_dir = top.plugins_dir;
+    conf->destinations_dir = top.destinations_dir;
+    conf->drain_timeout_ms = top.drain_timeout_ms;
+    if (top.workers != NULL)
+        load_workers(&c, top.workers, conf);
+    if (top.log != NULL)
+        load_log(&c, top.log, conf);
+    if (top.admin != NULL)
+        load_admin(&c, top.admin, conf);
+    if (top.tunnel != NULL)
+        load_tunnel(&c, top.tunnel, conf);
+    if (top.tenants != NULL)
+        load_tenants(&c, top.tenants, conf);
+    load_destinations(&c, &top, conf, &dnames, &ndnames);
+    if (top.listeners != NULL)
+        load_listeners(&c, top.listeners, conf, dnames, ndnames);
+
+    for (size_t i = 0; i < ndnames; i++)
+        free(dnames[i]);
+    free(dnames);
+    yaml_document_delete(&doc);
+    if (errs->count + errs->dropped > before || conf->registry == NULL) {
+        ferry_conf_free(conf);
+        return FERRY_EINVAL;
+    }
+    *out = conf;
+    return FERRY_OK;
+}
+
+int
+ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferry_errlist *errs)
+{
+    struct ferry_err err = {0};
+    char            *text = NULL;
+    size_t           len;
+    int              rc;
+
+    *out = NULL;
+    if ((rc = conf_file_read(path, CONF_MAX_FILE_BYTES, &text, &len, &err)) != FERRY_OK) {
+        ferry_errlist_add(errs, path, 0, 0, "%s", err.msg);
+        return rc == FERRY_ENOMEM ? rc : FERRY_EINVAL;
+    }
+    if (memchr(text, '\0', len) != NULL) {
+        ferry_errlist_add(errs, path, 0, 0, "contains a NUL byte: not a YAML text file");
+        free(text);
+        return FERRY_EINVAL;
+    }
+    rc = ferry_conf_load_string(text, path, out, errs);
+    free(text);
+    return rc;
+}
+
+const struct ferry_conf_tenant *
+ferry_conf_tenant(const struct ferry_conf *conf, const char *id)
+{
+    for (size_t i = 0; i < conf->ntenants; i++)
+        if (conf->tenants[i].id != NULL && strcmp(conf->tenants[i].id, id) == 0)
+            return &conf->tenants[i];
+    return NULL;
+}
+
+void
+ferry_conf_free(struct ferry_conf *conf)
+{
+    if (conf == NULL)
+        return;
+    for (size_t i = 0; i < conf->ntenants; i++) {
+        if (conf->tenants[i].token != NULL)
+            explicit_bzero(conf->tenants[i].token, strlen(conf->tenants[i].token));
+        free(conf->tenants[i].id);
+        free(conf->tenants[i].token);
+    }
+    free(conf->tenants);
+    for (size_t i = 0; i < conf->nlisteners; i++) {
+        struct ferry_conf_listener *l = &conf->listeners[i];
+
+        free(l->name);
+        free(l->plugin);
+        free(l->listen);
+        free(l->destination);
+        free(l->tenant);
+        conf_opts_free(l->opts);
+    }
+    free(conf->listeners);
+    ferry_registry_unref(conf->registry);
+    free(conf->path);
+    free(conf->dir);
+    free(conf->plugins_dir);
+    free(conf->access_log);
+    free(conf->admin_listen);
+    free(conf->tunnel.listen);
+    free(conf->tunnel.cert);
+    free(conf->tunnel.key);
+    free(conf->tunnel.client_ca);
+    free(conf->destinations_dir);
+    free(conf);
+}

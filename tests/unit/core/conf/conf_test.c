@@ -1,0 +1,679 @@
+/*
+ * conf_test.c: the gateway config loader (core/conf/conf.c, conf-yaml.c, conf-dest.c):
+ * schema errors at their exact position, defaults, sections, relative paths.
+ */
+#include "core/conf/conf-test.h"
+
+#include <ferry/dest.h>
+#include <ferry/opts.h>
+
+#include "cu.h"
+#include "dest/dest-int.h"
+
+static struct ferry_errlist errs;
+static struct ferry_conf   *conf;
+
+static int
+load(const char *text)
+{
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    conf = NULL;
+    int rc = ferry_conf_load_string(text, "t.yaml", &conf, &errs);
+
+    errs_dump(&errs);
+    return rc;
+}
+
+static void
+test_unknown_key_points_at_line_col_and_suggests(void)
+{
+    CU_ASSERT_EQUAL(load("listeners:\n  - { name: a, plugn: tcp }\n"), FERRY_EINVAL);
+    CU_ASSERT_PTR_NULL(conf);
+    CU_ASSERT(errs.count >= 1);
+    CU_ASSERT_STRING_EQUAL(errs.items[0].file, "t.yaml");
+    CU_ASSERT_EQUAL(errs.items[0].line, 2);
+    CU_ASSERT_EQUAL(errs.items[0].col, 16);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[0].msg,
+                                  "listeners[0]: unknown key 'plugn' (did you mean 'plugin'?)"));
+    /* listen is missing too, reported at the listener's mapping */
+    CU_ASSERT(errs_have(&errs, 2, 5, "missing required key 'listen'"));
+}
+
+static void
+test_unknown_top_level_key_suggests_closest(void)
+{
+    CU_ASSERT_EQUAL(load("workers: 2\nwokers: 3\n"), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 1);
+    CU_ASSERT(errs_have(&errs, 2, 1, "unknown key 'wokers' (did you mean 'workers'?)"));
+    CU_ASSERT_EQUAL(load("frobnicate: 1\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 1, "unknown key 'frobnicate'"));
+    CU_ASSERT(!errs_mention(&errs, "did you mean"));
+}
+
+static void
+test_unknown_key_in_section_names_the_section(void)
+{
+    CU_ASSERT_EQUAL(load("log:\n  levle: debug\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 2, 3, "log: unknown key 'levle' (did you mean 'level'?)"));
+    CU_ASSERT_EQUAL(load("admin: { listne: 127.0.0.1:9000 }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 10, "admin: unknown key 'listne' (did you mean 'listen'?)"));
+}
+
+static void
+test_wrong_types_are_errors_at_the_node(void)
+{
+    CU_ASSERT_EQUAL(load("plugins_dir: { a: b }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 14, "plugins_dir: want a single value, not a mapping"));
+    CU_ASSERT_EQUAL(load("drain_timeout_ms: soon\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 19, "drain_timeout_ms: want a whole number from 0 to"));
+    CU_ASSERT(errs_have(&errs, 1, 19, "not 'soon'"));
+    CU_ASSERT_EQUAL(load("listeners: { name: a }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 12, "listeners: want a list"));
+    CU_ASSERT_EQUAL(load("log: [ debug ]\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 6, "log: want a mapping (key: value), not a list"));
+    CU_ASSERT_EQUAL(load("listeners:\n  - name: a\n    plugin: tcp\n    listen: 127.0.0.1:1\n"
+                         "    max_connections: [1]\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 22, "max_connections: want a single value, not a list"));
+    CU_ASSERT_EQUAL(load("- a\n- b\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 1, "want a mapping"));
+}
+
+static void
+test_missing_required_listener_keys(void)
+{
+    CU_ASSERT_EQUAL(load("listeners:\n  - name: a\n    listen: 127.0.0.1:1\n"), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 1);
+    CU_ASSERT(errs_have(&errs, 2, 5, "listeners[0]: missing required key 'plugin'"));
+    CU_ASSERT_EQUAL(load("listeners:\n  - { plugin: tcp, listen: '127.0.0.1:1' }\n"),
+                    FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 2, 5, "missing required key 'name'"));
+}
+
+static void
+test_listener_defaults_and_core_keys(void)
+{
+    const struct ferry_conf_listener *l;
+
+    CU_ASSERT_EQUAL(load("listeners:\n"
+                         "  - { name: a, plugin: tcp, listen: '127.0.0.1:3300' }\n"
+                         "  - name: b\n    plugin: socks5\n    listen: '[::1]:20004'\n"
+                         "    max_connections: 5\n    idle_timeout_ms: 1000\n"
+                         "    connect_timeout_ms: 250\n"), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_EQUAL_FATAL(conf->nlisteners, 2);
+    l = &conf->listeners[0];
+    CU_ASSERT_STRING_EQUAL(l->name, "a");
+    CU_ASSERT_STRING_EQUAL(l->plugin, "tcp");
+    CU_ASSERT_STRING_EQUAL(l->listen, "127.0.0.1:3300");
+    CU_ASSERT_EQUAL(l->addr.ss_family, AF_INET);
+    CU_ASSERT_EQUAL(l->max_connections, 10000);
+    CU_ASSERT_EQUAL(l->idle_timeout_ms, 300000);
+    CU_ASSERT_EQUAL(l->connect_timeout_ms, 5000);
+    CU_ASSERT_PTR_NULL(l->destination);
+    CU_ASSERT_PTR_NULL(l->tenant);
+    CU_ASSERT_EQUAL(l->index, 0);
+    CU_ASSERT_EQUAL(l->line, 2);
+    CU_ASSERT_EQUAL(l->col, 5);
+    l = &conf->listeners[1];
+    CU_ASSERT_EQUAL(l->addr.ss_family, AF_INET6);
+    CU_ASSERT_EQUAL(l->max_connections, 5);
+    CU_ASSERT_EQUAL(l->idle_timeout_ms, 1000);
+    CU_ASSERT_EQUAL(l->connect_timeout_ms, 250);
+    CU_ASSERT_EQUAL(l->index, 1);
+}
+
+static void
+test_listener_ranges_and_plugin_name_checked(void)
+{
+    CU_ASSERT_EQUAL(load("listeners:\n"
+                         "  - { name: a, plugin: Tcp-1, listen: '127.0.0.1:1' }\n"
+                         "  - { name: b, plugin: tcp, listen: '127.0.0.1:2', "
+                         "max_connections: 0 }\n"
+                         "  - { name: c, plugin: tcp, listen: 'localhost:3' }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 2, 24, "plugin 'Tcp-1': want a plugin name"));
+    CU_ASSERT(errs_have(&errs, 3, 69, "max_connections: want a whole number from 1 to 1000000"));
+    CU_ASSERT(errs_have(&errs, 4, 37, "listen: 'localhost:3': host must be a numeric"));
+}
+
+static void
+test_duplicate_listener_name_points_at_second(void)
+{
+    CU_ASSERT_EQUAL(load("listeners:\n"
+                         "  - { name: a, plugin: tcp, listen: '127.0.0.1:1' }\n"
+                         "  - { name: a, plugin: tcp, listen: '127.0.0.1:2' }\n"), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 1);
+    CU_ASSERT(errs_have(&errs, 3, 13, "listeners[1]: duplicate listener name 'a' "
+                        "(first at line 2)"));
+}
+
+static void
+test_duplicate_yaml_key_is_an_error(void)
+{
+    CU_ASSERT_EQUAL(load("workers: 2\nworkers: 3\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 2, 1, "duplicate key 'workers' (first at line 1)"));
+}
+
+static void
+test_listener_unknown_destination_and_tenant(void)
+{
+    CU_ASSERT_EQUAL(load("tenants: [ { id: acme, token: t1 } ]\n"
+                         "destinations:\n  - { Name: erp, Type: TCP, Address: 'tcp://h:1' }\n"
+                         "listeners:\n"
+                         "  - { name: a, plugin: tcp, listen: '127.0.0.1:1', destination: erq }\n"
+                         "  - { name: b, plugin: tcp, listen: '127.0.0.1:2', tenant: acne }\n"),
+                    FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 2);
+    CU_ASSERT(errs_have(&errs, 5, 65, "listeners[0]: unknown destination 'erq' "
+                        "(did you mean 'erp'?)"));
+    CU_ASSERT(errs_have(&errs, 6, 60, "listeners[1]: unknown tenant 'acne'"));
+}
+
+static void
+test_listener_bound_to_known_destination_and_tenant(void)
+{
+    CU_ASSERT_EQUAL(load("tenants: [ { id: acme, token: t1 } ]\n"
+                         "destinations:\n  - { Name: erp, Type: TCP, Address: 'tcp://h:1' }\n"
+                         "listeners:\n"
+                         "  - { name: a, plugin: tcp, listen: '127.0.0.1:1', destination: erp,"
+                         " tenant: acme }\n"), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->listeners[0].destination, "erp");
+    CU_ASSERT_STRING_EQUAL(conf->listeners[0].tenant, "acme");
+    CU_ASSERT_PTR_NOT_NULL(ferry_registry_find(conf->registry, "erp"));
+}
+
+static void
+test_listener_naming_an_invalid_destination_adds_no_second_error(void)
+{
+    CU_ASSERT_EQUAL(load("destinations:\n  - { Name: erp, Type: TCP }\n"
+                         "listeners:\n"
+                         "  - { name: a, plugin: tcp, listen: '127.0.0.1:1', destination: erp }\n"),
+                    FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 1);
+    CU_ASSERT(errs_have(&errs, 2, 5, "missing required property 'Address'"));
+}
+
+static void
+test_several_errors_are_collected_in_one_pass(void)
+{
+    CU_ASSERT_EQUAL(load("workers: lots\n"
+                         "log: { level: verbose }\n"
+                         "admin: { listen: nowhere }\n"
+                         "listeners:\n"
+                         "  - { name: a, plugin: tcp, listen: '127.0.0.1:99999' }\n"),
+                    FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 4);
+    CU_ASSERT(errs_have(&errs, 1, 10, "workers: want auto or a number from 1 to 256"));
+    CU_ASSERT(errs_have(&errs, 2, 15, "log: level: unknown level 'verbose'"));
+    CU_ASSERT(errs_have(&errs, 3, 18, "admin: listen: 'nowhere': want host:port"));
+    CU_ASSERT(errs_have(&errs, 5, 37, "port must be 1..65535"));
+}
+
+static void
+test_errors_are_capped_at_twenty_and_the_rest_counted(void)
+{
+    char   text[8192];
+    size_t n = 0;
+
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "listeners:\n");
+    for (int i = 0; i < 25; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "  - { name: l%d, plugin: BAD, listen: '127.0.0.1:%d' }\n", i,
+                              i + 1);
+    CU_ASSERT_EQUAL(load(text), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, FERRY_CONF_MAX_ERRORS);
+    CU_ASSERT_EQUAL(errs.dropped, 5);
+    CU_ASSERT(errs_have(&errs, 21, 0, "listeners[19]: plugin 'BAD'"));
+}
+
+static void
+test_yaml_syntax_error_has_position(void)
+{
+    CU_ASSERT_EQUAL(load("workers: 2\nlog: { level: info\nadmin: off\n"), FERRY_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[0].msg, "YAML syntax error"));
+    CU_ASSERT_STRING_EQUAL(errs.items[0].file, "t.yaml");
+    CU_ASSERT_EQUAL(errs.items[0].line, 3);
+    CU_ASSERT_EQUAL(errs.items[0].col, 6);
+    CU_ASSERT_EQUAL(load("a: [1, 2\n"), FERRY_EINVAL);
+    CU_ASSERT(errs.items[0].line >= 1);
+    CU_ASSERT_EQUAL(load("workers: 1\n---\nworkers: 2\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 2, 1, "a second YAML document"));
+}
+
+static void
+test_workers_auto_number_and_bad(void)
+{
+    CU_ASSERT_EQUAL(load("workers: auto\n"), FERRY_OK);
+    CU_ASSERT_EQUAL(conf->workers, 0);
+    CU_ASSERT_EQUAL(load("workers: 8\n"), FERRY_OK);
+    CU_ASSERT_EQUAL(conf->workers, 8);
+    CU_ASSERT_EQUAL(load("workers: 256\n"), FERRY_OK);
+    CU_ASSERT_EQUAL(conf->workers, 256);
+    CU_ASSERT_EQUAL(load("workers: 0\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 10, "workers: want auto or a number from 1 to 256"));
+    CU_ASSERT_EQUAL(load("workers: 257\n"), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(load("workers: -1\n"), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(load("workers: { n: 1 }\n"), FERRY_EINVAL);
+}
+
+static void
+test_defaults_for_an_empty_file(void)
+{
+    CU_ASSERT_EQUAL(load(""), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->path, "t.yaml");
+    CU_ASSERT_STRING_EQUAL(conf->dir, ".");
+    CU_ASSERT_EQUAL(conf->workers, 0);
+    CU_ASSERT_EQUAL(conf->log_level, FERRY_INFO);
+    CU_ASSERT_STRING_EQUAL(conf->access_log, "stdout");
+    CU_ASSERT_STRING_EQUAL(conf->admin_listen, "127.0.0.1:9901");
+    CU_ASSERT_EQUAL(conf->drain_timeout_ms, 30000);
+    CU_ASSERT_PTR_NULL(conf->plugins_dir);
+    CU_ASSERT_PTR_NULL(conf->tunnel.listen);
+    CU_ASSERT_PTR_NOT_NULL(conf->registry);
+    CU_ASSERT_EQUAL(conf->registry->n, 0);
+    CU_ASSERT_EQUAL(conf->nlisteners, 0);
+    CU_ASSERT_EQUAL(conf->ntenants, 0);
+    CU_ASSERT_EQUAL(conf->warnings.count, 0);
+}
+
+static void
+test_admin_off_and_listen(void)
+{
+    CU_ASSERT_EQUAL(load("admin: off\n"), FERRY_OK);
+    CU_ASSERT_PTR_NULL(conf->admin_listen);
+    CU_ASSERT_EQUAL(load("admin: { listen: '127.0.0.1:9999' }\n"), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(conf->admin_listen, "127.0.0.1:9999");
+    CU_ASSERT_EQUAL(load("admin: on\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 8, "admin: want off or { listen: host:port }"));
+    CU_ASSERT_EQUAL(load("admin: {}\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 8, "admin: missing required key 'listen'"));
+}
+
+static void
+test_log_level_and_access(void)
+{
+    CU_ASSERT_EQUAL(load("log: { level: debug, access: 'off' }\n"), FERRY_OK);
+    CU_ASSERT_EQUAL(conf->log_level, FERRY_DEBUG);
+    CU_ASSERT_STRING_EQUAL(conf->access_log, "off");
+    CU_ASSERT_EQUAL(load("log: { level: error, access: stdout }\n"), FERRY_OK);
+    CU_ASSERT_EQUAL(conf->log_level, FERRY_ERROR);
+    CU_ASSERT_STRING_EQUAL(conf->access_log, "stdout");
+    CU_ASSERT_EQUAL(load("log: { level: wrn }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 15, "unknown level 'wrn' (did you mean 'warn'?)"));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_string("log: { access: logs/access.jsonl }\n",
+                                           "/etc/ferry/ferry.yaml", &conf, &errs), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(conf->access_log, "/etc/ferry/logs/access.jsonl");
+    CU_ASSERT_STRING_EQUAL(conf->dir, "/etc/ferry");
+}
+
+static void
+test_drain_timeout(void)
+{
+    CU_ASSERT_EQUAL(load("drain_timeout_ms: 1500\n"), FERRY_OK);
+    CU_ASSERT_EQUAL(conf->drain_timeout_ms, 1500);
+}
+
+static void
+test_tenants_parsed_and_checked(void)
+{
+    const struct ferry_conf_tenant *t;
+
+    CU_ASSERT_EQUAL(load("tenants:\n  - { id: acme, token: t1 }\n  - id: beta\n    token: t2\n"),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(conf->ntenants, 2);
+    t = ferry_conf_tenant(conf, "beta");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_STRING_EQUAL(t->token, "t2");
+    CU_ASSERT_EQUAL(t->line, 3);
+    CU_ASSERT_EQUAL(t->col, 5);
+    CU_ASSERT_PTR_NULL(ferry_conf_tenant(conf, "gamma"));
+
+    CU_ASSERT_EQUAL(load("tenants:\n  - { id: acme, token: t1 }\n  - { id: acme, token: t2 }\n"
+                         "  - { id: beta }\n  - { id: gamma, token: t1 }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 3, 11, "tenants[1]: tenant 'acme' is defined twice"));
+    CU_ASSERT(errs_have(&errs, 4, 5, "tenants[2]: missing required key 'token'"));
+    CU_ASSERT(errs_have(&errs, 5, 25, "tenants[3]: token is the same as tenant 'acme''s"));
+    CU_ASSERT(!errs_mention(&errs, "t1"));
+}
+
+static void
+test_tunnel_needs_cert_and_key_that_exist(void)
+{
+    char *dir = tmpdir_new();
+    char  path[512], text[512];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    CU_ASSERT_EQUAL(load("tunnel: { listen: '127.0.0.1:8443' }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 9, "tunnel: missing required key 'cert'"));
+    CU_ASSERT(errs_have(&errs, 1, 9, "tunnel: missing required key 'key'"));
+
+    CU_ASSERT(mkdir_in(dir, "tls"));
+    CU_ASSERT(file_write(dir, "tls/gw.crt", "cert\n"));
+    CU_ASSERT(file_write(dir, "tls/gw.key", "key\n"));
+    snprintf(path, sizeof(path), "%s/ferry.yaml", dir);
+    snprintf(text, sizeof(text), "tunnel:\n  listen: '127.0.0.1:8443'\n  cert: tls/gw.crt\n"
+             "  key: tls/gw.key\n");
+    CU_ASSERT(file_write(dir, "ferry.yaml", text));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    snprintf(path, sizeof(path), "%s/tls/gw.crt", dir);
+    CU_ASSERT_STRING_EQUAL(conf->tunnel.cert, path);
+    snprintf(path, sizeof(path), "%s/tls/gw.key", dir);
+    CU_ASSERT_STRING_EQUAL(conf->tunnel.key, path);
+    CU_ASSERT_PTR_NULL(conf->tunnel.client_ca);
+    CU_ASSERT_STRING_EQUAL(conf->tunnel.listen, "127.0.0.1:8443");
+
+    CU_ASSERT(file_write(dir, "ferry.yaml", "tunnel:\n  listen: '127.0.0.1:8443'\n"
+                         "  cert: tls/gw.crt\n  key: tls/gw.key\n  client_ca: tls/ca.crt\n"));
+    snprintf(path, sizeof(path), "%s/ferry.yaml", dir);
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 14, "tunnel: client_ca: cannot read"));
+    CU_ASSERT(errs_have(&errs, 5, 14, "tls/ca.crt"));
+    CU_ASSERT_STRING_EQUAL(errs.items[0].file, path);
+    tmpdir_free(dir);
+}
+
+static void
+test_relative_paths_resolve_against_the_config_directory(void)
+{
+    char *dir = tmpdir_new();
+    char  path[512], want[512];
+    const struct ferry_dest *d;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    CU_ASSERT(mkdir_in(dir, "policies"));
+    CU_ASSERT(mkdir_in(dir, "tls"));
+    CU_ASSERT(mkdir_in(dir, "dests"));
+    CU_ASSERT(file_write(dir, "policies/billing.lua", "return {}\n"));
+    CU_ASSERT(file_write(dir, "tls/ca.pem", "pem\n"));
+    CU_ASSERT(file_write(dir, "ferry.yaml",
+                         "plugins_dir: ../build/plugins\n"
+                         "destinations_dir: dests\n"
+                         "destinations:\n"
+                         "  - Name: billing\n    Type: HTTP\n    URL: https://b.example/api\n"
+                         "    policy: policies/billing.lua\n"
+                         "    TrustStoreLocation: tls/ca.pem\n"));
+    snprintf(path, sizeof(path), "%s/ferry.yaml", dir);
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_OK);
+    errs_dump(&errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    snprintf(want, sizeof(want), "%s/../build/plugins", dir);
+    CU_ASSERT_STRING_EQUAL(conf->plugins_dir, want);
+    snprintf(want, sizeof(want), "%s/dests", dir);
+    CU_ASSERT_STRING_EQUAL(conf->destinations_dir, want);
+    d = ferry_registry_find(conf->registry, "billing");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    snprintf(want, sizeof(want), "%s/policies/billing.lua", dir);
+    CU_ASSERT_STRING_EQUAL(d->policy, want);
+    snprintf(want, sizeof(want), "%s/tls/ca.pem", dir);
+    CU_ASSERT_STRING_EQUAL(ferry_dest_prop(d, "TrustStoreLocation"), want);
+
+    /* The same config from elsewhere: the missing policy is named with its position. */
+    CU_ASSERT(file_write(dir, "ferry.yaml",
+                         "destinations:\n"
+                         "  - Name: billing\n    Type: HTTP\n    URL: https://b.example/api\n"
+                         "    policy: policies/missing.lua\n"
+                         "    TrustStoreLocation: tls/nope.pem\n"));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 5, "destination 'billing': policy: cannot read"));
+    CU_ASSERT(errs_have(&errs, 5, 5, "policies/missing.lua"));
+    CU_ASSERT(errs_have(&errs, 6, 5, "TrustStoreLocation: cannot read"));
+    tmpdir_free(dir);
+}
+
+static void
+test_destinations_dir_reads_every_yaml_file_sorted(void)
+{
+    char *dir = tmpdir_new();
+    char  path[512], bad[512], want[512];
+    const struct ferry_dest *d;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    CU_ASSERT(mkdir_in(dir, "d"));
+    CU_ASSERT(mkdir_in(dir, "d/policies"));
+    CU_ASSERT(file_write(dir, "d/policies/p.lua", "return {}\n"));
+    CU_ASSERT(file_write(dir, "d/b-ldap.yml", "Name: corp-ad\nType: LDAP\n"
+                         "ldap.url: ldap://ad.internal\npolicy: policies/p.lua\n"));
+    CU_ASSERT(file_write(dir, "d/a-erp.yaml", "Name: erp\nType: RFC\n"
+                         "jco.client.ashost: erp.internal\njco.client.sysnr: \"02\"\n"));
+    CU_ASSERT(file_write(dir, "d/README.md", "not a destination\n"));
+    CU_ASSERT(file_write(dir, "d/.hidden.yaml", "Name: [broken\n"));
+    CU_ASSERT(file_write(dir, "ferry.yaml", "destinations_dir: d\n"
+                         "listeners:\n  - { name: ad, plugin: ldap, listen: '127.0.0.1:1389',"
+                         " destination: corp-ad }\n"));
+    snprintf(path, sizeof(path), "%s/ferry.yaml", dir);
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_OK);
+    errs_dump(&errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_EQUAL(conf->registry->n, 2);
+    d = ferry_registry_find(conf->registry, "erp");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(ferry_dest_port(d), 3302);
+    snprintf(want, sizeof(want), "%s/d/a-erp.yaml", dir);
+    CU_ASSERT_STRING_EQUAL(d->file, want);
+    CU_ASSERT_EQUAL(d->line, 1);
+    d = ferry_registry_find(conf->registry, "corp-ad");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    snprintf(want, sizeof(want), "%s/d/policies/p.lua", dir);
+    CU_ASSERT_STRING_EQUAL(d->policy, want);
+
+    /* One bad file: the error names that file and the line in it. */
+    CU_ASSERT(file_write(dir, "d/c-bad.yaml", "Name: web\nType: HTTP\nURL: ftp://x\n"));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    snprintf(bad, sizeof(bad), "%s/d/c-bad.yaml", dir);
+    CU_ASSERT_STRING_EQUAL(errs.items[0].file, bad);
+    CU_ASSERT_EQUAL(errs.items[0].line, 3);
+    CU_ASSERT_EQUAL(errs.items[0].col, 1);
+    CU_ASSERT(errs_have(&errs, 3, 1, "destination 'web': URL: scheme 'ftp' is not allowed"));
+
+    /* A syntax error inside a destination file, and a duplicate across inline + dir. */
+    CU_ASSERT(file_write(dir, "d/c-bad.yaml", "Name: [web\n"));
+    CU_ASSERT(file_write(dir, "ferry.yaml", "destinations_dir: d\ndestinations:\n"
+                         "  - { Name: erp, Type: TCP, Address: 'tcp://h:1' }\n"));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 2);
+    CU_ASSERT(errs_mention(&errs, "c-bad.yaml"));
+    CU_ASSERT(errs_have(&errs, 0, 0, "YAML syntax error"));
+    CU_ASSERT(errs_have(&errs, 1, 1, "destination 'erp' is defined twice (first at"));
+    snprintf(want, sizeof(want), "(first at %s/ferry.yaml:3:5)", dir);
+    CU_ASSERT(errs_have(&errs, 1, 1, want));
+    tmpdir_free(dir);
+}
+
+static void
+test_destinations_dir_missing_is_an_error(void)
+{
+    CU_ASSERT_EQUAL(load("destinations_dir: /nonexistent/ferry-dests\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 19, "destinations_dir: cannot open directory "
+                        "/nonexistent/ferry-dests"));
+}
+
+static void
+test_load_file_reports_unreadable_file(void)
+{
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    conf = NULL;
+    CU_ASSERT_EQUAL(ferry_conf_load_file("/nonexistent/ferry.yaml", &conf, &errs),
+                    FERRY_EINVAL);
+    CU_ASSERT_PTR_NULL(conf);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 1);
+    CU_ASSERT_STRING_EQUAL(errs.items[0].file, "/nonexistent/ferry.yaml");
+    CU_ASSERT_EQUAL(errs.items[0].line, 0);
+    CU_ASSERT(errs_have(&errs, 0, 0, "No such file or directory"));
+}
+
+static void
+test_listener_options_reach_the_plugin(void)
+{
+    const char         *s;
+    const char *const  *list;
+    size_t              n;
+
+    CU_ASSERT_EQUAL(load("listeners:\n"
+                         "  - name: socks\n    plugin: socks5\n    listen: '127.0.0.1:20004'\n"
+                         "    auth: tenant\n    egress: [ '127.0.0.1:*', '*.example.com:443' ]\n"),
+                    FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_EQUAL(ferry_opts_str(conf->listeners[0].opts, "auth", &s), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(s, "tenant");
+    CU_ASSERT_EQUAL(ferry_opts_strlist(conf->listeners[0].opts, "egress", &list, &n), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(list[1], "*.example.com:443");
+    CU_ASSERT_PTR_NULL(list[2]);
+    /* core keys are not options */
+    CU_ASSERT_EQUAL(ferry_opts_str(conf->listeners[0].opts, "listen", &s), FERRY_ENOTFOUND);
+}
+
+static void
+test_errlist_print_formats_file_line_col(void)
+{
+    struct ferry_errlist l = {0};
+    char                 buf[1024] = {0};
+    FILE                *fp = fmemopen(buf, sizeof(buf) - 1, "w");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    ferry_errlist_add(&l, "conf/ferry.yaml", 14, 7, "listeners[1]: unknown key '%s'", "x");
+    ferry_errlist_add(&l, "conf/ferry.yaml", 0, 0, "cannot open");
+    ferry_errlist_add(&l, NULL, 0, 0, "out of memory");
+    ferry_errlist_print(&l, fp, false);
+    ferry_errlist_print(&l, fp, true);
+    fclose(fp);
+    CU_ASSERT_STRING_EQUAL(buf,
+                           "conf/ferry.yaml:14:7: listeners[1]: unknown key 'x'\n"
+                           "conf/ferry.yaml: cannot open\n"
+                           "out of memory\n"
+                           "warning: conf/ferry.yaml:14:7: listeners[1]: unknown key 'x'\n"
+                           "warning: conf/ferry.yaml: cannot open\n"
+                           "warning: out of memory\n");
+    CU_ASSERT_EQUAL(l.items[0].line, 14);
+    CU_ASSERT_EQUAL(l.items[0].col, 7);
+    CU_ASSERT_EQUAL(l.items[0].code, FERRY_EINVAL);
+}
+
+static void
+test_errlist_caps_and_prints_the_dropped_count(void)
+{
+    struct ferry_errlist l = {0};
+    char                 buf[4096] = {0};
+    FILE                *fp = fmemopen(buf, sizeof(buf) - 1, "w");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    for (int i = 0; i < 23; i++)
+        ferry_errlist_add(&l, "f", i + 1, 1, "e%d", i);
+    CU_ASSERT_EQUAL(l.count, 20);
+    CU_ASSERT_EQUAL(l.dropped, 3);
+    ferry_errlist_print(&l, fp, false);
+    fclose(fp);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "f:20:1: e19\nand 3 more errors\n"));
+    CU_ASSERT_PTR_NULL(strstr(buf, "e20"));
+}
+
+static void
+test_err_set_and_strerror(void)
+{
+    struct ferry_err e = { .line = 3 };
+
+    CU_ASSERT_EQUAL(ferry_err_set(&e, FERRY_EIO, "cannot open %s", "x"), FERRY_EIO);
+    CU_ASSERT_EQUAL(e.code, FERRY_EIO);
+    CU_ASSERT_EQUAL(e.line, 0);
+    CU_ASSERT_STRING_EQUAL(e.msg, "cannot open x");
+    CU_ASSERT_EQUAL(ferry_err_set(NULL, FERRY_EINVAL, "ignored"), FERRY_EINVAL);
+    CU_ASSERT_STRING_EQUAL(ferry_strerror(FERRY_OK), "OK");
+    CU_ASSERT_STRING_EQUAL(ferry_strerror(FERRY_EINVAL), "EINVAL");
+    CU_ASSERT_STRING_EQUAL(ferry_strerror(FERRY_ETIMEDOUT), "ETIMEDOUT");
+    CU_ASSERT_STRING_EQUAL(ferry_strerror(FERRY_EUNAVAIL), "EUNAVAIL");
+    CU_ASSERT_STRING_EQUAL(ferry_strerror(-99), "EUNKNOWN");
+    CU_ASSERT_STRING_EQUAL(ferry_strerror(5), "EUNKNOWN");
+}
+
+static void
+test_edit_distance_and_suggest(void)
+{
+    static const char *const keys[] = { "destination", "tenant", "listen", "plugin" };
+
+    CU_ASSERT_EQUAL(ferry_conf_edit_distance("plugin", "plugin", 2), 0);
+    CU_ASSERT_EQUAL(ferry_conf_edit_distance("plugn", "plugin", 2), 1);
+    CU_ASSERT_EQUAL(ferry_conf_edit_distance("pluign", "plugin", 2), 1);   /* swap */
+    CU_ASSERT_EQUAL(ferry_conf_edit_distance("Authentification", "Authentication", 2), 2);
+    CU_ASSERT_EQUAL(ferry_conf_edit_distance("abc", "xyz", 2), 3);            /* capped */
+    CU_ASSERT_EQUAL(ferry_conf_edit_distance("a", "abcdefgh", 2), 3);
+    CU_ASSERT_STRING_EQUAL(ferry_conf_suggest("destinaton", keys, 4, 2), "destination");
+    CU_ASSERT_STRING_EQUAL(ferry_conf_suggest("tenat", keys, 4, 2), "tenant");
+    CU_ASSERT_PTR_NULL(ferry_conf_suggest("zzzzzz", keys, 4, 2));
+    CU_ASSERT_PTR_NULL(ferry_conf_suggest("tenant", keys, 4, 2));   /* itself: no advice */
+}
+
+int
+main(void)
+{
+    static const struct cu_test tests[] = {
+        { "unknown key points at line:col and suggests",
+          test_unknown_key_points_at_line_col_and_suggests },
+        { "unknown top-level key suggests the closest", test_unknown_top_level_key_suggests_closest },
+        { "unknown key in a section names the section",
+          test_unknown_key_in_section_names_the_section },
+        { "wrong types are errors at the node", test_wrong_types_are_errors_at_the_node },
+        { "missing required listener keys", test_missing_required_listener_keys },
+        { "listener defaults and core keys", test_listener_defaults_and_core_keys },
+        { "listener ranges and plugin name checked",
+          test_listener_ranges_and_plugin_name_checked },
+        { "duplicate listener name points at the second",
+          test_duplicate_listener_name_points_at_second },
+        { "duplicate YAML key is an error", test_duplicate_yaml_key_is_an_error },
+        { "listener: unknown destination and tenant",
+          test_listener_unknown_destination_and_tenant },
+        { "listener bound to known destination and tenant",
+          test_listener_bound_to_known_destination_and_tenant },
+        { "listener naming an invalid destination: no second error",
+          test_listener_naming_an_invalid_destination_adds_no_second_error },
+        { "several errors collected in one pass", test_several_errors_are_collected_in_one_pass },
+        { "errors capped at 20, the rest counted",
+          test_errors_are_capped_at_twenty_and_the_rest_counted },
+        { "YAML syntax error has a position", test_yaml_syntax_error_has_position },
+        { "workers: auto, number, bad", test_workers_auto_number_and_bad },
+        { "defaults for an empty file", test_defaults_for_an_empty_file },
+        { "admin: off and listen", test_admin_off_and_listen },
+        { "log level and access", test_log_level_and_access },
+        { "drain_timeout_ms", test_drain_timeout },
+        { "tenants parsed and checked", test_tenants_parsed_and_checked },
+        { "tunnel needs cert and key that exist", test_tunnel_needs_cert_and_key_that_exist },
+        { "relative paths resolve against the config's directory",
+          test_relative_paths_resolve_against_the_config_directory },
+        { "destinations_dir: every yaml file, sorted, errors name the file",
+          test_destinations_dir_reads_every_yaml_file_sorted },
+        { "destinations_dir missing is an error", test_destinations_dir_missing_is_an_error },
+        { "load_file reports an unreadable file", test_load_file_reports_unreadable_file },
+        { "listener options reach the plugin", test_listener_options_reach_the_plugin },
+        { "errlist prints file:line:col", test_errlist_print_formats_file_line_col },
+        { "errlist caps and prints the dropped count",
+          test_errlist_caps_and_prints_the_dropped_count },
+        { "err_set and strerror", test_err_set_and_strerror },
+        { "edit distance and suggest", test_edit_distance_and_suggest },
+        { NULL, NULL }
+    };
+    int rc = cu_run("conf", tests);
+
+    ferry_conf_free(conf);
+    return rc;
+}
