@@ -105,6 +105,15 @@ is_word(const char *s, const char *extra)
     return true;
 }
 
+/* A value as it may be quoted in a message: never one that came from a reference. */
+static const char *
+shown(const struct conf_ctx *c, const yaml_node_t *map, const char *key, const char *v)
+{
+    const char *raw = conf_text(conf_value(c, map, key));
+
+    return raw != NULL && strstr(raw, "${") != NULL ? "***" : v;
+}
+
 static int
 set_dup(char **slot, const char *s)
 {
@@ -148,8 +157,11 @@ load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf
             } else {
                 const char *s = ferry_conf_suggest(lc.level, levels, 4, 2);
 
-                conf_error(c, conf_value(c, n, "level"), "log", "level: unknown level '%s'%s%s%s "
-                           "(debug, info, warn or error)", lc.level, s ? " (did you mean '" : "",
+                if (strcmp(shown(c, n, "level", lc.level), lc.level) != 0)
+                    s = NULL;
+                conf_error(c, conf_value(c, n, "level"), "log", "level: unknown level "
+                           "'%s'%s%s%s (debug, info, warn or error)",
+                           shown(c, n, "level", lc.level), s ? " (did you mean '" : "",
                            s ? s : "", s ? "'?)" : "");
             }
         }
@@ -246,16 +258,16 @@ load_tenants(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *
             continue;
         if (!is_word(t->id, "-.ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
             conf_error(c, conf_value(c, tn, "id"), where, "id '%s': use letters, digits, "
-                       "'-', '_' and '.' only", t->id);
+                       "'-', '_' and '.' only", shown(c, tn, "id", t->id));
         for (size_t j = 0; j + 1 < conf->ntenants; j++) {
             const struct ferry_conf_tenant *o = &conf->tenants[j];
 
             if (o->id != NULL && strcmp(o->id, t->id) == 0)
                 conf_error(c, conf_value(c, tn, "id"), where, "tenant '%s' is defined twice "
-                           "(first at line %d)", t->id, o->line);
+                           "(first at line %d)", shown(c, tn, "id", t->id), o->line);
             else if (o->token != NULL && strcmp(o->token, t->token) == 0)
                 conf_error(c, conf_value(c, tn, "token"), where, "token is the same as "
-                           "tenant '%s''s: each tenant needs its own", o->id);
+                           "tenants[%zu]'s: each tenant needs its own", j);
         }
     }
 }
@@ -308,13 +320,14 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     for (size_t j = 0; j + 1 < conf->nlisteners; j++) {
         if (conf->listeners[j].name != NULL && strcmp(conf->listeners[j].name, l->name) == 0) {
             conf_error(c, conf_value(c, ln, "name"), where, "duplicate listener name '%s' "
-                       "(first at line %d)", l->name, conf->listeners[j].line);
+                       "(first at line %d)", shown(c, ln, "name", l->name),
+                       conf->listeners[j].line);
             break;
         }
     }
     if (!is_word(l->plugin, NULL))
         conf_error(c, conf_value(c, ln, "plugin"), where, "plugin '%s': want a plugin name "
-                   "([a-z0-9_]+, as in ferry_<name>.so)", l->plugin);
+                   "([a-z0-9_]+, as in ferry_<name>.so)", shown(c, ln, "plugin", l->plugin));
     if (ferry_addr_parse(l->listen, &l->addr, &l->addr_len, &err) != FERRY_OK)
         conf_error(c, conf_value(c, ln, "listen"), where, "listen: %s", err.msg);
     if (l->destination != NULL && ferry_registry_find(conf->registry, l->destination) == NULL
@@ -323,14 +336,17 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
                                            ndnames, 2);
 
         vn = conf_value(c, ln, "destination");
-        if (s != NULL)
+        if (strcmp(shown(c, ln, "destination", l->destination), l->destination) != 0)
+            conf_error(c, vn, where, "unknown destination");
+        else if (s != NULL)
             conf_error(c, vn, where, "unknown destination '%s' (did you mean '%s'?)",
                        l->destination, s);
         else
             conf_error(c, vn, where, "unknown destination '%s'", l->destination);
     }
     if (l->tenant != NULL && ferry_conf_tenant(conf, l->tenant) == NULL)
-        conf_error(c, conf_value(c, ln, "tenant"), where, "unknown tenant '%s'", l->tenant);
+        conf_error(c, conf_value(c, ln, "tenant"), where, "unknown tenant '%s'",
+                   shown(c, ln, "tenant", l->tenant));
 }
 
 static void

@@ -337,7 +337,7 @@ test_tenants_parsed_and_checked(void)
                          "  - { id: beta }\n  - { id: gamma, token: t1 }\n"), FERRY_EINVAL);
     CU_ASSERT(errs_have(&errs, 3, 11, "tenants[1]: tenant 'acme' is defined twice"));
     CU_ASSERT(errs_have(&errs, 4, 5, "tenants[2]: missing required key 'token'"));
-    CU_ASSERT(errs_have(&errs, 5, 25, "tenants[3]: token is the same as tenant 'acme''s"));
+    CU_ASSERT(errs_have(&errs, 5, 25, "tenants[3]: token is the same as tenants[0]'s"));
     CU_ASSERT(!errs_mention(&errs, "t1"));
 }
 
