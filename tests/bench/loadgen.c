@@ -1,0 +1,324 @@
+/*
+ * loadgen.c: the load generator and origin for tests/bench/run.sh. One small C
+ * program so that the measuring side costs the same for every subject (direct,
+ * ferry, HAProxy, socat …) and stays cheap on a 2-core machine.
+ *
+ *   loadgen serve PORT             origin: "bulk" clients (first byte 'B') get an
+ *                                  endless stream; others get their bytes echoed; a
+ *                                  line "ping\n" is answered "pong\n" and closed.
+ *   loadgen bulk HOST PORT SECS    one stream, prints MiB/s received
+ *   loadgen rate HOST PORT SECS C  C concurrent connect+ping+pong+close loops, prints conn/s
+ *   loadgen idle HOST PORT N       opens N relayed connections (1 byte echoed on each),
+ *                                  prints "ready N", holds them until stdin closes
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF_BYTES (1 << 20)
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static struct sockaddr_in
+addr_of(const char *host, const char *port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)) };
+
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fprintf(stderr, "bad IPv4 address %s\n", host);
+        exit(2);
+    }
+    return sa;
+}
+
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* ---- origin ---------------------------------------------------------------------- */
+
+enum { C_NEW, C_BULK, C_ECHO };
+
+struct sconn {
+    int  fd;
+    int  kind;
+    char line[8];
+    int  nline;
+};
+
+static int
+serve(const char *port)
+{
+    static char        buf[BUF_BYTES];
+    struct sockaddr_in sa = addr_of("127.0.0.1", port);
+    int                one = 1, lfd, ep;
+    struct epoll_event ev, evs[256];
+
+    memset(buf, 'x', sizeof(buf));
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
+        die("socket");
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0)
+        die("bind/listen");
+    if ((ep = epoll_create1(0)) < 0)
+        die("epoll");
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+
+        if (n < 0 && errno != EINTR)
+            break;
+
+        for (int i = 0; i < n; i++) {
+            struct sconn *c = evs[i].data.ptr;
+
+            if (c == NULL) {
+                int fd;
+
+                while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    c = calloc(1, sizeof(*c));
+                    c->fd = fd;
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                    ev.events = EPOLLIN;
+                    ev.data.ptr = c;
+                    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+                }
+                continue;
+            }
+            if (c->kind == C_BULK) {
+                if (evs[i].events & (EPOLLERR | EPOLLHUP) || send(c->fd, buf, sizeof(buf), 0) < 0) {
+                    if (errno == EAGAIN)
+                        continue;
+                    close(c->fd);
+                    free(c);
+                }
+                continue;
+            }
+            {
+                char    in[4096];
+                ssize_t r = recv(c->fd, in, sizeof(in), 0);
+
+                if (r < 0 && errno == EAGAIN)
+                    continue;
+                if (r <= 0) {
+                    close(c->fd);
+                    free(c);
+                    continue;
+                }
+                if (c->kind == C_NEW && in[0] == 'B') {
+                    c->kind = C_BULK;
+                    ev.events = EPOLLOUT;
+                    ev.data.ptr = c;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                    continue;
+                }
+                if (c->kind == C_NEW && r == 5 && memcmp(in, "ping\n", 5) == 0) {
+                    /* The origin closes first: TIME_WAIT stays on the server side. */
+                    send(c->fd, "pong\n", 5, 0);
+                    close(c->fd);
+                    free(c);
+                    continue;
+                }
+                c->kind = C_ECHO;
+                send(c->fd, in, (size_t)r, 0);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- clients --------------------------------------------------------------------- */
+
+static int
+dial(const struct sockaddr_in *sa, int nonblock)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    int one = 1;
+
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int
+bulk(const char *host, const char *port, double secs)
+{
+    static char        buf[BUF_BYTES];
+    struct sockaddr_in sa = addr_of(host, port);
+    int                fd = dial(&sa, 0);
+    double             t0, t1, deadline;
+    uint64_t           total = 0, warm = 0;
+
+    if (fd < 0 || send(fd, "B", 1, 0) != 1)
+        die("bulk connect");
+    t0 = now_s();
+    deadline = t0 + secs;
+    /* The first half second warms up windows and caches; it is not counted. */
+    while (now_s() < t0 + 0.5) {
+        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+        if (r <= 0)
+            die("bulk recv");
+        warm += (uint64_t)r;
+    }
+    t0 = now_s();
+    while ((t1 = now_s()) < deadline) {
+        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+        if (r <= 0)
+            die("bulk recv");
+        total += (uint64_t)r;
+    }
+    close(fd);
+    printf("%.1f\n", (double)total / (1024.0 * 1024.0) / (t1 - t0));
+    return 0;
+}
+
+struct rconn {
+    int fd;
+    int state;  /* 0 connecting, 1 waiting for pong/EOF */
+};
+
+static int
+rate(const char *host, const char *port, double secs, int conc)
+{
+    struct sockaddr_in  sa = addr_of(host, port);
+    struct rconn       *rc = calloc((size_t)conc, sizeof(*rc));
+    struct epoll_event  ev, evs[512];
+    int                 ep = epoll_create1(0);
+    uint64_t            done = 0, errors = 0;
+    double              t0 = now_s(), deadline = t0 + secs;
+
+    raise_nofile();
+    for (int i = 0; i < conc; i++) {
+        rc[i].fd = dial(&sa, 1);
+        ev.events = EPOLLOUT;
+        ev.data.ptr = &rc[i];
+        epoll_ctl(ep, EPOLL_CTL_ADD, rc[i].fd, &ev);
+    }
+    while (now_s() < deadline) {
+        int n = epoll_wait(ep, evs, 512, 100);
+
+        for (int i = 0; i < n; i++) {
+            struct rconn *c = evs[i].data.ptr;
+            char          in[64];
+            ssize_t       r;
+
+            if (c->state == 0) {
+                if ((evs[i].events & (EPOLLERR | EPOLLHUP)) || send(c->fd, "ping\n", 5, 0) != 5) {
+                    errors++;
+                    goto again;
+                }
+                c->state = 1;
+                ev.events = EPOLLIN;
+                ev.data.ptr = c;
+                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+                continue;
+            }
+            r = recv(c->fd, in, sizeof(in), 0);
+            if (r < 0 && errno == EAGAIN)
+                continue;
+            if (r > 0)
+                continue;       /* "pong\n"; wait for the close */
+            if (r == 0)
+                done++;
+            else
+                errors++;
+again:
+            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->state = 0;
+            c->fd = dial(&sa, 1);
+            ev.events = EPOLLOUT;
+            ev.data.ptr = c;
+            epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        }
+    }
+    printf("%.0f %llu\n", (double)done / (now_s() - t0), (unsigned long long)errors);
+    return 0;
+}
+
+static int
+idle(const char *host, const char *port, int n)
+{
+    struct sockaddr_in sa = addr_of(host, port);
+    int               *fds = calloc((size_t)n, sizeof(int));
+    char               b;
+
+    raise_nofile();
+    for (int i = 0; i < n; i++) {
+        struct pollfd p;
+
+        if ((fds[i] = dial(&sa, 0)) < 0 || send(fds[i], "i", 1, 0) != 1)
+            die("idle connect");
+        p.fd = fds[i];
+        p.events = POLLIN;
+        if (poll(&p, 1, 10000) != 1 || recv(fds[i], &b, 1, 0) != 1) {
+            fprintf(stderr, "idle: connection %d not relayed\n", i);
+            return 1;
+        }
+    }
+    printf("ready %d\n", n);
+    fflush(stdout);
+    while (read(0, &b, 1) > 0)
+        ;
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "serve") == 0)
+        return serve(argv[2]);
+    if (argc >= 5 && strcmp(argv[1], "bulk") == 0)
+        return bulk(argv[2], argv[3], atof(argv[4]));
+    if (argc >= 6 && strcmp(argv[1], "rate") == 0)
+        return rate(argv[2], argv[3], atof(argv[4]), atoi(argv[5]));
+    if (argc >= 5 && strcmp(argv[1], "idle") == 0)
+        return idle(argv[2], argv[3], atoi(argv[4]));
+    fprintf(stderr, "usage: see the comment at the top of loadgen.c\n");
+    return 2;
+}
