@@ -38,9 +38,13 @@ verr(struct check *k, struct ferry_errlist *l, const struct ferry_prop *p, const
     char msg[400];
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    ferry_errlist_add(l, k->d->file, p != NULL ? p->line : k->d->line,
-                      p != NULL ? p->col : k->d->col, "destination '%s': %s",
-                      k->d->name != NULL ? k->d->name : "?", msg);
+    if (k->d->name != NULL)
+        ferry_errlist_add(l, k->d->file, p != NULL ? p->line : k->d->line,
+                          p != NULL ? p->col : k->d->col, "destination '%s': %s", k->d->name,
+                          msg);
+    else
+        ferry_errlist_add(l, k->d->file, p != NULL ? p->line : k->d->line,
+                          p != NULL ? p->col : k->d->col, "destination: %s", msg);
 }
 
 /* An error at property p (or at the destination when p is NULL). */
