@@ -114,6 +114,16 @@ shown(const struct conf_ctx *c, const yaml_node_t *map, const char *key, const c
     return raw != NULL && strstr(raw, "${") != NULL ? "***" : v;
 }
 
+/* A YAML null: `key:` alone, `~` or `null`, unquoted. */
+static bool
+is_null(const yaml_node_t *n)
+{
+    const char *s = conf_text(n);
+
+    return s != NULL && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+           && (*s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0);
+}
+
 static int
 set_dup(char **slot, const char *s)
 {
@@ -451,6 +461,13 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
     if (root != NULL && root->type == YAML_MAPPING_NODE)
         top.destinations_dir_node = conf_value(&c, root, "destinations_dir");
 
+    /* `key:` with nothing after it means the default, as if the key were absent. */
+    const yaml_node_t **nodes[] = { &top.workers, &top.log, &top.admin, &top.tunnel,
+                                    &top.tenants, &top.destinations, &top.listeners };
+
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+        if (*nodes[i] != NULL && is_null(*nodes[i]))
+            *nodes[i] = NULL;
     conf->plugins_dir = top.plugins_dir;
     conf->destinations_dir = top.destinations_dir;
     conf->drain_timeout_ms = top.drain_timeout_ms;
@@ -476,6 +493,10 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
         ferry_conf_free(conf);
         return FERRY_EINVAL;
     }
+    /* Plugins report option errors later: never into our caller-less local list. */
+    if (errs == &local)
+        for (size_t i = 0; i < conf->nlisteners; i++)
+            ferry_opts_set_errlist(conf->listeners[i].opts, NULL);
     *out = conf;
     return FERRY_OK;
 }

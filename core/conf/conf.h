@@ -65,7 +65,7 @@ struct ferry_conf {
     char                       *plugins_dir;     /* resolved; NULL = default search */
     enum ferry_log_level        log_level;       /* default FERRY_INFO */
     char                       *access_log;      /* "stdout", "off" or a resolved path */
-    char                       *admin_listen;    /* default "127.0.0.1:9901"; NULL if `admin: off` */
+    char                       *admin_listen;    /* default "127.0.0.1:9901"; NULL: `admin: off` */
     uint32_t                    drain_timeout_ms;/* default 30000 */
     struct {
         char *listen;                            /* NULL if no tunnel section */
@@ -95,12 +95,14 @@ const struct ferry_conf_tenant *ferry_conf_tenant(const struct ferry_conf *conf,
 /* After the plugin's listener_open(): report every option key it never asked for as
  * unknown, suggesting the closest known key (core keys + keys the plugin asked for). */
 void ferry_opts_check_unused(struct ferry_opts *o);
-/* Errors that plugins reported through ferry_opts_error() go to this list. */
+/* Errors that plugins reported through ferry_opts_error() go to this list (by default
+ * the one given to the loader; NULL drops them). */
 void ferry_opts_set_errlist(struct ferry_opts *o, struct ferry_errlist *errs);
 
 /* Secret references: expand every ${env:NAME} and ${file:path} in `value` (file paths
- * relative to base_dir; one trailing newline of a file is dropped). *secret is set when
- * anything was expanded. Errors name the reference, never its value. */
+ * relative to base_dir; one trailing newline of a file is dropped); `$${` stands for a
+ * literal `${`. *secret is set when anything was expanded. Errors name the reference,
+ * never its value nor the text around it. */
 int  ferry_conf_expand(const char *value, const char *base_dir, char **out, bool *secret,
                        struct ferry_err *err);
 

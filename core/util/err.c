@@ -9,7 +9,7 @@
 
 #include <ferry/err.h>
 
-int
+FERRY_API int
 ferry_err_vset(struct ferry_err *err, int code, const char *fmt, va_list ap)
 {
     if (err == NULL)
@@ -22,7 +22,7 @@ ferry_err_vset(struct ferry_err *err, int code, const char *fmt, va_list ap)
     return code;
 }
 
-int
+FERRY_API int
 ferry_err_set(struct ferry_err *err, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -33,7 +33,7 @@ ferry_err_set(struct ferry_err *err, int code, const char *fmt, ...)
     return code;
 }
 
-const char *
+FERRY_API const char *
 ferry_strerror(int code)
 {
     static const char *const names[] = {

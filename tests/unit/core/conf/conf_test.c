@@ -312,6 +312,35 @@ test_log_level_and_access(void)
 }
 
 static void
+test_empty_sections_mean_defaults(void)
+{
+    CU_ASSERT_EQUAL(load("workers:\nadmin: ~\ntenants:\ndestinations: null\nlisteners:\n"),
+                    FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_EQUAL(conf->workers, 0);
+    CU_ASSERT_STRING_EQUAL(conf->admin_listen, "127.0.0.1:9901");
+    CU_ASSERT_EQUAL(conf->nlisteners, 0);
+    CU_ASSERT_EQUAL(load("listeners: ''\n"), FERRY_EINVAL);      /* quoted: not null */
+    CU_ASSERT(errs_have(&errs, 1, 12, "listeners: want a list"));
+}
+
+static void
+test_without_an_errlist_plugin_errors_are_dropped_safely(void)
+{
+    struct ferry_conf *c = NULL;
+
+    CU_ASSERT_EQUAL(ferry_conf_load_string("listeners:\n  - { name: a, plugin: tcp, "
+                                           "listen: '127.0.0.1:1', mode: x }\n", "t.yaml",
+                                           &c, NULL), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(ferry_opts_error(c->listeners[0].opts, "mode", "bad"), FERRY_EINVAL);
+    ferry_opts_check_unused(c->listeners[0].opts);
+    ferry_conf_free(c);
+    CU_ASSERT_EQUAL(ferry_conf_load_string("workers: 0\n", "t.yaml", &c, NULL), FERRY_EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+}
+
+static void
 test_drain_timeout(void)
 {
     CU_ASSERT_EQUAL(load("drain_timeout_ms: 1500\n"), FERRY_OK);
@@ -630,7 +659,8 @@ main(void)
     static const struct cu_test tests[] = {
         { "unknown key points at line:col and suggests",
           test_unknown_key_points_at_line_col_and_suggests },
-        { "unknown top-level key suggests the closest", test_unknown_top_level_key_suggests_closest },
+        { "unknown top-level key suggests the closest",
+          test_unknown_top_level_key_suggests_closest },
         { "unknown key in a section names the section",
           test_unknown_key_in_section_names_the_section },
         { "wrong types are errors at the node", test_wrong_types_are_errors_at_the_node },
@@ -656,6 +686,9 @@ main(void)
         { "admin: off and listen", test_admin_off_and_listen },
         { "log level and access", test_log_level_and_access },
         { "drain_timeout_ms", test_drain_timeout },
+        { "empty sections mean defaults", test_empty_sections_mean_defaults },
+        { "without an errlist, plugin errors are dropped safely",
+          test_without_an_errlist_plugin_errors_are_dropped_safely },
         { "tenants parsed and checked", test_tenants_parsed_and_checked },
         { "tunnel needs cert and key that exist", test_tunnel_needs_cert_and_key_that_exist },
         { "relative paths resolve against the config's directory",
