@@ -4,12 +4,16 @@
  * buffers. Does not parse protocols, choose destinations or write access-log lines
  * (conn.c does).
  *
- * Zero copy: each direction splices socket -> pipe -> socket, so payload never enters
- * user space. Pipes are large (1 MiB, see worker.c) because throughput scales with the
- * bytes moved per splice call, and they are taken from the worker's pool only while
- * they hold data, so an idle connection holds no pipe at all. If splice is refused
- * (EINVAL: an fd that cannot splice), that direction falls back to recv/send through
- * a buffer that also exists only while it holds data.
+ * Small exchanges go recv() -> stack buffer -> send(): two cheap syscalls, no pipe.
+ * Once a direction reads a full stack buffer it is bulk traffic and switches to
+ * splice() socket -> pipe -> socket, so payload never enters user space. Pipes are
+ * large (1 MiB, worker.c) because throughput scales with bytes moved per splice, and
+ * they come from the worker's pool only while they hold data: an idle connection
+ * holds no pipe and no buffer. If splice is refused (EINVAL: an fd that cannot
+ * splice) the direction stays on recv/send.
+ *
+ * Events are edge-triggered (conn.c), so readiness is remembered in the conn's
+ * *_readable / *_writable flags: set by an event, cleared by EAGAIN.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +26,8 @@
 
 #include "worker/conn-int.h"
 
-#define COPY_BUF_BYTES   (64 * 1024)
-#define PUMP_ROUNDS      4     /* fill+flush rounds per wake-up: fairness between conns */
+#define COPY_BYTES   (16 * 1024)  /* a full read of this size means bulk: splice */
+#define PUMP_ROUNDS  4            /* reads per wake-up, then let other connections run */
 
 void
 relay_dir_init(struct relay_dir *d)
@@ -39,7 +43,7 @@ dir_release_pipe(struct worker *w, struct relay_dir *d)
         return;
     if (d->in_pipe == 0) {
         worker_pipe_put(w, d->pipe);
-    } else {            /* data we will never deliver: the pipe cannot be reused */
+    } else {            /* holds bytes we will never deliver: not reusable */
         close(d->pipe[0]);
         close(d->pipe[1]);
     }
@@ -47,17 +51,21 @@ dir_release_pipe(struct worker *w, struct relay_dir *d)
     d->in_pipe = 0;
 }
 
+static void
+dir_free_buf(struct relay_dir *d)
+{
+    free(d->buf);
+    d->buf = NULL;
+    d->buf_off = d->buf_len = d->buf_cap = 0;
+}
+
 void
 relay_release(struct ferry_conn *c)
 {
-    struct relay_dir *dirs[2] = { &c->up, &c->down };
-
-    for (int i = 0; i < 2; i++) {
-        dir_release_pipe(c->w, dirs[i]);
-        free(dirs[i]->buf);
-        dirs[i]->buf = NULL;
-        dirs[i]->buf_off = dirs[i]->buf_len = dirs[i]->buf_cap = 0;
-    }
+    dir_release_pipe(c->w, &c->up);
+    dir_release_pipe(c->w, &c->down);
+    dir_free_buf(&c->up);
+    dir_free_buf(&c->down);
 }
 
 static void
@@ -78,6 +86,12 @@ dir_account(struct ferry_conn *c, struct relay_dir *d, size_t n)
     }
 }
 
+static bool
+dir_has_pending(const struct relay_dir *d)
+{
+    return d->buf_off < d->buf_len || d->in_pipe > 0;
+}
+
 /* Deliver what this direction holds. 1: all delivered; 0: `to` is full; -1: error. */
 static int
 dir_flush(struct ferry_conn *c, struct relay_dir *d)
@@ -89,22 +103,25 @@ dir_flush(struct ferry_conn *c, struct relay_dir *d)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return errno == EAGAIN ? 0 : -1;
+            if (errno != EAGAIN)
+                return -1;
+            *d->to_ready = false;
+            return 0;
         }
         d->buf_off += (size_t)n;
         dir_account(c, d, (size_t)n);
     }
-    if (d->buf != NULL) {       /* empty: an idle connection keeps no buffer */
-        free(d->buf);
-        d->buf = NULL;
-        d->buf_off = d->buf_len = d->buf_cap = 0;
-    }
+    if (d->buf != NULL)
+        dir_free_buf(d);
     while (d->in_pipe > 0) {
         n = splice(d->pipe[0], NULL, *d->to, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return errno == EAGAIN ? 0 : -1;
+            if (errno != EAGAIN)
+                return -1;
+            *d->to_ready = false;
+            return 0;
         }
         d->in_pipe -= (size_t)n;
         dir_account(c, d, (size_t)n);
@@ -113,86 +130,110 @@ dir_flush(struct ferry_conn *c, struct relay_dir *d)
     return 1;
 }
 
-/* Read more into this direction. >0 bytes; 0 end of stream; -EAGAIN; -1 error. */
+/* Keep what send() did not take; the next flush delivers it. */
+static int
+dir_keep(struct relay_dir *d, const char *data, size_t len)
+{
+    if ((d->buf = malloc(len)) == NULL)
+        return -1;
+    memcpy(d->buf, data, len);
+    d->buf_cap = d->buf_len = len;
+    d->buf_off = 0;
+    return 0;
+}
+
+/* recv into the stack, send at once. >0 read; 0 end of stream; -EAGAIN; -1 error. */
 static ssize_t
-dir_fill(struct ferry_conn *c, struct relay_dir *d)
+dir_copy(struct ferry_conn *c, struct relay_dir *d)
+{
+    char    stack[COPY_BYTES];
+    ssize_t n, sent;
+
+    do {
+        n = recv(*d->from, stack, sizeof(stack), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n == 0 ? 0 : (errno == EAGAIN ? -EAGAIN : -1);
+    if ((size_t)n == sizeof(stack) && !d->no_splice)
+        d->splicing = true;     /* bulk: the next reads go through a pipe */
+    sent = 0;
+    if (*d->to_ready) {
+        do {
+            sent = send(*d->to, stack, (size_t)n, MSG_NOSIGNAL);
+        } while (sent < 0 && errno == EINTR);
+        if (sent < 0) {
+            if (errno != EAGAIN)
+                return -1;
+            sent = 0;
+        }
+        if (sent < n)
+            *d->to_ready = false;
+        dir_account(c, d, (size_t)sent);
+    }
+    if (sent < n && dir_keep(d, stack + sent, (size_t)(n - sent)) != 0)
+        return -1;
+    return n;
+}
+
+/* splice from the socket into a pipe. Same returns as dir_copy. */
+static ssize_t
+dir_splice_in(struct ferry_conn *c, struct relay_dir *d)
 {
     ssize_t n;
 
-    if (!d->copy) {
-        if (d->pipe[0] < 0 && worker_pipe_get(c->w, d->pipe) != 0)
-            d->copy = true;     /* out of fds/pipes: still move the bytes */
-    }
-    if (!d->copy) {
-        do {
-            n = splice(*d->from, NULL, d->pipe[1], NULL, c->w->pipe_size,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        } while (n < 0 && errno == EINTR);
-        if (n > 0) {
-            d->in_pipe += (size_t)n;
-            return n;
-        }
-        if (n == 0)
-            return 0;
-        if (errno == EAGAIN)
-            return -EAGAIN;
-        if (errno != EINVAL && errno != ENOSYS)
-            return -1;
-        d->copy = true;         /* this fd cannot splice: buffered from now on */
-        dir_release_pipe(c->w, d);
-    }
-    if (d->buf == NULL) {
-        if ((d->buf = malloc(COPY_BUF_BYTES)) == NULL)
-            return -1;
-        d->buf_cap = COPY_BUF_BYTES;
-        d->buf_off = d->buf_len = 0;
+    if (d->pipe[0] < 0 && worker_pipe_get(c->w, d->pipe) != 0) {
+        d->splicing = false;    /* out of fds: keep moving bytes the slow way */
+        return dir_copy(c, d);
     }
     do {
-        n = recv(*d->from, d->buf + d->buf_len, d->buf_cap - d->buf_len, 0);
+        n = splice(*d->from, NULL, d->pipe[1], NULL, c->w->pipe_size,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
-        d->buf_len += (size_t)n;
+        d->in_pipe += (size_t)n;
         return n;
     }
     if (n == 0)
         return 0;
-    return errno == EAGAIN ? -EAGAIN : -1;
+    if (errno == EAGAIN)
+        return -EAGAIN;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    d->splicing = false;        /* this fd cannot splice: recv/send from now on */
+    d->no_splice = true;
+    dir_release_pipe(c->w, d);
+    return dir_copy(c, d);
 }
 
-static bool
-relay_is_done(const struct ferry_conn *c)
-{
-    return c->up.shut && c->down.shut;
-}
-
-/* Move as much as possible in one direction, then wait on the right event. */
+/* Move as much as one turn allows in one direction. 0 ok (waiting for an edge or
+ * rescheduled), -1 the connection must close. */
 static int
-dir_pump(struct ferry_conn *c, struct relay_dir *d)
+dir_pump(struct ferry_conn *c, struct relay_dir *d, bool *again)
 {
     for (int round = 0; round < PUMP_ROUNDS; round++) {
-        int     fl = dir_flush(c, d);
         ssize_t n;
 
-        if (fl < 0)
-            return -1;
-        if (fl == 0) {                  /* `to` is full: stop reading until it drains */
-            event_del(d->rd);
-            event_add(d->wr, NULL);
-            return 0;
+        if (dir_has_pending(d)) {
+            int fl;
+
+            if (!*d->to_ready)
+                return 0;               /* wait for EV_WRITE on `to` */
+            if ((fl = dir_flush(c, d)) <= 0)
+                return fl;
         }
-        event_del(d->wr);
         if (d->eof) {
             if (!d->shut) {
-                /* Half-close: pass the client's FIN on; the other way keeps going. */
+                /* Half-close: pass the FIN on; the other direction keeps going. */
                 shutdown(*d->to, SHUT_WR);
                 d->shut = true;
             }
-            event_del(d->rd);
             return 0;
         }
-        n = dir_fill(c, d);
+        if (!*d->from_ready)
+            return 0;                   /* wait for EV_READ on `from` */
+        n = d->splicing ? dir_splice_in(c, d) : dir_copy(c, d);
         if (n == -EAGAIN) {
-            event_add(d->rd, NULL);
+            *d->from_ready = false;
             return 0;
         }
         if (n < 0)
@@ -200,70 +241,42 @@ dir_pump(struct ferry_conn *c, struct relay_dir *d)
         if (n == 0)
             d->eof = true;
     }
-    event_add(d->rd, NULL);             /* more may be waiting: come back next loop */
+    *again = true;                      /* more may be waiting: after the others */
     return 0;
 }
 
-static void
-on_up(evutil_socket_t fd, short what, void *arg)
+void
+relay_on_event(struct ferry_conn *c)
 {
-    struct ferry_conn *c = arg;
+    bool again = false;
 
-    (void)fd;
-    (void)what;
     conn_touch(c);
-    if (dir_pump(c, &c->up) < 0) {
+    if (dir_pump(c, &c->up, &again) < 0 || dir_pump(c, &c->down, &again) < 0) {
         conn_finish(c, "reset");
         return;
     }
-    if (relay_is_done(c))
+    if (c->up.shut && c->down.shut) {
         conn_finish(c, "ok");
-}
-
-static void
-on_down(evutil_socket_t fd, short what, void *arg)
-{
-    struct ferry_conn *c = arg;
-
-    (void)fd;
-    (void)what;
-    conn_touch(c);
-    if (dir_pump(c, &c->down) < 0) {
-        conn_finish(c, "reset");
         return;
     }
-    if (relay_is_done(c))
-        conn_finish(c, "ok");
+    if (again)      /* edge-triggered: no new edge will come for data already there */
+        event_active(&c->cev, EV_READ, 1);
 }
 
 void
 relay_start(struct ferry_conn *c)
 {
-    struct event_base *base = c->w->base;
-
-    event_del(&c->c_rd);
-    event_del(&c->c_wr);
-    event_del(&c->u_rd);
-    event_del(&c->u_wr);
-    event_assign(&c->c_rd, base, c->cfd, EV_READ | EV_PERSIST, on_up, c);
-    event_assign(&c->u_wr, base, c->ufd, EV_WRITE | EV_PERSIST, on_up, c);
-    event_assign(&c->u_rd, base, c->ufd, EV_READ | EV_PERSIST, on_down, c);
-    event_assign(&c->c_wr, base, c->cfd, EV_WRITE | EV_PERSIST, on_down, c);
     c->up.from = &c->cfd;
     c->up.to = &c->ufd;
-    c->up.rd = &c->c_rd;
-    c->up.wr = &c->u_wr;
+    c->up.from_ready = &c->c_readable;
+    c->up.to_ready = &c->u_writable;
     c->down.from = &c->ufd;
     c->down.to = &c->cfd;
-    c->down.rd = &c->u_rd;
-    c->down.wr = &c->c_wr;
+    c->down.from_ready = &c->u_readable;
+    c->down.to_ready = &c->c_writable;
     c->state = CONN_RELAY;
-    /* Bytes the plugin read but did not consume, and replies it queued, sit in the
-     * directions' buffers: the first pump delivers them before any splice. */
-    if (dir_pump(c, &c->up) < 0 || dir_pump(c, &c->down) < 0) {
-        conn_finish(c, "reset");
-        return;
-    }
-    if (relay_is_done(c))
-        conn_finish(c, "ok");
+    conn_watch_client(c);
+    /* Bytes the plugin read but did not consume (up.buf) and replies it queued
+     * (down.buf) go first. */
+    relay_on_event(c);
 }

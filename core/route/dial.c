@@ -53,48 +53,46 @@ dial_fail(struct dial *d, int status, const char *reason)
 {
     struct ferry_conn *c = d->c;
 
-    event_del(&c->u_wr);
+    conn_unwatch_upstream(c);
     c->dial = NULL;
     dial_free(d);
     conn_upstream_failed(c, status, reason);
 }
 
-static void
-dial_on_connect(evutil_socket_t fd, short what, void *arg)
+/* The upstream socket's event while connecting (conn.c routes it here). */
+void
+dial_on_event(struct ferry_conn *c, short what)
 {
-    struct dial       *d = arg;
-    struct ferry_conn *c = d->c;
-    int                err = 0;
-    socklen_t          len = sizeof(err);
+    struct dial *d = c->dial;
+    int          err = 0;
+    int          fd;
+    socklen_t    len = sizeof(err);
 
     if (what & EV_TIMEOUT) {
         d->last_errno = ETIMEDOUT;
-        close(d->fd);
-        d->fd = -1;
-        dial_try_next(d);
-        return;
-    }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err != 0) {
+    } else {
+        if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err == 0) {
+            c->dial = NULL;
+            fd = d->fd;
+            d->fd = -1;
+            dial_free(d);
+            conn_upstream_ready(c, fd);
+            return;
+        }
         d->last_errno = err;
-        close(d->fd);
-        d->fd = -1;
-        dial_try_next(d);
-        return;
     }
-    c->dial = NULL;
-    fd = d->fd;
+    conn_unwatch_upstream(c);
+    close(d->fd);
     d->fd = -1;
-    dial_free(d);
-    conn_upstream_ready(c, fd);
+    dial_try_next(d);
 }
 
 static int
 dial_connect(struct dial *d, const struct sockaddr *sa, socklen_t len)
 {
     struct ferry_conn *c = d->c;
-    struct timeval     tv = { d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000 };
     int                one = 1;
 
     d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -109,8 +107,7 @@ dial_connect(struct dial *d, const struct sockaddr *sa, socklen_t len)
         d->fd = -1;
         return -1;
     }
-    event_assign(&c->u_wr, c->w->base, d->fd, EV_WRITE, dial_on_connect, d);
-    event_add(&c->u_wr, &tv);
+    conn_watch_upstream(c, d->fd, d->timeout_ms);
     return 0;
 }
 
@@ -224,7 +221,7 @@ dial_cancel(struct ferry_conn *c)
     if (d == NULL)
         return;
     c->dial = NULL;
-    event_del(&c->u_wr);
+    conn_unwatch_upstream(c);
     if (d->req != NULL) {
         /* The resolver calls back with EVUTIL_EAI_CANCEL; that callback frees d. */
         d->c = NULL;

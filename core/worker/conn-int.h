@@ -25,16 +25,18 @@ struct dial;
 /* One direction of the relay: bytes read from `from`, written to `to`. */
 struct relay_dir {
     int           *from, *to;     /* point at conn->cfd / conn->ufd */
-    struct event  *rd, *wr;       /* read event of from, write event of to */
+    bool          *from_ready;    /* edge-triggered: set by EV_READ, cleared by EAGAIN */
+    bool          *to_ready;      /* set by EV_WRITE, cleared by EAGAIN */
     int            pipe[2];       /* -1 when none: taken from the pool on demand */
     size_t         in_pipe;       /* bytes sitting in the pipe */
-    char          *buf;           /* owns: pending bytes written before splicing, or the
-                                     copy buffer when splice is not possible */
+    char          *buf;           /* owns: bytes still to write to `to` (exists only while
+                                     non-empty) */
     size_t         buf_off, buf_len, buf_cap;
     uint64_t       bytes;         /* delivered to `to` */
     bool           eof;           /* `from` reached end of stream */
     bool           shut;          /* shutdown(to, SHUT_WR) done */
-    bool           copy;          /* splice refused: buffered read/write */
+    bool           splicing;      /* bulk seen: zero-copy through a pipe from now on */
+    bool           no_splice;     /* splice refused by an fd: recv/send only */
 };
 
 struct conn_chunk {               /* ferry_conn_alloc() memory */
@@ -59,9 +61,17 @@ struct ferry_conn {
     uint64_t                id;
     enum conn_state         state;
     int                     cfd, ufd;       /* client / upstream socket, -1 when none */
-    struct event            c_rd, c_wr, u_rd, u_wr, timer;
+    /* One edge-triggered read+write event per socket: added once, never modified, so
+     * a connection costs two epoll_ctl(ADD) and nothing while it runs. */
+    struct event            cev, uev, timer;
+    bool                    cev_added, uev_added;
+    bool                    c_readable, c_writable, u_readable, u_writable;
+    bool                    open_deferred;  /* a result waits for the next loop turn */
+    int                     open_status;
     struct timeval          started;        /* for the access log */
     struct timeval          last_active;    /* for the idle timeout */
+    struct timeval          hs_deadline;    /* end of the plugin's handshake */
+    bool                    hs_deadline_set;
     struct sockaddr_storage peer;
     socklen_t               peer_len;
     char                   *peer_text;      /* lazily formatted, arena */
@@ -87,11 +97,19 @@ void conn_upstream_failed(struct ferry_conn *c, int status, const char *reason);
 
 /* relay.c */
 void relay_start(struct ferry_conn *c);
+void relay_on_event(struct ferry_conn *c);           /* either socket changed state */
 void relay_release(struct ferry_conn *c);    /* pipes back to the pool, buffers freed */
 void relay_dir_init(struct relay_dir *d);
+
+/* conn.c: make sure the client socket's event is registered. */
+void conn_watch_client(struct ferry_conn *c);
+/* conn.c: the upstream socket's event, for dial.c (fd changes per attempt). */
+void conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms);
+void conn_unwatch_upstream(struct ferry_conn *c);
 
 /* route/dial.c */
 int  dial_start(struct ferry_conn *c, const char *host, uint16_t port, uint32_t timeout_ms);
 void dial_cancel(struct ferry_conn *c);
+void dial_on_event(struct ferry_conn *c, short what);
 
 #endif

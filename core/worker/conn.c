@@ -124,6 +124,21 @@ conn_arm_idle(struct ferry_conn *c, uint32_t ms)
     evtimer_add(&c->timer, &tv);
 }
 
+/* The first arming uses libevent's common-timeout queue (O(1), every connection of a
+ * listener has the same duration); a re-arm for the remainder goes to the heap. */
+static void
+conn_arm_idle_first(struct ferry_conn *c, uint32_t ms)
+{
+    const struct timeval *tv = worker_common_timeout(c->w, ms);
+
+    if (tv != NULL)
+        evtimer_add(&c->timer, tv);
+    else
+        conn_arm_idle(c, ms);
+}
+
+static void conn_deliver_open(struct ferry_conn *c, int status, const char *reason);
+
 static void
 on_idle_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -134,11 +149,28 @@ on_idle_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->open_deferred) {
+        c->open_deferred = false;
+        conn_arm_idle(c, limit);
+        conn_deliver_open(c, c->open_status, c->outcome != NULL ? c->outcome : "failed");
+        return;
+    }
     if (c->state == CONN_CLOSING) {
         conn_finish(c, c->outcome != NULL ? c->outcome : "closed");
         return;
     }
     event_base_gettimeofday_cached(c->w->base, &now);
+    if (c->state == CONN_PLUGIN && c->hs_deadline_set) {
+        struct timeval left;
+
+        if (!timercmp(&now, &c->hs_deadline, <)) {
+            conn_finish(c, "handshake-timeout");
+            return;
+        }
+        timersub(&c->hs_deadline, &now, &left);
+        evtimer_add(&c->timer, &left);
+        return;
+    }
     timersub(&now, &c->last_active, &idle);
     idle_ms = (uint64_t)idle.tv_sec * 1000 + (uint64_t)idle.tv_usec / 1000;
     if (idle_ms + 5 >= limit) {
@@ -146,6 +178,70 @@ on_idle_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     conn_arm_idle(c, limit - (uint32_t)idle_ms);
+}
+
+static void on_handshake_io(struct ferry_conn *c, short what);
+
+static void
+on_client_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_conn *c = arg;
+
+    (void)fd;
+    if (what & EV_READ)
+        c->c_readable = true;
+    if (what & EV_WRITE)
+        c->c_writable = true;
+    if (c->state == CONN_RELAY)
+        relay_on_event(c);
+    else
+        on_handshake_io(c, what);
+}
+
+static void
+on_upstream_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_conn *c = arg;
+
+    (void)fd;
+    if (c->dial != NULL) {
+        dial_on_event(c, what);
+        return;
+    }
+    if (what & EV_READ)
+        c->u_readable = true;
+    if (what & EV_WRITE)
+        c->u_writable = true;
+    if (c->state == CONN_RELAY)
+        relay_on_event(c);
+}
+
+void
+conn_watch_client(struct ferry_conn *c)
+{
+    if (!c->cev_added && event_add(&c->cev, NULL) == 0)
+        c->cev_added = true;
+}
+
+void
+conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms)
+{
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+    conn_unwatch_upstream(c);
+    event_assign(&c->uev, c->w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
+                 on_upstream_event, c);
+    if (event_add(&c->uev, timeout_ms != 0 ? &tv : NULL) == 0)
+        c->uev_added = true;
+}
+
+void
+conn_unwatch_upstream(struct ferry_conn *c)
+{
+    if (c->uev_added) {
+        event_del(&c->uev);
+        c->uev_added = false;
+    }
 }
 
 void
@@ -185,11 +281,10 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
     event_base_gettimeofday_cached(w->base, &c->started);
     c->last_active = c->started;
     evtimer_assign(&c->timer, w->base, on_idle_timer, c);
-    event_assign(&c->c_rd, w->base, -1, 0, NULL, NULL);
-    event_assign(&c->c_wr, w->base, -1, 0, NULL, NULL);
-    event_assign(&c->u_rd, w->base, -1, 0, NULL, NULL);
-    event_assign(&c->u_wr, w->base, -1, 0, NULL, NULL);
-    conn_arm_idle(c, l->lc->idle_timeout_ms);
+    event_assign(&c->cev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, on_client_event, c);
+    /* Unknown until the first EAGAIN: try. */
+    c->c_readable = c->c_writable = true;
+    conn_arm_idle_first(c, l->lc->idle_timeout_ms);
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;
@@ -266,10 +361,9 @@ conn_finish(struct ferry_conn *c, const char *outcome)
     if (c->outcome == NULL || c->state != CONN_CLOSING)
         c->outcome = outcome;
     dial_cancel(c);
-    event_del(&c->c_rd);
-    event_del(&c->c_wr);
-    event_del(&c->u_rd);
-    event_del(&c->u_wr);
+    if (c->cev_added)
+        event_del(&c->cev);
+    conn_unwatch_upstream(c);
     event_del(&c->timer);
     relay_release(c);
     if (c->cfd >= 0)
@@ -313,21 +407,12 @@ conn_deliver_open(struct ferry_conn *c, int status, const char *reason)
         conn_free(c);
 }
 
-static void
-on_deferred_open(evutil_socket_t fd, short what, void *arg)
-{
-    struct ferry_conn *c = arg;
-
-    (void)fd;
-    (void)what;
-    conn_deliver_open(c, c->ufd >= 0 ? FERRY_OK : (int)(intptr_t)c->data_arg,
-                      c->outcome != NULL ? c->outcome : "failed");
-}
-
 void
 conn_upstream_ready(struct ferry_conn *c, int fd)
 {
     c->ufd = fd;
+    event_remove_timer(&c->uev);        /* the connect timeout is over */
+    c->u_readable = c->u_writable = true;
     conn_deliver_open(c, FERRY_OK, "connected");
 }
 
@@ -342,10 +427,12 @@ conn_upstream_failed(struct ferry_conn *c, int status, const char *reason)
 static int
 conn_fail_later(struct ferry_conn *c, int status, const char *reason)
 {
-    c->data_arg = (void *)(intptr_t)status;   /* not reading: the slot is free */
+    static const struct timeval now = { 0, 0 };
+
+    c->open_status = status;
     c->outcome = reason;
-    event_assign(&c->u_rd, c->w->base, -1, 0, on_deferred_open, c);
-    event_active(&c->u_rd, EV_TIMEOUT, 1);
+    c->open_deferred = true;
+    evtimer_add(&c->timer, &now);
     return FERRY_OK;
 }
 
@@ -384,8 +471,10 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
     }
     if (host == NULL || port == 0)
         return conn_fail_later(c, FERRY_EINVAL, "no target host/port");
-    snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
-    c->target = conn_strdup(c, buf);
+    if (ferry_log_enabled(FERRY_DEBUG) || ferry_log_access_enabled()) {
+        snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
+        c->target = conn_strdup(c, buf);
+    }
     if (t->dest != NULL && ferry_dest_proxy_type(t->dest) == FERRY_PROXY_ONPREMISE) {
         ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
                   FLOG_STR("destination", ferry_dest_name(t->dest)),
@@ -405,56 +494,105 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
 
 /* ---- handshake I/O (before the relay) --------------------------------------------- */
 
+/* Read until EAGAIN (the event is edge-triggered) and offer the bytes to the plugin.
+ * Bytes it does not consume stay in up.buf and go upstream when the relay starts. */
 static void
-on_handshake_read(evutil_socket_t fd, short what, void *arg)
+handshake_read(struct ferry_conn *c)
 {
-    struct ferry_conn *c = arg;
-    struct relay_dir  *d = &c->up;      /* unconsumed bytes go upstream at relay start */
-    ssize_t            n;
-    int                used;
+    struct relay_dir *d = &c->up;
+    ssize_t           n;
+    int               used;
 
-    (void)what;
-    if (d->buf == NULL) {
-        if ((d->buf = malloc(c->read_max)) == NULL) {
-            conn_finish(c, "no-memory");
+    while (c->data_cb != NULL && c->c_readable && !c->close_pending) {
+        if (d->buf == NULL) {
+            if ((d->buf = malloc(c->read_max)) == NULL) {
+                conn_finish(c, "no-memory");
+                return;
+            }
+            d->buf_cap = c->read_max;
+            d->buf_off = d->buf_len = 0;
+        }
+        if (d->buf_len == d->buf_cap) {
+            conn_finish(c, "handshake-too-large");
             return;
         }
-        d->buf_cap = c->read_max;
-        d->buf_off = d->buf_len = 0;
-    }
-    if (d->buf_len == d->buf_cap) {
-        conn_finish(c, "handshake-too-large");
-        return;
-    }
-    n = recv(fd, d->buf + d->buf_len, d->buf_cap - d->buf_len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    conn_touch(c);
-    c->in_callback = true;
-    if (n <= 0) {
-        event_del(&c->c_rd);
-        c->data_cb(c, NULL, 0, n == 0 ? FERRY_EPROTO : FERRY_EIO, c->data_arg);
-        c->in_callback = false;
-        if (!c->close_pending && c->state == CONN_PLUGIN && c->open_cb == NULL)
-            conn_finish(c, "client-closed");
-        else if (c->close_pending)
-            conn_free(c);
-        return;
-    }
-    d->buf_len += (size_t)n;
-    while (d->buf_len > 0 && c->data_cb != NULL && !c->close_pending) {
-        used = c->data_cb(c, (const uint8_t *)d->buf, d->buf_len, FERRY_OK, c->data_arg);
-        if (used < 0) {
-            if (!c->close_pending)
-                conn_finish(c, "protocol-error");
-            break;
+        n = recv(c->cfd, d->buf + d->buf_len, d->buf_cap - d->buf_len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->c_readable = false;
+            return;
         }
-        if (used == 0)
-            break;
-        if ((size_t)used > d->buf_len)
-            used = (int)d->buf_len;
-        memmove(d->buf, d->buf + used, d->buf_len - (size_t)used);
-        d->buf_len -= (size_t)used;
+        conn_touch(c);
+        if (n <= 0) {
+            ferry_data_cb cb = c->data_cb;
+
+            c->data_cb = NULL;
+            cb(c, NULL, 0, n == 0 ? FERRY_EPROTO : FERRY_EIO, c->data_arg);
+            if (!c->close_pending && c->state == CONN_PLUGIN && c->open_cb == NULL &&
+                c->ufd < 0)
+                conn_finish(c, "client-closed");
+            return;
+        }
+        d->buf_len += (size_t)n;
+        while (d->buf_len > 0 && c->data_cb != NULL && !c->close_pending) {
+            used = c->data_cb(c, (const uint8_t *)d->buf, d->buf_len, FERRY_OK, c->data_arg);
+            if (used < 0) {
+                if (!c->close_pending)
+                    conn_finish(c, "protocol-error");
+                return;
+            }
+            if (used == 0)
+                break;
+            if ((size_t)used > d->buf_len)
+                used = (int)d->buf_len;
+            memmove(d->buf, d->buf + used, d->buf_len - (size_t)used);
+            d->buf_len -= (size_t)used;
+        }
+    }
+}
+
+/* Write queued reply bytes; 1 when all are out, 0 when the socket is full, -1 error. */
+static int
+handshake_flush(struct ferry_conn *c)
+{
+    struct relay_dir *d = &c->down;
+    ssize_t           n;
+
+    while (d->buf_off < d->buf_len) {
+        if (!c->c_writable)
+            return 0;
+        n = send(c->cfd, d->buf + d->buf_off, d->buf_len - d->buf_off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->c_writable = false;
+            return 0;
+        }
+        if (n <= 0)
+            return -1;
+        d->buf_off += (size_t)n;
+        d->bytes += (size_t)n;
+    }
+    free(d->buf);
+    d->buf = NULL;
+    d->buf_off = d->buf_len = d->buf_cap = 0;
+    return 1;
+}
+
+static void
+on_handshake_io(struct ferry_conn *c, short what)
+{
+    int fl;
+
+    c->in_callback = true;
+    if ((fl = handshake_flush(c)) < 0) {
+        conn_finish(c, c->state == CONN_CLOSING ? c->outcome : "reset");
+    } else if (c->state == CONN_CLOSING) {
+        if (fl == 1)
+            conn_finish(c, c->outcome);
+    } else if (what & EV_READ) {
+        handshake_read(c);
     }
     c->in_callback = false;
     if (c->close_pending)
@@ -470,51 +608,26 @@ ferry_conn_read_start(struct ferry_conn *c, size_t max_bytes, uint32_t timeout_m
     c->data_cb = cb;
     c->data_arg = arg;
     c->read_max = max_bytes;
-    event_assign(&c->c_rd, c->w->base, c->cfd, EV_READ | EV_PERSIST, on_handshake_read, c);
-    event_add(&c->c_rd, NULL);
-    if (timeout_ms != 0 && timeout_ms < c->l->lc->idle_timeout_ms) {
-        c->last_active.tv_sec -= (c->l->lc->idle_timeout_ms - timeout_ms) / 1000;
-        conn_arm_idle(c, timeout_ms);
+    conn_watch_client(c);
+    if (timeout_ms != 0) {
+        /* A deadline for the whole handshake, not per byte: a client trickling one
+         * byte at a time must not hold the slot forever. */
+        struct timeval now, tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+        event_base_gettimeofday_cached(c->w->base, &now);
+        timeradd(&now, &tv, &c->hs_deadline);
+        c->hs_deadline_set = true;
+        evtimer_add(&c->timer, &tv);
     }
+    /* Bytes may already be there: the edge came before we listened. */
+    event_active(&c->cev, EV_READ, 1);
     return FERRY_OK;
 }
 
 FERRY_API void
 ferry_conn_read_stop(struct ferry_conn *c)
 {
-    if (c->state != CONN_PLUGIN)
-        return;
-    event_del(&c->c_rd);
     c->data_cb = NULL;
-}
-
-static void
-on_handshake_write(evutil_socket_t fd, short what, void *arg)
-{
-    struct ferry_conn *c = arg;
-    struct relay_dir  *d = &c->down;
-    ssize_t            n;
-
-    (void)what;
-    while (d->buf_off < d->buf_len) {
-        n = send(fd, d->buf + d->buf_off, d->buf_len - d->buf_off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            conn_finish(c, c->state == CONN_CLOSING ? c->outcome : "reset");
-            return;
-        }
-        d->buf_off += (size_t)n;
-        d->bytes += (size_t)n;
-    }
-    free(d->buf);
-    d->buf = NULL;
-    d->buf_off = d->buf_len = d->buf_cap = 0;
-    event_del(&c->c_wr);
-    if (c->state == CONN_CLOSING)
-        conn_finish(c, c->outcome);
 }
 
 FERRY_API int
@@ -537,9 +650,10 @@ ferry_conn_write(struct ferry_conn *c, const void *data, size_t len)
     }
     memcpy(d->buf + d->buf_len, data, len);
     d->buf_len += len;
-    /* Written when the relay starts, or now if the plugin keeps talking. */
-    event_assign(&c->c_wr, c->w->base, c->cfd, EV_WRITE | EV_PERSIST, on_handshake_write, c);
-    event_add(&c->c_wr, NULL);
+    conn_watch_client(c);
+    /* Try now; what does not fit goes out on the next EV_WRITE edge (or first thing
+     * when the relay starts). An error shows up on that path too. */
+    (void)handshake_flush(c);
     return FERRY_OK;
 }
 
@@ -550,8 +664,11 @@ ferry_conn_relay(struct ferry_conn *c)
         conn_finish(c, "relay-without-upstream");
         return;
     }
-    event_del(&c->timer);
-    conn_arm_idle(c, c->l->lc->idle_timeout_ms);
+    c->data_cb = NULL;
+    if (c->hs_deadline_set) {
+        c->hs_deadline_set = false;
+        conn_arm_idle(c, c->l->lc->idle_timeout_ms);
+    }
     conn_touch(c);
     relay_start(c);
 }
@@ -570,8 +687,8 @@ ferry_conn_close(struct ferry_conn *c, const char *outcome)
     }
     /* Deliver the queued reply first; a bounded wait, then close regardless. */
     c->state = CONN_CLOSING;
+    c->data_cb = NULL;
     dial_cancel(c);
-    event_del(&c->c_rd);
-    event_del(&c->timer);
+    conn_watch_client(c);
     evtimer_add(&c->timer, &tv);
 }

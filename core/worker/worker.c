@@ -1,13 +1,14 @@
 /*
  * worker.c: worker threads. Each owns an event_base, an evdns resolver, a pipe pool,
  * its connections and one listening socket per listener. The main thread talks to a
- * worker only through the command fields under w->mu plus event_active(cmd_ev):
+ * worker only through the command fields under w->mu plus a write to its eventfd:
  * control-plane traffic, never on the data path.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -84,6 +85,25 @@ wgen_arm(struct wgen *wg, bool on)
     }
 }
 
+/* Stop accepting on this worker's sockets of a generation for good. Closing (not just
+ * unwatching) matters: an open listening socket keeps completing handshakes into its
+ * accept queue, and those clients would hang until the process exits. A socket that
+ * a newer generation still serves survives: that generation holds a dup(). */
+static void
+wgen_close_sockets(struct wgen *wg)
+{
+    wgen_arm(wg, false);
+    for (size_t i = 0; i < wg->g->nlisteners; i++) {
+        int *fds = wg->g->listeners[i].fds;
+
+        if (fds != NULL && fds[wg->w->id] >= 0) {
+            close(fds[wg->w->id]);
+            fds[wg->w->id] = -1;
+        }
+        wg->wl[i].fd = -1;
+    }
+}
+
 void
 wgen_unref(struct wgen *wg)
 {
@@ -132,8 +152,11 @@ on_command(evutil_socket_t fd, short what, void *arg)
     struct gen    *g;
     bool           drain, stop;
 
-    (void)fd;
+    uint64_t       junk;
+
     (void)what;
+    if (read(fd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
+        return;
     pthread_mutex_lock(&w->mu);
     g = w->cmd_gen;
     w->cmd_gen = NULL;
@@ -153,7 +176,7 @@ on_command(evutil_socket_t fd, short what, void *arg)
 
             w->cur = wg;
             wgen_arm(wg, true);
-            wgen_arm(old, false);
+            wgen_close_sockets(old);
             wgen_unref(old);         /* freed when its last connection closes */
         }
     } else if (g != NULL) {
@@ -161,7 +184,7 @@ on_command(evutil_socket_t fd, short what, void *arg)
     }
     if (drain && !w->draining) {
         w->draining = true;
-        wgen_arm(w->cur, false);
+        wgen_close_sockets(w->cur);
         if (w->nconns == 0)
             event_base_loopexit(w->base, NULL);
     }
@@ -185,23 +208,61 @@ static int
 worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *main_base)
 {
     memset(w, 0, sizeof(*w));
+    w->cmd_fd = -1;
     w->id = id;
     w->main_base = main_base;
     w->pipe_size = PIPE_BYTES;
     pthread_mutex_init(&w->mu, NULL);
-    if ((w->base = event_base_new()) == NULL)
+    struct event_config *cfg = event_config_new();
+
+    /* No locks in the worker's base: only this thread touches it. The main thread
+     * wakes it through an eventfd instead of event_active(). */
+    if (cfg == NULL)
         return FERRY_ENOMEM;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (w->base == NULL)
+        return FERRY_ENOMEM;
+    if ((w->cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        return FERRY_EIO;
     if ((w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
         (w->dns = evdns_base_new(w->base, 0)) == NULL)
         return FERRY_ENOMEM;
     /* Names in /etc/hosts (localhost, test hosts) resolve without a DNS server. */
     evdns_base_load_hosts(w->dns, NULL);
-    event_assign(&w->cmd_ev, w->base, -1, 0, on_command, w);
+    event_assign(&w->cmd_ev, w->base, w->cmd_fd, EV_READ | EV_PERSIST, on_command, w);
+    event_add(&w->cmd_ev, NULL);
     atomic_fetch_add(&g->refs, 1);
     if ((w->cur = wgen_new(w, g)) == NULL)
         return FERRY_ENOMEM;
     wgen_arm(w->cur, true);
     return FERRY_OK;
+}
+
+static void
+worker_wake(struct worker *w)
+{
+    uint64_t one = 1;
+
+    if (write(w->cmd_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        ferry_log(NULL, FERRY_ERROR, "cannot wake worker", FLOG_INT("worker", w->id));
+}
+
+const struct timeval *
+worker_common_timeout(struct worker *w, uint32_t ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    for (unsigned i = 0; i < w->ncommon; i++)
+        if (w->common_ms[i] == ms)
+            return w->common_tv[i];
+    if (w->ncommon == sizeof(w->common_ms) / sizeof(w->common_ms[0]))
+        return NULL;
+    if ((w->common_tv[w->ncommon] = event_base_init_common_timeout(w->base, &tv)) == NULL)
+        return NULL;
+    w->common_ms[w->ncommon] = ms;
+    return w->common_tv[w->ncommon++];
 }
 
 int
@@ -229,7 +290,7 @@ ferry_workers_switch(struct worker *ws, unsigned n, struct gen *g)
         pthread_mutex_unlock(&ws[i].mu);
         if (old != NULL)
             ferry_gen_unref(old, ws[i].main_base);
-        event_active(&ws[i].cmd_ev, EV_TIMEOUT, 1);
+        worker_wake(&ws[i]);
     }
 }
 
@@ -240,7 +301,7 @@ ferry_workers_drain(struct worker *ws, unsigned n)
         pthread_mutex_lock(&ws[i].mu);
         ws[i].cmd_drain = true;
         pthread_mutex_unlock(&ws[i].mu);
-        event_active(&ws[i].cmd_ev, EV_TIMEOUT, 1);
+        worker_wake(&ws[i]);
     }
 }
 
@@ -251,7 +312,7 @@ ferry_workers_stop(struct worker *ws, unsigned n)
         pthread_mutex_lock(&ws[i].mu);
         ws[i].cmd_stop = true;
         pthread_mutex_unlock(&ws[i].mu);
-        event_active(&ws[i].cmd_ev, EV_TIMEOUT, 1);
+        worker_wake(&ws[i]);
     }
 }
 
@@ -270,7 +331,10 @@ ferry_workers_join(struct worker *ws, unsigned n)
         }
         if (ws[i].dns != NULL)
             evdns_base_free(ws[i].dns, 1);
+        event_del(&ws[i].cmd_ev);
         event_base_free(ws[i].base);
+        if (ws[i].cmd_fd >= 0)
+            close(ws[i].cmd_fd);
         pthread_mutex_destroy(&ws[i].mu);
     }
 }

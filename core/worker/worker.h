@@ -77,7 +77,7 @@ struct worker {
     struct event_base *base;               /* owns */
     struct evdns_base *dns;                /* owns */
     struct wgen       *cur;                /* the generation new connections get */
-    struct event       cmd_ev;             /* main -> worker commands */
+    struct event       cmd_ev;             /* main -> worker commands (cmd_fd readable) */
     pthread_mutex_t    mu;                 /* guards the command fields below */
     struct gen        *cmd_gen;            /* ref: switch to this generation */
     bool               cmd_drain;          /* stop accepting; exit when idle */
@@ -90,7 +90,14 @@ struct worker {
     unsigned           npipes;
     size_t             pipe_size;          /* bytes asked with F_SETPIPE_SZ */
     struct event_base *main_base;          /* borrowed: to post frees to the main thread */
+    int                cmd_fd;             /* eventfd: the base runs without locks */
+    unsigned           ncommon;            /* common-timeout durations in use */
+    uint32_t           common_ms[8];
+    const struct timeval *common_tv[8];
 };
+
+/* libevent's O(1) queue for a duration many timers share; NULL if the table is full. */
+const struct timeval *worker_common_timeout(struct worker *w, uint32_t ms);
 
 /* Generations (main thread). */
 struct gen *ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers,
