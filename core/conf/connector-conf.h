@@ -1,0 +1,78 @@
+/*
+ * connector-conf.h: the connector's configuration (ferry connector -c connector.yaml),
+ * loaded by the conf room with the same rules as the gateway's: file:line:col errors,
+ * unknown keys with suggestions, ${env:}/${file:} secrets, relative paths against the
+ * file's directory.
+ */
+#ifndef FERRY_CONNECTOR_CONF_H
+#define FERRY_CONNECTOR_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+
+/* What the connector speaks to the internal host (SAP Cloud Connector's protocols). */
+enum ferry_sys_proto {
+    FERRY_SYS_TCP = 1, FERRY_SYS_TCPS, FERRY_SYS_HTTP, FERRY_SYS_HTTPS,
+    FERRY_SYS_LDAP, FERRY_SYS_LDAPS, FERRY_SYS_RFC, FERRY_SYS_RFCS,
+};
+
+struct ferry_conf_system {
+    char                *virtual_host;   /* lower-cased host of `virtual:` */
+    uint16_t             virtual_port;
+    char                *internal_host;  /* never leaves the connector */
+    uint16_t             internal_port;
+    enum ferry_sys_proto protocol;
+    char               **paths;          /* NULL = every path; else NULL-terminated prefixes */
+    size_t               npaths;
+    int                  line, col;
+};
+
+struct ferry_conf_gateway_addr {
+    char    *text;                       /* as written: "gw.example.com:8443" */
+    char    *host;                       /* for DNS and the certificate check */
+    uint16_t port;
+};
+
+struct ferry_connector_conf {
+    char                           *path;
+    char                           *dir;
+    unsigned                        workers;          /* 0 = auto */
+    enum ferry_log_level            log_level;
+    char                           *admin_listen;     /* default 127.0.0.1:9902; NULL if off */
+    struct ferry_conf_gateway_addr *gateways;         /* `gateway:` scalar or list, >= 1 */
+    size_t                          ngateways;
+    char                           *tenant;
+    char                           *token;            /* secret */
+    char                           *location_id;      /* "" = default location */
+    char                           *ca;               /* resolved path, required */
+    char                           *cert, *key;       /* resolved paths or NULL (both or none) */
+    char                           *audit_log;        /* resolved path or NULL (no audit) */
+    uint32_t                        connect_timeout_ms;    /* to internal hosts, default 5000 */
+    uint32_t                        keepalive_ms;          /* PING interval, default 10000 */
+    uint32_t                        dead_peer_timeout_ms;  /* default 30000 */
+    uint32_t                        reconnect_max_ms;      /* backoff cap, default 10000 */
+    uint32_t                        drain_timeout_ms;      /* default 30000 */
+    struct ferry_conf_system       *systems;
+    size_t                          nsystems;
+    struct ferry_errlist            warnings;
+};
+
+int  ferry_connector_conf_load_file(const char *path, struct ferry_connector_conf **out,
+                                    struct ferry_errlist *errs);
+int  ferry_connector_conf_load_string(const char *text, const char *name,
+                                      struct ferry_connector_conf **out,
+                                      struct ferry_errlist *errs);
+void ferry_connector_conf_free(struct ferry_connector_conf *c);
+
+/* The system for virtual host:port (host compared case-insensitively); NULL if none. */
+const struct ferry_conf_system *
+ferry_connector_find_system(const struct ferry_connector_conf *c, const char *host, uint16_t port);
+
+/* "TCP", "HTTPS", … */
+const char *ferry_sys_proto_name(enum ferry_sys_proto p);
+
+#endif
