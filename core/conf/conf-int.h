@@ -81,6 +81,31 @@ typedef int (*conf_pass_fn)(void *arg, const yaml_node_t *key, const yaml_node_t
 int  conf_mapping(const struct conf_ctx *c, const yaml_node_t *map, const char *where,
                   const struct conf_key *keys, void *obj, conf_pass_fn pass, void *arg);
 
+/* Shared by the gateway and connector loaders (conf-shared.c). */
+/* Is s non-empty and made of [a-z0-9_] and the characters in extra? */
+bool conf_is_word(const char *s, const char *extra);
+/* A value as it may be quoted in a message: "***" if map[key] used a ${...} reference. */
+const char *conf_shown(const struct conf_ctx *c, const yaml_node_t *map, const char *key,
+                       const char *v);
+/* A YAML null: `key:` alone, `~` or `null`, unquoted. */
+bool conf_is_null(const yaml_node_t *n);
+/* Replace *slot with a copy of s. FERRY_OK or FERRY_ENOMEM. */
+int  conf_set_dup(char **slot, const char *s);
+/* `workers: auto | 1..max` into *out (0 = auto); errors reported at n. */
+void conf_workers(const struct conf_ctx *c, const yaml_node_t *n, unsigned max, unsigned *out);
+/* A log level name from the mapping sec ("debug" ... "error") into *out, or an error
+ * at sec.level with a suggestion. */
+void conf_log_level(const struct conf_ctx *c, const yaml_node_t *sec, const char *level,
+                    enum ferry_log_level *out);
+/* `admin: off` (sets *listen NULL) or `admin: { listen: host:port }`. */
+void conf_admin(const struct conf_ctx *c, const yaml_node_t *n, char **listen);
+/* Report "where: key: cannot read path" at sec.key unless path is NULL or readable. */
+void conf_must_read(const struct conf_ctx *c, const yaml_node_t *sec, const char *where,
+                    const char *key, const char *path);
+/* A config file's text (NUL-free, owned by the caller), or errors in errs:
+ * FERRY_EINVAL, or FERRY_ENOMEM. */
+int  conf_file_text(const char *path, struct ferry_errlist *errs, char **text);
+
 /* Listener options (opts.c). */
 struct ferry_opts *conf_opts_new(const char *file, int index, const char *name, int line,
                                  int col, struct ferry_errlist *errs);

@@ -7,11 +7,9 @@
  * position. Listener options beyond the core keys are kept for the plugin, which
  * validates them later (ferry/opts.h). This file opens no sockets and loads no plugins.
  */
-#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "conf/conf-int.h"
 #include "dest/dest-int.h"
@@ -55,15 +53,6 @@ static const struct conf_key log_keys[] = {
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
-struct admin_conf {
-    char *listen;
-};
-
-static const struct conf_key admin_keys[] = {
-    { "listen", CONF_ADDR, true, offsetof(struct admin_conf, listen), 0, 0 },
-    { NULL, CONF_END, false, 0, 0, 0 }
-};
-
 #define TUNNEL_OFF(f) offsetof(struct ferry_conf, tunnel.f)
 static const struct conf_key tunnel_keys[] = {
     { "listen",    CONF_ADDR, true,  TUNNEL_OFF(listen), 0, 0 },
@@ -93,88 +82,20 @@ static const struct conf_key listener_keys[] = {
     { NULL, CONF_END, false, 0, 0, 0 }      /* the rest goes to the plugin (opts.c) */
 };
 
-static bool
-is_word(const char *s, const char *extra)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s != '\0'; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'
-              || (extra != NULL && strchr(extra, *s) != NULL)))
-            return false;
-    return true;
-}
-
-/* A value as it may be quoted in a message: never one that came from a reference. */
-static const char *
-shown(const struct conf_ctx *c, const yaml_node_t *map, const char *key, const char *v)
-{
-    const char *raw = conf_text(conf_value(c, map, key));
-
-    return raw != NULL && strstr(raw, "${") != NULL ? "***" : v;
-}
-
-/* A YAML null: `key:` alone, `~` or `null`, unquoted. */
-static bool
-is_null(const yaml_node_t *n)
-{
-    const char *s = conf_text(n);
-
-    return s != NULL && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-           && (*s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0);
-}
-
-static int
-set_dup(char **slot, const char *s)
-{
-    free(*slot);
-    return (*slot = strdup(s)) == NULL ? FERRY_ENOMEM : FERRY_OK;
-}
-
 static void
 load_workers(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
-    const char   *s = conf_text(n);
-    unsigned long v = 0;
-
-    if (s != NULL && strcmp(s, "auto") == 0) {
-        conf->workers = 0;
-        return;
-    }
-    if (s != NULL && *s != '\0' && strspn(s, "0123456789") == strlen(s) && strlen(s) <= 4)
-        v = strtoul(s, NULL, 10);
-    if (v < 1 || v > CONF_MAX_WORKERS) {
-        conf_error(c, n, "workers", "want auto or a number from 1 to %d", CONF_MAX_WORKERS);
-        return;
-    }
-    conf->workers = (unsigned)v;
+    conf_workers(c, n, CONF_MAX_WORKERS, &conf->workers);
 }
 
 static void
 load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
-    static const char *const levels[] = { "debug", "info", "warn", "error" };
-    struct log_conf          lc = {0};
+    struct log_conf lc = {0};
 
     if (conf_mapping(c, n, "log", log_keys, &lc, NULL, NULL) == 0) {
-        if (lc.level != NULL) {
-            size_t i;
-
-            for (i = 0; i < 4 && strcmp(levels[i], lc.level) != 0; i++)
-                ;
-            if (i < 4) {
-                conf->log_level = (enum ferry_log_level)i;
-            } else {
-                const char *s = ferry_conf_suggest(lc.level, levels, 4, 2);
-
-                if (strcmp(shown(c, n, "level", lc.level), lc.level) != 0)
-                    s = NULL;
-                conf_error(c, conf_value(c, n, "level"), "log", "level: unknown level "
-                           "'%s'%s%s%s (debug, info, warn or error)",
-                           shown(c, n, "level", lc.level), s ? " (did you mean '" : "",
-                           s ? s : "", s ? "'?)" : "");
-            }
-        }
+        if (lc.level != NULL)
+            conf_log_level(c, n, lc.level, &conf->log_level);
         if (lc.access != NULL && strcmp(lc.access, "stdout") != 0
             && strcmp(lc.access, "off") != 0) {
             char *full = conf_path_join(c->dir, lc.access);
@@ -185,7 +106,7 @@ load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf
                 free(conf->access_log);
                 conf->access_log = full;
             }
-        } else if (lc.access != NULL && set_dup(&conf->access_log, lc.access) != FERRY_OK) {
+        } else if (lc.access != NULL && conf_set_dup(&conf->access_log, lc.access) != FERRY_OK) {
             conf_error(c, n, "log", "out of memory");
         }
     }
@@ -194,44 +115,13 @@ load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf
 }
 
 static void
-load_admin(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
-{
-    struct admin_conf ac = {0};
-    const char       *s = conf_text(n);
-
-    if (s != NULL) {
-        if (strcmp(s, "off") == 0) {
-            free(conf->admin_listen);
-            conf->admin_listen = NULL;
-        } else {
-            conf_error(c, n, "admin", "want off or { listen: host:port }");
-        }
-        return;
-    }
-    if (conf_mapping(c, n, "admin", admin_keys, &ac, NULL, NULL) == 0) {
-        free(conf->admin_listen);
-        conf->admin_listen = ac.listen;
-        ac.listen = NULL;
-    }
-    free(ac.listen);
-}
-
-static void
-must_exist(const struct conf_ctx *c, const yaml_node_t *sec, const char *key, const char *path)
-{
-    if (path != NULL && access(path, R_OK) != 0)
-        conf_error(c, conf_value(c, sec, key), "tunnel", "%s: cannot read %s: %s", key, path,
-                   strerror(errno));
-}
-
-static void
 load_tunnel(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
     if (conf_mapping(c, n, "tunnel", tunnel_keys, conf, NULL, NULL) != 0)
         return;
-    must_exist(c, n, "cert", conf->tunnel.cert);
-    must_exist(c, n, "key", conf->tunnel.key);
-    must_exist(c, n, "client_ca", conf->tunnel.client_ca);
+    conf_must_read(c, n, "tunnel", "cert", conf->tunnel.cert);
+    conf_must_read(c, n, "tunnel", "key", conf->tunnel.key);
+    conf_must_read(c, n, "tunnel", "client_ca", conf->tunnel.client_ca);
 }
 
 static void
@@ -266,15 +156,15 @@ load_tenants(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *
         conf->ntenants++;                   /* owned now, freed with conf */
         if (bad != 0)
             continue;
-        if (!is_word(t->id, "-.ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+        if (!conf_is_word(t->id, "-.ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
             conf_error(c, conf_value(c, tn, "id"), where, "id '%s': use letters, digits, "
-                       "'-', '_' and '.' only", shown(c, tn, "id", t->id));
+                       "'-', '_' and '.' only", conf_shown(c, tn, "id", t->id));
         for (size_t j = 0; j + 1 < conf->ntenants; j++) {
             const struct ferry_conf_tenant *o = &conf->tenants[j];
 
             if (o->id != NULL && strcmp(o->id, t->id) == 0)
                 conf_error(c, conf_value(c, tn, "id"), where, "tenant '%s' is defined twice "
-                           "(first at line %d)", shown(c, tn, "id", t->id), o->line);
+                           "(first at line %d)", conf_shown(c, tn, "id", t->id), o->line);
             else if (o->token != NULL && strcmp(o->token, t->token) == 0)
                 conf_error(c, conf_value(c, tn, "token"), where, "token is the same as "
                            "tenants[%zu]'s: each tenant needs its own", j);
@@ -330,14 +220,14 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     for (size_t j = 0; j + 1 < conf->nlisteners; j++) {
         if (conf->listeners[j].name != NULL && strcmp(conf->listeners[j].name, l->name) == 0) {
             conf_error(c, conf_value(c, ln, "name"), where, "duplicate listener name '%s' "
-                       "(first at line %d)", shown(c, ln, "name", l->name),
+                       "(first at line %d)", conf_shown(c, ln, "name", l->name),
                        conf->listeners[j].line);
             break;
         }
     }
-    if (!is_word(l->plugin, NULL))
+    if (!conf_is_word(l->plugin, NULL))
         conf_error(c, conf_value(c, ln, "plugin"), where, "plugin '%s': want a plugin name "
-                   "([a-z0-9_]+, as in ferry_<name>.so)", shown(c, ln, "plugin", l->plugin));
+                   "([a-z0-9_]+, as in ferry_<name>.so)", conf_shown(c, ln, "plugin", l->plugin));
     if (ferry_addr_parse(l->listen, &l->addr, &l->addr_len, &err) != FERRY_OK)
         conf_error(c, conf_value(c, ln, "listen"), where, "listen: %s", err.msg);
     if (l->destination != NULL && ferry_registry_find(conf->registry, l->destination) == NULL
@@ -346,7 +236,7 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
                                            ndnames, 2);
 
         vn = conf_value(c, ln, "destination");
-        if (strcmp(shown(c, ln, "destination", l->destination), l->destination) != 0)
+        if (strcmp(conf_shown(c, ln, "destination", l->destination), l->destination) != 0)
             conf_error(c, vn, where, "unknown destination");
         else if (s != NULL)
             conf_error(c, vn, where, "unknown destination '%s' (did you mean '%s'?)",
@@ -356,7 +246,7 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     }
     if (l->tenant != NULL && ferry_conf_tenant(conf, l->tenant) == NULL)
         conf_error(c, conf_value(c, ln, "tenant"), where, "unknown tenant '%s'",
-                   shown(c, ln, "tenant", l->tenant));
+                   conf_shown(c, ln, "tenant", l->tenant));
 }
 
 static void
@@ -466,7 +356,7 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
                                     &top.tenants, &top.destinations, &top.listeners };
 
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
-        if (*nodes[i] != NULL && is_null(*nodes[i]))
+        if (*nodes[i] != NULL && conf_is_null(*nodes[i]))
             *nodes[i] = NULL;
     conf->plugins_dir = top.plugins_dir;
     conf->destinations_dir = top.destinations_dir;
@@ -476,7 +366,7 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
     if (top.log != NULL)
         load_log(&c, top.log, conf);
     if (top.admin != NULL)
-        load_admin(&c, top.admin, conf);
+        conf_admin(&c, top.admin, &conf->admin_listen);
     if (top.tunnel != NULL)
         load_tunnel(&c, top.tunnel, conf);
     if (top.tenants != NULL)
@@ -504,21 +394,12 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
 int
 ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferry_errlist *errs)
 {
-    struct ferry_err err = {0};
-    char            *text = NULL;
-    size_t           len;
-    int              rc;
+    char *text = NULL;
+    int   rc;
 
     *out = NULL;
-    if ((rc = conf_file_read(path, CONF_MAX_FILE_BYTES, &text, &len, &err)) != FERRY_OK) {
-        ferry_errlist_add(errs, path, 0, 0, "%s", err.msg);
-        return rc == FERRY_ENOMEM ? rc : FERRY_EINVAL;
-    }
-    if (memchr(text, '\0', len) != NULL) {
-        ferry_errlist_add(errs, path, 0, 0, "contains a NUL byte: not a YAML text file");
-        free(text);
-        return FERRY_EINVAL;
-    }
+    if ((rc = conf_file_text(path, errs, &text)) != FERRY_OK)
+        return rc;
     rc = ferry_conf_load_string(text, path, out, errs);
     free(text);
     return rc;
