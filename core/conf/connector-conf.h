@@ -21,19 +21,22 @@ enum ferry_sys_proto {
 };
 
 struct ferry_conf_system {
-    char                *virtual_host;   /* lower-cased host of `virtual:` */
-    uint16_t             virtual_port;
-    char                *internal_host;  /* never leaves the connector */
+    char                *virtual_host;   /* lower-cased host of `virtual:` (IPv6: canonical,
+                                            no brackets) */
+    uint16_t             virtual_port;   /* `sapgwNN` (RFC, RFCS) already mapped to 33NN */
+    char                *internal_host;  /* never leaves the connector; IPv6 without
+                                            brackets, ready for getaddrinfo */
     uint16_t             internal_port;
     enum ferry_sys_proto protocol;
     char               **paths;          /* NULL = every path; else NULL-terminated prefixes */
     size_t               npaths;
-    int                  line, col;
+    int                  line, col;      /* of the system's mapping */
 };
 
 struct ferry_conf_gateway_addr {
     char    *text;                       /* as written: "gw.example.com:8443" */
-    char    *host;                       /* for DNS and the certificate check */
+    char    *host;                       /* for DNS and the certificate check (IPv6: no
+                                            brackets) */
     uint16_t port;
 };
 
@@ -58,9 +61,11 @@ struct ferry_connector_conf {
     uint32_t                        drain_timeout_ms;      /* default 30000 */
     struct ferry_conf_system       *systems;
     size_t                          nsystems;
-    struct ferry_errlist            warnings;
+    struct ferry_errlist            warnings;         /* e.g. no systems */
 };
 
+/* Load and validate. FERRY_OK and *out set, or FERRY_EINVAL (FERRY_ENOMEM) with every
+ * error in errs as file:line:col and *out NULL. The token is never quoted in a message. */
 int  ferry_connector_conf_load_file(const char *path, struct ferry_connector_conf **out,
                                     struct ferry_errlist *errs);
 int  ferry_connector_conf_load_string(const char *text, const char *name,
@@ -68,11 +73,19 @@ int  ferry_connector_conf_load_string(const char *text, const char *name,
                                       struct ferry_errlist *errs);
 void ferry_connector_conf_free(struct ferry_connector_conf *c);
 
-/* The system for virtual host:port (host compared case-insensitively); NULL if none. */
+/* The system for virtual host:port (host compared case-insensitively; IPv6 with or
+ * without brackets, in any spelling); NULL if none. */
 const struct ferry_conf_system *
 ferry_connector_find_system(const struct ferry_connector_conf *c, const char *host, uint16_t port);
 
-/* "TCP", "HTTPS", … */
+/* May an HTTP request for path (origin-form, "/a/b?q") reach system s? True if s has no
+ * paths; else if path, up to '?' or '#', starts with one of the prefixes (plain string
+ * prefix, case-sensitive, as SAP's "path and all sub-paths"). Paths with "." or ".."
+ * segments (also percent-encoded) are refused unless a prefix is "/", since a backend
+ * would resolve "/api/../admin" to "/admin". */
+bool ferry_connector_path_allowed(const struct ferry_conf_system *s, const char *path);
+
+/* "TCP", "HTTPS", … ("?" for a value outside the enum) */
 const char *ferry_sys_proto_name(enum ferry_sys_proto p);
 
 #endif
