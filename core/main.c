@@ -26,6 +26,7 @@
 #include "dest/dest-int.h"
 #include "log/log.h"
 #include "plugin/loader.h"
+#include "tunnel/gateway.h"
 #include "worker/worker.h"
 
 #define EXIT_CONFIG 2
@@ -37,6 +38,7 @@ struct gateway {
     unsigned                  nworkers;
     struct gen               *gen;          /* current; main holds one ref */
     struct ferry_admin       *admin;
+    struct gw_listener       *tunnels;       /* NULL without a tunnel: section */
     struct ferry_admin_state  st;
     struct event             *drain_poll;
     struct event             *drain_deadline;
@@ -160,6 +162,19 @@ on_reload(evutil_socket_t sig, short what, void *arg)
                   FLOG_STR("config", gw->conf_path));
         return;
     }
+    if (gw->tunnels != NULL && conf->tunnel.listen != NULL) {
+        struct ferry_err err = { 0 };
+
+        if (gw_listener_set_conf(gw->tunnels, conf, &err) != FERRY_OK) {
+            ferry_log(NULL, FERRY_ERROR, "reload failed: tunnel TLS settings; keeping the "
+                      "running configuration", FLOG_STR("error", err.msg));
+            ferry_gen_unref(g, gw->base);
+            gw->st.reloads_failed++;
+            return;
+        }
+    } else if ((gw->tunnels != NULL) != (conf->tunnel.listen != NULL)) {
+        ferry_log(NULL, FERRY_WARN, "adding or removing the tunnel section needs a restart");
+    }
     ferry_log_set_level(conf->log_level);
     ferry_log_open_access(conf->access_log);
     ferry_workers_switch(gw->workers, gw->nworkers, g);
@@ -213,6 +228,7 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
     ferry_log(NULL, FERRY_INFO, "draining", FLOG_STR("signal", sig == SIGINT ? "INT" : "TERM"),
               FLOG_INT("active", (long long)ferry_workers_active(gw->workers, gw->nworkers)),
               FLOG_INT("drain_timeout_ms", ms));
+    gw_listener_drain(gw->tunnels);
     ferry_workers_drain(gw->workers, gw->nworkers);
     deadline.tv_sec = ms / 1000;
     deadline.tv_usec = (ms % 1000) * 1000;
@@ -272,12 +288,19 @@ cmd_gateway(const char *path)
         ferry_log(NULL, FERRY_ERROR, "cannot start workers");
         goto out;
     }
+    if (conf->tunnel.listen != NULL &&
+        gw_listener_start(gw.base, conf, gw.workers, gw.nworkers, &gw.tunnels, &err) != FERRY_OK) {
+        ferry_log(NULL, FERRY_ERROR, "cannot start the tunnel listener", FLOG_STR("error", err.msg));
+        ferry_workers_stop(gw.workers, gw.nworkers);
+        ferry_workers_join(gw.workers, gw.nworkers);
+        goto out;
+    }
     gw.st.ready = true;
     ferry_log(NULL, FERRY_INFO, "ferry gateway started", FLOG_STR("version", FERRY_VERSION),
               FLOG_STR("config", path), FLOG_INT("workers", gw.nworkers),
               FLOG_INT("listeners", (long long)conf->nlisteners),
               FLOG_INT("destinations", (long long)conf->registry->n),
-              FLOG_STR("admin", conf->admin_listen));
+              FLOG_STR("admin", conf->admin_listen), FLOG_STR("tunnel", conf->tunnel.listen));
     event_base_dispatch(gw.base);
 
     ferry_workers_stop(gw.workers, gw.nworkers);
@@ -298,6 +321,7 @@ out:
     if (sig_int != NULL)
         event_free(sig_int);
     ferry_admin_stop(gw.admin);
+    gw_listener_stop(gw.tunnels);
     if (gw.base != NULL) {
         event_base_loop(gw.base, EVLOOP_NONBLOCK);    /* run posted frees */
         event_base_free(gw.base);

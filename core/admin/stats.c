@@ -1,6 +1,7 @@
 /*
  * stats.c: the registry of counter slots and its Prometheus rendering.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@ ferry_stats_slot(enum stats_kind kind, const char *name)
 {
     struct stats_slot *s;
 
-    for (s = slots; s != NULL; s = s->next)
+    for (s = slots; s != NULL && kind != STATS_TUNNEL; s = s->next)
         if (s->kind == kind && strcmp(s->name, name) == 0)
             return s;
     if ((s = aligned_alloc(64, sizeof(*s))) == NULL)
@@ -32,12 +33,33 @@ ferry_stats_slot(enum stats_kind kind, const char *name)
     return s;
 }
 
+struct stats_slot *
+ferry_stats_tunnel_slot(const char *tenant, const char *location)
+{
+    struct stats_slot *s;
+
+    for (s = slots; s != NULL; s = s->next)
+        if (s->kind == STATS_TUNNEL && strcmp(s->tenant, tenant) == 0 &&
+            strcmp(s->location, location) == 0)
+            return s;
+    if ((s = ferry_stats_slot(STATS_TUNNEL, "")) == NULL)
+        return NULL;
+    /* A fresh slot: the lookup above keys tunnel slots by these two fields. */
+    if (s->tenant == NULL) {
+        s->tenant = strdup(tenant);
+        s->location = strdup(location);
+    }
+    return s;
+}
+
 void
 ferry_stats_free_all(void)
 {
     while (slots != NULL) {
         struct stats_slot *next = slots->next;
 
+        free(slots->tenant);
+        free(slots->location);
         free(slots->name);
         free(slots);
         slots = next;
@@ -64,10 +86,38 @@ slot_sum(const struct stats_slot *s, unsigned nworkers)
 }
 
 static void
+add_escaped(struct evbuffer *out, const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            evbuffer_add(out, "\\", 1);
+        if (*p == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, p, 1);
+    }
+}
+
+static void
+add_labels(struct evbuffer *out, const struct stats_slot *s)
+{
+    if (s->kind == STATS_TUNNEL) {
+        evbuffer_add_printf(out, "{tenant=\"");
+        add_escaped(out, s->tenant);
+        evbuffer_add_printf(out, "\",location=\"");
+        add_escaped(out, s->location);
+    } else {
+        evbuffer_add_printf(out, "{%s=\"", s->kind == STATS_LISTENER ? "listener" : "destination");
+        add_escaped(out, s->name);
+    }
+    evbuffer_add(out, "\"}", 2);
+}
+
+static void
 render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
 {
-    const char *label = kind == STATS_LISTENER ? "listener" : "destination";
-    const char *prefix = kind == STATS_LISTENER ? "ferry_listener" : "ferry_destination";
+    const char *prefix = kind == STATS_LISTENER ? "ferry_listener" :
+                         kind == STATS_DEST ? "ferry_destination" : "ferry_tunnel";
 
     static const struct {
         const char *suffix, *type, *help;
@@ -78,12 +128,21 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
         { "connections_failed_total", "counter", "Connections whose upstream could not be opened" },
         { "bytes_received_total", "counter", "Bytes from clients towards upstreams" },
         { "bytes_sent_total", "counter", "Bytes from upstreams towards clients" },
+    }, tunnel_metrics[] = {
+        { "streams_total", "counter", "Streams opened through tunnels" },
+        { "streams_active", "gauge", "Streams open now" },
+        { "refusals_total", "counter", "Streams the connector refused (access control)" },
+        { "streams_failed_total", "counter", "Streams that failed: unreachable, timeout, lost" },
+        { "bytes_received_total", "counter", "Bytes from clients into tunnels" },
+        { "bytes_sent_total", "counter", "Bytes from tunnels to clients" },
     };
 
     for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {
-        evbuffer_add_printf(out, "# HELP %s_%s %s\n# TYPE %s_%s %s\n", prefix,
-                            metrics[m].suffix, metrics[m].help, prefix, metrics[m].suffix,
-                            metrics[m].type);
+        const char *suffix = kind == STATS_TUNNEL ? tunnel_metrics[m].suffix : metrics[m].suffix;
+
+        evbuffer_add_printf(out, "# HELP %s_%s %s\n# TYPE %s_%s %s\n", prefix, suffix,
+                            kind == STATS_TUNNEL ? tunnel_metrics[m].help : metrics[m].help,
+                            prefix, suffix, metrics[m].type);
         for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
             struct sum v;
             uint64_t   x;
@@ -99,17 +158,9 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
             case 4: x = v.in; break;
             default: x = v.out; break;
             }
-            /* Names come from the config: [A-Za-z0-9._-], nothing to escape but be safe. */
-            evbuffer_add_printf(out, "%s_%s{%s=\"", prefix, metrics[m].suffix, label);
-            for (const char *p = s->name; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                    evbuffer_add(out, "\\", 1);
-                if (*p == '\n')
-                    evbuffer_add(out, "\\n", 2);
-                else
-                    evbuffer_add(out, p, 1);
-            }
-            evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)x);
+            evbuffer_add_printf(out, "%s_%s", prefix, suffix);
+            add_labels(out, s);
+            evbuffer_add_printf(out, " %llu\n", (unsigned long long)x);
         }
     }
 }
@@ -117,6 +168,22 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
 void
 ferry_stats_render(struct evbuffer *out, unsigned nworkers)
 {
+    bool any = false;
+
     render_kind(out, STATS_LISTENER, nworkers);
     render_kind(out, STATS_DEST, nworkers);
+    for (const struct stats_slot *s = slots; s != NULL; s = s->next)
+        any |= s->kind == STATS_TUNNEL;
+    if (!any)
+        return;
+    evbuffer_add_printf(out, "# HELP ferry_tunnels Live tunnel connections per tenant and "
+                        "location\n# TYPE ferry_tunnels gauge\n");
+    for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
+        if (s->kind != STATS_TUNNEL)
+            continue;
+        evbuffer_add_printf(out, "ferry_tunnels");
+        add_labels(out, s);
+        evbuffer_add_printf(out, " %d\n", atomic_load(&s->tunnels));
+    }
+    render_kind(out, STATS_TUNNEL, nworkers);
 }

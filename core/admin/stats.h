@@ -15,7 +15,7 @@
 
 #define FERRY_MAX_WORKERS 64
 
-enum stats_kind { STATS_LISTENER, STATS_DEST };
+enum stats_kind { STATS_LISTENER, STATS_DEST, STATS_TUNNEL };
 
 struct stats_cell {
     _Atomic uint64_t conns_total;
@@ -28,13 +28,19 @@ struct stats_cell {
 struct stats_slot {
     struct stats_slot *next;
     enum stats_kind    kind;
-    char              *name;
-    atomic_int         active;
+    char              *name;           /* tunnels: "tenant/location" */
+    char              *tenant, *location; /* tunnels only */
+    atomic_int         active;         /* connections, or streams for tunnels */
+    atomic_int         tunnels;        /* tunnels only: live tunnel connections */
     struct stats_cell  cell[FERRY_MAX_WORKERS];
 };
 
 /* Find or create (main thread only). NULL when out of memory. */
 struct stats_slot *ferry_stats_slot(enum stats_kind kind, const char *name);
+/* The slot of a (tenant, location) pair's tunnels (main thread only). For tunnel slots
+ * conns_total counts streams, conns_rejected refusals by the connector, conns_failed
+ * other stream failures. */
+struct stats_slot *ferry_stats_tunnel_slot(const char *tenant, const char *location);
 void               ferry_stats_free_all(void);
 
 static inline void

@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "tunnel/session.h"
 #include "worker/conn-int.h"
 
 #define COPY_BYTES   (16 * 1024)  /* a full read of this size means bulk: splice */
@@ -263,9 +264,35 @@ relay_on_event(struct ferry_conn *c)
         event_active(&c->cev, EV_READ, 1);
 }
 
+/* Upstream is a tunnel stream: session.c moves the bytes. Queued handshake bytes go
+ * first in both directions; they are taken off the connection before the stream
+ * starts, because starting may already end the connection. */
+static void
+relay_start_stream(struct ferry_conn *c)
+{
+    struct tstream *ts = c->ts;
+    char           *down = c->down.buf, *up = c->up.buf;
+    size_t          doff = c->down.buf_off, dlen = c->down.buf_len;
+    size_t          uoff = c->up.buf_off, ulen = c->up.buf_len;
+
+    c->down.buf = c->up.buf = NULL;
+    c->down.buf_off = c->down.buf_len = c->down.buf_cap = 0;
+    c->up.buf_off = c->up.buf_len = c->up.buf_cap = 0;
+    c->state = CONN_RELAY;
+    conn_watch_client(c);
+    tstream_start(ts, down != NULL ? down + doff : NULL, dlen - doff,
+                  up != NULL ? up + uoff : NULL, ulen - uoff);
+    free(down);
+    free(up);
+}
+
 void
 relay_start(struct ferry_conn *c)
 {
+    if (c->ts != NULL) {
+        relay_start_stream(c);
+        return;
+    }
     c->up.from = &c->cfd;
     c->up.to = &c->ufd;
     c->up.from_ready = &c->c_readable;

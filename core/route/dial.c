@@ -1,15 +1,17 @@
 /*
  * dial.c: open a TCP connection to host:port without blocking the worker.
  *
- * Names resolve through the worker's evdns resolver (IP literals skip it); each
+ * Names resolve through the thread's evdns resolver (IP literals skip it); each
  * resolved address is tried in turn, each attempt bounded by the connect timeout.
- * The result lands in conn.c: conn_upstream_ready() or conn_upstream_failed(). The
- * connection may close while a dial is in flight: dial_cancel() stops it safely.
+ * The result goes to the owner's done(); the owner may give up while a dial is in
+ * flight: dial_abort() stops it safely (a pending DNS query is cancelled and frees
+ * the dial from its callback).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +22,15 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "worker/conn-int.h"
+#include <ferry/err.h>
+
+#include "route/dial.h"
 
 struct dial {
-    struct ferry_conn                  *c;       /* borrowed: owns us */
+    struct dial                       **slot;    /* the owner's pointer to us */
+    const struct dial_ops              *ops;
+    void                               *owner;   /* NULL once aborted */
+    struct event_base                  *base;
     struct evdns_getaddrinfo_request   *req;     /* in flight, or NULL */
     struct evutil_addrinfo             *ai;      /* owns: resolved list */
     struct evutil_addrinfo             *next;    /* next address to try */
@@ -51,22 +58,24 @@ dial_free(struct dial *d)
 static void
 dial_fail(struct dial *d, int status, const char *reason)
 {
-    struct ferry_conn *c = d->c;
+    const struct dial_ops *ops = d->ops;
+    void                  *owner = d->owner;
 
-    conn_unwatch_upstream(c);
-    c->dial = NULL;
+    ops->unwatch(owner);
+    *d->slot = NULL;
     dial_free(d);
-    conn_upstream_failed(c, status, reason);
+    ops->done(owner, -1, status, reason);
 }
 
-/* The upstream socket's event while connecting (conn.c routes it here). */
 void
-dial_on_event(struct ferry_conn *c, short what)
+dial_event(struct dial **slot, short what)
 {
-    struct dial *d = c->dial;
-    int          err = 0;
-    int          fd;
-    socklen_t    len = sizeof(err);
+    struct dial           *d = *slot;
+    const struct dial_ops *ops = d->ops;
+    void                  *owner = d->owner;
+    int                    err = 0;
+    int                    fd;
+    socklen_t              len = sizeof(err);
 
     if (what & EV_TIMEOUT) {
         d->last_errno = ETIMEDOUT;
@@ -74,16 +83,16 @@ dial_on_event(struct ferry_conn *c, short what)
         if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             err = errno;
         if (err == 0) {
-            c->dial = NULL;
+            *slot = NULL;
             fd = d->fd;
             d->fd = -1;
             dial_free(d);
-            conn_upstream_ready(c, fd);
+            ops->done(owner, fd, FERRY_OK, "connected");
             return;
         }
         d->last_errno = err;
     }
-    conn_unwatch_upstream(c);
+    ops->unwatch(owner);
     close(d->fd);
     d->fd = -1;
     dial_try_next(d);
@@ -92,8 +101,7 @@ dial_on_event(struct ferry_conn *c, short what)
 static int
 dial_connect(struct dial *d, const struct sockaddr *sa, socklen_t len)
 {
-    struct ferry_conn *c = d->c;
-    int                one = 1;
+    int one = 1;
 
     d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (d->fd < 0) {
@@ -107,7 +115,7 @@ dial_connect(struct dial *d, const struct sockaddr *sa, socklen_t len)
         d->fd = -1;
         return -1;
     }
-    conn_watch_upstream(c, d->fd, d->timeout_ms);
+    d->ops->watch(d->owner, d->fd, d->timeout_ms);
     return 0;
 }
 
@@ -149,7 +157,7 @@ dial_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
     struct dial *d = arg;
 
     d->req = NULL;
-    if (result == EVUTIL_EAI_CANCEL) {  /* dial_cancel() freed nothing yet: we do */
+    if (d->owner == NULL) {             /* dial_abort() left the freeing to us */
         if (res != NULL)
             evutil_freeaddrinfo(res);
         dial_free(d);
@@ -167,20 +175,25 @@ dial_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 }
 
 int
-dial_start(struct ferry_conn *c, const char *host, uint16_t port, uint32_t timeout_ms)
+dial_begin(struct dial **slot, struct event_base *base, struct evdns_base *dns,
+           const struct dial_ops *ops, void *owner, const char *host, uint16_t port,
+           uint32_t timeout_ms)
 {
-    struct dial                    *d;
-    struct evutil_addrinfo          hints;
-    struct sockaddr_in             *s4;
-    struct sockaddr_in6            *s6;
+    struct dial                      *d;
+    struct evutil_addrinfo            hints;
+    struct sockaddr_in               *s4;
+    struct sockaddr_in6              *s6;
     struct evdns_getaddrinfo_request *req;
 
     if ((d = calloc(1, sizeof(*d))) == NULL)
         return FERRY_ENOMEM;
-    d->c = c;
+    d->slot = slot;
+    d->ops = ops;
+    d->owner = owner;
+    d->base = base;
     d->fd = -1;
     d->timeout_ms = timeout_ms != 0 ? timeout_ms : 5000;
-    c->dial = d;
+    *slot = d;
     s4 = (struct sockaddr_in *)&d->literal;
     s6 = (struct sockaddr_in6 *)&d->literal;
     if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
@@ -195,7 +208,6 @@ dial_start(struct ferry_conn *c, const char *host, uint16_t port, uint32_t timeo
         d->use_literal = true;
     }
     if (d->use_literal) {
-        /* Still asynchronous: the callback contract says never from inside open. */
         d->last_errno = ECONNREFUSED;
         dial_try_next(d);
         return FERRY_OK;
@@ -206,25 +218,25 @@ dial_start(struct ferry_conn *c, const char *host, uint16_t port, uint32_t timeo
     hints.ai_protocol = IPPROTO_TCP;
     hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
     snprintf(d->port_text, sizeof(d->port_text), "%u", port);
-    req = evdns_getaddrinfo(c->w->dns, host, d->port_text, &hints, dial_on_resolved, d);
+    req = evdns_getaddrinfo(dns, host, d->port_text, &hints, dial_on_resolved, d);
     /* NULL means it already finished (and called back) or failed synchronously. */
-    if (req != NULL && c->dial == d)
+    if (req != NULL && *slot == d)
         d->req = req;
     return FERRY_OK;
 }
 
 void
-dial_cancel(struct ferry_conn *c)
+dial_abort(struct dial **slot)
 {
-    struct dial *d = c->dial;
+    struct dial *d = *slot;
 
     if (d == NULL)
         return;
-    c->dial = NULL;
-    conn_unwatch_upstream(c);
+    *slot = NULL;
+    d->ops->unwatch(d->owner);
     if (d->req != NULL) {
-        /* The resolver calls back with EVUTIL_EAI_CANCEL; that callback frees d. */
-        d->c = NULL;
+        /* The resolver calls back (cancelled); that callback frees d. */
+        d->owner = NULL;
         evdns_getaddrinfo_cancel(d->req);
         return;
     }

@@ -21,6 +21,7 @@
 #include "worker/worker.h"
 
 struct dial;
+struct tstream;
 
 /* One direction of the relay: bytes read from `from`, written to `to`. */
 struct relay_dir {
@@ -77,6 +78,8 @@ struct ferry_conn {
     char                   *peer_text;      /* lazily formatted, arena */
     struct relay_dir        up, down;       /* client->upstream, upstream->client */
     struct dial            *dial;           /* owns while an upstream open is in flight */
+    struct tstream         *ts;             /* the tunnel stream, when upstream is one */
+    struct stats_slot      *tstats;         /* its tunnel's (tenant, location) stats */
     ferry_open_cb           open_cb;
     void                   *open_arg;
     ferry_data_cb           data_cb;
@@ -94,6 +97,11 @@ void conn_finish(struct ferry_conn *c, const char *outcome);   /* close both end
 void conn_touch(struct ferry_conn *c);
 void conn_upstream_ready(struct ferry_conn *c, int fd);         /* dial succeeded */
 void conn_upstream_failed(struct ferry_conn *c, int status, const char *reason);
+/* tunnel/gateway.c: the connector answered the CONNECT / the stream is over. */
+void conn_stream_response(struct ferry_conn *c, int status, const char *error);
+void conn_stream_ended(struct ferry_conn *c, const char *outcome);
+/* "1.2.3.4:5" / "[::1]:5" */
+void conn_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 
 /* relay.c */
 void relay_start(struct ferry_conn *c);
@@ -107,9 +115,6 @@ void conn_watch_client(struct ferry_conn *c);
 void conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms);
 void conn_unwatch_upstream(struct ferry_conn *c);
 
-/* route/dial.c */
-int  dial_start(struct ferry_conn *c, const char *host, uint16_t port, uint32_t timeout_ms);
-void dial_cancel(struct ferry_conn *c);
-void dial_on_event(struct ferry_conn *c, short what);
+
 
 #endif

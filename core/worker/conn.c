@@ -20,6 +20,9 @@
 #include <ferry/conn.h>
 
 #include "dest/dest-int.h"
+#include "route/dial.h"
+#include "tunnel/gateway.h"
+#include "tunnel/session.h"
 #include "worker/conn-int.h"
 
 #define HANDSHAKE_WRITE_MAX   (64 * 1024)   /* replies a plugin may queue before relay */
@@ -39,31 +42,36 @@ conn_log_fields(const struct ferry_log_ctx *ctx, struct logbuf *b)
     logbuf_str(b, "client", ferry_conn_peer(c));
 }
 
-FERRY_API const char *
-ferry_conn_peer(const struct ferry_conn *cc)
+void
+conn_format_addr(const struct sockaddr *sa, char *buf, size_t size)
 {
-    struct ferry_conn *c = (struct ferry_conn *)cc;   /* lazily filled cache */
-    char               host[INET6_ADDRSTRLEN];
-    unsigned           port = 0;
+    char     host[INET6_ADDRSTRLEN] = "";
+    unsigned port = 0;
 
-    if (c->peer_text != NULL)
-        return c->peer_text;
-    host[0] = '\0';
-    if (c->peer.ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)&c->peer;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
 
         inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
         port = ntohs(s->sin_port);
-    } else if (c->peer.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&c->peer;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
 
         inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
         port = ntohs(s->sin6_port);
     }
+    snprintf(buf, size, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+FERRY_API const char *
+ferry_conn_peer(const struct ferry_conn *cc)
+{
+    struct ferry_conn *c = (struct ferry_conn *)cc;   /* lazily filled cache */
+
+    if (c->peer_text != NULL)
+        return c->peer_text;
     if ((c->peer_text = ferry_conn_alloc(c, INET6_ADDRSTRLEN + 10)) == NULL)
         return "?";
-    snprintf(c->peer_text, INET6_ADDRSTRLEN + 10,
-             c->peer.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    conn_format_addr((const struct sockaddr *)&c->peer, c->peer_text, INET6_ADDRSTRLEN + 10);
     return c->peer_text;
 }
 
@@ -192,7 +200,9 @@ on_client_event(evutil_socket_t fd, short what, void *arg)
         c->c_readable = true;
     if (what & EV_WRITE)
         c->c_writable = true;
-    if (c->state == CONN_RELAY)
+    if (c->state == CONN_RELAY && c->ts != NULL)
+        tstream_on_socket(c->ts);
+    else if (c->state == CONN_RELAY)
         relay_on_event(c);
     else
         on_handshake_io(c, what);
@@ -205,7 +215,7 @@ on_upstream_event(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     if (c->dial != NULL) {
-        dial_on_event(c, what);
+        dial_event(&c->dial, what);
         return;
     }
     if (what & EV_READ)
@@ -351,6 +361,26 @@ conn_free(struct ferry_conn *c)
         event_base_loopexit(w->base, NULL);
 }
 
+/* A tunnel stream's byte counts become the connection's (access log, metrics). */
+static void
+conn_stream_account(struct ferry_conn *c, const struct tstream *ts)
+{
+    struct stats_cell *lc = &c->l->stats->cell[c->w->id];
+
+    c->up.bytes = ts->bytes_in;
+    c->down.bytes = ts->bytes_out;
+    stats_add(&lc->bytes_in, ts->bytes_in);
+    stats_add(&lc->bytes_out, ts->bytes_out);
+    if (c->dstats != NULL) {
+        stats_add(&c->dstats->cell[c->w->id].bytes_in, ts->bytes_in);
+        stats_add(&c->dstats->cell[c->w->id].bytes_out, ts->bytes_out);
+    }
+    if (c->tstats != NULL) {
+        stats_add(&c->tstats->cell[c->w->id].bytes_in, ts->bytes_in);
+        stats_add(&c->tstats->cell[c->w->id].bytes_out, ts->bytes_out);
+    }
+}
+
 /* Close both ends now. Safe from any callback; the memory goes once no plugin
  * callback is on the stack. */
 void
@@ -360,7 +390,18 @@ conn_finish(struct ferry_conn *c, const char *outcome)
         return;
     if (c->outcome == NULL || c->state != CONN_CLOSING)
         c->outcome = outcome;
-    dial_cancel(c);
+    dial_abort(&c->dial);
+    if (c->ts != NULL) {
+        struct tstream *ts = c->ts;
+
+        c->ts = NULL;
+        conn_stream_account(c, ts);
+        tstream_release(ts);
+    }
+    if (c->tstats != NULL) {
+        atomic_fetch_sub(&c->tstats->active, 1);
+        c->tstats = NULL;
+    }
     if (c->cev_added)
         event_del(&c->cev);
     conn_unwatch_upstream(c);
@@ -422,6 +463,80 @@ conn_upstream_failed(struct ferry_conn *c, int status, const char *reason)
     conn_deliver_open(c, status, reason);
 }
 
+static void
+conn_dial_watch(void *owner, int fd, uint32_t timeout_ms)
+{
+    conn_watch_upstream(owner, fd, timeout_ms);
+}
+
+static void
+conn_dial_unwatch(void *owner)
+{
+    conn_unwatch_upstream(owner);
+}
+
+static void
+conn_dial_done(void *owner, int fd, int status, const char *reason)
+{
+    if (fd >= 0)
+        conn_upstream_ready(owner, fd);
+    else
+        conn_upstream_failed(owner, status, reason);
+}
+
+static const struct dial_ops conn_dial_ops = {
+    .watch = conn_dial_watch, .unwatch = conn_dial_unwatch, .done = conn_dial_done,
+};
+
+/* What the connector will check the stream against (its systems' protocol). */
+static const char *
+dest_protocol(const struct ferry_dest *d)
+{
+    switch (ferry_dest_type(d)) {
+    case FERRY_DEST_HTTP: return "http";
+    case FERRY_DEST_LDAP: return "ldap";
+    case FERRY_DEST_RFC:  return "rfc";
+    case FERRY_DEST_MAIL: return "mail";
+    default:              return "tcp";
+    }
+}
+
+void
+conn_stream_response(struct ferry_conn *c, int status, const char *error)
+{
+    if (c == NULL || c->open_cb == NULL)
+        return;
+    if (status == 200) {
+        conn_deliver_open(c, FERRY_OK, "connected");
+        return;
+    }
+    if (status == 403 && c->tstats != NULL)
+        stats_add(&c->tstats->cell[c->w->id].conns_rejected, 1);
+    else if (c->tstats != NULL)
+        stats_add(&c->tstats->cell[c->w->id].conns_failed, 1);
+    conn_deliver_open(c, status == 403 ? FERRY_EDENIED :
+                         status == 504 ? FERRY_ETIMEDOUT : FERRY_EUNAVAIL,
+                      error != NULL ? error : "refused by the connector");
+}
+
+void
+conn_stream_ended(struct ferry_conn *c, const char *outcome)
+{
+    struct tstream *ts = c->ts;
+
+    /* The stream is gone: forget it first, never release it. */
+    c->ts = NULL;
+    if (ts != NULL)
+        conn_stream_account(c, ts);
+    if (c->open_cb != NULL) {
+        if (c->tstats != NULL)
+            stats_add(&c->tstats->cell[c->w->id].conns_failed, 1);
+        conn_deliver_open(c, FERRY_EUNAVAIL, "tunnel lost");
+        return;
+    }
+    conn_finish(c, outcome);
+}
+
 /* Report a failure found before anything asynchronous started: through the loop, so
  * the plugin's callback never runs inside ferry_conn_open(). */
 static int
@@ -476,14 +591,21 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
         c->target = conn_strdup(c, buf);
     }
     if (t->dest != NULL && ferry_dest_proxy_type(t->dest) == FERRY_PROXY_ONPREMISE) {
-        ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
-                  FLOG_STR("destination", ferry_dest_name(t->dest)),
-                  FLOG_STR("tenant", ferry_dest_tenant(t->dest)),
-                  FLOG_STR("location", ferry_dest_location(t->dest)));
-        return conn_fail_later(c, FERRY_EUNAVAIL, "no tunnel for tenant/location");
+        const char *tenant = t->tenant != NULL ? t->tenant : ferry_dest_tenant(t->dest);
+        const char *location = t->location != NULL ? t->location : ferry_dest_location(t->dest);
+
+        snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
+        if (gw_open_stream(c, tenant, location, buf, dest_protocol(t->dest)) != FERRY_OK) {
+            ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
+                      FLOG_STR("destination", ferry_dest_name(t->dest)),
+                      FLOG_STR("tenant", tenant), FLOG_STR("location", location));
+            return conn_fail_later(c, FERRY_EUNAVAIL, "no tunnel for tenant/location");
+        }
+        return FERRY_OK;
     }
     c->in_callback = true;          /* a synchronous dial failure must not free c here */
-    if (dial_start(c, host, port, timeout_ms) != FERRY_OK) {
+    if (dial_begin(&c->dial, c->w->base, c->w->dns, &conn_dial_ops, c, host, port,
+                   timeout_ms) != FERRY_OK) {
         c->in_callback = false;
         c->open_cb = NULL;
         return FERRY_ENOMEM;
@@ -660,7 +782,7 @@ ferry_conn_write(struct ferry_conn *c, const void *data, size_t len)
 FERRY_API void
 ferry_conn_relay(struct ferry_conn *c)
 {
-    if (c->state != CONN_PLUGIN || c->ufd < 0) {
+    if (c->state != CONN_PLUGIN || (c->ufd < 0 && c->ts == NULL)) {
         conn_finish(c, "relay-without-upstream");
         return;
     }
@@ -688,7 +810,7 @@ ferry_conn_close(struct ferry_conn *c, const char *outcome)
     /* Deliver the queued reply first; a bounded wait, then close regardless. */
     c->state = CONN_CLOSING;
     c->data_cb = NULL;
-    dial_cancel(c);
+    dial_abort(&c->dial);
     conn_watch_client(c);
     evtimer_add(&c->timer, &tv);
 }

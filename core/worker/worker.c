@@ -18,6 +18,7 @@
 
 #include <ferry/log.h>
 
+#include "tunnel/gateway.h"
 #include "worker/conn-int.h"
 #include "worker/worker.h"
 
@@ -149,8 +150,9 @@ static void
 on_command(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    struct gen    *g;
-    bool           drain, stop;
+    struct gen        *g;
+    struct gw_handoff *tunnels;
+    bool               drain, stop;
 
     uint64_t       junk;
 
@@ -160,6 +162,8 @@ on_command(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->mu);
     g = w->cmd_gen;
     w->cmd_gen = NULL;
+    tunnels = w->cmd_tunnels;
+    w->cmd_tunnels = NULL;
     drain = w->cmd_drain;
     stop = w->cmd_stop;
     pthread_mutex_unlock(&w->mu);
@@ -182,8 +186,15 @@ on_command(evutil_socket_t fd, short what, void *arg)
     } else if (g != NULL) {
         ferry_gen_unref(g, w->main_base);
     }
+    while (tunnels != NULL) {
+        struct gw_handoff *next = *(struct gw_handoff **)tunnels;  /* first member */
+
+        gw_worker_adopt(w, tunnels);
+        tunnels = next;
+    }
     if (drain && !w->draining) {
         w->draining = true;
+        gw_worker_shutdown(w);
         wgen_close_sockets(w->cur);
         if (w->nconns == 0)
             event_base_loopexit(w->base, NULL);
@@ -201,6 +212,7 @@ worker_main(void *arg)
 
     event_base_dispatch(w->base);
     ferry_conn_close_all(w);
+    gw_worker_close_all(w);
     return NULL;
 }
 
@@ -247,6 +259,16 @@ worker_wake(struct worker *w)
 
     if (write(w->cmd_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         ferry_log(NULL, FERRY_ERROR, "cannot wake worker", FLOG_INT("worker", w->id));
+}
+
+void
+worker_post_tunnel(struct worker *w, struct gw_handoff *h)
+{
+    pthread_mutex_lock(&w->mu);
+    *(struct gw_handoff **)h = w->cmd_tunnels;      /* `next` is the first member */
+    w->cmd_tunnels = h;
+    pthread_mutex_unlock(&w->mu);
+    worker_wake(w);
 }
 
 const struct timeval *
@@ -321,6 +343,8 @@ ferry_workers_join(struct worker *ws, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         pthread_join(ws[i].thread, NULL);
+        gw_worker_handoffs_free(ws[i].cmd_tunnels);
+        ws[i].cmd_tunnels = NULL;
         ws[i].main_base = NULL;     /* the main loop is done: free on this thread */
         if (ws[i].cur != NULL)
             wgen_unref(ws[i].cur);

@@ -31,6 +31,8 @@
 struct evdns_base;
 struct ferry_conn;
 struct loaded_plugin;
+struct gw_tunnel;
+struct gw_handoff;
 
 /* One config listener in one generation: shared by all workers, read-only. */
 struct ferry_listener {
@@ -82,6 +84,8 @@ struct worker {
     struct gen        *cmd_gen;            /* ref: switch to this generation */
     bool               cmd_drain;          /* stop accepting; exit when idle */
     bool               cmd_stop;           /* close everything now and exit */
+    struct gw_handoff *cmd_tunnels;        /* owns: registered tunnels to adopt */
+    struct gw_tunnel  *gw_tunnels;         /* live tunnels (gateway role) */
     bool               draining;
     uint64_t           next_conn_id;
     size_t             nconns;
@@ -95,6 +99,9 @@ struct worker {
     uint32_t           common_ms[8];
     const struct timeval *common_tv[8];
 };
+
+/* Hand a registered tunnel connection to worker w (main thread). */
+void worker_post_tunnel(struct worker *w, struct gw_handoff *h);
 
 /* libevent's O(1) queue for a duration many timers share; NULL if the table is full. */
 const struct timeval *worker_common_timeout(struct worker *w, uint32_t ms);

@@ -1,0 +1,52 @@
+/*
+ * gateway.h: the gateway side of the tunnel.
+ *
+ * Main thread: the tunnel listener. A connector connects, completes TLS 1.3 and sends
+ * its registration (tenant, token, location, version, connector id, slot, virtual
+ * system names). A good registration is answered with the number of slots (= gateway
+ * workers) and the connection is handed to worker `slot`. A connector opens one
+ * connection per slot, so every worker has its own tunnel to every connector and a
+ * proxied connection never leaves the worker that accepted it.
+ *
+ * Worker thread: the registry of live tunnels by (tenant, location) and stream opening
+ * for OnPremise destinations.
+ */
+#ifndef FERRY_TUNNEL_GATEWAY_H
+#define FERRY_TUNNEL_GATEWAY_H
+
+#include <stdint.h>
+
+#include <ferry/err.h>
+
+struct event_base;
+struct ferry_conf;
+struct ferry_conn;
+struct worker;
+struct gw_listener;
+struct gw_handoff;
+struct gw_tunnel;
+
+/* Main thread. */
+int  gw_listener_start(struct event_base *base, const struct ferry_conf *conf,
+                       struct worker *ws, unsigned nworkers, struct gw_listener **out,
+                       struct ferry_err *err);
+/* A reload: new tenants and certificates apply to the next registration. */
+int  gw_listener_set_conf(struct gw_listener *g, const struct ferry_conf *conf,
+                          struct ferry_err *err);
+void gw_listener_drain(struct gw_listener *g);      /* refuse new registrations */
+void gw_listener_stop(struct gw_listener *g);
+
+/* Worker thread. */
+void gw_worker_adopt(struct worker *w, struct gw_handoff *h);   /* takes h */
+void gw_worker_handoffs_free(struct gw_handoff *h);            /* unadopted ones */
+void gw_worker_shutdown(struct worker *w);                     /* GOAWAY every tunnel */
+void gw_worker_close_all(struct worker *w);
+unsigned gw_worker_streams(struct worker *w);
+
+/* Open a stream for c to authority ("host:port") through a tunnel of (tenant,
+ * location). FERRY_OK (the result arrives through conn_upstream_*), or FERRY_EUNAVAIL
+ * when no tunnel serves them. */
+int  gw_open_stream(struct ferry_conn *c, const char *tenant, const char *location,
+                    const char *authority, const char *protocol);
+
+#endif

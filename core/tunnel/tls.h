@@ -1,0 +1,27 @@
+/*
+ * tls.h: OpenSSL contexts for the tunnel and non-blocking handshakes.
+ * The tunnel is TLS 1.3 only. The gateway is the TLS server (connectors dial out to
+ * it); the connector verifies the gateway's certificate against its own `ca` and the
+ * host name or IP it dialed.
+ */
+#ifndef FERRY_TUNNEL_TLS_H
+#define FERRY_TUNNEL_TLS_H
+
+#include <openssl/ssl.h>
+
+#include <ferry/err.h>
+
+/* Gateway: server context; client_ca (may be NULL) makes client certificates
+ * mandatory and checked against it. */
+int tls_server_ctx(const char *cert, const char *key, const char *client_ca, SSL_CTX **out,
+                   struct ferry_err *err);
+/* Connector: client context trusting only `ca`; cert/key optional (both or none). */
+int tls_client_ctx(const char *ca, const char *cert, const char *key, SSL_CTX **out,
+                   struct ferry_err *err);
+/* A client SSL for fd that checks `host` (DNS name or IP literal) and sends SNI. */
+SSL *tls_client_ssl(SSL_CTX *ctx, int fd, const char *host);
+
+/* The most recent OpenSSL error as text (and clears the queue). */
+const char *tls_error_text(char *buf, size_t size);
+
+#endif
