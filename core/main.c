@@ -26,6 +26,7 @@
 #include "dest/dest-int.h"
 #include "log/log.h"
 #include "plugin/loader.h"
+#include "tunnel/connector.h"
 #include "tunnel/gateway.h"
 #include "worker/worker.h"
 
@@ -51,6 +52,7 @@ usage(FILE *fp)
     fprintf(fp,
         "usage: ferry [gateway] -c FILE        run the gateway (default)\n"
         "       ferry connector -c FILE        run the on-premise connector\n"
+        "       ferry connector --verify-audit FILE   check an audit log's hash chain\n"
         "       ferry check -c FILE            validate a configuration (exit 2 on errors)\n"
         "       ferry --version | --help\n"
         "\n"
@@ -340,10 +342,12 @@ main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+        { "verify-audit", required_argument, NULL, 'A' },
         { NULL, 0, NULL, 0 },
     };
     const char *cmd = "gateway";
     const char *path = NULL;
+    const char *audit = NULL;
     int         opt;
 
     if (argc > 1 && argv[1][0] != '-') {
@@ -362,6 +366,9 @@ main(int argc, char **argv)
         case 'V':
             printf("ferry %s\n", FERRY_VERSION);
             return 0;
+        case 'A':
+            audit = optarg;
+            break;
         default:
             usage(stderr);
             return EXIT_CONFIG;
@@ -380,10 +387,10 @@ main(int argc, char **argv)
         return cmd_gateway(path);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(path);
-    if (strcmp(cmd, "connector") == 0) {
-        fprintf(stderr, "ferry connector: not yet available in this version\n");
-        return 1;
-    }
+    if (audit != NULL && strcmp(cmd, "connector") == 0)
+        return ferry_connector_verify_audit(audit);
+    if (strcmp(cmd, "connector") == 0)
+        return ferry_connector_main(path);
     fprintf(stderr, "ferry: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_CONFIG;

@@ -36,6 +36,12 @@ reply_text(struct evhttp_request *req, int code, const char *reason, const char 
     evbuffer_free(out);
 }
 
+static bool
+admin_is_ready(const struct ferry_admin_state *st)
+{
+    return st->ready && (st->live == NULL || atomic_load(st->live) > 0);
+}
+
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -52,7 +58,7 @@ on_request(struct evhttp_request *req, void *arg)
     } else if (strcmp(path, "/healthz") == 0) {
         reply_text(req, 200, "OK", "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
-        if (a->st->ready)
+        if (admin_is_ready(a->st))
             reply_text(req, 200, "OK", "ready\n");
         else
             reply_text(req, 503, "Service Unavailable", "not ready\n");
@@ -75,10 +81,14 @@ on_request(struct evhttp_request *req, void *arg)
                 "# TYPE ferry_reloads_total counter\n"
                 "ferry_reloads_total{result=\"ok\"} %llu\n"
                 "ferry_reloads_total{result=\"failed\"} %llu\n",
-                a->st->role, a->st->ready ? 1 : 0, a->st->nworkers,
+                a->st->role, admin_is_ready(a->st) ? 1 : 0, a->st->nworkers,
                 (unsigned long long)a->st->generation,
                 (unsigned long long)a->st->reloads_ok,
                 (unsigned long long)a->st->reloads_failed);
+            if (a->st->live != NULL)
+                evbuffer_add_printf(out, "# HELP ferry_connector_tunnels_up Tunnel connections "
+                                    "up to gateways\n# TYPE ferry_connector_tunnels_up gauge\n"
+                                    "ferry_connector_tunnels_up %d\n", atomic_load(a->st->live));
             ferry_stats_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");

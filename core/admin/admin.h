@@ -5,6 +5,7 @@
 #ifndef FERRY_ADMIN_H
 #define FERRY_ADMIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct ferry_admin_state {
     uint64_t reloads_ok;
     uint64_t reloads_failed;
     const char *role;           /* "gateway" | "connector" */
+    atomic_int *live;           /* connector: tunnels up; ready only while > 0 */
 };
 
 int  ferry_admin_start(struct event_base *base, const char *listen,
