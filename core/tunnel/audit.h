@@ -30,14 +30,20 @@ struct ferry_audit_rec {
     uint64_t    duration_ms;
 };
 
-/* Open for append (creating it 0600); continues the chain from the file's last line. */
+/* Open for append (creating it 0600); continues the chain from the file's last line.
+ * A file that ends inside a line (a write cut short) still opens: the next record
+ * first ends that line, and chains from its bytes; the verifier will name it. */
 int  ferry_audit_open(const char *path, struct ferry_audit **out, struct ferry_err *err);
-/* Append one record (thread-safe). Errors are reported once through the process log. */
+/* Append one record (thread-safe; a NULL string field is left out, a string over 2048
+ * bytes is cut and the line gets "truncated":true). Errors are reported once through
+ * the process log, and again only after a write has succeeded in between. */
 void ferry_audit_write(struct ferry_audit *a, const struct ferry_audit_rec *r);
 void ferry_audit_close(struct ferry_audit *a);
 
 /* Check a file's chain. FERRY_OK, or FERRY_EINVAL with err naming the first bad line
- * (line number and why); FERRY_EIO if unreadable. */
+ * (line number and why: "line 7: prev does not match line 6", "line 3: not JSON");
+ * FERRY_EIO if unreadable. *nlines (may be NULL): the lines that checked out, all of
+ * them on FERRY_OK. Removing the last lines cannot be seen from the file alone. */
 int  ferry_audit_verify(const char *path, uint64_t *nlines, struct ferry_err *err);
 
 #endif
