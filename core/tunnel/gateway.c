@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -446,6 +447,10 @@ gw_listener_start(struct event_base *base, const struct ferry_conf *conf, struct
         return FERRY_EINVAL;
     }
     g->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Inherited by every tunnel socket: WINDOW_UPDATE and PING frames are small and
+     * must not wait for Nagle behind a delayed ACK, or every stream stalls. */
+    if (g->fd >= 0)
+        setsockopt(g->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (g->fd < 0 || setsockopt(g->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(g->fd, (struct sockaddr *)&ss, len) < 0 || listen(g->fd, 256) < 0) {
         ferry_err_set(err, FERRY_EIO, "tunnel: cannot listen on %s: %s", conf->tunnel.listen,
