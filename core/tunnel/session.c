@@ -27,13 +27,13 @@
 
 #include "tunnel/session.h"
 
-#define STREAM_WINDOW    (1024 * 1024)       /* per stream: bounds its buffered bytes */
+#define STREAM_WINDOW    (16 * 1024 * 1024)       /* per stream: bounds its buffered bytes */
 #define CONN_WINDOW      (256 * 1024 * 1024) /* the connection: never the bottleneck */
-#define STREAM_IN_HIGH   (256 * 1024)        /* socket bytes waiting to be framed */
 #define FRAME_PAYLOAD    (16384 - 9)         /* 9-byte header + payload = one TLS record */
-#define READ_BYTES       (64 * 1024)
-#define IO_ROUNDS        16                  /* TLS reads per wake-up */
-#define WBUF_HIGH        (1024 * 1024)       /* stop serialising when this much waits */
+#define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
+#define IO_ROUNDS        4                   /* batches per wake-up */
+#define PEND_MAX         64                  /* DATA chunks held for one writev */
+#define PAIR_BYTES       (256 * 1024)        /* ciphertext batched per send() */
 #define MAX_STREAMS      65536
 
 struct hdrs {                     /* headers of one request/response, until delivered */
@@ -65,6 +65,13 @@ struct tunnel {
     struct tstream          *wake;           /* streams whose socket read may resume */
     struct timeval           last_recv;
     uint8_t                 *rbuf;           /* READ_BYTES, while the tunnel lives */
+    struct pend {                            /* DATA chunks in rbuf, not yet written */
+        struct tstream *s;
+        const uint8_t  *data;
+        size_t          len;
+    }                        pend[PEND_MAX];
+    unsigned                 npend;
+    BIO                     *net;            /* our half of the write BIO pair */
     const char              *reason;
 };
 
@@ -99,6 +106,9 @@ stream_free(struct tstream *s)
     struct tunnel *t = s->t;
 
     if (t != NULL) {
+        for (unsigned i = 0; i < t->npend; i++)
+            if (t->pend[i].s == s)
+                t->pend[i].s = NULL;
         if (s->prev != NULL)
             s->prev->next = s->next;
         else
@@ -203,64 +213,15 @@ stream_flush_out(struct tstream *s)
     return 0;
 }
 
-/* Read the socket into `in` up to STREAM_IN_HIGH. 0 ok, -1 socket error. */
-static int
-stream_read_in(struct tstream *s)
+/* The socket has bytes (or EOF) for a stream waiting on them: let nghttp2 ask again. */
+static void
+stream_resume(struct tstream *s)
 {
-    bool got = false;
-
-    while (*s->readable && !s->sock_eof) {
-        struct evbuffer_iovec v[2];
-        size_t                have;
-        int                   nv;
-        ssize_t               n;
-
-        if (s->in == NULL && (s->in = evbuffer_new()) == NULL)
-            return -1;
-        have = evbuffer_get_length(s->in);
-        if (have >= STREAM_IN_HIGH)
-            break;                      /* the peer's window is full: wait */
-        nv = evbuffer_reserve_space(s->in, READ_BYTES, v, 2);
-        if (nv <= 0)
-            return -1;
-        {
-            struct iovec iov[2];
-
-            for (int i = 0; i < nv; i++) {
-                iov[i].iov_base = v[i].iov_base;
-                iov[i].iov_len = v[i].iov_len;
-            }
-            n = readv(*s->fd, iov, nv);
-        }
-        if (n < 0) {
-            evbuffer_commit_space(s->in, v, 0);
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                return -1;
-            *s->readable = false;
-            break;
-        }
-        if (n == 0) {
-            evbuffer_commit_space(s->in, v, 0);
-            s->sock_eof = true;
-            got = true;
-            break;
-        }
-        for (int i = 0; i < nv; i++) {
-            size_t take = (size_t)n < v[i].iov_len ? (size_t)n : v[i].iov_len;
-
-            v[i].iov_len = take;
-            n -= (ssize_t)take;
-        }
-        evbuffer_commit_space(s->in, v, nv);
-        got = true;
-    }
-    if (got && s->deferred && s->t != NULL && !s->h2_closed) {
+    if (s->deferred && (*s->readable || (s->in != NULL && evbuffer_get_length(s->in) > 0)) &&
+        s->t != NULL && !s->h2_closed) {
         s->deferred = false;
         nghttp2_session_resume_data(s->t->h2, s->id);
     }
-    return 0;
 }
 
 static void
@@ -268,10 +229,11 @@ stream_pump(struct tstream *s)
 {
     if (!s->relaying || s->ended)
         return;
-    if (stream_flush_out(s) < 0 || stream_read_in(s) < 0) {
+    if (stream_flush_out(s) < 0) {
         stream_end(s, TSTREAM_RESET);
         return;
     }
+    stream_resume(s);
     stream_check_done(s);
 }
 
@@ -304,10 +266,6 @@ tstream_start(struct tstream *s, const void *to_sock, size_t to_sock_len, const 
             s->in = evbuffer_new();
         if (s->in != NULL)
             evbuffer_add(s->in, to_peer, to_peer_len);
-        if (s->deferred && s->t != NULL && !s->h2_closed) {
-            s->deferred = false;
-            nghttp2_session_resume_data(s->t->h2, s->id);
-        }
     }
     s->relaying = true;
     tstream_on_socket(s);
@@ -335,77 +293,138 @@ tstream_release(struct tstream *s)
 
 /* ---- nghttp2 callbacks ---------------------------------------------------------------- */
 
+/* nghttp2 wants payload for a DATA frame. Bytes queued in `in` (left over from a
+ * plugin's handshake) go first; then the socket is read straight into nghttp2's frame
+ * buffer: one copy from the kernel, and no read at all while the peer's window is
+ * closed, which is the backpressure towards the socket's sender. */
 static ssize_t
 on_data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
              nghttp2_data_source *src, void *ud)
 {
     struct tstream *s = src->ptr;
     size_t          have, n;
+    ssize_t         r;
 
     (void)h2;
     (void)id;
     (void)ud;
     if (s == NULL || s->ended)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (len > FRAME_PAYLOAD)
+        len = FRAME_PAYLOAD;
     have = s->in != NULL ? evbuffer_get_length(s->in) : 0;
-    if (have == 0) {
-        if (s->sock_eof && s->relaying) {
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
-            return 0;
+    if (have > 0) {
+        n = len < have ? len : have;
+        evbuffer_remove(s->in, buf, n);
+        s->bytes_in += n;
+        if (have == n) {
+            evbuffer_free(s->in);
+            s->in = NULL;
         }
-        s->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
+        return (ssize_t)n;
     }
-    n = len < FRAME_PAYLOAD ? len : FRAME_PAYLOAD;
-    if (n > have)
-        n = have;
-    evbuffer_remove(s->in, buf, n);
-    s->bytes_in += n;
-    if (have - n == 0) {
-        evbuffer_free(s->in);
-        s->in = NULL;
-        if (s->sock_eof)
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s->relaying && !s->sock_eof && *s->readable) {
+        do {
+            r = recv(*s->fd, buf, len, 0);
+        } while (r < 0 && errno == EINTR);
+        if (r > 0) {
+            s->bytes_in += (uint64_t)r;
+            return r;
+        }
+        if (r == 0) {
+            s->sock_eof = true;
+        } else if (errno == EAGAIN) {
+            *s->readable = false;
+        } else {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST; the close ends it */
+        }
     }
-    /* Room again below the mark: the socket may have more, and with edge triggering
-     * no new event will say so. A socket error here shows again on the next pump. */
-    if (have >= STREAM_IN_HIGH && have - n < STREAM_IN_HIGH && s->relaying)
-        (void)stream_read_in(s);
-    return (ssize_t)n;
+    if (s->sock_eof && s->relaying) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return 0;
+    }
+    s->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+}
+
+/* Write the DATA chunks of one batch: one writev per stream, in arrival order; what
+ * a socket does not take goes to its `out` buffer (after anything already there). */
+static void
+tunnel_flush_pend(struct tunnel *t)
+{
+    for (unsigned i = 0; i < t->npend; i++) {
+        struct tstream *s = t->pend[i].s;
+        struct iovec    iov[PEND_MAX];
+        unsigned        n = 0;
+        ssize_t         w = 0;
+        bool            failed = false;
+
+        if (s == NULL)
+            continue;
+        for (unsigned j = i; j < t->npend; j++) {
+            if (t->pend[j].s != s)
+                continue;
+            iov[n].iov_base = (void *)t->pend[j].data;
+            iov[n].iov_len = t->pend[j].len;
+            n++;
+            t->pend[j].s = NULL;
+        }
+        if (s->relaying && *s->writable && (s->out == NULL || evbuffer_get_length(s->out) == 0)) {
+            do {
+                w = writev(*s->fd, iov, (int)n);
+            } while (w < 0 && errno == EINTR);
+            if (w < 0 && errno != EAGAIN)
+                failed = true;
+            if (w < 0)
+                w = 0;
+        }
+        if (failed) {
+            stream_end(s, TSTREAM_RESET);
+            continue;
+        }
+        stream_consume(s, (size_t)w);
+        for (unsigned k = 0; k < n; k++) {
+            size_t skip = (size_t)w < iov[k].iov_len ? (size_t)w : iov[k].iov_len;
+
+            w -= (ssize_t)skip;
+            if (skip == iov[k].iov_len)
+                continue;
+            *s->writable = false;
+            if (s->out == NULL && (s->out = evbuffer_new()) == NULL) {
+                stream_end(s, TSTREAM_RESET);
+                break;
+            }
+            evbuffer_add(s->out, (const uint8_t *)iov[k].iov_base + skip, iov[k].iov_len - skip);
+        }
+    }
+    t->npend = 0;
 }
 
 static int
 on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
               void *ud)
 {
+    struct tunnel  *t = ud;
     struct tstream *s = nghttp2_session_get_stream_user_data(h2, id);
 
     (void)flags;
-    (void)ud;
     if (s == NULL || s->ended) {
         nghttp2_session_consume(h2, id, len);   /* nobody wants it: keep the window open */
         return 0;
     }
-    if (s->relaying && (s->out == NULL || evbuffer_get_length(s->out) == 0) && *s->writable) {
-        ssize_t w = send(*s->fd, data, len, MSG_NOSIGNAL);
-
-        if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            stream_end(s, TSTREAM_RESET);
+    if (s->relaying && (s->out == NULL || evbuffer_get_length(s->out) == 0)) {
+        /* Batched: data points into rbuf, valid until the batch is written. */
+        if (t->npend == PEND_MAX)
+            tunnel_flush_pend(t);
+        if (!s->ended) {
+            t->pend[t->npend++] = (struct pend){ s, data, len };
             return 0;
         }
-        if (w < 0)
-            w = 0;
-        if ((size_t)w < len)
-            *s->writable = false;
-        stream_consume(s, (size_t)w);
-        data += w;
-        len -= (size_t)w;
+        return 0;
     }
-    if (len > 0) {
-        if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        evbuffer_add(s->out, data, len);
-    }
+    if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    evbuffer_add(s->out, data, len);
     return 0;
 }
 
@@ -514,6 +533,7 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         break;
     case NGHTTP2_DATA:
         if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            tunnel_flush_pend(t);       /* the stream's last bytes go before its FIN */
             s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
             if (s != NULL) {
                 s->h2_eof = true;
@@ -531,10 +551,10 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 static int
 on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *ud)
 {
-    struct tstream *s = nghttp2_session_get_stream_user_data(h2, id);
+    struct tstream *s;
 
-    (void)ud;
-    if (s == NULL)
+    tunnel_flush_pend(ud);
+    if ((s = nghttp2_session_get_stream_user_data(h2, id)) == NULL)
         return 0;
     hdrs_done(s);
     s->h2_closed = true;
@@ -581,6 +601,7 @@ tunnel_destroy(struct tunnel *t)
         t->ops->on_tunnel_close(t, reason);
     SSL_free(t->ssl);
     close(t->fd);
+    BIO_free(t->net);
     if (t->wbuf != NULL)
         evbuffer_free(t->wbuf);
     free(t->rbuf);
@@ -598,7 +619,33 @@ tunnel_close(struct tunnel *t, const char *reason)
         tunnel_destroy(t);
 }
 
-/* Encrypt and send what nghttp2 has. 0 ok, -1 the connection failed. */
+/* Move ciphertext from the BIO pair to the socket. 0 ok, -1 the socket failed. */
+static int
+tunnel_send_net(struct tunnel *t)
+{
+    while (t->writable) {
+        char   *p = NULL;
+        int     n = BIO_nread0(t->net, &p);
+        ssize_t w;
+
+        if (n <= 0)
+            return 0;
+        w = send(t->fd, p, (size_t)n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -1;
+            t->writable = false;
+            return 0;
+        }
+        BIO_nread(t->net, NULL, (int)w);
+    }
+    return 0;
+}
+
+/* Encrypt and send what nghttp2 has. SSL writes records into a BIO pair, not the
+ * socket, so many records leave in one send(). 0 ok, -1 the connection failed. */
 static int
 tunnel_flush(struct tunnel *t)
 {
@@ -609,8 +656,10 @@ tunnel_flush(struct tunnel *t)
         int            r;
         bool           from_wbuf = evbuffer_get_length(t->wbuf) > 0;
 
-        if (!t->writable)
-            return 0;
+        if (tunnel_send_net(t) < 0)
+            return -1;
+        if (!t->writable && BIO_ctrl_pending(t->net) > 0)
+            return 0;                   /* the socket is full: EV_WRITE brings us back */
         if (from_wbuf) {
             len = evbuffer_get_length(t->wbuf);
             if (len > 65536)
@@ -622,7 +671,7 @@ tunnel_flush(struct tunnel *t)
             if ((n = nghttp2_session_mem_send(t->h2, &p)) < 0)
                 return -1;
             if (n == 0)
-                return 0;
+                return tunnel_send_net(t);
             len = (size_t)n;
         }
         ERR_clear_error();
@@ -638,11 +687,13 @@ tunnel_flush(struct tunnel *t)
         switch (SSL_get_error(t->ssl, r)) {
         case SSL_ERROR_WANT_WRITE:
         case SSL_ERROR_WANT_READ:
-            t->writable = false;
+            /* The pair is full: nghttp2's buffer is not ours, keep a copy. */
             if (!from_wbuf)
-                evbuffer_add(t->wbuf, p, len);     /* nghttp2's buffer is not ours */
+                evbuffer_add(t->wbuf, p, len);
             t->last_write = len;
-            return 0;
+            if (BIO_ctrl_pending(t->net) == 0)
+                return -1;              /* full with nothing to send: cannot happen */
+            continue;
         default:
             return -1;
         }
@@ -654,32 +705,52 @@ static int
 tunnel_read(struct tunnel *t, bool *again)
 {
     for (int round = 0; round < IO_ROUNDS; round++) {
-        size_t  got = 0;
-        int     r;
+        size_t  fill = 0;
         ssize_t used;
+        int     rc = 0;
 
-        ERR_clear_error();
-        r = SSL_read_ex(t->ssl, t->rbuf, READ_BYTES, &got);
-        if (r != 1) {
+        /* Decrypt several records into one buffer, then parse them at once: their
+         * DATA chunks for a socket leave in one writev. */
+        while (fill + 16384 + 256 <= READ_BYTES) {
+            size_t got = 0;
+            int    r;
+
+            ERR_clear_error();
+            if ((r = SSL_read_ex(t->ssl, t->rbuf + fill, READ_BYTES - fill, &got)) == 1) {
+                fill += got;
+                continue;
+            }
             switch (SSL_get_error(t->ssl, r)) {
             case SSL_ERROR_WANT_READ:
-            case SSL_ERROR_WANT_WRITE:
                 t->readable = false;
-                return 0;
+                break;
+            case SSL_ERROR_WANT_WRITE:
+                *again = true;          /* after the flush drained the pair */
+                break;
             case SSL_ERROR_ZERO_RETURN:
                 t->reason = "peer closed the tunnel";
-                return -1;
+                rc = -1;
+                break;
             default:
                 t->reason = "tunnel connection lost";
+                rc = -1;
+                break;
+            }
+            break;
+        }
+        if (fill > 0) {
+            event_base_gettimeofday_cached(t->base, &t->last_recv);
+            used = nghttp2_session_mem_recv(t->h2, t->rbuf, fill);
+            tunnel_flush_pend(t);
+            if (used < 0) {
+                t->reason = "HTTP/2 protocol error on the tunnel";
                 return -1;
             }
         }
-        event_base_gettimeofday_cached(t->base, &t->last_recv);
-        used = nghttp2_session_mem_recv(t->h2, t->rbuf, got);
-        if (used < 0) {
-            t->reason = "HTTP/2 protocol error on the tunnel";
+        if (rc < 0)
             return -1;
-        }
+        if (!t->readable || *again)
+            return 0;
     }
     *again = true;
     return 0;
@@ -704,7 +775,7 @@ tunnel_io(struct tunnel *t)
             t->reason = "tunnel write failed";
     }
     if (!t->dead && t->goaway && t->nstreams == 0 && !nghttp2_session_want_write(t->h2) &&
-        evbuffer_get_length(t->wbuf) == 0) {
+        evbuffer_get_length(t->wbuf) == 0 && BIO_ctrl_pending(t->net) == 0) {
         t->dead = true;
         t->reason = "drained after GOAWAY";
     }
@@ -773,6 +844,17 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
     t->p = *p;
     t->owner = owner;
     t->readable = t->writable = true;
+    {
+        BIO *inner = NULL;
+
+        /* Writes go through a BIO pair (batched sends); reads come from the socket
+         * with read-ahead, so a record costs no extra read() for its header. */
+        if (BIO_new_bio_pair(&inner, PAIR_BYTES, &t->net, PAIR_BYTES) != 1)
+            goto fail;
+        SSL_set0_wbio(ssl, inner);
+        SSL_set_read_ahead(ssl, 1);
+        SSL_set_default_read_buffer_len(ssl, READ_BYTES);
+    }
     if ((t->wbuf = evbuffer_new()) == NULL || (t->rbuf = malloc(READ_BYTES)) == NULL ||
         nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;
@@ -822,6 +904,7 @@ fail:
             nghttp2_session_del(t->h2);
         if (t->wbuf != NULL)
             evbuffer_free(t->wbuf);
+        BIO_free(t->net);
         free(t->rbuf);
         free(t);
     }

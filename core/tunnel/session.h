@@ -7,10 +7,10 @@
  * multiplexing, PING and GOAWAY.
  *
  * A stream joins an HTTP/2 stream to a socket (the client's on the gateway, the
- * internal host's on the connector). Memory per stream is bounded: at most the stream
- * window (bytes received but not yet written to the socket; the window is only
- * reopened as they leave) plus STREAM_IN_HIGH (bytes read from the socket, not yet
- * framed). An idle stream holds no buffer.
+ * internal host's on the connector). Memory per stream is bounded by the stream
+ * window: bytes received but not yet written to the socket (the window is only
+ * reopened as they leave). Socket bytes are read straight into nghttp2's frame buffer
+ * when it asks for them, never ahead. An idle stream holds no buffer.
  *
  * A tunnel and its streams belong to one worker thread.
  */
@@ -69,14 +69,14 @@ struct tstream {
     int              own_fd;
     bool             own_readable, own_writable;
     struct hdrs     *hdrs;          /* owns: a header block being received */
-    struct evbuffer *in;            /* owns: socket -> h2, created on demand */
+    struct evbuffer *in;            /* owns: bytes for the peer queued before the relay */
     struct evbuffer *out;           /* owns: h2 -> socket, created on demand */
     size_t           out_raw;       /* leading bytes of `out` that are not h2 data */
     bool             relaying;      /* socket end attached: may read and write it */
     bool             sock_eof;      /* socket said EOF: END_STREAM once `in` drains */
     bool             h2_eof;        /* peer sent END_STREAM: shut the socket's write side */
     bool             shut_wr;
-    bool             deferred;      /* data provider waits for socket bytes */
+    bool             deferred;      /* the data provider waits for the socket */
     bool             h2_closed;     /* nghttp2 closed the stream */
     bool             ended;         /* on_stream_end delivered */
     uint64_t         bytes_in;      /* socket -> h2 */
