@@ -117,7 +117,7 @@ static void link_step(struct link *l);
 static void
 audit(struct connector *cn, const char *vtarget, const struct ferry_conf_system *sys,
       const char *outcome, const char *reason, uint64_t in, uint64_t out,
-      const struct timeval *started)
+      const struct timeval *started, const char *asked)
 {
     struct ferry_audit_rec r = { 0 };
     char                   itarget[300];
@@ -133,6 +133,8 @@ audit(struct connector *cn, const char *vtarget, const struct ferry_conf_system 
                  sys->internal_host, sys->internal_port);
         r.internal_target = itarget;
         r.protocol = ferry_sys_proto_name(sys->protocol);
+    } else {
+        r.protocol = asked;             /* what the gateway asked for */
     }
     r.outcome = outcome;
     r.reason = reason;
@@ -263,7 +265,7 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
                           status == FERRY_ENOTFOUND ? "name-not-found" : "upstream-unreachable";
 
         audit(cn, cs->vtarget, cs->sys, status == FERRY_ETIMEDOUT ? "timeout" : "unreachable",
-              reason, 0, 0, &cs->started);
+              reason, 0, 0, &cs->started, NULL);
         stats_add(&cn->stats->cell[wid].conns_failed, 1);
         ferry_log(NULL, FERRY_WARN, "internal host not reachable", FLOG_STR("virtual", cs->vtarget),
                   FLOG_STR("error", reason));
@@ -301,7 +303,7 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
         const char *why = sys == NULL ? "no system for this virtual host" : "protocol not allowed";
 
         /* Deny by default; the gateway turns 403 into the client protocol's refusal. */
-        audit(cn, authority, NULL, "denied", why, 0, 0, NULL);
+        audit(cn, authority, NULL, "denied", why, 0, 0, NULL, protocol);
         stats_add(&cn->stats->cell[w->id].conns_rejected, 1);
         ferry_log(NULL, FERRY_WARN, "access denied", FLOG_STR("virtual", authority),
                   FLOG_STR("protocol", protocol), FLOG_STR("reason", why));
@@ -342,7 +344,7 @@ cn_on_stream_end(struct tstream *s, enum tstream_end why)
     /* bytes_in here = read from the internal host; the record is from the gateway's
      * point of view (in = towards the internal host). */
     audit(cn, cs->vtarget, cs->sys, why == TSTREAM_DONE ? "ok" : why == TSTREAM_RESET ? "reset" :
-          "tunnel-lost", NULL, s->bytes_out, s->bytes_in, &cs->started);
+          "tunnel-lost", NULL, s->bytes_out, s->bytes_in, &cs->started, NULL);
     cs_free(cs);
 }
 
@@ -833,9 +835,10 @@ cworker_fini(struct cworker *w)
 /* ---- the process ------------------------------------------------------------------------ */
 
 struct cmain {
-    struct connector  *cn;
-    struct event_base *base;
-    struct event      *deadline, *poll;
+    struct connector         *cn;
+    struct ferry_admin_state *st;
+    struct event_base        *base;
+    struct event             *deadline, *poll;
 };
 
 static void
@@ -877,6 +880,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     ferry_log(NULL, FERRY_INFO, "connector draining", FLOG_STR("signal", sig == SIGINT ? "INT" : "TERM"));
+    m->st->ready = false;               /* /readyz: 503 from now on */
     atomic_store(&m->cn->draining, true);
     wake_all(m->cn);
     dl.tv_sec = ms / 1000;
@@ -949,6 +953,7 @@ ferry_connector_main(const char *conf_path)
     if ((m.base = event_base_new()) == NULL || cn.systems_json == NULL || cn.stats == NULL)
         goto out;
     m.cn = &cn;
+    m.st = &st;
     st.role = "connector";
     st.ready = true;
     st.live = &cn.live;

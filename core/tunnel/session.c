@@ -853,7 +853,7 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
             goto fail;
         SSL_set0_wbio(ssl, inner);
         SSL_set_read_ahead(ssl, 1);
-        SSL_set_default_read_buffer_len(ssl, READ_BYTES);
+        SSL_set_default_read_buffer_len(ssl, 64 * 1024);
     }
     if ((t->wbuf = evbuffer_new()) == NULL || (t->rbuf = malloc(READ_BYTES)) == NULL ||
         nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)

@@ -316,7 +316,8 @@ conn_write_access(struct ferry_conn *c)
 
     if (!ferry_log_access_enabled())
         return;
-    gettimeofday(&now, NULL);
+    /* The same (cached) clock as `started`: mixing clocks gave negative durations. */
+    event_base_gettimeofday_cached(c->w->base, &now);
     timersub(&now, &c->started, &dur);
     ferry_log_access_begin(&b);
     logbuf_str(&b, "listener", c->l->lc->name);
@@ -407,6 +408,14 @@ conn_finish(struct ferry_conn *c, const char *outcome)
     conn_unwatch_upstream(c);
     event_del(&c->timer);
     relay_release(c);
+    if (c->cfd >= 0 && c->state == CONN_RELAY && c->outcome != NULL &&
+        (strcmp(c->outcome, "reset") == 0 || strcmp(c->outcome, "tunnel-lost") == 0)) {
+        /* The far side was cut, not closed: a reset tells the client its data is
+         * truncated, where a FIN would look like a complete transfer. */
+        struct linger lg = { 1, 0 };
+
+        setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
     if (c->cfd >= 0)
         close(c->cfd);
     if (c->ufd >= 0)
@@ -528,9 +537,9 @@ conn_stream_ended(struct ferry_conn *c, const char *outcome)
     c->ts = NULL;
     if (ts != NULL)
         conn_stream_account(c, ts);
+    if (c->tstats != NULL && (c->open_cb != NULL || strcmp(outcome, "ok") != 0))
+        stats_add(&c->tstats->cell[c->w->id].conns_failed, 1);
     if (c->open_cb != NULL) {
-        if (c->tstats != NULL)
-            stats_add(&c->tstats->cell[c->w->id].conns_failed, 1);
         conn_deliver_open(c, FERRY_EUNAVAIL, "tunnel lost");
         return;
     }

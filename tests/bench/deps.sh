@@ -3,11 +3,11 @@
 # Run by `bash tests/deps.sh --bench`, or directly. Not needed to build or test.
 #
 # Add a peer here when a benchmark starts using it (candidates: nginx, stunnel4,
-# dante-server, microsocks); today the benchmarks compare against haproxy and socat.
+# dante-server, microsocks); today: haproxy, socat (tcp), stunnel4 and ssh (tunnel).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-bench_pkgs=(haproxy socat)
+bench_pkgs=(haproxy socat stunnel4 openssh-server openssh-client curl)
 
 exec bash "$here/../deps.sh" "${bench_pkgs[@]}"

@@ -1,0 +1,95 @@
+# shellcheck shell=bash
+# tests/bench/common.sh: what the benchmark scripts share (source it after setting ROOT).
+BUILD=$(cd "${BUILD:-$ROOT/build}" && pwd)
+SECS=${SECS:-3}
+ROUNDS=${ROUNDS:-3}
+LOADGEN=$BUILD/tests/bench/ferry-loadgen
+FERRY=$BUILD/core/ferry
+
+bash "$ROOT/tests/bench/deps.sh" >/dev/null
+[ -x "$LOADGEN" ] && [ -x "$FERRY" ] || { echo "build first: $LOADGEN / $FERRY missing" >&2; exit 2; }
+# Idle relayed connections need fds: take all the hard limit allows.
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {   # wait_port PORT [SECONDS]: bounded poll
+    local i
+    for i in $(seq 1 $(( ${2:-10} * 20 ))); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "port $1 never opened" >&2; return 1
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else '-')" "$1" "$2"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# measure SUBJECT...: ROUNDS interleaved rounds of bulk + rate per subject (PORT[s]);
+# fills BULK[s] and RATE[s] with the medians. This 2-core VM is noisy (one run can
+# differ from the next by 2x), hence the interleaving and the median.
+measure() {
+    local r s b c errs
+    declare -gA BULK RATE BULKS RATES
+    echo "bench: $ROUNDS rounds x $SECS s per run, $(nproc) cores, $(uname -r)" >&2
+    for r in $(seq 1 "$ROUNDS"); do
+        for s in "$@"; do
+            b=$("$LOADGEN" bulk 127.0.0.1 "${PORT[$s]}" "$SECS")
+            sleep 1   # let TIME_WAIT and the peers settle between runs
+            read -r c errs < <("$LOADGEN" rate 127.0.0.1 "${PORT[$s]}" "$SECS" 50)
+            BULKS[$s]="${BULKS[$s]:-} $b"
+            RATES[$s]="${RATES[$s]:-} $c"
+            echo "  round $r $s: bulk $b MiB/s, $c conn/s ($errs errors)" >&2
+            sleep 1
+        done
+    done
+    for s in "$@"; do
+        # shellcheck disable=SC2086
+        BULK[$s]=$(median ${BULKS[$s]})
+        # shellcheck disable=SC2086
+        RATE[$s]=$(median ${RATES[$s]})
+    done
+}
+
+# table REF SUBJECT...: the medians with ratios to REF and to direct.
+table() {
+    local ref=$1 s
+    shift
+    printf '\n%-9s %11s %9s %9s %10s %9s %9s\n' subject "bulk MiB/s" "x $ref" "x direct" "conn/s" "x $ref" "x direct"
+    for s in "$@"; do
+        printf '%-9s %11s %9s %9s %10s %9s %9s\n' "$s" "${BULK[$s]}" "$(ratio "${BULK[$s]}" "${BULK[$ref]}")" \
+            "$(ratio "${BULK[$s]}" "${BULK[direct]}")" "${RATE[$s]}" "$(ratio "${RATE[$s]}" "${RATE[$ref]}")" \
+            "$(ratio "${RATE[$s]}" "${RATE[direct]}")"
+    done
+}
+
+# idle_cost NAME PID PORT N: RSS growth of PID while N idle connections through PORT
+# are open (each relayed: one byte echoed by the origin).
+idle_cost() {
+    local before after lg
+    sleep 1
+    before=$(rss_kib "$2")
+    mkfifo "$work/hold.$1"
+    "$LOADGEN" idle 127.0.0.1 "$3" "$4" <"$work/hold.$1" >"$work/idle.$1" & lg=$!
+    exec 4>"$work/hold.$1"
+    for _ in $(seq 1 900); do grep -q ready "$work/idle.$1" 2>/dev/null && break; sleep 0.1; done
+    if ! grep -q ready "$work/idle.$1"; then
+        echo "idle: $1 did not reach $4 connections" >&2
+        exec 4>&-
+        return 1
+    fi
+    sleep 1
+    after=$(rss_kib "$2")
+    exec 4>&-
+    wait "$lg" || true
+    python3 -c "import sys; b,a,n=map(int,sys.argv[1:4]); print(f'{sys.argv[4]}: RSS {b} KiB -> {a} KiB with {n} idle connections: {(a-b)*1024/n:.0f} bytes each')" \
+        "$before" "$after" "$4" "$1"
+}
