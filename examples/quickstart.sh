@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# examples/quickstart.sh: THE start command. Builds ferry and runs the demo gateway.
+# examples/quickstart.sh: THE start command. Builds ferry and runs the demo: a gateway,
+# a connector and a demo origin, all on loopback.
 #
 #   sudo bash examples/quickstart.sh       (or, as root: bash examples/quickstart.sh)
 #
@@ -7,10 +8,11 @@
 # 2. Builds ferry into build/ (RelWithDebInfo).
 # 3. Creates run/ (git-ignored) and, on the first run, self-signed certificates in
 #    run/tls/: a CA, a gateway certificate for 127.0.0.1/localhost and a connector
-#    client certificate (for the tunnel; conf/ferry.yaml has it commented out).
+#    client certificate (the tunnel uses all three).
 # 4. Starts the demo origin (examples/demo-origin.py) on 127.0.0.1:8000.
-# 5. Runs `build/core/ferry gateway -c conf/ferry.yaml` until Ctrl-C, which sends it
-#    SIGTERM (drain and exit); the demo origin is stopped by its PID on the way out.
+# 5. Runs `build/core/ferry gateway -c conf/ferry.yaml` and, once its tunnel port is up,
+#    `build/core/ferry connector -c conf/connector.yaml`, until Ctrl-C, which sends both
+#    SIGTERM (drain and exit); the connector and the demo origin are stopped by PID.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -91,7 +93,7 @@ openssl verify -CAfile "$tls/ca.crt" "$tls/gateway.crt" "$tls/connector.crt" >/d
     || { echo "quickstart: $tls/ does not verify; remove it and run again" >&2; exit 1; }
 
 # --- 4. the demo origin -------------------------------------------------------------
-for port in "$origin_port" 3300 9901; do
+for port in "$origin_port" 3300 3301 8443 9901 9902; do
     if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
         echo "quickstart: 127.0.0.1:$port is already in use (another quickstart running?)." >&2
         echo "            ss -ltnp 'sport = :$port' shows who has it." >&2
@@ -100,8 +102,14 @@ for port in "$origin_port" 3300 9901; do
 done
 
 origin_pid=
+connector_pid=
 # shellcheck disable=SC2317  # called from the EXIT trap
 stop_origin() {
+    if [ -n "$connector_pid" ] && kill -0 "$connector_pid" 2>/dev/null; then
+        kill -TERM "$connector_pid" 2>/dev/null || true
+        wait "$connector_pid" 2>/dev/null || true
+        echo "quickstart: connector (pid $connector_pid) stopped"
+    fi
     if [ -n "$origin_pid" ] && kill -0 "$origin_pid" 2>/dev/null; then
         kill -TERM "$origin_pid" 2>/dev/null || true
         wait "$origin_pid" 2>/dev/null || true
@@ -136,8 +144,12 @@ cat <<TXT
 ==> starting ferry: $ferry gateway -c $conf   (Ctrl-C to stop)
 
     Try, from another terminal:
-      curl -s http://127.0.0.1:3300/            # through the tcp listener 'demo' to the origin
-      curl -s http://127.0.0.1:9901/metrics     # Prometheus metrics (also /healthz, /readyz)
+      curl -s http://127.0.0.1:3300/            # tcp listener 'demo': directly to the origin
+      curl -s http://127.0.0.1:3301/            # tcp listener 'onprem': through the tunnel
+                                                #   and the connector (an on-premise system)
+      curl -s http://127.0.0.1:9901/metrics     # gateway metrics (ferry_tunnel_* too)
+      curl -s http://127.0.0.1:9902/readyz      # the connector: 200 while a tunnel is up
+      $ferry connector --verify-audit $run/audit.jsonl
       $ferry check -c $conf
     After editing $conf or conf/destinations/: kill -HUP <ferry pid> reloads it.
     Certificates for the tunnel are in $tls/ (ca.crt, gateway.*, connector.*).
@@ -161,6 +173,16 @@ stop_ferry() {
 trap stop_ferry INT TERM
 "$ferry" gateway -c "$conf" &
 ferry_pid=$!
+# The connector dials out to the gateway's tunnel port; it retries on its own, but
+# starting it once the port is up keeps the first log lines free of retries.
+for _ in $(seq 1 100); do                     # at most 10 s
+    (exec 3<>/dev/tcp/127.0.0.1/8443) 2>/dev/null && break
+    kill -0 "$ferry_pid" 2>/dev/null || break
+    sleep 0.1
+done
+"$ferry" connector -c conf/connector.yaml 2>"$run/connector.log" &
+connector_pid=$!
+echo "quickstart: connector started (pid $connector_pid, log: $run/connector.log)"
 rc=0
 while :; do
     wait "$ferry_pid" && rc=0 || rc=$?
