@@ -59,6 +59,8 @@ static const struct conf_key tunnel_keys[] = {
     { "cert",      CONF_PATH, true,  TUNNEL_OFF(cert), 0, 0 },
     { "key",       CONF_PATH, true,  TUNNEL_OFF(key), 0, 0 },
     { "client_ca", CONF_PATH, false, TUNNEL_OFF(client_ca), 0, 0 },
+    { "keepalive_ms", CONF_U32, false, TUNNEL_OFF(keepalive_ms), 100, 3600000 },
+    { "dead_peer_timeout_ms", CONF_U32, false, TUNNEL_OFF(dead_peer_timeout_ms), 100, 3600000 },
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
@@ -117,8 +119,12 @@ load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf
 static void
 load_tunnel(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
+    conf->tunnel.keepalive_ms = 10000;
+    conf->tunnel.dead_peer_timeout_ms = 30000;
     if (conf_mapping(c, n, "tunnel", tunnel_keys, conf, NULL, NULL) != 0)
         return;
+    if (conf->tunnel.dead_peer_timeout_ms <= conf->tunnel.keepalive_ms)
+        conf_error(c, n, "tunnel", "dead_peer_timeout_ms must be longer than keepalive_ms");
     conf_must_read(c, n, "tunnel", "cert", conf->tunnel.cert);
     conf_must_read(c, n, "tunnel", "key", conf->tunnel.key);
     conf_must_read(c, n, "tunnel", "client_ca", conf->tunnel.client_ca);

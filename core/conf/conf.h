@@ -70,6 +70,8 @@ struct ferry_conf {
     struct {
         char *listen;                            /* NULL if no tunnel section */
         char *cert, *key, *client_ca;            /* resolved paths; client_ca may be NULL */
+        uint32_t keepalive_ms;                   /* PING interval, default 10000 */
+        uint32_t dead_peer_timeout_ms;           /* no frame this long: dead, default 30000 */
     } tunnel;
     struct ferry_conf_tenant   *tenants;
     size_t                      ntenants;

@@ -268,8 +268,8 @@ pending_handoff(struct pending *p)
     h->stats = ferry_stats_tunnel_slot(h->tenant, h->location);
     h->fd = p->fd;
     h->ssl = p->ssl;
-    h->keepalive_ms = 10000;
-    h->dead_peer_timeout_ms = 30000;
+    h->keepalive_ms = g->conf->tunnel.keepalive_ms;
+    h->dead_peer_timeout_ms = g->conf->tunnel.dead_peer_timeout_ms;
     p->fd = -1;
     p->ssl = NULL;
     p->h = NULL;

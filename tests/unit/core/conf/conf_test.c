@@ -398,6 +398,27 @@ test_tunnel_needs_cert_and_key_that_exist(void)
     CU_ASSERT_STRING_EQUAL(conf->tunnel.key, path);
     CU_ASSERT_PTR_NULL(conf->tunnel.client_ca);
     CU_ASSERT_STRING_EQUAL(conf->tunnel.listen, "127.0.0.1:8443");
+    CU_ASSERT_EQUAL(conf->tunnel.keepalive_ms, 10000);
+    CU_ASSERT_EQUAL(conf->tunnel.dead_peer_timeout_ms, 30000);
+
+    /* Keepalive settings: the peer is dead only after more than one PING interval. */
+    CU_ASSERT(file_write(dir, "ferry.yaml", "tunnel:\n  listen: '127.0.0.1:8443'\n"
+                         "  cert: tls/gw.crt\n  key: tls/gw.key\n  keepalive_ms: 500\n"
+                         "  dead_peer_timeout_ms: 2000\n"));
+    snprintf(path, sizeof(path), "%s/ferry.yaml", dir);
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_EQUAL(conf->tunnel.keepalive_ms, 500);
+    CU_ASSERT_EQUAL(conf->tunnel.dead_peer_timeout_ms, 2000);
+    CU_ASSERT(file_write(dir, "ferry.yaml", "tunnel:\n  listen: '127.0.0.1:8443'\n"
+                         "  cert: tls/gw.crt\n  key: tls/gw.key\n  keepalive_ms: 5000\n"
+                         "  dead_peer_timeout_ms: 5000\n"));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT(errs_mention(&errs, "dead_peer_timeout_ms must be longer than keepalive_ms"));
 
     CU_ASSERT(file_write(dir, "ferry.yaml", "tunnel:\n  listen: '127.0.0.1:8443'\n"
                          "  cert: tls/gw.crt\n  key: tls/gw.key\n  client_ca: tls/ca.crt\n"));
