@@ -337,8 +337,6 @@ cn_on_stream_end(struct tstream *s, enum tstream_end why)
     struct connector *cn = cs->l->w->cn;
     unsigned          wid = cs->l->w->id;
 
-    stats_add(&cn->stats->cell[wid].bytes_in, s->bytes_in);
-    stats_add(&cn->stats->cell[wid].bytes_out, s->bytes_out);
     if (why != TSTREAM_DONE)
         stats_add(&cn->stats->cell[wid].conns_failed, 1);
     /* bytes_in here = read from the internal host; the record is from the gateway's
@@ -507,9 +505,23 @@ static const struct dial_ops link_dial_ops = {
 
 static void cn_on_tunnel_close(struct tunnel *t, const char *reason);
 
+/* From the gateway's point of view, like its metrics: in = towards the internal host. */
+static void
+cn_on_bytes(struct tstream *s, uint64_t in, uint64_t out)
+{
+    struct cstream    *cs = s->owner;
+    struct stats_cell *cell = &cs->l->w->cn->stats->cell[cs->l->w->id];
+
+    if (out != 0)
+        stats_add(&cell->bytes_in, out);
+    if (in != 0)
+        stats_add(&cell->bytes_out, in);
+}
+
 static const struct tunnel_ops cn_ops = {
     .on_request      = cn_on_request,
     .on_stream_end   = cn_on_stream_end,
+    .on_bytes        = cn_on_bytes,
     .on_tunnel_close = cn_on_tunnel_close,
 };
 

@@ -546,9 +546,16 @@ gw_on_tunnel_close(struct tunnel *t, const char *reason)
         event_base_loopexit(w->base, NULL);
 }
 
+static void
+gw_on_bytes(struct tstream *s, uint64_t in, uint64_t out)
+{
+    conn_stream_bytes(s->owner, in, out);
+}
+
 static const struct tunnel_ops gw_ops = {
     .on_response     = gw_on_response,
     .on_stream_end   = gw_on_stream_end,
+    .on_bytes        = gw_on_bytes,
     .on_tunnel_close = gw_on_tunnel_close,
 };
 

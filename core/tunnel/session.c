@@ -27,7 +27,7 @@
 
 #include "tunnel/session.h"
 
-#define STREAM_WINDOW    (16 * 1024 * 1024)       /* per stream: bounds its buffered bytes */
+#define STREAM_WINDOW    (2 * 1024 * 1024)   /* per stream: bounds its buffered bytes */
 #define CONN_WINDOW      (256 * 1024 * 1024) /* the connection: never the bottleneck */
 #define FRAME_PAYLOAD    (16384 - 9)         /* 9-byte header + payload = one TLS record */
 #define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
@@ -174,6 +174,8 @@ stream_consume(struct tstream *s, size_t n)
     if (n > 0 && s->t != NULL && !s->h2_closed)
         nghttp2_session_consume(s->t->h2, s->id, n);
     s->bytes_out += n;
+    if (n > 0 && s->owner != NULL && s->t != NULL && s->t->ops->on_bytes != NULL)
+        s->t->ops->on_bytes(s, 0, n);
 }
 
 /* Write `out` to the socket. 0 ok (maybe blocked), -1 socket error. */
@@ -317,6 +319,8 @@ on_data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t
         n = len < have ? len : have;
         evbuffer_remove(s->in, buf, n);
         s->bytes_in += n;
+        if (s->owner != NULL && s->t->ops->on_bytes != NULL)
+            s->t->ops->on_bytes(s, n, 0);
         if (have == n) {
             evbuffer_free(s->in);
             s->in = NULL;
@@ -329,6 +333,8 @@ on_data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t
         } while (r < 0 && errno == EINTR);
         if (r > 0) {
             s->bytes_in += (uint64_t)r;
+            if (s->owner != NULL && s->t->ops->on_bytes != NULL)
+                s->t->ops->on_bytes(s, (uint64_t)r, 0);
             return r;
         }
         if (r == 0) {

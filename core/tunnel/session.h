@@ -48,6 +48,9 @@ struct tunnel_ops {
     void (*on_response)(struct tstream *s, int status, const char *error);
     /* The stream is over; after this the owner must not touch s. */
     void (*on_stream_end)(struct tstream *s, enum tstream_end why);
+    /* Bytes moved on s since the last call (in: socket -> peer, out: peer -> socket),
+     * for live metrics. Optional; called often, keep it cheap. */
+    void (*on_bytes)(struct tstream *s, uint64_t in, uint64_t out);
     /* The tunnel is closed (every stream already ended); after this t is freed. */
     void (*on_tunnel_close)(struct tunnel *t, const char *reason);
 };

@@ -100,6 +100,7 @@ void conn_upstream_failed(struct ferry_conn *c, int status, const char *reason);
 /* tunnel/gateway.c: the connector answered the CONNECT / the stream is over. */
 void conn_stream_response(struct ferry_conn *c, int status, const char *error);
 void conn_stream_ended(struct ferry_conn *c, const char *outcome);
+void conn_stream_bytes(struct ferry_conn *c, uint64_t in, uint64_t out);
 /* "1.2.3.4:5" / "[::1]:5" */
 void conn_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 

@@ -362,23 +362,32 @@ conn_free(struct ferry_conn *c)
         event_base_loopexit(w->base, NULL);
 }
 
-/* A tunnel stream's byte counts become the connection's (access log, metrics). */
+/* A tunnel stream's totals become the connection's, for the access log (the metrics
+ * were kept live by conn_stream_bytes). */
 static void
 conn_stream_account(struct ferry_conn *c, const struct tstream *ts)
 {
-    struct stats_cell *lc = &c->l->stats->cell[c->w->id];
-
     c->up.bytes = ts->bytes_in;
     c->down.bytes = ts->bytes_out;
-    stats_add(&lc->bytes_in, ts->bytes_in);
-    stats_add(&lc->bytes_out, ts->bytes_out);
-    if (c->dstats != NULL) {
-        stats_add(&c->dstats->cell[c->w->id].bytes_in, ts->bytes_in);
-        stats_add(&c->dstats->cell[c->w->id].bytes_out, ts->bytes_out);
-    }
-    if (c->tstats != NULL) {
-        stats_add(&c->tstats->cell[c->w->id].bytes_in, ts->bytes_in);
-        stats_add(&c->tstats->cell[c->w->id].bytes_out, ts->bytes_out);
+}
+
+/* Live byte counters for a tunnel stream: listener, destination and tunnel. */
+void
+conn_stream_bytes(struct ferry_conn *c, uint64_t in, uint64_t out)
+{
+    struct stats_cell *cells[3] = {
+        &c->l->stats->cell[c->w->id],
+        c->dstats != NULL ? &c->dstats->cell[c->w->id] : NULL,
+        c->tstats != NULL ? &c->tstats->cell[c->w->id] : NULL,
+    };
+
+    for (int i = 0; i < 3; i++) {
+        if (cells[i] == NULL)
+            continue;
+        if (in != 0)
+            stats_add(&cells[i]->bytes_in, in);
+        if (out != 0)
+            stats_add(&cells[i]->bytes_out, out);
     }
 }
 
