@@ -143,7 +143,7 @@ dial_try_next(struct dial *d)
         break;
     case ENETUNREACH:
     case EHOSTUNREACH:
-        dial_fail(d, FERRY_EUNAVAIL, "host unreachable");
+        dial_fail(d, FERRY_EUNREACH, "host unreachable");
         break;
     default:
         dial_fail(d, FERRY_EIO, "connect failed");

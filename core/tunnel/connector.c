@@ -262,9 +262,11 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
 
     if (fd < 0) {
         const char *err = status == FERRY_ETIMEDOUT ? "upstream-timeout" :
-                          status == FERRY_ENOTFOUND ? "name-not-found" : "upstream-unreachable";
+                          status == FERRY_ENOTFOUND ? "name-not-found" :
+                          status == FERRY_EUNAVAIL ? "connection-refused" : "upstream-unreachable";
 
-        audit(cn, cs->vtarget, cs->sys, status == FERRY_ETIMEDOUT ? "timeout" : "unreachable",
+        audit(cn, cs->vtarget, cs->sys, status == FERRY_ETIMEDOUT ? "timeout" :
+              status == FERRY_EUNAVAIL ? "refused" : "unreachable",
               reason, 0, 0, &cs->started, NULL);
         stats_add(&cn->stats->cell[wid].conns_failed, 1);
         ferry_log(NULL, FERRY_WARN, "internal host not reachable", FLOG_STR("virtual", cs->vtarget),

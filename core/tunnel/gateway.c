@@ -619,7 +619,7 @@ tunnel_has_system(const struct gw_handoff *h, const char *authority)
 
 int
 gw_open_stream(struct ferry_conn *c, const char *tenant, const char *location,
-               const char *authority, const char *protocol)
+               const char *authority, const char *protocol, bool must_expose)
 {
     struct gw_tunnel *best = NULL;
     bool              best_has = false;
@@ -640,13 +640,15 @@ gw_open_stream(struct ferry_conn *c, const char *tenant, const char *location,
         }
     }
     if (best == NULL)
-        return FERRY_EUNAVAIL;
+        return FERRY_ENOTUNNEL;
+    if (must_expose && !best_has)
+        return FERRY_ENOTFOUND;
     c->tstats = best->info->stats;
     c->ts = tstream_open(best->t, authority, protocol, c, &c->cfd, &c->c_readable,
                          &c->c_writable);
     if (c->ts == NULL) {
         c->tstats = NULL;
-        return FERRY_EUNAVAIL;
+        return FERRY_ENOTUNNEL;
     }
     if (c->tstats != NULL) {
         atomic_fetch_add(&c->tstats->active, 1);

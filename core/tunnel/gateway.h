@@ -14,6 +14,7 @@
 #ifndef FERRY_TUNNEL_GATEWAY_H
 #define FERRY_TUNNEL_GATEWAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <ferry/err.h>
@@ -44,9 +45,10 @@ void gw_worker_close_all(struct worker *w);
 unsigned gw_worker_streams(struct worker *w);
 
 /* Open a stream for c to authority ("host:port") through a tunnel of (tenant,
- * location). FERRY_OK (the result arrives through conn_upstream_*), or FERRY_EUNAVAIL
- * when no tunnel serves them. */
+ * location). FERRY_OK (the result arrives through conn_stream_*); FERRY_ENOTUNNEL
+ * when no live tunnel serves (tenant, location); with must_expose, FERRY_ENOTFOUND
+ * when tunnels exist but no connector announced that virtual host. */
 int  gw_open_stream(struct ferry_conn *c, const char *tenant, const char *location,
-                    const char *authority, const char *protocol);
+                    const char *authority, const char *protocol, bool must_expose);
 
 #endif

@@ -38,7 +38,7 @@ ferry_strerror(int code)
 {
     static const char *const names[] = {
         "OK", "EAGAIN", "EINVAL", "ENOMEM", "ELIMIT", "ETIMEDOUT",
-        "EDENIED", "EPROTO", "EIO", "ENOTFOUND", "EUNAVAIL",
+        "EDENIED", "EPROTO", "EIO", "ENOTFOUND", "EUNAVAIL", "ENOTUNNEL", "EUNREACH",
     };
 
     if (code > 0 || -code >= (int)(sizeof(names) / sizeof(names[0])))

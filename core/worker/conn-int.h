@@ -80,6 +80,7 @@ struct ferry_conn {
     struct dial            *dial;           /* owns while an upstream open is in flight */
     struct tstream         *ts;             /* the tunnel stream, when upstream is one */
     struct stats_slot      *tstats;         /* its tunnel's (tenant, location) stats */
+    const char             *tenant;         /* authenticated tenant id (borrowed: conf) */
     ferry_open_cb           open_cb;
     void                   *open_arg;
     ferry_data_cb           data_cb;

@@ -17,7 +17,10 @@
 
 #include <event2/event.h>
 
+#include <openssl/crypto.h>
+
 #include <ferry/conn.h>
+#include <ferry/route.h>
 
 #include "dest/dest-int.h"
 #include "route/dial.h"
@@ -87,6 +90,36 @@ FERRY_API const struct ferry_dest *
 ferry_conn_lookup_dest(const struct ferry_conn *c, const char *name)
 {
     return ferry_registry_find(c->wg->g->conf->registry, name);
+}
+
+FERRY_API int
+ferry_conn_auth_tenant(struct ferry_conn *c, const char *tenant_id, const char *token)
+{
+    const struct ferry_conf *conf = c->wg->g->conf;
+    size_t                   tlen = token != NULL ? strlen(token) : 0;
+
+    if (token == NULL || tlen == 0)
+        return FERRY_EDENIED;
+    for (size_t i = 0; i < conf->ntenants; i++) {
+        const struct ferry_conf_tenant *t = &conf->tenants[i];
+
+        if (tenant_id != NULL && strcmp(t->id, tenant_id) != 0)
+            continue;
+        /* Constant time in the token's bytes: no early exit on the first mismatch. */
+        if (strlen(t->token) == tlen && CRYPTO_memcmp(t->token, token, tlen) == 0) {
+            c->tenant = t->id;
+            return FERRY_OK;
+        }
+        if (tenant_id != NULL)
+            break;
+    }
+    return FERRY_EDENIED;
+}
+
+FERRY_API const char *
+ferry_conn_tenant(const struct ferry_conn *c)
+{
+    return c->tenant != NULL ? c->tenant : c->l->lc->tenant;
 }
 
 FERRY_API const struct ferry_log_ctx *
@@ -324,6 +357,8 @@ conn_write_access(struct ferry_conn *c)
     logbuf_str(&b, "plugin", c->l->plugin->name);
     logbuf_str(&b, "destination", c->dest != NULL ? ferry_dest_name(c->dest) : NULL);
     logbuf_str(&b, "client", ferry_conn_peer(c));
+    if (ferry_conn_tenant(c) != NULL)
+        logbuf_str(&b, "tenant", ferry_conn_tenant(c));
     logbuf_str(&b, "target", c->target);
     logbuf_int(&b, "bytes_in", (long long)c->up.bytes);
     logbuf_int(&b, "bytes_out", (long long)c->down.bytes);
@@ -533,7 +568,9 @@ conn_stream_response(struct ferry_conn *c, int status, const char *error)
     else if (c->tstats != NULL)
         stats_add(&c->tstats->cell[c->w->id].conns_failed, 1);
     conn_deliver_open(c, status == 403 ? FERRY_EDENIED :
-                         status == 504 ? FERRY_ETIMEDOUT : FERRY_EUNAVAIL,
+                         status == 504 ? FERRY_ETIMEDOUT :
+                         error != NULL && strcmp(error, "connection-refused") == 0 ? FERRY_EUNAVAIL :
+                         FERRY_EUNREACH,
                       error != NULL ? error : "refused by the connector");
 }
 
@@ -613,13 +650,33 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
         const char *location = t->location != NULL ? t->location : ferry_dest_location(t->dest);
 
         snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
-        if (gw_open_stream(c, tenant, location, buf, dest_protocol(t->dest)) != FERRY_OK) {
+        if (gw_open_stream(c, tenant, location, buf, dest_protocol(t->dest), false) != FERRY_OK) {
             ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
                       FLOG_STR("destination", ferry_dest_name(t->dest)),
                       FLOG_STR("tenant", tenant), FLOG_STR("location", location));
-            return conn_fail_later(c, FERRY_EUNAVAIL, "no tunnel for tenant/location");
+            return conn_fail_later(c, FERRY_ENOTUNNEL, "no tunnel for tenant/location");
         }
         return FERRY_OK;
+    }
+    if (t->dest == NULL) {
+        const char *tenant = t->tenant != NULL ? t->tenant : ferry_conn_tenant(c);
+        const char *location = t->location != NULL ? t->location : "";
+        int         rc = FERRY_ENOTUNNEL;
+
+        /* DESIGN.md's order: the tenant's virtual host, then egress, then why not. */
+        snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
+        if (tenant != NULL && (rc = gw_open_stream(c, tenant, location, buf, "tcp", true)) ==
+            FERRY_OK)
+            return FERRY_OK;
+        if (!t->direct_ok) {
+            if (rc == FERRY_ENOTUNNEL) {
+                ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
+                          FLOG_STR("target", buf), FLOG_STR("tenant", tenant),
+                          FLOG_STR("location", location));
+                return conn_fail_later(c, FERRY_ENOTUNNEL, "no connector for tenant/location");
+            }
+            return conn_fail_later(c, FERRY_EDENIED, "target not allowed");
+        }
     }
     c->in_callback = true;          /* a synchronous dial failure must not free c here */
     if (dial_begin(&c->dial, c->w->base, c->w->dns, &conn_dial_ops, c, host, port,

@@ -192,3 +192,9 @@ ferry_listener_destination(const struct ferry_listener *l)
 {
     return l->lc->destination;
 }
+
+FERRY_API const char *
+ferry_listener_tenant(const struct ferry_listener *l)
+{
+    return l->lc->tenant;
+}

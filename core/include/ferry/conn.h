@@ -16,6 +16,7 @@
 #ifndef FERRY_CONN_H
 #define FERRY_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,18 +44,25 @@ FERRY_API const struct ferry_log_ctx *ferry_conn_log(const struct ferry_conn *c)
 FERRY_API void *ferry_conn_alloc(struct ferry_conn *c, size_t size);
 
 /* Where to go. Either dest (route by its ProxyType, tenant and location) or an explicit
- * host/port (route checked against the tenant's connectors and the listener's egress). */
+ * host/port, routed in this order (DESIGN.md): (1) a virtual host of a live connector
+ * of the tenant at the location -> tunnel; (2) direct_ok (the plugin checked its
+ * egress rules, ferry/route.h) -> direct; (3) no live connector for tenant and
+ * location -> FERRY_ENOTUNNEL; (4) otherwise FERRY_EDENIED. Zero the struct first:
+ * fields may be appended. */
 struct ferry_target {
     const struct ferry_dest *dest;       /* borrowed; may be NULL */
     const char              *host;       /* used when dest is NULL */
     uint16_t                 port;
-    const char              *tenant;     /* NULL: the destination's */
+    const char              *tenant;     /* NULL: the destination's / the connection's */
     const char              *location;   /* NULL: the destination's; "" default location */
+    bool                     direct_ok;  /* host:port may be dialed directly */
 };
 
 /* Upstream open finished. status: FERRY_OK (connected), FERRY_ENOTFOUND (name did not
- * resolve), FERRY_EUNAVAIL (refused, or no tunnel for tenant/location), FERRY_ETIMEDOUT,
- * FERRY_EDENIED (not allowed), FERRY_EIO. reason is a short text for logs and replies. */
+ * resolve), FERRY_EUNAVAIL (connection refused), FERRY_EUNREACH (host unreachable),
+ * FERRY_ETIMEDOUT, FERRY_ENOTUNNEL (no live connector for tenant and location),
+ * FERRY_EDENIED (not allowed: egress, or the connector's access control), FERRY_EIO.
+ * reason is a short text for logs and replies. */
 typedef void (*ferry_open_cb)(struct ferry_conn *c, int status, const char *reason, void *arg);
 
 /* Start opening the upstream. The target strings are copied. FERRY_OK when started (cb

@@ -23,6 +23,8 @@ enum ferry_errcode {
     FERRY_EIO       = -8,   /* an OS call failed (file, socket) */
     FERRY_ENOTFOUND = -9,   /* no such destination, tenant, host name */
     FERRY_EUNAVAIL  = -10,  /* a needed service is down (no tunnel, upstream refused) */
+    FERRY_ENOTUNNEL = -11,  /* no live connector for the tenant and location */
+    FERRY_EUNREACH  = -12,  /* the target host or network is unreachable */
 };
 
 /* Detail for the caller or the operator. For config errors file/line/col are set

@@ -28,7 +28,7 @@
 #include <ferry/err.h>
 
 #define FERRY_PLUGIN_ABI_MAJOR 1
-#define FERRY_PLUGIN_ABI_MINOR 0
+#define FERRY_PLUGIN_ABI_MINOR 1     /* 1.1: ferry/route.h, ferry_target.direct_ok */
 
 struct ferry_conn;
 struct ferry_opts;
@@ -69,5 +69,8 @@ FERRY_API const char *ferry_listener_name(const struct ferry_listener *l);
 
 /* The listener's `destination:` name, or NULL when it is not bound to one. */
 FERRY_API const char *ferry_listener_destination(const struct ferry_listener *l);
+
+/* The listener's `tenant:`, or NULL. */
+FERRY_API const char *ferry_listener_tenant(const struct ferry_listener *l);
 
 #endif

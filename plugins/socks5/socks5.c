@@ -1,0 +1,377 @@
+/*
+ * socks5.c: the `socks5` plugin, the SOCKS5 listener of SAP's connectivity proxy.
+ *
+ * RFC 1928 CONNECT to IPv4, IPv6 and domain targets. Clients authenticate as a tenant:
+ * RFC 1929 username/password (user = tenant id, password = the tenant's token) or SAP's
+ * method 0x80 (token plus a base64 location id; ../shared/SAP-NOTES.md §4). `auth:
+ * none` is allowed only on a listener that names its `tenant:`. Routing is core's
+ * (ferry_conn_open): the tenant's connector virtual hosts through the tunnel, other
+ * targets only if `egress` allows them. After the reply the relay is core's.
+ *
+ * Every failure gets its reply before the close: 02 not allowed, 03 no connector for
+ * tenant and location, 04 host unreachable, 05 connection refused, 07 command not
+ * supported (BIND, UDP ASSOCIATE), 08 address type not supported; 05 FF when no
+ * offered method is acceptable; 01 01 for a failed sub-negotiation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ferry/conn.h>
+#include <ferry/log.h>
+#include <ferry/opts.h>
+#include <ferry/plugin.h>
+#include <ferry/route.h>
+
+#define HANDSHAKE_MAX_BYTES   (4 + 65536 + 1 + 255 + 8)   /* the 0x80 sub-negotiation */
+#define TOKEN_MAX_BYTES       65536
+#define M_NONE                0x00
+#define M_USERPASS            0x02
+#define M_SAP                 0x80
+#define M_REFUSE              0xff
+
+enum rep {
+    REP_OK = 0x00, REP_FAILURE = 0x01, REP_NOT_ALLOWED = 0x02, REP_NET_UNREACH = 0x03,
+    REP_HOST_UNREACH = 0x04, REP_REFUSED = 0x05, REP_CMD = 0x07, REP_ATYP = 0x08,
+};
+
+struct socks5_listener {
+    bool                 auth_none;
+    uint32_t             handshake_timeout_ms;
+    struct ferry_egress *egress;         /* owns */
+};
+
+enum phase { P_GREETING, P_AUTH_USERPASS, P_AUTH_SAP, P_REQUEST, P_OPENING };
+
+struct socks5_session {
+    const struct socks5_listener *l;      /* borrowed: listener state outlives us */
+    enum phase                    phase;
+    char                          location[192];
+    char                          host[256];
+    uint16_t                      port;
+};
+
+static int
+s5_listener_open(struct ferry_listener *fl, struct ferry_opts *o, void **state)
+{
+    struct socks5_listener *l = calloc(1, sizeof(*l));
+    const char             *auth = NULL;
+    uint64_t                ms = 10000;
+    int                     rc;
+
+    if (l == NULL)
+        return FERRY_ENOMEM;
+    rc = ferry_opts_str(o, "auth", &auth);
+    if (rc == FERRY_OK && strcmp(auth, "none") == 0) {
+        l->auth_none = true;
+    } else if (rc == FERRY_OK && strcmp(auth, "tenant") != 0) {
+        rc = ferry_opts_error(o, "auth", "want 'tenant' (user/password or 0x80) or 'none'");
+    } else if (rc == FERRY_ENOTFOUND) {
+        rc = FERRY_OK;
+    }
+    if (rc == FERRY_OK && l->auth_none && ferry_listener_tenant(fl) == NULL)
+        rc = ferry_opts_error(o, "auth", "auth: none needs the listener's `tenant:` "
+                              "(whose connectors and egress the clients may use)");
+    if (rc == FERRY_OK && ferry_listener_destination(fl) != NULL)
+        rc = ferry_opts_error(o, NULL, "a socks5 listener routes by the client's target; "
+                              "remove `destination:`");
+    if (rc == FERRY_OK && (rc = ferry_opts_uint(o, "handshake_timeout_ms", 100, 600000, &ms)) ==
+        FERRY_ENOTFOUND)
+        rc = FERRY_OK;
+    l->handshake_timeout_ms = (uint32_t)ms;
+    if (rc == FERRY_OK)
+        rc = ferry_egress_new(o, "egress", &l->egress);
+    if (rc != FERRY_OK) {
+        ferry_egress_free(l->egress);
+        free(l);
+        return rc;
+    }
+    *state = l;
+    return FERRY_OK;
+}
+
+static void
+s5_listener_close(void *state)
+{
+    struct socks5_listener *l = state;
+
+    ferry_egress_free(l->egress);
+    free(l);
+}
+
+/* A reply to the CONNECT request, then (on error) the close. BND is 0.0.0.0:0: the
+ * bound address of a tunnel stream would be meaningless to the client. */
+static void
+s5_reply(struct ferry_conn *c, enum rep rep, const char *outcome)
+{
+    static const uint8_t tail[] = { 0x00, 0x01, 0, 0, 0, 0, 0, 0 };
+    uint8_t              r[10];
+
+    r[0] = 0x05;
+    r[1] = (uint8_t)rep;
+    memcpy(r + 2, tail, sizeof(tail));
+    ferry_conn_write(c, r, sizeof(r));
+    if (rep != REP_OK)
+        ferry_conn_close(c, outcome);
+}
+
+static void
+s5_on_open(struct ferry_conn *c, int status, const char *reason, void *arg)
+{
+    (void)arg;
+    switch (status) {
+    case FERRY_OK:
+        s5_reply(c, REP_OK, NULL);
+        ferry_conn_relay(c);
+        return;
+    case FERRY_EDENIED:
+        s5_reply(c, REP_NOT_ALLOWED, "denied");
+        return;
+    case FERRY_ENOTUNNEL:
+        s5_reply(c, REP_NET_UNREACH, "no-tunnel");
+        return;
+    case FERRY_EUNAVAIL:
+        s5_reply(c, REP_REFUSED, "upstream-refused");
+        return;
+    case FERRY_ENOTFOUND:
+    case FERRY_EUNREACH:
+    case FERRY_ETIMEDOUT:
+        s5_reply(c, REP_HOST_UNREACH, "upstream-unreachable");
+        return;
+    default:
+        (void)reason;
+        s5_reply(c, REP_FAILURE, "upstream-error");
+        return;
+    }
+}
+
+/* 05 NMETHODS METHODS… -> the method we choose. */
+static int
+s5_greeting(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
+{
+    bool    has[256] = { false };
+    uint8_t choice = M_REFUSE;
+    uint8_t r[2] = { 0x05, M_REFUSE };
+
+    if (n < 2)
+        return 0;
+    if (d[0] != 0x05 || d[1] == 0) {
+        ferry_conn_close(c, "not-socks5");
+        return FERRY_EPROTO;
+    }
+    if (n < 2u + d[1])
+        return 0;
+    for (unsigned i = 0; i < d[1]; i++)
+        has[d[2 + i]] = true;
+    if (s->l->auth_none && has[M_NONE])
+        choice = M_NONE;
+    else if (!s->l->auth_none && has[M_SAP])
+        choice = M_SAP;             /* SAP's clients offer only 0x80; prefer it */
+    else if (!s->l->auth_none && has[M_USERPASS])
+        choice = M_USERPASS;
+    r[1] = choice;
+    ferry_conn_write(c, r, sizeof(r));
+    if (choice == M_REFUSE) {
+        ferry_conn_close(c, "no-acceptable-method");
+        return FERRY_EPROTO;
+    }
+    s->phase = choice == M_NONE ? P_REQUEST : choice == M_SAP ? P_AUTH_SAP : P_AUTH_USERPASS;
+    return (int)(2u + d[1]);
+}
+
+static int
+s5_auth_result(struct ferry_conn *c, struct socks5_session *s, bool ok, int used)
+{
+    uint8_t r[2] = { 0x01, ok ? 0x00 : 0x01 };
+
+    ferry_conn_write(c, r, sizeof(r));
+    if (!ok) {
+        ferry_log(ferry_conn_log(c), FERRY_WARN, "socks5 authentication failed");
+        ferry_conn_close(c, "auth-failed");
+        return FERRY_EDENIED;
+    }
+    s->phase = P_REQUEST;
+    return used;
+}
+
+/* RFC 1929: 01 ULEN UNAME PLEN PASSWD; user = tenant id, password = token. */
+static int
+s5_userpass(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
+{
+    char   user[256], pass[256];
+    size_t ulen, plen;
+
+    if (n < 2)
+        return 0;
+    if (d[0] != 0x01)
+        return s5_auth_result(c, s, false, 0);
+    ulen = d[1];
+    if (n < 2 + ulen + 1)
+        return 0;
+    plen = d[2 + ulen];
+    if (n < 3 + ulen + plen)
+        return 0;
+    memcpy(user, d + 2, ulen);
+    user[ulen] = '\0';
+    memcpy(pass, d + 3 + ulen, plen);
+    pass[plen] = '\0';
+    return s5_auth_result(c, s, ulen > 0 && memchr(user, 0, ulen) == NULL &&
+                                ferry_conn_auth_tenant(c, user, pass) == FERRY_OK,
+                          (int)(3 + ulen + plen));
+}
+
+/* SAP 0x80: 01, uint32 BE token length, token, uint8 M, M bytes of base64 location. */
+static int
+s5_sap(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
+{
+    uint32_t tlen;
+    size_t   m;
+    char    *token;
+    bool     ok;
+    uint8_t  loc[192];
+    long     ll;
+
+    if (n < 5)
+        return 0;
+    tlen = (uint32_t)d[1] << 24 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 8 | d[4];
+    if (d[0] != 0x01 || tlen == 0 || tlen > TOKEN_MAX_BYTES)
+        return s5_auth_result(c, s, false, 0);
+    if (n < 5 + (size_t)tlen + 1)
+        return 0;
+    m = d[5 + tlen];
+    if (n < 6 + (size_t)tlen + m)
+        return 0;
+    if ((token = ferry_conn_alloc(c, tlen + 1)) == NULL)
+        return s5_auth_result(c, s, false, 0);
+    memcpy(token, d + 5, tlen);
+    ok = memchr(token, 0, tlen) == NULL && ferry_conn_auth_tenant(c, NULL, token) == FERRY_OK;
+    memset(token, 0, tlen);
+    s->location[0] = '\0';
+    if (ok && m > 0) {
+        /* base64 is the contract; a raw id (an older SDK sent one) is accepted too. */
+        ll = ferry_base64_decode((const char *)d + 6 + tlen, m, loc, sizeof(loc) - 1);
+        if (ll < 0) {
+            memcpy(s->location, d + 6 + tlen, m < sizeof(s->location) - 1 ? m : sizeof(s->location) - 1);
+            s->location[m < sizeof(s->location) - 1 ? m : sizeof(s->location) - 1] = '\0';
+        } else {
+            memcpy(s->location, loc, (size_t)ll);
+            s->location[ll] = '\0';
+        }
+        if (strlen(s->location) != (ll < 0 ? m : (size_t)ll))
+            ok = false;         /* a NUL inside the location id */
+    }
+    return s5_auth_result(c, s, ok, (int)(6 + tlen + m));
+}
+
+/* 05 CMD 00 ATYP DST.ADDR DST.PORT */
+static int
+s5_request(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
+{
+    struct ferry_target t;
+    size_t              alen, need;
+
+    if (n < 5)
+        return 0;
+    if (d[0] != 0x05) {
+        ferry_conn_close(c, "bad-request");
+        return FERRY_EPROTO;
+    }
+    switch (d[3]) {
+    case 0x01: alen = 4; need = 4 + 4 + 2; break;
+    case 0x04: alen = 16; need = 4 + 16 + 2; break;
+    case 0x03: alen = d[4]; need = 5 + alen + 2; break;
+    default:
+        s5_reply(c, REP_ATYP, "address-type");
+        return FERRY_EPROTO;
+    }
+    if (n < need)
+        return 0;
+    if (d[1] != 0x01) {                 /* BIND, UDP ASSOCIATE: not a general proxy */
+        s5_reply(c, REP_CMD, "command-not-supported");
+        return FERRY_EPROTO;
+    }
+    if (d[3] == 0x01) {
+        snprintf(s->host, sizeof(s->host), "%u.%u.%u.%u", d[4], d[5], d[6], d[7]);
+    } else if (d[3] == 0x04) {
+        static const char hex[] = "0123456789abcdef";
+        char             *p = s->host;
+
+        /* Full form; core parses it with inet_pton. */
+        for (int i = 0; i < 16; i += 2) {
+            if (i > 0)
+                *p++ = ':';
+            *p++ = hex[d[4 + i] >> 4];
+            *p++ = hex[d[4 + i] & 15];
+            *p++ = hex[d[5 + i] >> 4];
+            *p++ = hex[d[5 + i] & 15];
+        }
+        *p = '\0';
+    } else {
+        if (alen == 0 || memchr(d + 5, 0, alen) != NULL) {
+            s5_reply(c, REP_HOST_UNREACH, "bad-host");
+            return FERRY_EPROTO;
+        }
+        memcpy(s->host, d + 5, alen);
+        s->host[alen] = '\0';
+    }
+    s->port = (uint16_t)(d[need - 2] << 8 | d[need - 1]);
+    if (s->port == 0) {
+        s5_reply(c, REP_NOT_ALLOWED, "bad-port");
+        return FERRY_EPROTO;
+    }
+    memset(&t, 0, sizeof(t));
+    t.host = s->host;
+    t.port = s->port;
+    t.location = s->location;
+    t.direct_ok = ferry_egress_allows(s->l->egress, s->host, s->port);
+    s->phase = P_OPENING;
+    ferry_conn_read_stop(c);            /* what follows is payload for the relay */
+    if (ferry_conn_open(c, &t, s5_on_open, s) != FERRY_OK) {
+        s5_reply(c, REP_FAILURE, "no-memory");
+        return FERRY_ENOMEM;
+    }
+    return (int)need;
+}
+
+static int
+s5_on_data(struct ferry_conn *c, const uint8_t *d, size_t n, int status, void *arg)
+{
+    struct socks5_session *s = arg;
+
+    if (n == 0) {
+        ferry_conn_close(c, status == FERRY_ETIMEDOUT ? "handshake-timeout" : "client-closed");
+        return FERRY_EPROTO;
+    }
+    switch (s->phase) {
+    case P_GREETING:      return s5_greeting(c, s, d, n);
+    case P_AUTH_USERPASS: return s5_userpass(c, s, d, n);
+    case P_AUTH_SAP:      return s5_sap(c, s, d, n);
+    case P_REQUEST:       return s5_request(c, s, d, n);
+    default:              return 0;
+    }
+}
+
+static void
+s5_on_accept(struct ferry_conn *c, void *state)
+{
+    struct socks5_session *s = ferry_conn_alloc(c, sizeof(*s));
+
+    if (s == NULL) {
+        ferry_conn_close(c, "no-memory");
+        return;
+    }
+    s->l = state;
+    s->phase = P_GREETING;
+    if (ferry_conn_read_start(c, HANDSHAKE_MAX_BYTES, s->l->handshake_timeout_ms, s5_on_data,
+                              s) != FERRY_OK)
+        ferry_conn_close(c, "no-memory");
+}
+
+FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
+    FERRY_PLUGIN_HEADER,
+    .name           = "socks5",
+    .version        = FERRY_VERSION,
+    .listener_open  = s5_listener_open,
+    .on_accept      = s5_on_accept,
+    .listener_close = s5_listener_close,
+};
