@@ -124,12 +124,30 @@ load_checked(const char *path)
     return conf;
 }
 
+/* A connector's file has a top-level `gateway:` key; a gateway's never does. */
+static bool
+is_connector_conf(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char  line[256];
+    bool  found = false;
+
+    if (fp == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), fp) != NULL)
+        found = strncmp(line, "gateway:", 8) == 0;
+    fclose(fp);
+    return found;
+}
+
 static int
 cmd_check(const char *path)
 {
-    struct ferry_conf *conf = load_checked(path);
+    struct ferry_conf *conf;
 
-    if (conf == NULL)
+    if (is_connector_conf(path))
+        return ferry_connector_check(path);
+    if ((conf = load_checked(path)) == NULL)
         return EXIT_CONFIG;
     printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path, conf->nlisteners,
            conf->registry->n, conf->ntenants);

@@ -905,6 +905,18 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     evtimer_add(m->deadline, &dl);
 }
 
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    /* Swapping the systems table under running workers is not built yet; saying so
+     * beats dying on the default action of SIGHUP. */
+    ferry_log(NULL, FERRY_WARN, "SIGHUP: the connector does not reload its configuration "
+              "yet; restart it (SIGTERM drains) to apply changes");
+}
+
 static char *
 systems_json(const struct ferry_connector_conf *conf)
 {
@@ -933,7 +945,7 @@ ferry_connector_main(const char *conf_path)
     struct ferry_admin       *admin = NULL;
     struct ferry_admin_state  st = { 0 };
     struct cmain              m = { 0 };
-    struct event             *sig_term = NULL, *sig_int = NULL;
+    struct event             *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
     unsigned char             rnd[16];
     long                      ncpu;
     int                       rc = 1;
@@ -982,8 +994,10 @@ ferry_connector_main(const char *conf_path)
             goto out;
     sig_term = evsignal_new(m.base, SIGTERM, on_signal, &m);
     sig_int = evsignal_new(m.base, SIGINT, on_signal, &m);
+    sig_hup = evsignal_new(m.base, SIGHUP, on_hup, &m);
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
+    event_add(sig_hup, NULL);
     for (unsigned i = 0; i < cn.nworkers; i++)
         pthread_create(&cn.ws[i].thread, NULL, cworker_main, &cn.ws[i]);
     ferry_log(NULL, FERRY_INFO, "ferry connector started", FLOG_STR("version", FERRY_VERSION),
@@ -1005,6 +1019,8 @@ out:
         event_free(sig_term);
     if (sig_int != NULL)
         event_free(sig_int);
+    if (sig_hup != NULL)
+        event_free(sig_hup);
     if (m.poll != NULL)
         event_free(m.poll);
     if (m.deadline != NULL)
@@ -1019,6 +1035,31 @@ out:
     ferry_stats_free_all();
     ferry_connector_conf_free(cn.conf);
     return rc;
+}
+
+int
+ferry_connector_check(const char *conf_path)
+{
+    struct ferry_errlist         errs = { 0 };
+    struct ferry_connector_conf *conf = NULL;
+    struct ferry_err             err = { 0 };
+    SSL_CTX                     *ctx = NULL;
+
+    if (ferry_connector_conf_load_file(conf_path, &conf, &errs) != FERRY_OK) {
+        ferry_errlist_print(&errs, stderr, false);
+        return 2;
+    }
+    ferry_errlist_print(&conf->warnings, stderr, true);
+    if (tls_client_ctx(conf->ca, conf->cert, conf->key, &ctx, &err) != FERRY_OK) {
+        fprintf(stderr, "%s: %s\n", conf_path, err.msg);
+        ferry_connector_conf_free(conf);
+        return 2;
+    }
+    SSL_CTX_free(ctx);
+    printf("%s: ok (connector: %zu gateways, %zu systems, tenant %s)\n", conf_path,
+           conf->ngateways, conf->nsystems, conf->tenant);
+    ferry_connector_conf_free(conf);
+    return 0;
 }
 
 int

@@ -10,6 +10,8 @@
 
 /* Run until SIGTERM/SIGINT. Exit code: 0, 1 runtime error, 2 config error. */
 int ferry_connector_main(const char *conf_path);
+/* `ferry check -c connector.yaml`: 0 valid, 2 errors (printed as file:line:col). */
+int ferry_connector_check(const char *conf_path);
 /* `ferry connector --verify-audit FILE`: 0 chain intact, 1 broken, 2 unreadable. */
 int ferry_connector_verify_audit(const char *path);
 
