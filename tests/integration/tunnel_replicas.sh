@@ -137,8 +137,13 @@ stalled.close()
 PY
 rss_after=$(awk '/^VmRSS/ {print $2}' "/proc/$b_pid/status")
 grew=$(( (rss_after - rss_before) / 1024 ))
-[ "$grew" -le 48 ] || fail "gateway B grew by ${grew} MiB with a stalled 64 MiB stream (want <= 48)"
-echo "flow control: $(cat "$dir/flow.out"); gateway RSS grew ${grew} MiB"
+if grep -q '^FERRY_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+    # ASan keeps freed memory in quarantine: RSS says nothing about ferry's buffers.
+    echo "flow control: $(cat "$dir/flow.out"); RSS bound not checked under ASan (grew ${grew} MiB)"
+else
+    [ "$grew" -le 48 ] || fail "gateway B grew by ${grew} MiB with a stalled 64 MiB stream (want <= 48)"
+    echo "flow control: $(cat "$dir/flow.out"); gateway RSS grew ${grew} MiB"
+fi
 
 # --- 3. losing one replica -----------------------------------------------------------------
 stop_proc "$a_pid" "$a_log" "gateway A"
