@@ -157,6 +157,8 @@ dir_copy(struct ferry_conn *c, struct relay_dir *d)
         return n == 0 ? 0 : (errno == EAGAIN ? -EAGAIN : -1);
     if ((size_t)n == sizeof(stack) && !d->no_splice)
         d->splicing = true;     /* bulk: the next reads go through a pipe */
+    else if (!*d->from_hup)
+        *d->from_ready = false; /* a short read drained it; new bytes bring a new edge */
     sent = 0;
     if (*d->to_ready) {
         do {
@@ -296,6 +298,8 @@ relay_start(struct ferry_conn *c)
     c->up.from = &c->cfd;
     c->up.to = &c->ufd;
     c->up.from_ready = &c->c_readable;
+    c->up.from_hup = &c->c_hup;
+    c->down.from_hup = &c->u_hup;
     c->up.to_ready = &c->u_writable;
     c->down.from = &c->ufd;
     c->down.to = &c->cfd;

@@ -2,6 +2,7 @@
  * egress.c: which direct (non-tunnel) targets a listener allows. Patterns are parsed
  * once when the listener opens; a match is a short loop over them per connection.
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -107,6 +108,16 @@ ferry_egress_new(struct ferry_opts *o, const char *key, struct ferry_egress **ou
     return FERRY_OK;
 }
 
+/* Two spellings of one IPv6 address ("::1", "0:0:0:0:0:0:0:1") are one target. */
+static bool
+same_address(const char *a, const char *b)
+{
+    struct in6_addr x, y;
+
+    return inet_pton(AF_INET6, a, &x) == 1 && inet_pton(AF_INET6, b, &y) == 1 &&
+           memcmp(&x, &y, sizeof(x)) == 0;
+}
+
 FERRY_API bool
 ferry_egress_allows(const struct ferry_egress *e, const char *host, uint16_t port)
 {
@@ -127,7 +138,7 @@ ferry_egress_allows(const struct ferry_egress *e, const char *host, uint16_t por
         if (r->suffix) {
             if (hlen > rl && strcasecmp(host + hlen - rl, r->host) == 0)
                 return true;
-        } else if (strcasecmp(host, r->host) == 0) {
+        } else if (strcasecmp(host, r->host) == 0 || same_address(host, r->host)) {
             return true;
         }
     }

@@ -28,6 +28,7 @@ struct relay_dir {
     int           *from, *to;     /* point at conn->cfd / conn->ufd */
     bool          *from_ready;    /* edge-triggered: set by EV_READ, cleared by EAGAIN */
     bool          *to_ready;      /* set by EV_WRITE, cleared by EAGAIN */
+    bool          *from_hup;      /* the peer's FIN was seen (EV_CLOSED) */
     int            pipe[2];       /* -1 when none: taken from the pool on demand */
     size_t         in_pipe;       /* bytes sitting in the pipe */
     char          *buf;           /* owns: bytes still to write to `to` (exists only while
@@ -67,6 +68,8 @@ struct ferry_conn {
     struct event            cev, uev, timer;
     bool                    cev_added, uev_added;
     bool                    c_readable, c_writable, u_readable, u_writable;
+    bool                    c_hup, u_hup;   /* EV_CLOSED seen: a short read is no proof
+                                               of an empty socket, the FIN may wait */
     bool                    open_deferred;  /* a result waits for the next loop turn */
     int                     open_status;
     struct timeval          started;        /* for the access log */

@@ -30,6 +30,7 @@
 
 #define HANDSHAKE_WRITE_MAX   (64 * 1024)   /* replies a plugin may queue before relay */
 #define CLOSE_FLUSH_MS        5000          /* time to deliver a final error reply */
+#define HANDSHAKE_FIRST_BYTES 512
 
 static void conn_free(struct ferry_conn *c);
 static void on_idle_timer(evutil_socket_t fd, short what, void *arg);
@@ -233,6 +234,8 @@ on_client_event(evutil_socket_t fd, short what, void *arg)
         c->c_readable = true;
     if (what & EV_WRITE)
         c->c_writable = true;
+    if (what & EV_CLOSED)
+        c->c_hup = c->c_readable = true;
     if (c->state == CONN_RELAY && c->ts != NULL)
         tstream_on_socket(c->ts);
     else if (c->state == CONN_RELAY)
@@ -255,6 +258,8 @@ on_upstream_event(evutil_socket_t fd, short what, void *arg)
         c->u_readable = true;
     if (what & EV_WRITE)
         c->u_writable = true;
+    if (what & EV_CLOSED)
+        c->u_hup = c->u_readable = true;
     if (c->state == CONN_RELAY)
         relay_on_event(c);
 }
@@ -272,7 +277,7 @@ conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms)
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
     conn_unwatch_upstream(c);
-    event_assign(&c->uev, c->w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
+    event_assign(&c->uev, c->w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
                  on_upstream_event, c);
     if (event_add(&c->uev, timeout_ms != 0 ? &tv : NULL) == 0)
         c->uev_added = true;
@@ -324,7 +329,10 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
     event_base_gettimeofday_cached(w->base, &c->started);
     c->last_active = c->started;
     evtimer_assign(&c->timer, w->base, on_idle_timer, c);
-    event_assign(&c->cev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, on_client_event, c);
+    /* EV_CLOSED (EPOLLRDHUP) tells a FIN apart from data, so a short read can be
+     * trusted to have drained the socket (see relay.c). */
+    event_assign(&c->cev, w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
+                 on_client_event, c);
     /* Unknown until the first EAGAIN: try. */
     c->c_readable = c->c_writable = true;
     conn_arm_idle_first(c, l->lc->idle_timeout_ms);
@@ -701,25 +709,41 @@ handshake_read(struct ferry_conn *c)
     int               used;
 
     while (c->data_cb != NULL && c->c_readable && !c->close_pending) {
-        if (d->buf == NULL) {
-            if ((d->buf = malloc(c->read_max)) == NULL) {
+        size_t room;
+
+        if (d->buf == NULL || d->buf_len == d->buf_cap) {
+            /* Start small and grow to read_max: most handshakes are a few dozen bytes,
+             * and a connection should not touch 64 KiB to read them. */
+            size_t cap = d->buf == NULL ? HANDSHAKE_FIRST_BYTES : d->buf_cap * 4;
+            char  *nb;
+
+            if (d->buf != NULL && d->buf_cap >= c->read_max) {
+                conn_finish(c, "handshake-too-large");
+                return;
+            }
+            if (cap > c->read_max)
+                cap = c->read_max;
+            if ((nb = realloc(d->buf, cap)) == NULL) {
                 conn_finish(c, "no-memory");
                 return;
             }
-            d->buf_cap = c->read_max;
-            d->buf_off = d->buf_len = 0;
+            if (d->buf == NULL)
+                d->buf_off = d->buf_len = 0;
+            d->buf = nb;
+            d->buf_cap = cap;
         }
-        if (d->buf_len == d->buf_cap) {
-            conn_finish(c, "handshake-too-large");
-            return;
-        }
-        n = recv(c->cfd, d->buf + d->buf_len, d->buf_cap - d->buf_len, 0);
+        room = d->buf_cap - d->buf_len;
+        n = recv(c->cfd, d->buf + d->buf_len, room, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
             c->c_readable = false;
             return;
         }
+        /* Edge-triggered: a short read drained the socket; new bytes bring a new edge,
+         * so the EAGAIN round trip can be skipped. */
+        if (n > 0 && (size_t)n < room && !c->c_hup)
+            c->c_readable = false;
         conn_touch(c);
         if (n <= 0) {
             ferry_data_cb cb = c->data_cb;

@@ -13,6 +13,7 @@
  * supported (BIND, UDP ASSOCIATE), 08 address type not supported; 05 FF when no
  * offered method is acceptable; 01 01 for a failed sub-negotiation.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,19 +294,8 @@ s5_request(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, siz
     if (d[3] == 0x01) {
         snprintf(s->host, sizeof(s->host), "%u.%u.%u.%u", d[4], d[5], d[6], d[7]);
     } else if (d[3] == 0x04) {
-        static const char hex[] = "0123456789abcdef";
-        char             *p = s->host;
-
-        /* Full form; core parses it with inet_pton. */
-        for (int i = 0; i < 16; i += 2) {
-            if (i > 0)
-                *p++ = ':';
-            *p++ = hex[d[4 + i] >> 4];
-            *p++ = hex[d[4 + i] & 15];
-            *p++ = hex[d[5 + i] >> 4];
-            *p++ = hex[d[5 + i] & 15];
-        }
-        *p = '\0';
+        /* The canonical text ("::1"), as operators write it in egress rules and logs. */
+        inet_ntop(AF_INET6, d + 4, s->host, sizeof(s->host));
     } else {
         if (alen == 0 || memchr(d + 5, 0, alen) != NULL) {
             s5_reply(c, REP_HOST_UNREACH, "bad-host");

@@ -33,18 +33,20 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else '-')" "$1" "$2"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# measure SUBJECT...: ROUNDS interleaved rounds of bulk + rate per subject (PORT[s]);
+# measure SUBJECT...: ROUNDS interleaved rounds of bulk + rate per subject (PORT[s]; a
+# subject with SOCKS[s] set goes through the SOCKS5 proxy on that port to PORT[s]);
 # fills BULK[s] and RATE[s] with the medians. This 2-core VM is noisy (one run can
 # differ from the next by 2x), hence the interleaving and the median.
 measure() {
     local r s b c errs
-    declare -gA BULK RATE BULKS RATES
+    declare -gA BULK RATE BULKS RATES SOCKS
     echo "bench: $ROUNDS rounds x $SECS s per run, $(nproc) cores, $(uname -r)" >&2
     for r in $(seq 1 "$ROUNDS"); do
         for s in "$@"; do
-            b=$("$LOADGEN" bulk 127.0.0.1 "${PORT[$s]}" "$SECS")
+            b=$(LOADGEN_SOCKS5=${SOCKS[$s]:-} "$LOADGEN" bulk 127.0.0.1 "${PORT[$s]}" "$SECS")
             sleep 1   # let TIME_WAIT and the peers settle between runs
-            read -r c errs < <("$LOADGEN" rate 127.0.0.1 "${PORT[$s]}" "$SECS" 50)
+            read -r c errs < <(LOADGEN_SOCKS5=${SOCKS[$s]:-} "$LOADGEN" rate 127.0.0.1 \
+                               "${PORT[$s]}" "$SECS" 50)
             BULKS[$s]="${BULKS[$s]:-} $b"
             RATES[$s]="${RATES[$s]:-} $c"
             echo "  round $r $s: bulk $b MiB/s, $c conn/s ($errs errors)" >&2

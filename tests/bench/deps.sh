@@ -8,6 +8,6 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-bench_pkgs=(haproxy socat stunnel4 openssh-server openssh-client curl)
+bench_pkgs=(haproxy socat stunnel4 openssh-server openssh-client curl microsocks dante-server)
 
 exec bash "$here/../deps.sh" "${bench_pkgs[@]}"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh: ferry side by side with its peers, in one run, on loopback.
 #
-#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|all]     (env: SECS=3 ROUNDS=3 IDLE_CONNS)
+#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|all]   (env: SECS=3 ROUNDS=3 IDLE_CONNS)
 #
 # tcp:    direct, ferry's tcp plugin, HAProxy `mode tcp` (defaults, nbthread 2), socat.
 # tunnel: ferry's tunnel (gateway + connector), the stunnel pair, ssh -R (tunnel.sh).
+# socks5: ferry's socks5 plugin, microsocks, Dante (socks5.sh).
 # Figures: bulk throughput of one stream (MiB/s), new connections per second
 # (connect + 5-byte request + 5-byte reply + close, 50 concurrent loops), and user-space
 # memory per idle connection (RSS growth). Ratios against the reference peer and
@@ -14,8 +15,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 SECTION=${2:-all}
-if [ "$SECTION" = tunnel ]; then
-    exec env BUILD="$BUILD" bash "$ROOT/tests/bench/tunnel.sh"
+if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ]; then
+    exec env BUILD="$BUILD" bash "$ROOT/tests/bench/$SECTION.sh"
 fi
 # 9,900, not 10,000: this sandbox's hard RLIMIT_NOFILE is 20,000 and cannot be raised,
 # and a relay holds 2 fds per connection.
@@ -71,5 +72,7 @@ if [ "$SECTION" = all ]; then
     cleanup
     trap - EXIT
     echo
-    exec env BUILD="$BUILD" bash "$ROOT/tests/bench/tunnel.sh"
+    env BUILD="$BUILD" bash "$ROOT/tests/bench/tunnel.sh"
+    echo
+    exec env BUILD="$BUILD" bash "$ROOT/tests/bench/socks5.sh"
 fi
