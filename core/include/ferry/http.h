@@ -118,7 +118,8 @@ struct ferry_http_req {
     enum ferry_http_target_form form;
     struct ferry_http_str       target;          /* the request-target as received */
     struct ferry_http_str       scheme;          /* absolute-form only */
-    struct ferry_http_str       host;            /* from the target, else from Host */
+    struct ferry_http_str       host;            /* from the target, else from Host;
+                                                  * an IPv6 literal without brackets */
     struct ferry_http_str       port;            /* ditto; ptr NULL when absent */
     uint16_t                    port_num;        /* 0 when port is absent */
     struct ferry_http_str       path;            /* origin/absolute-form; may be empty */
@@ -149,7 +150,7 @@ struct ferry_http_resp {
     enum ferry_http_body        body;
     uint64_t                    content_length;
     unsigned                    connection;
-    bool                        keep_alive;      /* false for FERRY_HTTP_BODY_EOF too */
+    bool                        keep_alive;      /* false for BODY_EOF and BODY_TUNNEL too */
     bool                        upgrade;
 
     int                         status;          /* 502 after a negative return */

@@ -348,6 +348,36 @@ test_field_syntax(void)
     CU_ASSERT(str_is(hdrs[2].value, ""));
 }
 
+/* The word-at-a-time value check must see a bad byte wherever it is in the word. */
+static void
+test_ctl_anywhere_in_a_long_value_is_refused(void)
+{
+    static const unsigned char bad[] = { 0x00, 0x01, 0x0b, 0x1f, 0x7f };
+    static const unsigned char good[] = { '\t', ' ', '~', 0x80, 0xfe, 0xff };
+    char                       text[128];
+    size_t                     n;
+
+    for (size_t pos = 0; pos < 24; pos++) {
+        for (size_t b = 0; b < sizeof(bad) + sizeof(good); b++) {
+            unsigned char c = b < sizeof(bad) ? bad[b] : good[b - sizeof(bad)];
+
+            n = (size_t)sprintf(text, "GET / HTTP/1.1\r\nHost: h\r\nX-V: ");
+            memset(text + n, 'v', 24);
+            text[n + pos] = (char)c;
+            memcpy(text + n + 24, "v\r\n\r\n", 6);
+            ferry_http_req_init(&r, hdrs, TEST_MAX_HEADERS);
+            if (b < sizeof(bad)) {
+                CU_ASSERT_EQUAL(ferry_http_parse_request(text, n + 29, NULL, &r), FERRY_EPROTO);
+                CU_ASSERT_STRING_EQUAL(r.reason != NULL ? r.reason : "(none)",
+                                       "bad-header-value");
+            } else {
+                CU_ASSERT_EQUAL(ferry_http_parse_request(text, n + 29, NULL, &r),
+                                (int)(n + 29));
+            }
+        }
+    }
+}
+
 static void
 test_nul_bytes_are_refused_in_name_value_and_target(void)
 {
@@ -610,6 +640,8 @@ main(void)
         { "obs-fold is refused", test_obs_fold_is_refused },
         { "bare CR and bare LF are refused", test_bare_cr_and_bare_lf_are_refused },
         { "field syntax", test_field_syntax },
+        { "a CTL anywhere in a long value is refused",
+          test_ctl_anywhere_in_a_long_value_is_refused },
         { "NUL bytes are refused", test_nul_bytes_are_refused_in_name_value_and_target },
         { "Connection, keep-alive and flags", test_connection_keep_alive_and_flags },
         { "Expect", test_expect },
