@@ -410,8 +410,9 @@ conn_free(struct ferry_conn *c)
 static void
 conn_stream_account(struct ferry_conn *c, const struct tstream *ts)
 {
-    c->up.bytes = ts->bytes_in;
-    c->down.bytes = ts->bytes_out;
+    /* Added: the handshake's own reply bytes are already counted there. */
+    c->up.bytes += ts->bytes_in;
+    c->down.bytes += ts->bytes_out;
 }
 
 /* Live byte counters for a tunnel stream: listener, destination and tunnel. */
@@ -626,6 +627,13 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
         return FERRY_EINVAL;
     c->open_cb = cb;
     c->open_arg = arg;
+    if (c->hs_deadline_set) {
+        /* The handshake is over: from here the connect timeout decides, and the plugin
+         * still gets to send its error reply when it expires. */
+        c->hs_deadline_set = false;
+        conn_touch(c);
+        conn_arm_idle(c, c->l->lc->idle_timeout_ms);
+    }
     if (t->dest != NULL) {
         c->dest = t->dest;
         host = ferry_dest_host(t->dest);
