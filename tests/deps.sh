@@ -17,7 +17,7 @@ build_pkgs=(cmake gcc libc6-dev make pkg-config
             libevent-dev libssl-dev libyaml-dev libcunit1-dev
             liblua5.4-dev libnghttp2-dev libjansson-dev)
 # What the integration tests and examples/quickstart.sh drive or run beside ferry.
-tool_pkgs=(curl openssl socat python3 netcat-openbsd haproxy procps iproute2)
+tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2)
 
 bench=0
 extra=()
