@@ -226,8 +226,12 @@ dir_pump(struct ferry_conn *c, struct relay_dir *d, bool *again)
         }
         if (d->eof) {
             if (!d->shut) {
-                /* Half-close: pass the FIN on; the other direction keeps going. */
-                shutdown(*d->to, SHUT_WR);
+                /* Half-close: pass the FIN on; the other direction keeps going. When
+                 * the other direction is already done, close() sends the FIN. */
+                struct relay_dir *other = d == &c->up ? &c->down : &c->up;
+
+                if (!other->shut)
+                    shutdown(*d->to, SHUT_WR);
                 d->shut = true;
             }
             return 0;
