@@ -277,7 +277,9 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
         return;
     }
     s->own_fd = fd;
-    s->own_readable = s->own_writable = true;
+    /* The event was added while connecting: later bytes come as an edge. */
+    s->own_readable = false;
+    s->own_writable = true;
     event_remove_timer(&cs->ev);
     tstream_respond(s, 200, NULL);
     tstream_start(s, NULL, 0, NULL, 0);

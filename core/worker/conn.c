@@ -333,8 +333,11 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
      * trusted to have drained the socket (see relay.c). */
     event_assign(&c->cev, w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
                  on_client_event, c);
-    /* Unknown until the first EAGAIN: try. */
-    c->c_readable = c->c_writable = true;
+    /* Edge-triggered: adding the event reports bytes that are already there, so
+     * "not readable" until an event says otherwise costs nothing and saves a recv()
+     * that would only say EAGAIN. A new socket can take writes. */
+    c->c_readable = false;
+    c->c_writable = true;
     conn_arm_idle_first(c, l->lc->idle_timeout_ms);
     c->next = w->conns;
     if (w->conns != NULL)
@@ -515,7 +518,9 @@ conn_upstream_ready(struct ferry_conn *c, int fd)
 {
     c->ufd = fd;
     event_remove_timer(&c->uev);        /* the connect timeout is over */
-    c->u_readable = c->u_writable = true;
+    /* The event was added before the connect finished: any byte after it is an edge. */
+    c->u_readable = false;
+    c->u_writable = true;
     conn_deliver_open(c, FERRY_OK, "connected");
 }
 
@@ -848,8 +853,10 @@ ferry_conn_read_start(struct ferry_conn *c, size_t max_bytes, uint32_t timeout_m
         c->hs_deadline_set = true;
         evtimer_add(&c->timer, &tv);
     }
-    /* Bytes may already be there: the edge came before we listened. */
-    event_active(&c->cev, EV_READ, 1);
+    /* An edge seen before anyone read (EV_READ while no data_cb) left c_readable set:
+     * read then, from the loop, never inside this call. */
+    if (c->c_readable)
+        event_active(&c->cev, EV_READ, 1);
     return FERRY_OK;
 }
 
