@@ -81,6 +81,7 @@ static const struct conf_key log_keys[] = {
 struct system_in {
     char              *virtual_target, *internal_target, *protocol;
     const yaml_node_t *paths;
+    char              *tls_ca, *tls_verify, *tls_server_name;
 };
 
 #define S_OFF(f) offsetof(struct system_in, f)
@@ -89,6 +90,9 @@ static const struct conf_key system_keys[] = {
     { "internal", CONF_STR,  true,  S_OFF(internal_target), 0, 0 },
     { "protocol", CONF_STR,  true,  S_OFF(protocol),        0, 0 },
     { "paths",    CONF_NODE, false, S_OFF(paths),           0, 0 },
+    { "tls_ca",   CONF_PATH, false, S_OFF(tls_ca),          0, 0 },
+    { "tls_verify", CONF_STR, false, S_OFF(tls_verify),     0, 0 },
+    { "tls_server_name", CONF_STR, false, S_OFF(tls_server_name), 0, 0 },
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
@@ -484,6 +488,31 @@ load_system(const struct conf_ctx *c, const yaml_node_t *sn, size_t i,
     iok = load_target(c, sn, where, "internal", in.internal_target, sapgw_only_rfc, &it);
     if (in.paths != NULL && !conf_is_null(in.paths) && proto_ok)
         load_paths(c, in.paths, where, s);
+    /* TLS to the internal host: only for the protocols that mean it. */
+    s->tls = proto_ok && (s->protocol == FERRY_SYS_TCPS || s->protocol == FERRY_SYS_HTTPS ||
+                          s->protocol == FERRY_SYS_LDAPS || s->protocol == FERRY_SYS_RFCS);
+    s->tls_verify = true;
+    if ((in.tls_ca != NULL || in.tls_verify != NULL || in.tls_server_name != NULL) && proto_ok &&
+        !s->tls)
+        conf_error(c, conf_value(c, sn, in.tls_ca != NULL ? "tls_ca" : in.tls_verify != NULL ?
+                                 "tls_verify" : "tls_server_name"), where,
+                   "tls_* keys need a TLS protocol (TCPS, HTTPS, LDAPS, RFCS)");
+    if (in.tls_verify != NULL) {
+        if (strcmp(in.tls_verify, "true") == 0)
+            s->tls_verify = true;
+        else if (strcmp(in.tls_verify, "false") == 0)
+            s->tls_verify = false;
+        else
+            conf_error(c, conf_value(c, sn, "tls_verify"), where, "tls_verify: want true or "
+                       "false");
+        if (!s->tls_verify)
+            ferry_errlist_add(&conf->warnings, c->file, s->line, s->col, "%s: tls_verify: "
+                              "false: the internal host's certificate is not checked", where);
+    }
+    conf_must_read(c, sn, where, "tls_ca", in.tls_ca);
+    s->tls_ca = in.tls_ca;
+    s->tls_server_name = in.tls_server_name;
+    in.tls_ca = in.tls_server_name = NULL;
     if (!vok || !iok)
         goto out;
     host_key(vt.host, vt.host, sizeof(vt.host));
@@ -509,6 +538,9 @@ out:
     free(in.virtual_target);
     free(in.internal_target);
     free(in.protocol);
+    free(in.tls_ca);
+    free(in.tls_verify);
+    free(in.tls_server_name);
 }
 
 static void
@@ -721,6 +753,8 @@ ferry_connector_conf_free(struct ferry_connector_conf *c)
 
         free(s->virtual_host);
         free(s->internal_host);
+        free(s->tls_ca);
+        free(s->tls_server_name);
         for (size_t j = 0; j < s->npaths; j++)
             free(s->paths[j]);
         free(s->paths);

@@ -29,6 +29,10 @@ struct ferry_conf_system {
     uint16_t             internal_port;
     enum ferry_sys_proto protocol;
     char               **paths;          /* NULL = every path; else NULL-terminated prefixes */
+    bool                 tls;            /* TCPS/HTTPS/LDAPS/RFCS: TLS to the internal host */
+    bool                 tls_verify;     /* check its certificate (default true) */
+    char                *tls_ca;         /* PEM trust anchors; NULL: the system store */
+    char                *tls_server_name;/* SNI and the name checked; NULL: internal host */
     size_t               npaths;
     int                  line, col;      /* of the system's mapping */
 };

@@ -74,6 +74,7 @@ struct connector {
     atomic_uint                  slots[MAX_GATEWAYS];
     char                         id[33];
     char                        *systems_json;  /* virtual names only, for the hello */
+    SSL_CTX                    **sys_ctx;       /* per system: TLS to the internal host */
     struct stats_slot           *stats;
     atomic_bool                  draining;
     atomic_bool                  stopping;
@@ -105,6 +106,7 @@ struct cstream {
     struct dial                    *dial;
     struct event                    ev;
     bool                            ev_added;
+    SSL                            *ssl;        /* owns during the TLS handshake */
     struct timeval                  started;
     char                            vtarget[300];
 };
@@ -202,6 +204,8 @@ split_authority(const char *a, char *host, size_t size, uint16_t *port)
 static void
 cs_free(struct cstream *cs)
 {
+    if (cs->ssl != NULL)
+        SSL_free(cs->ssl);
     if (cs->dial != NULL)
         dial_abort(&cs->dial);
     if (cs->ev_added)
@@ -211,6 +215,8 @@ cs_free(struct cstream *cs)
     free(cs);
 }
 
+static void cs_tls_step(struct cstream *cs, short what);
+
 static void
 on_cs_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -219,6 +225,10 @@ on_cs_event(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     if (cs->dial != NULL) {
         dial_event(&cs->dial, what);
+        return;
+    }
+    if (cs->ssl != NULL) {
+        cs_tls_step(cs, what);
         return;
     }
     if (what & EV_READ)
@@ -252,6 +262,23 @@ cs_unwatch(void *owner)
     }
 }
 
+/* The internal side failed after the dial (TLS): audit, answer, forget the stream. */
+static void
+cs_fail(struct cstream *cs, int status, const char *error, const char *reason)
+{
+    struct connector *cn = cs->l->w->cn;
+    struct tstream   *s = cs->s;
+
+    audit(cn, cs->vtarget, cs->sys, strcmp(error, "upstream-timeout") == 0 ? "timeout" :
+          "tls-failed", reason, 0, 0, &cs->started, NULL);
+    stats_add(&cn->stats->cell[cs->l->w->id].conns_failed, 1);
+    ferry_log(NULL, FERRY_WARN, "internal host TLS failed", FLOG_STR("virtual", cs->vtarget),
+              FLOG_STR("error", reason));
+    s->owner = NULL;
+    cs_free(cs);
+    tstream_respond(s, status, error);
+}
+
 static void
 cs_dial_done(void *owner, int fd, int status, const char *reason)
 {
@@ -280,9 +307,62 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
     /* The event was added while connecting: later bytes come as an edge. */
     s->own_readable = false;
     s->own_writable = true;
+    if (cs->sys->tls) {
+        /* TCPS, HTTPS, LDAPS, RFCS: the connector speaks TLS to the internal host; the
+         * connect timeout keeps running until the handshake is done. */
+        const char *name = cs->sys->tls_server_name != NULL ? cs->sys->tls_server_name
+                                                            : cs->sys->internal_host;
+
+        cs->ssl = tls_client_ssl(cn->sys_ctx[cs->sys - cn->conf->systems], fd, name);
+        if (cs->ssl == NULL) {
+            cs_fail(cs, 502, "no-memory", "out of memory");
+            return;
+        }
+        if (!cs->sys->tls_verify)
+            SSL_set_verify(cs->ssl, SSL_VERIFY_NONE, NULL);
+        cs_tls_step(cs, 0);
+        return;
+    }
     event_remove_timer(&cs->ev);
     tstream_respond(s, 200, NULL);
     tstream_start(s, NULL, 0, NULL, 0);
+}
+
+static void
+cs_tls_step(struct cstream *cs, short what)
+{
+    struct tstream *s = cs->s;
+    char            msg[256];
+    int             r;
+    long            vr;
+
+    if (what & EV_TIMEOUT) {
+        cs_fail(cs, 504, "upstream-timeout", "TLS handshake with the internal host timed out");
+        return;
+    }
+    ERR_clear_error();
+    if ((r = SSL_connect(cs->ssl)) == 1) {
+        s->ssl = cs->ssl;               /* the stream owns it now */
+        cs->ssl = NULL;
+        event_remove_timer(&cs->ev);
+        tstream_respond(s, 200, NULL);
+        tstream_start(s, NULL, 0, NULL, 0);
+        return;
+    }
+    switch (SSL_get_error(cs->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return;                         /* the next edge brings us back */
+    default:
+        vr = SSL_get_verify_result(cs->ssl);
+        if (vr != X509_V_OK)
+            snprintf(msg, sizeof(msg), "internal host certificate not trusted: %s",
+                     X509_verify_cert_error_string(vr));
+        else
+            tls_error_text(msg, sizeof(msg));
+        cs_fail(cs, 502, "tls-failed", msg);
+        return;
+    }
 }
 
 static const struct dial_ops cs_dial_ops = {
@@ -973,6 +1053,15 @@ ferry_connector_main(const char *conf_path)
     for (int i = 0; i < 16; i++)
         snprintf(cn.id + 2 * i, 3, "%02x", rnd[i]);
     cn.systems_json = systems_json(cn.conf);
+    if ((cn.sys_ctx = calloc(cn.conf->nsystems + 1, sizeof(SSL_CTX *))) == NULL)
+        goto out;
+    for (size_t i = 0; i < cn.conf->nsystems; i++) {
+        if (cn.conf->systems[i].tls &&
+            tls_backend_ctx(cn.conf->systems[i].tls_ca, &cn.sys_ctx[i], &err) != FERRY_OK) {
+            fprintf(stderr, "%s: systems[%zu]: %s\n", conf_path, i, err.msg);
+            goto out;
+        }
+    }
     cn.stats = ferry_stats_tunnel_slot(cn.conf->tenant, cn.conf->location_id);
     for (size_t g = 0; g < cn.conf->ngateways && g < MAX_GATEWAYS; g++)
         atomic_store(&cn.slots[g], 1);      /* slot 0 first; it learns the rest */
@@ -1033,6 +1122,9 @@ out:
     if (cn.audit != NULL)
         ferry_audit_close(cn.audit);
     free(cn.systems_json);
+    for (size_t i = 0; cn.sys_ctx != NULL && i < cn.conf->nsystems; i++)
+        SSL_CTX_free(cn.sys_ctx[i]);
+    free(cn.sys_ctx);
     SSL_CTX_free(cn.ctx);
     ferry_stats_free_all();
     ferry_connector_conf_free(cn.conf);

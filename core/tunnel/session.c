@@ -77,6 +77,7 @@ struct tunnel {
 
 static void tunnel_io(struct tunnel *t);
 static void stream_pump(struct tstream *s);
+static void sock_shut_wr(struct tstream *s);
 
 /* ---- streams ------------------------------------------------------------------------ */
 
@@ -123,6 +124,8 @@ stream_free(struct tstream *s)
         evbuffer_free(s->in);
     if (s->out != NULL)
         evbuffer_free(s->out);
+    if (s->ssl != NULL)
+        SSL_free(s->ssl);
     if (s->own_fd >= 0)
         close(s->own_fd);
     free(s->hdrs);
@@ -157,10 +160,8 @@ stream_check_done(struct tstream *s)
         return;
     if (s->out != NULL && evbuffer_get_length(s->out) > 0)
         return;
-    if (s->h2_eof && !s->shut_wr && s->relaying) {
-        shutdown(*s->fd, SHUT_WR);
-        s->shut_wr = true;
-    }
+    if (s->h2_eof && !s->shut_wr && s->relaying)
+        sock_shut_wr(s);
     stream_end(s, TSTREAM_DONE);
 }
 
@@ -178,11 +179,60 @@ stream_consume(struct tstream *s, size_t n)
         s->t->ops->on_bytes(s, 0, n);
 }
 
+/* The socket end's write side is done: pass the FIN on (after close_notify on TLS). */
+static void
+sock_shut_wr(struct tstream *s)
+{
+    if (s->ssl != NULL) {
+        ERR_clear_error();
+        (void)SSL_shutdown(s->ssl);     /* best effort: the FIN follows either way */
+    }
+    shutdown(*s->fd, SHUT_WR);
+    s->shut_wr = true;
+}
+
+/* TLS socket end: write from `out`, 16 KiB at a time (one record). */
+static int
+stream_flush_out_tls(struct tstream *s)
+{
+    while (s->out != NULL && evbuffer_get_length(s->out) > 0 && *s->writable) {
+        size_t         len = evbuffer_get_length(s->out), w = 0;
+        unsigned char *p;
+        int            r;
+
+        if (len > 16384)
+            len = 16384;
+        if (len < s->tls_last)
+            len = s->tls_last;
+        p = evbuffer_pullup(s->out, (ssize_t)len);
+        ERR_clear_error();
+        if ((r = SSL_write_ex(s->ssl, p, len, &w)) == 1) {
+            s->tls_last = 0;
+            evbuffer_drain(s->out, w);
+            stream_consume(s, w);
+            continue;
+        }
+        switch (SSL_get_error(s->ssl, r)) {
+        case SSL_ERROR_WANT_WRITE:
+        case SSL_ERROR_WANT_READ:
+            *s->writable = false;
+            s->tls_last = len;
+            return 0;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Write `out` to the socket. 0 ok (maybe blocked), -1 socket error. */
 static int
 stream_flush_out(struct tstream *s)
 {
-    while (s->out != NULL && evbuffer_get_length(s->out) > 0 && *s->writable) {
+    if (s->ssl != NULL && stream_flush_out_tls(s) < 0)
+        return -1;
+    while (s->ssl == NULL && s->out != NULL && evbuffer_get_length(s->out) > 0 &&
+           *s->writable) {
         struct evbuffer_iovec v[16];
         struct iovec          iov[16];
         int                   n = evbuffer_peek(s->out, -1, NULL, v, 16);
@@ -208,10 +258,8 @@ stream_flush_out(struct tstream *s)
         evbuffer_free(s->out);          /* idle streams keep no buffer */
         s->out = NULL;
     }
-    if (s->out == NULL && s->h2_eof && !s->shut_wr) {
-        shutdown(*s->fd, SHUT_WR);      /* the peer's FIN, passed on */
-        s->shut_wr = true;
-    }
+    if (s->out == NULL && s->h2_eof && !s->shut_wr)
+        sock_shut_wr(s);                /* the peer's FIN, passed on */
     return 0;
 }
 
@@ -327,7 +375,29 @@ on_data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t
         }
         return (ssize_t)n;
     }
-    if (s->relaying && !s->sock_eof && *s->readable) {
+    if (s->relaying && !s->sock_eof && *s->readable && s->ssl != NULL) {
+        size_t got = 0;
+        int    rc;
+
+        ERR_clear_error();
+        if ((rc = SSL_read_ex(s->ssl, buf, len, &got)) == 1) {
+            s->bytes_in += got;
+            if (s->owner != NULL && s->t->ops->on_bytes != NULL)
+                s->t->ops->on_bytes(s, got, 0);
+            return (ssize_t)got;
+        }
+        switch (SSL_get_error(s->ssl, rc)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            *s->readable = false;
+            break;
+        case SSL_ERROR_ZERO_RETURN:
+            s->sock_eof = true;
+            break;
+        default:
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+    } else if (s->relaying && !s->sock_eof && *s->readable) {
         do {
             r = recv(*s->fd, buf, len, 0);
         } while (r < 0 && errno == EINTR);
@@ -418,7 +488,7 @@ on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *dat
         nghttp2_session_consume(h2, id, len);   /* nobody wants it: keep the window open */
         return 0;
     }
-    if (s->relaying && (s->out == NULL || evbuffer_get_length(s->out) == 0)) {
+    if (s->relaying && s->ssl == NULL && (s->out == NULL || evbuffer_get_length(s->out) == 0)) {
         /* Batched: data points into rbuf, valid until the batch is written. */
         if (t->npend == PEND_MAX)
             tunnel_flush_pend(t);
@@ -431,6 +501,8 @@ on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *dat
     if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     evbuffer_add(s->out, data, len);
+    if (s->ssl != NULL && s->relaying && stream_flush_out(s) < 0)
+        stream_end(s, TSTREAM_RESET);
     return 0;
 }
 

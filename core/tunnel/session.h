@@ -71,6 +71,9 @@ struct tstream {
     bool            *readable, *writable;
     int              own_fd;
     bool             own_readable, own_writable;
+    SSL             *ssl;           /* owns: TLS on the socket end (connector: TCPS, …), or
+                                       NULL; set before tstream_start */
+    size_t           tls_last;      /* OpenSSL: a retried write may not be shorter */
     struct hdrs     *hdrs;          /* owns: a header block being received */
     struct evbuffer *in;            /* owns: bytes for the peer queued before the relay */
     struct evbuffer *out;           /* owns: h2 -> socket, created on demand */

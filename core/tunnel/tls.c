@@ -113,6 +113,31 @@ bad:
     return FERRY_EINVAL;
 }
 
+int
+tls_backend_ctx(const char *ca, SSL_CTX **out, struct ferry_err *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char     msg[256];
+
+    if (ctx == NULL)
+        return ferry_err_set(err, FERRY_ENOMEM, "TLS context: %s", tls_error_text(msg, sizeof(msg)));
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                          SSL_MODE_RELEASE_BUFFERS);
+    /* A backend that closes without close_notify ends the stream, it does not fail it. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
+        (ca != NULL && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)) {
+        ferry_err_set(err, FERRY_EINVAL, "%s: not a PEM CA bundle: %s", ca != NULL ? ca : "system store",
+                      tls_error_text(msg, sizeof(msg)));
+        SSL_CTX_free(ctx);
+        return FERRY_EINVAL;
+    }
+    *out = ctx;
+    return FERRY_OK;
+}
+
 SSL *
 tls_client_ssl(SSL_CTX *ctx, int fd, const char *host)
 {

@@ -18,6 +18,9 @@ int tls_server_ctx(const char *cert, const char *key, const char *client_ca, SSL
 /* Connector: client context trusting only `ca`; cert/key optional (both or none). */
 int tls_client_ctx(const char *ca, const char *cert, const char *key, SSL_CTX **out,
                    struct ferry_err *err);
+/* Connector -> internal host (TCPS, HTTPS, LDAPS, RFCS): TLS 1.2+, the system trust
+ * store plus `ca` (may be NULL). */
+int tls_backend_ctx(const char *ca, SSL_CTX **out, struct ferry_err *err);
 /* A client SSL for fd that checks `host` (DNS name or IP literal) and sends SNI. */
 SSL *tls_client_ssl(SSL_CTX *ctx, int fd, const char *host);
 
