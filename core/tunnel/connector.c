@@ -30,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include <ferry/http.h>
 #include <ferry/log.h>
 
 #include "admin/admin.h"
@@ -99,7 +100,23 @@ struct link {
     bool             warned;      /* a refusal is logged once per outage, then debug */
 };
 
+/* HTTP systems with `paths`: the connector reads each request head the gateway sends
+ * and lets it through only if its path is allowed (SAP's "path and all sub-paths"). */
+#define HF_HEAD_MAX (16 * 1024)
+
+enum hf_state { HF_HEAD, HF_BODY_LENGTH, HF_BODY_CHUNKED, HF_PASS, HF_DENIED };
+
+struct http_filter {
+    enum hf_state             st;
+    char                     *head;       /* owns: HF_HEAD_MAX, the head being read */
+    size_t                    head_len;
+    uint64_t                  remaining;  /* HF_BODY_LENGTH */
+    struct ferry_http_chunked chunked;    /* HF_BODY_CHUNKED */
+    struct ferry_http_req     req;
+};
+
 struct cstream {
+    struct http_filter             *hf;        /* owns; NULL unless the system has paths */
     struct tstream                 *s;
     struct link                    *l;
     const struct ferry_conf_system *sys;
@@ -204,6 +221,12 @@ split_authority(const char *a, char *host, size_t size, uint16_t *port)
 static void
 cs_free(struct cstream *cs)
 {
+    if (cs->hf != NULL) {
+        free(cs->hf->head);
+        free(cs->hf);
+        if (cs->s != NULL)
+            cs->s->filter = NULL;
+    }
     if (cs->ssl != NULL)
         SSL_free(cs->ssl);
     if (cs->dial != NULL)
@@ -260,6 +283,177 @@ cs_unwatch(void *owner)
         event_del(&cs->ev);
         cs->ev_added = false;
     }
+}
+
+/* Refuse one request: an HTTP answer the client can act on, audited, then the end. */
+static int
+hf_refuse(struct cstream *cs, int status, const char *error, const char *why, const char *path)
+{
+    struct connector      *cn = cs->l->w->cn;
+    struct ferry_audit_rec r = { 0 };
+    char                   body[400], resp[700];
+    int                    n;
+
+    snprintf(body, sizeof(body), "%s to system %s\n",
+             status == 403 ? "Access denied" : "Bad request", cs->vtarget);
+    n = snprintf(resp, sizeof(resp), "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                 "ferry-error: %s\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                 status, status == 403 ? "Forbidden" : "Bad Request", error, strlen(body), body);
+    if (cn->audit != NULL) {
+        r.tenant = cn->conf->tenant;
+        r.location = cn->conf->location_id;
+        r.virtual_target = cs->vtarget;
+        r.protocol = ferry_sys_proto_name(cs->sys->protocol);
+        r.outcome = "denied";
+        r.reason = why;
+        r.path = path;
+        ferry_audit_write(cn->audit, &r);
+    }
+    stats_add(&cn->stats->cell[cs->l->w->id].conns_rejected, 1);
+    ferry_log(NULL, FERRY_WARN, "request denied", FLOG_STR("virtual", cs->vtarget),
+              FLOG_STR("reason", why));
+    cs->hf->st = HF_DENIED;
+    tstream_reply(cs->s, resp, (size_t)n);
+    return 0;
+}
+
+/* A complete head of `used` bytes is in hf->head: decide, forward, set the body state. */
+static int
+hf_head_done(struct cstream *cs, size_t used)
+{
+    struct http_filter *hf = cs->hf;
+    char                path[HF_HEAD_MAX + 1];
+
+    if (hf->req.form != FERRY_HTTP_FORM_ORIGIN && hf->req.form != FERRY_HTTP_FORM_ABSOLUTE)
+        return hf_refuse(cs, 403, "access-denied", "request-target form not allowed", NULL);
+    memcpy(path, hf->req.path.ptr, hf->req.path.len);
+    path[hf->req.path.len] = '\0';
+    if (path[0] == '\0') {
+        path[0] = '/';
+        path[1] = '\0';
+    }
+    if (!ferry_connector_path_allowed(cs->sys, path))
+        return hf_refuse(cs, 403, "access-denied", "path not allowed", path);
+    if (tstream_sock_write(cs->s, hf->head, used) < 0)
+        return -1;
+    switch (hf->req.body) {
+    case FERRY_HTTP_BODY_LENGTH:
+        hf->remaining = hf->req.content_length;
+        hf->st = hf->remaining > 0 ? HF_BODY_LENGTH : HF_HEAD;
+        break;
+    case FERRY_HTTP_BODY_CHUNKED:
+        ferry_http_chunked_init(&hf->chunked);
+        hf->st = HF_BODY_CHUNKED;
+        break;
+    default:
+        hf->st = HF_HEAD;
+        break;
+    }
+    /* After an Upgrade (WebSocket) the bytes are no longer HTTP requests. */
+    if (hf->req.upgrade)
+        hf->st = HF_PASS;
+    return 0;
+}
+
+static int
+hf_feed(struct tstream *s, const uint8_t *data, size_t len, void *arg)
+{
+    struct cstream     *cs = arg;
+    struct http_filter *hf = cs->hf;
+
+    (void)s;
+    while (len > 0) {
+        size_t      take, used;
+        const char *d;
+        size_t      dl;
+        int         rc;
+
+        switch (hf->st) {
+        case HF_DENIED:
+            tstream_drop(cs->s, len);
+            return 0;
+        case HF_PASS:
+            return tstream_sock_write(cs->s, data, len);
+        case HF_BODY_LENGTH:
+            take = len < hf->remaining ? len : (size_t)hf->remaining;
+            if (tstream_sock_write(cs->s, data, take) < 0)
+                return -1;
+            hf->remaining -= take;
+            if (hf->remaining == 0)
+                hf->st = HF_HEAD;
+            data += take;
+            len -= take;
+            break;
+        case HF_BODY_CHUNKED:
+            rc = ferry_http_chunked_feed(&hf->chunked, (const char *)data, len, &used, &d, &dl);
+            if (rc < 0)
+                return hf_refuse(cs, 400, "bad-request", "malformed chunked body", NULL);
+            if (tstream_sock_write(cs->s, data, used) < 0)
+                return -1;
+            if (rc == FERRY_HTTP_CHUNK_END)
+                hf->st = HF_HEAD;
+            data += used;
+            len -= used;
+            break;
+        case HF_HEAD:
+            take = HF_HEAD_MAX - hf->head_len;
+            if (take > len)
+                take = len;
+            memcpy(hf->head + hf->head_len, data, take);
+            hf->head_len += take;
+            data += take;
+            len -= take;
+            rc = ferry_http_parse_request(hf->head, hf->head_len, NULL, &hf->req);
+            if (rc == 0 && hf->head_len < HF_HEAD_MAX)
+                break;                  /* need more */
+            if (rc <= 0)
+                return hf_refuse(cs, 400, "bad-request", hf->req.reason != NULL ?
+                                 hf->req.reason : "request head too large", NULL);
+            used = (size_t)rc;
+            {
+                /* Bytes after the head belong to its body or the next request. */
+                size_t rest = hf->head_len - used;
+                char  *extra = rest > 0 ? malloc(rest) : NULL;
+
+                if (rest > 0 && extra == NULL)
+                    return -1;
+                if (rest > 0)
+                    memcpy(extra, hf->head + used, rest);
+                rc = hf_head_done(cs, used);
+                hf->head_len = 0;
+                ferry_http_req_init(&hf->req, NULL, 0);
+                if (rc == 0 && rest > 0 && hf->st != HF_DENIED)
+                    rc = hf_feed(s, (const uint8_t *)extra, rest, arg);
+                else if (rest > 0)
+                    tstream_drop(cs->s, rest);
+                free(extra);
+                if (rc < 0)
+                    return -1;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+/* HTTP/HTTPS systems with `paths` get the request filter; every other stream is a
+ * plain relay. Without memory for it the stream fails rather than go unchecked. */
+static bool
+cs_attach_filter(struct cstream *cs)
+{
+    if (cs->sys->paths == NULL ||
+        (cs->sys->protocol != FERRY_SYS_HTTP && cs->sys->protocol != FERRY_SYS_HTTPS))
+        return true;
+    if ((cs->hf = calloc(1, sizeof(*cs->hf))) == NULL ||
+        (cs->hf->head = malloc(HF_HEAD_MAX)) == NULL) {
+        free(cs->hf);
+        cs->hf = NULL;
+        return false;
+    }
+    ferry_http_req_init(&cs->hf->req, NULL, 0);
+    cs->s->filter = hf_feed;
+    cs->s->filter_arg = cs;
+    return true;
 }
 
 /* The internal side failed after the dial (TLS): audit, answer, forget the stream. */
@@ -324,6 +518,10 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
         return;
     }
     event_remove_timer(&cs->ev);
+    if (!cs_attach_filter(cs)) {
+        cs_fail(cs, 502, "no-memory", "out of memory for the HTTP path filter");
+        return;
+    }
     tstream_respond(s, 200, NULL);
     tstream_start(s, NULL, 0, NULL, 0);
 }
@@ -345,6 +543,10 @@ cs_tls_step(struct cstream *cs, short what)
         s->ssl = cs->ssl;               /* the stream owns it now */
         cs->ssl = NULL;
         event_remove_timer(&cs->ev);
+        if (!cs_attach_filter(cs)) {
+            cs_fail(cs, 502, "no-memory", "out of memory for the HTTP path filter");
+            return;
+        }
         tstream_respond(s, 200, NULL);
         tstream_start(s, NULL, 0, NULL, 0);
         return;

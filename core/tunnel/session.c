@@ -321,6 +321,48 @@ tstream_start(struct tstream *s, const void *to_sock, size_t to_sock_len, const 
     tstream_on_socket(s);
 }
 
+int
+tstream_sock_write(struct tstream *s, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
+        return -1;
+    if (evbuffer_add(s->out, data, len) != 0)
+        return -1;
+    return stream_flush_out(s);
+}
+
+void
+tstream_drop(struct tstream *s, size_t len)
+{
+    if (len > 0 && s->t != NULL && !s->h2_closed)
+        nghttp2_session_consume(s->t->h2, s->id, len);
+}
+
+void
+tstream_reply(struct tstream *s, const void *data, size_t len)
+{
+    /* Goes out through the data provider before END_STREAM; bytes still waiting for
+     * the socket are dropped, and the socket is neither read nor written again. */
+    if (s->in == NULL)
+        s->in = evbuffer_new();
+    if (s->in != NULL)
+        evbuffer_add(s->in, data, len);
+    if (s->out != NULL) {
+        size_t pending = evbuffer_get_length(s->out);
+
+        evbuffer_free(s->out);
+        s->out = NULL;
+        tstream_drop(s, pending > s->out_raw ? pending - s->out_raw : 0);
+        s->out_raw = 0;
+    }
+    s->sock_eof = true;
+    if (!s->shut_wr && *s->fd >= 0)
+        sock_shut_wr(s);
+    stream_resume(s);
+}
+
 void
 tstream_release(struct tstream *s)
 {
@@ -486,6 +528,11 @@ on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *dat
     (void)flags;
     if (s == NULL || s->ended) {
         nghttp2_session_consume(h2, id, len);   /* nobody wants it: keep the window open */
+        return 0;
+    }
+    if (s->filter != NULL && s->relaying) {
+        if (s->filter(s, data, len, s->filter_arg) < 0)
+            stream_end(s, TSTREAM_RESET);
         return 0;
     }
     if (s->relaying && s->ssl == NULL && (s->out == NULL || evbuffer_get_length(s->out) == 0)) {

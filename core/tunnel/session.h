@@ -74,6 +74,11 @@ struct tstream {
     SSL             *ssl;           /* owns: TLS on the socket end (connector: TCPS, …), or
                                        NULL; set before tstream_start */
     size_t           tls_last;      /* OpenSSL: a retried write may not be shorter */
+    /* Optional: sees every byte the peer sends before the socket does (the connector's
+     * HTTP path rules). It forwards with tstream_sock_write, drops with tstream_drop,
+     * answers with tstream_reply. Returns 0, or -1 to reset the stream. */
+    int            (*filter)(struct tstream *s, const uint8_t *data, size_t len, void *arg);
+    void            *filter_arg;
     struct hdrs     *hdrs;          /* owns: a header block being received */
     struct evbuffer *in;            /* owns: bytes for the peer queued before the relay */
     struct evbuffer *out;           /* owns: h2 -> socket, created on demand */
@@ -111,6 +116,12 @@ int  tstream_respond(struct tstream *s, int status, const char *error);
  * written to the socket first, unconsumed client bytes go to the peer first. */
 void tstream_start(struct tstream *s, const void *to_sock, size_t to_sock_len,
                    const void *to_peer, size_t to_peer_len);
+/* For filters: queue bytes for the socket (copied); count peer bytes as handled
+ * without writing them (the window reopens); answer the peer with `data` and end the
+ * stream (no more socket bytes are read or written). */
+int  tstream_sock_write(struct tstream *s, const void *data, size_t len);
+void tstream_drop(struct tstream *s, size_t len);
+void tstream_reply(struct tstream *s, const void *data, size_t len);
 /* The socket end became readable / writable (edge). */
 void tstream_on_socket(struct tstream *s);
 /* The owner is done (closing its socket): reset the h2 stream if still open. s is

@@ -312,7 +312,7 @@ stop_proc "$gwb_pid" "$gwb_log" gateway-b
 for f in "$gwa_log" "$dir/access-a.log" "$gwb_log" "$dir/access-b.log"; do
     [ -s "$f" ] || fail "gateway log $f is empty (nothing to check)"
     for p in "$op_main" "$op_berlin"; do
-        if grep -En ":$p([^0-9]|\$)" "$f" >&2; then
+        if grep -En "127[.]0[.]0[.]1:$p([^0-9]|\$)" "$f" >&2; then
             fail "gateway log $f shows the internal address 127.0.0.1:$p (lines above)"
         fi
     done

@@ -124,6 +124,6 @@ grep -q "badcn.yaml:6:.*tls_\* keys need a TLS protocol" <<<"$out" || fail "unex
 
 stop_proc "$cn_pid" "$cn_log" connector
 stop_proc "$gw_pid" "$gw_log" gateway
-grep -q ":$tls_port\b" "$gw_log" "$dir/access.log" && fail "the internal address appeared in a gateway log"
+grep -qE "127[.]0[.]0[.]1:$tls_port([^0-9]|$)" "$gw_log" "$dir/access.log" && fail "the internal address appeared in a gateway log"
 "$FERRY" connector --verify-audit "$dir/audit.jsonl" >/dev/null || fail "audit chain broken"
 echo "tunnel_tls_backend: ok"
