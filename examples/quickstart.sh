@@ -93,7 +93,7 @@ openssl verify -CAfile "$tls/ca.crt" "$tls/gateway.crt" "$tls/connector.crt" >/d
     || { echo "quickstart: $tls/ does not verify; remove it and run again" >&2; exit 1; }
 
 # --- 4. the demo origin -------------------------------------------------------------
-for port in "$origin_port" 3300 3301 8443 9901 9902; do
+for port in "$origin_port" 3300 3301 8443 9901 9902 20004; do
     if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
         echo "quickstart: 127.0.0.1:$port is already in use (another quickstart running?)." >&2
         echo "            ss -ltnp 'sport = :$port' shows who has it." >&2
@@ -149,6 +149,8 @@ cat <<TXT
                                                 #   and the connector (an on-premise system)
       curl -s http://127.0.0.1:9901/metrics     # gateway metrics (ferry_tunnel_* too)
       curl -s http://127.0.0.1:9902/readyz      # the connector: 200 while a tunnel is up
+      curl -s --socks5-hostname 127.0.0.1:20004 --proxy-user demo:demo-token-change-me \\
+           http://demo-origin.internal:8000/    # SOCKS5 to the on-premise system
       $ferry connector --verify-audit $run/audit.jsonl
       $ferry check -c $conf
     After editing $conf or conf/destinations/: kill -HUP <ferry pid> reloads it.
