@@ -1,0 +1,119 @@
+/*
+ * connector-int.h: the connector's runtime, shared by connector.c (process, workers,
+ * links to gateways) and cstream.c (streams to internal hosts: access control, TLS to
+ * the internal host, HTTP path rules, audit records).
+ */
+#ifndef FERRY_CONNECTOR_INT_H
+#define FERRY_CONNECTOR_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/ssl.h>
+
+#include <ferry/http.h>
+
+#include "admin/stats.h"
+#include "conf/connector-conf.h"
+#include "tunnel/audit.h"
+#include "tunnel/session.h"
+
+struct dial;
+
+#define MAX_CWORKERS       64
+#define MAX_GATEWAYS       16
+#define MAX_SLOTS          64
+#define BACKOFF_FIRST_MS   250
+#define REGISTER_TIMEOUT_MS 10000
+#define REPLY_MAX_BYTES    4096
+
+struct connector;
+
+struct cworker {
+    unsigned           id;
+    pthread_t          thread;
+    struct connector  *cn;
+    struct event_base *base;
+    struct evdns_base *dns;
+    int                cmd_fd;
+    struct event       cmd_ev;
+    struct link       *links;
+    unsigned           nstreams;
+    bool               draining;
+};
+
+struct connector {
+    struct ferry_connector_conf *conf;
+    SSL_CTX                     *ctx;
+    struct ferry_audit          *audit;      /* NULL: no audit_log */
+    struct cworker               ws[MAX_CWORKERS];
+    unsigned                     nworkers;
+    atomic_int                   live;       /* tunnels up, for /readyz */
+    atomic_uint                  slots[MAX_GATEWAYS];
+    char                         id[33];
+    char                        *systems_json;  /* virtual names only, for the hello */
+    SSL_CTX                    **sys_ctx;       /* per system: TLS to the internal host */
+    struct stats_slot           *stats;
+    atomic_bool                  draining;
+    atomic_bool                  stopping;
+};
+
+enum link_state { L_WAIT, L_DIAL, L_TLS, L_HELLO_OUT, L_HELLO_IN, L_UP, L_STOPPED };
+
+struct link {
+    struct link     *next;
+    struct cworker  *w;
+    unsigned         gw, slot;
+    enum link_state  st;
+    struct event     ev, timer;
+    bool             ev_added;
+    int              fd;
+    SSL             *ssl;
+    struct dial     *dial;
+    struct tunnel   *t;
+    uint32_t         backoff_ms;
+    uint8_t         *buf;
+    size_t           len, off;
+    bool             warned;      /* a refusal is logged once per outage, then debug */
+};
+
+/* HTTP systems with `paths`: the connector reads each request head the gateway sends
+ * and lets it through only if its path is allowed (SAP's "path and all sub-paths"). */
+#define HF_HEAD_MAX (16 * 1024)
+
+enum hf_state { HF_HEAD, HF_BODY_LENGTH, HF_BODY_CHUNKED, HF_PASS, HF_DENIED };
+
+struct http_filter {
+    enum hf_state             st;
+    char                     *head;       /* owns: HF_HEAD_MAX, the head being read */
+    size_t                    head_len;
+    uint64_t                  remaining;  /* HF_BODY_LENGTH */
+    struct ferry_http_chunked chunked;    /* HF_BODY_CHUNKED */
+    struct ferry_http_req     req;
+};
+
+struct cstream {
+    struct http_filter             *hf;        /* owns; NULL unless the system has paths */
+    struct tstream                 *s;
+    struct link                    *l;
+    const struct ferry_conf_system *sys;
+    struct dial                    *dial;
+    struct event                    ev;
+    bool                            ev_added;
+    SSL                            *ssl;        /* owns during the TLS handshake */
+    struct timeval                  started;
+    char                            vtarget[300];
+};
+
+/* cstream.c: the tunnel callbacks for streams. */
+void cn_on_request(struct tunnel *t, struct tstream *s, const char *authority,
+                   const char *protocol);
+void cn_on_stream_end(struct tstream *s, enum tstream_end why);
+void cn_on_bytes(struct tstream *s, uint64_t in, uint64_t out);
+
+#endif
