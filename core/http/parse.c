@@ -505,6 +505,15 @@ request_field(struct ferry_http_req *r, const struct ferry_http_header *h, int *
 }
 
 /* Framing and the checks that need every field (RFC 9112 section 6). */
+/* RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive". */
+static bool
+keep_alive_of(unsigned version_minor, unsigned connection)
+{
+    if (connection & FERRY_HTTP_CONN_CLOSE)
+        return false;
+    return version_minor == 1 || (connection & FERRY_HTTP_CONN_KEEP_ALIVE) != 0;
+}
+
 static const char *
 request_end(struct ferry_http_req *r, int *status)
 {
@@ -542,10 +551,7 @@ request_end(struct ferry_http_req *r, int *status)
         r->port = port;
         r->port_num = port_num;
     }
-    if (r->connection & FERRY_HTTP_CONN_CLOSE)
-        r->keep_alive = false;
-    else
-        r->keep_alive = r->version_minor == 1 || (r->connection & FERRY_HTTP_CONN_KEEP_ALIVE);
+    r->keep_alive = keep_alive_of(r->version_minor, r->connection);
     return NULL;
 }
 
@@ -729,10 +735,7 @@ response_end(struct ferry_http_resp *r, enum ferry_http_method req_method)
         r->body = FERRY_HTTP_BODY_LENGTH;
     else
         r->body = FERRY_HTTP_BODY_EOF;
-    if (r->connection & FERRY_HTTP_CONN_CLOSE)
-        r->keep_alive = false;
-    else
-        r->keep_alive = r->version_minor == 1 || (r->connection & FERRY_HTTP_CONN_KEEP_ALIVE);
+    r->keep_alive = keep_alive_of(r->version_minor, r->connection);
     if (r->body == FERRY_HTTP_BODY_EOF || r->body == FERRY_HTTP_BODY_TUNNEL)
         r->keep_alive = false;
     return NULL;

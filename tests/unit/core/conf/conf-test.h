@@ -47,6 +47,20 @@ errs_dump(const struct ferry_errlist *l)
         ferry_errlist_print(l, stderr, false);
 }
 
+/* Free *conf and load text as "t.yaml" into it, with errs cleared first. */
+static inline int
+conf_test_load(const char *text, struct ferry_conf **conf, struct ferry_errlist *errs)
+{
+    int rc;
+
+    memset(errs, 0, sizeof(*errs));
+    ferry_conf_free(*conf);
+    *conf = NULL;
+    rc = ferry_conf_load_string(text, "t.yaml", conf, errs);
+    errs_dump(errs);
+    return rc;
+}
+
 static inline char *
 tmpdir_new(void)
 {

@@ -17,13 +17,7 @@ static struct ferry_conf   *conf;
 static int
 load(const char *text)
 {
-    memset(&errs, 0, sizeof(errs));
-    ferry_conf_free(conf);
-    conf = NULL;
-    int rc = ferry_conf_load_string(text, "t.yaml", &conf, &errs);
-
-    errs_dump(&errs);
-    return rc;
+    return conf_test_load(text, &conf, &errs);
 }
 
 /* No error or warning message may contain the secret. */

@@ -19,13 +19,8 @@ opts_of(const char *extra)
 
     snprintf(text, sizeof(text), "listeners:\n  - name: socks\n    plugin: socks5\n"
              "    listen: '127.0.0.1:20004'\n%s", extra);
-    memset(&errs, 0, sizeof(errs));
-    ferry_conf_free(conf);
-    conf = NULL;
-    if (ferry_conf_load_string(text, "t.yaml", &conf, &errs) != FERRY_OK) {
-        errs_dump(&errs);
+    if (conf_test_load(text, &conf, &errs) != FERRY_OK)
         return NULL;
-    }
     return conf->listeners[0].opts;
 }
 
