@@ -66,6 +66,101 @@ ferry_stats_free_all(void)
     }
 }
 
+static void add_escaped(struct evbuffer *out, const char *v);
+
+const uint64_t stats_bucket_us[STATS_BUCKETS] = {
+    500, 1000, 2500, 5000, 10000, 25000, 100000, 500000, 2500000, 10000000,
+};
+
+void
+stats_request(struct stats_slot *s, unsigned w, int status, uint64_t us, bool with_latency)
+{
+    struct stats_cell *cell;
+    unsigned           b = 0;
+
+    if (s == NULL || w >= FERRY_MAX_WORKERS)
+        return;
+    cell = &s->cell[w];
+    if (status >= 100 && status <= 599)
+        stats_add(&cell->req_class[status / 100 - 1], 1);
+    if (!with_latency)
+        return;
+    while (b < STATS_BUCKETS && us > stats_bucket_us[b])
+        b++;
+    stats_add(&cell->req_hist[b], 1);
+    stats_add(&cell->req_us_sum, us);
+}
+
+/* Requests by status class (listeners, destinations) and the listeners' histogram;
+ * only slots that saw a request are shown. */
+static void
+render_requests(struct evbuffer *out, unsigned nworkers)
+{
+    bool head = false;
+
+    for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
+        uint64_t cls[5] = { 0 }, any = 0;
+
+        if (s->kind == STATS_TUNNEL)
+            continue;
+        for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++)
+            for (int k = 0; k < 5; k++)
+                cls[k] += atomic_load_explicit(&s->cell[w].req_class[k], memory_order_relaxed);
+        for (int k = 0; k < 5; k++)
+            any += cls[k];
+        if (any == 0)
+            continue;
+        if (!head) {
+            evbuffer_add_printf(out, "# HELP ferry_http_requests_total Requests answered, by "
+                                "status class\n# TYPE ferry_http_requests_total counter\n");
+            head = true;
+        }
+        for (int k = 0; k < 5; k++) {
+            evbuffer_add_printf(out, "ferry_http_requests_total{%s=\"",
+                                s->kind == STATS_LISTENER ? "listener" : "destination");
+            add_escaped(out, s->name);
+            evbuffer_add_printf(out, "\",class=\"%dxx\"} %llu\n", k + 1,
+                                (unsigned long long)cls[k]);
+        }
+    }
+    if (!head)
+        return;
+    evbuffer_add_printf(out, "# HELP ferry_http_request_duration_seconds Request head read to "
+                        "response done\n# TYPE ferry_http_request_duration_seconds histogram\n");
+    for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
+        uint64_t h[STATS_BUCKETS + 1] = { 0 }, sum = 0, cum = 0;
+
+        if (s->kind != STATS_LISTENER)
+            continue;
+        for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++) {
+            for (int b = 0; b <= STATS_BUCKETS; b++)
+                h[b] += atomic_load_explicit(&s->cell[w].req_hist[b], memory_order_relaxed);
+            sum += atomic_load_explicit(&s->cell[w].req_us_sum, memory_order_relaxed);
+        }
+        for (int b = 0; b <= STATS_BUCKETS; b++)
+            cum += h[b];
+        if (cum == 0)
+            continue;
+        cum = 0;
+        for (int b = 0; b <= STATS_BUCKETS; b++) {
+            cum += h[b];
+            evbuffer_add_printf(out, "ferry_http_request_duration_seconds_bucket{listener=\"");
+            add_escaped(out, s->name);
+            if (b < STATS_BUCKETS)
+                evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n", (double)stats_bucket_us[b] / 1e6,
+                                    (unsigned long long)cum);
+            else
+                evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        evbuffer_add_printf(out, "ferry_http_request_duration_seconds_sum{listener=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\"} %.6f\n", (double)sum / 1e6);
+        evbuffer_add_printf(out, "ferry_http_request_duration_seconds_count{listener=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)cum);
+    }
+}
+
 struct sum {
     uint64_t total, rejected, failed, in, out;
 };
@@ -172,6 +267,7 @@ ferry_stats_render(struct evbuffer *out, unsigned nworkers)
 
     render_kind(out, STATS_LISTENER, nworkers);
     render_kind(out, STATS_DEST, nworkers);
+    render_requests(out, nworkers);
     for (const struct stats_slot *s = slots; s != NULL; s = s->next)
         any |= s->kind == STATS_TUNNEL;
     if (!any)

@@ -11,9 +11,14 @@
 #define FERRY_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define FERRY_MAX_WORKERS 64
+
+/* Request latency histogram bounds, microseconds (Prometheus `le`, in seconds). */
+#define STATS_BUCKETS 10
+extern const uint64_t stats_bucket_us[STATS_BUCKETS];
 
 enum stats_kind { STATS_LISTENER, STATS_DEST, STATS_TUNNEL };
 
@@ -23,6 +28,10 @@ struct stats_cell {
     _Atomic uint64_t conns_failed;     /* upstream could not be opened */
     _Atomic uint64_t bytes_in;         /* client -> upstream */
     _Atomic uint64_t bytes_out;        /* upstream -> client */
+    /* Requests of message-level plugins (ferry_conn_request_done). */
+    _Atomic uint64_t req_class[5];     /* by status class 1xx..5xx */
+    _Atomic uint64_t req_hist[STATS_BUCKETS + 1];   /* listeners: latency; last = +Inf */
+    _Atomic uint64_t req_us_sum;       /* listeners: total latency, microseconds */
 } __attribute__((aligned(64)));
 
 struct stats_slot {
@@ -49,6 +58,10 @@ stats_add(_Atomic uint64_t *ctr, uint64_t n)
     atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
+
+/* One finished request: its status class on s (may be NULL), its latency too when
+ * with_latency (listeners). Worker w only. */
+void stats_request(struct stats_slot *s, unsigned w, int status, uint64_t us, bool with_latency);
 
 struct evbuffer;
 /* Append the Prometheus text of every slot. */

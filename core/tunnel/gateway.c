@@ -510,14 +510,17 @@ gw_listener_stop(struct gw_listener *g)
 static void
 gw_on_response(struct tstream *s, int status, const char *error)
 {
-    conn_stream_response(s->owner, status, error);
+    struct gw_owner *o = s->owner;
+
+    o->ops->response(o, status, error);
 }
 
 static void
 gw_on_stream_end(struct tstream *s, enum tstream_end why)
 {
-    conn_stream_ended(s->owner, why == TSTREAM_DONE ? "ok" :
-                                why == TSTREAM_RESET ? "reset" : "tunnel-lost");
+    struct gw_owner *o = s->owner;
+
+    o->ops->ended(o, why == TSTREAM_DONE ? "ok" : why == TSTREAM_RESET ? "reset" : "tunnel-lost");
 }
 
 static void
@@ -549,7 +552,10 @@ gw_on_tunnel_close(struct tunnel *t, const char *reason)
 static void
 gw_on_bytes(struct tstream *s, uint64_t in, uint64_t out)
 {
-    conn_stream_bytes(s->owner, in, out);
+    struct gw_owner *o = s->owner;
+
+    if (o->ops->bytes != NULL)
+        o->ops->bytes(o, in, out);
 }
 
 static const struct tunnel_ops gw_ops = {
@@ -618,20 +624,20 @@ tunnel_has_system(const struct gw_handoff *h, const char *authority)
 }
 
 int
-gw_open_stream(struct ferry_conn *c, const char *tenant, const char *location,
-               const char *authority, const char *protocol, bool must_expose)
+gw_open_stream(struct worker *w, struct gw_owner *o, const struct gw_stream_req *r,
+               struct tstream **ts, struct stats_slot **tstats)
 {
     struct gw_tunnel *best = NULL;
     bool              best_has = false;
 
     /* Only this tenant's tunnels are ever candidates: isolation is the lookup key. */
-    for (struct gw_tunnel *gt = c->w->gw_tunnels; gt != NULL; gt = gt->next) {
+    for (struct gw_tunnel *gt = w->gw_tunnels; gt != NULL; gt = gt->next) {
         bool has;
 
-        if (!tunnel_is_usable(gt->t) || strcmp(gt->info->tenant, tenant) != 0 ||
-            strcmp(gt->info->location, location) != 0)
+        if (!tunnel_is_usable(gt->t) || strcmp(gt->info->tenant, r->tenant) != 0 ||
+            strcmp(gt->info->location, r->location) != 0)
             continue;
-        has = tunnel_has_system(gt->info, authority);
+        has = tunnel_has_system(gt->info, r->authority);
         /* Prefer a connector that exposes the name; among those, the least busy. */
         if (best == NULL || (has && !best_has) ||
             (has == best_has && tunnel_streams(gt->t) < tunnel_streams(best->t))) {
@@ -641,18 +647,15 @@ gw_open_stream(struct ferry_conn *c, const char *tenant, const char *location,
     }
     if (best == NULL)
         return FERRY_ENOTUNNEL;
-    if (must_expose && !best_has)
+    if (r->must_expose && !best_has)
         return FERRY_ENOTFOUND;
-    c->tstats = best->info->stats;
-    c->ts = tstream_open(best->t, authority, protocol, c, &c->cfd, &c->c_readable,
-                         &c->c_writable);
-    if (c->ts == NULL) {
-        c->tstats = NULL;
+    *ts = tstream_open(best->t, r->authority, r->protocol, o, r->fd, r->readable, r->writable);
+    if (*ts == NULL)
         return FERRY_ENOTUNNEL;
-    }
-    if (c->tstats != NULL) {
-        atomic_fetch_add(&c->tstats->active, 1);
-        stats_add(&c->tstats->cell[c->w->id].conns_total, 1);
+    *tstats = best->info->stats;
+    if (*tstats != NULL) {
+        atomic_fetch_add(&(*tstats)->active, 1);
+        stats_add(&(*tstats)->cell[w->id].conns_total, 1);
     }
     return FERRY_OK;
 }

@@ -26,6 +26,9 @@ struct worker;
 struct gw_listener;
 struct gw_handoff;
 struct gw_tunnel;
+struct gw_owner;
+struct stats_slot;
+struct tstream;
 
 /* Main thread. */
 int  gw_listener_start(struct event_base *base, const struct ferry_conf *conf,
@@ -44,11 +47,31 @@ void gw_worker_shutdown(struct worker *w);                     /* GOAWAY every t
 void gw_worker_close_all(struct worker *w);
 unsigned gw_worker_streams(struct worker *w);
 
-/* Open a stream for c to authority ("host:port") through a tunnel of (tenant,
- * location). FERRY_OK (the result arrives through conn_stream_*); FERRY_ENOTUNNEL
- * when no live tunnel serves (tenant, location); with must_expose, FERRY_ENOTFOUND
- * when tunnels exist but no connector announced that virtual host. */
-int  gw_open_stream(struct ferry_conn *c, const char *tenant, const char *location,
-                    const char *authority, const char *protocol, bool must_expose);
+/* Who waits for a gateway stream (a connection, an upstream stream of the io layer):
+ * embed it and recover the container in the callbacks. */
+struct gw_owner_ops {
+    void (*response)(struct gw_owner *o, int status, const char *error);  /* 200 = open */
+    void (*ended)(struct gw_owner *o, const char *outcome);   /* the stream is gone */
+    void (*bytes)(struct gw_owner *o, uint64_t in, uint64_t out);          /* optional */
+};
+struct gw_owner {
+    const struct gw_owner_ops *ops;
+};
+
+struct gw_stream_req {
+    const char *tenant, *location;
+    const char *authority;          /* "host:port" */
+    const char *protocol;           /* what the connector checks: "http", "tcp", ... */
+    bool        must_expose;        /* FERRY_ENOTFOUND unless a connector announced it */
+    int        *fd;                 /* the socket end, as tstream_open() */
+    bool       *readable, *writable;
+};
+
+/* Open a stream through a tunnel of (tenant, location) on worker w. FERRY_OK (the
+ * result arrives through o->ops; *ts and *tstats are set, tstats->active counted);
+ * FERRY_ENOTUNNEL when no live tunnel serves (tenant, location); with must_expose,
+ * FERRY_ENOTFOUND when tunnels exist but no connector announced that virtual host. */
+int  gw_open_stream(struct worker *w, struct gw_owner *o, const struct gw_stream_req *r,
+                    struct tstream **ts, struct stats_slot **tstats);
 
 #endif

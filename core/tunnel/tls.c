@@ -138,6 +138,40 @@ tls_backend_ctx(const char *ca, SSL_CTX **out, struct ferry_err *err)
     return FERRY_OK;
 }
 
+int
+tls_upstream_ctx(const char *ca, const char *cert, const char *key, bool insecure,
+                 bool no_system_store, SSL_CTX **out, struct ferry_err *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char     msg[256];
+
+    if (ctx == NULL)
+        return ferry_err_set(err, FERRY_ENOMEM, "TLS context: %s", tls_error_text(msg, sizeof(msg)));
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(ctx, insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    if ((!no_system_store && SSL_CTX_set_default_verify_paths(ctx) != 1) ||
+        (ca != NULL && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)) {
+        ferry_err_set(err, FERRY_EINVAL, "%s: not a PEM CA bundle: %s",
+                      ca != NULL ? ca : "system store", tls_error_text(msg, sizeof(msg)));
+        goto bad;
+    }
+    if (cert != NULL &&
+        (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_check_private_key(ctx) != 1)) {
+        ferry_err_set(err, FERRY_EINVAL, "%s: not a matching PEM certificate and key: %s", cert,
+                      tls_error_text(msg, sizeof(msg)));
+        goto bad;
+    }
+    *out = ctx;
+    return FERRY_OK;
+bad:
+    SSL_CTX_free(ctx);
+    return FERRY_EINVAL;
+}
+
 SSL *
 tls_client_ssl(SSL_CTX *ctx, int fd, const char *host)
 {

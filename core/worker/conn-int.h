@@ -10,6 +10,7 @@
 #define FERRY_CONN_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -18,6 +19,7 @@
 #include <ferry/conn.h>
 
 #include "log/log.h"
+#include "tunnel/gateway.h"
 #include "worker/worker.h"
 
 struct dial;
@@ -50,6 +52,7 @@ enum conn_state {
     CONN_PLUGIN,                  /* the plugin drives it (handshake, open) */
     CONN_RELAY,                   /* relaying */
     CONN_CLOSING,                 /* flushing a reply before close */
+    CONN_IO,                      /* stream mode: the plugin drives ferry_io streams */
 };
 
 struct ferry_conn {
@@ -82,6 +85,9 @@ struct ferry_conn {
     struct relay_dir        up, down;       /* client->upstream, upstream->client */
     struct dial            *dial;           /* owns while an upstream open is in flight */
     struct tstream         *ts;             /* the tunnel stream, when upstream is one */
+    struct gw_owner         gwo;            /* how the tunnel reaches back to c */
+    struct ferry_io        *cio;            /* stream mode (ferry/io.h): the client's end */
+    struct ferry_io        *ios;            /* stream mode: upstream streams of c */
     struct stats_slot      *tstats;         /* its tunnel's (tenant, location) stats */
     const char             *tenant;         /* authenticated tenant id (borrowed: conf) */
     ferry_open_cb           open_cb;
@@ -97,14 +103,35 @@ struct ferry_conn {
 };
 
 /* conn.c */
+#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* Where a ferry_target goes (DESIGN.md's routing order). */
+enum {
+    CONN_ROUTE_DIRECT = 1,          /* dial host:port */
+    CONN_ROUTE_TUNNEL,              /* gw_open_stream(req); its refusal is final */
+    CONN_ROUTE_TUNNEL_OR_DIRECT,    /* try the tunnel, dial directly if it refuses */
+};
+struct conn_route {
+    const char          *host;
+    uint16_t             port;
+    uint32_t             timeout_ms;
+    char                 authority[300];    /* "host:port" / "[v6]:port" */
+    struct gw_stream_req req;               /* for the tunnel kinds (fd fields unset) */
+    const char          *reason;            /* after a negative return */
+};
+/* Decide (and account the destination to c). A CONN_ROUTE_* or a negative FERRY_E*. */
+int  conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route *r);
+/* The final error for a tunnel refusal rc of gw_open_stream (logs it; sets r->reason). */
+int  conn_route_refused(struct ferry_conn *c, struct conn_route *r, int rc);
+struct stats_slot *conn_dest_stats(const struct ferry_conn *c, const struct ferry_dest *d);
+/* A plugin callback is about to run / has returned: c is not freed in between. */
+void conn_enter(struct ferry_conn *c, bool *outer);
+void conn_leave(struct ferry_conn *c, bool outer);
+
 void conn_finish(struct ferry_conn *c, const char *outcome);   /* close both ends now */
 void conn_touch(struct ferry_conn *c);
 void conn_upstream_ready(struct ferry_conn *c, int fd);         /* dial succeeded */
 void conn_upstream_failed(struct ferry_conn *c, int status, const char *reason);
-/* tunnel/gateway.c: the connector answered the CONNECT / the stream is over. */
-void conn_stream_response(struct ferry_conn *c, int status, const char *error);
-void conn_stream_ended(struct ferry_conn *c, const char *outcome);
-void conn_stream_bytes(struct ferry_conn *c, uint64_t in, uint64_t out);
 /* "1.2.3.4:5" / "[::1]:5" */
 void conn_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include <ferry/conn.h>
+#include <ferry/io.h>
 #include <ferry/route.h>
 
 #include "dest/dest-int.h"
@@ -27,6 +28,7 @@
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
 #include "worker/conn-int.h"
+#include "worker/io-int.h"
 
 #define HANDSHAKE_WRITE_MAX   (64 * 1024)   /* replies a plugin may queue before relay */
 #define CLOSE_FLUSH_MS        5000          /* time to deliver a final error reply */
@@ -236,6 +238,18 @@ on_client_event(evutil_socket_t fd, short what, void *arg)
         c->c_writable = true;
     if (what & EV_CLOSED)
         c->c_hup = c->c_readable = true;
+    if (c->cio != NULL) {
+        if (c->state != CONN_CLOSING) {
+            io_client_event(c->cio, what);
+        } else if (io_client_flush(c)) {
+            c->in_callback = true;
+            conn_finish(c, c->outcome);
+            c->in_callback = false;
+            if (c->close_pending)
+                conn_free(c);
+        }
+        return;
+    }
     if (c->state == CONN_RELAY && c->ts != NULL)
         tstream_on_socket(c->ts);
     else if (c->state == CONN_RELAY)
@@ -380,6 +394,39 @@ conn_write_access(struct ferry_conn *c)
     ferry_log_access_end(&b);
 }
 
+FERRY_API void
+ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record *r)
+{
+    struct logbuf b;
+
+    stats_request(c->l->stats, c->w->id, r->status, r->total_us, true);
+    if (r->dest != NULL)
+        stats_request(conn_dest_stats(c, r->dest), c->w->id, r->status, r->total_us, false);
+    if (!ferry_log_access_enabled())
+        return;
+    ferry_log_access_begin(&b);
+    logbuf_str(&b, "msg", "request");
+    logbuf_str(&b, "listener", c->l->lc->name);
+    logbuf_str(&b, "client", ferry_conn_peer(c));
+    if (ferry_conn_tenant(c) != NULL)
+        logbuf_str(&b, "tenant", ferry_conn_tenant(c));
+    logbuf_str(&b, "method", r->method);
+    logbuf_str(&b, "path", r->path);
+    logbuf_str(&b, "destination", r->dest != NULL ? ferry_dest_name(r->dest) : NULL);
+    logbuf_str(&b, "target", r->target);
+    logbuf_int(&b, "status", r->status);
+    logbuf_int(&b, "bytes_in", (long long)r->bytes_in);
+    logbuf_int(&b, "bytes_out", (long long)r->bytes_out);
+    logbuf_int(&b, "upstream_ms", (long long)(r->upstream_us / 1000));
+    logbuf_int(&b, "total_ms", (long long)(r->total_us / 1000));
+    if (r->request_id != NULL)
+        logbuf_str(&b, "request_id", r->request_id);
+    logbuf_str(&b, "outcome", r->outcome != NULL ? r->outcome : "ok");
+    logbuf_int(&b, "worker", c->w->id);
+    logbuf_int(&b, "conn", (long long)c->id);
+    ferry_log_access_end(&b);
+}
+
 static void
 conn_free(struct ferry_conn *c)
 {
@@ -402,6 +449,7 @@ conn_free(struct ferry_conn *c)
         free(c->chunks);
         c->chunks = next;
     }
+    io_conn_free(c);
     wgen_unref(c->wg);
     free(c);
     if (w->draining && w->nconns == 0)
@@ -419,9 +467,11 @@ conn_stream_account(struct ferry_conn *c, const struct tstream *ts)
 }
 
 /* Live byte counters for a tunnel stream: listener, destination and tunnel. */
-void
-conn_stream_bytes(struct ferry_conn *c, uint64_t in, uint64_t out)
+static void
+conn_stream_bytes(struct gw_owner *o, uint64_t in, uint64_t out)
 {
+    struct ferry_conn *c = container_of(o, struct ferry_conn, gwo);
+
     struct stats_cell *cells[3] = {
         &c->l->stats->cell[c->w->id],
         c->dstats != NULL ? &c->dstats->cell[c->w->id] : NULL,
@@ -459,6 +509,7 @@ conn_finish(struct ferry_conn *c, const char *outcome)
         atomic_fetch_sub(&c->tstats->active, 1);
         c->tstats = NULL;
     }
+    io_conn_finish(c);
     if (c->cev_added)
         event_del(&c->cev);
     conn_unwatch_upstream(c);
@@ -568,9 +619,11 @@ dest_protocol(const struct ferry_dest *d)
     }
 }
 
-void
-conn_stream_response(struct ferry_conn *c, int status, const char *error)
+static void
+conn_stream_response(struct gw_owner *o, int status, const char *error)
 {
+    struct ferry_conn *c = o != NULL ? container_of(o, struct ferry_conn, gwo) : NULL;
+
     if (c == NULL || c->open_cb == NULL)
         return;
     if (status == 200) {
@@ -588,10 +641,11 @@ conn_stream_response(struct ferry_conn *c, int status, const char *error)
                       error != NULL ? error : "refused by the connector");
 }
 
-void
-conn_stream_ended(struct ferry_conn *c, const char *outcome)
+static void
+conn_stream_ended(struct gw_owner *o, const char *outcome)
 {
-    struct tstream *ts = c->ts;
+    struct ferry_conn *c = container_of(o, struct ferry_conn, gwo);
+    struct tstream    *ts = c->ts;
 
     /* The stream is gone: forget it first, never release it. */
     c->ts = NULL;
@@ -605,6 +659,10 @@ conn_stream_ended(struct ferry_conn *c, const char *outcome)
     }
     conn_finish(c, outcome);
 }
+
+static const struct gw_owner_ops conn_gw_ops = {
+    .response = conn_stream_response, .ended = conn_stream_ended, .bytes = conn_stream_bytes,
+};
 
 /* Report a failure found before anything asynchronous started: through the loop, so
  * the plugin's callback never runs inside ferry_conn_open(). */
@@ -620,13 +678,122 @@ conn_fail_later(struct ferry_conn *c, int status, const char *reason)
     return FERRY_OK;
 }
 
-FERRY_API int
-ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_cb cb, void *arg)
+void
+conn_enter(struct ferry_conn *c, bool *outer)
+{
+    *outer = c->in_callback;
+    c->in_callback = true;
+}
+
+void
+conn_leave(struct ferry_conn *c, bool outer)
+{
+    if (outer)
+        return;
+    c->in_callback = false;
+    if (c->close_pending)
+        conn_free(c);
+}
+
+/* Account c to destination d (its /metrics slot) once. */
+static void
+conn_set_dest(struct ferry_conn *c, const struct ferry_dest *d)
+{
+    const struct ferry_registry *reg = c->wg->g->conf->registry;
+    size_t                       i = (size_t)(d - reg->dests);
+
+    c->dest = d;
+    if (c->dstats != NULL)
+        return;
+    /* A destination from this generation's snapshot has a slot (gen.c). */
+    if (i < reg->n && c->wg->g->dest_stats != NULL &&
+        (c->dstats = c->wg->g->dest_stats[i]) != NULL) {
+        atomic_fetch_add(&c->dstats->active, 1);
+        stats_add(&c->dstats->cell[c->w->id].conns_total, 1);
+    }
+}
+
+struct stats_slot *
+conn_dest_stats(const struct ferry_conn *c, const struct ferry_dest *d)
+{
+    const struct ferry_registry *reg = c->wg->g->conf->registry;
+    size_t                       i = (size_t)(d - reg->dests);
+
+    return d != NULL && i < reg->n && c->wg->g->dest_stats != NULL ? c->wg->g->dest_stats[i]
+                                                                   : NULL;
+}
+
+int
+conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route *r)
 {
     const char *host;
     uint16_t    port;
-    uint32_t    timeout_ms = c->l->lc->connect_timeout_ms;
-    char        buf[300];
+
+    r->timeout_ms = c->l->lc->connect_timeout_ms;
+    r->reason = NULL;
+    if (t->dest != NULL) {
+        conn_set_dest(c, t->dest);
+        host = ferry_dest_host(t->dest);
+        port = ferry_dest_port(t->dest);
+        if (t->dest->connect_timeout_ms != 0)
+            r->timeout_ms = t->dest->connect_timeout_ms;
+    } else {
+        host = t->host;
+        port = t->port;
+    }
+    if (host == NULL || port == 0) {
+        r->reason = "no target host/port";
+        return FERRY_EINVAL;
+    }
+    r->host = host;
+    r->port = port;
+    snprintf(r->authority, sizeof(r->authority), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+             host, port);
+    r->req.authority = r->authority;
+    if (t->dest != NULL && ferry_dest_proxy_type(t->dest) == FERRY_PROXY_ONPREMISE) {
+        r->req.tenant = t->tenant != NULL ? t->tenant : ferry_dest_tenant(t->dest);
+        r->req.location = t->location != NULL ? t->location : ferry_dest_location(t->dest);
+        r->req.protocol = dest_protocol(t->dest);
+        r->req.must_expose = false;
+        return CONN_ROUTE_TUNNEL;
+    }
+    if (t->dest == NULL) {
+        r->req.tenant = t->tenant != NULL ? t->tenant : ferry_conn_tenant(c);
+        r->req.location = t->location != NULL ? t->location : "";
+        r->req.protocol = "tcp";
+        r->req.must_expose = true;
+        /* DESIGN.md's order: the tenant's virtual host, then egress, then why not. */
+        if (r->req.tenant != NULL)
+            return t->direct_ok ? CONN_ROUTE_TUNNEL_OR_DIRECT : CONN_ROUTE_TUNNEL;
+        if (!t->direct_ok) {
+            r->reason = "target not allowed";
+            return FERRY_EDENIED;
+        }
+    }
+    return CONN_ROUTE_DIRECT;
+}
+
+/* Why gw_open_stream() said no, for a route that has no direct fallback. */
+int
+conn_route_refused(struct ferry_conn *c, struct conn_route *r, int rc)
+{
+    if (rc == FERRY_ENOTUNNEL) {
+        ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
+                  FLOG_STR("target", r->authority), FLOG_STR("tenant", r->req.tenant),
+                  FLOG_STR("location", r->req.location));
+        r->reason = r->req.must_expose ? "no connector for tenant/location"
+                                       : "no tunnel for tenant/location";
+        return FERRY_ENOTUNNEL;
+    }
+    r->reason = "target not allowed";
+    return FERRY_EDENIED;
+}
+
+FERRY_API int
+ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_cb cb, void *arg)
+{
+    struct conn_route r;
+    int               kind;
 
     if (c->state != CONN_PLUGIN || c->open_cb != NULL || c->ufd >= 0 || cb == NULL)
         return FERRY_EINVAL;
@@ -639,69 +806,27 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
         conn_touch(c);
         conn_arm_idle(c, c->l->lc->idle_timeout_ms);
     }
-    if (t->dest != NULL) {
-        c->dest = t->dest;
-        host = ferry_dest_host(t->dest);
-        port = ferry_dest_port(t->dest);
-        if (t->dest->connect_timeout_ms != 0)
-            timeout_ms = t->dest->connect_timeout_ms;
-        if (c->dstats == NULL) {
-            const struct ferry_registry *reg = c->wg->g->conf->registry;
-            size_t                       i = (size_t)(t->dest - reg->dests);
+    kind = conn_route(c, t, &r);
+    if (kind < 0)
+        return conn_fail_later(c, kind, r.reason);
+    if (ferry_log_enabled(FERRY_DEBUG) || ferry_log_access_enabled())
+        c->target = conn_strdup(c, r.authority);
+    if (kind == CONN_ROUTE_TUNNEL || kind == CONN_ROUTE_TUNNEL_OR_DIRECT) {
+        int rc;
 
-            /* A destination from this generation's snapshot has a slot (gen.c). */
-            if (i < reg->n && c->wg->g->dest_stats != NULL &&
-                (c->dstats = c->wg->g->dest_stats[i]) != NULL) {
-                atomic_fetch_add(&c->dstats->active, 1);
-                stats_add(&c->dstats->cell[c->w->id].conns_total, 1);
-            }
-        }
-    } else {
-        host = t->host;
-        port = t->port;
-    }
-    if (host == NULL || port == 0)
-        return conn_fail_later(c, FERRY_EINVAL, "no target host/port");
-    if (ferry_log_enabled(FERRY_DEBUG) || ferry_log_access_enabled()) {
-        snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
-        c->target = conn_strdup(c, buf);
-    }
-    if (t->dest != NULL && ferry_dest_proxy_type(t->dest) == FERRY_PROXY_ONPREMISE) {
-        const char *tenant = t->tenant != NULL ? t->tenant : ferry_dest_tenant(t->dest);
-        const char *location = t->location != NULL ? t->location : ferry_dest_location(t->dest);
-
-        snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
-        if (gw_open_stream(c, tenant, location, buf, dest_protocol(t->dest), false) != FERRY_OK) {
-            ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
-                      FLOG_STR("destination", ferry_dest_name(t->dest)),
-                      FLOG_STR("tenant", tenant), FLOG_STR("location", location));
-            return conn_fail_later(c, FERRY_ENOTUNNEL, "no tunnel for tenant/location");
-        }
-        return FERRY_OK;
-    }
-    if (t->dest == NULL) {
-        const char *tenant = t->tenant != NULL ? t->tenant : ferry_conn_tenant(c);
-        const char *location = t->location != NULL ? t->location : "";
-        int         rc = FERRY_ENOTUNNEL;
-
-        /* DESIGN.md's order: the tenant's virtual host, then egress, then why not. */
-        snprintf(buf, sizeof(buf), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
-        if (tenant != NULL && (rc = gw_open_stream(c, tenant, location, buf, "tcp", true)) ==
-            FERRY_OK)
+        r.req.fd = &c->cfd;
+        r.req.readable = &c->c_readable;
+        r.req.writable = &c->c_writable;
+        c->gwo.ops = &conn_gw_ops;
+        rc = gw_open_stream(c->w, &c->gwo, &r.req, &c->ts, &c->tstats);
+        if (rc == FERRY_OK)
             return FERRY_OK;
-        if (!t->direct_ok) {
-            if (rc == FERRY_ENOTUNNEL) {
-                ferry_log(&c->logctx, FERRY_WARN, "no tunnel for tenant/location",
-                          FLOG_STR("target", buf), FLOG_STR("tenant", tenant),
-                          FLOG_STR("location", location));
-                return conn_fail_later(c, FERRY_ENOTUNNEL, "no connector for tenant/location");
-            }
-            return conn_fail_later(c, FERRY_EDENIED, "target not allowed");
-        }
+        if (kind == CONN_ROUTE_TUNNEL)
+            return conn_fail_later(c, conn_route_refused(c, &r, rc), r.reason);
     }
     c->in_callback = true;          /* a synchronous dial failure must not free c here */
-    if (dial_begin(&c->dial, c->w->base, c->w->dns, &conn_dial_ops, c, host, port,
-                   timeout_ms) != FERRY_OK) {
+    if (dial_begin(&c->dial, c->w->base, c->w->dns, &conn_dial_ops, c, r.host, r.port,
+                   r.timeout_ms) != FERRY_OK) {
         c->in_callback = false;
         c->open_cb = NULL;
         return FERRY_ENOMEM;
@@ -917,6 +1042,17 @@ ferry_conn_close(struct ferry_conn *c, const char *outcome)
     if (c->close_pending || c->state == CONN_CLOSING)
         return;
     c->outcome = outcome != NULL ? outcome : "closed";
+    if (c->cio != NULL) {
+        while (c->ios != NULL)
+            ferry_io_close(c->ios);
+        if (io_client_flush(c)) {
+            conn_finish(c, c->outcome);
+            return;
+        }
+        c->state = CONN_CLOSING;
+        evtimer_add(&c->timer, &tv);
+        return;
+    }
     if (c->down.buf_len == c->down.buf_off) {
         conn_finish(c, c->outcome);
         return;

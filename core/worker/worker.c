@@ -21,6 +21,7 @@
 #include "tunnel/gateway.h"
 #include "worker/conn-int.h"
 #include "worker/worker.h"
+#include "worker/io-int.h"
 
 #define PIPE_BYTES     (1024 * 1024)   /* throughput per splice scales with this */
 #define ACCEPT_BATCH   64              /* accepts per wake-up, then let others run */
@@ -194,6 +195,7 @@ on_command(evutil_socket_t fd, short what, void *arg)
     }
     if (drain && !w->draining) {
         w->draining = true;
+        io_pool_close_all(w);       /* pooled tunnel streams would hold the tunnels */
         gw_worker_shutdown(w);
         wgen_close_sockets(w->cur);
         if (w->nconns == 0)
@@ -212,6 +214,7 @@ worker_main(void *arg)
 
     event_base_dispatch(w->base);
     ferry_conn_close_all(w);
+    io_worker_free(w);
     gw_worker_close_all(w);
     return NULL;
 }

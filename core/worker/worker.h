@@ -30,6 +30,7 @@
 
 struct evdns_base;
 struct ferry_conn;
+struct ferry_io;
 struct loaded_plugin;
 struct gw_tunnel;
 struct gw_handoff;
@@ -95,6 +96,10 @@ struct worker {
     size_t             pipe_size;          /* bytes asked with F_SETPIPE_SZ */
     struct event_base *main_base;          /* borrowed: to post frees to the main thread */
     int                cmd_fd;             /* eventfd: the base runs without locks */
+    struct ferry_io   *io_pool;            /* idle upstream streams (io.c) */
+    unsigned           io_npool;
+    uint8_t           *iobufs[32];         /* spare stream input buffers (io.c) */
+    unsigned           niobufs;
     unsigned           ncommon;            /* common-timeout durations in use */
     uint32_t           common_ms[8];
     const struct timeval *common_tv[8];

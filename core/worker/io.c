@@ -1,0 +1,1323 @@
+/*
+ * io.c: byte streams for message-level plugins (ferry/io.h).
+ *
+ * A stream is a socket plus an input buffer and an output queue. Three kinds share
+ * the code: the client's end (the connection's socket and event, conn.c keeps
+ * owning them), a direct upstream (a dialed TCP socket, optionally TLS), and a tunnel
+ * upstream. A tunnel stream (session.c) joins an HTTP/2 stream to a socket, so the
+ * tunnel kind is one end of a socketpair whose other end is that socket: one code
+ * path for every kind, at the price of one extra kernel copy on tunnel traffic.
+ *
+ * Events are edge-triggered, as everywhere in core: readiness lives in the
+ * readable/writable flags (set by an event, cleared by EAGAIN). The input buffer is
+ * bounded (FERRY_IO_INBUF); a full buffer simply stops reading, and readiness is kept
+ * so reading resumes as soon as the plugin consumes. Input buffers come from a small
+ * per-worker cache and go back whenever they are empty, so an idle keep-alive
+ * connection holds none.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <ferry/io.h>
+
+#include "admin/stats.h"
+#include "route/dial.h"
+#include "tunnel/gateway.h"
+#include "tunnel/session.h"
+#include "tunnel/tls.h"
+#include "worker/conn-int.h"
+#include "worker/io-int.h"
+
+#define IO_OUT_MAX      (8u * 1024 * 1024)  /* queued output past this is a plugin bug */
+#define IO_POOL_MAX     512                 /* idle upstream streams per worker */
+#define IO_BUF_CACHE    32                  /* spare input buffers per worker */
+
+struct ferry_io {
+    struct ferry_conn  *c;              /* owner; NULL while pooled */
+    struct worker      *w;
+    struct ferry_io    *prev, *next;    /* c->ios, or the worker's pool */
+    bool                client;         /* c's own socket: fd, event, flags are c's */
+    int                *fd;
+    bool               *readable, *writable, *hup;
+    int                 own_fd;
+    bool                own_readable, own_writable, own_hup;
+    struct event        ev;             /* upstream kinds: the socket's event */
+    bool                ev_added;
+    struct event        timer;          /* read timeout; pool idle; TLS handshake */
+    struct event        notify;         /* deferred callbacks */
+    uint32_t            timeout_ms;
+    struct timeval      last_read;
+    SSL                *ssl;
+    size_t              tls_last;       /* a retried SSL_write may not be shorter */
+    bool                handshaking;
+    uint8_t            *in;
+    size_t              in_off, in_len;
+    uint8_t            *out;
+    size_t              out_off, out_len, out_cap;
+    bool                eof, paused, shut_want, shut_done, closed, in_cb, queued;
+    int                 err;
+    const char         *reason;
+    char                reason_buf[200];
+    ferry_io_cb         cb;
+    void               *cb_arg;
+    unsigned            later;          /* events for the notify callback */
+    /* Opening. */
+    struct dial        *dial;
+    ferry_io_open_cb    open_cb;
+    void               *open_arg;
+    int                 open_status;
+    const struct ferry_io_tls *tls_want; /* only during ferry_io_open */
+    SSL_CTX            *tls_ctx;        /* borrowed from the cache */
+    char               *sni;            /* owns */
+    /* Tunnel kind. */
+    struct gw_owner     gwo;
+    struct tstream     *ts;
+    struct stats_slot  *tstats;
+    int                 ts_fd;
+    bool                ts_readable, ts_writable;
+    struct event        ts_ev;
+    bool                ts_ev_added;
+    /* Pool. */
+    char               *pool_key;       /* owns */
+    char                target[300];
+};
+
+/* ---- input buffers ----------------------------------------------------------------- */
+
+static uint8_t *
+buf_get(struct worker *w)
+{
+    if (w->niobufs > 0)
+        return w->iobufs[--w->niobufs];
+    return malloc(FERRY_IO_INBUF);
+}
+
+static void
+buf_put(struct worker *w, uint8_t *b)
+{
+    if (b == NULL)
+        return;
+    if (w->niobufs < IO_BUF_CACHE)
+        w->iobufs[w->niobufs++] = b;
+    else
+        free(b);
+}
+
+void
+io_worker_free(struct worker *w)
+{
+    io_pool_close_all(w);
+    while (w->niobufs > 0)
+        free(w->iobufs[--w->niobufs]);
+}
+
+/* ---- TLS contexts: one per distinct setting, for the life of the process ----------- */
+
+struct tls_entry {
+    struct tls_entry *next;
+    char             *key;
+    SSL_CTX          *ctx;
+};
+static pthread_mutex_t   tls_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_entry *tls_cache;
+
+static SSL_CTX *
+tls_ctx_for(const struct ferry_io_tls *t, char *why, size_t why_size)
+{
+    char              key[1024];
+    struct tls_entry *e;
+    struct ferry_err  err = { 0 };
+    SSL_CTX          *ctx = NULL;
+
+    snprintf(key, sizeof(key), "%s\n%s\n%s\n%d%d", t->ca_file != NULL ? t->ca_file : "",
+             t->cert_file != NULL ? t->cert_file : "", t->key_file != NULL ? t->key_file : "",
+             t->insecure, t->no_system_store);
+    pthread_mutex_lock(&tls_mu);
+    for (e = tls_cache; e != NULL; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            break;
+    if (e == NULL) {
+        /* First use of this setting: loading the files once, on the worker, is a short
+         * local read; every later connection reuses the context. */
+        if (tls_upstream_ctx(t->ca_file, t->cert_file, t->key_file, t->insecure,
+                             t->no_system_store, &ctx, &err) != FERRY_OK) {
+            pthread_mutex_unlock(&tls_mu);
+            snprintf(why, why_size, "%.150s", err.msg);
+            return NULL;
+        }
+        if ((e = calloc(1, sizeof(*e))) == NULL || (e->key = strdup(key)) == NULL) {
+            free(e);
+            SSL_CTX_free(ctx);
+            pthread_mutex_unlock(&tls_mu);
+            snprintf(why, why_size, "out of memory");
+            return NULL;
+        }
+        e->ctx = ctx;
+        e->next = tls_cache;
+        tls_cache = e;
+    }
+    pthread_mutex_unlock(&tls_mu);
+    return e->ctx;
+}
+
+void
+io_tls_cache_free(void)
+{
+    while (tls_cache != NULL) {
+        struct tls_entry *e = tls_cache;
+
+        tls_cache = e->next;
+        SSL_CTX_free(e->ctx);
+        free(e->key);
+        free(e);
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+static void io_on_sock(evutil_socket_t fd, short what, void *arg);
+static void io_on_timer(evutil_socket_t fd, short what, void *arg);
+static void io_on_notify(evutil_socket_t fd, short what, void *arg);
+static void io_process(struct ferry_io *io, unsigned ev);
+
+static void
+io_link(struct ferry_io **head, struct ferry_io *io)
+{
+    io->prev = NULL;
+    io->next = *head;
+    if (*head != NULL)
+        (*head)->prev = io;
+    *head = io;
+}
+
+static void
+io_unlink(struct ferry_io **head, struct ferry_io *io)
+{
+    if (io->prev != NULL)
+        io->prev->next = io->next;
+    else if (*head == io)
+        *head = io->next;
+    if (io->next != NULL)
+        io->next->prev = io->prev;
+    io->prev = io->next = NULL;
+}
+
+static struct ferry_io *
+io_alloc(struct worker *w)
+{
+    struct ferry_io *io = calloc(1, sizeof(*io));
+
+    if (io == NULL)
+        return NULL;
+    io->w = w;
+    io->own_fd = -1;
+    io->ts_fd = -1;
+    io->fd = &io->own_fd;
+    io->readable = &io->own_readable;
+    io->writable = &io->own_writable;
+    io->hup = &io->own_hup;
+    evtimer_assign(&io->timer, w->base, io_on_timer, io);
+    event_assign(&io->notify, w->base, -1, 0, io_on_notify, io);
+    return io;
+}
+
+/* Give back everything but the struct: sockets, TLS, tunnel stream, buffers. */
+static void
+io_release(struct ferry_io *io)
+{
+    dial_abort(&io->dial);
+    if (io->ts != NULL) {
+        tstream_release(io->ts);        /* no on_stream_end follows */
+        io->ts = NULL;
+    }
+    if (io->tstats != NULL) {
+        atomic_fetch_sub(&io->tstats->active, 1);
+        io->tstats = NULL;
+    }
+    if (io->ts_ev_added) {
+        event_del(&io->ts_ev);
+        io->ts_ev_added = false;
+    }
+    if (io->ts_fd >= 0) {
+        close(io->ts_fd);
+        io->ts_fd = -1;
+    }
+    if (io->ev_added) {
+        event_del(&io->ev);
+        io->ev_added = false;
+    }
+    event_del(&io->timer);
+    event_del(&io->notify);
+    if (io->ssl != NULL) {
+        SSL_free(io->ssl);
+        io->ssl = NULL;
+    }
+    if (!io->client && io->own_fd >= 0) {
+        close(io->own_fd);
+        io->own_fd = -1;
+    }
+    buf_put(io->w, io->in);
+    io->in = NULL;
+    io->in_off = io->in_len = 0;
+    free(io->out);
+    io->out = NULL;
+    io->out_off = io->out_len = io->out_cap = 0;
+    free(io->sni);
+    io->sni = NULL;
+    free(io->pool_key);
+    io->pool_key = NULL;
+}
+
+static void
+io_destroy(struct ferry_io *io)
+{
+    io_release(io);
+    if (io->in_cb)
+        io->closed = true;      /* freed when its callback returns */
+    else
+        free(io);
+}
+
+FERRY_API void
+ferry_io_close(struct ferry_io *io)
+{
+    if (io == NULL || io->client || io->closed)
+        return;
+    if (io->c != NULL)
+        io_unlink(&io->c->ios, io);
+    io->c = NULL;
+    io->cb = NULL;
+    io->open_cb = NULL;
+    io_destroy(io);
+}
+
+void
+io_conn_finish(struct ferry_conn *c)
+{
+    while (c->ios != NULL)
+        ferry_io_close(c->ios);
+    if (c->cio != NULL) {
+        c->cio->cb = NULL;
+        io_release(c->cio);
+    }
+}
+
+void
+io_conn_free(struct ferry_conn *c)
+{
+    free(c->cio);
+    c->cio = NULL;
+}
+
+/* ---- callbacks --------------------------------------------------------------------- */
+
+static void
+io_fail(struct ferry_io *io, int code, const char *reason)
+{
+    if (io->err == 0) {
+        io->err = code;
+        snprintf(io->reason_buf, sizeof(io->reason_buf), "%s", reason);
+        io->reason = io->reason_buf;
+    }
+}
+
+/* Run the plugin's callback with c pinned. Returns false when io is gone. */
+static bool
+io_dispatch(struct ferry_io *io, unsigned ev)
+{
+    struct ferry_conn *c = io->c;
+    bool               outer, alive;
+
+    if (io->cb == NULL || c == NULL || ev == 0)
+        return true;
+    conn_enter(c, &outer);
+    io->in_cb = true;
+    io->cb(io, ev, io->cb_arg);
+    io->in_cb = false;
+    alive = !io->closed;
+    if (!alive)
+        free(io);
+    else if (io->client && c->close_pending)
+        alive = false;
+    conn_leave(c, outer);
+    return alive;
+}
+
+/* Deliver from the loop, never from inside a ferry_io_* call of the plugin. */
+static void
+io_later(struct ferry_io *io, unsigned ev)
+{
+    io->later |= ev;
+    event_active(&io->notify, 0, 1);
+}
+
+static void
+io_on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_io *io = arg;
+    unsigned         ev = io->later;
+
+    (void)fd;
+    (void)what;
+    io->later = 0;
+    if (io->open_cb != NULL && io->dial == NULL && io->ts == NULL && !io->handshaking) {
+        /* A failure found before anything asynchronous started. */
+        struct ferry_conn *c = io->c;
+        ferry_io_open_cb   cb = io->open_cb;
+        void              *arg2 = io->open_arg;
+        int                status = io->open_status;
+        char               why[200];
+        bool               outer;
+
+        snprintf(why, sizeof(why), "%s", io->reason != NULL ? io->reason : "failed");
+        ferry_io_close(io);
+        conn_enter(c, &outer);
+        cb(c, NULL, status, why, arg2);
+        conn_leave(c, outer);
+        return;
+    }
+    io_process(io, ev);
+}
+
+/* ---- reading and writing ----------------------------------------------------------- */
+
+/* Fill the input buffer until EAGAIN, EOF, or full. Returns the READ event bit when
+ * there is something new for the plugin. */
+static unsigned
+io_fill(struct ferry_io *io)
+{
+    unsigned ev = 0;
+
+    while (!io->paused && *io->readable && !io->eof && io->err == 0 && !io->handshaking) {
+        size_t  room;
+        ssize_t n;
+
+        if (io->in == NULL) {
+            if ((io->in = buf_get(io->w)) == NULL) {
+                io_fail(io, FERRY_ENOMEM, "out of memory");
+                return FERRY_IO_ERROR;
+            }
+            io->in_off = io->in_len = 0;
+        }
+        if (io->in_off + io->in_len == FERRY_IO_INBUF) {
+            if (io->in_off == 0)
+                break;                              /* full: backpressure */
+            memmove(io->in, io->in + io->in_off, io->in_len);
+            io->in_off = 0;
+        }
+        room = FERRY_IO_INBUF - io->in_off - io->in_len;
+        if (io->ssl != NULL) {
+            size_t got = 0;
+            int    rc = SSL_read_ex(io->ssl, io->in + io->in_off + io->in_len, room, &got);
+
+            if (rc == 1) {
+                n = (ssize_t)got;
+            } else {
+                switch (SSL_get_error(io->ssl, rc)) {
+                case SSL_ERROR_WANT_READ:
+                    *io->readable = false;
+                    return ev;
+                case SSL_ERROR_WANT_WRITE:
+                    return ev;          /* the write side will bring us back */
+                case SSL_ERROR_ZERO_RETURN:
+                    n = 0;
+                    break;
+                default: {
+                    char msg[160];
+
+                    io_fail(io, FERRY_EPROTO, tls_error_text(msg, sizeof(msg)));
+                    return ev | FERRY_IO_ERROR;
+                }
+                }
+            }
+        } else {
+            n = recv(*io->fd, io->in + io->in_off + io->in_len, room, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                *io->readable = false;
+                return ev;
+            }
+            if (n < 0) {
+                io_fail(io, FERRY_EIO, errno == ECONNRESET ? "connection reset" : strerror(errno));
+                return ev | FERRY_IO_ERROR;
+            }
+            /* Edge-triggered: a short read drained the socket (unless a FIN waits). */
+            if (n > 0 && (size_t)n < room && !*io->hup)
+                *io->readable = false;
+        }
+        if (n == 0) {
+            io->eof = true;
+            return ev | FERRY_IO_READ;
+        }
+        io->in_len += (size_t)n;
+        ev |= FERRY_IO_READ;
+        event_base_gettimeofday_cached(io->w->base, &io->last_read);
+        if (io->c != NULL && io->client)
+            conn_touch(io->c);
+    }
+    return ev;
+}
+
+/* Write from a buffer; returns bytes taken (0 when the socket is full), -1 on error. */
+static ssize_t
+io_send(struct ferry_io *io, const void *p, size_t len)
+{
+    if (io->ssl != NULL) {
+        size_t done = 0;
+        int    rc;
+
+        if (len < io->tls_last)
+            len = io->tls_last;     /* never happens: the queue only grows at its end */
+        if ((rc = SSL_write_ex(io->ssl, p, len, &done)) == 1) {
+            io->tls_last = 0;
+            return (ssize_t)done;
+        }
+        switch (SSL_get_error(io->ssl, rc)) {
+        case SSL_ERROR_WANT_WRITE:
+        case SSL_ERROR_WANT_READ:
+            io->tls_last = len;
+            *io->writable = false;
+            return 0;
+        default: {
+            char msg[160];
+
+            io_fail(io, FERRY_EPROTO, tls_error_text(msg, sizeof(msg)));
+            return -1;
+        }
+        }
+    }
+    for (;;) {
+        ssize_t n = send(*io->fd, p, len, MSG_NOSIGNAL);
+
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            *io->writable = false;
+            return 0;
+        }
+        io_fail(io, FERRY_EIO, errno == EPIPE || errno == ECONNRESET ? "connection reset"
+                                                                      : strerror(errno));
+        return -1;
+    }
+}
+
+static void
+io_do_shutdown(struct ferry_io *io)
+{
+    if (io->shut_done || *io->fd < 0)
+        return;
+    io->shut_done = true;
+    if (io->ssl != NULL)
+        (void)SSL_shutdown(io->ssl);    /* close_notify; the peer's is not awaited */
+    shutdown(*io->fd, SHUT_WR);
+}
+
+/* Flush the queue. Returns DRAINED when it emptied, ERROR when the socket died. */
+static unsigned
+io_flush(struct ferry_io *io)
+{
+    bool had = io->out_len > io->out_off;
+
+    while (io->out_len > io->out_off && *io->writable && io->err == 0 && !io->handshaking) {
+        ssize_t n = io_send(io, io->out + io->out_off, io->out_len - io->out_off);
+
+        if (n < 0)
+            return FERRY_IO_ERROR;
+        if (n == 0)
+            break;
+        io->out_off += (size_t)n;
+    }
+    if (io->out_off < io->out_len)
+        return 0;
+    io->out_off = io->out_len = 0;
+    if (io->out_cap > 64 * 1024) {      /* a burst is over: do not keep its memory */
+        free(io->out);
+        io->out = NULL;
+        io->out_cap = 0;
+    }
+    if (io->shut_want)
+        io_do_shutdown(io);
+    return had ? FERRY_IO_DRAINED : 0;
+}
+
+static int
+io_queue(struct ferry_io *io, const void *p, size_t len)
+{
+    if (len == 0)
+        return FERRY_OK;
+    if (io->out_off > 0 && io->out_off == io->out_len)
+        io->out_off = io->out_len = 0;
+    if (io->out_len + len > io->out_cap) {
+        size_t   cap = io->out_cap == 0 ? 4096 : io->out_cap;
+        uint8_t *nb;
+
+        if (io->out_len - io->out_off + len > IO_OUT_MAX) {
+            io_fail(io, FERRY_ELIMIT, "output queue over its bound");
+            return FERRY_ELIMIT;
+        }
+        if (io->out_off > 0) {          /* slide the unsent part to the front first */
+            memmove(io->out, io->out + io->out_off, io->out_len - io->out_off);
+            io->out_len -= io->out_off;
+            io->out_off = 0;
+        }
+        while (cap < io->out_len + len)
+            cap *= 2;
+        if (cap != io->out_cap) {
+            if ((nb = realloc(io->out, cap)) == NULL) {
+                io_fail(io, FERRY_ENOMEM, "out of memory");
+                return FERRY_ENOMEM;
+            }
+            io->out = nb;
+            io->out_cap = cap;
+        }
+    }
+    memcpy(io->out + io->out_len, p, len);
+    io->out_len += len;
+    return FERRY_OK;
+}
+
+FERRY_API int
+ferry_io_writev(struct ferry_io *io, const struct ferry_iov *iov, int n)
+{
+    int i = 0;
+    size_t skip = 0;        /* bytes of iov[i] already sent */
+
+    if (io == NULL || io->closed)
+        return FERRY_EINVAL;
+    if (io->err != 0)
+        return io->err;
+    if (io->shut_want)
+        return FERRY_EINVAL;
+    if (io->out_len == io->out_off && *io->writable && !io->handshaking && io->open_cb == NULL &&
+        *io->fd >= 0) {
+        /* Nothing queued: straight to the socket, copy only what it refuses. */
+        if (io->ssl == NULL) {
+            struct iovec v[16];
+            int          k = 0;
+            size_t       total = 0;
+            ssize_t      w;
+
+            for (; k < n && k < 16; k++) {
+                v[k].iov_base = (void *)iov[k].base;
+                v[k].iov_len = iov[k].len;
+                total += iov[k].len;
+            }
+            if (total == 0)
+                return FERRY_OK;
+            for (;;) {
+                struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)k };
+
+                w = sendmsg(*io->fd, &mh, MSG_NOSIGNAL);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                break;
+            }
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                io_fail(io, FERRY_EIO, errno == EPIPE || errno == ECONNRESET ? "connection reset"
+                                                                              : strerror(errno));
+                io_later(io, FERRY_IO_ERROR);
+                return io->err;
+            }
+            if (w < 0) {
+                *io->writable = false;
+                w = 0;
+            } else if ((size_t)w < total) {
+                *io->writable = false;
+            }
+            for (size_t left = (size_t)w; i < n && left > 0;) {
+                if (left >= iov[i].len) {
+                    left -= iov[i].len;
+                    i++;
+                } else {
+                    skip = left;
+                    left = 0;
+                }
+            }
+        } else {
+            for (; i < n; i++) {
+                ssize_t w = iov[i].len == 0 ? 0 : io_send(io, iov[i].base, iov[i].len);
+
+                if (w < 0) {
+                    io_later(io, FERRY_IO_ERROR);
+                    return io->err;
+                }
+                if ((size_t)w < iov[i].len) {
+                    skip = (size_t)w;
+                    break;
+                }
+            }
+        }
+    }
+    for (; i < n; i++, skip = 0) {
+        int rc = io_queue(io, (const uint8_t *)iov[i].base + skip, iov[i].len - skip);
+
+        if (rc != FERRY_OK) {
+            io_later(io, FERRY_IO_ERROR);
+            return rc;
+        }
+    }
+    if (io->client && io->c != NULL)
+        conn_touch(io->c);
+    return FERRY_OK;
+}
+
+FERRY_API int
+ferry_io_write(struct ferry_io *io, const void *data, size_t len)
+{
+    struct ferry_iov v = { data, len };
+
+    return ferry_io_writev(io, &v, 1);
+}
+
+FERRY_API size_t
+ferry_io_pending(const struct ferry_io *io)
+{
+    return io->out_len - io->out_off;
+}
+
+FERRY_API void
+ferry_io_shutdown(struct ferry_io *io)
+{
+    io->shut_want = true;
+    if (io->out_len == io->out_off && !io->handshaking && io->open_cb == NULL)
+        io_do_shutdown(io);
+}
+
+FERRY_API size_t
+ferry_io_peek(struct ferry_io *io, const uint8_t **data)
+{
+    *data = io->in != NULL ? io->in + io->in_off : NULL;
+    return io->in_len;
+}
+
+FERRY_API void
+ferry_io_consume(struct ferry_io *io, size_t n)
+{
+    bool was_full = io->in_off + io->in_len == FERRY_IO_INBUF;
+
+    if (n > io->in_len)
+        n = io->in_len;
+    io->in_off += n;
+    io->in_len -= n;
+    if (io->in_len == 0) {
+        io->in_off = 0;
+        buf_put(io->w, io->in);
+        io->in = NULL;
+    }
+    /* Reading stopped on a full buffer with the socket still readable: go on. */
+    if (was_full && n > 0 && *io->readable && !io->paused)
+        io_later(io, 0);
+}
+
+FERRY_API bool
+ferry_io_eof(const struct ferry_io *io)
+{
+    return io->eof;
+}
+
+FERRY_API int
+ferry_io_error(const struct ferry_io *io, const char **reason)
+{
+    if (reason != NULL)
+        *reason = io->reason != NULL ? io->reason : "";
+    return io->err;
+}
+
+FERRY_API void
+ferry_io_pause(struct ferry_io *io, bool paused)
+{
+    bool was = io->paused;
+
+    io->paused = paused;
+    if (was && !paused && *io->readable)
+        io_later(io, 0);
+}
+
+FERRY_API void
+ferry_io_timeout(struct ferry_io *io, uint32_t ms)
+{
+    io->timeout_ms = ms;
+    event_base_gettimeofday_cached(io->w->base, &io->last_read);
+    if (ms == 0) {
+        event_del(&io->timer);
+    } else {
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+        evtimer_add(&io->timer, &tv);
+    }
+}
+
+FERRY_API void
+ferry_io_set_cb(struct ferry_io *io, ferry_io_cb cb, void *arg)
+{
+    io->cb = cb;
+    io->cb_arg = arg;
+}
+
+FERRY_API const char *
+ferry_io_target(const struct ferry_io *io)
+{
+    return io->target;
+}
+
+FERRY_API bool
+ferry_io_tunneled(const struct ferry_io *io)
+{
+    return io->ts != NULL || io->ts_fd >= 0;
+}
+
+/* ---- the event loop side ------------------------------------------------------------- */
+
+static void io_open_done(struct ferry_io *io, int status, const char *reason);
+
+/* Drive the TLS handshake; true when it is over (either way). */
+static bool
+io_handshake(struct ferry_io *io)
+{
+    int rc = SSL_connect(io->ssl);
+
+    if (rc == 1) {
+        io->handshaking = false;
+        event_del(&io->timer);
+        io_open_done(io, FERRY_OK, "connected");
+        return true;
+    }
+    switch (SSL_get_error(io->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        *io->readable = false;
+        return false;
+    case SSL_ERROR_WANT_WRITE:
+        *io->writable = false;
+        return false;
+    default: {
+        char  msg[160];
+        long  vr = SSL_get_verify_result(io->ssl);
+        char  why[200];
+
+        if (vr != X509_V_OK)
+            snprintf(why, sizeof(why), "TLS: certificate verify failed: %s",
+                     X509_verify_cert_error_string(vr));
+        else
+            snprintf(why, sizeof(why), "TLS: %s", tls_error_text(msg, sizeof(msg)));
+        io->handshaking = false;
+        io_open_done(io, FERRY_EPROTO, why);
+        return true;
+    }
+    }
+}
+
+static void
+io_process(struct ferry_io *io, unsigned ev)
+{
+    if (io->closed || io->open_cb != NULL) {
+        if (io->handshaking)
+            io_handshake(io);
+        return;
+    }
+    if (io->c == NULL) {
+        /* Pooled: the server closed it or sent something unasked for. Either way it
+         * can no longer carry a request. */
+        if (*io->readable || *io->hup) {
+            io_unlink(&io->w->io_pool, io);
+            io->w->io_npool--;
+            io_destroy(io);
+        }
+        return;
+    }
+    ev |= io_flush(io);
+    ev |= io_fill(io);
+    if (io->err != 0)
+        ev |= FERRY_IO_ERROR;
+    if (io->in_len == 0 && io->in != NULL) {
+        buf_put(io->w, io->in);
+        io->in = NULL;
+        io->in_off = 0;
+    }
+    io_dispatch(io, ev);
+}
+
+static void
+io_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_io *io = arg;
+
+    (void)fd;
+    if (io->dial != NULL) {
+        dial_event(&io->dial, what);
+        return;
+    }
+    if (what & EV_READ)
+        *io->readable = true;
+    if (what & EV_WRITE)
+        *io->writable = true;
+    if (what & EV_CLOSED)
+        *io->hup = *io->readable = true;
+    if (what & EV_TIMEOUT) {            /* only armed for the TLS handshake */
+        if (io->handshaking) {
+            io->handshaking = false;
+            io_open_done(io, FERRY_ETIMEDOUT, "TLS handshake timed out");
+        }
+        return;
+    }
+    io_process(io, 0);
+}
+
+void
+io_client_event(struct ferry_io *io, short what)
+{
+    (void)what;
+    io_process(io, 0);
+}
+
+static void
+io_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_io *io = arg;
+    struct timeval   now, idle;
+    uint64_t         ms;
+
+    (void)fd;
+    (void)what;
+    if (io->c == NULL) {                /* pooled too long */
+        io_unlink(&io->w->io_pool, io);
+        io->w->io_npool--;
+        io_destroy(io);
+        return;
+    }
+    if (io->handshaking) {
+        io->handshaking = false;
+        io_open_done(io, FERRY_ETIMEDOUT, "TLS handshake timed out");
+        return;
+    }
+    if (io->timeout_ms == 0)
+        return;
+    event_base_gettimeofday_cached(io->w->base, &now);
+    timersub(&now, &io->last_read, &idle);
+    ms = (uint64_t)idle.tv_sec * 1000 + (uint64_t)idle.tv_usec / 1000;
+    if (ms + 2 >= io->timeout_ms) {
+        io->timeout_ms = 0;             /* once; the plugin re-arms if it wants */
+        io_dispatch(io, FERRY_IO_TIMEOUT);
+        return;
+    }
+    ms = io->timeout_ms - ms;
+    {
+        struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+        evtimer_add(&io->timer, &tv);
+    }
+}
+
+/* ---- the client's end ------------------------------------------------------------- */
+
+FERRY_API struct ferry_io *
+ferry_conn_io(struct ferry_conn *c)
+{
+    struct ferry_io *io;
+
+    if (c->cio != NULL)
+        return c->cio;
+    if (c->state != CONN_PLUGIN || c->ufd >= 0 || c->ts != NULL || c->open_cb != NULL)
+        return NULL;
+    if ((io = io_alloc(c->w)) == NULL)
+        return NULL;
+    io->client = true;
+    io->c = c;
+    io->fd = &c->cfd;
+    io->readable = &c->c_readable;
+    io->writable = &c->c_writable;
+    io->hup = &c->c_hup;
+    conn_format_addr((const struct sockaddr *)&c->peer, io->target, sizeof(io->target));
+    /* Bytes the plugin read in handshake mode and did not consume come first. */
+    if (c->up.buf != NULL && c->up.buf_len > 0) {
+        if ((io->in = buf_get(c->w)) == NULL) {
+            free(io);
+            return NULL;
+        }
+        io->in_len = c->up.buf_len < FERRY_IO_INBUF ? c->up.buf_len : FERRY_IO_INBUF;
+        memcpy(io->in, c->up.buf, io->in_len);
+    }
+    if (c->down.buf != NULL && c->down.buf_len > c->down.buf_off)
+        (void)io_queue(io, c->down.buf + c->down.buf_off, c->down.buf_len - c->down.buf_off);
+    free(c->up.buf);
+    free(c->down.buf);
+    c->up.buf = c->down.buf = NULL;
+    c->up.buf_len = c->up.buf_off = c->up.buf_cap = 0;
+    c->down.buf_len = c->down.buf_off = c->down.buf_cap = 0;
+    c->data_cb = NULL;
+    if (c->hs_deadline_set)
+        c->hs_deadline_set = false;
+    c->cio = io;
+    c->state = CONN_IO;
+    conn_watch_client(c);
+    if (*io->readable || io->in_len > 0)
+        io_later(io, io->in_len > 0 ? FERRY_IO_READ : 0);
+    return io;
+}
+
+/* ferry_conn_close in stream mode: 1 when everything is out (close now), 0 to wait. */
+int
+io_client_flush(struct ferry_conn *c)
+{
+    struct ferry_io *io = c->cio;
+
+    if (io == NULL)
+        return 1;
+    (void)io_flush(io);
+    return io->err != 0 || io->out_len == io->out_off ? 1 : 0;
+}
+
+/* ---- opening an upstream ------------------------------------------------------------ */
+
+static void
+io_open_done(struct ferry_io *io, int status, const char *reason)
+{
+    struct ferry_conn *c = io->c;
+    ferry_io_open_cb   cb = io->open_cb;
+    void              *arg = io->open_arg;
+    char               why[200];
+    bool               outer;
+
+    io->open_cb = NULL;
+    if (c == NULL || cb == NULL)
+        return;
+    if (status != FERRY_OK) {
+        snprintf(why, sizeof(why), "%s", reason);
+        ferry_log(&c->logctx, FERRY_WARN, "upstream open failed", FLOG_STR("target", io->target),
+                  FLOG_STR("error", why));
+        ferry_io_close(io);
+        conn_enter(c, &outer);
+        cb(c, NULL, status, why, arg);
+        conn_leave(c, outer);
+        return;
+    }
+    conn_enter(c, &outer);
+    io->in_cb = true;
+    cb(c, io, FERRY_OK, reason, arg);
+    io->in_cb = false;
+    if (io->closed) {
+        free(io);
+    } else if (!c->close_pending && (*io->readable || io->out_len > 0)) {
+        io_later(io, 0);
+    }
+    conn_leave(c, outer);
+}
+
+/* The transport is up: TLS next, if asked for. */
+static void
+io_transport_up(struct ferry_io *io)
+{
+    if (io->tls_ctx == NULL) {
+        io_open_done(io, FERRY_OK, "connected");
+        return;
+    }
+    if ((io->ssl = tls_client_ssl(io->tls_ctx, io->own_fd, io->sni)) == NULL) {
+        io_open_done(io, FERRY_ENOMEM, "TLS: out of memory");
+        return;
+    }
+    io->handshaking = true;
+    io_handshake(io);
+}
+
+static void
+io_dial_watch(void *owner, int fd, uint32_t timeout_ms)
+{
+    struct ferry_io *io = owner;
+    struct timeval   tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+    if (io->ev_added)
+        event_del(&io->ev);
+    event_assign(&io->ev, io->w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
+                 io_on_sock, io);
+    io->ev_added = event_add(&io->ev, timeout_ms != 0 ? &tv : NULL) == 0;
+}
+
+static void
+io_dial_unwatch(void *owner)
+{
+    struct ferry_io *io = owner;
+
+    if (io->ev_added) {
+        event_del(&io->ev);
+        io->ev_added = false;
+    }
+}
+
+static void
+io_dial_done(void *owner, int fd, int status, const char *reason)
+{
+    struct ferry_io *io = owner;
+
+    if (fd < 0) {
+        io_open_done(io, status, reason);
+        return;
+    }
+    io->own_fd = fd;
+    if (io->ev_added) {
+        /* The same event keeps watching; its connect timeout now bounds TLS only. */
+        event_remove_timer(&io->ev);
+    }
+    io->own_readable = false;
+    io->own_writable = true;
+    if (io->tls_ctx != NULL) {
+        struct timeval tv = { 10, 0 };
+
+        evtimer_add(&io->timer, &tv);
+    }
+    io_transport_up(io);
+}
+
+static const struct dial_ops io_dial_ops = {
+    .watch = io_dial_watch, .unwatch = io_dial_unwatch, .done = io_dial_done,
+};
+
+static void
+io_on_ts_sock(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_io *io = arg;
+
+    (void)fd;
+    if (what & EV_READ)
+        io->ts_readable = true;
+    if (what & EV_WRITE)
+        io->ts_writable = true;
+    if (io->ts != NULL)
+        tstream_on_socket(io->ts);
+}
+
+static void
+io_ts_response(struct gw_owner *o, int status, const char *error)
+{
+    struct ferry_io *io = container_of(o, struct ferry_io, gwo);
+
+    if (status == 200) {
+        tstream_start(io->ts, NULL, 0, NULL, 0);
+        io->ts_ev_added = event_add(&io->ts_ev, NULL) == 0;
+        io_dial_watch(io, io->own_fd, 0);
+        io->own_readable = false;
+        io->own_writable = true;
+        io_transport_up(io);
+        return;
+    }
+    if (io->tstats != NULL)
+        stats_add(status == 403 ? &io->tstats->cell[io->w->id].conns_rejected
+                                : &io->tstats->cell[io->w->id].conns_failed, 1);
+    io_open_done(io, status == 403 ? FERRY_EDENIED : status == 504 ? FERRY_ETIMEDOUT :
+                     error != NULL && strcmp(error, "connection-refused") == 0 ? FERRY_EUNAVAIL :
+                     FERRY_EUNREACH,
+                 error != NULL ? error : "refused by the connector");
+}
+
+static void
+io_ts_ended(struct gw_owner *o, const char *outcome)
+{
+    struct ferry_io *io = container_of(o, struct ferry_io, gwo);
+
+    (void)outcome;
+    io->ts = NULL;              /* gone: forget, never release */
+    if (io->ts_ev_added) {
+        event_del(&io->ts_ev);
+        io->ts_ev_added = false;
+    }
+    if (io->ts_fd >= 0) {       /* our end reads EOF once the pair is drained */
+        close(io->ts_fd);
+        io->ts_fd = -1;
+    }
+    if (io->tstats != NULL) {
+        atomic_fetch_sub(&io->tstats->active, 1);
+        io->tstats = NULL;
+    }
+    if (io->open_cb != NULL && !io->handshaking)
+        io_open_done(io, FERRY_EUNAVAIL, "tunnel lost");
+}
+
+static void
+io_ts_bytes(struct gw_owner *o, uint64_t in, uint64_t out)
+{
+    struct ferry_io *io = container_of(o, struct ferry_io, gwo);
+
+    if (io->tstats != NULL) {
+        stats_add(&io->tstats->cell[io->w->id].bytes_in, in);
+        stats_add(&io->tstats->cell[io->w->id].bytes_out, out);
+    }
+}
+
+static const struct gw_owner_ops io_gw_ops = {
+    .response = io_ts_response, .ended = io_ts_ended, .bytes = io_ts_bytes,
+};
+
+/* Start a tunnel stream; FERRY_OK or gw_open_stream's refusal. */
+static int
+io_open_tunnel(struct ferry_io *io, struct conn_route *r)
+{
+    int sp[2], rc;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0)
+        return FERRY_EIO;
+    io->own_fd = sp[0];
+    io->ts_fd = sp[1];
+    io->ts_readable = false;
+    io->ts_writable = true;
+    event_assign(&io->ts_ev, io->w->base, io->ts_fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
+                 io_on_ts_sock, io);
+    r->req.fd = &io->ts_fd;
+    r->req.readable = &io->ts_readable;
+    r->req.writable = &io->ts_writable;
+    io->gwo.ops = &io_gw_ops;
+    rc = gw_open_stream(io->w, &io->gwo, &r->req, &io->ts, &io->tstats);
+    if (rc != FERRY_OK) {
+        close(sp[0]);
+        close(sp[1]);
+        io->own_fd = io->ts_fd = -1;
+    }
+    return rc;
+}
+
+static int
+io_fail_later(struct ferry_io *io, int status, const char *reason)
+{
+    io->open_status = status;
+    snprintf(io->reason_buf, sizeof(io->reason_buf), "%s", reason);
+    io->reason = io->reason_buf;
+    io_later(io, 0);
+    return FERRY_OK;
+}
+
+FERRY_API int
+ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct ferry_io_tls *tls,
+              uint32_t connect_timeout_ms, ferry_io_open_cb cb, void *arg)
+{
+    struct ferry_io  *io;
+    struct conn_route r;
+    int               kind;
+
+    if (c == NULL || t == NULL || cb == NULL || c->close_pending)
+        return FERRY_EINVAL;
+    if ((io = io_alloc(c->w)) == NULL)
+        return FERRY_ENOMEM;
+    io->c = c;
+    io->open_cb = cb;
+    io->open_arg = arg;
+    io_link(&c->ios, io);
+    kind = conn_route(c, t, &r);
+    if (kind < 0)
+        return io_fail_later(io, kind, r.reason);
+    snprintf(io->target, sizeof(io->target), "%s", r.authority);
+    if (tls != NULL && tls->enable) {
+        char why[200];
+
+        if ((io->tls_ctx = tls_ctx_for(tls, why, sizeof(why))) == NULL)
+            return io_fail_later(io, FERRY_EINVAL, why);
+        if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : r.host)) == NULL)
+            return io_fail_later(io, FERRY_ENOMEM, "out of memory");
+    }
+    if (connect_timeout_ms != 0)
+        r.timeout_ms = connect_timeout_ms;
+    if (kind == CONN_ROUTE_TUNNEL || kind == CONN_ROUTE_TUNNEL_OR_DIRECT) {
+        int rc = io_open_tunnel(io, &r);
+
+        if (rc == FERRY_OK)
+            return FERRY_OK;
+        if (kind == CONN_ROUTE_TUNNEL)
+            return io_fail_later(io, conn_route_refused(c, &r, rc), r.reason);
+    }
+    if (dial_begin(&io->dial, c->w->base, c->w->dns, &io_dial_ops, io, r.host, r.port,
+                   r.timeout_ms) != FERRY_OK)
+        return io_fail_later(io, FERRY_ENOMEM, "out of memory");
+    return FERRY_OK;
+}
+
+/* ---- keep-alive pool ----------------------------------------------------------------- */
+
+FERRY_API bool
+ferry_io_pool_put(struct ferry_io *io, const char *key, uint32_t idle_ms)
+{
+    struct worker  *w = io->w;
+    struct timeval  tv = { idle_ms / 1000, (idle_ms % 1000) * 1000 };
+
+    if (io->client || io->closed)
+        return false;
+    if (io->err != 0 || io->eof || io->in_len > 0 || io->out_len > io->out_off ||
+        io->open_cb != NULL || io->shut_want || *io->readable || w->draining ||
+        w->io_npool >= IO_POOL_MAX || idle_ms == 0 || (io->pool_key = strdup(key)) == NULL) {
+        ferry_io_close(io);
+        return false;
+    }
+    if (io->c != NULL)
+        io_unlink(&io->c->ios, io);
+    io->c = NULL;
+    io->cb = NULL;
+    io->timeout_ms = 0;
+    io->paused = false;
+    buf_put(w, io->in);
+    io->in = NULL;
+    event_del(&io->notify);
+    io->later = 0;
+    io_link(&w->io_pool, io);
+    w->io_npool++;
+    evtimer_add(&io->timer, &tv);
+    return true;
+}
+
+FERRY_API struct ferry_io *
+ferry_io_pool_get(struct ferry_conn *c, const char *key)
+{
+    struct worker   *w = c->w;
+    struct ferry_io *io, *next;
+
+    for (io = w->io_pool; io != NULL; io = next) {
+        next = io->next;
+        if (strcmp(io->pool_key, key) != 0)
+            continue;
+        io_unlink(&w->io_pool, io);
+        w->io_npool--;
+        if (*io->readable || *io->hup) {        /* closed while we were not looking */
+            io_destroy(io);
+            continue;
+        }
+        event_del(&io->timer);
+        free(io->pool_key);
+        io->pool_key = NULL;
+        io->c = c;
+        io_link(&c->ios, io);
+        return io;
+    }
+    return NULL;
+}
+
+void
+io_pool_close_all(struct worker *w)
+{
+    while (w->io_pool != NULL) {
+        struct ferry_io *io = w->io_pool;
+
+        io_unlink(&w->io_pool, io);
+        w->io_npool--;
+        io_destroy(io);
+    }
+}
+
+/* ---- per-request records ------------------------------------------------------------- */
+
+FERRY_API uint64_t
+ferry_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
