@@ -2,12 +2,12 @@
 # tests/bench/deps.sh: the peers ferry is benchmarked against, on top of tests/deps.sh.
 # Run by `bash tests/deps.sh --bench`, or directly. Not needed to build or test.
 #
-# Add a peer here when a benchmark starts using it (candidates: nginx, stunnel4,
-# dante-server, microsocks); today: haproxy, socat (tcp), stunnel4 and ssh (tunnel).
+# Add a peer here when a benchmark starts using it; today: haproxy, socat (tcp), stunnel4
+# and ssh (tunnel), microsocks and dante-server (socks5), nginx (http: origin and proxy).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-bench_pkgs=(haproxy socat stunnel4 openssh-server openssh-client curl microsocks dante-server)
+bench_pkgs=(haproxy socat stunnel4 openssh-server openssh-client curl microsocks dante-server nginx)
 
 exec bash "$here/../deps.sh" "${bench_pkgs[@]}"

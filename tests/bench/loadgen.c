@@ -10,6 +10,16 @@
  *   loadgen rate HOST PORT SECS C  C concurrent connect+ping+pong+close loops, prints conn/s
  *   loadgen idle HOST PORT N       opens N relayed connections (1 byte echoed on each),
  *                                  prints "ready N", holds them until stdin closes
+ *   loadgen http HOST PORT SECS C PATH
+ *                                  C keep-alive HTTP/1.1 connections, each sending
+ *                                  "GET PATH" again as soon as the previous response
+ *                                  (Content-Length framed) is read whole; the first half
+ *                                  second is not counted. Prints one line
+ *                                  "REQ_PER_S P50_MS P99_MS ERRORS RECONNECTS"; latency is
+ *                                  request sent -> last body byte read. An error (status
+ *                                  other than 200, no Content-Length, EOF or reset mid
+ *                                  response, refused connect) costs the connection, which
+ *                                  is dialled again; its first line goes to stderr.
  *
  * With LOADGEN_SOCKS5=PORT in the environment, bulk and rate connect to a SOCKS5 proxy
  * on 127.0.0.1:PORT (method 00, no authentication) and CONNECT to HOST:PORT through it;
@@ -24,10 +34,12 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -413,6 +425,308 @@ idle(const char *host, const char *port, int n)
     return 0;
 }
 
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* ---- HTTP keep-alive client ------------------------------------------------------- */
+
+#define HEAD_BYTES 16384
+
+enum { H_CONNECTING, H_HEAD, H_BODY };
+
+struct hconn {
+    int      fd;
+    int      state;
+    bool     must_close;        /* the response said Connection: close */
+    double   sent_s;            /* when the request went out */
+    uint64_t body_left;
+    size_t   nhead;
+    char     head[HEAD_BYTES];
+};
+
+struct hrun {
+    const struct sockaddr_in *sa;
+    int                       ep;
+    const char               *req;
+    size_t                    nreq;
+    double                    count_from_s;   /* end of the warm-up */
+    uint64_t                  done, errors, reconnects;
+    uint32_t                 *lat_us;         /* latencies of counted responses */
+    size_t                    nlat, caplat;
+    bool                      told;           /* first error already on stderr */
+};
+
+static void __attribute__((format(printf, 2, 3)))
+http_err(struct hrun *h, const char *fmt, ...)
+{
+    va_list ap;
+
+    h->errors++;
+    if (h->told)
+        return;
+    h->told = true;
+    va_start(ap, fmt);
+    fprintf(stderr, "loadgen http: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void
+http_dial(struct hrun *h, struct hconn *c)
+{
+    struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+
+    c->state = H_CONNECTING;
+    c->nhead = 0;
+    c->must_close = false;
+    if ((c->fd = dial(h->sa, 1)) < 0)
+        die("socket");
+    epoll_ctl(h->ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void
+http_redial(struct hrun *h, struct hconn *c)
+{
+    epoll_ctl(h->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    h->reconnects++;
+    http_dial(h, c);
+}
+
+/* Sends the request; false if it did not go out whole (a fresh request on an idle
+ * connection always fits the socket buffer, so a short send is an error). */
+static bool
+http_send(struct hrun *h, struct hconn *c)
+{
+    if (send(c->fd, h->req, h->nreq, MSG_NOSIGNAL) != (ssize_t)h->nreq) {
+        http_err(h, "send: %s", strerror(errno));
+        return false;
+    }
+    c->sent_s = now_s();
+    c->state = H_HEAD;
+    c->nhead = 0;
+    return true;
+}
+
+static void
+http_record(struct hrun *h, struct hconn *c)
+{
+    double t = now_s();
+
+    if (c->sent_s < h->count_from_s)
+        return;
+    h->done++;
+    if (h->nlat == h->caplat) {
+        h->caplat = h->caplat ? 2 * h->caplat : 1 << 16;
+        if ((h->lat_us = realloc(h->lat_us, h->caplat * sizeof(*h->lat_us))) == NULL)
+            die("realloc");
+    }
+    h->lat_us[h->nlat++] = (uint32_t)((t - c->sent_s) * 1e6);
+}
+
+/* Case-insensitive search for header NAME (with its colon) in the head; returns the
+ * value's first byte or NULL. The head is NUL-terminated by the caller. */
+static const char *
+http_header(const char *head, const char *name)
+{
+    size_t      n = strlen(name);
+    const char *p = strstr(head, "\r\n");
+
+    while (p != NULL && p[2] != '\r') {
+        p += 2;
+        if (strncasecmp(p, name, n) == 0) {
+            p += n;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            return p;
+        }
+        p = strstr(p, "\r\n");
+    }
+    return NULL;
+}
+
+/* Parses a whole head of HLEN bytes (the blank line included): false on an error. */
+static bool
+http_parse_head(struct hrun *h, struct hconn *c, size_t hlen)
+{
+    char        save = c->head[hlen];
+    const char *v;
+    char       *end;
+    bool        ok = false;
+
+    c->head[hlen] = '\0';
+    if (strncmp(c->head, "HTTP/1.1 200 ", 13) != 0 && strncmp(c->head, "HTTP/1.0 200 ", 13) != 0) {
+        char line[200];
+        size_t n = strcspn(c->head, "\r\n");
+
+        snprintf(line, sizeof(line), "%.*s", (int)(n < 150 ? n : 150), c->head);
+        http_err(h, "status %s", line);
+        goto out;
+    }
+    if ((v = http_header(c->head, "Content-Length:")) == NULL) {
+        http_err(h, "response without Content-Length");
+        goto out;
+    }
+    errno = 0;
+    c->body_left = strtoull(v, &end, 10);
+    if (errno != 0 || end == v) {
+        http_err(h, "bad Content-Length");
+        goto out;
+    }
+    v = http_header(c->head, "Connection:");
+    c->must_close = v != NULL && strncasecmp(v, "close", 5) == 0;
+    ok = true;
+out:
+    c->head[hlen] = save;
+    return ok;
+}
+
+/* Consumes N bytes at P as part of the current response; -1 on an error, 1 when the
+ * response is complete (no pipelining: nothing may follow it), else 0. The head is
+ * gathered in c->head; body bytes are only counted. */
+static int
+http_consume(struct hrun *h, struct hconn *c, const char *p, size_t n)
+{
+    if (c->state == H_HEAD) {
+        size_t before = c->nhead, take = sizeof(c->head) - 1 - c->nhead, hlen;
+        char  *blank;
+
+        if (take > n)
+            take = n;
+        memcpy(c->head + c->nhead, p, take);
+        c->nhead += take;
+        c->head[c->nhead] = '\0';
+        /* The blank line may straddle two reads: search from 3 bytes back. */
+        if ((blank = strstr(c->head + (before > 3 ? before - 3 : 0), "\r\n\r\n")) == NULL) {
+            if (c->nhead == sizeof(c->head) - 1) {
+                http_err(h, "response head over %zu bytes", sizeof(c->head) - 1);
+                return -1;
+            }
+            return 0;
+        }
+        hlen = (size_t)(blank - c->head) + 4;
+        if (!http_parse_head(h, c, hlen))
+            return -1;
+        c->state = H_BODY;
+        p += hlen - before;     /* the body starts right after the head */
+        n -= hlen - before;
+    }
+    if (n > c->body_left) {
+        http_err(h, "bytes after the response body");
+        return -1;
+    }
+    c->body_left -= n;
+    return c->body_left == 0 ? 1 : 0;
+}
+
+static int
+http_bench(const char *host, const char *port, double secs, int conc, const char *path)
+{
+    static char        buf[1 << 18];
+    struct sockaddr_in sa = addr_of(host, port);
+    struct hrun        h = { .sa = &sa };
+    struct hconn      *hc;
+    struct epoll_event ev, evs[512];
+    char               req[1024];
+    double             t0 = now_s(), deadline = t0 + secs, t1;
+    int                n;
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: ferry-loadgen\r\n"
+                 "Accept: */*\r\n\r\n", path, host, port);
+    if (n < 0 || (size_t)n >= sizeof(req) || conc < 1) {
+        fprintf(stderr, "loadgen http: bad path or connection count\n");
+        return 2;
+    }
+    h.req = req;
+    h.nreq = (size_t)n;
+    h.count_from_s = t0 + (secs > 1.0 ? 0.5 : 0.0);
+    if ((h.ep = epoll_create1(0)) < 0 || (hc = calloc((size_t)conc, sizeof(*hc))) == NULL)
+        die("epoll/calloc");
+    for (int i = 0; i < conc; i++)
+        http_dial(&h, &hc[i]);
+    while ((t1 = now_s()) < deadline) {
+        int ne = epoll_wait(h.ep, evs, 512, 100);
+
+        for (int i = 0; i < ne; i++) {
+            struct hconn *c = evs[i].data.ptr;
+            ssize_t       r;
+            int           rc;
+
+            if (c->state == H_CONNECTING) {
+                int       soerr = 0;
+                socklen_t sl = sizeof(soerr);
+
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+                if (soerr != 0) {
+                    http_err(&h, "connect: %s", strerror(soerr));
+                    usleep(10000);      /* a refusing port must not spin the loop */
+                    http_redial(&h, c);
+                    continue;
+                }
+                if (!http_send(&h, c)) {
+                    http_redial(&h, c);
+                    continue;
+                }
+                ev.events = EPOLLIN;
+                ev.data.ptr = c;
+                epoll_ctl(h.ep, EPOLL_CTL_MOD, c->fd, &ev);
+                continue;
+            }
+            r = recv(c->fd, buf, sizeof(buf), 0);
+            if (r < 0 && errno == EAGAIN)
+                continue;
+            if (r <= 0) {
+                http_err(&h, "%s", r == 0 ? "EOF before the response ended" : strerror(errno));
+                http_redial(&h, c);
+                continue;
+            }
+            rc = http_consume(&h, c, buf, (size_t)r);
+            if (rc < 0) {
+                http_redial(&h, c);
+                continue;
+            }
+            if (rc == 0)
+                continue;
+            http_record(&h, c);
+            if (c->must_close) {
+                http_redial(&h, c);
+                continue;
+            }
+            if (!http_send(&h, c))
+                http_redial(&h, c);
+        }
+    }
+    t1 = now_s();
+    {
+        double p50 = 0, p99 = 0, counted = t1 - h.count_from_s;
+
+        if (h.nlat > 0) {
+            size_t i50 = (h.nlat - 1) / 2, i99 = (size_t)((double)(h.nlat - 1) * 0.99);
+
+            qsort(h.lat_us, h.nlat, sizeof(*h.lat_us), cmp_u32);
+            p50 = h.lat_us[i50] / 1e3;
+            p99 = h.lat_us[i99] / 1e3;
+        }
+        printf("%.0f %.3f %.3f %llu %llu\n", (double)h.done / counted, p50, p99,
+               (unsigned long long)h.errors, (unsigned long long)h.reconnects);
+    }
+    for (int i = 0; i < conc; i++)
+        close(hc[i].fd);
+    free(hc);
+    free(h.lat_us);
+    close(h.ep);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -424,6 +738,8 @@ main(int argc, char **argv)
         return rate(argv[2], argv[3], atof(argv[4]), atoi(argv[5]));
     if (argc >= 5 && strcmp(argv[1], "idle") == 0)
         return idle(argv[2], argv[3], atoi(argv[4]));
+    if (argc >= 7 && strcmp(argv[1], "http") == 0)
+        return http_bench(argv[2], argv[3], atof(argv[4]), atoi(argv[5]), argv[6]);
     fprintf(stderr, "usage: see the comment at the top of loadgen.c\n");
     return 2;
 }
