@@ -180,3 +180,40 @@ ferry_dest_prop(const struct ferry_dest *d, const char *key)
             return d->props[i].value;
     return NULL;
 }
+
+FERRY_API size_t
+ferry_dest_nprops(const struct ferry_dest *d)
+{
+    return d->nprops;
+}
+
+FERRY_API void
+ferry_dest_prop_at(const struct ferry_dest *d, size_t i, const char **key, const char **value)
+{
+    *key = i < d->nprops ? d->props[i].key : NULL;
+    *value = i < d->nprops ? d->props[i].value : NULL;
+}
+
+FERRY_API const char *
+ferry_dest_scheme(const struct ferry_dest *d)
+{
+    return d->scheme != NULL ? d->scheme : "";
+}
+
+FERRY_API const char *
+ferry_dest_path(const struct ferry_dest *d)
+{
+    return d->path != NULL ? d->path : "";
+}
+
+FERRY_API const char *
+ferry_dest_authentication(const struct ferry_dest *d)
+{
+    return d->authentication != NULL ? d->authentication : "NoAuthentication";
+}
+
+FERRY_API uint32_t
+ferry_dest_read_timeout_ms(const struct ferry_dest *d)
+{
+    return d->read_timeout_ms;
+}

@@ -1,6 +1,6 @@
 /*
- * base64.c: RFC 4648 base64 decoding (standard alphabet, padding required), for the
- * SOCKS5 0x80 location id and, later, Basic credentials and Lua.
+ * base64.c: RFC 4648 base64 (standard alphabet, padded) both ways, for the
+ * SOCKS5 0x80 location id, Basic credentials (http) and, later, Lua.
  */
 #include <stdint.h>
 #include <string.h>
@@ -53,5 +53,30 @@ ferry_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
         if (pad < 1)
             out[o++] = (uint8_t)((v[2] & 3) << 6 | v[3]);
     }
+    return (long)o;
+}
+
+FERRY_API long
+ferry_base64_encode(const uint8_t *in, size_t len, char *out, size_t cap)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t need = (len + 2) / 3 * 4, o = 0;
+
+    if (need + 1 > cap)
+        return -1;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
     return (long)o;
 }

@@ -88,6 +88,8 @@ struct ferry_conn {
     struct gw_owner         gwo;            /* how the tunnel reaches back to c */
     struct ferry_io        *cio;            /* stream mode (ferry/io.h): the client's end */
     struct ferry_io        *ios;            /* stream mode: upstream streams of c */
+    void                  (*on_free)(void *arg);    /* the plugin's cleanup */
+    void                   *on_free_arg;
     struct stats_slot      *tstats;         /* its tunnel's (tenant, location) stats */
     const char             *tenant;         /* authenticated tenant id (borrowed: conf) */
     ferry_open_cb           open_cb;

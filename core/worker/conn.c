@@ -385,13 +385,28 @@ conn_write_access(struct ferry_conn *c)
     if (ferry_conn_tenant(c) != NULL)
         logbuf_str(&b, "tenant", ferry_conn_tenant(c));
     logbuf_str(&b, "target", c->target);
-    logbuf_int(&b, "bytes_in", (long long)c->up.bytes);
-    logbuf_int(&b, "bytes_out", (long long)c->down.bytes);
+    if (c->cio != NULL) {
+        uint64_t in, out;
+
+        io_bytes(c->cio, &in, &out);
+        logbuf_int(&b, "bytes_in", (long long)in);
+        logbuf_int(&b, "bytes_out", (long long)out);
+    } else {
+        logbuf_int(&b, "bytes_in", (long long)c->up.bytes);
+        logbuf_int(&b, "bytes_out", (long long)c->down.bytes);
+    }
     logbuf_int(&b, "duration_ms", (long long)dur.tv_sec * 1000 + dur.tv_usec / 1000);
     logbuf_str(&b, "outcome", c->outcome != NULL ? c->outcome : "ok");
     logbuf_int(&b, "worker", c->w->id);
     logbuf_int(&b, "conn", (long long)c->id);
     ferry_log_access_end(&b);
+}
+
+FERRY_API void
+ferry_conn_on_free(struct ferry_conn *c, void (*fn)(void *arg), void *arg)
+{
+    c->on_free = fn;
+    c->on_free_arg = arg;
 }
 
 FERRY_API void
@@ -450,6 +465,8 @@ conn_free(struct ferry_conn *c)
         c->chunks = next;
     }
     io_conn_free(c);
+    if (c->on_free != NULL)
+        c->on_free(c->on_free_arg);
     wgen_unref(c->wg);
     free(c);
     if (w->draining && w->nconns == 0)

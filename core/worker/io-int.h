@@ -4,6 +4,8 @@
 #ifndef FERRY_IO_INT_H
 #define FERRY_IO_INT_H
 
+#include <stdint.h>
+
 struct ferry_conn;
 struct ferry_io;
 struct worker;
@@ -12,6 +14,7 @@ void io_client_event(struct ferry_io *io, short what);  /* c's socket event, str
 int  io_client_flush(struct ferry_conn *c);             /* 1: all out, 0: wait */
 void io_conn_finish(struct ferry_conn *c);              /* close c's streams */
 void io_conn_free(struct ferry_conn *c);
+void io_bytes(const struct ferry_io *io, uint64_t *in, uint64_t *out);  /* socket totals */
 void io_pool_close_all(struct worker *w);
 void io_worker_free(struct worker *w);                  /* pool and buffer cache */
 void io_tls_cache_free(void);                           /* at exit */

@@ -92,6 +92,7 @@ struct ferry_io {
     /* Pool. */
     char               *pool_key;       /* owns */
     char                target[300];
+    uint64_t            nread, nwritten;    /* socket bytes, for the access log */
 };
 
 /* ---- input buffers ----------------------------------------------------------------- */
@@ -463,6 +464,7 @@ io_fill(struct ferry_io *io)
             return ev | FERRY_IO_READ;
         }
         io->in_len += (size_t)n;
+        io->nread += (size_t)n;
         ev |= FERRY_IO_READ;
         event_base_gettimeofday_cached(io->w->base, &io->last_read);
         if (io->c != NULL && io->client)
@@ -541,6 +543,7 @@ io_flush(struct ferry_io *io)
         if (n == 0)
             break;
         io->out_off += (size_t)n;
+        io->nwritten += (size_t)n;
     }
     if (io->out_off < io->out_len)
         return 0;
@@ -639,6 +642,7 @@ ferry_io_writev(struct ferry_io *io, const struct ferry_iov *iov, int n)
             } else if ((size_t)w < total) {
                 *io->writable = false;
             }
+            io->nwritten += (size_t)w;
             for (size_t left = (size_t)w; i < n && left > 0;) {
                 if (left >= iov[i].len) {
                     left -= iov[i].len;
@@ -656,6 +660,7 @@ ferry_io_writev(struct ferry_io *io, const struct ferry_iov *iov, int n)
                     io_later(io, FERRY_IO_ERROR);
                     return io->err;
                 }
+                io->nwritten += (size_t)w;
                 if ((size_t)w < iov[i].len) {
                     skip = (size_t)w;
                     break;
@@ -967,6 +972,13 @@ ferry_conn_io(struct ferry_conn *c)
     if (*io->readable || io->in_len > 0)
         io_later(io, io->in_len > 0 ? FERRY_IO_READ : 0);
     return io;
+}
+
+void
+io_bytes(const struct ferry_io *io, uint64_t *in, uint64_t *out)
+{
+    *in = io->nread;
+    *out = io->nwritten;
 }
 
 /* ferry_conn_close in stream mode: 1 when everything is out (close now), 0 to wait. */

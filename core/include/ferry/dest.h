@@ -41,5 +41,17 @@ FERRY_API const char *ferry_dest_location(const struct ferry_dest *d);
 /* Any property by its SAP name, verbatim ("URL.headers.X-Client"); NULL if absent.
  * Secret references are already expanded: never log the result. */
 FERRY_API const char *ferry_dest_prop(const struct ferry_dest *d, const char *key);
+/* The i-th property in definition order (0 <= i < ferry_dest_nprops); for prefixed
+ * families such as URL.headers.* and URL.queries.*. */
+FERRY_API size_t ferry_dest_nprops(const struct ferry_dest *d);
+FERRY_API void ferry_dest_prop_at(const struct ferry_dest *d, size_t i, const char **key,
+                                  const char **value);
+/* From the URL: "http"/"https"/... and its path ("" if none). */
+FERRY_API const char *ferry_dest_scheme(const struct ferry_dest *d);
+FERRY_API const char *ferry_dest_path(const struct ferry_dest *d);
+/* `Authentication` ("NoAuthentication" when absent, HTTP). */
+FERRY_API const char *ferry_dest_authentication(const struct ferry_dest *d);
+/* URL.socketReadTimeoutInSeconds in ms (0: not given). */
+FERRY_API uint32_t ferry_dest_read_timeout_ms(const struct ferry_dest *d);
 
 #endif

@@ -136,6 +136,10 @@ struct ferry_request_record {
 };
 FERRY_API void ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record *r);
 
+/* fn(arg) runs once when c is freed, however it ends (the plugin's own close, an idle
+ * timeout, shutdown): for memory the plugin owns beyond ferry_conn_alloc(). */
+FERRY_API void ferry_conn_on_free(struct ferry_conn *c, void (*fn)(void *arg), void *arg);
+
 /* Microseconds from a monotonic clock (for the record's durations). */
 FERRY_API uint64_t ferry_now_us(void);
 

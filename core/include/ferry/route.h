@@ -40,5 +40,7 @@ FERRY_API void ferry_egress_free(struct ferry_egress *e);
 
 /* Standard base64 (RFC 4648, padded). Decode returns the length, or -1 if not valid. */
 FERRY_API long ferry_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap);
+/* Encode into out (NUL-terminated); returns the length, or -1 if cap is too small. */
+FERRY_API long ferry_base64_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 
 #endif

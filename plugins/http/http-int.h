@@ -1,0 +1,83 @@
+/*
+ * http-int.h: the http plugin's pieces.
+ *
+ *   http.c     listener options, the per-connection state machine (head, open,
+ *              exchange, tunnel), bodies, timeouts, keep-alive and the pool
+ *   rewrite.c  building heads: the upstream request (transparent and forward mode),
+ *              the client's response, and ferry's own error replies
+ */
+#ifndef FERRY_HTTP_PLUGIN_INT_H
+#define FERRY_HTTP_PLUGIN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ferry/conn.h>
+#include <ferry/http.h>
+#include <ferry/io.h>
+#include <ferry/route.h>
+
+#define HTTP_MAX_HEADERS_CAP 256    /* upper bound of the max_headers option */
+
+struct http_listener {
+    bool                     forward;
+    bool                     auth_none;
+    bool                     forwarded_headers;   /* X-Forwarded-For/Proto/Host */
+    struct ferry_egress     *egress;              /* forward mode; owns */
+    struct ferry_http_limits lim;
+    uint32_t                 request_timeout_ms;
+    uint32_t                 upstream_timeout_ms;
+    uint32_t                 keepalive_timeout_ms;
+    uint32_t                 pool_idle_ms;
+    const char              *bound;               /* the listener's destination or NULL */
+};
+
+/* A growing byte buffer for heads (bounded by the caller). */
+struct sbuf {
+    char  *p;
+    size_t len, cap;
+    bool   oom;
+};
+void sb_add(struct sbuf *b, const void *p, size_t n);
+void sb_str(struct sbuf *b, const char *s);
+void sb_fmt(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_free(struct sbuf *b);
+
+/* What a request head turned into. */
+struct http_plan {
+    const struct ferry_dest *dest;          /* transparent mode */
+    char                     host[256];     /* forward mode: target host */
+    uint16_t                 port;
+    char                     location[256]; /* forward mode: SCC location id */
+    bool                     has_location;
+    bool                     tls;
+    struct ferry_io_tls      tlsopt;
+    char                     pool_key[600];
+    uint32_t                 upstream_timeout_ms;
+    /* An error instead (status != 0): answer it and close. */
+    int                      status;
+    const char              *reason;
+    char                     text[256];
+};
+
+/* Transparent mode: choose the destination, build the upstream request head. */
+void rw_transparent(struct ferry_conn *c, const struct http_listener *l,
+                    const struct ferry_http_req *req, const char *request_id,
+                    struct http_plan *plan, struct sbuf *head);
+/* Forward mode (absolute-form or CONNECT): authenticate, choose the target, build the
+ * head (not for CONNECT). */
+void rw_forward(struct ferry_conn *c, const struct http_listener *l,
+                const struct ferry_http_req *req, struct http_plan *plan, struct sbuf *head);
+/* The client's response head from the upstream's. conn: 0 no Connection field,
+ * RW_CLOSE or RW_KEEP_ALIVE (an HTTP/1.0 client that asked for it). dechunk: the
+ * client is HTTP/1.0 and the body is chunked (sent decoded, end by close). */
+enum { RW_CLOSE = 1, RW_KEEP_ALIVE = 2 };
+void rw_response(const struct http_listener *l, const struct ferry_http_resp *resp,
+                 const char *request_id, int conn, bool dechunk, struct sbuf *head);
+/* One of ferry's own error replies (always with Connection: close). */
+void rw_error(const struct http_listener *l, int status, const char *reason, const char *text,
+              const char *request_id, struct sbuf *out);
+const char *rw_phrase(int status);
+
+#endif

@@ -1,0 +1,906 @@
+/*
+ * http.c: the `http` plugin: HTTP/1.1 proxy in transparent mode (call
+ * http://<destination>/..., ferry adds the destination's URL, headers, queries and
+ * credentials) and forward mode (the Connectivity proxy: absolute-form and CONNECT
+ * from authenticated tenants).
+ *
+ * One connection runs this state machine, driven by the events of its two streams
+ * (ferry/io.h):
+ *
+ *   HEAD      parse a request head from the client (strict parser, limits, timeouts)
+ *   OPEN      an upstream from the keep-alive pool, or a new one (direct, TLS, tunnel)
+ *   EXCHANGE  request head + body up, response head + body down, both streamed;
+ *             then back to HEAD (keep-alive) or close
+ *   TUNNEL    raw bytes both ways (CONNECT, 101 Switching Protocols)
+ *
+ * Bodies are never held whole: bytes are forwarded as they arrive, and a direction
+ * stops consuming its input when the other side has PENDING_HIGH bytes queued, so the
+ * input buffer fills and core stops reading that socket (backpressure end to end).
+ * Chunked bodies pass through as received; the decoder only finds where they end
+ * (and rejects bad framing). Every failure ferry answers itself carries `ferry-error`.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ferry/dest.h>
+#include <ferry/err.h>
+#include <ferry/log.h>
+#include <ferry/opts.h>
+#include <ferry/plugin.h>
+
+#include "http-int.h"
+
+#define PENDING_HIGH (256u * 1024)      /* stop reading the other side past this */
+#define DRIVE_ROUNDS 64                 /* bounded work per event */
+
+enum phase { PH_HEAD, PH_OPEN, PH_EXCHANGE, PH_TUNNEL, PH_DONE };
+
+struct hconn {
+    struct ferry_conn    *c;
+    struct http_listener *l;
+    struct ferry_io      *cio, *uio;
+    enum phase            phase;
+    unsigned              nreq;              /* requests finished on this connection */
+    uint64_t              head_t0;           /* first byte of the current head */
+    /* The request. */
+    enum ferry_http_method method;
+    char                  method_name[24];
+    char                  path[160];         /* for the access log; no query */
+    char                  reqid[40];
+    unsigned              client_minor;
+    bool                  client_keep;
+    bool                  connect_req, upgrade_req;
+    enum ferry_http_body  req_body;
+    uint64_t              req_left;
+    struct ferry_http_chunked req_ch;
+    bool                  req_done;
+    bool                  req_has_body;
+    struct http_plan      plan;
+    struct sbuf           head;              /* upstream request head: kept for a retry */
+    bool                  from_pool, retried;
+    bool                  recorded;
+    /* The response. */
+    bool                  resp_head_done;
+    enum ferry_http_body  resp_body;
+    uint64_t              resp_left;
+    struct ferry_http_chunked resp_ch;
+    bool                  resp_done;
+    int                   status;
+    bool                  dechunk, close_after, upstream_keep;
+    bool                  c_eof_done, u_eof_done; /* tunnel: FIN passed on */
+    /* Accounting. */
+    uint64_t              t0, t_sent, t_head;
+    uint64_t              bytes_in, bytes_out;
+};
+
+static void h_drive(struct hconn *h);
+static void h_open(struct hconn *h, bool allow_pool);
+
+/* ---- records and errors ---------------------------------------------------------------- */
+
+static void
+h_record(struct hconn *h, int status, const char *outcome)
+{
+    struct ferry_request_record r = { 0 };
+    uint64_t                    now = ferry_now_us();
+
+    if (h->recorded || h->t0 == 0)
+        return;
+    h->recorded = true;
+    r.method = h->method_name;
+    r.path = h->path;
+    r.dest = h->plan.dest;
+    r.target = h->uio != NULL ? ferry_io_target(h->uio) : h->plan.host[0] ? h->plan.host : NULL;
+    r.request_id = h->reqid[0] ? h->reqid : NULL;
+    r.status = status;
+    r.bytes_in = h->bytes_in;
+    r.bytes_out = h->bytes_out;
+    r.upstream_us = h->t_head > h->t_sent && h->t_sent != 0 ? h->t_head - h->t_sent : 0;
+    r.total_us = now - h->t0;
+    r.outcome = outcome;
+    ferry_conn_request_done(h->c, &r);
+}
+
+static void
+h_close(struct hconn *h, const char *outcome)
+{
+    if (h->phase == PH_DONE)
+        return;
+    h->phase = PH_DONE;
+    sb_free(&h->head);
+    if (h->uio != NULL) {
+        ferry_io_close(h->uio);
+        h->uio = NULL;
+    }
+    ferry_conn_close(h->c, outcome);
+}
+
+/* Answer with one of ferry's errors (if the response has not started) and close. */
+static void
+h_fail(struct hconn *h, int status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+h_fail(struct hconn *h, int status, const char *reason, const char *fmt, ...)
+{
+    char        text[300];
+    va_list     ap;
+    struct sbuf out = { 0 };
+
+    if (h->phase == PH_DONE)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (h->t0 == 0)
+        h->t0 = ferry_now_us();
+    if (!h->resp_head_done) {
+        rw_error(h->l, status, reason, text, h->reqid[0] ? h->reqid : NULL, &out);
+        if (!out.oom) {
+            ferry_io_write(h->cio, out.p, out.len);
+            h->bytes_out += out.len;
+        }
+        sb_free(&out);
+        h_record(h, status, reason);
+    } else {
+        h_record(h, h->status, reason);
+    }
+    ferry_log(ferry_conn_log(h->c), status >= 500 ? FERRY_WARN : FERRY_INFO, "request failed",
+              FLOG_INT("status", status), FLOG_STR("error", reason), FLOG_STR("detail", text),
+              FLOG_STR("destination", h->plan.dest != NULL ? ferry_dest_name(h->plan.dest) : NULL));
+    h_close(h, reason);
+}
+
+/* ---- request head ---------------------------------------------------------------------- */
+
+static void
+make_request_id(struct hconn *h, const struct ferry_http_req *req)
+{
+    static __thread uint64_t seed, ctr;
+    const struct ferry_http_header *x = ferry_http_header_find(req->headers, req->header_count,
+                                                               "x-request-id", NULL);
+
+    /* A caller's own id is kept (it ties its logs to ours) when it is a sane token. */
+    if (x != NULL && x->value.len > 0 && x->value.len < sizeof(h->reqid)) {
+        bool ok = true;
+
+        for (size_t i = 0; i < x->value.len && ok; i++) {
+            char ch = x->value.ptr[i];
+
+            ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 ch == '-' || ch == '_' || ch == '.';
+        }
+        if (ok) {
+            memcpy(h->reqid, x->value.ptr, x->value.len);
+            h->reqid[x->value.len] = '\0';
+            return;
+        }
+    }
+    if (seed == 0)
+        seed = (ferry_now_us() * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(uintptr_t)&ctr;
+    snprintf(h->reqid, sizeof(h->reqid), "%016llx%016llx", (unsigned long long)seed,
+             (unsigned long long)++ctr);
+}
+
+static void
+h_start_head(struct hconn *h)
+{
+    h->phase = PH_HEAD;
+    h->head_t0 = 0;
+    h->t0 = h->t_sent = h->t_head = 0;
+    h->bytes_in = h->bytes_out = 0;
+    h->recorded = false;
+    h->resp_head_done = h->resp_done = h->req_done = false;
+    h->from_pool = h->retried = false;
+    h->c_eof_done = h->u_eof_done = false;
+    h->reqid[0] = '\0';
+    h->path[0] = '\0';
+    h->method_name[0] = '\0';
+    h->status = 0;
+    memset(&h->plan, 0, sizeof(h->plan));
+    sb_free(&h->head);
+    ferry_io_timeout(h->cio, h->nreq == 0 ? h->l->request_timeout_ms : h->l->keepalive_timeout_ms);
+}
+
+static const char *
+reject_text(const char *reason)
+{
+    if (strncmp(reason, "smuggling", 9) == 0 || strstr(reason, "content-length") != NULL ||
+        strstr(reason, "transfer-encoding") != NULL)
+        return "ambiguous message framing refused (request smuggling protection)";
+    if (strcmp(reason, "uri-too-long") == 0)
+        return "the request target is too long";
+    if (strstr(reason, "too-large") != NULL || strstr(reason, "too-many") != NULL)
+        return "the request head is too large";
+    return "the request is not valid HTTP/1.1";
+}
+
+/* Returns true when it made progress (a head was taken). */
+static bool
+h_read_head(struct hconn *h)
+{
+    struct ferry_http_header hdrs[HTTP_MAX_HEADERS_CAP];
+    struct ferry_http_req    req;
+    const uint8_t           *data;
+    size_t                   len = ferry_io_peek(h->cio, &data);
+    int                      rc;
+
+    if (len == 0) {
+        if (ferry_io_eof(h->cio) || ferry_io_error(h->cio, NULL) != 0)
+            h_close(h, h->nreq > 0 ? "ok" : "client-closed");
+        return false;
+    }
+    if (h->head_t0 == 0) {
+        /* The first byte: from now on the whole head must arrive in request_timeout. */
+        h->head_t0 = ferry_now_us();
+        if (h->nreq > 0)
+            ferry_io_timeout(h->cio, h->l->request_timeout_ms);
+    } else if (ferry_now_us() - h->head_t0 > (uint64_t)h->l->request_timeout_ms * 1000) {
+        h_fail(h, 408, "request-timeout", "the request head did not arrive within %u ms",
+               h->l->request_timeout_ms);
+        return false;
+    }
+    ferry_http_req_init(&req, hdrs, h->l->lim.max_headers);
+    rc = ferry_http_parse_request((const char *)data, len, &h->l->lim, &req);
+    if (rc == 0) {
+        if (ferry_io_eof(h->cio))
+            h_close(h, "client-closed");
+        return false;
+    }
+    h->t0 = ferry_now_us();
+    if (rc < 0) {
+        h_fail(h, req.status, req.reason, "%s (%s)", reject_text(req.reason), req.reason);
+        return false;
+    }
+    h->method = req.method;
+    snprintf(h->method_name, sizeof(h->method_name), "%.*s", (int)req.method_name.len,
+             req.method_name.ptr);
+    snprintf(h->path, sizeof(h->path), "%.*s", (int)req.path.len,
+             req.path.ptr != NULL ? req.path.ptr : "");
+    h->client_minor = req.version_minor;
+    h->client_keep = req.keep_alive;
+    h->req_body = req.body;
+    h->req_left = req.content_length;
+    h->req_has_body = req.body == FERRY_HTTP_BODY_CHUNKED ||
+                      (req.body == FERRY_HTTP_BODY_LENGTH && req.content_length > 0);
+    ferry_http_chunked_init(&h->req_ch);
+    h->connect_req = req.method == FERRY_HTTP_CONNECT;
+    h->upgrade_req = req.upgrade && (req.connection & FERRY_HTTP_CONN_UPGRADE) != 0;
+    if (!h->l->forward)
+        make_request_id(h, &req);
+    memset(&h->plan, 0, sizeof(h->plan));
+    sb_free(&h->head);
+    if (h->connect_req && !h->l->forward) {
+        ferry_io_consume(h->cio, (size_t)rc);
+        h_fail(h, 405, "method-not-allowed", "CONNECT is for forward-mode listeners");
+        return false;
+    }
+    if (req.form == FERRY_HTTP_FORM_ASTERISK) {
+        ferry_io_consume(h->cio, (size_t)rc);
+        h_fail(h, 400, "bad-request", "OPTIONS * is not proxied");
+        return false;
+    }
+    /* The head is rewritten while its bytes are still in the input buffer (the
+     * parser's slices point there); only then is it consumed. */
+    if (h->l->forward)
+        rw_forward(h->c, h->l, &req, &h->plan, &h->head);
+    else
+        rw_transparent(h->c, h->l, &req, h->reqid, &h->plan, &h->head);
+    ferry_io_consume(h->cio, (size_t)rc);
+    if (h->plan.status != 0) {
+        h_fail(h, h->plan.status, h->plan.reason, "%s", h->plan.text);
+        return false;
+    }
+    if (h->head.oom) {
+        h_fail(h, 431, "header-too-large", "the rewritten request head is too large");
+        return false;
+    }
+    ferry_io_timeout(h->cio, 0);
+    h_open(h, true);
+    return true;
+}
+
+/* ---- upstream --------------------------------------------------------------------------- */
+
+static void
+h_up_cb(struct ferry_io *io, unsigned ev, void *arg)
+{
+    struct hconn *h = arg;
+
+    (void)io;
+    if (h->phase == PH_DONE)
+        return;
+    if (ev & FERRY_IO_TIMEOUT) {
+        if (h->phase == PH_EXCHANGE && !h->resp_head_done)
+            h_fail(h, 504, "upstream-timeout", "the upstream did not answer within %u ms",
+                   h->plan.upstream_timeout_ms);
+        else
+            h_fail(h, 504, "upstream-timeout", "the upstream stalled for %u ms",
+                   h->plan.upstream_timeout_ms);
+        return;
+    }
+    h_drive(h);
+}
+
+/* Upstream ready: send the head (or answer the CONNECT). */
+static void
+h_upstream_ready(struct hconn *h)
+{
+    ferry_io_set_cb(h->uio, h_up_cb, h);
+    h->t_sent = ferry_now_us();
+    if (h->connect_req) {
+        static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+        ferry_io_write(h->cio, ok, sizeof(ok) - 1);
+        h->bytes_out += sizeof(ok) - 1;
+        h->status = 200;
+        h->t_head = h->t_sent;
+        h->resp_head_done = true;
+        h->phase = PH_TUNNEL;
+        return;
+    }
+    ferry_io_write(h->uio, h->head.p, h->head.len);
+    h->phase = PH_EXCHANGE;
+    if (!h->req_has_body) {
+        h->req_done = true;
+        ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
+    } else {
+        /* The body is the client's to send: its silence is a 408, not a 504. */
+        ferry_io_timeout(h->cio, h->l->request_timeout_ms);
+    }
+}
+
+static void
+h_on_open(struct ferry_conn *c, struct ferry_io *io, int status, const char *reason, void *arg)
+{
+    struct hconn *h = arg;
+
+    (void)c;
+    if (h->phase == PH_DONE) {
+        if (io != NULL)
+            ferry_io_close(io);
+        return;
+    }
+    if (status != FERRY_OK) {
+        const char *target = h->plan.dest != NULL ? ferry_dest_name(h->plan.dest) : h->plan.host;
+
+        switch (status) {
+        case FERRY_ENOTUNNEL:
+            h_fail(h, 503, "no-tunnel", "no connector serves tenant and location for %s (%s)",
+                   target, reason);
+            break;
+        case FERRY_EDENIED:
+            h_fail(h, 403, "access-denied", "%s is not allowed: %s", target, reason);
+            break;
+        case FERRY_ETIMEDOUT:
+            h_fail(h, 504, "upstream-timeout", "connecting to %s timed out", target);
+            break;
+        case FERRY_EPROTO:
+            h_fail(h, 502, "upstream-tls-failed", "%s: %s", target, reason);
+            break;
+        case FERRY_EINVAL:
+            h_fail(h, 502, "destination-invalid", "%s: %s", target, reason);
+            break;
+        default:
+            h_fail(h, 502, "upstream-unreachable", "cannot connect to %s: %s", target, reason);
+            break;
+        }
+        return;
+    }
+    h->uio = io;
+    h_upstream_ready(h);
+    h_drive(h);
+}
+
+static void
+h_open(struct hconn *h, bool allow_pool)
+{
+    struct ferry_target t = { 0 };
+    int                 rc;
+
+    h->phase = PH_OPEN;
+    if (allow_pool && !h->connect_req && !h->upgrade_req && h->plan.pool_key[0] != '\0' &&
+        (h->uio = ferry_io_pool_get(h->c, h->plan.pool_key)) != NULL) {
+        h->from_pool = true;
+        h_upstream_ready(h);
+        return;
+    }
+    h->from_pool = false;
+    if (h->plan.dest != NULL) {
+        t.dest = h->plan.dest;
+        if (h->plan.has_location)
+            t.location = h->plan.location;
+    } else {
+        t.host = h->plan.host;
+        t.port = h->plan.port;
+        t.location = h->plan.location;      /* "" = the default location */
+        t.direct_ok = ferry_egress_allows(h->l->egress, h->plan.host, h->plan.port);
+    }
+    rc = ferry_io_open(h->c, &t, h->plan.tls ? &h->plan.tlsopt : NULL, 0, h_on_open, h);
+    if (rc != FERRY_OK)
+        h_fail(h, 502, "upstream-unreachable", "cannot open an upstream (%s)",
+               ferry_strerror(rc));
+}
+
+/* ---- exchange ---------------------------------------------------------------------------- */
+
+static bool
+io_gone(struct ferry_io *io)
+{
+    return ferry_io_eof(io) || ferry_io_error(io, NULL) != 0;
+}
+
+/* Move body bytes of a framed message from `from` to `to`. Returns bytes consumed, or
+ * -1 after a framing error (reason in ch). *done set at the end of the body. */
+static long
+pump_body(struct ferry_io *from, struct ferry_io *to, enum ferry_http_body kind, uint64_t *left,
+          struct ferry_http_chunked *ch, bool dechunk, bool *done)
+{
+    const uint8_t *data;
+    size_t         len = ferry_io_peek(from, &data), used = 0;
+
+    if (len == 0 || ferry_io_pending(to) >= PENDING_HIGH)
+        return 0;
+    switch (kind) {
+    case FERRY_HTTP_BODY_LENGTH:
+        used = len < *left ? len : (size_t)*left;
+        ferry_io_write(to, data, used);
+        *left -= used;
+        *done = *left == 0;
+        break;
+    case FERRY_HTTP_BODY_CHUNKED:
+        while (used < len) {
+            size_t      consumed = 0, dl = 0;
+            const char *d = NULL;
+            int         rc = ferry_http_chunked_feed(ch, (const char *)data + used, len - used,
+                                                     &consumed, &d, &dl);
+
+            if (rc < 0)
+                return -1;
+            if (dechunk && rc == FERRY_HTTP_CHUNK_DATA && dl > 0)
+                ferry_io_write(to, d, dl);
+            used += consumed;
+            if (rc == FERRY_HTTP_CHUNK_END) {
+                *done = true;
+                break;
+            }
+            if (rc == FERRY_HTTP_CHUNK_MORE)
+                break;
+        }
+        if (!dechunk)
+            ferry_io_write(to, data, used);
+        break;
+    default:                                    /* until EOF (responses) */
+        used = len;
+        ferry_io_write(to, data, used);
+        break;
+    }
+    ferry_io_consume(from, used);
+    return (long)used;
+}
+
+static bool
+h_request_body(struct hconn *h)
+{
+    long n;
+
+    if (h->req_done)
+        return false;
+    n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, &h->req_ch, false, &h->req_done);
+    if (n < 0) {
+        h_fail(h, 400, h->req_ch.reason != NULL ? h->req_ch.reason : "bad-chunked",
+               "the request body's chunked framing is invalid (%s)",
+               h->req_ch.detail != NULL ? h->req_ch.detail : "syntax");
+        return false;
+    }
+    h->bytes_in += (uint64_t)n;
+    if (h->req_done) {
+        ferry_io_timeout(h->cio, 0);
+        ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
+    } else if (n == 0 && io_gone(h->cio) && ferry_io_peek(h->cio, &(const uint8_t *){ 0 }) == 0) {
+        h_record(h, 499, "client-closed");
+        h_close(h, "client-closed");
+        return false;
+    }
+    return n > 0;
+}
+
+/* The response head arrived: rewrite it for the client. */
+static bool
+h_response_head(struct hconn *h)
+{
+    struct ferry_http_header hdrs[HTTP_MAX_HEADERS_CAP];
+    struct ferry_http_resp   resp;
+    const uint8_t           *data;
+    size_t                   len = ferry_io_peek(h->uio, &data);
+    struct sbuf              out = { 0 };
+    int                      rc, conn;
+
+    if (len == 0) {
+        if (!io_gone(h->uio))
+            return false;
+        if (h->from_pool && !h->retried && !h->req_has_body) {
+            /* A pooled connection the server had closed as we reused it: the request
+             * never reached anyone, so send it once more on a fresh connection. */
+            ferry_io_close(h->uio);
+            h->uio = NULL;
+            h->retried = true;
+            h_open(h, false);
+            return false;
+        }
+        h_fail(h, 502, "bad-gateway", "the upstream closed the connection without a response");
+        return false;
+    }
+    ferry_http_resp_init(&resp, hdrs, HTTP_MAX_HEADERS_CAP);
+    rc = ferry_http_parse_response((const char *)data, len, h->method, NULL, &resp);
+    if (rc == 0) {
+        if (io_gone(h->uio))
+            h_fail(h, 502, "bad-gateway", "the upstream closed the connection mid-head");
+        return false;
+    }
+    if (rc < 0) {
+        h_fail(h, 502, "bad-gateway", "the upstream's response is not valid HTTP/1.1 (%s)",
+               resp.reason);
+        return false;
+    }
+    if (resp.code >= 100 && resp.code < 200 && resp.code != 101) {
+        /* Interim (100 Continue, 103): pass on to HTTP/1.1 clients, wait for the real one. */
+        if (h->client_minor >= 1) {
+            rw_response(h->l, &resp, NULL, 0, false, &out);
+            if (!out.oom)
+                ferry_io_write(h->cio, out.p, out.len);
+            sb_free(&out);
+        }
+        ferry_io_consume(h->uio, (size_t)rc);
+        return true;
+    }
+    if (resp.code == 101 && !h->upgrade_req) {
+        h_fail(h, 502, "bad-gateway", "the upstream switched protocols unasked");
+        return false;
+    }
+    h->t_head = ferry_now_us();
+    h->status = resp.code;
+    h->upstream_keep = resp.keep_alive;
+    h->dechunk = h->client_minor == 0 && resp.body == FERRY_HTTP_BODY_CHUNKED;
+    h->close_after = !h->client_keep || resp.body == FERRY_HTTP_BODY_EOF || h->dechunk;
+    conn = h->close_after ? RW_CLOSE : h->client_minor == 0 ? RW_KEEP_ALIVE : 0;
+    rw_response(h->l, &resp, h->l->forward ? NULL : h->reqid, conn, h->dechunk, &out);
+    if (out.oom) {
+        sb_free(&out);
+        h_fail(h, 502, "bad-gateway", "the upstream's response head is too large");
+        return false;
+    }
+    ferry_io_write(h->cio, out.p, out.len);
+    h->bytes_out += out.len;
+    sb_free(&out);
+    ferry_io_consume(h->uio, (size_t)rc);
+    h->resp_head_done = true;
+    h->resp_body = resp.body;
+    h->resp_left = resp.content_length;
+    ferry_http_chunked_init(&h->resp_ch);
+    if (resp.body == FERRY_HTTP_BODY_TUNNEL) {
+        h->phase = PH_TUNNEL;
+        h->req_done = true;
+    } else if (resp.body == FERRY_HTTP_BODY_NONE ||
+               (resp.body == FERRY_HTTP_BODY_LENGTH && resp.content_length == 0)) {
+        h->resp_done = true;
+    }
+    return true;
+}
+
+static bool
+h_response_body(struct hconn *h)
+{
+    long n = pump_body(h->uio, h->cio, h->resp_body, &h->resp_left, &h->resp_ch, h->dechunk,
+                       &h->resp_done);
+
+    if (n < 0) {
+        h_fail(h, 502, "bad-gateway", "the upstream's chunked framing is invalid");
+        return false;
+    }
+    h->bytes_out += (uint64_t)n;
+    if (n == 0 && !h->resp_done && io_gone(h->uio) &&
+        ferry_io_peek(h->uio, &(const uint8_t *){ 0 }) == 0) {
+        if (h->resp_body == FERRY_HTTP_BODY_EOF) {
+            h->resp_done = true;
+            h->upstream_keep = false;
+            return true;
+        }
+        /* Truncated: the client must not take a cut body for a whole one. */
+        h_fail(h, 502, "upstream-truncated", "the upstream closed mid-body");
+        return false;
+    }
+    return n > 0;
+}
+
+/* Both messages are complete: log, pool or close the upstream, next request. */
+static void
+h_finish(struct hconn *h)
+{
+    h_record(h, h->status, "ok");
+    if (h->upstream_keep && !io_gone(h->uio) && h->plan.pool_key[0] != '\0')
+        ferry_io_pool_put(h->uio, h->plan.pool_key, h->l->pool_idle_ms);
+    else
+        ferry_io_close(h->uio);
+    h->uio = NULL;
+    if (h->close_after) {
+        h_close(h, "ok");
+        return;
+    }
+    h->nreq++;
+    h_start_head(h);
+}
+
+static bool
+h_exchange(struct hconn *h)
+{
+    bool progress = h_request_body(h);
+
+    if (h->phase != PH_EXCHANGE)
+        return false;
+    if (!h->resp_head_done)
+        progress |= h_response_head(h);
+    else if (!h->resp_done)
+        progress |= h_response_body(h);
+    if (h->phase != PH_EXCHANGE)
+        return progress;
+    if (h->resp_done && h->req_done) {
+        h_finish(h);
+        return true;
+    }
+    if (h->resp_done && !h->req_done) {
+        /* The upstream answered before the body was through (an early 413, 401...):
+         * the rest of the body has nowhere to go, so this connection ends here. */
+        h_record(h, h->status, "ok");
+        h_close(h, "ok");
+        return false;
+    }
+    return progress;
+}
+
+/* ---- tunnel ------------------------------------------------------------------------------ */
+
+static bool
+h_tunnel_dir(struct ferry_io *from, struct ferry_io *to, bool *eof_done, uint64_t *bytes)
+{
+    const uint8_t *data;
+    size_t         len;
+
+    if (*eof_done || ferry_io_pending(to) >= PENDING_HIGH)
+        return false;
+    if ((len = ferry_io_peek(from, &data)) > 0) {
+        ferry_io_write(to, data, len);
+        ferry_io_consume(from, len);
+        *bytes += len;
+        return true;
+    }
+    if (ferry_io_eof(from)) {
+        ferry_io_shutdown(to);
+        *eof_done = true;
+        return true;
+    }
+    return false;
+}
+
+static bool
+h_tunnel(struct hconn *h)
+{
+    bool progress;
+
+    if (ferry_io_error(h->cio, NULL) != 0 || ferry_io_error(h->uio, NULL) != 0) {
+        h_record(h, h->status, "reset");
+        h_close(h, "reset");
+        return false;
+    }
+    progress = h_tunnel_dir(h->cio, h->uio, &h->c_eof_done, &h->bytes_in);
+    progress |= h_tunnel_dir(h->uio, h->cio, &h->u_eof_done, &h->bytes_out);
+    if (h->c_eof_done && h->u_eof_done && ferry_io_pending(h->cio) == 0) {
+        h_record(h, h->status, "ok");
+        h_close(h, "ok");
+        return false;
+    }
+    return progress;
+}
+
+/* ---- driving --------------------------------------------------------------------------- */
+
+static void
+h_drive(struct hconn *h)
+{
+    for (int round = 0; round < DRIVE_ROUNDS; round++) {
+        bool progress = false;
+
+        switch (h->phase) {
+        case PH_HEAD:     progress = h_read_head(h); break;
+        case PH_EXCHANGE: progress = h_exchange(h); break;
+        case PH_TUNNEL:   progress = h_tunnel(h); break;
+        default:          return;
+        }
+        if (!progress)
+            return;
+    }
+}
+
+static void
+h_client_cb(struct ferry_io *io, unsigned ev, void *arg)
+{
+    struct hconn *h = arg;
+
+    (void)io;
+    if (h->phase == PH_DONE)
+        return;
+    if ((ev & FERRY_IO_ERROR) && h->phase != PH_TUNNEL) {
+        if (h->t0 != 0)
+            h_record(h, 499, "client-reset");
+        h_close(h, "client-reset");
+        return;
+    }
+    if (ev & FERRY_IO_TIMEOUT) {
+        const uint8_t *d;
+
+        if (h->phase == PH_HEAD && ferry_io_peek(h->cio, &d) == 0 && h->nreq > 0) {
+            h_close(h, "keepalive-timeout");        /* idle between requests: no reply */
+            return;
+        }
+        if (h->phase == PH_HEAD || (h->phase == PH_EXCHANGE && !h->req_done)) {
+            h_fail(h, 408, "request-timeout", "the request did not arrive within %u ms",
+                   h->l->request_timeout_ms);
+            return;
+        }
+    }
+    h_drive(h);
+}
+
+static void
+h_free(void *arg)
+{
+    struct hconn *h = arg;
+
+    sb_free(&h->head);
+}
+
+static void
+http_on_accept(struct ferry_conn *c, void *state)
+{
+    struct hconn *h = ferry_conn_alloc(c, sizeof(*h));
+
+    if (h == NULL || (h->cio = ferry_conn_io(c)) == NULL) {
+        ferry_conn_close(c, "no-memory");
+        return;
+    }
+    h->c = c;
+    h->l = state;
+    ferry_conn_on_free(c, h_free, h);
+    ferry_io_set_cb(h->cio, h_client_cb, h);
+    h_start_head(h);
+}
+
+/* ---- listener ------------------------------------------------------------------------------ */
+
+static int
+opt_ms(struct ferry_opts *o, const char *key, uint64_t min, uint64_t max, uint32_t *out)
+{
+    uint64_t v;
+    int      rc = ferry_opts_uint(o, key, min, max, &v);
+
+    if (rc == FERRY_OK)
+        *out = (uint32_t)v;
+    return rc == FERRY_ENOTFOUND ? FERRY_OK : rc;
+}
+
+static int
+opt_size(struct ferry_opts *o, const char *key, uint64_t min, uint64_t max, size_t *out)
+{
+    uint64_t v;
+    int      rc = ferry_opts_uint(o, key, min, max, &v);
+
+    if (rc == FERRY_OK)
+        *out = (size_t)v;
+    return rc == FERRY_ENOTFOUND ? FERRY_OK : rc;
+}
+
+static int
+opt_bool(struct ferry_opts *o, const char *key, bool *out)
+{
+    const char *v;
+    int         rc = ferry_opts_str(o, key, &v);
+
+    if (rc == FERRY_ENOTFOUND)
+        return FERRY_OK;
+    if (rc != FERRY_OK)
+        return rc;
+    if (strcmp(v, "true") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0)
+        *out = false;
+    else
+        return ferry_opts_error(o, key, "want true or false, not '%s'", v);
+    return FERRY_OK;
+}
+
+static int
+http_listener_open(struct ferry_listener *fl, struct ferry_opts *o, void **state)
+{
+    struct http_listener *l = calloc(1, sizeof(*l));
+    const char           *mode = NULL, *auth = NULL;
+    int                   rc;
+
+    if (l == NULL)
+        return FERRY_ENOMEM;
+    ferry_http_limits_default(&l->lim);
+    l->request_timeout_ms = 30000;
+    l->upstream_timeout_ms = 60000;
+    l->keepalive_timeout_ms = 60000;
+    l->pool_idle_ms = 60000;
+    l->forwarded_headers = true;
+    l->bound = ferry_listener_destination(fl);
+
+    rc = ferry_opts_str(o, "mode", &mode);
+    if (rc == FERRY_ENOTFOUND || (rc == FERRY_OK && strcmp(mode, "transparent") == 0))
+        rc = FERRY_OK;
+    else if (rc == FERRY_OK && strcmp(mode, "forward") == 0)
+        l->forward = true;
+    else if (rc == FERRY_OK)
+        rc = ferry_opts_error(o, "mode", "want 'transparent' (call http://<destination>/) or "
+                              "'forward' (a proxy for tenants), not '%s'", mode);
+    if (rc == FERRY_OK && l->forward) {
+        rc = ferry_opts_str(o, "auth", &auth);
+        if (rc == FERRY_OK && strcmp(auth, "none") == 0)
+            l->auth_none = true;
+        else if (rc == FERRY_OK && strcmp(auth, "tenant") != 0)
+            rc = ferry_opts_error(o, "auth", "want 'tenant' (Proxy-Authorization) or 'none'");
+        else if (rc == FERRY_ENOTFOUND)
+            rc = FERRY_OK;
+        if (rc == FERRY_OK && l->auth_none && ferry_listener_tenant(fl) == NULL)
+            rc = ferry_opts_error(o, "auth", "auth: none needs the listener's `tenant:`");
+        if (rc == FERRY_OK && l->bound != NULL)
+            rc = ferry_opts_error(o, NULL, "a forward-mode listener routes by the request's "
+                                  "target; remove `destination:`");
+        if (rc == FERRY_OK)
+            rc = ferry_egress_new(o, "egress", &l->egress);
+    }
+    if (rc == FERRY_OK)
+        rc = opt_size(o, "max_header_bytes", 1024, 65536, &l->lim.max_head_bytes);
+    if (rc == FERRY_OK)
+        rc = opt_size(o, "max_headers", 8, HTTP_MAX_HEADERS_CAP, &l->lim.max_headers);
+    if (rc == FERRY_OK)
+        rc = opt_size(o, "max_uri_bytes", 256, 65536, &l->lim.max_uri_bytes);
+    if (rc == FERRY_OK)
+        rc = opt_ms(o, "request_timeout_ms", 100, 3600000, &l->request_timeout_ms);
+    if (rc == FERRY_OK)
+        rc = opt_ms(o, "upstream_timeout_ms", 100, 43200000, &l->upstream_timeout_ms);
+    if (rc == FERRY_OK)
+        rc = opt_ms(o, "keepalive_timeout_ms", 100, 3600000, &l->keepalive_timeout_ms);
+    if (rc == FERRY_OK)
+        rc = opt_ms(o, "pool_idle_timeout_ms", 0, 600000, &l->pool_idle_ms);
+    if (rc == FERRY_OK)
+        rc = opt_bool(o, "forwarded_headers", &l->forwarded_headers);
+    if (rc != FERRY_OK) {
+        ferry_egress_free(l->egress);
+        free(l);
+        return rc;
+    }
+    *state = l;
+    return FERRY_OK;
+}
+
+static void
+http_listener_close(void *state)
+{
+    struct http_listener *l = state;
+
+    ferry_egress_free(l->egress);
+    free(l);
+}
+
+FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
+    FERRY_PLUGIN_HEADER,
+    .name           = "http",
+    .version        = "0.1.0",
+    .listener_open  = http_listener_open,
+    .on_accept      = http_on_accept,
+    .listener_close = http_listener_close,
+};
