@@ -59,6 +59,8 @@ struct ferry_io {
     struct event        notify;         /* deferred callbacks */
     uint32_t            timeout_ms;
     struct timeval      last_read;
+    struct timeval      armed_until;    /* when the armed timer fires */
+    bool                timer_armed;
     SSL                *ssl;
     size_t              tls_last;       /* a retried SSL_write may not be shorter */
     bool                handshaking;
@@ -756,15 +758,22 @@ ferry_io_pause(struct ferry_io *io, bool paused)
 FERRY_API void
 ferry_io_timeout(struct ferry_io *io, uint32_t ms)
 {
-    io->timeout_ms = ms;
-    event_base_gettimeofday_cached(io->w->base, &io->last_read);
-    if (ms == 0) {
-        event_del(&io->timer);
-    } else {
-        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval now, until, tv = { ms / 1000, (ms % 1000) * 1000 };
 
-        evtimer_add(&io->timer, &tv);
-    }
+    /* Lazy: a request sets and clears timeouts several times, so the timer is only
+     * moved when the new deadline is earlier than the armed one; when it fires early
+     * io_on_timer re-arms it for the rest. */
+    io->timeout_ms = ms;
+    event_base_gettimeofday_cached(io->w->base, &now);
+    io->last_read = now;
+    if (ms == 0)
+        return;
+    timeradd(&now, &tv, &until);
+    if (io->timer_armed && evtimer_pending(&io->timer, NULL) && !timercmp(&until, &io->armed_until, <))
+        return;
+    io->armed_until = until;
+    io->timer_armed = true;
+    evtimer_add(&io->timer, &tv);
 }
 
 FERRY_API void
@@ -898,6 +907,7 @@ io_on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    io->timer_armed = false;
     if (io->c == NULL) {                /* pooled too long */
         io_unlink(&io->w->io_pool, io);
         io->w->io_npool--;
@@ -923,6 +933,8 @@ io_on_timer(evutil_socket_t fd, short what, void *arg)
     {
         struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 
+        timeradd(&now, &tv, &io->armed_until);
+        io->timer_armed = true;
         evtimer_add(&io->timer, &tv);
     }
 }
@@ -1281,6 +1293,7 @@ ferry_io_pool_put(struct ferry_io *io, const char *key, uint32_t idle_ms)
     io->later = 0;
     io_link(&w->io_pool, io);
     w->io_npool++;
+    io->timer_armed = false;            /* the timer now means "idle too long" */
     evtimer_add(&io->timer, &tv);
     return true;
 }
@@ -1302,6 +1315,7 @@ ferry_io_pool_get(struct ferry_conn *c, const char *key)
             continue;
         }
         event_del(&io->timer);
+        io->timer_armed = false;
         free(io->pool_key);
         io->pool_key = NULL;
         io->c = c;

@@ -38,7 +38,10 @@ struct sbuf {
     char  *p;
     size_t len, cap;
     bool   oom;
+    bool   fixed;           /* p is the caller's (stack) buffer: copied out to grow */
 };
+/* Start b in the caller's buffer; it moves to the heap only if it outgrows it. */
+void sb_init(struct sbuf *b, char *buf, size_t size);
 void sb_add(struct sbuf *b, const void *p, size_t n);
 void sb_str(struct sbuf *b, const char *s);
 void sb_fmt(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -61,10 +64,13 @@ struct http_plan {
     char                     text[256];
 };
 
-/* Transparent mode: choose the destination, build the upstream request head. */
+/* Transparent mode: choose the destination, build the upstream request head; the
+ * request id (the client's X-Request-Id, or a new one) goes to reqid. */
 void rw_transparent(struct ferry_conn *c, const struct http_listener *l,
-                    const struct ferry_http_req *req, const char *request_id,
+                    const struct ferry_http_req *req, char *reqid, size_t reqid_size,
                     struct http_plan *plan, struct sbuf *head);
+/* A new request id (32 hex digits) when there is no parsed request to take one from. */
+void rw_request_id(char *out, size_t size);
 /* Forward mode (absolute-form or CONNECT): authenticate, choose the target, build the
  * head (not for CONNECT). */
 void rw_forward(struct ferry_conn *c, const struct http_listener *l,

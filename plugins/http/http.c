@@ -138,6 +138,8 @@ h_fail(struct hconn *h, int status, const char *reason, const char *fmt, ...)
     if (h->t0 == 0)
         h->t0 = ferry_now_us();
     if (!h->resp_head_done) {
+        if (!h->l->forward && h->reqid[0] == '\0')
+            rw_request_id(h->reqid, sizeof(h->reqid));
         rw_error(h->l, status, reason, text, h->reqid[0] ? h->reqid : NULL, &out);
         if (!out.oom) {
             ferry_io_write(h->cio, out.p, out.len);
@@ -157,35 +159,6 @@ h_fail(struct hconn *h, int status, const char *reason, const char *fmt, ...)
 /* ---- request head ---------------------------------------------------------------------- */
 
 static void
-make_request_id(struct hconn *h, const struct ferry_http_req *req)
-{
-    static __thread uint64_t seed, ctr;
-    const struct ferry_http_header *x = ferry_http_header_find(req->headers, req->header_count,
-                                                               "x-request-id", NULL);
-
-    /* A caller's own id is kept (it ties its logs to ours) when it is a sane token. */
-    if (x != NULL && x->value.len > 0 && x->value.len < sizeof(h->reqid)) {
-        bool ok = true;
-
-        for (size_t i = 0; i < x->value.len && ok; i++) {
-            char ch = x->value.ptr[i];
-
-            ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                 ch == '-' || ch == '_' || ch == '.';
-        }
-        if (ok) {
-            memcpy(h->reqid, x->value.ptr, x->value.len);
-            h->reqid[x->value.len] = '\0';
-            return;
-        }
-    }
-    if (seed == 0)
-        seed = (ferry_now_us() * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(uintptr_t)&ctr;
-    snprintf(h->reqid, sizeof(h->reqid), "%016llx%016llx", (unsigned long long)seed,
-             (unsigned long long)++ctr);
-}
-
-static void
 h_start_head(struct hconn *h)
 {
     h->phase = PH_HEAD;
@@ -201,7 +174,7 @@ h_start_head(struct hconn *h)
     h->method_name[0] = '\0';
     h->status = 0;
     memset(&h->plan, 0, sizeof(h->plan));
-    sb_free(&h->head);
+    h->head.len = 0;                    /* the buffer is kept for the next request */
     ferry_io_timeout(h->cio, h->nreq == 0 ? h->l->request_timeout_ms : h->l->keepalive_timeout_ms);
 }
 
@@ -269,10 +242,9 @@ h_read_head(struct hconn *h)
     ferry_http_chunked_init(&h->req_ch);
     h->connect_req = req.method == FERRY_HTTP_CONNECT;
     h->upgrade_req = req.upgrade && (req.connection & FERRY_HTTP_CONN_UPGRADE) != 0;
-    if (!h->l->forward)
-        make_request_id(h, &req);
     memset(&h->plan, 0, sizeof(h->plan));
-    sb_free(&h->head);
+    h->head.len = 0;
+    h->head.oom = false;
     if (h->connect_req && !h->l->forward) {
         ferry_io_consume(h->cio, (size_t)rc);
         h_fail(h, 405, "method-not-allowed", "CONNECT is for forward-mode listeners");
@@ -288,7 +260,7 @@ h_read_head(struct hconn *h)
     if (h->l->forward)
         rw_forward(h->c, h->l, &req, &h->plan, &h->head);
     else
-        rw_transparent(h->c, h->l, &req, h->reqid, &h->plan, &h->head);
+        rw_transparent(h->c, h->l, &req, h->reqid, sizeof(h->reqid), &h->plan, &h->head);
     ferry_io_consume(h->cio, (size_t)rc);
     if (h->plan.status != 0) {
         h_fail(h, h->plan.status, h->plan.reason, "%s", h->plan.text);
@@ -516,7 +488,8 @@ h_response_head(struct hconn *h)
     struct ferry_http_resp   resp;
     const uint8_t           *data;
     size_t                   len = ferry_io_peek(h->uio, &data);
-    struct sbuf              out = { 0 };
+    struct sbuf              out;
+    char                     outbuf[4096];
     int                      rc, conn;
 
     if (len == 0) {
@@ -535,6 +508,7 @@ h_response_head(struct hconn *h)
         return false;
     }
     ferry_http_resp_init(&resp, hdrs, HTTP_MAX_HEADERS_CAP);
+    sb_init(&out, outbuf, sizeof(outbuf));
     rc = ferry_http_parse_response((const char *)data, len, h->method, NULL, &resp);
     if (rc == 0) {
         if (io_gone(h->uio))

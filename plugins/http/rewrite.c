@@ -35,10 +35,13 @@ sb_add(struct sbuf *b, const void *p, size_t n)
 
         while (cap < b->len + n + 1)
             cap *= 2;
-        if (cap > HEAD_MAX || (np = realloc(b->p, cap)) == NULL) {
+        if (cap > HEAD_MAX || (np = b->fixed ? malloc(cap) : realloc(b->p, cap)) == NULL) {
             b->oom = true;
             return;
         }
+        if (b->fixed)
+            memcpy(np, b->p, b->len);
+        b->fixed = false;
         b->p = np;
         b->cap = cap;
     }
@@ -71,9 +74,21 @@ sb_fmt(struct sbuf *b, const char *fmt, ...)
 }
 
 void
+sb_init(struct sbuf *b, char *buf, size_t size)
+{
+    b->p = buf;
+    b->len = 0;
+    b->cap = size;
+    b->oom = false;
+    b->fixed = true;
+}
+
+void
 sb_free(struct sbuf *b)
 {
-    free(b->p);
+    if (!b->fixed)
+        free(b->p);
+    b->fixed = false;
     b->p = NULL;
     b->len = b->cap = 0;
     b->oom = false;
@@ -119,21 +134,6 @@ plan_error(struct http_plan *p, int status, const char *reason, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(p->text, sizeof(p->text), fmt, ap);
     va_end(ap);
-}
-
-static size_t
-count_fields(const struct ferry_http_header *h, size_t n, const char *name,
-             const struct ferry_http_header **first)
-{
-    const struct ferry_http_header *x = NULL;
-    size_t                          k = 0;
-
-    *first = NULL;
-    while ((x = ferry_http_header_find(h, n, name, x)) != NULL) {
-        if (k++ == 0)
-            *first = x;
-    }
-    return k;
 }
 
 /* A value from the config is put in a head verbatim: no line breaks, no NUL. */
@@ -191,77 +191,189 @@ client_ip(struct ferry_conn *c, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)n, peer);
 }
 
-/* The fields every mode drops: hop-by-hop (framing is re-added by the caller), and
- * what the client meant for ferry. */
-static bool
-drop_field(const struct ferry_http_header *h, const struct ferry_http_header *all, size_t n,
-           bool forwarded)
-{
-    static const char *const mine[] = {
-        "host", "x-destination-name", "sap-connectivity-scc-location_id",
-        "sap-connectivity-consumeraccount", "x-request-id",
-    };
-    static const char *const xf[] = {
-        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-    };
+/* ---- one pass over the fields ------------------------------------------------------ */
 
-    if (ferry_http_is_hop_by_hop(h->name.ptr, h->name.len, all, n))
-        return true;
-    for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
-        if (ieq(&h->name, mine[i]))
-            return true;
-    if (forwarded)
-        for (size_t i = 0; i < sizeof(xf) / sizeof(xf[0]); i++)
-            if (ieq(&h->name, xf[i]))
-                return true;
-    return false;
+/* What a field is to the proxy. Names are compared once per field, by length first,
+ * instead of once per question asked. */
+enum hkind {
+    H_OTHER = 0, H_HOP, H_TE, H_UPGRADE, H_HOST, H_XDEST, H_LOC, H_CONSUMER, H_XREQID,
+    H_XFF, H_XFP, H_XFH, H_AUTHZ, H_PROXYAUTHZ, H_SAPAUTH, H_KINDS
+};
+
+struct hidx {
+    uint8_t                         kind[HTTP_MAX_HEADERS_CAP];
+    const struct ferry_http_header *first[H_KINDS];
+    unsigned                        count[H_KINDS];
+};
+
+static enum hkind
+kind_of(const struct ferry_http_str *n)
+{
+#define IS(lit) (strncasecmp(n->ptr, lit, n->len) == 0)
+    switch (n->len) {
+    case 2:  return IS("te") ? H_HOP : H_OTHER;
+    case 4:  return IS("host") ? H_HOST : H_OTHER;
+    case 7:  return IS("upgrade") ? H_UPGRADE : IS("trailer") ? H_HOP : H_OTHER;
+    case 10: return IS("connection") || IS("keep-alive") ? H_HOP : H_OTHER;
+    case 12: return IS("x-request-id") ? H_XREQID : H_OTHER;
+    case 13: return IS("authorization") ? H_AUTHZ : H_OTHER;
+    case 15: return IS("x-forwarded-for") ? H_XFF : H_OTHER;
+    case 16: return IS("proxy-connection") ? H_HOP : IS("x-forwarded-host") ? H_XFH : H_OTHER;
+    case 17: return IS("transfer-encoding") ? H_TE : IS("x-forwarded-proto") ? H_XFP : H_OTHER;
+    case 18: return IS("x-destination-name") ? H_XDEST : IS("proxy-authenticate") ? H_HOP
+                                                                                   : H_OTHER;
+    case 19: return IS("proxy-authorization") ? H_PROXYAUTHZ : H_OTHER;
+    case 31: return IS("sap-connectivity-authentication") ? H_SAPAUTH : H_OTHER;
+    case 32: return IS("sap-connectivity-scc-location_id") ? H_LOC :
+                    IS("sap-connectivity-consumeraccount") ? H_CONSUMER : H_OTHER;
+    default: return H_OTHER;
+    }
+#undef IS
+}
+
+static void
+classify(const struct ferry_http_header *h, size_t n, unsigned connection, struct hidx *x)
+{
+    memset(x->first, 0, sizeof(x->first));
+    memset(x->count, 0, sizeof(x->count));
+    for (size_t i = 0; i < n && i < HTTP_MAX_HEADERS_CAP; i++) {
+        enum hkind k = kind_of(&h[i].name);
+
+        /* Fields named in Connection are hop-by-hop too (rare: only then look). */
+        if (k == H_OTHER && (connection & FERRY_HTTP_CONN_OTHER) &&
+            ferry_http_is_hop_by_hop(h[i].name.ptr, h[i].name.len, h, n))
+            k = H_HOP;
+        x->kind[i] = (uint8_t)k;
+        if (x->count[k]++ == 0)
+            x->first[k] = &h[i];
+    }
+}
+
+static void
+sb_u(struct sbuf *b, unsigned long v)
+{
+    char   t[24];
+    size_t i = sizeof(t);
+
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    sb_add(b, t + i, sizeof(t) - i);
+}
+
+/* The client's fields that go on: everything but hop-by-hop ones (framing is re-added
+ * by the caller), what the client meant for ferry, and what ferry sets itself. */
+static void
+copy_fields(struct sbuf *b, const struct ferry_http_header *h, size_t n, const struct hidx *x,
+            bool forwarded, bool drop_auth, bool drop_sapauth)
+{
+    for (size_t i = 0; i < n && i < HTTP_MAX_HEADERS_CAP; i++) {
+        switch (x->kind[i]) {
+        case H_OTHER:
+            break;
+        case H_XFF: case H_XFP: case H_XFH:
+            if (forwarded)
+                continue;
+            break;
+        case H_AUTHZ:
+            if (drop_auth)
+                continue;
+            break;
+        case H_SAPAUTH:
+            if (drop_sapauth)
+                continue;
+            break;
+        default:
+            continue;
+        }
+        sb_field(b, &h[i]);
+    }
 }
 
 /* Fields shared by both modes after the client's own: framing, upgrade, X-Forwarded-*. */
 static void
 add_common(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
-           struct sbuf *b)
+           const struct hidx *x, struct sbuf *b)
 {
-    const struct ferry_http_header *h = NULL;
+    const struct ferry_http_header *h = req->headers;
+    size_t                          n = req->header_count;
 
     if (req->body == FERRY_HTTP_BODY_CHUNKED)
-        while ((h = ferry_http_header_find(req->headers, req->header_count, "transfer-encoding",
-                                           h)) != NULL)
-            sb_field(b, h);
-    if (req->upgrade && (req->connection & FERRY_HTTP_CONN_UPGRADE) &&
-        (h = ferry_http_header_find(req->headers, req->header_count, "upgrade", NULL)) != NULL) {
+        for (size_t i = 0; i < n && i < HTTP_MAX_HEADERS_CAP; i++)
+            if (x->kind[i] == H_TE)
+                sb_field(b, &h[i]);
+    if (req->upgrade && (req->connection & FERRY_HTTP_CONN_UPGRADE) && x->first[H_UPGRADE]) {
         sb_str(b, "Connection: upgrade\r\n");
-        sb_field(b, h);
+        sb_field(b, x->first[H_UPGRADE]);
     }
     if (l->forwarded_headers) {
-        char                            ip[64];
-        const struct ferry_http_header *prev = NULL, *host;
+        char ip[64];
 
         client_ip(c, ip, sizeof(ip));
         sb_str(b, "X-Forwarded-For: ");
-        while ((prev = ferry_http_header_find(req->headers, req->header_count, "x-forwarded-for",
-                                              prev)) != NULL) {
-            sb_slice(b, &prev->value);
-            sb_add(b, ", ", 2);
+        for (size_t i = 0; x->count[H_XFF] > 0 && i < n && i < HTTP_MAX_HEADERS_CAP; i++) {
+            if (x->kind[i] == H_XFF) {
+                sb_slice(b, &h[i].value);
+                sb_add(b, ", ", 2);
+            }
         }
-        sb_fmt(b, "%s\r\nX-Forwarded-Proto: http\r\n", ip);
-        if ((host = ferry_http_header_find(req->headers, req->header_count, "host", NULL)) != NULL) {
+        sb_str(b, ip);
+        sb_str(b, "\r\nX-Forwarded-Proto: http\r\n");
+        if (x->first[H_HOST] != NULL) {
             sb_str(b, "X-Forwarded-Host: ");
-            sb_slice(b, &host->value);
+            sb_slice(b, &x->first[H_HOST]->value);
             sb_add(b, "\r\n", 2);
         }
     }
+}
+
+/* The caller's X-Request-Id when it is a sane token (it ties its logs to ours), else a
+ * new one: 32 hex digits, a per-thread random prefix and a counter. */
+static void
+request_id(const struct hidx *x, char *out, size_t size)
+{
+    static __thread uint64_t seed, ctr;
+    static const char        hex[] = "0123456789abcdef";
+    const struct ferry_http_header *r = x != NULL ? x->first[H_XREQID] : NULL;
+    uint64_t                 v[2];
+
+    if (r != NULL && x->count[H_XREQID] == 1 && r->value.len > 0 && r->value.len < size) {
+        bool ok = true;
+
+        for (size_t i = 0; i < r->value.len && ok; i++) {
+            char ch = r->value.ptr[i];
+
+            ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 ch == '-' || ch == '_' || ch == '.';
+        }
+        if (ok) {
+            memcpy(out, r->value.ptr, r->value.len);
+            out[r->value.len] = '\0';
+            return;
+        }
+    }
+    if (seed == 0)
+        seed = (ferry_now_us() * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(uintptr_t)&ctr;
+    v[0] = seed;
+    v[1] = ++ctr;
+    if (size < 33) {
+        out[0] = '\0';
+        return;
+    }
+    for (int k = 0; k < 32; k++)
+        out[k] = hex[(v[k / 16] >> (60 - 4 * (k % 16))) & 15];
+    out[32] = '\0';
 }
 
 /* ---- transparent mode ---------------------------------------------------------------- */
 
 static const struct ferry_dest *
 choose_dest(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
-            struct http_plan *p)
+            const struct hidx *x, struct http_plan *p)
 {
-    const struct ferry_http_header *dn;
-    size_t                          ndn = count_fields(req->headers, req->header_count,
-                                                       "x-destination-name", &dn);
+    const struct ferry_http_header *dn = x->first[H_XDEST];
+    size_t                          ndn = x->count[H_XDEST];
     const struct ferry_dest        *d;
     char                            name[201];
 
@@ -377,7 +489,10 @@ add_dest_fields(struct sbuf *b, const struct ferry_dest *d, struct http_plan *p)
                        "destination '%s': %s is not a valid header field", ferry_dest_name(d), k);
             return false;
         }
-        sb_fmt(b, "%s: %s\r\n", k + 12, v);
+        sb_str(b, k + 12);
+        sb_add(b, ": ", 2);
+        sb_str(b, v);
+        sb_add(b, "\r\n", 2);
     }
     if (strcmp(ferry_dest_authentication(d), "BasicAuthentication") == 0) {
         const char *user = ferry_dest_prop(d, "User"), *pass = ferry_dest_prop(d, "Password");
@@ -392,25 +507,75 @@ add_dest_fields(struct sbuf *b, const struct ferry_dest *d, struct http_plan *p)
                        ferry_dest_name(d));
             return false;
         }
-        sb_fmt(b, "Authorization: Basic %s\r\n", enc);
+        sb_str(b, "Authorization: Basic ");
+        sb_str(b, enc);
+        sb_add(b, "\r\n", 2);
         memset(plain, 0, sizeof(plain));
         memset(enc, 0, sizeof(enc));
     }
     return true;
 }
 
+/* "a|b|c" into out (truncated to size, always terminated): the pool key. */
+static void
+key_join(char *out, size_t size, const char *const *parts, size_t n)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *v = parts[i] != NULL ? parts[i] : "";
+        size_t      l = strlen(v);
+
+        if (i > 0 && o + 1 < size)
+            out[o++] = '|';
+        if (o + l >= size)
+            l = size - 1 - o;
+        memcpy(out + o, v, l);
+        o += l;
+    }
+    out[o] = '\0';
+}
+
+static void
+set_location(struct http_plan *p, const struct ferry_http_header *loc)
+{
+    memcpy(p->location, loc->value.ptr, loc->value.len);
+    p->location[loc->value.len] = '\0';
+    p->has_location = true;
+}
+
+static void
+add_host(struct sbuf *b, const char *host, uint16_t port, bool default_port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+
+    sb_str(b, " HTTP/1.1\r\nHost: ");
+    if (v6)
+        sb_add(b, "[", 1);
+    sb_str(b, host);
+    if (v6)
+        sb_add(b, "]", 1);
+    if (!default_port) {
+        sb_add(b, ":", 1);
+        sb_u(b, port);
+    }
+    sb_add(b, "\r\n", 2);
+}
+
 void
 rw_transparent(struct ferry_conn *c, const struct http_listener *l,
-               const struct ferry_http_req *req, const char *request_id, struct http_plan *p,
-               struct sbuf *b)
+               const struct ferry_http_req *req, char *reqid, size_t reqid_size,
+               struct http_plan *p, struct sbuf *b)
 {
-    const struct ferry_dest        *d;
-    const struct ferry_http_header *loc;
-    const char                     *scheme, *auth;
-    bool                            replace_auth;
-    uint16_t                        port;
+    struct hidx              x;
+    const struct ferry_dest *d;
+    const char              *scheme, *auth;
+    uint16_t                 port;
+    char                     portbuf[8];
 
-    if ((d = choose_dest(c, l, req, p)) == NULL)
+    classify(req->headers, req->header_count, req->connection, &x);
+    request_id(&x, reqid, reqid_size);
+    if ((d = choose_dest(c, l, req, &x, p)) == NULL)
         return;
     if (ferry_dest_type(d) != FERRY_DEST_HTTP) {
         plan_error(p, 502, "destination-invalid", "destination '%s' is not of Type HTTP",
@@ -427,64 +592,59 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
                    ferry_dest_name(d), auth);
         return;
     }
-    replace_auth = strcmp(auth, "BasicAuthentication") == 0;
-    if (count_fields(req->headers, req->header_count, "sap-connectivity-scc-location_id", &loc) == 1
-        && loc->value.len < sizeof(p->location)) {
-        /* SAP: the header overrides CloudConnectorLocationId (HTTP only). */
-        snprintf(p->location, sizeof(p->location), "%.*s", (int)loc->value.len, loc->value.ptr);
-        p->has_location = true;
-    }
+    if (x.count[H_LOC] == 1 && x.first[H_LOC]->value.len < sizeof(p->location))
+        set_location(p, x.first[H_LOC]);   /* SAP: overrides CloudConnectorLocationId */
     tls_settings(d, p);
     p->upstream_timeout_ms = ferry_dest_prop(d, "URL.socketReadTimeoutInSeconds") != NULL
                                  ? ferry_dest_read_timeout_ms(d) : l->upstream_timeout_ms;
     scheme = ferry_dest_scheme(d);
     port = ferry_dest_port(d);
-    snprintf(p->pool_key, sizeof(p->pool_key), "t|%s|%s|%s|%u|%s|%s|%d|%s",
-             ferry_dest_name(d), scheme, ferry_dest_host(d), port,
-             p->tlsopt.ca_file != NULL ? p->tlsopt.ca_file : "",
-             p->tlsopt.cert_file != NULL ? p->tlsopt.cert_file : "", p->tlsopt.insecure,
-             p->has_location ? p->location : "");
+    snprintf(portbuf, sizeof(portbuf), "%u", port);
+    {
+        const char *parts[] = {
+            "t", ferry_dest_name(d), scheme, ferry_dest_host(d), portbuf, p->tlsopt.ca_file,
+            p->tlsopt.cert_file, p->tlsopt.insecure ? "1" : "0", p->has_location ? "L" : "-",
+            p->location,
+        };
+
+        key_join(p->pool_key, sizeof(p->pool_key), parts, sizeof(parts) / sizeof(parts[0]));
+    }
 
     sb_slice(b, &req->method_name);
     sb_add(b, " ", 1);
     add_path(b, ferry_dest_path(d), &req->path);
     add_queries(b, d, &req->query);
-    sb_str(b, " HTTP/1.1\r\nHost: ");
-    sb_str(b, strchr(ferry_dest_host(d), ':') != NULL ? "[" : "");
-    sb_str(b, ferry_dest_host(d));
-    sb_str(b, strchr(ferry_dest_host(d), ':') != NULL ? "]" : "");
-    if (!((port == 80 && strcmp(scheme, "http") == 0) || (port == 443 && strcmp(scheme, "https") == 0)))
-        sb_fmt(b, ":%u", port);
-    sb_add(b, "\r\n", 2);
-    for (size_t i = 0; i < req->header_count; i++) {
-        const struct ferry_http_header *h = &req->headers[i];
-
-        if (drop_field(h, req->headers, req->header_count, l->forwarded_headers) ||
-            (replace_auth && ieq(&h->name, "authorization")))
-            continue;
-        sb_field(b, h);
-    }
-    add_common(c, l, req, b);
+    add_host(b, ferry_dest_host(d), port,
+             (port == 80 && strcmp(scheme, "http") == 0) ||
+             (port == 443 && strcmp(scheme, "https") == 0));
+    copy_fields(b, req->headers, req->header_count, &x, l->forwarded_headers,
+                strcmp(auth, "BasicAuthentication") == 0, false);
+    add_common(c, l, req, &x, b);
     if (!add_dest_fields(b, d, p))
         return;
-    if (request_id != NULL)
-        sb_fmt(b, "X-Request-Id: %s\r\n", request_id);
-    sb_add(b, "\r\n", 2);
+    sb_str(b, "X-Request-Id: ");
+    sb_str(b, reqid);
+    sb_add(b, "\r\n\r\n", 4);
+}
+
+void
+rw_request_id(char *out, size_t size)
+{
+    request_id(NULL, out, size);
 }
 
 /* ---- forward mode ---------------------------------------------------------------------- */
 
 /* Proxy-Authorization: Bearer <token> | Basic base64(tenant:token) | Basic base64(token:). */
 static bool
-proxy_auth(struct ferry_conn *c, const struct ferry_http_req *req)
+proxy_auth(struct ferry_conn *c, const struct hidx *x)
 {
-    const struct ferry_http_header *h;
+    const struct ferry_http_header *h = x->first[H_PROXYAUTHZ];
     char                            buf[4096];
     uint8_t                         dec[3072];
     bool                            ok = false;
 
-    if (count_fields(req->headers, req->header_count, "proxy-authorization", &h) != 1 ||
-        h->value.len >= sizeof(buf))
+    if (x->count[H_PROXYAUTHZ] != 1 || h->value.len >= sizeof(buf))
         return false;
     memcpy(buf, h->value.ptr, h->value.len);
     buf[h->value.len] = '\0';
@@ -514,25 +674,23 @@ void
 rw_forward(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
            struct http_plan *p, struct sbuf *b)
 {
-    const struct ferry_http_header *loc;
-    size_t                          nloc;
+    struct hidx x;
+    char        portbuf[8];
 
-    if (!l->auth_none && !proxy_auth(c, req)) {
+    classify(req->headers, req->header_count, req->connection, &x);
+    if (!l->auth_none && !proxy_auth(c, &x)) {
         plan_error(p, 407, "proxy-auth-required",
                    "send Proxy-Authorization: Bearer <tenant token> (or Basic tenant:token)");
         return;
     }
-    if ((nloc = count_fields(req->headers, req->header_count, "sap-connectivity-scc-location_id",
-                             &loc)) > 1 ||
-        (nloc == 1 && loc->value.len >= sizeof(p->location))) {
+    if (x.count[H_LOC] > 1 ||
+        (x.count[H_LOC] == 1 && x.first[H_LOC]->value.len >= sizeof(p->location))) {
         plan_error(p, 400, "bad-location-header",
                    "SAP-Connectivity-SCC-Location_ID must be given once, under 256 bytes");
         return;
     }
-    if (nloc == 1) {
-        snprintf(p->location, sizeof(p->location), "%.*s", (int)loc->value.len, loc->value.ptr);
-        p->has_location = true;
-    }
+    if (x.count[H_LOC] == 1)
+        set_location(p, x.first[H_LOC]);
     if (req->form == FERRY_HTTP_FORM_AUTHORITY) {           /* CONNECT host:port */
         if (req->host.len == 0 || req->host.len >= sizeof(p->host) || req->port_num == 0) {
             plan_error(p, 400, "bad-request", "CONNECT needs host:port");
@@ -560,9 +718,12 @@ rw_forward(struct ferry_conn *c, const struct http_listener *l, const struct fer
     snprintf(p->host, sizeof(p->host), "%.*s", (int)req->host.len, req->host.ptr);
     p->port = req->port_num != 0 ? req->port_num : 80;
     p->upstream_timeout_ms = l->upstream_timeout_ms;
-    snprintf(p->pool_key, sizeof(p->pool_key), "f|%s|%s|%s|%u",
-             ferry_conn_tenant(c) != NULL ? ferry_conn_tenant(c) : "", p->location, p->host,
-             p->port);
+    snprintf(portbuf, sizeof(portbuf), "%u", p->port);
+    {
+        const char *parts[] = { "f", ferry_conn_tenant(c), p->location, p->host, portbuf };
+
+        key_join(p->pool_key, sizeof(p->pool_key), parts, sizeof(parts) / sizeof(parts[0]));
+    }
 
     sb_slice(b, &req->method_name);
     sb_add(b, " ", 1);
@@ -574,22 +735,9 @@ rw_forward(struct ferry_conn *c, const struct http_listener *l, const struct fer
         sb_add(b, "?", 1);
         sb_slice(b, &req->query);
     }
-    sb_str(b, " HTTP/1.1\r\nHost: ");
-    sb_str(b, strchr(p->host, ':') != NULL ? "[" : "");
-    sb_str(b, p->host);
-    sb_str(b, strchr(p->host, ':') != NULL ? "]" : "");
-    if (p->port != 80)
-        sb_fmt(b, ":%u", p->port);
-    sb_add(b, "\r\n", 2);
-    for (size_t i = 0; i < req->header_count; i++) {
-        const struct ferry_http_header *h = &req->headers[i];
-
-        if (drop_field(h, req->headers, req->header_count, l->forwarded_headers) ||
-            ieq(&h->name, "sap-connectivity-authentication"))
-            continue;
-        sb_field(b, h);
-    }
-    add_common(c, l, req, b);
+    add_host(b, p->host, p->port, p->port == 80);
+    copy_fields(b, req->headers, req->header_count, &x, l->forwarded_headers, false, true);
+    add_common(c, l, req, &x, b);
     sb_add(b, "\r\n", 2);
 }
 
@@ -622,40 +770,48 @@ rw_phrase(int status)
 
 void
 rw_response(const struct http_listener *l, const struct ferry_http_resp *resp,
-            const char *request_id, int conn, bool dechunk, struct sbuf *b)
+            const char *reqid, int conn, bool dechunk, struct sbuf *b)
 {
-    const struct ferry_http_header *h = NULL;
+    struct hidx x;
+    const struct ferry_http_header *h = resp->headers;
+    size_t                          n = resp->header_count;
 
-    sb_fmt(b, "HTTP/1.1 %d ", resp->code);
+    classify(h, n, resp->connection, &x);
+    sb_str(b, "HTTP/1.1 ");
+    sb_u(b, (unsigned long)resp->code);
+    sb_add(b, " ", 1);
     sb_slice(b, &resp->phrase);
     sb_add(b, "\r\n", 2);
-    for (size_t i = 0; i < resp->header_count; i++) {
-        h = &resp->headers[i];
-        if (ferry_http_is_hop_by_hop(h->name.ptr, h->name.len, resp->headers, resp->header_count))
+    for (size_t i = 0; i < n && i < HTTP_MAX_HEADERS_CAP; i++) {
+        switch (x.kind[i]) {
+        case H_HOP: case H_UPGRADE:
             continue;
-        if (request_id != NULL && ieq(&h->name, "x-request-id"))
-            continue;
-        sb_field(b, h);
+        case H_TE:
+            if (resp->body != FERRY_HTTP_BODY_CHUNKED || dechunk)
+                continue;
+            break;
+        case H_XREQID:
+            if (reqid != NULL)
+                continue;
+            break;
+        default:
+            break;
+        }
+        sb_field(b, &h[i]);
     }
-    if (resp->body == FERRY_HTTP_BODY_CHUNKED && !dechunk) {
-        for (h = NULL; (h = ferry_http_header_find(resp->headers, resp->header_count,
-                                                   "transfer-encoding", h)) != NULL;)
-            sb_field(b, h);
-        for (h = NULL; (h = ferry_http_header_find(resp->headers, resp->header_count, "trailer",
-                                                   h)) != NULL;)
-            sb_field(b, h);
-    }
-    if (resp->code == 101 &&
-        (h = ferry_http_header_find(resp->headers, resp->header_count, "upgrade", NULL)) != NULL) {
+    if (resp->code == 101 && x.first[H_UPGRADE] != NULL) {
         sb_str(b, "Connection: upgrade\r\n");
-        sb_field(b, h);
+        sb_field(b, x.first[H_UPGRADE]);
     } else if (conn == RW_CLOSE) {
         sb_str(b, "Connection: close\r\n");
     } else if (conn == RW_KEEP_ALIVE) {
         sb_str(b, "Connection: keep-alive\r\n");
     }
-    if (request_id != NULL && !l->forward)
-        sb_fmt(b, "x-request-id: %s\r\n", request_id);
+    if (reqid != NULL && !l->forward) {
+        sb_str(b, "x-request-id: ");
+        sb_str(b, reqid);
+        sb_add(b, "\r\n", 2);
+    }
     sb_add(b, "\r\n", 2);
 }
 
