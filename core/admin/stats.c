@@ -2,6 +2,7 @@
  * stats.c: the registry of counter slots and its Prometheus rendering.
  */
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@
 
 /* Written only by the main thread; workers only follow pointers they were handed. */
 static struct stats_slot *slots;
+
+static void pairs_free(void);
 
 struct stats_slot *
 ferry_stats_slot(enum stats_kind kind, const char *name)
@@ -55,6 +58,7 @@ ferry_stats_tunnel_slot(const char *tenant, const char *location)
 void
 ferry_stats_free_all(void)
 {
+    pairs_free();
     while (slots != NULL) {
         struct stats_slot *next = slots->next;
 
@@ -73,7 +77,7 @@ const uint64_t stats_bucket_us[STATS_BUCKETS] = {
 };
 
 void
-stats_request(struct stats_slot *s, unsigned w, int status, uint64_t us, bool with_latency)
+stats_request(struct stats_slot *s, unsigned w, uint64_t us)
 {
     struct stats_cell *cell;
     unsigned           b = 0;
@@ -81,48 +85,78 @@ stats_request(struct stats_slot *s, unsigned w, int status, uint64_t us, bool wi
     if (s == NULL || w >= FERRY_MAX_WORKERS)
         return;
     cell = &s->cell[w];
-    if (status >= 100 && status <= 599)
-        stats_add(&cell->req_class[status / 100 - 1], 1);
-    if (!with_latency)
-        return;
     while (b < STATS_BUCKETS && us > stats_bucket_us[b])
         b++;
     stats_add(&cell->req_hist[b], 1);
     stats_add(&cell->req_us_sum, us);
 }
 
-/* Requests by status class (listeners, destinations) and the listeners' histogram;
- * only slots that saw a request are shown. */
+static pthread_mutex_t    pairs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct stats_pair *pairs;
+
+struct stats_pair *
+stats_pair_get(const struct stats_slot *listener, const struct stats_slot *dest)
+{
+    struct stats_pair *p;
+
+    pthread_mutex_lock(&pairs_mu);
+    for (p = pairs; p != NULL; p = p->next)
+        if (p->listener == listener && p->dest == dest)
+            break;
+    if (p == NULL && (p = aligned_alloc(64, sizeof(*p))) != NULL) {
+        memset(p, 0, sizeof(*p));
+        p->listener = listener;
+        p->dest = dest;
+        p->next = pairs;
+        pairs = p;
+    }
+    pthread_mutex_unlock(&pairs_mu);
+    return p;
+}
+
+static void
+pairs_free(void)
+{
+    pthread_mutex_lock(&pairs_mu);
+    while (pairs != NULL) {
+        struct stats_pair *next = pairs->next;
+
+        free(pairs);
+        pairs = next;
+    }
+    pthread_mutex_unlock(&pairs_mu);
+}
+
+/* Requests by listener, destination and status class; the listeners' latency
+ * histogram. Only what saw a request is shown. */
 static void
 render_requests(struct evbuffer *out, unsigned nworkers)
 {
     bool head = false;
 
-    for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
-        uint64_t cls[5] = { 0 }, any = 0;
+    pthread_mutex_lock(&pairs_mu);
+    for (const struct stats_pair *p = pairs; p != NULL; p = p->next) {
+        uint64_t cls[5] = { 0 };
 
-        if (s->kind == STATS_TUNNEL)
-            continue;
         for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++)
             for (int k = 0; k < 5; k++)
-                cls[k] += atomic_load_explicit(&s->cell[w].req_class[k], memory_order_relaxed);
-        for (int k = 0; k < 5; k++)
-            any += cls[k];
-        if (any == 0)
-            continue;
+                cls[k] += atomic_load_explicit(&p->cell[w].cls[k], memory_order_relaxed);
         if (!head) {
             evbuffer_add_printf(out, "# HELP ferry_http_requests_total Requests answered, by "
-                                "status class\n# TYPE ferry_http_requests_total counter\n");
+                                "listener, destination and status class\n"
+                                "# TYPE ferry_http_requests_total counter\n");
             head = true;
         }
         for (int k = 0; k < 5; k++) {
-            evbuffer_add_printf(out, "ferry_http_requests_total{%s=\"",
-                                s->kind == STATS_LISTENER ? "listener" : "destination");
-            add_escaped(out, s->name);
+            evbuffer_add_printf(out, "ferry_http_requests_total{listener=\"");
+            add_escaped(out, p->listener->name);
+            evbuffer_add_printf(out, "\",destination=\"");
+            add_escaped(out, p->dest != NULL ? p->dest->name : "");
             evbuffer_add_printf(out, "\",class=\"%dxx\"} %llu\n", k + 1,
                                 (unsigned long long)cls[k]);
         }
     }
+    pthread_mutex_unlock(&pairs_mu);
     if (!head)
         return;
     evbuffer_add_printf(out, "# HELP ferry_http_request_duration_seconds Request head read to "

@@ -28,8 +28,8 @@ struct stats_cell {
     _Atomic uint64_t conns_failed;     /* upstream could not be opened */
     _Atomic uint64_t bytes_in;         /* client -> upstream */
     _Atomic uint64_t bytes_out;        /* upstream -> client */
-    /* Requests of message-level plugins (ferry_conn_request_done). */
-    _Atomic uint64_t req_class[5];     /* by status class 1xx..5xx */
+    /* Requests of message-level plugins (ferry_conn_request_done); status classes are
+     * counted per (listener, destination) in struct stats_pair. */
     _Atomic uint64_t req_hist[STATS_BUCKETS + 1];   /* listeners: latency; last = +Inf */
     _Atomic uint64_t req_us_sum;       /* listeners: total latency, microseconds */
 } __attribute__((aligned(64)));
@@ -59,9 +59,19 @@ stats_add(_Atomic uint64_t *ctr, uint64_t n)
                           memory_order_relaxed);
 }
 
-/* One finished request: its status class on s (may be NULL), its latency too when
- * with_latency (listeners). Worker w only. */
-void stats_request(struct stats_slot *s, unsigned w, int status, uint64_t us, bool with_latency);
+/* One finished request's latency on listener slot s. Worker w only. */
+void stats_request(struct stats_slot *s, unsigned w, uint64_t us);
+
+/* Requests per (listener, destination) pair: created on first use by any thread (a
+ * mutex guards the list, never the counters), kept until exit. dest may be NULL. */
+struct stats_pair {
+    struct stats_pair       *next;
+    const struct stats_slot *listener, *dest;
+    struct {
+        _Atomic uint64_t cls[5];
+    } __attribute__((aligned(64))) cell[FERRY_MAX_WORKERS];
+};
+struct stats_pair *stats_pair_get(const struct stats_slot *listener, const struct stats_slot *dest);
 
 struct evbuffer;
 /* Append the Prometheus text of every slot. */

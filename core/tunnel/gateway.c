@@ -28,6 +28,7 @@
 #include "tunnel/session.h"
 #include "tunnel/tls.h"
 #include "worker/conn-int.h"
+#include "worker/io-int.h"
 #include "worker/worker.h"
 
 #define HELLO_MAX_BYTES      65536
@@ -558,7 +559,17 @@ gw_on_bytes(struct tstream *s, uint64_t in, uint64_t out)
         o->ops->bytes(o, in, out);
 }
 
+/* A connector is leaving: pooled idle streams on its tunnel would hold its drain. */
+static void
+gw_on_goaway(struct tunnel *t)
+{
+    struct gw_tunnel *gt = tunnel_owner(t);
+
+    io_pool_drop_tunnel(gt->w, t);
+}
+
 static const struct tunnel_ops gw_ops = {
+    .on_goaway       = gw_on_goaway,
     .on_response     = gw_on_response,
     .on_stream_end   = gw_on_stream_end,
     .on_bytes        = gw_on_bytes,

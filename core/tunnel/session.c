@@ -52,6 +52,7 @@ struct tunnel {
     struct event             ev, timer;
     bool                     readable, writable;
     bool                     goaway;         /* sent or received: no new streams */
+    bool                     goaway_seen;    /* received (on_goaway told) */
     bool                     dead;           /* close requested */
     int                      busy;           /* inside tunnel_io: defer the free */
     nghttp2_session         *h2;
@@ -635,6 +636,9 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 
     switch (f->hd.type) {
     case NGHTTP2_GOAWAY:
+        if (!t->goaway_seen && t->ops->on_goaway != NULL)
+            t->ops->on_goaway(t);
+        t->goaway_seen = true;
         t->goaway = true;
         break;
     case NGHTTP2_HEADERS:

@@ -51,6 +51,9 @@ struct tunnel_ops {
     /* Bytes moved on s since the last call (in: socket -> peer, out: peer -> socket),
      * for live metrics. Optional; called often, keep it cheap. */
     void (*on_bytes)(struct tstream *s, uint64_t in, uint64_t out);
+    /* The peer sent GOAWAY: no new streams (idle ones kept for reuse should go).
+     * Optional; called once, from the loop. */
+    void (*on_goaway)(struct tunnel *t);
     /* The tunnel is closed (every stream already ended); after this t is freed. */
     void (*on_tunnel_close)(struct tunnel *t, const char *reason);
 };

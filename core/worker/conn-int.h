@@ -89,6 +89,7 @@ struct ferry_conn {
     struct ferry_io        *cio;            /* stream mode (ferry/io.h): the client's end */
     struct ferry_io        *ios;            /* stream mode: upstream streams of c */
     void                  (*on_free)(void *arg);    /* the plugin's cleanup */
+    struct stats_pair      *req_pair;       /* ferry_conn_request_done's last pair */
     void                   *on_free_arg;
     struct stats_slot      *tstats;         /* its tunnel's (tenant, location) stats */
     const char             *tenant;         /* authenticated tenant id (borrowed: conf) */

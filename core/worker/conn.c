@@ -414,9 +414,14 @@ ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record 
 {
     struct logbuf b;
 
-    stats_request(c->l->stats, c->w->id, r->status, r->total_us, true);
-    if (r->dest != NULL)
-        stats_request(conn_dest_stats(c, r->dest), c->w->id, r->status, r->total_us, false);
+    struct stats_slot *ds = r->dest != NULL ? conn_dest_stats(c, r->dest) : NULL;
+
+    stats_request(c->l->stats, c->w->id, r->total_us);
+    /* The (listener, destination) pair: looked up when the destination changes. */
+    if (c->req_pair == NULL || c->req_pair->dest != ds)
+        c->req_pair = stats_pair_get(c->l->stats, ds);
+    if (c->req_pair != NULL && r->status >= 100 && r->status <= 599 && c->w->id < FERRY_MAX_WORKERS)
+        stats_add(&c->req_pair->cell[c->w->id].cls[r->status / 100 - 1], 1);
     if (!ferry_log_access_enabled())
         return;
     ferry_log_access_begin(&b);
@@ -770,14 +775,14 @@ conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route
     if (t->dest != NULL && ferry_dest_proxy_type(t->dest) == FERRY_PROXY_ONPREMISE) {
         r->req.tenant = t->tenant != NULL ? t->tenant : ferry_dest_tenant(t->dest);
         r->req.location = t->location != NULL ? t->location : ferry_dest_location(t->dest);
-        r->req.protocol = dest_protocol(t->dest);
+        r->req.protocol = t->protocol != NULL ? t->protocol : dest_protocol(t->dest);
         r->req.must_expose = false;
         return CONN_ROUTE_TUNNEL;
     }
     if (t->dest == NULL) {
         r->req.tenant = t->tenant != NULL ? t->tenant : ferry_conn_tenant(c);
         r->req.location = t->location != NULL ? t->location : "";
-        r->req.protocol = "tcp";
+        r->req.protocol = t->protocol != NULL ? t->protocol : "tcp";
         r->req.must_expose = true;
         /* DESIGN.md's order: the tenant's virtual host, then egress, then why not. */
         if (r->req.tenant != NULL)

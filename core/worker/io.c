@@ -69,6 +69,7 @@ struct ferry_io {
     uint8_t            *out;
     size_t              out_off, out_len, out_cap;
     bool                eof, paused, shut_want, shut_done, closed, in_cb, queued;
+    bool                stale;          /* pooled on a tunnel that got GOAWAY */
     int                 err;
     const char         *reason;
     char                reason_buf[200];
@@ -609,9 +610,9 @@ ferry_io_writev(struct ferry_io *io, const struct ferry_iov *iov, int n)
     if (io->shut_want)
         return FERRY_EINVAL;
     if (io->out_len == io->out_off && *io->writable && !io->handshaking && io->open_cb == NULL &&
-        *io->fd >= 0) {
+        *io->fd >= 0 && io->ssl == NULL) {
         /* Nothing queued: straight to the socket, copy only what it refuses. */
-        if (io->ssl == NULL) {
+        {
             struct iovec v[16];
             int          k = 0;
             size_t       total = 0;
@@ -654,20 +655,6 @@ ferry_io_writev(struct ferry_io *io, const struct ferry_iov *iov, int n)
                     left = 0;
                 }
             }
-        } else {
-            for (; i < n; i++) {
-                ssize_t w = iov[i].len == 0 ? 0 : io_send(io, iov[i].base, iov[i].len);
-
-                if (w < 0) {
-                    io_later(io, FERRY_IO_ERROR);
-                    return io->err;
-                }
-                io->nwritten += (size_t)w;
-                if ((size_t)w < iov[i].len) {
-                    skip = (size_t)w;
-                    break;
-                }
-            }
         }
     }
     for (; i < n; i++, skip = 0) {
@@ -676,6 +663,14 @@ ferry_io_writev(struct ferry_io *io, const struct ferry_iov *iov, int n)
         if (rc != FERRY_OK) {
             io_later(io, FERRY_IO_ERROR);
             return rc;
+        }
+    }
+    if (io->ssl != NULL && *io->writable && !io->handshaking && io->open_cb == NULL) {
+        /* TLS writes a record at a time: a partial write does not mean the socket is
+         * full (no EV_WRITE edge would come), so keep writing until it says so. */
+        if (io_flush(io) & FERRY_IO_ERROR) {
+            io_later(io, FERRY_IO_ERROR);
+            return io->err;
         }
     }
     if (io->client && io->c != NULL)
@@ -844,9 +839,9 @@ io_process(struct ferry_io *io, unsigned ev)
         return;
     }
     if (io->c == NULL) {
-        /* Pooled: the server closed it or sent something unasked for. Either way it
-         * can no longer carry a request. */
-        if (*io->readable || *io->hup) {
+        /* Pooled: the server closed it or sent something unasked for, or its tunnel is
+         * going away. Either way it can no longer carry a request. */
+        if (*io->readable || *io->hup || io->stale) {
             io_unlink(&io->w->io_pool, io);
             io->w->io_npool--;
             io_destroy(io);
@@ -1310,7 +1305,7 @@ ferry_io_pool_get(struct ferry_conn *c, const char *key)
             continue;
         io_unlink(&w->io_pool, io);
         w->io_npool--;
-        if (*io->readable || *io->hup) {        /* closed while we were not looking */
+        if (*io->readable || *io->hup || io->stale) {   /* closed while we were away */
             io_destroy(io);
             continue;
         }
@@ -1323,6 +1318,18 @@ ferry_io_pool_get(struct ferry_conn *c, const char *key)
         return io;
     }
     return NULL;
+}
+
+void
+io_pool_drop_tunnel(struct worker *w, struct tunnel *t)
+{
+    /* Called from inside the tunnel's frame processing: close from the loop. */
+    for (struct ferry_io *io = w->io_pool; io != NULL; io = io->next) {
+        if (io->ts != NULL && io->ts->t == t) {
+            io->stale = true;
+            event_active(&io->notify, 0, 1);
+        }
+    }
 }
 
 void

@@ -56,6 +56,9 @@ struct ferry_target {
     const char              *tenant;     /* NULL: the destination's / the connection's */
     const char              *location;   /* NULL: the destination's; "" default location */
     bool                     direct_ok;  /* host:port may be dialed directly */
+    const char              *protocol;   /* ABI 1.2: what the connector checks the stream
+                                          * against ("http", "ldap", ...); NULL: the
+                                          * destination's Type, else "tcp" */
 };
 
 /* Upstream open finished. status: FERRY_OK (connected), FERRY_ENOTFOUND (name did not

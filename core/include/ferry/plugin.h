@@ -28,7 +28,9 @@
 #include <ferry/err.h>
 
 #define FERRY_PLUGIN_ABI_MAJOR 1
-#define FERRY_PLUGIN_ABI_MINOR 1     /* 1.1: ferry/route.h, ferry_target.direct_ok */
+#define FERRY_PLUGIN_ABI_MINOR 2     /* 1.1: ferry/route.h, ferry_target.direct_ok;
+                                        1.2: ferry/io.h, ferry_target.protocol, dest
+                                        accessors, ferry_base64_encode */
 
 struct ferry_conn;
 struct ferry_opts;
