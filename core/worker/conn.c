@@ -453,6 +453,8 @@ conn_free(struct ferry_conn *c)
     struct worker *w = c->w;
 
     conn_write_access(c);
+    if (c->on_free != NULL)             /* before the arena goes: it may live there */
+        c->on_free(c->on_free_arg);
     if (c->dstats != NULL)
         atomic_fetch_sub(&c->dstats->active, 1);
     atomic_fetch_sub(&c->l->stats->active, 1);
@@ -470,8 +472,6 @@ conn_free(struct ferry_conn *c)
         c->chunks = next;
     }
     io_conn_free(c);
-    if (c->on_free != NULL)
-        c->on_free(c->on_free_arg);
     wgen_unref(c->wg);
     free(c);
     if (w->draining && w->nconns == 0)
