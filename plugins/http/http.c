@@ -390,6 +390,8 @@ h_open(struct hconn *h, bool allow_pool)
         t.port = h->plan.port;
         t.location = h->plan.location;      /* "" = the default location */
         t.direct_ok = ferry_egress_allows(h->l->egress, h->plan.host, h->plan.port);
+        /* The connector checks HTTP systems per request; CONNECT is opaque bytes. */
+        t.protocol = h->connect_req ? "tcp" : "http";
     }
     rc = ferry_io_open(h->c, &t, h->plan.tls ? &h->plan.tlsopt : NULL, 0, h_on_open, h);
     if (rc != FERRY_OK)
