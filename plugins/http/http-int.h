@@ -64,6 +64,9 @@ struct http_plan {
     char                     text[256];
 };
 
+/* Copy a slice into a C string of size bytes (truncated, always terminated). */
+void slice_copy(char *out, size_t size, const char *p, size_t n);
+
 /* Transparent mode: choose the destination, build the upstream request head; the
  * request id (the client's X-Request-Id, or a new one) goes to reqid. */
 void rw_transparent(struct ferry_conn *c, const struct http_listener *l,

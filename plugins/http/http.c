@@ -78,6 +78,9 @@ struct hconn {
 
 static void h_drive(struct hconn *h);
 static void h_open(struct hconn *h, bool allow_pool);
+static long pump_body(struct ferry_io *from, struct ferry_io *to, enum ferry_http_body kind,
+                      uint64_t *left, struct ferry_http_chunked *ch, bool dechunk, bool *done,
+                      const struct sbuf *prefix);
 
 /* ---- records and errors ---------------------------------------------------------------- */
 
@@ -229,10 +232,8 @@ h_read_head(struct hconn *h)
         return false;
     }
     h->method = req.method;
-    snprintf(h->method_name, sizeof(h->method_name), "%.*s", (int)req.method_name.len,
-             req.method_name.ptr);
-    snprintf(h->path, sizeof(h->path), "%.*s", (int)req.path.len,
-             req.path.ptr != NULL ? req.path.ptr : "");
+    slice_copy(h->method_name, sizeof(h->method_name), req.method_name.ptr, req.method_name.len);
+    slice_copy(h->path, sizeof(h->path), req.path.ptr, req.path.len);
     h->client_minor = req.version_minor;
     h->client_keep = req.keep_alive;
     h->req_body = req.body;
@@ -314,14 +315,29 @@ h_upstream_ready(struct hconn *h)
         h->phase = PH_TUNNEL;
         return;
     }
-    ferry_io_write(h->uio, h->head.p, h->head.len);
     h->phase = PH_EXCHANGE;
     if (!h->req_has_body) {
+        ferry_io_write(h->uio, h->head.p, h->head.len);
         h->req_done = true;
         ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
     } else {
-        /* The body is the client's to send: its silence is a 408, not a 504. */
-        ferry_io_timeout(h->cio, h->l->request_timeout_ms);
+        /* The head and the body bytes already here leave in one write. */
+        long n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, &h->req_ch, false,
+                           &h->req_done, &h->head);
+
+        if (n < 0) {
+            h_fail(h, 400, h->req_ch.reason != NULL ? h->req_ch.reason : "bad-chunked",
+                   "the request body's chunked framing is invalid (%s)",
+                   h->req_ch.detail != NULL ? h->req_ch.detail : "syntax");
+            return;
+        }
+        h->bytes_in += (uint64_t)n;
+        if (h->req_done) {
+            ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
+        } else {
+            /* The body is the client's to send: its silence is a 408, not a 504. */
+            ferry_io_timeout(h->cio, h->l->request_timeout_ms);
+        }
     }
 }
 
@@ -407,33 +423,55 @@ io_gone(struct ferry_io *io)
     return ferry_io_eof(io) || ferry_io_error(io, NULL) != 0;
 }
 
-/* Move body bytes of a framed message from `from` to `to`. Returns bytes consumed, or
- * -1 after a framing error (reason in ch). *done set at the end of the body. */
+/* Write prefix (a head not sent yet, may be empty) and then data in one call: a head
+ * and the body bytes that came with it leave in one syscall. */
+static void
+put2(struct ferry_io *to, const struct sbuf *prefix, const void *data, size_t len)
+{
+    struct ferry_iov v[2] = { { prefix != NULL ? prefix->p : NULL, prefix != NULL ? prefix->len : 0 },
+                              { data, len } };
+
+    if (v[0].len > 0)
+        ferry_io_writev(to, v, 2);
+    else if (len > 0)
+        ferry_io_write(to, data, len);
+}
+
+/* Move body bytes of a framed message from `from` to `to`, after `prefix` (a head to
+ * send first, or NULL). Returns bytes consumed, or -1 after a framing error (reason
+ * in ch). *done set at the end of the body. The prefix is always written. */
 static long
 pump_body(struct ferry_io *from, struct ferry_io *to, enum ferry_http_body kind, uint64_t *left,
-          struct ferry_http_chunked *ch, bool dechunk, bool *done)
+          struct ferry_http_chunked *ch, bool dechunk, bool *done, const struct sbuf *prefix)
 {
     const uint8_t *data;
     size_t         len = ferry_io_peek(from, &data), used = 0;
 
-    if (len == 0 || ferry_io_pending(to) >= PENDING_HIGH)
+    if (len == 0 || (prefix == NULL && ferry_io_pending(to) >= PENDING_HIGH)) {
+        put2(to, prefix, NULL, 0);
         return 0;
+    }
     switch (kind) {
     case FERRY_HTTP_BODY_LENGTH:
         used = len < *left ? len : (size_t)*left;
-        ferry_io_write(to, data, used);
+        put2(to, prefix, data, used);
         *left -= used;
         *done = *left == 0;
         break;
     case FERRY_HTTP_BODY_CHUNKED:
+        if (dechunk)
+            put2(to, prefix, NULL, 0);
         while (used < len) {
             size_t      consumed = 0, dl = 0;
             const char *d = NULL;
             int         rc = ferry_http_chunked_feed(ch, (const char *)data + used, len - used,
                                                      &consumed, &d, &dl);
 
-            if (rc < 0)
+            if (rc < 0) {
+                if (!dechunk)
+                    put2(to, prefix, NULL, 0);
                 return -1;
+            }
             if (dechunk && rc == FERRY_HTTP_CHUNK_DATA && dl > 0)
                 ferry_io_write(to, d, dl);
             used += consumed;
@@ -445,11 +483,11 @@ pump_body(struct ferry_io *from, struct ferry_io *to, enum ferry_http_body kind,
                 break;
         }
         if (!dechunk)
-            ferry_io_write(to, data, used);
+            put2(to, prefix, data, used);
         break;
     default:                                    /* until EOF (responses) */
         used = len;
-        ferry_io_write(to, data, used);
+        put2(to, prefix, data, used);
         break;
     }
     ferry_io_consume(from, used);
@@ -463,7 +501,8 @@ h_request_body(struct hconn *h)
 
     if (h->req_done)
         return false;
-    n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, &h->req_ch, false, &h->req_done);
+    n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, &h->req_ch, false, &h->req_done,
+                  NULL);
     if (n < 0) {
         h_fail(h, 400, h->req_ch.reason != NULL ? h->req_ch.reason : "bad-chunked",
                "the request body's chunked framing is invalid (%s)",
@@ -549,21 +588,33 @@ h_response_head(struct hconn *h)
         h_fail(h, 502, "bad-gateway", "the upstream's response head is too large");
         return false;
     }
-    ferry_io_write(h->cio, out.p, out.len);
-    h->bytes_out += out.len;
-    sb_free(&out);
     ferry_io_consume(h->uio, (size_t)rc);
+    h->bytes_out += out.len;
     h->resp_head_done = true;
     h->resp_body = resp.body;
     h->resp_left = resp.content_length;
     ferry_http_chunked_init(&h->resp_ch);
     if (resp.body == FERRY_HTTP_BODY_TUNNEL) {
+        ferry_io_write(h->cio, out.p, out.len);
         h->phase = PH_TUNNEL;
         h->req_done = true;
     } else if (resp.body == FERRY_HTTP_BODY_NONE ||
                (resp.body == FERRY_HTTP_BODY_LENGTH && resp.content_length == 0)) {
+        ferry_io_write(h->cio, out.p, out.len);
         h->resp_done = true;
+    } else {
+        /* The head and the body bytes that arrived with it leave in one write. */
+        long n = pump_body(h->uio, h->cio, h->resp_body, &h->resp_left, &h->resp_ch,
+                           h->dechunk, &h->resp_done, &out);
+
+        if (n < 0) {
+            sb_free(&out);
+            h_fail(h, 502, "bad-gateway", "the upstream's chunked framing is invalid");
+            return false;
+        }
+        h->bytes_out += (uint64_t)n;
     }
+    sb_free(&out);
     return true;
 }
 
@@ -571,7 +622,7 @@ static bool
 h_response_body(struct hconn *h)
 {
     long n = pump_body(h->uio, h->cio, h->resp_body, &h->resp_left, &h->resp_ch, h->dechunk,
-                       &h->resp_done);
+                       &h->resp_done, NULL);
 
     if (n < 0) {
         h_fail(h, 502, "bad-gateway", "the upstream's chunked framing is invalid");

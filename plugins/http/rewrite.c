@@ -94,6 +94,29 @@ sb_free(struct sbuf *b)
     b->oom = false;
 }
 
+void
+slice_copy(char *out, size_t size, const char *p, size_t n)
+{
+    if (n >= size)
+        n = size - 1;
+    if (n > 0)
+        memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static void
+utoa(char *out, size_t size, unsigned v)
+{
+    char   t[12];
+    size_t i = sizeof(t);
+
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    slice_copy(out, size, t + i, sizeof(t) - i);
+}
+
 /* ---- helpers --------------------------------------------------------------------------- */
 
 static bool
@@ -188,7 +211,7 @@ client_ip(struct ferry_conn *c, char *out, size_t size)
         peer++;
         n -= 2;
     }
-    snprintf(out, size, "%.*s", (int)n, peer);
+    slice_copy(out, size, peer, n);
 }
 
 /* ---- one pass over the fields ------------------------------------------------------ */
@@ -399,9 +422,9 @@ choose_dest(struct ferry_conn *c, const struct http_listener *l, const struct fe
                        "X-Destination-Name must have 1 to 200 characters");
             return NULL;
         }
-        snprintf(name, sizeof(name), "%.*s", (int)dn->value.len, dn->value.ptr);
+        slice_copy(name, sizeof(name), dn->value.ptr, dn->value.len);
     } else if (req->host.ptr != NULL && req->host.len > 0 && req->host.len <= 200) {
-        snprintf(name, sizeof(name), "%.*s", (int)req->host.len, req->host.ptr);
+        slice_copy(name, sizeof(name), req->host.ptr, req->host.len);
     } else {
         plan_error(p, 400, "missing-destination",
                    "name the destination in the Host or X-Destination-Name header");
@@ -599,7 +622,7 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
                                  ? ferry_dest_read_timeout_ms(d) : l->upstream_timeout_ms;
     scheme = ferry_dest_scheme(d);
     port = ferry_dest_port(d);
-    snprintf(portbuf, sizeof(portbuf), "%u", port);
+    utoa(portbuf, sizeof(portbuf), port);
     {
         const char *parts[] = {
             "t", ferry_dest_name(d), scheme, ferry_dest_host(d), portbuf, p->tlsopt.ca_file,
@@ -696,7 +719,7 @@ rw_forward(struct ferry_conn *c, const struct http_listener *l, const struct fer
             plan_error(p, 400, "bad-request", "CONNECT needs host:port");
             return;
         }
-        snprintf(p->host, sizeof(p->host), "%.*s", (int)req->host.len, req->host.ptr);
+        slice_copy(p->host, sizeof(p->host), req->host.ptr, req->host.len);
         p->port = req->port_num;
         return;
     }
@@ -715,10 +738,10 @@ rw_forward(struct ferry_conn *c, const struct http_listener *l, const struct fer
         plan_error(p, 400, "bad-request", "only http:// absolute URIs are proxied");
         return;
     }
-    snprintf(p->host, sizeof(p->host), "%.*s", (int)req->host.len, req->host.ptr);
+    slice_copy(p->host, sizeof(p->host), req->host.ptr, req->host.len);
     p->port = req->port_num != 0 ? req->port_num : 80;
     p->upstream_timeout_ms = l->upstream_timeout_ms;
-    snprintf(portbuf, sizeof(portbuf), "%u", p->port);
+    utoa(portbuf, sizeof(portbuf), p->port);
     {
         const char *parts[] = { "f", ferry_conn_tenant(c), p->location, p->host, portbuf };
 
