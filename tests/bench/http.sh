@@ -72,8 +72,10 @@ nginx_conf proxy 2 "    upstream origin {
         }
     }"
 nginx -p "$work/origin" -e "$work/origin/error.log" -c "$work/origin/nginx.conf" & pids+=($!)
+origin_pid=$!
 wait_port "$ORIGIN"
 nginx -p "$work/proxy" -e "$work/proxy/error.log" -c "$work/proxy/nginx.conf" & pids+=($!)
+nginx_pid=$!
 
 cat >"$work/haproxy.cfg" <<CFG
 global
@@ -94,6 +96,7 @@ backend be
     server origin 127.0.0.1:$ORIGIN
 CFG
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & pids+=($!)
+haproxy_pid=$!
 
 cat >"$work/ferry.yaml" <<YAML
 workers: 2
@@ -108,6 +111,22 @@ listeners:
       destination: bench-origin, max_connections: 100000 }
 YAML
 "$FERRY" gateway -c "$work/ferry.yaml" 2>"$work/ferry.log" & pids+=($!)
+ferry_pid=$!
+
+# CPU time (clock ticks, user + system, all threads) of a process and its children:
+# the subject's own cost per request, which this shared 2-core machine's noise moves far
+# less than req/s (the client and the origin compete for the same cores).
+declare -A CPU_PID=([direct]=$origin_pid [ferry]=$ferry_pid [nginx]=$nginx_pid
+                    [haproxy]=$haproxy_pid)
+cpu_ticks() {
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$p/stat") ))
+    done
+    echo "$total"
+}
+TICK_HZ=$(getconf CLK_TCK)
 
 SUBJECTS=(direct ferry nginx haproxy)
 declare -A PORT=([direct]=$ORIGIN [ferry]=$FERRY_P [nginx]=$NGINX_P [haproxy]=$HAP_P)
@@ -135,7 +154,7 @@ done
 for s in "${!NA[@]}"; do echo "http: $s is not measured: ${NA[$s]}" >&2; done
 
 # ROUNDS interleaved rounds; fills RPS[s.size] and P99[s.size] with the medians.
-declare -A RPS P99 RPSS P99S ERRS
+declare -A RPS P99 RPSS P99S ERRS CPUS CPU
 echo "bench: $ROUNDS rounds x $SECS s per run, $(nproc) cores, $(uname -r)" >&2
 for r in $(seq 1 "$ROUNDS"); do
     for s in "${SUBJECTS[@]}"; do
@@ -143,15 +162,21 @@ for r in $(seq 1 "$ROUNDS"); do
         for size in 1k 1m; do
             conns=$CONNS_1K
             [ "$size" = 1k ] || conns=$CONNS_1M
+            t0=$(cpu_ticks "${CPU_PID[$s]}")
             if ! read -r q p50 p99 errs reconn < <("$LOADGEN" http 127.0.0.1 "${PORT[$s]}" "$SECS" \
                     "$conns" "/$size" 2>>"$work/loadgen.err") || [ -z "${p99:-}" ]; then
                 q=0 p50=0 p99=0 errs=1 reconn=0
             fi
+            t1=$(cpu_ticks "${CPU_PID[$s]}")
+            # microseconds of CPU per request (the run's requests: q over SECS)
+            us=$(awk -v d=$(( t1 - t0 )) -v hz="$TICK_HZ" -v q="$q" -v s="$SECS" \
+                 'BEGIN { if (q > 0) printf "%.1f", d * 1e6 / hz / (q * s); else print 0 }')
+            CPUS[$s.$size]="${CPUS[$s.$size]:-} $us"
             RPSS[$s.$size]="${RPSS[$s.$size]:-} $q"
             P99S[$s.$size]="${P99S[$s.$size]:-} $p99"
             ERRS[$s.$size]=$(( ${ERRS[$s.$size]:-0} + errs ))
-            echo "  round $r $s /$size x$conns: $q req/s, p50 $p50 ms, p99 $p99 ms" \
-                 "($errs errors, $reconn reconnects)" >&2
+            echo "  round $r $s /$size x$conns: $q req/s, p50 $p50 ms, p99 $p99 ms," \
+                 "$us us CPU/req ($errs errors, $reconn reconnects)" >&2
             sleep 0.5
         done
     done
@@ -163,6 +188,9 @@ for s in "${SUBJECTS[@]}"; do
         RPS[$s.$size]=$(median ${RPSS[$s.$size]})
         # shellcheck disable=SC2086
         P99[$s.$size]=$(median ${P99S[$s.$size]})
+        # shellcheck disable=SC2086
+        CPU[$s.$size]=$(printf '%s\n' ${CPUS[$s.$size]} | sort -g | awk '{ v[NR] = $1 }
+            END { print v[int((NR + 1) / 2)] }')
     done
 done
 
@@ -176,7 +204,8 @@ for size in 1k 1m; do
     label="1 KiB"
     [ "$size" = 1k ] || label="1 MiB"
     printf '\nGET %s, %s keep-alive connections\n' "$label" "$conns"
-    printf '%-18s %9s %8s %10s %9s %9s\n' subject "req/s" "x nginx" "x HAProxy" "x direct" "p99 ms"
+    printf '%-18s %9s %8s %10s %9s %9s %11s\n' subject "req/s" "x nginx" "x HAProxy" "x direct" \
+        "p99 ms" "CPU us/req"
     for s in "${SUBJECTS[@]}"; do
         if [ -n "${NA[$s]:-}" ]; then
             printf '%-18s n/a (%s)\n' "$(name "$s")" "${NA[$s]}"
@@ -185,12 +214,13 @@ for size in 1k 1m; do
         q=${RPS[$s.$size]}
         failed=
         [ "${ERRS[$s.$size]}" = 0 ] || failed="  (${ERRS[$s.$size]} failed requests)"
-        printf '%-18s %9s %8s %10s %9s %9s%s\n' "$(name "$s")" "$q" \
+        printf '%-18s %9s %8s %10s %9s %9s %11s%s\n' "$(name "$s")" "$q" \
             "$(cell "$q" "${RPS[nginx.$size]:-}")" "$(cell "$q" "${RPS[haproxy.$size]:-}")" \
-            "$(cell "$q" "${RPS[direct.$size]:-}")" "${P99[$s.$size]}" "$failed"
+            "$(cell "$q" "${RPS[direct.$size]:-}")" "${P99[$s.$size]}" "${CPU[$s.$size]}" "$failed"
     done
 done
-printf '(req/s and p99: medians of %s rounds; one request in flight per connection)\n' "$ROUNDS"
+printf '(req/s and p99: medians of %s rounds; one request in flight per connection.\n' "$ROUNDS"
+printf ' CPU us/req: user+system time of the subject (direct: the origin) per request)\n'
 if [ -s "$work/loadgen.err" ]; then
     printf 'failed requests, first reasons:\n'
     sort "$work/loadgen.err" | uniq -c | sort -rn | head -n 5
