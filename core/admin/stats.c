@@ -134,13 +134,42 @@ render_requests(struct evbuffer *out, unsigned nworkers)
 {
     bool head = false;
 
+    bool ldap_head = false;
+
     pthread_mutex_lock(&pairs_mu);
     for (const struct stats_pair *p = pairs; p != NULL; p = p->next) {
-        uint64_t cls[5] = { 0 };
+        uint64_t ld[2] = { 0 };
+
+        for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++)
+            for (int k = 0; k < 2; k++)
+                ld[k] += atomic_load_explicit(&p->cell[w].ldap[k], memory_order_relaxed);
+        if (ld[0] + ld[1] == 0)
+            continue;
+        if (!ldap_head) {
+            evbuffer_add_printf(out, "# HELP ferry_ldap_operations_total LDAP operations "
+                                "answered, by listener, destination and result\n"
+                                "# TYPE ferry_ldap_operations_total counter\n");
+            ldap_head = true;
+        }
+        for (int k = 0; k < 2; k++) {
+            evbuffer_add_printf(out, "ferry_ldap_operations_total{listener=\"");
+            add_escaped(out, p->listener->name);
+            evbuffer_add_printf(out, "\",destination=\"");
+            add_escaped(out, p->dest != NULL ? p->dest->name : "");
+            evbuffer_add_printf(out, "\",result=\"%s\"} %llu\n", k == 0 ? "success" : "failure",
+                                (unsigned long long)ld[k]);
+        }
+    }
+    for (const struct stats_pair *p = pairs; p != NULL; p = p->next) {
+        uint64_t cls[5] = { 0 }, any = 0;
 
         for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++)
             for (int k = 0; k < 5; k++)
                 cls[k] += atomic_load_explicit(&p->cell[w].cls[k], memory_order_relaxed);
+        for (int k = 0; k < 5; k++)
+            any += cls[k];
+        if (any == 0)
+            continue;
         if (!head) {
             evbuffer_add_printf(out, "# HELP ferry_http_requests_total Requests answered, by "
                                 "listener, destination and status class\n"

@@ -68,7 +68,8 @@ struct stats_pair {
     struct stats_pair       *next;
     const struct stats_slot *listener, *dest;
     struct {
-        _Atomic uint64_t cls[5];
+        _Atomic uint64_t cls[5];        /* HTTP status classes 1xx..5xx */
+        _Atomic uint64_t ldap[2];       /* LDAP operations: success, failure */
     } __attribute__((aligned(64))) cell[FERRY_MAX_WORKERS];
 };
 struct stats_pair *stats_pair_get(const struct stats_slot *listener, const struct stats_slot *dest);

@@ -58,6 +58,7 @@ static const char *const known[] = {
     "jco.destination.ws_ping_period", "jco.destination.ws_pong_timeout",
     /* 2.4 LDAP */
     "ldap.url", "ldap.proxyType", "ldap.authentication", "ldap.user", "ldap.password",
+    "ldap.startTLS",                 /* ferry: StartTLS on an ldap:// URL */
     /* 2.5 MAIL */
     "mail.user", "mail.password", "mail.transport.protocol", "mail.smtp.host",
     "mail.smtp.port", "mail.smtp.auth", "mail.smtp.from", "mail.smtps.host",

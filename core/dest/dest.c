@@ -330,15 +330,38 @@ check_timeout(struct check *k, const char *key, unsigned long max, uint32_t *ms)
     *ms = (uint32_t)(v * 1000);
 }
 
+/* Trust and key stores (paths resolved against the destination's file) and TrustAll,
+ * for every type that may speak TLS. */
+static void
+check_tls_props(struct check *k)
+{
+    static const char *const stores[] = {
+        "TrustStoreLocation", "KeyStoreLocation", "tokenService.KeyStoreLocation",
+    };
+    struct ferry_prop *p;
+
+    for (size_t i = 0; i < COUNT(stores); i++) {
+        char *full;
+
+        if ((p = given(k, stores[i])) == NULL || resolve_file(k, p, &full) != 0)
+            continue;
+        free(p->value);
+        p->value = full;
+    }
+    if ((p = given(k, "TrustAll")) != NULL) {
+        if (strcasecmp(p->value, "true") == 0)
+            dwarn(k, p, "TrustAll is true: the server certificate is not checked");
+        else if (strcasecmp(p->value, "false") != 0)
+            derr(k, p, "TrustAll: want true or false, not '%s'", shown(p));
+    }
+}
+
 static void
 check_http(struct check *k)
 {
     static const char *const schemes[] = { "http", "https", NULL };
     static const uint16_t    ports[] = { 80, 443 };
     static const char *const verifiers[] = { "Strict", "BrowserCompatible" };
-    static const char *const stores[] = {
-        "TrustStoreLocation", "KeyStoreLocation", "tokenService.KeyStoreLocation",
-    };
     struct ferry_dest *d = k->d;
     struct ferry_prop *p;
     int                a = 0;
@@ -372,20 +395,7 @@ check_http(struct check *k)
     check_timeout(k, "URL.connectionTimeoutInSeconds", 300, &d->connect_timeout_ms);
     check_timeout(k, "URL.socketReadTimeoutInSeconds", 43200, &d->read_timeout_ms);
 
-    for (size_t i = 0; i < COUNT(stores); i++) {
-        char *full;
-
-        if ((p = given(k, stores[i])) == NULL || resolve_file(k, p, &full) != 0)
-            continue;
-        free(p->value);
-        p->value = full;
-    }
-    if ((p = given(k, "TrustAll")) != NULL) {
-        if (strcasecmp(p->value, "true") == 0)
-            dwarn(k, p, "TrustAll is true: the server certificate is not checked");
-        else if (strcasecmp(p->value, "false") != 0)
-            derr(k, p, "TrustAll: want true or false, not '%s'", shown(p));
-    }
+    check_tls_props(k);
     if ((p = given(k, "HostnameVerifier")) != NULL)
         one_of(k, p, verifiers, COUNT(verifiers));
 }
@@ -489,10 +499,25 @@ check_ldap(struct check *k)
     static const uint16_t    ports[] = { 389, 636 };
     struct ferry_prop       *p = given(k, "ldap.url");
 
+    static const char *const auths[] = { "NoAuthentication", "BasicAuthentication" };
+
     if (p == NULL)
         derr(k, NULL, "missing required property 'ldap.url' (ldap://host[:389])");
     else
         take_url(k, p, schemes, ports, "ldap[s]://host[:port]");
+    if ((p = given(k, "ldap.authentication")) != NULL &&
+        one_of(k, p, auths, COUNT(auths)) == 1 &&
+        (given(k, "ldap.user") == NULL || given(k, "ldap.password") == NULL))
+        derr(k, p, "ldap.authentication BasicAuthentication needs 'ldap.user' and "
+             "'ldap.password'");
+    if ((p = given(k, "ldap.startTLS")) != NULL) {
+        if (strcasecmp(p->value, "true") != 0 && strcasecmp(p->value, "false") != 0)
+            derr(k, p, "ldap.startTLS: want true or false, not '%s'", shown(p));
+        else if (strcasecmp(p->value, "true") == 0 && k->d->scheme != NULL &&
+                 strcmp(k->d->scheme, "ldaps") == 0)
+            derr(k, p, "ldap.startTLS with an ldaps:// URL: the connection is TLS already");
+    }
+    check_tls_props(k);
 }
 
 static void

@@ -420,12 +420,17 @@ ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record 
     /* The (listener, destination) pair: looked up when the destination changes. */
     if (c->req_pair == NULL || c->req_pair->dest != ds)
         c->req_pair = stats_pair_get(c->l->stats, ds);
-    if (c->req_pair != NULL && r->status >= 100 && r->status <= 599 && c->w->id < FERRY_MAX_WORKERS)
-        stats_add(&c->req_pair->cell[c->w->id].cls[r->status / 100 - 1], 1);
+    if (c->req_pair != NULL && c->w->id < FERRY_MAX_WORKERS) {
+        if (r->protocol != NULL && strcmp(r->protocol, "ldap") == 0)
+            stats_add(&c->req_pair->cell[c->w->id].ldap[r->status == 0 ? 0 : 1], 1);
+        else if (r->status >= 100 && r->status <= 599)
+            stats_add(&c->req_pair->cell[c->w->id].cls[r->status / 100 - 1], 1);
+    }
     if (!ferry_log_access_enabled())
         return;
     ferry_log_access_begin(&b);
     logbuf_str(&b, "msg", "request");
+    logbuf_str(&b, "protocol", r->protocol != NULL ? r->protocol : "http");
     logbuf_str(&b, "listener", c->l->lc->name);
     logbuf_str(&b, "client", ferry_conn_peer(c));
     if (ferry_conn_tenant(c) != NULL)

@@ -66,10 +66,13 @@ struct ferry_io {
     bool                handshaking;
     uint8_t            *in;
     size_t              in_off, in_len;
+    size_t              in_size;        /* allocated bytes of `in` */
+    size_t              in_max;         /* ferry_io_set_inbuf; FERRY_IO_INBUF by default */
     uint8_t            *out;
     size_t              out_off, out_len, out_cap;
     bool                eof, paused, shut_want, shut_done, closed, in_cb, queued;
     bool                stale;          /* pooled on a tunnel that got GOAWAY */
+    bool                starttls;       /* ferry_io_starttls: begin the handshake */
     int                 err;
     const char         *reason;
     char                reason_buf[200];
@@ -109,11 +112,11 @@ buf_get(struct worker *w)
 }
 
 static void
-buf_put(struct worker *w, uint8_t *b)
+buf_put(struct worker *w, uint8_t *b, size_t size)
 {
     if (b == NULL)
         return;
-    if (w->niobufs < IO_BUF_CACHE)
+    if (size == FERRY_IO_INBUF && w->niobufs < IO_BUF_CACHE)
         w->iobufs[w->niobufs++] = b;
     else
         free(b);
@@ -195,6 +198,7 @@ static void io_on_sock(evutil_socket_t fd, short what, void *arg);
 static void io_on_timer(evutil_socket_t fd, short what, void *arg);
 static void io_on_notify(evutil_socket_t fd, short what, void *arg);
 static void io_process(struct ferry_io *io, unsigned ev);
+static void io_transport_up(struct ferry_io *io);
 
 static void
 io_link(struct ferry_io **head, struct ferry_io *io)
@@ -232,6 +236,7 @@ io_alloc(struct worker *w)
     io->readable = &io->own_readable;
     io->writable = &io->own_writable;
     io->hup = &io->own_hup;
+    io->in_max = FERRY_IO_INBUF;
     evtimer_assign(&io->timer, w->base, io_on_timer, io);
     event_assign(&io->notify, w->base, -1, 0, io_on_notify, io);
     return io;
@@ -272,7 +277,7 @@ io_release(struct ferry_io *io)
         close(io->own_fd);
         io->own_fd = -1;
     }
-    buf_put(io->w, io->in);
+    buf_put(io->w, io->in, io->in_size);
     io->in = NULL;
     io->in_off = io->in_len = 0;
     free(io->out);
@@ -376,6 +381,14 @@ io_on_notify(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     io->later = 0;
+    if (io->starttls) {
+        struct timeval tv = { 10, 0 };
+
+        io->starttls = false;
+        evtimer_add(&io->timer, &tv);
+        io_transport_up(io);
+        return;
+    }
     if (io->open_cb != NULL && io->dial == NULL && io->ts == NULL && !io->handshaking) {
         /* A failure found before anything asynchronous started. */
         struct ferry_conn *c = io->c;
@@ -413,15 +426,31 @@ io_fill(struct ferry_io *io)
                 io_fail(io, FERRY_ENOMEM, "out of memory");
                 return FERRY_IO_ERROR;
             }
+            io->in_size = FERRY_IO_INBUF;
             io->in_off = io->in_len = 0;
         }
-        if (io->in_off + io->in_len == FERRY_IO_INBUF) {
-            if (io->in_off == 0)
+        if (io->in_off + io->in_len == io->in_size) {
+            if (io->in_off > 0) {
+                memmove(io->in, io->in + io->in_off, io->in_len);
+                io->in_off = 0;
+            } else if (io->in_size < io->in_max) {
+                /* A protocol that needs whole messages asked for more room. */
+                size_t   size = io->in_size * 2 < io->in_max ? io->in_size * 2 : io->in_max;
+                uint8_t *nb = malloc(size);
+
+                if (nb == NULL) {
+                    io_fail(io, FERRY_ENOMEM, "out of memory");
+                    return ev | FERRY_IO_ERROR;
+                }
+                memcpy(nb, io->in, io->in_len);
+                buf_put(io->w, io->in, io->in_size);
+                io->in = nb;
+                io->in_size = size;
+            } else {
                 break;                              /* full: backpressure */
-            memmove(io->in, io->in + io->in_off, io->in_len);
-            io->in_off = 0;
+            }
         }
-        room = FERRY_IO_INBUF - io->in_off - io->in_len;
+        room = io->in_size - io->in_off - io->in_len;
         if (io->ssl != NULL) {
             size_t got = 0;
             int    rc = SSL_read_ex(io->ssl, io->in + io->in_off + io->in_len, room, &got);
@@ -712,7 +741,7 @@ ferry_io_peek(struct ferry_io *io, const uint8_t **data)
 FERRY_API void
 ferry_io_consume(struct ferry_io *io, size_t n)
 {
-    bool was_full = io->in_off + io->in_len == FERRY_IO_INBUF;
+    bool was_full = io->in_off + io->in_len == io->in_size;
 
     if (n > io->in_len)
         n = io->in_len;
@@ -720,7 +749,7 @@ ferry_io_consume(struct ferry_io *io, size_t n)
     io->in_len -= n;
     if (io->in_len == 0) {
         io->in_off = 0;
-        buf_put(io->w, io->in);
+        buf_put(io->w, io->in, io->in_size);
         io->in = NULL;
     }
     /* Reading stopped on a full buffer with the socket still readable: go on. */
@@ -740,6 +769,12 @@ ferry_io_error(const struct ferry_io *io, const char **reason)
     if (reason != NULL)
         *reason = io->reason != NULL ? io->reason : "";
     return io->err;
+}
+
+FERRY_API void
+ferry_io_set_inbuf(struct ferry_io *io, size_t max)
+{
+    io->in_max = max < FERRY_IO_INBUF ? FERRY_IO_INBUF : max;
 }
 
 FERRY_API void
@@ -855,7 +890,7 @@ io_process(struct ferry_io *io, unsigned ev)
     if (io->err != 0)
         ev |= FERRY_IO_ERROR;
     if (io->in_len == 0 && io->in != NULL) {
-        buf_put(io->w, io->in);
+        buf_put(io->w, io->in, io->in_size);
         io->in = NULL;
         io->in_off = 0;
     }
@@ -962,6 +997,7 @@ ferry_conn_io(struct ferry_conn *c)
             free(io);
             return NULL;
         }
+        io->in_size = FERRY_IO_INBUF;
         io->in_len = c->up.buf_len < FERRY_IO_INBUF ? c->up.buf_len : FERRY_IO_INBUF;
         memcpy(io->in, c->up.buf, io->in_len);
     }
@@ -1262,6 +1298,29 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct f
     return FERRY_OK;
 }
 
+FERRY_API int
+ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *tls, ferry_io_open_cb cb,
+                  void *arg)
+{
+    char why[200];
+
+    if (io == NULL || io->client || io->closed || io->c == NULL || cb == NULL || tls == NULL ||
+        io->ssl != NULL || io->open_cb != NULL || io->in_len > 0 || io->out_len > io->out_off ||
+        io->err != 0 || io->eof)
+        return FERRY_EINVAL;
+    if ((io->tls_ctx = tls_ctx_for(tls, why, sizeof(why))) == NULL)
+        return FERRY_EINVAL;
+    free(io->sni);
+    if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : "")) == NULL)
+        return FERRY_ENOMEM;
+    io->open_cb = cb;
+    io->open_arg = arg;
+    /* The handshake starts from the loop, so cb never runs inside this call. */
+    io->starttls = true;
+    io_later(io, 0);
+    return FERRY_OK;
+}
+
 /* ---- keep-alive pool ----------------------------------------------------------------- */
 
 FERRY_API bool
@@ -1284,7 +1343,7 @@ ferry_io_pool_put(struct ferry_io *io, const char *key, uint32_t idle_ms)
     io->cb = NULL;
     io->timeout_ms = 0;
     io->paused = false;
-    buf_put(w, io->in);
+    buf_put(w, io->in, io->in_size);
     io->in = NULL;
     event_del(&io->notify);
     io->later = 0;

@@ -34,7 +34,7 @@
 
 struct ferry_io;
 
-#define FERRY_IO_INBUF (64 * 1024)   /* input buffered per stream, at most */
+#define FERRY_IO_INBUF (64 * 1024)   /* input buffered per stream (ferry_io_set_inbuf) */
 
 /* Events (a bit set). */
 #define FERRY_IO_READ     0x01u  /* new input; or the peer's end of stream (ferry_io_eof) */
@@ -75,6 +75,12 @@ FERRY_API int ferry_io_open(struct ferry_conn *c, const struct ferry_target *t,
                             const struct ferry_io_tls *tls, uint32_t connect_timeout_ms,
                             ferry_io_open_cb cb, void *arg);
 
+/* StartTLS: turn an open plain upstream stream into TLS (tls->enable is implied).
+ * Nothing may be buffered either way. cb runs once the handshake is over: with io on
+ * success, or with NULL (io closed) and a reason. FERRY_OK when started. */
+FERRY_API int ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *tls,
+                                ferry_io_open_cb cb, void *arg);
+
 /* Set the callback for io's events. */
 FERRY_API void ferry_io_set_cb(struct ferry_io *io, ferry_io_cb cb, void *arg);
 
@@ -96,6 +102,11 @@ FERRY_API int    ferry_io_writev(struct ferry_io *io, const struct ferry_iov *io
 FERRY_API size_t ferry_io_pending(const struct ferry_io *io);
 /* After what is queued: end the write direction (FIN / TLS close_notify). */
 FERRY_API void   ferry_io_shutdown(struct ferry_io *io);
+
+/* Let the input buffer grow up to max bytes (default and minimum FERRY_IO_INBUF) for a
+ * protocol that must see whole messages; it only grows while it is full and shrinks
+ * back when emptied. */
+FERRY_API void   ferry_io_set_inbuf(struct ferry_io *io, size_t max);
 
 /* Stop / start reading from the socket (input already buffered stays). */
 FERRY_API void   ferry_io_pause(struct ferry_io *io, bool paused);
@@ -133,6 +144,8 @@ struct ferry_request_record {
     uint64_t                 upstream_us;   /* request sent -> response head, 0 if none */
     uint64_t                 total_us;      /* request head read -> response done */
     const char              *outcome;       /* "ok", or the error reason */
+    const char              *protocol;      /* NULL: "http" (status is an HTTP status);
+                                             * "ldap": status is an LDAP resultCode */
 };
 FERRY_API void ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record *r);
 
