@@ -140,8 +140,8 @@ struct tls_entry {
 static pthread_mutex_t   tls_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_entry *tls_cache;
 
-static SSL_CTX *
-tls_ctx_for(const struct ferry_io_tls *t, char *why, size_t why_size)
+SSL_CTX *
+io_tls_ctx(const struct ferry_io_tls *t, char *why, size_t why_size)
 {
     char              key[1024];
     struct tls_entry *e;
@@ -1277,7 +1277,7 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct f
     if (tls != NULL && tls->enable) {
         char why[200];
 
-        if ((io->tls_ctx = tls_ctx_for(tls, why, sizeof(why))) == NULL)
+        if ((io->tls_ctx = io_tls_ctx(tls, why, sizeof(why))) == NULL)
             return io_fail_later(io, FERRY_EINVAL, why);
         if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : r.host)) == NULL)
             return io_fail_later(io, FERRY_ENOMEM, "out of memory");
@@ -1308,7 +1308,7 @@ ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *tls, ferry_io_
         io->ssl != NULL || io->open_cb != NULL || io->in_len > 0 || io->out_len > io->out_off ||
         io->err != 0 || io->eof)
         return FERRY_EINVAL;
-    if ((io->tls_ctx = tls_ctx_for(tls, why, sizeof(why))) == NULL)
+    if ((io->tls_ctx = io_tls_ctx(tls, why, sizeof(why))) == NULL)
         return FERRY_EINVAL;
     free(io->sni);
     if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : "")) == NULL)

@@ -147,12 +147,42 @@ worker_pipe_put(struct worker *w, int p[2])
     close(p[1]);
 }
 
+struct wpost {
+    struct wpost *next;
+    void        (*fn)(void *arg, bool run);
+    void         *arg;
+};
+
+/* Take the queued posts (under mu). */
+static struct wpost *
+posts_take(struct worker *w)
+{
+    struct wpost *p = w->cmd_posts;
+
+    w->cmd_posts = NULL;
+    w->cmd_posts_tail = &w->cmd_posts;
+    return p;
+}
+
+static void
+posts_run(struct wpost *p, bool run)
+{
+    while (p != NULL) {
+        struct wpost *next = p->next;
+
+        p->fn(p->arg, run);
+        free(p);
+        p = next;
+    }
+}
+
 static void
 on_command(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     struct gen        *g;
     struct gw_handoff *tunnels;
+    struct wpost      *posts;
     bool               drain, stop;
 
     uint64_t       junk;
@@ -167,7 +197,10 @@ on_command(evutil_socket_t fd, short what, void *arg)
     w->cmd_tunnels = NULL;
     drain = w->cmd_drain;
     stop = w->cmd_stop;
+    posts = posts_take(w);
     pthread_mutex_unlock(&w->mu);
+
+    posts_run(posts, true);
 
     if (g != NULL && !w->draining) {
         struct wgen *wg = wgen_new(w, g);
@@ -264,6 +297,26 @@ worker_wake(struct worker *w)
         ferry_log(NULL, FERRY_ERROR, "cannot wake worker", FLOG_INT("worker", w->id));
 }
 
+int
+worker_post(struct worker *w, void (*fn)(void *arg, bool run), void *arg)
+{
+    struct wpost *p = malloc(sizeof(*p));
+
+    if (p == NULL)
+        return FERRY_ENOMEM;
+    p->next = NULL;
+    p->fn = fn;
+    p->arg = arg;
+    pthread_mutex_lock(&w->mu);
+    if (w->cmd_posts_tail == NULL)
+        w->cmd_posts_tail = &w->cmd_posts;
+    *w->cmd_posts_tail = p;
+    w->cmd_posts_tail = &p->next;
+    pthread_mutex_unlock(&w->mu);
+    worker_wake(w);
+    return FERRY_OK;
+}
+
 void
 worker_post_tunnel(struct worker *w, struct gw_handoff *h)
 {
@@ -348,6 +401,13 @@ ferry_workers_join(struct worker *ws, unsigned n)
         pthread_join(ws[i].thread, NULL);
         gw_worker_handoffs_free(ws[i].cmd_tunnels);
         ws[i].cmd_tunnels = NULL;
+        pthread_mutex_lock(&ws[i].mu);
+        {
+            struct wpost *left = posts_take(&ws[i]);
+
+            pthread_mutex_unlock(&ws[i].mu);
+            posts_run(left, false);
+        }
         ws[i].main_base = NULL;     /* the main loop is done: free on this thread */
         if (ws[i].cur != NULL)
             wgen_unref(ws[i].cur);

@@ -86,6 +86,8 @@ struct worker {
     bool               cmd_drain;          /* stop accepting; exit when idle */
     bool               cmd_stop;           /* close everything now and exit */
     struct gw_handoff *cmd_tunnels;        /* owns: registered tunnels to adopt */
+    struct wpost      *cmd_posts;          /* owns: functions to run on this worker */
+    struct wpost     **cmd_posts_tail;
     struct gw_tunnel  *gw_tunnels;         /* live tunnels (gateway role) */
     bool               draining;
     uint64_t           next_conn_id;
@@ -104,6 +106,12 @@ struct worker {
     uint32_t           common_ms[8];
     const struct timeval *common_tv[8];
 };
+
+/* Run fn(arg, true) on worker w's thread, from its loop, soon (any thread may call).
+ * If the worker stops first, fn(arg, false) runs instead on the stopping thread: it
+ * must only release arg then. FERRY_OK or FERRY_ENOMEM. */
+struct wpost;
+int  worker_post(struct worker *w, void (*fn)(void *arg, bool run), void *arg);
 
 /* Hand a registered tunnel connection to worker w (main thread). */
 void worker_post_tunnel(struct worker *w, struct gw_handoff *h);

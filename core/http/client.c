@@ -1,0 +1,282 @@
+/*
+ * client.c: ferry's outbound HTTP calls (client.h), on libevent's evhttp client with
+ * an OpenSSL bufferevent for https. One connection per request (token services are
+ * called rarely: the token cache makes sure of that), Connection: close.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <ferry/io.h>
+
+#include "http/client.h"
+#include "tunnel/tls.h"
+#include "worker/io-int.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_MAX_BODY   (1024 * 1024)
+#define MAX_RESP_HEADERS   64
+
+struct hclient {
+    struct event_base          *base;
+    struct evhttp_connection   *evcon;
+    struct evhttp_request      *req;
+    struct bufferevent         *bev;
+    SSL                        *ssl;        /* owned by bev */
+    hclient_cb                  cb;
+    void                       *arg;
+    bool                        cancelled, done;
+    enum evhttp_request_error   err;
+    bool                        have_err;
+    char                        host[256];
+};
+
+static void
+hclient_free_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct hclient *h = arg;
+
+    (void)fd;
+    (void)what;
+    if (h->evcon != NULL)
+        evhttp_connection_free(h->evcon);
+    free(h);
+}
+
+static const char *
+err_text(struct hclient *h, char *buf, size_t size)
+{
+    unsigned long e = h->bev != NULL && h->ssl != NULL ? bufferevent_get_openssl_error(h->bev) : 0;
+
+    if (h->ssl != NULL) {
+        long vr = SSL_get_verify_result(h->ssl);
+
+        if (vr != X509_V_OK) {
+            snprintf(buf, size, "TLS: certificate verify failed: %s",
+                     X509_verify_cert_error_string(vr));
+            return buf;
+        }
+        if (e != 0) {
+            char tmp[160];
+
+            ERR_error_string_n(e, tmp, sizeof(tmp));
+            snprintf(buf, size, "TLS: %s", tmp);
+            return buf;
+        }
+    }
+    if (!h->have_err)
+        return "no response";
+    switch (h->err) {
+    case EVREQ_HTTP_TIMEOUT:        return "timed out";
+    case EVREQ_HTTP_EOF:            return "connection closed (refused or reset)";
+    case EVREQ_HTTP_INVALID_HEADER: return "invalid response head";
+    case EVREQ_HTTP_BUFFER_ERROR:   return "connection failed";
+    case EVREQ_HTTP_DATA_TOO_LONG:  return "response body too large";
+    default:                        return "request failed";
+    }
+}
+
+static void
+on_error(enum evhttp_request_error err, void *arg)
+{
+    struct hclient *h = arg;
+
+    h->err = err;
+    h->have_err = true;
+}
+
+static void
+on_done(struct evhttp_request *req, void *arg)
+{
+    struct hclient       *h = arg;
+    struct hclient_resp   r = { 0 };
+    struct hclient_header hdrs[MAX_RESP_HEADERS];
+    char                  why[256];
+    char                 *body = NULL;
+    static const struct timeval now = { 0, 0 };
+
+    if (h->done)
+        return;
+    h->done = true;
+    h->req = NULL;                  /* evhttp frees it after this callback */
+    if (!h->cancelled) {
+        int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+
+        if (code == 0) {
+            r.error = err_text(h, why, sizeof(why));
+        } else {
+            struct evbuffer    *in = evhttp_request_get_input_buffer(req);
+            struct evkeyvalq   *kv = evhttp_request_get_input_headers(req);
+            struct evkeyval    *e;
+            size_t              n = evbuffer_get_length(in);
+
+            r.status = code;
+            if ((body = malloc(n + 1)) == NULL) {
+                r.status = 0;
+                r.error = "out of memory";
+            } else {
+                evbuffer_copyout(in, body, n);
+                body[n] = '\0';
+                r.body = body;
+                r.body_len = n;
+            }
+            for (e = kv->tqh_first; e != NULL; e = e->next.tqe_next) {
+                if (r.nheaders == MAX_RESP_HEADERS)
+                    break;
+                hdrs[r.nheaders].name = e->key;
+                hdrs[r.nheaders].value = e->value;
+                r.nheaders++;
+            }
+            r.headers = hdrs;
+        }
+        h->cb(&r, h->arg);
+    }
+    free(body);
+    /* The connection may not be freed from inside its own callback. */
+    event_base_once(h->base, -1, EV_TIMEOUT, hclient_free_later, h, &now);
+}
+
+static enum evhttp_cmd_type
+method_of(const char *m)
+{
+    if (strcmp(m, "POST") == 0)   return EVHTTP_REQ_POST;
+    if (strcmp(m, "PUT") == 0)    return EVHTTP_REQ_PUT;
+    if (strcmp(m, "DELETE") == 0) return EVHTTP_REQ_DELETE;
+    if (strcmp(m, "PATCH") == 0)  return EVHTTP_REQ_PATCH;
+    if (strcmp(m, "HEAD") == 0)   return EVHTTP_REQ_HEAD;
+    return EVHTTP_REQ_GET;
+}
+
+struct hclient *
+hclient_request(struct event_base *base, struct evdns_base *dns, const struct hclient_req *rq,
+                hclient_cb cb, void *arg, const char **why)
+{
+    struct evhttp_uri *uri = evhttp_uri_parse(rq->url);
+    struct hclient    *h = NULL;
+    const char        *scheme, *host, *path, *query;
+    int                port;
+    bool               tls;
+    char               target[2048], hosthdr[300];
+    struct timeval     tv;
+    uint32_t           ms = rq->timeout_ms != 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
+
+    *why = NULL;
+    if (uri == NULL || (scheme = evhttp_uri_get_scheme(uri)) == NULL ||
+        (host = evhttp_uri_get_host(uri)) == NULL || *host == '\0' ||
+        (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
+        *why = "not an http:// or https:// URL";
+        goto fail;
+    }
+    tls = strcasecmp(scheme, "https") == 0;
+    port = evhttp_uri_get_port(uri);
+    if (port <= 0)
+        port = tls ? 443 : 80;
+    path = evhttp_uri_get_path(uri);
+    query = evhttp_uri_get_query(uri);
+    snprintf(target, sizeof(target), "%s%s%s", path != NULL && *path ? path : "/",
+             query != NULL ? "?" : "", query != NULL ? query : "");
+    if ((h = calloc(1, sizeof(*h))) == NULL) {
+        *why = "out of memory";
+        goto fail;
+    }
+    h->base = base;
+    h->cb = cb;
+    h->arg = arg;
+    snprintf(h->host, sizeof(h->host), "%s", host);
+    if (tls) {
+        struct ferry_io_tls t = { .enable = true, .ca_file = rq->ca_file,
+                                  .cert_file = rq->cert_file, .key_file = rq->key_file,
+                                  .insecure = rq->insecure };
+        char                ctxwhy[200];
+        SSL_CTX            *ctx = io_tls_ctx(&t, ctxwhy, sizeof(ctxwhy));
+
+        if (ctx == NULL || (h->ssl = tls_client_ssl(ctx, -1, host)) == NULL) {
+            *why = ctx == NULL ? "TLS settings: cannot load the trust or key files"
+                               : "out of memory";
+            goto fail;
+        }
+        h->bev = bufferevent_openssl_socket_new(base, -1, h->ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (h->bev == NULL) {
+            SSL_free(h->ssl);
+            h->ssl = NULL;
+            *why = "out of memory";
+            goto fail;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
+    } else if ((h->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        *why = "out of memory";
+        goto fail;
+    }
+    if ((h->evcon = evhttp_connection_base_bufferevent_new(base, dns, h->bev, host,
+                                                           (unsigned short)port)) == NULL) {
+        bufferevent_free(h->bev);
+        *why = "out of memory";
+        goto fail;
+    }
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    evhttp_connection_set_timeout_tv(h->evcon, &tv);
+    evhttp_connection_set_retries(h->evcon, 0);
+    evhttp_connection_set_max_body_size(h->evcon,
+                                        (ev_ssize_t)(rq->max_body != 0 ? rq->max_body
+                                                                       : DEFAULT_MAX_BODY));
+    if ((h->req = evhttp_request_new(on_done, h)) == NULL) {
+        *why = "out of memory";
+        goto fail;
+    }
+    evhttp_request_set_error_cb(h->req, on_error);
+    if ((tls && port == 443) || (!tls && port == 80))
+        snprintf(hosthdr, sizeof(hosthdr), "%s", host);
+    else
+        snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, port);
+    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Host", hosthdr);
+    evhttp_add_header(evhttp_request_get_output_headers(h->req), "Connection", "close");
+    for (size_t i = 0; i < rq->nheaders; i++)
+        evhttp_add_header(evhttp_request_get_output_headers(h->req), rq->headers[i].name,
+                          rq->headers[i].value);
+    if (rq->body_len > 0)
+        evbuffer_add(evhttp_request_get_output_buffer(h->req), rq->body, rq->body_len);
+    if (evhttp_make_request(h->evcon, h->req, method_of(rq->method), target) != 0) {
+        h->req = NULL;              /* freed by evhttp on failure */
+        *why = "cannot send the request";
+        goto fail;
+    }
+    evhttp_uri_free(uri);
+    return h;
+fail:
+    if (h != NULL) {
+        if (h->evcon != NULL)
+            evhttp_connection_free(h->evcon);
+        free(h);
+    }
+    if (uri != NULL)
+        evhttp_uri_free(uri);
+    return NULL;
+}
+
+void
+hclient_cancel(struct hclient *h)
+{
+    static const struct timeval now = { 0, 0 };
+
+    if (h == NULL || h->cancelled)
+        return;
+    h->cancelled = true;
+    if (!h->done) {
+        /* Freeing the connection drops its pending request without a callback. */
+        h->done = true;
+        event_base_once(h->base, -1, EV_TIMEOUT, hclient_free_later, h, &now);
+    }
+}

@@ -1,0 +1,200 @@
+/*
+ * tokens_test.c: the token cache's promises (core/auth/tokens.h): single flight,
+ * reuse until the margin, refresh ahead, negative cache with backoff, cancellation.
+ * Waiters are "posted" to a queue this test drains, as a worker's loop would.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ferry/err.h>
+
+#include "auth/tokens.h"
+#include "cu.h"
+
+struct posted {
+    void (*fn)(void *, bool);
+    void *arg;
+};
+static struct posted queue[256];
+static int           nqueue;
+static int           calls;
+static char          last_value[64];
+static int           last_status;
+
+static int
+post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
+{
+    (void)ctx;
+    if (nqueue == 256)
+        return FERRY_ENOMEM;
+    queue[nqueue].fn = fn;
+    queue[nqueue].arg = arg;
+    nqueue++;
+    return FERRY_OK;
+}
+
+static void
+drain(void)
+{
+    for (int i = 0; i < nqueue; i++)
+        queue[i].fn(queue[i].arg, true);
+    nqueue = 0;
+}
+
+static void
+on_token(const struct tok_result *r, void *arg)
+{
+    (void)arg;
+    calls++;
+    last_status = r->status;
+    snprintf(last_value, sizeof(last_value), "%s", r->value != NULL ? r->value : "");
+}
+
+static const struct tok_home home = { post, NULL };
+
+static void
+ok_result(struct tok_result *r, const char *value, uint32_t expires_in)
+{
+    memset(r, 0, sizeof(*r));
+    r->status = FERRY_OK;
+    r->type = (char *)"Bearer";
+    r->value = (char *)value;
+    r->expires_in = expires_in;
+    r->http_status = 200;
+}
+
+/* 100 concurrent first requests: exactly one is told to fetch, all get the token. */
+static void
+test_single_flight(void)
+{
+    struct tok_result  out, r;
+    struct tok_waiter *w;
+    bool               fetch;
+    int                fetchers = 0;
+
+    calls = 0;
+    for (int i = 0; i < 100; i++) {
+        CU_ASSERT_EQUAL(tok_get("sf", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_WAIT);
+        fetchers += fetch;
+    }
+    CU_ASSERT_EQUAL(fetchers, 1);
+    ok_result(&r, "tok-1", 3600);
+    tok_fetched("sf", &r);
+    drain();
+    CU_ASSERT_EQUAL(calls, 100);
+    CU_ASSERT_STRING_EQUAL(last_value, "tok-1");
+    /* Cached now: a hit without a fetch. */
+    CU_ASSERT_EQUAL(tok_get("sf", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);
+    CU_ASSERT_STRING_EQUAL(out.value, "tok-1");
+    CU_ASSERT(out.expires_in > 3500);
+    tok_result_free(&out);
+}
+
+/* Inside the margin: still handed out, and one caller refreshes in the background. */
+static void
+test_refresh_ahead(void)
+{
+    struct tok_result  out, r;
+    struct tok_waiter *w;
+    bool               fetch;
+
+    ok_result(&r, "old", 20);               /* 20 s left, margin 30 s */
+    tok_fetched("ra", &r);
+    CU_ASSERT_EQUAL(tok_get("ra", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_TRUE(fetch);
+    CU_ASSERT_STRING_EQUAL(out.value, "old");
+    tok_result_free(&out);
+    CU_ASSERT_EQUAL(tok_get("ra", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);                 /* the refresh is already running */
+    tok_result_free(&out);
+    ok_result(&r, "new", 3600);
+    tok_fetched("ra", &r);
+    CU_ASSERT_EQUAL(tok_get("ra", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_STRING_EQUAL(out.value, "new");
+    tok_result_free(&out);
+}
+
+/* A token with less than TOK_MIN_LEFT_MS left is never handed out. */
+static void
+test_min_left(void)
+{
+    struct tok_result  out, r;
+    struct tok_waiter *w;
+    bool               fetch;
+
+    ok_result(&r, "dying", 2);
+    tok_fetched("ml", &r);
+    CU_ASSERT_EQUAL(tok_get("ml", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_WAIT);
+    CU_ASSERT_TRUE(fetch);
+    tok_cancel(w);
+    ok_result(&r, "fresh", 3600);
+    tok_fetched("ml", &r);
+    drain();
+}
+
+/* A failure is cached with a backoff: callers fail fast, then one retries. */
+static void
+test_negative_cache(void)
+{
+    struct tok_result  out, fail = { 0 };
+    struct tok_waiter *w;
+    bool               fetch;
+
+    calls = 0;
+    CU_ASSERT_EQUAL(tok_get("nc", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_WAIT);
+    CU_ASSERT_TRUE(fetch);
+    fail.status = FERRY_EUNAVAIL;
+    fail.error = (char *)"token service answered 503";
+    fail.http_status = 503;
+    tok_fetched("nc", &fail);
+    drain();
+    CU_ASSERT_EQUAL(calls, 1);
+    CU_ASSERT_EQUAL(last_status, FERRY_EUNAVAIL);
+    CU_ASSERT_EQUAL(tok_get("nc", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);
+    CU_ASSERT_EQUAL(out.status, FERRY_EUNAVAIL);
+    CU_ASSERT_STRING_EQUAL(out.error, "token service answered 503");
+    tok_result_free(&out);
+    usleep(1100 * 1000);                    /* the first backoff is 1 s */
+    CU_ASSERT_EQUAL(tok_get("nc", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_WAIT);
+    CU_ASSERT_TRUE(fetch);
+    tok_cancel(w);
+}
+
+/* A cancelled waiter is never called, before or after the answer is posted. */
+static void
+test_cancel(void)
+{
+    struct tok_result  out, r;
+    struct tok_waiter *a, *b;
+    bool               fetch;
+
+    calls = 0;
+    CU_ASSERT_EQUAL(tok_get("cx", 30000, &home, on_token, NULL, &out, &a, &fetch), TOK_WAIT);
+    CU_ASSERT_EQUAL(tok_get("cx", 30000, &home, on_token, NULL, &out, &b, &fetch), TOK_WAIT);
+    tok_cancel(a);
+    ok_result(&r, "x", 3600);
+    tok_fetched("cx", &r);
+    tok_cancel(b);                          /* posted, not yet delivered */
+    drain();
+    CU_ASSERT_EQUAL(calls, 0);
+}
+
+int
+main(void)
+{
+    static const struct cu_test tests[] = {
+        { "single flight", test_single_flight },
+        { "refresh ahead", test_refresh_ahead },
+        { "never nearly expired", test_min_left },
+        { "negative cache", test_negative_cache },
+        { "cancel", test_cancel },
+        { NULL, NULL },
+    };
+    int rc = cu_run("tokens", tests);
+
+    tok_cache_free_all();
+    return rc;
+}
