@@ -16,8 +16,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build_pkgs=(cmake gcc libc6-dev make pkg-config
             libevent-dev libssl-dev libyaml-dev libcunit1-dev
             liblua5.4-dev libnghttp2-dev libjansson-dev)
-# What the integration tests and examples/quickstart.sh drive or run beside ferry.
-tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2)
+# What the integration tests and examples/quickstart.sh drive or run beside ferry
+# (slapd: each ldap test starts its own; the package's system service is never used).
+tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2
+           slapd ldap-utils)
 
 bench=0
 extra=()
