@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh: ferry side by side with its peers, in one run, on loopback.
 #
-#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|all]   (env: SECS=3 ROUNDS=3 IDLE_CONNS)
+#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|ldap|all]   (env: SECS=3 ROUNDS=3 IDLE_CONNS)
 #
 # tcp:    direct, ferry's tcp plugin, HAProxy `mode tcp` (defaults, nbthread 2), socat.
 # tunnel: ferry's tunnel (gateway + connector), the stunnel pair, ssh -R (tunnel.sh).
 # socks5: ferry's socks5 plugin, microsocks, Dante (socks5.sh).
 # http:   ferry's http plugin (transparent), nginx proxy_pass, HAProxy `mode http` (http.sh):
 #         keep-alive req/s and p99 latency for 1 KiB and 1 MiB responses.
+# ldap:   ferry's ldap plugin (bind injected, and pass-through), HAProxy `mode tcp`, direct
+#         slapd (ldap.sh): 1,000 lookups on one connection, ms per run and CPU per lookup.
 # Figures: bulk throughput of one stream (MiB/s), new connections per second
 # (connect + 5-byte request + 5-byte reply + close, 50 concurrent loops), and user-space
 # memory per idle connection (RSS growth). Ratios against the reference peer and
@@ -17,7 +19,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 SECTION=${2:-all}
-if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ] || [ "$SECTION" = http ]; then
+if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ] || [ "$SECTION" = http ] ||
+   [ "$SECTION" = ldap ]; then
     exec env BUILD="$BUILD" bash "$ROOT/tests/bench/$SECTION.sh"
 fi
 # 9,900, not 10,000: this sandbox's hard RLIMIT_NOFILE is 20,000 and cannot be raised,
@@ -78,5 +81,7 @@ if [ "$SECTION" = all ]; then
     echo
     env BUILD="$BUILD" bash "$ROOT/tests/bench/socks5.sh"
     echo
-    exec env BUILD="$BUILD" bash "$ROOT/tests/bench/http.sh"
+    env BUILD="$BUILD" bash "$ROOT/tests/bench/http.sh"
+    echo
+    exec env BUILD="$BUILD" bash "$ROOT/tests/bench/ldap.sh"
 fi
