@@ -20,6 +20,7 @@
 
 #define FERRY_CONF_MAX_ERRORS 20
 
+struct ferry_policy_set;
 struct ferry_registry;
 struct ferry_opts;
 
@@ -77,6 +78,7 @@ struct ferry_conf {
     size_t                      ntenants;
     char                       *destinations_dir;/* resolved; NULL if absent */
     struct ferry_registry      *registry;        /* owns one reference */
+    struct ferry_policy_set    *policies;        /* owns; NULL until lua/ loads them */
     struct ferry_conf_listener *listeners;
     size_t                      nlisteners;
     struct ferry_errlist        warnings;        /* e.g. near-miss property names, TrustAll */
