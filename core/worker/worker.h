@@ -32,6 +32,7 @@ struct evdns_base;
 struct ferry_conn;
 struct ferry_io;
 struct loaded_plugin;
+struct policy_vm;
 struct gw_tunnel;
 struct gw_handoff;
 
@@ -53,6 +54,7 @@ struct gen {
     size_t                 nlisteners;
     unsigned               nworkers;
     struct stats_slot    **dest_stats;      /* owns the array: one per registry entry */
+    bool                   serving;         /* has sockets: a gateway's, not a check's */
 };
 
 /* A listener's socket as one worker watches it. */
@@ -70,6 +72,7 @@ struct wgen {
     struct gen       *g;                    /* ref */
     unsigned          refs;                 /* worker-local, no atomics */
     struct wlistener *wl;                   /* owns, g->nlisteners entries */
+    struct policy_vm *policy;               /* owns: Lua policies (lua/), on first use */
 };
 
 #define FERRY_PIPE_POOL_MAX 64
