@@ -15,10 +15,13 @@
 #include <event2/event.h>
 
 #include "dest/dest-int.h"
+#include "lua/lua-int.h"
 #include "plugin/loader.h"
 #include "worker/worker.h"
 
 #define LISTEN_BACKLOG 4096
+
+static unsigned nserving;      /* generations with sockets: a gateway runs (main thread) */
 
 static int
 open_socket(const struct ferry_conf_listener *lc, int *fd_out, struct ferry_err *err)
@@ -61,6 +64,8 @@ prev_listener_on(const struct gen *prev, const struct ferry_conf_listener *lc)
 static void
 gen_free(struct gen *g)
 {
+    if (g->serving)
+        nserving--;
     for (size_t i = 0; i < g->nlisteners; i++) {
         struct ferry_listener *l = &g->listeners[i];
 
@@ -103,6 +108,15 @@ ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers
     }
     for (size_t i = 0; i < conf->registry->n; i++)
         g->dest_stats[i] = ferry_stats_slot(STATS_DEST, conf->registry->dests[i].name);
+    /* Policies load once per configuration. While a gateway runs, a validation
+     * generation is a reload's precheck: the real one loads them, and can fall back on
+     * prev's script for a destination whose new script does not load. */
+    if (conf->policies == NULL && (nworkers > 0 || nserving == 0) &&
+        ferry_policy_load(conf, prev != NULL ? prev->conf : NULL, errs) != FERRY_OK) {
+        g->conf = NULL;
+        gen_free(g);
+        return NULL;
+    }
 
     for (size_t i = 0; i < conf->nlisteners; i++) {
         struct ferry_conf_listener *lc = &conf->listeners[i];
@@ -153,6 +167,10 @@ ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers
                 goto fail;
             }
         }
+    }
+    if (nworkers > 0) {
+        g->serving = true;
+        nserving++;
     }
     return g;
 fail:

@@ -18,6 +18,7 @@
 
 #include <ferry/log.h>
 
+#include "lua/lua-int.h"
 #include "tunnel/gateway.h"
 #include "worker/conn-int.h"
 #include "worker/worker.h"
@@ -112,6 +113,7 @@ wgen_unref(struct wgen *wg)
     if (--wg->refs > 0)
         return;
     wgen_arm(wg, false);
+    ferry_policy_vm_free(wg->policy);      /* before the gen: it reads its config */
     ferry_gen_unref(wg->g, wg->w->main_base);
     free(wg->wl);
     free(wg);
