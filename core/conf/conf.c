@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "conf/conf-int.h"
 #include "dest/dest-int.h"
 #include "lua/lua-int.h"
@@ -418,6 +420,27 @@ ferry_conf_tenant(const struct ferry_conf *conf, const char *id)
     for (size_t i = 0; i < conf->ntenants; i++)
         if (conf->tenants[i].id != NULL && strcmp(conf->tenants[i].id, id) == 0)
             return &conf->tenants[i];
+    return NULL;
+}
+
+const struct ferry_conf_tenant *
+ferry_conf_tenant_by_token(const struct ferry_conf *conf, const char *id, const char *token)
+{
+    size_t tlen = token != NULL ? strlen(token) : 0;
+
+    if (tlen == 0)
+        return NULL;
+    for (size_t i = 0; i < conf->ntenants; i++) {
+        const struct ferry_conf_tenant *t = &conf->tenants[i];
+
+        if (t->id == NULL || t->token == NULL || (id != NULL && strcmp(t->id, id) != 0))
+            continue;
+        /* Constant time in the token's bytes: no early exit on the first mismatch. */
+        if (strlen(t->token) == tlen && CRYPTO_memcmp(t->token, token, tlen) == 0)
+            return t;
+        if (id != NULL)
+            break;
+    }
     return NULL;
 }
 

@@ -95,6 +95,10 @@ void ferry_conf_free(struct ferry_conf *conf);
 
 /* Find a tenant by id; NULL if absent. */
 const struct ferry_conf_tenant *ferry_conf_tenant(const struct ferry_conf *conf, const char *id);
+/* The tenant whose token is `token` (and whose id is `id`, unless id is NULL); NULL if
+ * none. Compares tokens in constant time in their bytes. */
+const struct ferry_conf_tenant *ferry_conf_tenant_by_token(const struct ferry_conf *conf,
+                                                           const char *id, const char *token);
 
 /* After the plugin's listener_open(): report every option key it never asked for as
  * unknown, suggesting the closest known key (core keys + keys the plugin asked for). */

@@ -17,8 +17,6 @@
 
 #include <event2/event.h>
 
-#include <openssl/crypto.h>
-
 #include <ferry/conn.h>
 #include <ferry/io.h>
 #include <ferry/route.h>
@@ -98,25 +96,12 @@ ferry_conn_lookup_dest(const struct ferry_conn *c, const char *name)
 FERRY_API int
 ferry_conn_auth_tenant(struct ferry_conn *c, const char *tenant_id, const char *token)
 {
-    const struct ferry_conf *conf = c->wg->g->conf;
-    size_t                   tlen = token != NULL ? strlen(token) : 0;
+    const struct ferry_conf_tenant *t;
 
-    if (token == NULL || tlen == 0)
+    if ((t = ferry_conf_tenant_by_token(c->wg->g->conf, tenant_id, token)) == NULL)
         return FERRY_EDENIED;
-    for (size_t i = 0; i < conf->ntenants; i++) {
-        const struct ferry_conf_tenant *t = &conf->tenants[i];
-
-        if (tenant_id != NULL && strcmp(t->id, tenant_id) != 0)
-            continue;
-        /* Constant time in the token's bytes: no early exit on the first mismatch. */
-        if (strlen(t->token) == tlen && CRYPTO_memcmp(t->token, token, tlen) == 0) {
-            c->tenant = t->id;
-            return FERRY_OK;
-        }
-        if (tenant_id != NULL)
-            break;
-    }
-    return FERRY_EDENIED;
+    c->tenant = t->id;
+    return FERRY_OK;
 }
 
 FERRY_API const char *
