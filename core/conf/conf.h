@@ -114,6 +114,24 @@ void ferry_opts_set_errlist(struct ferry_opts *o, struct ferry_errlist *errs);
 int  ferry_conf_expand(const char *value, const char *base_dir, char **out, bool *secret,
                        struct ferry_err *err);
 
+/* Destination files for the admin API (conf-dest-file.c; main thread, blocking I/O). */
+/* One destination as a destinations_dir file: `# comment` (if not NULL), then a YAML
+ * mapping of keys[i]: values[i] in order, values double-quoted and every "${" written
+ * "$${", so the loader reads back exactly these values and never a reference. *out
+ * (owned by the caller, NUL-terminated, may hold secrets) and *len. */
+int  ferry_conf_dest_render(const char *const *keys, const char *const *values, size_t n,
+                            const char *comment, char **out, size_t *len,
+                            struct ferry_err *err);
+/* A whole file (at most 4 MiB) into *out (owned by the caller, NUL-terminated). */
+int  ferry_conf_file_read(const char *path, char **out, size_t *len, struct ferry_err *err);
+/* Replace (or create) path with data atomically: a temporary dot file in the same
+ * directory, fsync, rename, fsync of the directory. mode 0 keeps the current file's
+ * permissions (0600 for a new file). */
+int  ferry_conf_file_replace(const char *path, const char *data, size_t len, unsigned mode,
+                             struct ferry_err *err);
+/* Unlink path and fsync its directory. */
+int  ferry_conf_file_remove(const char *path, struct ferry_err *err);
+
 /* Edit distance capped at max+1 (for "did you mean"). */
 int  ferry_conf_edit_distance(const char *a, const char *b, int max);
 
