@@ -32,6 +32,8 @@
 
 #define EXIT_CONFIG 2
 
+struct reload_wait;
+
 struct gateway {
     const char               *conf_path;
     struct event_base        *base;
@@ -44,6 +46,7 @@ struct gateway {
     struct event             *drain_poll;
     struct event             *drain_deadline;
     bool                      draining;
+    struct reload_wait       *waits;         /* admin reloads not yet on every worker */
 };
 
 static void
@@ -98,24 +101,21 @@ set_exe_dir(void)
     }
 }
 
-/* Load and fully validate (plugins included). Returns the conf or NULL (errors printed). */
+/* Load and fully validate (plugins included). Returns the conf, or NULL with the errors
+ * in errs. */
 static struct ferry_conf *
-load_checked(const char *path)
+load_checked(const char *path, struct ferry_errlist *errs)
 {
-    struct ferry_errlist errs = { 0 };
-    struct ferry_conf   *conf = NULL;
-    struct gen          *g;
+    struct ferry_conf *conf = NULL;
+    struct gen        *g;
 
-    if (ferry_conf_load_file(path, &conf, &errs) != FERRY_OK) {
-        ferry_errlist_print(&errs, stderr, false);
+    if (ferry_conf_load_file(path, &conf, errs) != FERRY_OK)
         return NULL;
-    }
     ferry_errlist_print(&conf->warnings, stderr, true);
     /* Validation generation: plugins check their options; nothing binds. */
-    if ((g = ferry_gen_new(conf, NULL, 0, &errs)) == NULL) {
-        ferry_errlist_print(&errs, stderr, false);
-        if (errs.count == 0)
-            fprintf(stderr, "%s: out of memory\n", path);
+    if ((g = ferry_gen_new(conf, NULL, 0, errs)) == NULL) {
+        if (errs->count == 0)
+            ferry_errlist_add(errs, path, 0, 0, "out of memory");
         ferry_conf_free(conf);
         return NULL;
     }
@@ -143,44 +143,45 @@ is_connector_conf(const char *path)
 static int
 cmd_check(const char *path)
 {
-    struct ferry_conf *conf;
+    struct ferry_errlist errs = { 0 };
+    struct ferry_conf   *conf;
 
     if (is_connector_conf(path))
         return ferry_connector_check(path);
-    if ((conf = load_checked(path)) == NULL)
+    if ((conf = load_checked(path, &errs)) == NULL) {
+        ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
+    }
     printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path, conf->nlisteners,
            conf->registry->n, conf->ntenants);
     ferry_conf_free(conf);
     return 0;
 }
 
-static void
-on_reload(evutil_socket_t sig, short what, void *arg)
+/* Load the configuration from disk and switch to it: SIGHUP and the admin API. Errors go
+ * to stderr and to errs; on failure the running configuration stays. */
+static int
+gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
 {
-    struct gateway      *gw = arg;
-    struct ferry_errlist errs = { 0 };
-    struct ferry_conf   *conf;
-    struct gen          *g;
+    struct ferry_conf *conf;
+    struct gen        *g;
 
-    (void)sig;
-    (void)what;
-    if (gw->draining)
-        return;
-    ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path));
-    if ((conf = load_checked(gw->conf_path)) == NULL) {
+    ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path),
+              FLOG_STR("by", by));
+    if ((conf = load_checked(gw->conf_path, errs)) == NULL) {
+        ferry_errlist_print(errs, stderr, false);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed: configuration has errors; keeping the "
                   "running one", FLOG_STR("config", gw->conf_path));
-        return;
+        return FERRY_EINVAL;
     }
-    if ((g = ferry_gen_new(conf, gw->gen, gw->nworkers, &errs)) == NULL) {
-        ferry_errlist_print(&errs, stderr, false);
+    if ((g = ferry_gen_new(conf, gw->gen, gw->nworkers, errs)) == NULL) {
+        ferry_errlist_print(errs, stderr, false);
         ferry_conf_free(conf);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed; keeping the running configuration",
                   FLOG_STR("config", gw->conf_path));
-        return;
+        return FERRY_EINVAL;
     }
     if (gw->tunnels != NULL && conf->tunnel.listen != NULL) {
         struct ferry_err err = { 0 };
@@ -188,9 +189,10 @@ on_reload(evutil_socket_t sig, short what, void *arg)
         if (gw_listener_set_conf(gw->tunnels, conf, &err) != FERRY_OK) {
             ferry_log(NULL, FERRY_ERROR, "reload failed: tunnel TLS settings; keeping the "
                       "running configuration", FLOG_STR("error", err.msg));
+            ferry_errlist_add(errs, gw->conf_path, 0, 0, "tunnel: %s", err.msg);
             ferry_gen_unref(g, gw->base);
             gw->st.reloads_failed++;
-            return;
+            return FERRY_EINVAL;
         }
     } else if ((gw->tunnels != NULL) != (conf->tunnel.listen != NULL)) {
         ferry_log(NULL, FERRY_WARN, "adding or removing the tunnel section needs a restart");
@@ -201,10 +203,134 @@ on_reload(evutil_socket_t sig, short what, void *arg)
     ferry_gen_unref(gw->gen, gw->base);
     gw->gen = g;
     gw->st.generation = g->id;
+    gw->st.conf = conf;
     gw->st.reloads_ok++;
     ferry_log(NULL, FERRY_INFO, "reloaded", FLOG_INT("generation", (long long)g->id),
               FLOG_INT("listeners", (long long)conf->nlisteners),
               FLOG_INT("destinations", (long long)conf->registry->n));
+    return FERRY_OK;
+}
+
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct gateway      *gw = arg;
+    struct ferry_errlist errs = { 0 };
+
+    (void)sig;
+    (void)what;
+    if (gw->draining)
+        return;
+    gateway_reload(gw, "SIGHUP", &errs);
+}
+
+/* An admin reload waiting until every worker serves generation `id`. Each worker gets a
+ * post; it runs before that wake-up's generation switch (worker.c runs posts first), so
+ * a post that still sees an older generation posts itself once more. */
+struct wait_slot {
+    struct reload_wait *rw;
+    struct worker      *w;
+    unsigned            tries;
+};
+
+struct reload_wait {
+    struct reload_wait *next;
+    struct gateway     *gw;
+    uint64_t            id;
+    atomic_uint         left;            /* workers still to confirm */
+    struct event       *ev;              /* main thread: the last worker activates it */
+    void              (*applied)(void *arg);
+    void               *arg;
+    struct wait_slot    slots[];         /* one per worker */
+};
+
+/* Worker thread (or, with run false, the thread stopping the workers). */
+static void
+wait_on_worker(void *arg, bool run)
+{
+    struct wait_slot   *s = arg;
+    struct reload_wait *rw = s->rw;
+
+    if (run && !s->w->draining && s->w->cur->g->id < rw->id && ++s->tries < 4 &&
+        worker_post(s->w, wait_on_worker, s) == FERRY_OK)
+        return;
+    if (atomic_fetch_sub(&rw->left, 1) == 1)
+        event_active(rw->ev, EV_TIMEOUT, 1);
+}
+
+static void
+wait_unlink_free(struct reload_wait *rw)
+{
+    for (struct reload_wait **pp = &rw->gw->waits; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == rw) {
+            *pp = rw->next;
+            break;
+        }
+    }
+    event_free(rw->ev);
+    free(rw);
+}
+
+static void
+on_wait_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct reload_wait *rw = arg;
+    void              (*applied)(void *) = rw->applied;
+    void               *applied_arg = rw->arg;
+
+    (void)fd;
+    (void)what;
+    wait_unlink_free(rw);
+    applied(applied_arg);
+}
+
+/* After the workers are joined (every post has run): forget what still waits; the
+ * admin answers those requests itself when it stops. */
+static void
+waits_free(struct gateway *gw)
+{
+    while (gw->waits != NULL)
+        wait_unlink_free(gw->waits);
+}
+
+/* The admin API's reload (struct ferry_admin_state.reload). */
+static int
+admin_reload(void *self, struct ferry_errlist *errs, void (*applied)(void *arg), void *arg)
+{
+    struct gateway     *gw = self;
+    struct reload_wait *rw;
+    int                 rc;
+
+    if (gw->draining) {
+        ferry_errlist_add(errs, NULL, 0, 0, "the gateway is draining");
+        return FERRY_EAGAIN;
+    }
+    /* Allocate first: once the workers switch, the wait must not fail. */
+    if ((rw = calloc(1, sizeof(*rw) + gw->nworkers * sizeof(rw->slots[0]))) == NULL ||
+        (rw->ev = event_new(gw->base, -1, 0, on_wait_done, rw)) == NULL) {
+        free(rw);
+        ferry_errlist_add(errs, NULL, 0, 0, "out of memory");
+        return FERRY_ENOMEM;
+    }
+    if ((rc = gateway_reload(gw, "admin API", errs)) != FERRY_OK) {
+        event_free(rw->ev);
+        free(rw);
+        return rc;
+    }
+    rw->gw = gw;
+    rw->id = gw->gen->id;
+    rw->applied = applied;
+    rw->arg = arg;
+    atomic_init(&rw->left, gw->nworkers);
+    rw->next = gw->waits;
+    gw->waits = rw;
+    for (unsigned i = 0; i < gw->nworkers; i++) {
+        rw->slots[i].rw = rw;
+        rw->slots[i].w = &gw->workers[i];
+        if (worker_post(&gw->workers[i], wait_on_worker, &rw->slots[i]) != FERRY_OK)
+            wait_on_worker(&rw->slots[i], false);   /* cannot ask it: count it as done */
+    }
+    return FERRY_OK;
 }
 
 static void
@@ -270,8 +396,12 @@ cmd_gateway(const char *path)
 
     gw.conf_path = path;
     gw.st.role = "gateway";
-    if ((conf = load_checked(path)) == NULL)
+    gw.st.reload = admin_reload;
+    gw.st.reload_self = &gw;
+    if ((conf = load_checked(path, &errs)) == NULL) {
+        ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
+    }
     ferry_log_set_level(conf->log_level);
     if (ferry_log_open_access(conf->access_log) != FERRY_OK) {
         fprintf(stderr, "%s: cannot open access log %s\n", path, conf->access_log);
@@ -293,6 +423,7 @@ cmd_gateway(const char *path)
     }
     gw.st.nworkers = gw.nworkers;
     gw.st.generation = gw.gen->id;
+    gw.st.conf = conf;
     if (conf->admin_listen != NULL &&
         ferry_admin_start(gw.base, conf->admin_listen, &gw.st, &gw.admin, &err) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));
@@ -328,6 +459,7 @@ cmd_gateway(const char *path)
     ferry_log(NULL, FERRY_INFO, "ferry gateway stopped");
     rc = 0;
 out:
+    waits_free(&gw);                /* the workers are joined (or never started) */
     if (gw.gen != NULL)
         ferry_gen_unref(gw.gen, NULL);
     if (gw.drain_poll != NULL)

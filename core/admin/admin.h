@@ -1,6 +1,6 @@
 /*
- * admin.h: the admin HTTP listener (health, readiness, metrics). Runs on the main
- * thread's event_base, never on a worker.
+ * admin.h: the admin HTTP listener (health, readiness, metrics and, for the gateway,
+ * the destination API). Runs on the main thread's event_base, never on a worker.
  */
 #ifndef FERRY_ADMIN_H
 #define FERRY_ADMIN_H
@@ -13,6 +13,8 @@
 
 struct event_base;
 struct ferry_admin;
+struct ferry_conf;
+struct ferry_errlist;
 
 /* Process-level facts the admin reports; owned by main, read at scrape time. */
 struct ferry_admin_state {
@@ -23,11 +25,22 @@ struct ferry_admin_state {
     uint64_t reloads_failed;
     const char *role;           /* "gateway" | "connector" */
     atomic_int *live;           /* connector: tunnels up; ready only while > 0 */
+    /* Gateway only; the connector leaves them NULL (no destination API). */
+    const struct ferry_conf *conf;   /* the current generation's: main keeps it current */
+    /* Re-read the configuration from disk and switch to it, as SIGHUP does. FERRY_OK:
+     * the new generation is built (st->conf is its conf) and handed to the workers;
+     * applied(arg) runs later on the main thread once every worker serves it, or never
+     * when the process stops first (ferry_admin_stop answers whatever still waits).
+     * Otherwise errs says why and the running configuration is unchanged. */
+    int   (*reload)(void *self, struct ferry_errlist *errs, void (*applied)(void *arg),
+                    void *arg);
+    void   *reload_self;
 };
 
 int  ferry_admin_start(struct event_base *base, const char *listen,
                        const struct ferry_admin_state *st, struct ferry_admin **out,
                        struct ferry_err *err);
+/* Answers 503 to requests still waiting (token retrieval, a reload), then closes. */
 void ferry_admin_stop(struct ferry_admin *a);
 
 #endif
