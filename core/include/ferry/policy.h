@@ -26,6 +26,7 @@
 #include <ferry/api.h>
 #include <ferry/conn.h>
 #include <ferry/dest.h>
+#include <ferry/err.h>
 
 struct ferry_policy_verdict {
     bool allowed;
