@@ -5,6 +5,7 @@
  *              exchange, tunnel), bodies, timeouts, keep-alive and the pool
  *   rewrite.c  building heads: the upstream request (transparent and forward mode),
  *              the client's response, and ferry's own error replies
+ *   policy.c   the destination's Lua policy (on_request, on_response) on those heads
  */
 #ifndef FERRY_HTTP_PLUGIN_INT_H
 #define FERRY_HTTP_PLUGIN_INT_H
@@ -88,5 +89,17 @@ void rw_response(const struct http_listener *l, const struct ferry_http_resp *re
 void rw_error(const struct http_listener *l, int status, const char *reason, const char *text,
               const char *request_id, struct sbuf *out);
 const char *rw_phrase(int status);
+
+/* The destination's on_request / on_response (policy.c): the head as the hook left
+ * it (valid until hp_done()), the original when the hook does not exist, or NULL with
+ * the answer in plan (policy-denied with the hook's status and reason, policy-error
+ * 500). Call hp_done() once the head built from it has been written. */
+const struct ferry_http_req  *hp_request(struct ferry_conn *c, const struct ferry_dest *d,
+                                         const struct ferry_http_req *req,
+                                         struct http_plan *plan);
+const struct ferry_http_resp *hp_response(struct ferry_conn *c, const struct ferry_dest *d,
+                                          const struct ferry_http_resp *resp,
+                                          struct http_plan *plan);
+void                          hp_done(void);
 
 #endif

@@ -30,6 +30,7 @@
 #include <ferry/log.h>
 #include <ferry/opts.h>
 #include <ferry/plugin.h>
+#include <ferry/policy.h>
 
 #include "http-int.h"
 
@@ -521,6 +522,24 @@ h_request_body(struct hconn *h)
     return n > 0;
 }
 
+/* The destination's on_response, then the client's head from what the hook left. */
+static bool
+h_policy_response(struct hconn *h, const struct ferry_http_resp *resp, int conn,
+                  struct sbuf *out)
+{
+    const struct ferry_http_resp *r = hp_response(h->c, h->plan.dest, resp, &h->plan);
+
+    if (r == NULL) {
+        sb_free(out);
+        h_fail(h, h->plan.status, h->plan.reason, "%s", h->plan.text);
+        return false;
+    }
+    h->status = r->code;
+    rw_response(h->l, r, h->reqid, conn, h->dechunk, out);
+    hp_done();
+    return true;
+}
+
 /* The response head arrived: rewrite it for the client. */
 static bool
 h_response_head(struct hconn *h)
@@ -582,7 +601,12 @@ h_response_head(struct hconn *h)
     h->dechunk = h->client_minor == 0 && resp.body == FERRY_HTTP_BODY_CHUNKED;
     h->close_after = !h->client_keep || resp.body == FERRY_HTTP_BODY_EOF || h->dechunk;
     conn = h->close_after ? RW_CLOSE : h->client_minor == 0 ? RW_KEEP_ALIVE : 0;
-    rw_response(h->l, &resp, h->l->forward ? NULL : h->reqid, conn, h->dechunk, &out);
+    if (h->plan.dest != NULL && ferry_policy_has(h->c, h->plan.dest, "on_response")) {
+        if (!h_policy_response(h, &resp, conn, &out))
+            return false;
+    } else {
+        rw_response(h->l, &resp, h->l->forward ? NULL : h->reqid, conn, h->dechunk, &out);
+    }
     if (out.oom) {
         sb_free(&out);
         h_fail(h, 502, "bad-gateway", "the upstream's response head is too large");
@@ -650,6 +674,8 @@ h_finish(struct hconn *h)
     h_record(h, h->status, "ok");
     if (h->upstream_keep && !io_gone(h->uio) && h->plan.pool_key[0] != '\0')
         ferry_io_pool_put(h->uio, h->plan.pool_key, h->l->pool_idle_ms);
+    else if (!io_gone(h->uio))
+        ferry_io_finish(h->uio, 2000);      /* a clean end, not a reset */
     else
         ferry_io_close(h->uio);
     h->uio = NULL;

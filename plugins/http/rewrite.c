@@ -17,6 +17,7 @@
 
 #include <ferry/dest.h>
 #include <ferry/err.h>
+#include <ferry/policy.h>
 
 #include "http-int.h"
 
@@ -595,6 +596,7 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
     const char              *scheme, *auth;
     uint16_t                 port;
     char                     portbuf[8];
+    bool                     policy = false;
 
     classify(req->headers, req->header_count, req->connection, &x);
     request_id(&x, reqid, reqid_size);
@@ -614,6 +616,13 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
                    "destination '%s': Authentication %s is not supported yet",
                    ferry_dest_name(d), auth);
         return;
+    }
+    if (ferry_policy_has(c, d, "on_request")) {
+        /* From here on the head is the one the policy left (framing unchanged). */
+        if ((req = hp_request(c, d, req, p)) == NULL)
+            return;
+        classify(req->headers, req->header_count, req->connection, &x);
+        policy = true;
     }
     if (x.count[H_LOC] == 1 && x.first[H_LOC]->value.len < sizeof(p->location))
         set_location(p, x.first[H_LOC]);   /* SAP: overrides CloudConnectorLocationId */
@@ -643,11 +652,13 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
     copy_fields(b, req->headers, req->header_count, &x, l->forwarded_headers,
                 strcmp(auth, "BasicAuthentication") == 0, false);
     add_common(c, l, req, &x, b);
-    if (!add_dest_fields(b, d, p))
-        return;
-    sb_str(b, "X-Request-Id: ");
-    sb_str(b, reqid);
-    sb_add(b, "\r\n\r\n", 4);
+    if (add_dest_fields(b, d, p)) {
+        sb_str(b, "X-Request-Id: ");
+        sb_str(b, reqid);
+        sb_add(b, "\r\n\r\n", 4);
+    }
+    if (policy)
+        hp_done();
 }
 
 void
