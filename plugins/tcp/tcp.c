@@ -5,14 +5,17 @@
  * (Type RFC maps jco.client.ashost/sysnr to host:33NN) and any other TCP protocol.
  *
  * No protocol bytes are read: the client may speak first or last, core's relay
- * queues whatever arrives before the upstream is connected.
+ * queues whatever arrives before the upstream is connected. A destination's policy
+ * with on_connect is asked first; a denial closes the connection.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <ferry/conn.h>
 #include <ferry/log.h>
 #include <ferry/opts.h>
 #include <ferry/plugin.h>
+#include <ferry/policy.h>
 
 static int
 tcp_listener_open(struct ferry_listener *l, struct ferry_opts *opts, void **state)
@@ -49,10 +52,37 @@ tcp_on_open(struct ferry_conn *c, int status, const char *reason, void *arg)
 }
 
 static void
+tcp_open(struct ferry_conn *c, const struct ferry_dest *dest)
+{
+    struct ferry_target t;
+
+    memset(&t, 0, sizeof(t));
+    t.dest = dest;
+    if (ferry_conn_open(c, &t, tcp_on_open, NULL) != FERRY_OK)
+        ferry_conn_close(c, "no-memory");
+}
+
+/* The destination's on_connect answered: a denial closes (TCP has no error reply). */
+static void
+tcp_on_verdict(struct ferry_conn *c, const struct ferry_policy_verdict *v, void *arg)
+{
+    if (v->allowed) {
+        tcp_open(c, arg);
+        return;
+    }
+    if (!v->error)
+        ferry_log(ferry_conn_log(c), FERRY_INFO, "connection denied by policy",
+                  FLOG_STR("destination", ferry_dest_name(arg)), FLOG_STR("reason", v->reason));
+    ferry_conn_close(c, v->error ? "policy-error" : "denied");
+}
+
+static void
 tcp_on_accept(struct ferry_conn *c, void *state)
 {
-    const struct ferry_dest *dest = ferry_conn_dest(c);
-    struct ferry_target      t;
+    const struct ferry_dest    *dest = ferry_conn_dest(c);
+    struct ferry_policy_verdict v;
+    char                        target[300];
+    const char                 *host;
 
     (void)state;
     if (dest == NULL) {
@@ -61,10 +91,21 @@ tcp_on_accept(struct ferry_conn *c, void *state)
         ferry_conn_close(c, "destination-not-found");
         return;
     }
-    memset(&t, 0, sizeof(t));
-    t.dest = dest;
-    if (ferry_conn_open(c, &t, tcp_on_open, NULL) != FERRY_OK)
-        ferry_conn_close(c, "no-memory");
+    if (ferry_policy_has(c, dest, "on_connect")) {
+        host = ferry_dest_host(dest);
+        snprintf(target, sizeof(target), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)ferry_dest_port(dest));
+        switch (ferry_policy_connect(c, dest, target, &v, tcp_on_verdict, (void *)dest)) {
+        case FERRY_OK:
+            tcp_on_verdict(c, &v, (void *)dest);
+            return;
+        case FERRY_EAGAIN:              /* tcp_on_verdict runs later */
+            return;
+        default:                        /* no such hook after all */
+            break;
+        }
+    }
+    tcp_open(c, dest);
 }
 
 FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
