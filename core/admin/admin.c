@@ -1,8 +1,11 @@
 /*
  * admin.c: /healthz, /readyz and /metrics (Prometheus text) on the admin listener.
- * Owns the evhttp server. Counter values come from stats.c; process facts from the
- * ferry_admin_state that main keeps current.
+ * Owns the evhttp server and the list of requests answered later. Counter values come
+ * from stats.c; process facts from the ferry_admin_state that main keeps current; the
+ * destination API (gateway only) from dest-api.c and dest-change.c.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,14 +14,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "admin/admin.h"
+#include "admin/admin-int.h"
 #include "admin/stats.h"
 #include "conf/conf.h"
-
-struct ferry_admin {
-    struct evhttp                  *http;
-    const struct ferry_admin_state *st;
-};
 
 static void
 reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
@@ -34,6 +32,65 @@ reply_text(struct evhttp_request *req, int code, const char *reason, const char 
     evbuffer_add(out, body, strlen(body));
     evhttp_send_reply(req, code, reason, out);
     evbuffer_free(out);
+}
+
+void
+admin_reply_json(struct evhttp_request *req, int code, json_t *body)
+{
+    char            *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct evbuffer *out = text != NULL ? evbuffer_new() : NULL;
+
+    json_decref(body);
+    if (out == NULL) {
+        free(text);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evbuffer_add(out, text, strlen(text));
+    explicit_bzero(text, strlen(text));        /* destination properties hold passwords */
+    free(text);
+    evhttp_send_reply(req, code, NULL, out);
+    evbuffer_free(out);
+}
+
+void
+admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+    char    msg[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (code == 401)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    admin_reply_json(req, code, json_pack("{s:s}", "ErrorMessage", msg));
+}
+
+void
+admin_pending_add(struct ferry_admin *a, struct admin_pending *p, struct evhttp_request *req)
+{
+    p->a = a;
+    p->req = req;
+    p->next = a->pending;
+    p->pprev = &a->pending;
+    if (a->pending != NULL)
+        a->pending->pprev = &p->next;
+    a->pending = p;
+}
+
+void
+admin_pending_del(struct admin_pending *p)
+{
+    if (p->pprev == NULL)
+        return;
+    *p->pprev = p->next;
+    if (p->next != NULL)
+        p->next->pprev = p->pprev;
+    p->next = NULL;
+    p->pprev = NULL;
 }
 
 static bool
@@ -52,6 +109,9 @@ on_request(struct evhttp_request *req, void *arg)
 
     if (path == NULL) {
         reply_text(req, 400, "Bad Request", "bad request\n");
+    } else if (a->st->conf != NULL &&
+               strncmp(path, ADMIN_API_PREFIX, strlen(ADMIN_API_PREFIX)) == 0) {
+        admin_dest_api(a, req, path, evhttp_uri_get_query(u));
     } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
                evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
         reply_text(req, 405, "Method Not Allowed", "method not allowed\n");
@@ -118,6 +178,7 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
     if ((a = calloc(1, sizeof(*a))) == NULL)
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     a->st = st;
+    a->base = base;
     if ((a->http = evhttp_new(base)) == NULL) {
         free(a);
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
@@ -135,6 +196,10 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
     evhttp_set_timeout(a->http, 10);
     evhttp_set_max_headers_size(a->http, 16384);
     evhttp_set_max_body_size(a->http, 1 << 20);
+    /* Every method reaches on_request, which answers 405 itself (evhttp: 501 in HTML). */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                               EVHTTP_REQ_PATCH);
     evhttp_set_gencb(a->http, on_request, a);
     *out = a;
     return FERRY_OK;
@@ -145,6 +210,8 @@ ferry_admin_stop(struct ferry_admin *a)
 {
     if (a == NULL)
         return;
+    while (a->pending != NULL)
+        a->pending->stop(a->pending);       /* answers and unlinks itself */
     evhttp_free(a->http);
     free(a);
 }

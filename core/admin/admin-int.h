@@ -1,0 +1,62 @@
+/*
+ * admin-int.h: what the files of the admin room share: the listener, requests that are
+ * answered later, JSON replies, and the destination API's entry points.
+ */
+#ifndef FERRY_ADMIN_INT_H
+#define FERRY_ADMIN_INT_H
+
+#include <jansson.h>
+
+#include "admin/admin.h"
+
+struct evhttp;
+struct evhttp_request;
+struct ferry_conf;
+struct ferry_dest;
+
+struct ferry_admin {
+    struct evhttp                  *http;      /* owns */
+    const struct ferry_admin_state *st;        /* borrowed: main owns it */
+    struct event_base              *base;      /* borrowed: the main thread's */
+    struct admin_pending           *pending;   /* requests answered later */
+};
+
+/* A request answered later (after token retrieval, after a reload). evhttp keeps the
+ * request until we answer it, even when the client has gone, so every pending request
+ * is answered exactly once: by its own completion, or by stop() when the admin stops. */
+struct admin_pending {
+    struct admin_pending  *next, **pprev;
+    struct ferry_admin    *a;
+    struct evhttp_request *req;                /* borrowed from evhttp until answered */
+    void                 (*stop)(struct admin_pending *p);   /* answer 503, free */
+};
+
+void admin_pending_add(struct ferry_admin *a, struct admin_pending *p, struct evhttp_request *req);
+void admin_pending_del(struct admin_pending *p);
+
+/* Replies. body is stolen (NULL: 500). Errors are SAP's {"ErrorMessage": "..."}; a
+ * message never holds a property value. */
+void admin_reply_json(struct evhttp_request *req, int code, json_t *body);
+void admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define ADMIN_API_PREFIX     "/destination-configuration/v1/"
+#define ADMIN_NOT_FOUND_MSG  "Configuration with the specified name was not found"
+
+/* dest-api.c: everything under ADMIN_API_PREFIX (path and query as in the URI). */
+void admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *path,
+                    const char *query);
+/* A destination's properties as SAP's destinationConfiguration object (new ref). */
+json_t *admin_dest_json(const struct ferry_dest *d);
+/* The tenant's destination of that name, or NULL (absent, or another tenant's). */
+const struct ferry_dest *admin_dest_find(const struct ferry_conf *conf, const char *tenant,
+                                         const char *name);
+
+/* dest-change.c: POST / PUT on subaccountDestinations (JSON body), DELETE of one. The
+ * caller has authenticated `tenant`. */
+void admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant);
+void admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant);
+void admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                       const char *name);
+
+#endif

@@ -1,0 +1,442 @@
+/*
+ * dest-api.c: the destination API on the admin listener, on the paths of SAP's
+ * Destination service (SAP-NOTES.md §3): find (GET destinations/{name}, with owner,
+ * destinationConfiguration and authTokens) and the reads of subaccountDestinations.
+ *
+ * Every call authenticates a tenant (Authorization: Bearer <tenant token>) and sees
+ * only that tenant's destinations: another tenant's name is not found. Values are
+ * shown as configured, secrets expanded, because this API serves the tenant's own
+ * applications, as SAP's does; nothing here logs a value. Changes (POST, PUT, DELETE)
+ * live in dest-change.c; token retrieval for OAuth2 and friends behind tokens.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <ferry/log.h>
+#include <ferry/route.h>
+
+#include "admin/admin-int.h"
+#include "admin/tokens.h"
+#include "conf/conf.h"
+#include "dest/dest-int.h"
+
+/* How long a find waits for token retrieval before it answers with an error entry. */
+#define TOKEN_TIMEOUT_MS 15000
+/* Longest Basic credential we encode (User:Password). */
+#define BASIC_MAX_BYTES  4096
+
+/* A string for JSON: jansson wants UTF-8, and a ${file:} secret may not be. */
+static json_t *
+json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    char   *copy;
+
+    if (j != NULL || (copy = strdup(s)) == NULL)
+        return j;
+    for (char *p = copy; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    explicit_bzero(copy, strlen(copy));
+    free(copy);
+    return j;
+}
+
+json_t *
+admin_dest_json(const struct ferry_dest *d)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; o != NULL && i < d->nprops; i++) {
+        if (json_object_set_new(o, d->props[i].key, json_text(d->props[i].value)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
+const struct ferry_dest *
+admin_dest_find(const struct ferry_conf *conf, const char *tenant, const char *name)
+{
+    const struct ferry_dest *d = ferry_registry_find(conf->registry, name);
+
+    return d != NULL && strcmp(d->tenant, tenant) == 0 ? d : NULL;
+}
+
+/* The tenant of `Authorization: Bearer <token>`, or NULL after answering 401. */
+static const char *
+api_auth(const struct ferry_conf *conf, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const struct ferry_conf_tenant *t;
+
+    if (h == NULL) {
+        admin_reply_error(req, 401, "missing Authorization: Bearer <tenant token>");
+        return NULL;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        admin_reply_error(req, 401, "want Authorization: Bearer <tenant token>");
+        return NULL;
+    }
+    for (h += 7; *h == ' '; h++)
+        ;
+    if ((t = ferry_conf_tenant_by_token(conf, NULL, h)) == NULL) {
+        char    *peer = NULL;
+        uint16_t port = 0;
+
+        evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+        ferry_log(NULL, FERRY_WARN, "admin: destination API: invalid tenant token",
+                  FLOG_STR("client", peer), FLOG_INT("port", port));
+        admin_reply_error(req, 401, "invalid token");
+        return NULL;
+    }
+    return t->id;
+}
+
+/* The decoded last path segment after prefix (owned by the caller), or NULL when rest
+ * does not start with prefix or the segment is empty, nested or not text. */
+static char *
+path_name(const char *rest, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    size_t len;
+    char  *name;
+
+    if (strncmp(rest, prefix, n) != 0 || rest[n] == '\0' || strchr(rest + n, '/') != NULL)
+        return NULL;
+    if ((name = evhttp_uridecode(rest + n, 0, &len)) == NULL)
+        return NULL;
+    if (len != strlen(name) || len == 0) {
+        free(name);
+        return NULL;
+    }
+    return name;
+}
+
+/* Does the query say $skipTokenRetrieval=true? */
+static bool
+skip_tokens(const char *query)
+{
+    bool skip = false;
+
+    while (query != NULL && *query != '\0' && !skip) {
+        size_t      n = strcspn(query, "&");
+        char       *pair = strndup(query, n), *key, *val;
+        char       *eq = pair != NULL ? strchr(pair, '=') : NULL;
+
+        if (eq != NULL) {
+            *eq = '\0';
+            key = evhttp_uridecode(pair, 1, NULL);
+            val = evhttp_uridecode(eq + 1, 1, NULL);
+            skip = key != NULL && val != NULL && strcmp(key, "$skipTokenRetrieval") == 0 &&
+                   strcasecmp(val, "true") == 0;
+            free(key);
+            free(val);
+        }
+        free(pair);
+        query += n;
+        if (*query == '&')
+            query++;
+    }
+    return skip;
+}
+
+/* authTokens for BasicAuthentication: base64(User:Password), ready as a header. */
+static json_t *
+basic_tokens(const struct ferry_dest *d)
+{
+    const char *user = ferry_dest_prop(d, "User"), *pass = ferry_dest_prop(d, "Password");
+    char        cred[BASIC_MAX_BYTES], b64[BASIC_MAX_BYTES / 3 * 4 + 8];
+    char        header[sizeof(b64) + 8];
+    json_t     *tokens = NULL;
+    int         n;
+
+    n = snprintf(cred, sizeof(cred), "%s:%s", user != NULL ? user : "",
+                 pass != NULL ? pass : "");
+    if (n >= 0 && (size_t)n < sizeof(cred) &&
+        ferry_base64_encode((const uint8_t *)cred, (size_t)n, b64, sizeof(b64)) >= 0) {
+        snprintf(header, sizeof(header), "Basic %s", b64);
+        tokens = json_pack("[{s:s,s:s,s:{s:s,s:s}}]", "type", "Basic", "value", b64,
+                           "http_header", "key", "Authorization", "value", header);
+    } else {
+        tokens = json_pack("[{s:s,s:s,s:s}]", "type", "", "value", "",
+                           "error", "User and Password are too long for a Basic token");
+    }
+    explicit_bzero(cred, sizeof(cred));
+    explicit_bzero(b64, sizeof(b64));
+    explicit_bzero(header, sizeof(header));
+    return tokens;
+}
+
+static json_t *
+error_tokens(const char *why)
+{
+    return json_pack("[{s:s,s:s,s:s}]", "type", "", "value", "", "error", why);
+}
+
+/* One authTokens entry in SAP's field order. */
+static json_t *
+token_json(const struct admin_token *t)
+{
+    json_t *o;
+    char    num[32];
+
+    if (t->error != NULL)
+        return json_pack("{s:s,s:s,s:s}", "type", "", "value", "", "error", t->error);
+    if ((o = json_pack("{s:s,s:s}", "type", t->type, "value", t->value)) == NULL)
+        return NULL;
+    if (t->header_value != NULL) {
+        json_object_set_new(o, "http_header", json_pack("{s:s,s:s}", "key",
+                            t->header_key != NULL ? t->header_key : "Authorization",
+                            "value", t->header_value));
+    } else {
+        size_t n = strlen(t->type) + strlen(t->value) + 2;
+        char  *h = malloc(n);
+
+        if (h != NULL) {
+            snprintf(h, n, "%s %s", t->type, t->value);
+            json_object_set_new(o, "http_header", json_pack("{s:s,s:s}", "key",
+                                t->header_key != NULL ? t->header_key : "Authorization",
+                                "value", h));
+            explicit_bzero(h, n);
+            free(h);
+        }
+    }
+    if (t->expires_in_s >= 0) {
+        snprintf(num, sizeof(num), "%lld", t->expires_in_s);
+        json_object_set_new(o, "expires_in", json_string(num));
+    }
+    if (t->scope != NULL)
+        json_object_set_new(o, "scope", json_text(t->scope));
+    if (t->refresh_token != NULL)
+        json_object_set_new(o, "refresh_token", json_text(t->refresh_token));
+    if (t->issued_token_type != NULL)
+        json_object_set_new(o, "issued_token_type", json_text(t->issued_token_type));
+    return o;
+}
+
+/* A find waiting for token retrieval. */
+struct find_wait {
+    struct admin_pending   p;          /* first: the pending list holds &p */
+    struct ferry_registry *reg;        /* ref: keeps tr.dest valid across reloads */
+    json_t                *resp;       /* owns: the answer, all but authTokens */
+    char                  *tenant;     /* owns */
+    struct event          *deadline;   /* owns */
+    struct admin_token_req tr;
+};
+
+static void
+find_finish(struct find_wait *fw, json_t *tokens)
+{
+    if (tokens == NULL || json_object_set_new(fw->resp, "authTokens", tokens) != 0) {
+        json_decref(fw->resp);
+        fw->resp = NULL;
+    }
+    admin_pending_del(&fw->p);
+    admin_reply_json(fw->p.req, 200, fw->resp);       /* NULL: 500 */
+    event_free(fw->deadline);
+    ferry_registry_unref(fw->reg);
+    free(fw->tenant);
+    free(fw);
+}
+
+static void
+find_tokens_done(struct admin_token_req *r, const struct admin_token *tokens, size_t n)
+{
+    struct find_wait *fw = (struct find_wait *)((char *)r - offsetof(struct find_wait, tr));
+    json_t           *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        if (json_array_append_new(arr, token_json(&tokens[i])) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    find_finish(fw, arr);
+}
+
+static void
+find_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct find_wait *fw = arg;
+
+    (void)fd;
+    (void)what;
+    if (fw->tr.cancel != NULL)
+        fw->tr.cancel(&fw->tr);
+    ferry_log(NULL, FERRY_WARN, "admin: token retrieval timed out",
+              FLOG_STR("tenant", fw->tenant), FLOG_STR("destination", fw->tr.dest->name),
+              FLOG_INT("timeout_ms", fw->tr.timeout_ms));
+    find_finish(fw, error_tokens("token retrieval timed out"));
+}
+
+static void
+find_stop(struct admin_pending *p)
+{
+    struct find_wait *fw = (struct find_wait *)p;
+
+    if (fw->tr.cancel != NULL)
+        fw->tr.cancel(&fw->tr);
+    admin_pending_del(p);
+    admin_reply_error(p->req, 503, "the gateway is stopping");
+    json_decref(fw->resp);
+    event_free(fw->deadline);
+    ferry_registry_unref(fw->reg);
+    free(fw->tenant);
+    free(fw);
+}
+
+/* Ask tokens.c; the answer goes out when it calls back. */
+static void
+find_with_tokens(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                 const struct ferry_dest *d, json_t *resp)
+{
+    struct find_wait *fw = calloc(1, sizeof(*fw));
+    struct timeval    tv = { TOKEN_TIMEOUT_MS / 1000, (TOKEN_TIMEOUT_MS % 1000) * 1000 };
+    int               rc;
+
+    if (fw == NULL || (fw->tenant = strdup(tenant)) == NULL ||
+        (fw->deadline = evtimer_new(a->base, find_timeout, fw)) == NULL) {
+        if (fw != NULL)
+            free(fw->tenant);
+        free(fw);
+        json_decref(resp);
+        admin_reply_error(req, 500, "out of memory");
+        return;
+    }
+    fw->reg = ferry_registry_ref(a->st->conf->registry);
+    fw->resp = resp;
+    fw->p.stop = find_stop;
+    fw->tr.dest = d;
+    fw->tr.tenant = fw->tenant;
+    fw->tr.headers = evhttp_request_get_input_headers(req);
+    fw->tr.base = a->base;
+    fw->tr.timeout_ms = TOKEN_TIMEOUT_MS;
+    fw->tr.done = find_tokens_done;
+    admin_pending_add(a, &fw->p, req);
+    evtimer_add(fw->deadline, &tv);
+    if ((rc = admin_tokens_fetch(&fw->tr)) != FERRY_OK) {
+        char why[96];
+
+        snprintf(why, sizeof(why), "token retrieval failed (%s)", ferry_strerror(rc));
+        find_finish(fw, error_tokens(why));
+    }
+}
+
+/* Authentication types whose find answer has no authTokens at all. */
+static bool
+has_no_tokens(const char *auth)
+{
+    return strcmp(auth, "NoAuthentication") == 0 ||
+           strcmp(auth, "ClientCertificateAuthentication") == 0 ||
+           strcmp(auth, "PrincipalPropagation") == 0;
+}
+
+static void
+api_find(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+         const char *name, const char *query)
+{
+    const struct ferry_dest *d = admin_dest_find(a->st->conf, tenant, name);
+    json_t                  *resp;
+
+    if (d == NULL) {
+        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+        return;
+    }
+    resp = json_pack("{s:{s:s,s:n},s:o}", "owner", "SubaccountId", tenant, "InstanceId",
+                     "destinationConfiguration", admin_dest_json(d));
+    if (resp == NULL || skip_tokens(query) || d->type != FERRY_DEST_HTTP ||
+        has_no_tokens(d->authentication)) {
+        admin_reply_json(req, 200, resp);
+    } else if (strcmp(d->authentication, "BasicAuthentication") == 0) {
+        if (json_object_set_new(resp, "authTokens", basic_tokens(d)) != 0) {
+            json_decref(resp);
+            resp = NULL;
+        }
+        admin_reply_json(req, 200, resp);
+    } else {
+        find_with_tokens(a, req, tenant, d, resp);
+    }
+}
+
+static void
+api_list(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+{
+    const struct ferry_registry *reg = a->st->conf->registry;
+    json_t                      *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && i < reg->n; i++) {
+        if (strcmp(reg->dests[i].tenant, tenant) != 0)
+            continue;
+        if (json_array_append_new(arr, admin_dest_json(&reg->dests[i])) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    admin_reply_json(req, 200, arr);
+}
+
+static void
+api_get(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+        const char *name)
+{
+    const struct ferry_dest *d = admin_dest_find(a->st->conf, tenant, name);
+
+    if (d == NULL)
+        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+    else
+        admin_reply_json(req, 200, admin_dest_json(d));
+}
+
+static void
+not_allowed(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    admin_reply_error(req, 405, "method not allowed here (allowed: %s)", allow);
+}
+
+void
+admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *path,
+               const char *query)
+{
+    const char             *rest = path + strlen(ADMIN_API_PREFIX);
+    enum evhttp_cmd_type    cmd = evhttp_request_get_command(req);
+    bool                    get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    const char             *tenant;
+    char                   *name = NULL;
+
+    if ((tenant = api_auth(a->st->conf, req)) == NULL)
+        return;
+    if ((name = path_name(rest, "destinations/")) != NULL) {
+        if (get)
+            api_find(a, req, tenant, name, query);
+        else
+            not_allowed(req, "GET, HEAD");
+    } else if (strcmp(rest, "subaccountDestinations") == 0) {
+        if (get)
+            api_list(a, req, tenant);
+        else if (cmd == EVHTTP_REQ_POST)
+            admin_dest_create(a, req, tenant);
+        else if (cmd == EVHTTP_REQ_PUT)
+            admin_dest_update(a, req, tenant);
+        else
+            not_allowed(req, "GET, HEAD, POST, PUT");
+    } else if ((name = path_name(rest, "subaccountDestinations/")) != NULL) {
+        if (get)
+            api_get(a, req, tenant, name);
+        else if (cmd == EVHTTP_REQ_DELETE)
+            admin_dest_delete(a, req, tenant, name);
+        else
+            not_allowed(req, "GET, HEAD, DELETE");
+    } else {
+        admin_reply_error(req, 404, "unknown path: want destinations/{name} or "
+                          "subaccountDestinations[/{name}] under " ADMIN_API_PREFIX);
+    }
+    free(name);
+}

@@ -1,0 +1,675 @@
+/*
+ * dest-change.c: creating, updating and deleting destinations through the admin API
+ * (POST and PUT /subaccountDestinations, DELETE /subaccountDestinations/{name}).
+ *
+ * A destination from a JSON body is checked exactly like one from a file
+ * (ferry_dest_init), written as one file in destinations_dir (atomically, by
+ * conf-dest-file.c) and applied by the reload SIGHUP uses; the client hears back once
+ * every worker serves the new generation. If the reload fails, the files are put back
+ * as they were: the running configuration never saw the change. Only files of
+ * destinations_dir are written or removed, and each of them defines exactly one
+ * destination; inline destinations (ferry.yaml) are refused. Logs name the tenant,
+ * the destination and the action, never a property value.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include <ferry/log.h>
+
+#include "admin/admin-int.h"
+#include "conf/conf.h"
+#include "dest/dest-int.h"
+
+#define CHANGE_MAX_BATCH 100    /* destinations in one POST or PUT body */
+#define CHANGE_MAX_PROPS 512    /* properties of one destination, as the loader's bound */
+
+/* Properties naming files on the gateway's disk. A tenant must not point them at the
+ * operator's or another tenant's files (a key store is a credential), so through the
+ * API they can only keep the value the operator gave. */
+static const char *const path_props[] = {
+    "policy", "TrustStoreLocation", "KeyStoreLocation", "tokenService.KeyStoreLocation",
+};
+
+struct change_file {
+    char    *name;          /* owns: the destination's Name */
+    char    *path;          /* owns: its file in destinations_dir */
+    char    *old;           /* owns: the file's previous content; NULL: no file before */
+    size_t   old_len;
+    unsigned old_mode;
+    char    *text;          /* owns: the new content; NULL: remove the file */
+    size_t   text_len;
+    bool     written;       /* the disk has the change: a rollback puts `old` back */
+};
+
+struct change {
+    struct admin_pending p;         /* first: the pending list holds &p */
+    const char          *action;    /* "create", "update" or "delete" */
+    int                  status;    /* the answer once applied: 201 or 200 */
+    char                *tenant;    /* owns */
+    struct change_file  *files;     /* owns, n entries */
+    size_t               n;
+};
+
+/* Why a change is refused: an HTTP status and a message without property values. */
+struct refusal {
+    int  status;
+    char msg[2048];
+};
+
+static int refuse(struct refusal *rf, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+refuse(struct refusal *rf, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    rf->status = status;
+    va_start(ap, fmt);
+    vsnprintf(rf->msg, sizeof(rf->msg), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void
+wipe_free(char *s, size_t n)
+{
+    if (s != NULL)
+        explicit_bzero(s, n);
+    free(s);
+}
+
+static void
+change_free(struct change *ch)
+{
+    for (size_t i = 0; ch->files != NULL && i < ch->n; i++) {
+        struct change_file *f = &ch->files[i];
+
+        free(f->name);
+        free(f->path);
+        wipe_free(f->old, f->old_len);
+        wipe_free(f->text, f->text_len);
+    }
+    free(ch->files);
+    free(ch->tenant);
+    free(ch);
+}
+
+static struct change *
+change_new(const char *tenant, const char *action, int status, size_t n)
+{
+    struct change *ch = calloc(1, sizeof(*ch));
+
+    if (ch == NULL)
+        return NULL;
+    ch->action = action;
+    ch->status = status;
+    ch->n = n;
+    if ((ch->tenant = strdup(tenant)) == NULL ||
+        (ch->files = calloc(n, sizeof(*ch->files))) == NULL) {
+        change_free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+/* Is file one of destinations_dir's (not ferry.yaml, not elsewhere)? Paths are as the
+ * loader joins them (conf_path_join): "dir/name", "dir/" not doubled, "." dropped. */
+static bool
+in_dest_dir(const struct ferry_conf *conf, const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    const char *dir = conf->destinations_dir;
+    size_t      n;
+
+    if (dir == NULL || strcmp(file, conf->path) == 0)
+        return false;
+    if (slash == NULL)
+        return strcmp(dir, ".") == 0 || dir[0] == '\0';
+    for (n = strlen(dir); n > 0 && dir[n - 1] == '/'; n--)
+        ;
+    return n == (size_t)(slash - file) && strncmp(file, dir, n) == 0;
+}
+
+/* The file a new destination gets, joined as the loader joins it (see above). */
+static char *
+new_dest_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 8;
+    char  *p = malloc(n);
+
+    if (p == NULL)
+        return NULL;
+    if (dir[0] == '\0' || strcmp(dir, ".") == 0)
+        snprintf(p, n, "%s.yaml", name);
+    else
+        snprintf(p, n, "%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+    return p;
+}
+
+/* Keep what is on disk now, for a rollback. */
+static int
+keep_old(struct change_file *f, struct refusal *rf)
+{
+    struct ferry_err err = {0};
+    struct stat      st;
+
+    if (stat(f->path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ferry_log(NULL, FERRY_ERROR, "admin: cannot stat a destination file",
+                  FLOG_STR("file", f->path), FLOG_STR("error", strerror(errno)));
+        return refuse(rf, 500, "cannot read the file of destination '%s' (see the gateway's "
+                      "log); nothing changed", f->name);
+    }
+    if (ferry_conf_file_read(f->path, &f->old, &f->old_len, &err) != FERRY_OK) {
+        ferry_log(NULL, FERRY_ERROR, "admin: cannot read a destination file",
+                  FLOG_STR("error", err.msg));
+        return refuse(rf, 500, "cannot read the file of destination '%s' (see the gateway's "
+                      "log); nothing changed", f->name);
+    }
+    f->old_mode = (unsigned)(st.st_mode & 07777);
+    return 0;
+}
+
+/* Checks that do not depend on the gateway's state. */
+static bool
+change_allowed(struct ferry_admin *a, struct evhttp_request *req)
+{
+    if (a->st->conf->destinations_dir == NULL) {
+        admin_reply_error(req, 501, "changing destinations needs destinations_dir in the "
+                          "gateway's configuration; ask the operator");
+        return false;
+    }
+    if (!a->st->ready || a->st->reload == NULL) {
+        admin_reply_error(req, 503, "the gateway is starting or stopping; try again");
+        return false;
+    }
+    return true;
+}
+
+/* A property value as text: JSON strings as they are, numbers and booleans spelled. */
+static char *
+value_text(const json_t *v)
+{
+    char buf[64];
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return strdup(json_string_value(v));
+    case JSON_INTEGER:
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return strdup(buf);
+    case JSON_REAL:
+        return json_dumps(v, JSON_ENCODE_ANY);
+    case JSON_TRUE:
+        return strdup("true");
+    case JSON_FALSE:
+        return strdup("false");
+    default:
+        return NULL;
+    }
+}
+
+static bool
+has_control(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* One destination's properties from the body, in body order. */
+struct item {
+    char  **keys;   /* owns */
+    char  **vals;   /* owns: may hold secrets */
+    size_t  n;
+};
+
+static void
+item_free(struct item *it)
+{
+    for (size_t i = 0; i < it->n; i++) {
+        free(it->keys[i]);
+        wipe_free(it->vals[i], it->vals[i] != NULL ? strlen(it->vals[i]) : 0);
+    }
+    free(it->keys);
+    free(it->vals);
+}
+
+static const char *
+item_get(const struct item *it, const char *key)
+{
+    for (size_t i = 0; i < it->n; i++)
+        if (strcmp(it->keys[i], key) == 0)
+            return it->vals[i];
+    return NULL;
+}
+
+static int
+item_read(const json_t *obj, const char *tenant, struct item *it, struct refusal *rf)
+{
+    size_t      cap = json_object_size(obj) + 1;    /* + tenant */
+    const char *key;
+    json_t     *v;
+
+    if (cap == 1)
+        return refuse(rf, 400, "a destination needs its properties (Name, Type, ...)");
+    if (cap > CHANGE_MAX_PROPS)
+        return refuse(rf, 400, "a destination has at most %d properties", CHANGE_MAX_PROPS);
+    if ((it->keys = calloc(cap, sizeof(*it->keys))) == NULL ||
+        (it->vals = calloc(cap, sizeof(*it->vals))) == NULL)
+        return refuse(rf, 500, "out of memory");
+    json_object_foreach((json_t *)obj, key, v) {
+        if (*key == '\0' || has_control(key))
+            return refuse(rf, 400, "property names must be non-empty and without control "
+                          "characters");
+        if ((it->keys[it->n] = strdup(key)) == NULL)
+            return refuse(rf, 500, "out of memory");
+        if ((it->vals[it->n] = value_text(v)) == NULL) {
+            it->n++;
+            return json_is_string(v) || json_is_number(v) || json_is_boolean(v)
+                   ? refuse(rf, 500, "out of memory")
+                   : refuse(rf, 400, "property '%.200s': want a string", key);
+        }
+        it->n++;
+        if (strcmp(key, "tenant") == 0 && strcmp(it->vals[it->n - 1], tenant) != 0)
+            return refuse(rf, 403, "tenant: a destination can only belong to the caller's "
+                          "tenant");
+    }
+    if (item_get(it, "tenant") == NULL) {
+        /* Explicit in the file: with several tenants the loader requires it. */
+        if ((it->keys[it->n] = strdup("tenant")) == NULL ||
+            (it->vals[it->n] = strdup(tenant)) == NULL) {
+            it->n++;
+            return refuse(rf, 500, "out of memory");
+        }
+        it->n++;
+    }
+    return 0;
+}
+
+/* Validate like a destination file; 400 with every message the loader would print. */
+static int
+item_validate(const struct ferry_conf *conf, const struct item *it, struct ferry_dest *d,
+              struct refusal *rf)
+{
+    struct ferry_errlist  errs = {0};
+    struct ferry_prop    *props = calloc(it->n, sizeof(*props));
+    const char          **ids = calloc(conf->ntenants + 1, sizeof(*ids));
+    struct ferry_dest_env env = { .ntenants = conf->ntenants, .errs = &errs };
+    size_t                off = 0;
+    int                   rc;
+
+    memset(d, 0, sizeof(*d));
+    if (props == NULL || ids == NULL) {
+        free(props);
+        free(ids);
+        return refuse(rf, 500, "out of memory");
+    }
+    for (size_t i = 0; i < conf->ntenants; i++)
+        ids[i] = conf->tenants[i].id;
+    env.tenants = ids;
+    for (size_t i = 0; i < it->n; i++) {
+        if ((props[i].key = strdup(it->keys[i])) == NULL ||
+            (props[i].value = strdup(it->vals[i])) == NULL) {
+            for (size_t j = 0; j <= i; j++) {
+                free(props[j].key);
+                wipe_free(props[j].value, props[j].value != NULL ? strlen(props[j].value) : 0);
+            }
+            free(props);
+            free(ids);
+            return refuse(rf, 500, "out of memory");
+        }
+    }
+    /* d owns props from here on, whatever the outcome. */
+    rc = ferry_dest_init(d, props, it->n, NULL, conf->destinations_dir, 0, 0, &env);
+    free(ids);
+    if (rc == FERRY_OK)
+        return 0;
+    rf->status = rc == FERRY_ENOMEM ? 500 : 400;
+    rf->msg[0] = '\0';
+    for (int i = 0; i < errs.count && off < sizeof(rf->msg); i++)
+        off += (size_t)snprintf(rf->msg + off, sizeof(rf->msg) - off, "%s%s",
+                                i > 0 ? "; " : "", errs.items[i].msg);
+    if (errs.dropped > 0 && off < sizeof(rf->msg))
+        snprintf(rf->msg + off, sizeof(rf->msg) - off, "; and %d more errors", errs.dropped);
+    ferry_dest_fini(d);
+    return -1;
+}
+
+/* One destination of a POST (create) or PUT (update) body into f. */
+static int
+item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *obj,
+             bool create, struct change_file *f, struct refusal *rf)
+{
+    struct item              it = {0};
+    struct ferry_dest        d;
+    struct ferry_err         err = {0};
+    const struct ferry_dest *old;
+    const char              *name;
+    char                     comment[160];
+    int                      rc = -1;
+
+    memset(&d, 0, sizeof(d));
+    if (!json_is_object(obj)) {
+        refuse(rf, 400, "want a destination object (\"Name\": ..., \"Type\": ...) or an array "
+               "of them");
+        goto out;
+    }
+    if (item_read(obj, tenant, &it, rf) != 0)
+        goto out;
+    name = item_get(&it, "Name");
+    old = name != NULL ? ferry_registry_find(conf->registry, name) : NULL;
+    /* Before validation: validating resolves the paths, and its messages would tell
+     * which files exist on the gateway. */
+    for (size_t i = 0; i < sizeof(path_props) / sizeof(path_props[0]); i++) {
+        const char *v = item_get(&it, path_props[i]), *was;
+
+        if (v == NULL)
+            continue;
+        was = old != NULL && strcmp(old->tenant, tenant) == 0 && !create
+              ? ferry_dest_prop(old, path_props[i]) : NULL;
+        if (was == NULL || strcmp(was, v) != 0) {
+            refuse(rf, 403, "%s: files on the gateway cannot be named through the API; "
+                   "the operator sets key stores, trust stores and policies", path_props[i]);
+            goto out;
+        }
+    }
+    if (item_validate(conf, &it, &d, rf) != 0)
+        goto out;
+    if (d.name[0] == '.') {
+        refuse(rf, 400, "destination '%s': Name must not start with '.'", d.name);
+        goto out;
+    }
+    if ((f->name = strdup(d.name)) == NULL) {
+        refuse(rf, 500, "out of memory");
+        goto out;
+    }
+    if (create) {
+        if (old != NULL) {
+            refuse(rf, 409, "destination '%s' exists already (names are unique across the "
+                   "gateway)", d.name);
+            goto out;
+        }
+        if ((f->path = new_dest_path(conf->destinations_dir, d.name)) == NULL) {
+            refuse(rf, 500, "out of memory");
+            goto out;
+        }
+        if (access(f->path, F_OK) == 0) {
+            refuse(rf, 409, "destination '%s': a file %s.yaml exists in destinations_dir "
+                   "already", d.name, d.name);
+            goto out;
+        }
+    } else {
+        if (old == NULL || strcmp(old->tenant, tenant) != 0) {
+            refuse(rf, 404, ADMIN_NOT_FOUND_MSG);
+            goto out;
+        }
+        if (!in_dest_dir(conf, old->file)) {
+            refuse(rf, 409, "destination '%s' is defined in the gateway's configuration file, "
+                   "not in destinations_dir: the operator changes it there", d.name);
+            goto out;
+        }
+        if ((f->path = strdup(old->file)) == NULL) {
+            refuse(rf, 500, "out of memory");
+            goto out;
+        }
+        if (keep_old(f, rf) != 0)
+            goto out;
+    }
+    snprintf(comment, sizeof(comment), "Written by ferry's destination API for tenant %s. "
+             "An update through the API replaces this file.", tenant);
+    if (ferry_conf_dest_render((const char *const *)it.keys, (const char *const *)it.vals,
+                               it.n, comment, &f->text, &f->text_len, &err) != FERRY_OK) {
+        refuse(rf, 500, "destination '%s': %s", d.name, err.msg);
+        goto out;
+    }
+    rc = 0;
+out:
+    ferry_dest_fini(&d);
+    item_free(&it);
+    return rc;
+}
+
+/* Put every written file back as it was (newest first). */
+static void
+change_rollback(struct change *ch)
+{
+    for (size_t i = ch->n; i-- > 0;) {
+        struct change_file *f = &ch->files[i];
+        struct ferry_err    err = {0};
+        int                 rc;
+
+        if (!f->written)
+            continue;
+        rc = f->old != NULL ? ferry_conf_file_replace(f->path, f->old, f->old_len, f->old_mode,
+                                                      &err)
+                            : ferry_conf_file_remove(f->path, &err);
+        if (rc != FERRY_OK)
+            ferry_log(NULL, FERRY_ERROR, "admin: cannot restore a destination file; fix it "
+                      "before the next reload", FLOG_STR("error", err.msg));
+        f->written = false;
+    }
+}
+
+static void
+change_applied(void *arg)
+{
+    struct change *ch = arg;
+
+    admin_pending_del(&ch->p);
+    admin_reply_json(ch->p.req, ch->status, json_pack("{s:I}", "Count", (json_int_t)ch->n));
+    change_free(ch);
+}
+
+static void
+change_stop(struct admin_pending *p)
+{
+    struct change *ch = (struct change *)p;
+
+    admin_pending_del(p);
+    admin_reply_error(p->req, 503, "the gateway is stopping; the change is saved and applies "
+                      "at its next start");
+    change_free(ch);
+}
+
+/* The reload refused the change: say why, from the errors in our own files, or send the
+ * operator to the log (other files' errors are none of the tenant's business). */
+static void
+reply_reload_failed(struct evhttp_request *req, const struct change *ch,
+                    const struct ferry_errlist *errs, int rc)
+{
+    char   msg[2048];
+    size_t off = 0;
+
+    msg[0] = '\0';
+    if (rc == FERRY_EAGAIN) {
+        admin_reply_error(req, 503, "the gateway is stopping; nothing changed");
+        return;
+    }
+    for (int i = 0; i < errs->count && off < sizeof(msg); i++) {
+        bool ours = false;
+
+        for (size_t j = 0; j < ch->n && !ours; j++)
+            ours = strncmp(errs->items[i].file, ch->files[j].path,
+                           sizeof(errs->items[i].file) - 1) == 0;
+        if (ours)
+            off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s", off > 0 ? "; " : "",
+                                    errs->items[i].msg);
+    }
+    if (off > 0)
+        admin_reply_error(req, 400, "%s", msg);
+    else
+        admin_reply_error(req, 500, "the gateway's configuration does not load with this "
+                          "change (the gateway's log has the errors); nothing changed");
+}
+
+/* Write, reload, answer when applied; or put everything back and answer why not. */
+static void
+change_run(struct ferry_admin *a, struct evhttp_request *req, struct change *ch)
+{
+    struct ferry_errlist errs = {0};
+    int                  rc;
+
+    for (size_t i = 0; i < ch->n; i++) {
+        struct change_file *f = &ch->files[i];
+        struct ferry_err    err = {0};
+
+        rc = f->text != NULL ? ferry_conf_file_replace(f->path, f->text, f->text_len, 0, &err)
+                             : ferry_conf_file_remove(f->path, &err);
+        if (rc != FERRY_OK) {
+            ferry_log(NULL, FERRY_ERROR, "admin: cannot write a destination file",
+                      FLOG_STR("error", err.msg));
+            change_rollback(ch);
+            admin_reply_error(req, 500, "cannot write the file of destination '%s' (see the "
+                              "gateway's log); nothing changed", f->name);
+            change_free(ch);
+            return;
+        }
+        f->written = true;
+    }
+    rc = a->st->reload(a->st->reload_self, &errs, change_applied, ch);
+    if (rc != FERRY_OK) {
+        change_rollback(ch);
+        ferry_log(NULL, FERRY_WARN, "admin: destination change refused by the reload",
+                  FLOG_STR("tenant", ch->tenant), FLOG_STR("action", ch->action),
+                  FLOG_STR("destination", ch->files[0].name));
+        reply_reload_failed(req, ch, &errs, rc);
+        change_free(ch);
+        return;
+    }
+    for (size_t i = 0; i < ch->n; i++)
+        ferry_log(NULL, FERRY_INFO, "destination changed", FLOG_STR("tenant", ch->tenant),
+                  FLOG_STR("destination", ch->files[i].name), FLOG_STR("action", ch->action));
+    ch->p.stop = change_stop;
+    admin_pending_add(a, &ch->p, req);
+}
+
+/* The body as JSON (the request's copy is wiped: it may hold passwords). */
+static json_t *
+body_json(struct evhttp_request *req, struct refusal *rf)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t           len = evbuffer_get_length(in);
+    unsigned char   *p = len > 0 ? evbuffer_pullup(in, -1) : NULL;
+    json_error_t     je;
+    json_t          *root;
+
+    if (p == NULL) {
+        refuse(rf, 400, "the body is empty: want a destination object or an array of them");
+        return NULL;
+    }
+    root = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &je);
+    explicit_bzero(p, len);
+    evbuffer_drain(in, len);
+    if (root == NULL && json_error_code(&je) == json_error_duplicate_key)
+        refuse(rf, 400, "the body names a property twice (line %d)", je.line);
+    else if (root == NULL)
+        refuse(rf, 400, "the body is not valid JSON (line %d, column %d)", je.line, je.column);
+    return root;
+}
+
+static void
+change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenant, bool create)
+{
+    const struct ferry_conf *conf = a->st->conf;
+    struct refusal           rf = { .status = 500, .msg = "out of memory" };
+    struct change           *ch = NULL;
+    json_t                  *root;
+    size_t                   n;
+
+    if (!change_allowed(a, req))
+        return;
+    if ((root = body_json(req, &rf)) == NULL)
+        goto refused;
+    n = json_is_array(root) ? json_array_size(root) : 1;
+    if (n == 0 || n > CHANGE_MAX_BATCH) {
+        refuse(&rf, 400, "want 1 to %d destinations in one body", CHANGE_MAX_BATCH);
+        goto refused;
+    }
+    if ((ch = change_new(tenant, create ? "create" : "update", create ? 201 : 200, n)) == NULL)
+        goto refused;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *obj = json_is_array(root) ? json_array_get(root, i) : root;
+
+        if (item_prepare(conf, tenant, obj, create, &ch->files[i], &rf) != 0)
+            goto refused;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(ch->files[j].name, ch->files[i].name) == 0) {
+                refuse(&rf, 400, "destination '%s' appears twice in the body",
+                       ch->files[i].name);
+                goto refused;
+            }
+        }
+    }
+    json_decref(root);
+    change_run(a, req, ch);
+    return;
+refused:
+    json_decref(root);
+    if (ch != NULL)
+        change_free(ch);
+    admin_reply_error(req, rf.status, "%s", rf.msg);
+}
+
+void
+admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+{
+    change_body(a, req, tenant, true);
+}
+
+void
+admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+{
+    change_body(a, req, tenant, false);
+}
+
+void
+admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                  const char *name)
+{
+    const struct ferry_conf *conf = a->st->conf;
+    const struct ferry_dest *d;
+    struct refusal           rf = { .status = 500, .msg = "out of memory" };
+    struct change           *ch;
+
+    if (!change_allowed(a, req))
+        return;
+    if ((d = admin_dest_find(conf, tenant, name)) == NULL) {
+        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+        return;
+    }
+    if (!in_dest_dir(conf, d->file)) {
+        admin_reply_error(req, 409, "destination '%s' is defined in the gateway's "
+                          "configuration file, not in destinations_dir: the operator "
+                          "removes it there", d->name);
+        return;
+    }
+    for (size_t i = 0; i < conf->nlisteners; i++) {
+        const char *bound = conf->listeners[i].destination;
+
+        if (bound != NULL && strcmp(bound, d->name) == 0) {
+            admin_reply_error(req, 409, "listener '%s' is bound to destination '%s': the "
+                              "operator changes the listener first", conf->listeners[i].name,
+                              d->name);
+            return;
+        }
+    }
+    if ((ch = change_new(tenant, "delete", 200, 1)) == NULL ||
+        (ch->files[0].name = strdup(d->name)) == NULL ||
+        (ch->files[0].path = strdup(d->file)) == NULL || keep_old(&ch->files[0], &rf) != 0) {
+        if (ch != NULL)
+            change_free(ch);
+        admin_reply_error(req, rf.status, "%s", rf.msg);
+        return;
+    }
+    change_run(a, req, ch);
+}
