@@ -564,7 +564,8 @@ test_require_reaches_the_own_folder_only(void)
     fx_free();
     F.dir = tmpdir_new();
     CU_ASSERT_FATAL(mkdir_in(F.dir, "lib"));
-    CU_ASSERT_FATAL(file_write(F.dir, "lib/util.lua", "return { tag = function() return 'u' end }\n"));
+    CU_ASSERT_FATAL(file_write(F.dir, "lib/util.lua",
+                               "return { tag = function() return 'u' end }\n"));
     CU_ASSERT_FATAL(file_write(F.dir, "p.lua",
         "local util = require('lib.util')\n"
         "assert(require('lib.util') == util)\n"
@@ -737,7 +738,8 @@ test_syntax_error_is_file_line_col(void)
     CU_ASSERT_STRING_EQUAL(F.errs.items[0].file, file);
     CU_ASSERT_EQUAL(F.errs.items[0].line, 3);
     CU_ASSERT_EQUAL(F.errs.items[0].col, 18);
-    CU_ASSERT(errs_have(&F.errs, 3, 18, "unexpected symbol near '*' (policy of destination 'api')"));
+    CU_ASSERT(errs_have(&F.errs, 3, 18,
+                        "unexpected symbol near '*' (policy of destination 'api')"));
     CU_ASSERT_PTR_NULL(F.conf->policies);
     /* Unfinished: the column is the end of the last line. */
     CU_ASSERT_EQUAL(fx_load("return { on_request = function(req)"), FERRY_EINVAL);
