@@ -73,6 +73,7 @@ struct ferry_io {
     bool                eof, paused, shut_want, shut_done, closed, in_cb, queued;
     bool                stale;          /* pooled on a tunnel that got GOAWAY */
     bool                starttls;       /* ferry_io_starttls: begin the handshake */
+    bool                lingering;      /* ferry_io_finish: waiting for the peer's end */
     int                 err;
     const char         *reason;
     char                reason_buf[200];
@@ -199,6 +200,7 @@ static void io_on_timer(evutil_socket_t fd, short what, void *arg);
 static void io_on_notify(evutil_socket_t fd, short what, void *arg);
 static void io_process(struct ferry_io *io, unsigned ev);
 static void io_transport_up(struct ferry_io *io);
+static void io_linger_step(struct ferry_io *io);
 
 static void
 io_link(struct ferry_io **head, struct ferry_io *io)
@@ -875,6 +877,10 @@ io_process(struct ferry_io *io, unsigned ev)
             io_handshake(io);
         return;
     }
+    if (io->lingering) {
+        io_linger_step(io);
+        return;
+    }
     if (io->c == NULL) {
         /* Pooled: the server closed it or sent something unasked for, or its tunnel is
          * going away. Either way it can no longer carry a request. */
@@ -940,6 +946,11 @@ io_on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     io->timer_armed = false;
+    if (io->lingering) {                /* the peer never finished: enough */
+        io_unlink(&io->w->io_linger, io);
+        io_destroy(io);
+        return;
+    }
     if (io->c == NULL) {                /* pooled too long */
         io_unlink(&io->w->io_pool, io);
         io->w->io_npool--;
@@ -1321,6 +1332,77 @@ ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *tls, ferry_io_
     return FERRY_OK;
 }
 
+/* Lingering: flush, shut, read and drop until the peer's end (or the timer). */
+static void
+io_linger_step(struct ferry_io *io)
+{
+    uint8_t scratch[4096];
+
+    (void)io_flush(io);
+    if (io->out_len == io->out_off && !io->shut_done && io->err == 0)
+        io_do_shutdown(io);
+    while (io->err == 0 && !io->eof && *io->readable) {
+        ssize_t n;
+
+        if (io->ssl != NULL) {
+            size_t got = 0;
+            int    rc = SSL_read_ex(io->ssl, scratch, sizeof(scratch), &got);
+
+            if (rc == 1)
+                continue;
+            rc = SSL_get_error(io->ssl, rc);
+            if (rc == SSL_ERROR_WANT_READ) {
+                *io->readable = false;
+                break;
+            }
+            if (rc == SSL_ERROR_WANT_WRITE)
+                break;
+            io->eof = true;
+            break;
+        }
+        n = recv(*io->fd, scratch, sizeof(scratch), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            *io->readable = false;
+            break;
+        }
+        if (n <= 0)
+            io->eof = true;
+    }
+    if (io->eof || io->err != 0) {
+        io_unlink(&io->w->io_linger, io);
+        io_destroy(io);
+    }
+}
+
+FERRY_API void
+ferry_io_finish(struct ferry_io *io, uint32_t linger_ms)
+{
+    struct timeval tv = { linger_ms / 1000, (linger_ms % 1000) * 1000 };
+
+    if (io == NULL || io->client || io->closed || io->lingering)
+        return;
+    if (io->err != 0 || io->open_cb != NULL || io->handshaking || linger_ms == 0 ||
+        io->w->draining) {
+        ferry_io_close(io);
+        return;
+    }
+    if (io->c != NULL)
+        io_unlink(&io->c->ios, io);
+    io->c = NULL;
+    io->cb = NULL;
+    io->lingering = true;
+    io->paused = false;
+    buf_put(io->w, io->in, io->in_size);
+    io->in = NULL;
+    io->in_off = io->in_len = 0;
+    io_link(&io->w->io_linger, io);
+    io->timer_armed = false;
+    evtimer_add(&io->timer, &tv);
+    io_later(io, 0);                    /* the first step from the loop */
+}
+
 /* ---- keep-alive pool ----------------------------------------------------------------- */
 
 FERRY_API bool
@@ -1396,6 +1478,12 @@ io_pool_drop_tunnel(struct worker *w, struct tunnel *t)
 void
 io_pool_close_all(struct worker *w)
 {
+    while (w->io_linger != NULL) {
+        struct ferry_io *io = w->io_linger;
+
+        io_unlink(&w->io_linger, io);
+        io_destroy(io);
+    }
     while (w->io_pool != NULL) {
         struct ferry_io *io = w->io_pool;
 

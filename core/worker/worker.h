@@ -103,6 +103,7 @@ struct worker {
     int                cmd_fd;             /* eventfd: the base runs without locks */
     struct ferry_io   *io_pool;            /* idle upstream streams (io.c) */
     unsigned           io_npool;
+    struct ferry_io   *io_linger;          /* upstream streams ending gracefully (io.c) */
     uint8_t           *iobufs[32];         /* spare stream input buffers (io.c) */
     unsigned           niobufs;
     unsigned           ncommon;            /* common-timeout durations in use */

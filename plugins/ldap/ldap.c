@@ -26,6 +26,7 @@
 #include <ferry/log.h>
 #include <ferry/opts.h>
 #include <ferry/plugin.h>
+#include <ferry/policy.h>
 
 #include "ber.h"
 
@@ -61,6 +62,10 @@ struct lconn {
     struct ferry_io_tls      tls;
     unsigned                 outstanding;
     struct track             track[TRACK_MAX];
+    bool                     has_policy;        /* the destination's policy has on_ldap */
+    bool                     policy_wait;       /* a verdict for the first message is due */
+    bool                     have_verdict;      /* ... and it came (applied next round) */
+    struct ferry_policy_verdict verdict;
 };
 
 static void l_drive(struct lconn *lc);
@@ -74,7 +79,12 @@ l_close(struct lconn *lc, const char *outcome)
         return;
     lc->phase = PH_DONE;
     if (lc->uio != NULL) {
-        ferry_io_close(lc->uio);
+        /* A healthy server connection ends cleanly (its FIN, or END_STREAM through a
+         * tunnel: the connector audits "ok", not "reset"). */
+        if (ferry_io_error(lc->uio, NULL) == 0 && !ferry_io_eof(lc->uio))
+            ferry_io_finish(lc->uio, 2000);
+        else
+            ferry_io_close(lc->uio);
         lc->uio = NULL;
     }
     ferry_conn_close(lc->c, outcome);
@@ -191,7 +201,22 @@ l_answer(struct lconn *lc, const struct ldap_msg *m, int code, const char *diag)
 
 /* ---- the relay, message by message ---------------------------------------------------- */
 
-/* One request from the client. false when the connection ended. */
+static void
+l_on_verdict(struct ferry_conn *c, const struct ferry_policy_verdict *v, void *arg)
+{
+    struct lconn *lc = arg;
+
+    (void)c;
+    if (lc->phase == PH_DONE)
+        return;
+    lc->verdict = *v;
+    lc->have_verdict = true;
+    lc->policy_wait = false;
+    l_drive(lc);
+}
+
+/* One request from the client. false when the connection ended (phase PH_DONE) or the
+ * message waits for a policy verdict (it is not consumed then). */
 static bool
 l_request(struct lconn *lc, const uint8_t *msg, size_t len)
 {
@@ -202,8 +227,33 @@ l_request(struct lconn *lc, const uint8_t *msg, size_t len)
         l_disconnect(lc, LDAP_PROTOCOL_ERROR, "protocol-error", "malformed request: %s", why);
         return false;
     }
+    if (lc->has_policy && m.op != LDAP_UNBIND_REQ && m.op != LDAP_ABANDON_REQ &&
+        ldap_response_op(m.op) >= 0) {
+        struct ferry_policy_verdict *v = &lc->verdict;
+
+        if (!lc->have_verdict) {
+            char dn[1024];
+            int  rc;
+
+            dn_copy(dn, sizeof(dn), &m);
+            rc = ferry_policy_ldap(lc->c, lc->dest, ldap_op_name(m.op), dn, v, l_on_verdict, lc);
+            if (rc == FERRY_EAGAIN) {
+                lc->policy_wait = true;     /* the message stays buffered until then */
+                return false;
+            }
+            if (rc != FERRY_OK)
+                v->allowed = true;          /* no such hook after all */
+        }
+        lc->have_verdict = false;
+        if (!v->allowed) {
+            l_answer(lc, &m, v->error ? LDAP_OTHER : v->code,
+                     v->error ? "policy-error" : v->reason);
+            return true;
+        }
+    }
     switch (m.op) {
     case LDAP_UNBIND_REQ:
+        ferry_io_write(lc->uio, msg, len);  /* the server hears the unbind, then the close */
         l_close(lc, "ok");
         return false;
     case LDAP_BIND_REQ:
@@ -247,6 +297,8 @@ l_client_to_server(struct lconn *lc)
     size_t         len, used = 0;
     bool           progress = false;
 
+    if (lc->policy_wait)
+        return false;
     len = ferry_io_peek(lc->cio, &data);
     while (used < len && ferry_io_pending(lc->uio) < PENDING_HIGH) {
         size_t      n = 0;
@@ -260,8 +312,11 @@ l_client_to_server(struct lconn *lc)
             l_disconnect(lc, LDAP_PROTOCOL_ERROR, "protocol-error", "%s", why);
             return false;
         }
-        if (!l_request(lc, data + used, n))
-            return false;
+        if (!l_request(lc, data + used, n)) {
+            if (lc->phase != PH_RELAY)
+                return false;               /* the connection ended */
+            break;                          /* a policy verdict is due for this one */
+        }
         used += n;
         progress = true;
     }
@@ -576,6 +631,7 @@ ldap_on_accept(struct ferry_conn *c, void *state)
     lc->tls.insecure = prop_true(lc->dest, "TrustAll");
     lc->tls.enable = !onprem && strcmp(ferry_dest_scheme(lc->dest), "ldaps") == 0;
     lc->starttls = !onprem && prop_true(lc->dest, "ldap.startTLS");
+    lc->has_policy = ferry_policy_has(c, lc->dest, "on_ldap");
     lc->phase = PH_OPEN;
     t.dest = lc->dest;
     t.protocol = "ldap";

@@ -114,8 +114,14 @@ FERRY_API void   ferry_io_pause(struct ferry_io *io, bool paused);
  * by this call. */
 FERRY_API void   ferry_io_timeout(struct ferry_io *io, uint32_t ms);
 
-/* Close an upstream stream now (the client's end closes with ferry_conn_close). */
+/* Close an upstream stream now (the client's end closes with ferry_conn_close): for
+ * errors; a tunnel stream is reset. */
 FERRY_API void   ferry_io_close(struct ferry_io *io);
+/* End an upstream stream gracefully: what is queued is sent, then the write side is
+ * shut (FIN, TLS close_notify, END_STREAM in a tunnel) and ferry waits up to linger_ms
+ * for the peer's end, discarding anything it still sends. io is no longer the caller's
+ * (nor the connection's) from this call on. */
+FERRY_API void   ferry_io_finish(struct ferry_io *io, uint32_t linger_ms);
 
 /* Keep-alive pool, per worker. Give an idle upstream stream (nothing buffered, nothing
  * pending) to the pool under key; it is closed after idle_ms or when the peer closes
