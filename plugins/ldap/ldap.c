@@ -336,7 +336,9 @@ l_server_to_client(struct lconn *lc)
     bool           progress = false;
 
     len = ferry_io_peek(lc->uio, &data);
-    while (used < len && ferry_io_pending(lc->cio) < PENDING_HIGH) {
+    /* Messages are checked one by one but leave in one write: a search's entries and
+     * its SearchResultDone cost the client one syscall, not one each. */
+    while (used < len && ferry_io_pending(lc->cio) + used < PENDING_HIGH) {
         size_t          n = 0;
         const char     *why = NULL;
         struct ldap_msg m;
@@ -345,18 +347,20 @@ l_server_to_client(struct lconn *lc)
         if (rc == 0)
             break;
         if (rc < 0 || ldap_parse(data + used, n, &m, &why) != 0) {
+            ferry_io_write(lc->cio, data, used);
             ferry_io_consume(lc->uio, used);
             l_disconnect(lc, LDAP_UNAVAILABLE, "upstream-protocol-error",
                          "ferry: the server sent a %s message (%s)",
                          rc == -2 ? "too large" : "malformed", why);
             return false;
         }
-        ferry_io_write(lc->cio, data + used, n);
         if (m.result >= 0)
             l_answered(lc, &m);
         used += n;
         progress = true;
     }
+    if (used > 0)
+        ferry_io_write(lc->cio, data, used);
     ferry_io_consume(lc->uio, used);
     if (used == 0 && len == 0 && (ferry_io_eof(lc->uio) || ferry_io_error(lc->uio, NULL) != 0)) {
         const char *why = "";
