@@ -42,24 +42,13 @@ struct http_ud {
 
 /* ---- validity ---------------------------------------------------------------------------- */
 
-static bool
-is_ud(lua_State *L, int idx, const char *key)
-{
-    bool same;
-
-    if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
-        return false;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
-    same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
-}
-
-/* The struct behind a req/res/headers object, or a raise when its call is over. */
+/* The struct behind a req/res/headers object, or a raise when its call is over. The
+ * metamethods are reachable only through their own type's metatable (hidden by
+ * __metatable), so idx holds that type: checking it would cost more than the rest. */
 static struct ferry_policy_http *
-live(lua_State *L, int idx, const char *key, struct http_ud **out)
+live(lua_State *L, int idx, struct http_ud **out)
 {
-    struct http_ud *u = is_ud(L, idx, key) ? lua_touserdata(L, idx) : NULL;
+    struct http_ud *u = lua_touserdata(L, idx);
 
     if (u == NULL)
         luaL_error(L, "not a ferry request, response or headers object");
@@ -72,22 +61,37 @@ live(lua_State *L, int idx, const char *key, struct http_ud **out)
 
 /* ---- checks -------------------------------------------------------------------------------- */
 
-static bool
-is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
+/* RFC 9110 tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~ */
+static const uint8_t tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
 
 static bool
 is_token(const char *s, size_t len)
 {
-    if (len == 0)
-        return false;
+    uint8_t all = len > 0;
+
     for (size_t i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return false;
-    return true;
+        all &= tchar[(unsigned char)s[i]];
+    return all != 0;
+}
+
+/* Same field name? The first byte rules most fields out before strcasecmp. */
+static bool
+same_name(const char *a, const char *b)
+{
+    return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) && strcasecmp(a, b) == 0;
 }
 
 static bool
@@ -117,17 +121,21 @@ is_target_part(const char *s, size_t len, bool query)
 
 /* Fields the plugin owns: body framing and connection management. */
 static bool
-is_managed(const char *name, bool response)
+is_managed(const char *name, size_t len, bool response)
 {
-    static const char *const managed[] = {
-        "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection",
-        "te", "trailer", "upgrade", "x-request-id", NULL,
-    };
-
-    for (const char *const *m = managed; *m != NULL; m++)
-        if (strcasecmp(name, *m) == 0)
-            return true;
-    return !response && strcasecmp(name, "host") == 0;
+#define IS(lit) (strcasecmp(name, lit) == 0)
+    switch (len) {
+    case 2:  return IS("te");
+    case 4:  return !response && IS("host");
+    case 7:  return IS("trailer") || IS("upgrade");
+    case 10: return IS("connection") || IS("keep-alive");
+    case 12: return IS("x-request-id");
+    case 14: return IS("content-length");
+    case 16: return IS("proxy-connection");
+    case 17: return IS("transfer-encoding");
+    default: return false;
+    }
+#undef IS
 }
 
 /* ---- strings owned by the struct ------------------------------------------------------------ */
@@ -156,13 +164,13 @@ set_part(lua_State *L, struct ferry_policy_http *h, const char **field, uint32_t
     h->owned |= bit;
 }
 
+/* An owned field is one allocation: "name\0value\0", f->name its start (policy.c frees
+ * only that). */
 static void
 field_clear(struct ferry_policy_header *f)
 {
-    if (f->owned) {
+    if (f->owned)
         free((char *)f->name);
-        free((char *)f->value);
-    }
     f->name = NULL;
     f->value = NULL;
     f->owned = false;
@@ -174,14 +182,14 @@ static int
 headers_index(lua_State *L)
 {
     struct http_ud           *u;
-    struct ferry_policy_http *h = live(L, 1, &key_headers, &u);
+    struct ferry_policy_http *h = live(L, 1, &u);
     const char               *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     const char               *first = NULL;
     luaL_Buffer               b;
     unsigned                  n = 0;
 
     for (size_t i = 0; name != NULL && i < h->nheaders; i++) {
-        if (h->headers[i].name != NULL && strcasecmp(h->headers[i].name, name) == 0) {
+        if (h->headers[i].name != NULL && same_name(h->headers[i].name, name)) {
             if (n++ == 0)
                 first = h->headers[i].value;
         }
@@ -193,7 +201,7 @@ headers_index(lua_State *L)
     /* Several fields of one name read as one, joined the way HTTP allows (RFC 9110 5.3). */
     luaL_buffinit(L, &b);
     for (size_t i = 0, k = 0; i < h->nheaders; i++) {
-        if (h->headers[i].name != NULL && strcasecmp(h->headers[i].name, name) == 0) {
+        if (h->headers[i].name != NULL && same_name(h->headers[i].name, name)) {
             if (k++ > 0)
                 luaL_addstring(&b, ", ");
             luaL_addstring(&b, h->headers[i].value);
@@ -251,11 +259,11 @@ add_field(lua_State *L, struct ferry_policy_http *h, const char *name, size_t nl
     if (f == NULL)
         luaL_error(L, "header '%s': too many header fields (at most %d)", name,
                    (int)h->headers_cap);
-    n = dup_or_raise(L, name, nlen);
-    if ((val = malloc(vlen + 1)) == NULL) {
-        free(n);
+    if ((n = malloc(nlen + vlen + 2)) == NULL)
         luaL_error(L, "out of memory");
-    }
+    memcpy(n, name, nlen);
+    n[nlen] = '\0';
+    val = n + nlen + 1;
     memcpy(val, v, vlen);
     val[vlen] = '\0';
     if (f == &h->headers[h->nheaders])
@@ -269,14 +277,14 @@ static int
 headers_newindex(lua_State *L)
 {
     struct http_ud           *u;
-    struct ferry_policy_http *h = live(L, 1, &key_headers, &u);
+    struct ferry_policy_http *h = live(L, 1, &u);
     size_t                    nlen, count = 0;
     const char               *name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &nlen)
                                                                     : NULL;
 
     if (name == NULL || nlen > NAME_MAX_BYTES || !is_token(name, nlen))
         return luaL_error(L, "a header name must be a token (letters, digits, !#$%%&'*+-.^_`|~)");
-    if (is_managed(name, u->response))
+    if (is_managed(name, nlen, u->response))
         return luaL_error(L, "header '%s' is managed by ferry and cannot be set", name);
     lua_settop(L, 3);
     lua_pushnil(L);                     /* scratch slot for check_values */
@@ -285,7 +293,7 @@ headers_newindex(lua_State *L)
     /* Checked: now nothing below raises before the struct is consistent again, except
      * an allocation failure, which leaves fields removed (the call fails anyway). */
     for (size_t i = 0; i < h->nheaders; i++)
-        if (h->headers[i].name != NULL && strcasecmp(h->headers[i].name, name) == 0)
+        if (h->headers[i].name != NULL && same_name(h->headers[i].name, name))
             field_clear(&h->headers[i]);
     if (lua_isnil(L, 3))
         return 0;
@@ -313,7 +321,7 @@ static int
 headers_next(lua_State *L)
 {
     struct http_ud           *u;
-    struct ferry_policy_http *h = live(L, lua_upvalueindex(1), &key_headers, &u);
+    struct ferry_policy_http *h = live(L, lua_upvalueindex(1), &u);
     lua_Integer               i = lua_tointeger(L, lua_upvalueindex(2));
 
     while ((size_t)i < h->nheaders && h->headers[i].name == NULL)
@@ -332,7 +340,7 @@ headers_pairs(lua_State *L)
 {
     struct http_ud *u;
 
-    live(L, 1, &key_headers, &u);
+    live(L, 1, &u);
     lua_pushvalue(L, 1);
     lua_pushinteger(L, 0);
     lua_pushcclosure(L, headers_next, 2);
@@ -361,10 +369,10 @@ static int
 http_index(lua_State *L)
 {
     struct http_ud           *u;
-    struct ferry_policy_http *h = live(L, 1, &key_http, &u);
+    struct ferry_policy_http *h = live(L, 1, &u);
     const char               *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
 
-    if (strcmp(k, "headers") == 0)
+    if (k[0] == 'h' && strcmp(k, "headers") == 0)
         push_headers(L, 1);
     else if (u->response && strcmp(k, "status") == 0)
         lua_pushinteger(L, h->status);
@@ -414,7 +422,7 @@ static int
 http_newindex(lua_State *L)
 {
     struct http_ud           *u;
-    struct ferry_policy_http *h = live(L, 1, &key_http, &u);
+    struct ferry_policy_http *h = live(L, 1, &u);
     const char               *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
     size_t                    len = 0;
     const char               *v = lua_type(L, 3) == LUA_TSTRING ? lua_tolstring(L, 3, &len)
@@ -462,9 +470,11 @@ http_tostring(lua_State *L)
 static const struct ferry_dest *
 dest_of(lua_State *L, int idx)
 {
-    if (!is_ud(L, idx, &key_dest))
+    const struct ferry_dest **d = lua_touserdata(L, idx);     /* as in live() */
+
+    if (d == NULL)
         luaL_error(L, "not a destination");
-    return *(const struct ferry_dest **)lua_touserdata(L, idx);
+    return *d;
 }
 
 static int

@@ -143,8 +143,7 @@ ferry_policy_http_free(struct ferry_policy_http *h)
         struct ferry_policy_header *f = &h->headers[i];
 
         if (f->owned) {
-            free((char *)f->name);
-            free((char *)f->value);
+            free((char *)f->name);      /* name and value are one block (objects.c) */
             f->name = NULL;
             f->value = NULL;
             f->owned = false;
