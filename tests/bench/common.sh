@@ -95,3 +95,44 @@ idle_cost() {
     python3 -c "import sys; b,a,n=map(int,sys.argv[1:4]); print(f'{sys.argv[4]}: RSS {b} KiB -> {a} KiB with {n} idle connections: {(a-b)*1024/n:.0f} bytes each')" \
         "$before" "$after" "$4" "$1"
 }
+
+# nginx_conf NAME WORKERS SERVER-BLOCK [MAIN-LINES]: an nginx prefix in $work/NAME, in the
+# foreground, every path it writes kept inside it (MAIN-LINES: e.g. load_module). Workers
+# stay root when we are: $work is 0700.
+nginx_conf() {
+    local dir=$work/$1
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<CFG
+$([ "$(id -u)" != 0 ] || echo "user root;")
+${4:-}
+worker_processes $2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+$3
+}
+CFG
+}
+
+# CPU time (clock ticks, user + system, all threads) of a process and its children:
+# the subject's own cost per request, which this shared 2-core machine's noise moves far
+# less than req/s (the client and the origin compete for the same cores).
+cpu_ticks() {
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$p/stat") ))
+    done
+    echo "$total"
+}
+TICK_HZ=$(getconf CLK_TCK)

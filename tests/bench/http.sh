@@ -23,31 +23,6 @@ mkdir -p "$work/www"
 head -c 1024 /dev/urandom >"$work/www/1k"
 head -c $((1024 * 1024)) /dev/urandom >"$work/www/1m"
 
-# nginx_conf NAME WORKERS SERVER-BLOCK: an nginx prefix in $work/NAME, in the foreground,
-# every path it writes kept inside it. Workers stay root when we are: $work is 0700.
-nginx_conf() {
-    local dir=$work/$1
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<CFG
-$([ "$(id -u)" != 0 ] || echo "user root;")
-worker_processes $2;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-$3
-}
-CFG
-}
 # The origin: one worker, so that the origin costs the same whoever is in front of it.
 nginx_conf origin 1 "    server {
         listen 127.0.0.1:$ORIGIN;
@@ -113,20 +88,9 @@ YAML
 "$FERRY" gateway -c "$work/ferry.yaml" 2>"$work/ferry.log" & pids+=($!)
 ferry_pid=$!
 
-# CPU time (clock ticks, user + system, all threads) of a process and its children:
-# the subject's own cost per request, which this shared 2-core machine's noise moves far
-# less than req/s (the client and the origin compete for the same cores).
+# Whose CPU time (cpu_ticks, common.sh) is each subject's cost.
 declare -A CPU_PID=([direct]=$origin_pid [ferry]=$ferry_pid [nginx]=$nginx_pid
                     [haproxy]=$haproxy_pid)
-cpu_ticks() {
-    local total=0 p
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
-        [ -r "/proc/$p/stat" ] || continue
-        total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$p/stat") ))
-    done
-    echo "$total"
-}
-TICK_HZ=$(getconf CLK_TCK)
 
 SUBJECTS=(direct ferry nginx haproxy)
 declare -A PORT=([direct]=$ORIGIN [ferry]=$FERRY_P [nginx]=$NGINX_P [haproxy]=$HAP_P)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh: ferry side by side with its peers, in one run, on loopback.
 #
-#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|ldap|all]   (env: SECS=3 ROUNDS=3 IDLE_CONNS)
+#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|all]
+#                                                     (env: SECS=3 ROUNDS=3 IDLE_CONNS)
 #
 # tcp:    direct, ferry's tcp plugin, HAProxy `mode tcp` (defaults, nbthread 2), socat.
 # tunnel: ferry's tunnel (gateway + connector), the stunnel pair, ssh -R (tunnel.sh).
 # socks5: ferry's socks5 plugin, microsocks, Dante (socks5.sh).
 # http:   ferry's http plugin (transparent), nginx proxy_pass, HAProxy `mode http` (http.sh):
 #         keep-alive req/s and p99 latency for 1 KiB and 1 MiB responses.
+# policy: ferry's http plugin without and with a Lua policy rewriting three header fields,
+#         nginx proxy_pass without and with the same rewrite in rewrite_by_lua (policy.sh).
 # ldap:   ferry's ldap plugin (bind injected, and pass-through), HAProxy `mode tcp`, direct
 #         slapd (ldap.sh): 1,000 lookups on one connection, ms per run and CPU per lookup.
 # Figures: bulk throughput of one stream (MiB/s), new connections per second
@@ -20,7 +23,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 SECTION=${2:-all}
 if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ] || [ "$SECTION" = http ] ||
-   [ "$SECTION" = ldap ]; then
+   [ "$SECTION" = policy ] || [ "$SECTION" = ldap ]; then
     exec env BUILD="$BUILD" bash "$ROOT/tests/bench/$SECTION.sh"
 fi
 # 9,900, not 10,000: this sandbox's hard RLIMIT_NOFILE is 20,000 and cannot be raised,
@@ -82,6 +85,8 @@ if [ "$SECTION" = all ]; then
     env BUILD="$BUILD" bash "$ROOT/tests/bench/socks5.sh"
     echo
     env BUILD="$BUILD" bash "$ROOT/tests/bench/http.sh"
+    echo
+    env BUILD="$BUILD" bash "$ROOT/tests/bench/policy.sh"
     echo
     exec env BUILD="$BUILD" bash "$ROOT/tests/bench/ldap.sh"
 fi
