@@ -1,0 +1,11 @@
+/*
+ * ptest.h: `ferry policy test` (ptest.c), for main.c.
+ */
+#ifndef FERRY_LUA_PTEST_H
+#define FERRY_LUA_PTEST_H
+
+/* argv: "test" DESTINATION REQUEST_FILE. Returns the exit status: 0 allowed, 1 denied,
+ * 2 a usage, config, request-file or script error. */
+int ferry_policy_test_main(const char *conf_path, int argc, char **argv);
+
+#endif
