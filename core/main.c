@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "log/log.h"
+#include "lua/ptest.h"
 #include "plugin/loader.h"
 #include "tunnel/connector.h"
 #include "tunnel/gateway.h"
@@ -57,6 +58,8 @@ usage(FILE *fp)
         "       ferry connector -c FILE        run the on-premise connector\n"
         "       ferry connector --verify-audit FILE   check an audit log's hash chain\n"
         "       ferry check -c FILE            validate a configuration (exit 2 on errors)\n"
+        "       ferry policy test -c FILE DESTINATION REQUEST_FILE\n"
+        "                                      run a destination's on_request on a sample\n"
         "       ferry --version | --help\n"
         "\n"
         "options:\n"
@@ -524,6 +527,9 @@ main(int argc, char **argv)
             return EXIT_CONFIG;
         }
     }
+    if (strcmp(cmd, "policy") == 0)
+        return ferry_policy_test_main(path != NULL ? path : "conf/ferry.yaml", argc - optind,
+                                      argv + optind);
     if (optind < argc) {
         fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
