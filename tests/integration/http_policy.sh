@@ -25,6 +25,9 @@
 #    fixed, the next SIGHUP takes the new one.
 # 8. `ferry check` on a config whose script does not compile: exit 2 and
 #    file:line:col: message.
+# 9. `ferry policy test`: the rewrite on a YAML request (secrets as ***), a denial from
+#    a JSON one (exit 1), the API key hidden, a failing script (exit 2, logged), a
+#    misspelt request key (exit 2, file:line:col).
 # ferry exits 0 on SIGTERM with no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -212,8 +215,55 @@ want_eq "ferry check exit status on a broken script" "$rc" 2 || true
     fail_later "ferry check: want $dir/policies/broken.lua:3:18: unexpected symbol" \
                "near '*', got: $out"
 
+# --- 9. ferry policy test: a policy against a sample request, offline --------------------
+cat >"$dir/req.yaml" <<'YAML'
+method: GET
+path: /orders/1
+query: "?a=1"
+headers:
+  User-Agent: old-app/1
+  X-Api-Version: "3"
+  Authorization: Bearer abc
+YAML
+ptest() {
+    PT_RC=0
+    PT_OUT=$("$FERRY" policy test -c "$dir/ferry.yaml" "$@" 2>"$dir/ptest.err") || PT_RC=$?
+}
+pt_field() {
+    python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    d = d.get(k) if isinstance(d, dict) else None
+print(json.dumps(d) if isinstance(d, (list, dict)) else d)' "$PT_OUT" "$1"
+}
+ptest rewrite "$dir/req.yaml"
+want_eq "policy test rewrite: exit status" "$PT_RC" 0 || true
+want_eq "policy test rewrite: headers" "$(pt_field request.headers)" \
+    '[["Authorization", "***"], ["Accept-Version", "3"], ["X-Gateway", "ferry"]]' || true
+want_eq "policy test rewrite: query" "$(pt_field request.query)" "a=1" || true
+printf '{"method": "DELETE", "path": "/orders/1"}\n' >"$dir/req.json"
+ptest deny "$dir/req.json"
+want_eq "policy test deny: exit status" "$PT_RC" 1 || true
+want_eq "policy test deny: outcome" "$(pt_field allowed) $(pt_field status) $(pt_field reason)" \
+    "False 405 DELETE is only allowed under /sandbox/" || true
+ptest apikey "$dir/req.json"
+want_eq "policy test apikey: exit status" "$PT_RC" 0 || true
+[[ "$PT_OUT" == *'["X-Api-Key", "***"]'* && "$PT_OUT" != *"$FERRY_IT_API_KEY"* ]] ||
+    fail_later "policy test apikey: want X-Api-Key shown as ***, got $PT_OUT"
+printf '{"path": "/boom"}\n' >"$dir/boom.json"
+ptest faulty "$dir/boom.json"
+want_eq "policy test faulty: exit status" "$PT_RC" 2 || true
+grep -q '"msg":"policy failed".*faulty.lua:5' "$dir/ptest.err" ||
+    fail_later "policy test faulty: no 'policy failed' line naming faulty.lua:5 on stderr"
+printf '{"pth": "/x"}\n' >"$dir/bad.json"
+ptest deny "$dir/bad.json"
+want_eq "policy test with a misspelt key: exit status" "$PT_RC" 2 || true
+grep -q "^$dir/bad.json:1:2: unknown key" "$dir/ptest.err" ||
+    fail_later "policy test: want $dir/bad.json:1:2: unknown key, got $(cat "$dir/ptest.err")"
+
 stop_ferry
 fail_deferred
 echo "ok: example policies (rewrite, deny, tenant, client IP, API key) seen by a real origin;" \
      "errors, loops and memory bombs failed one request each while 300 others passed;" \
-     "a broken script kept the old one across SIGHUP; ferry check gave file:line:col"
+     "a broken script kept the old one across SIGHUP; ferry check gave file:line:col;" \
+     "ferry policy test ran them offline"
