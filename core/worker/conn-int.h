@@ -127,6 +127,8 @@ int  conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_
 /* The final error for a tunnel refusal rc of gw_open_stream (logs it; sets r->reason). */
 int  conn_route_refused(struct ferry_conn *c, struct conn_route *r, int rc);
 struct stats_slot *conn_dest_stats(const struct ferry_conn *c, const struct ferry_dest *d);
+/* The connection's first upstream, for its access-log line (stream mode). */
+void conn_set_target(struct ferry_conn *c, const char *authority);
 /* A plugin callback is about to run / has returned: c is not freed in between. */
 void conn_enter(struct ferry_conn *c, bool *outer);
 void conn_leave(struct ferry_conn *c, bool outer);

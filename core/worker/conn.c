@@ -691,6 +691,13 @@ conn_fail_later(struct ferry_conn *c, int status, const char *reason)
 }
 
 void
+conn_set_target(struct ferry_conn *c, const char *authority)
+{
+    if (c->target == NULL && (ferry_log_enabled(FERRY_DEBUG) || ferry_log_access_enabled()))
+        c->target = conn_strdup(c, authority);
+}
+
+void
 conn_enter(struct ferry_conn *c, bool *outer)
 {
     *outer = c->in_callback;

@@ -1285,6 +1285,7 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct f
     if (kind < 0)
         return io_fail_later(io, kind, r.reason);
     snprintf(io->target, sizeof(io->target), "%s", r.authority);
+    conn_set_target(c, r.authority);
     if (tls != NULL && tls->enable) {
         char why[200];
 
