@@ -1,6 +1,7 @@
 /*
  * lib.c: the `ferry` table policies call: ferry.deny, ferry.log, ferry.now and
- * ferry.base64 (ferry.json is json.c). Nothing here blocks or touches a file.
+ * ferry.base64 (ferry.json is json.c; ferry.http, ferry.tokens, ferry.url and
+ * ferry.sha256 are io.c). Nothing here blocks or touches a file.
  *
  * Logs written for a script never carry the destination's secret property values:
  * policy_scrub() replaces them by "***" in every message, deny reason and error.
@@ -231,4 +232,5 @@ policy_open_lib(lua_State *L)
     lua_setfield(L, -2, "base64");
     policy_open_json(L);
     lua_setfield(L, -2, "json");
+    policy_open_io(L);
 }

@@ -9,6 +9,8 @@
  *   run.c      one hook call in a coroutine: budget, memory cap, verdict, error log
  *   lib.c      the `ferry` table (deny, log, now, base64); json.c: ferry.json
  *   objects.c  what hooks get: req/res and their headers, dest, conn, op
+ *   io.c       what a hook may wait on: ferry.http.request, ferry.tokens.get (and
+ *              ferry.url.encode, ferry.sha256)
  *   policy.c   ferry/policy.h on top of a connection
  *
  * Sources live in the configuration (struct ferry_policy_set, immutable once loaded,
@@ -39,6 +41,7 @@ enum policy_hook {
     POLICY_ON_LDAP,
     POLICY_NHOOKS,
     POLICY_LOAD = POLICY_NHOOKS,     /* not a hook: run a script's top level (load.c) */
+    POLICY_TOKEN,                    /* not a hook: an auth module's token(dest, ctx) */
 };
 
 #define POLICY_MAX_SOURCE_BYTES  (1024 * 1024)      /* a script or a module */
@@ -50,6 +53,7 @@ enum policy_hook {
 #define POLICY_INSTRUCTIONS      1000000L           /* per hook call */
 #define POLICY_CALL_BYTES        (16u * 1024 * 1024)  /* memory growth per hook call */
 #define POLICY_STATE_BYTES       (64u * 1024 * 1024)  /* a state past this is recycled */
+#define POLICY_WAIT_MS           15000              /* a hook that waits on I/O, in all */
 
 struct policy_limits {
     long   instructions;        /* VM instructions per call (counted in steps of 1000) */
@@ -78,7 +82,12 @@ struct policy_script {
     unsigned  hooks;            /* 1u << POLICY_ON_*: the hooks it defines */
     size_t    dir;              /* set->dirs index of its own folder (0: none) */
     bool      kept;             /* the previous configuration's: the new one did not load */
+    const char *auth;           /* static: "ferry.auth.<Authentication>" whose hooks run
+                                   before the script's (NULL: none); src NULL: none */
 };
+
+/* The module of destination d's Authentication run as an implicit policy, or NULL. */
+const char *policy_auth_module(const struct ferry_dest *d);
 
 /* Every destination's policy of one configuration (conf->policies). Read-only after
  * ferry_policy_load(); workers share it without locks. */
@@ -116,6 +125,7 @@ const struct policy_script *policy_script_of(const struct ferry_policy_set *s,
 /* ---- vm.c / run.c (one per worker and generation) ---------------------------------- */
 
 struct policy_run;
+struct worker;
 
 struct policy_vm {
     lua_State                     *L;          /* owns; NULL until the first call */
@@ -131,6 +141,7 @@ struct policy_vm {
     lua_State                     *pool[POLICY_POOL_MAX];  /* idle coroutines */
     int                            pool_ref[POLICY_POOL_MAX];
     unsigned                       npool;
+    unsigned                       nwaiting;   /* runs suspended on I/O: keep the state */
 };
 
 /* What one call is about. Strings are borrowed for the call. */
@@ -144,6 +155,16 @@ struct policy_call {
     const char                  *op_type;  /* on_ldap */
     const char                  *dn;       /* on_ldap */
     struct ferry_policy_http    *http;     /* on_request, on_response */
+    struct worker               *worker;   /* where a wait resumes; NULL: no waiting */
+    const char                  *module;   /* POLICY_TOKEN: "ferry.auth.X" */
+    const struct ferry_policy_header *ctx_headers;  /* POLICY_TOKEN: ctx.headers */
+    size_t                       nctx_headers;
+};
+
+/* What POLICY_TOKEN produced (strings owned, freed by policy_run_free). */
+struct policy_token {
+    char       *type, *value, *header, *error;
+    long long   expires_in;     /* < 0: unknown */
 };
 
 /* One call in progress (run.c); objects.c and lib.c reach it through vm->run. */
@@ -166,6 +187,20 @@ struct policy_run {
     char                      where[320];   /* "script.lua:14", or "" */
     char                      where_src[256];
     int                       where_line;
+    struct policy_token       token;        /* POLICY_TOKEN */
+    /* A run that may wait (ferry_policy_vm_start) lives on the heap until it ends. */
+    struct policy_call        callbuf;      /* the call, copied: the caller's is gone */
+    int                       co_ref;
+    bool                      heap;
+    bool                      waiting;      /* suspended on I/O (io.c) */
+    void                    (*cancel)(struct policy_run *run);  /* drops the I/O */
+    void                     *io;           /* io.c's state of the pending wait */
+    void                     *tok;          /* owns: io.c's ferry.tokens.get in progress */
+    struct event             *deadline;     /* owns: POLICY_WAIT_MS from the first wait */
+    int                       rc;           /* the outcome, for done() */
+    struct ferry_policy_verdict verdict;
+    void                    (*done)(struct policy_run *run);    /* after a wait */
+    void                     *done_arg;
 };
 
 struct policy_vm *ferry_policy_vm_new(const struct ferry_policy_set *set);
@@ -179,6 +214,34 @@ struct policy_vm *policy_vm_of(lua_State *L);
  * script is a verdict, logged here), or FERRY_ENOTFOUND when there is no such hook. */
 int  ferry_policy_vm_call(struct policy_vm *vm, const struct policy_call *call,
                           struct ferry_policy_verdict *v);
+/* The same, for a call that may wait on I/O (call->worker set, on that worker's
+ * thread). FERRY_OK: *v filled; FERRY_EAGAIN: *out is the suspended run, and
+ * done(run) runs later on the worker with run->verdict (and run->token), from the
+ * loop; it must call policy_run_free(run). FERRY_ENOTFOUND as above. */
+int  ferry_policy_vm_start(struct policy_vm *vm, const struct policy_call *call,
+                           struct ferry_policy_verdict *v, void (*done)(struct policy_run *),
+                           void *done_arg, struct policy_run **out);
+/* POLICY_TOKEN: call->module's token(dest, ctx). Same returns as _start (no
+ * FERRY_ENOTFOUND); the answer is in run->token (and out_tok when FERRY_OK). */
+int  policy_vm_token(struct policy_vm *vm, const struct policy_call *call,
+                     struct policy_token *out_tok, void (*done)(struct policy_run *),
+                     void *done_arg, struct policy_run **out);
+/* The waiter went away (its connection closed): drop the wait and the run, silently. */
+void policy_run_abort(struct policy_run *run);
+void policy_run_free(struct policy_run *run);
+void policy_token_free(struct policy_token *t);
+
+/* io.c -> run.c: suspend run (the C function returns what this returns) until
+ * policy_run_wake(); k then runs inside the coroutine to push the results. cancel
+ * drops the I/O if the run is aborted first. */
+int  policy_run_wait(lua_State *co, struct policy_run *run, lua_KFunction k,
+                     void (*cancel)(struct policy_run *run), void *io);
+/* The I/O finished (on the run's worker, from the loop): resume the coroutine. */
+void policy_run_wake(struct policy_run *run);
+/* The run ended or goes away: stop its I/O, report a token fetch it owned (io.c). */
+void policy_io_end(struct policy_run *run);
+/* The ferry.http, ferry.tokens, ferry.url tables and ferry.sha256 into the table at -1. */
+void policy_open_io(lua_State *L);
 /* Load script i at the top level in its own run (load.c's check). FERRY_OK with
  * run->hooks, or an error in run->error / run->where*. */
 int  policy_vm_check(struct policy_vm *vm, size_t script, struct policy_run *run);

@@ -4,8 +4,12 @@
  * for that generation (c->wg->policy, created on the first call and closed with the
  * generation), so a reload never changes the scripts a live connection runs.
  *
- * Every hook finishes inside the call for now (FERRY_OK); cb is kept in the API for
- * library functions that will wait on I/O (ferry.http.request) and return FERRY_EAGAIN.
+ * A hook that waits on I/O (ferry.http.request, ferry.tokens.get) makes the call return
+ * FERRY_EAGAIN when the plugin gave a callback: the run stays on the heap, noted in
+ * c->policy_wait, and the callback gets the verdict on the worker once the hook ends
+ * (from the loop, never inside the call). A connection that closes meanwhile aborts
+ * the run (conn.c), which cancels its I/O. Without a callback a hook cannot wait: the
+ * library functions answer nil and a reason.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +51,49 @@ tenant_of(const struct ferry_conn *c, const struct ferry_dest *d)
     return t;
 }
 
+struct conn_wait {
+    struct ferry_conn *c;
+    ferry_policy_cb    cb;
+    void              *arg;
+};
+
+static void
+conn_done(struct policy_run *run)
+{
+    struct conn_wait  *cw = run->done_arg;
+    struct ferry_conn *c = cw->c;
+    bool               outer;
+
+    c->policy_wait = NULL;
+    if (!c->close_pending && c->state != CONN_CLOSING) {
+        conn_enter(c, &outer);
+        cw->cb(c, &run->verdict, cw->arg);
+        conn_leave(c, outer);
+    }
+    policy_run_free(run);
+    free(cw);
+}
+
+void
+policy_conn_gone(struct ferry_conn *c)
+{
+    struct policy_run *run = c->policy_wait;
+
+    if (run == NULL)
+        return;
+    c->policy_wait = NULL;
+    free(run->done_arg);
+    policy_run_abort(run);
+}
+
 static int
-call(struct ferry_conn *c, struct policy_call *pc, struct ferry_policy_verdict *v)
+call(struct ferry_conn *c, struct policy_call *pc, struct ferry_policy_verdict *v,
+     ferry_policy_cb cb, void *arg)
 {
     const struct ferry_policy_set *set = conn_set(c);
+    struct conn_wait              *cw;
+    struct policy_run             *run;
+    int                            rc;
 
     if (set == NULL || policy_script_of(set, pc->dest, NULL) == NULL)
         return FERRY_ENOTFOUND;
@@ -65,7 +108,21 @@ call(struct ferry_conn *c, struct policy_call *pc, struct ferry_policy_verdict *
                   FLOG_STR("error", "out of memory"));
         return FERRY_OK;
     }
-    return ferry_policy_vm_call(c->wg->policy, pc, v);
+    if (cb == NULL || c->policy_wait != NULL)
+        return ferry_policy_vm_call(c->wg->policy, pc, v);
+    if ((cw = malloc(sizeof(*cw))) == NULL)
+        return ferry_policy_vm_call(c->wg->policy, pc, v);
+    cw->c = c;
+    cw->cb = cb;
+    cw->arg = arg;
+    pc->worker = c->w;
+    rc = ferry_policy_vm_start(c->wg->policy, pc, v, conn_done, cw, &run);
+    if (rc == FERRY_EAGAIN) {
+        c->policy_wait = run;
+        return FERRY_EAGAIN;
+    }
+    free(cw);
+    return rc;
 }
 
 FERRY_API int
@@ -74,12 +131,10 @@ ferry_policy_connect(struct ferry_conn *c, const struct ferry_dest *d, const cha
 {
     struct policy_call pc = { .hook = POLICY_ON_CONNECT, .dest = d };
 
-    (void)cb;
-    (void)arg;
     pc.client = ferry_conn_peer(c);
     pc.tenant = tenant_of(c, d);
     pc.target = target;
-    return call(c, &pc, v);
+    return call(c, &pc, v, cb, arg);
 }
 
 FERRY_API int
@@ -88,13 +143,11 @@ ferry_policy_ldap(struct ferry_conn *c, const struct ferry_dest *d, const char *
 {
     struct policy_call pc = { .hook = POLICY_ON_LDAP, .dest = d };
 
-    (void)cb;
-    (void)arg;
     pc.op_type = op_type;
     pc.dn = dn;
     pc.client = ferry_conn_peer(c);
     pc.tenant = tenant_of(c, d);
-    return call(c, &pc, v);
+    return call(c, &pc, v, cb, arg);
 }
 
 FERRY_API int
@@ -104,9 +157,7 @@ ferry_policy_request(struct ferry_conn *c, const struct ferry_dest *d,
 {
     struct policy_call pc = { .hook = POLICY_ON_REQUEST, .dest = d, .http = req };
 
-    (void)cb;
-    (void)arg;
-    return call(c, &pc, v);
+    return call(c, &pc, v, cb, arg);
 }
 
 FERRY_API int
@@ -116,9 +167,7 @@ ferry_policy_response(struct ferry_conn *c, const struct ferry_dest *d,
 {
     struct policy_call pc = { .hook = POLICY_ON_RESPONSE, .dest = d, .http = res };
 
-    (void)cb;
-    (void)arg;
-    return call(c, &pc, v);
+    return call(c, &pc, v, cb, arg);
 }
 
 FERRY_API void

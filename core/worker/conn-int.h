@@ -23,6 +23,7 @@
 #include "worker/worker.h"
 
 struct dial;
+struct policy_run;
 struct tstream;
 
 /* One direction of the relay: bytes read from `from`, written to `to`. */
@@ -101,6 +102,7 @@ struct ferry_conn {
     const char             *outcome;        /* static string for the access log */
     char                   *target;         /* arena: "host:port" routed to */
     struct conn_chunk      *chunks;         /* arena */
+    struct policy_run      *policy_wait;    /* a policy hook waiting on I/O (lua/policy.c) */
     bool                    in_callback;    /* a plugin callback is running: defer free */
     bool                    close_pending;
 };
@@ -132,6 +134,8 @@ void conn_set_target(struct ferry_conn *c, const char *authority);
 /* A plugin callback is about to run / has returned: c is not freed in between. */
 void conn_enter(struct ferry_conn *c, bool *outer);
 void conn_leave(struct ferry_conn *c, bool outer);
+/* lua/policy.c: abort c's policy hook waiting on I/O, if any (c is going away). */
+void policy_conn_gone(struct ferry_conn *c);
 
 void conn_finish(struct ferry_conn *c, const char *outcome);   /* close both ends now */
 void conn_touch(struct ferry_conn *c);

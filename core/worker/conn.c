@@ -443,6 +443,7 @@ conn_free(struct ferry_conn *c)
     struct worker *w = c->w;
 
     conn_write_access(c);
+    policy_conn_gone(c);                /* before on_free: the hook's objects are the plugin's */
     if (c->on_free != NULL)             /* before the arena goes: it may live there */
         c->on_free(c->on_free_arg);
     if (c->dstats != NULL)
