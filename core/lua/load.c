@@ -66,6 +66,21 @@ policy_lib_dir(void)
 
 /* ---- lookups --------------------------------------------------------------------------- */
 
+const char *
+policy_auth_module(const struct ferry_dest *d)
+{
+    static const char *const mods[] = {
+        "ferry.auth.OAuth2ClientCredentials", "ferry.auth.OAuth2Password",
+        "ferry.auth.OAuth2RefreshToken", "ferry.auth.OAuth2JWTBearer",
+    };
+    const char *a = ferry_dest_authentication(d);
+
+    for (size_t i = 0; a != NULL && i < sizeof(mods) / sizeof(mods[0]); i++)
+        if (strcmp(a, mods[i] + strlen("ferry.auth.")) == 0)
+            return mods[i];
+    return NULL;
+}
+
 bool
 policy_dest_index(const struct ferry_policy_set *s, const struct ferry_dest *d, size_t *i)
 {
@@ -406,7 +421,7 @@ describe(const struct ferry_policy_set *s, size_t i, const struct policy_run *ru
     const struct policy_script *sc = &s->scripts[i];
     int                         line = 0;
     const char                 *rest = split_pos(run->error, &line);
-    bool                        own = strcmp(run->where_src, sc->path) == 0;
+    bool                        own = sc->src != NULL && strcmp(run->where_src, sc->path) == 0;
 
     snprintf(f->file, sizeof(f->file), "%s", run->where_src[0] ? run->where_src : sc->path);
     f->col = 1;
@@ -416,6 +431,8 @@ describe(const struct ferry_policy_set *s, size_t i, const struct policy_run *ru
         f->line = line;             /* a syntax error: no frame, the message says where */
         if (own)
             f->col = near_col(sc->src, line, rest);
+    } else if (sc->src == NULL) {
+        f->line = 1;
     } else if (strstr(run->error, "must return a table") != NULL) {
         find_word(sc->src, "return", true, &f->line, &f->col);
     } else if (strstr(run->error, "must be a function") != NULL) {
@@ -476,10 +493,13 @@ keep_previous(struct ferry_policy_set *s, const struct ferry_conf *prev,
     if ((rc = add_script(s, old->path, &i)) != FERRY_OK)
         return rc;
     sc = &s->scripts[i];
-    if ((sc->src = malloc(old->len + 1)) == NULL)
-        return FERRY_ENOMEM;
-    memcpy(sc->src, old->src, old->len + 1);
+    if (old->src != NULL) {
+        if ((sc->src = malloc(old->len + 1)) == NULL)
+            return FERRY_ENOMEM;
+        memcpy(sc->src, old->src, old->len + 1);
+    }
     sc->len = old->len;
+    sc->auth = policy_auth_module(d);
     sc->hooks = old->hooks;
     sc->dir = dir;
     sc->kept = true;
@@ -493,18 +513,31 @@ read_scripts(struct ferry_policy_set *s, const struct ferry_registry *reg, struc
 {
     for (size_t i = 0; i < reg->n; i++) {
         const struct ferry_dest *d = &reg->dests[i];
+        const char              *auth = policy_auth_module(d), *path = d->policy;
         struct policy_script    *sc;
         size_t                   k, dir;
-        char                     dname[PATH_MAX], *slash, why[256];
+        char                     dname[PATH_MAX], *slash, why[256], apath[PATH_MAX];
         int                      rc;
 
-        if (d->policy == NULL)
+        if (d->policy == NULL && auth == NULL)
             continue;
-        for (k = 0; k < s->nscripts && strcmp(s->scripts[k].path, d->policy) != 0; k++)
+        if (path == NULL) {
+            /* Authentication alone: the module is the policy (vm.c composes them). */
+            snprintf(apath, sizeof(apath), "%s/ferry/auth/%s.lua", s->dirs[0].path,
+                     auth + strlen("ferry.auth."));
+            path = apath;
+        }
+        for (k = 0; k < s->nscripts && (strcmp(s->scripts[k].path, path) != 0 ||
+                                        s->scripts[k].auth != auth); k++)
             ;
         if (k == s->nscripts) {
-            if ((rc = add_script(s, d->policy, &k)) != FERRY_OK)
+            if ((rc = add_script(s, path, &k)) != FERRY_OK)
                 return rc;
+            s->scripts[k].auth = auth;
+            if (d->policy == NULL) {
+                s->by_dest[i] = (uint32_t)k + 1;
+                continue;
+            }
             snprintf(dname, sizeof(dname), "%s", d->policy);
             if ((slash = strrchr(dname, '/')) == NULL)
                 snprintf(dname, sizeof(dname), ".");
@@ -560,7 +593,7 @@ ferry_policy_load(struct ferry_conf *conf, const struct ferry_conf *prev,
     int                          rc = FERRY_ENOMEM;
 
     for (size_t i = 0; reg != NULL && i < reg->n; i++)
-        n += reg->dests[i].policy != NULL;
+        n += reg->dests[i].policy != NULL || policy_auth_module(&reg->dests[i]) != NULL;
     if (n == 0)
         return FERRY_OK;
     if ((s = calloc(1, sizeof(*s))) == NULL ||

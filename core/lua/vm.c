@@ -417,23 +417,69 @@ policy_hook_of(const char *name)
     return -1;
 }
 
+/* An Authentication module's hooks run first; the destination's own script's after
+ * them, unless the module's hook denied. */
+static const char compose_src[] =
+    "local auth, own = ...\n"
+    "local t = {}\n"
+    "for k, v in pairs(own) do t[k] = v end\n"
+    "for _, h in ipairs({ 'on_request', 'on_response', 'on_connect', 'on_ldap' }) do\n"
+    "  local a, o = auth[h], own[h]\n"
+    "  if type(a) == 'function' then\n"
+    "    if type(o) == 'function' then\n"
+    "      t[h] = function(x, dest)\n"
+    "        local r = a(x, dest)\n"
+    "        if r ~= nil and r ~= true then return r end\n"
+    "        return o(x, dest)\n"
+    "      end\n"
+    "    else\n"
+    "      t[h] = a\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return t\n";
+
 void
 policy_load_script(lua_State *L, struct policy_vm *vm, size_t i)
 {
     const struct policy_script *s = &vm->set->scripts[i];
 
-    lua_pushfstring(L, "@%s", s->path);
-    if (luaL_loadbufferx(L, s->src, s->len, lua_tostring(L, -1), "t") != LUA_OK)
+    if (s->src == NULL) {
+        lua_newtable(L);            /* only an Authentication module */
+    } else {
+        lua_pushfstring(L, "@%s", s->path);
+        if (luaL_loadbufferx(L, s->src, s->len, lua_tostring(L, -1), "t") != LUA_OK)
+            lua_error(L);
+        lua_remove(L, -2);
+        policy_push_env(L, vm, s->dir);
+        lua_setupvalue(L, -2, 1);
+        lua_call(L, 0, 1);
+        if (!lua_istable(L, -1)) {
+            lua_pushfstring(L, "the script must return a table of hooks, not %s",
+                            luaL_typename(L, -1));
+            lua_error(L);
+        }
+    }
+    if (s->auth == NULL)
+        return;
+    /*   [own]  ->  [own compose]  ->  [own compose module own]  ->  [own t]  ->  [t] */
+    if (luaL_loadbufferx(L, compose_src, sizeof(compose_src) - 1, "=(ferry auth)", "t") != LUA_OK)
         lua_error(L);
-    lua_remove(L, -2);
-    policy_push_env(L, vm, s->dir);
+    policy_push_env(L, vm, 0);
     lua_setupvalue(L, -2, 1);
-    lua_call(L, 0, 1);
+    policy_push_env(L, vm, 0);
+    lua_getfield(L, -1, "require");
+    lua_remove(L, -2);
+    lua_pushstring(L, s->auth);
+    lua_call(L, 1, 1);
     if (!lua_istable(L, -1)) {
-        lua_pushfstring(L, "the script must return a table of hooks, not %s",
+        lua_pushfstring(L, "module %s must return a table of hooks, not %s", s->auth,
                         luaL_typename(L, -1));
         lua_error(L);
     }
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 1);
+    lua_remove(L, -2);
 }
 
 void
