@@ -17,7 +17,10 @@
 #include <ferry/conn.h>
 #include <ferry/http.h>
 #include <ferry/io.h>
+#include <ferry/policy.h>
 #include <ferry/route.h>
+
+struct hp_scratch;
 
 #define HTTP_MAX_HEADERS_CAP 256    /* upper bound of the max_headers option */
 
@@ -59,6 +62,7 @@ struct http_plan {
     struct ferry_io_tls      tlsopt;
     char                     pool_key[600];
     uint32_t                 upstream_timeout_ms;
+    bool                     waiting;       /* on_request waits on I/O (policy.c) */
     /* An error instead (status != 0): answer it and close. */
     int                      status;
     const char              *reason;
@@ -69,10 +73,16 @@ struct http_plan {
 void slice_copy(char *out, size_t size, const char *p, size_t n);
 
 /* Transparent mode: choose the destination, build the upstream request head; the
- * request id (the client's X-Request-Id, or a new one) goes to reqid. */
+ * request id (the client's X-Request-Id, or a new one) goes to reqid. When the
+ * destination's on_request waits on I/O, plan->waiting is set and nothing is built:
+ * cb(c, v, arg) runs later, and rw_transparent_resume() builds the head then. */
 void rw_transparent(struct ferry_conn *c, const struct http_listener *l,
                     const struct ferry_http_req *req, char *reqid, size_t reqid_size,
-                    struct http_plan *plan, struct sbuf *head);
+                    struct http_plan *plan, struct sbuf *head, struct hp_scratch **sc,
+                    ferry_policy_cb cb, void *arg);
+void rw_transparent_resume(struct ferry_conn *c, const struct http_listener *l,
+                           struct hp_scratch *sc, int rc, const struct ferry_policy_verdict *v,
+                           const char *reqid, struct http_plan *plan, struct sbuf *head);
 /* A new request id (32 hex digits) when there is no parsed request to take one from. */
 void rw_request_id(char *out, size_t size);
 /* Forward mode (absolute-form or CONNECT): authenticate, choose the target, build the
@@ -92,14 +102,24 @@ const char *rw_phrase(int status);
 
 /* The destination's on_request / on_response (policy.c): the head as the hook left
  * it (valid until hp_done()), the original when the hook does not exist, or NULL with
- * the answer in plan (policy-denied with the hook's status and reason, policy-error
- * 500). Call hp_done() once the head built from it has been written. */
+ * the answer in plan (policy-denied with the hook's status and reason, token-error,
+ * policy-error 500). on_request may also give HP_WAIT: the hook waits on I/O, cb(c, v,
+ * arg) runs later and hands v to hp_request_done(). The request's scratch is the
+ * connection's (*mine, allocated on first use, hp_free() with the connection). Call
+ * hp_done() once the head built from it has been written. */
+struct hp_scratch;
+#define HP_WAIT ((const struct ferry_http_req *)(uintptr_t)1)
 const struct ferry_http_req  *hp_request(struct ferry_conn *c, const struct ferry_dest *d,
                                          const struct ferry_http_req *req,
-                                         struct http_plan *plan);
+                                         struct http_plan *plan, struct hp_scratch **mine,
+                                         ferry_policy_cb cb, void *arg);
+const struct ferry_http_req  *hp_request_done(struct hp_scratch *mine, int rc,
+                                              const struct ferry_policy_verdict *v,
+                                              struct http_plan *plan);
 const struct ferry_http_resp *hp_response(struct ferry_conn *c, const struct ferry_dest *d,
                                           const struct ferry_http_resp *resp,
                                           struct http_plan *plan);
-void                          hp_done(void);
+void                          hp_done(struct hp_scratch *sc);      /* NULL: on_response's */
+void                          hp_free(struct hp_scratch *sc);
 
 #endif

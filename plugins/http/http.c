@@ -8,6 +8,8 @@
  * (ferry/io.h):
  *
  *   HEAD      parse a request head from the client (strict parser, limits, timeouts)
+ *   POLICY    the destination's on_request waits on I/O (an OAuth2 token): the head is
+ *             consumed (the policy holds a copy), the body waits in the input buffer
  *   OPEN      an upstream from the keep-alive pool, or a new one (direct, TLS, tunnel)
  *   EXCHANGE  request head + body up, response head + body down, both streamed;
  *             then back to HEAD (keep-alive) or close
@@ -37,7 +39,7 @@
 #define PENDING_HIGH (256u * 1024)      /* stop reading the other side past this */
 #define DRIVE_ROUNDS 64                 /* bounded work per event */
 
-enum phase { PH_HEAD, PH_OPEN, PH_EXCHANGE, PH_TUNNEL, PH_DONE };
+enum phase { PH_HEAD, PH_POLICY, PH_OPEN, PH_EXCHANGE, PH_TUNNEL, PH_DONE };
 
 struct hconn {
     struct ferry_conn    *c;
@@ -60,6 +62,7 @@ struct hconn {
     bool                  req_done;
     bool                  req_has_body;
     struct http_plan      plan;
+    struct hp_scratch    *scratch;           /* owns: on_request's copy of the head */
     struct sbuf           head;              /* upstream request head: kept for a retry */
     bool                  from_pool, retried;
     bool                  recorded;
@@ -195,6 +198,38 @@ reject_text(const char *reason)
     return "the request is not valid HTTP/1.1";
 }
 
+/* The head is rewritten (or refused): go on to the upstream. */
+static bool
+h_head_done(struct hconn *h)
+{
+    if (h->plan.status != 0) {
+        h_fail(h, h->plan.status, h->plan.reason, "%s", h->plan.text);
+        return false;
+    }
+    if (h->head.oom) {
+        h_fail(h, 431, "header-too-large", "the rewritten request head is too large");
+        return false;
+    }
+    ferry_io_timeout(h->cio, 0);
+    h_open(h, true);
+    return true;
+}
+
+/* on_request waited and has its verdict (from the loop, on this worker). */
+static void
+h_policy_done(struct ferry_conn *c, const struct ferry_policy_verdict *v, void *arg)
+{
+    struct hconn *h = arg;
+
+    (void)c;
+    if (h->phase != PH_POLICY)
+        return;
+    rw_transparent_resume(h->c, h->l, h->scratch, FERRY_OK, v, h->reqid, &h->plan, &h->head);
+    h->phase = PH_HEAD;                 /* h_open moves it on */
+    if (h_head_done(h))
+        h_drive(h);
+}
+
 /* Returns true when it made progress (a head was taken). */
 static bool
 h_read_head(struct hconn *h)
@@ -262,19 +297,15 @@ h_read_head(struct hconn *h)
     if (h->l->forward)
         rw_forward(h->c, h->l, &req, &h->plan, &h->head);
     else
-        rw_transparent(h->c, h->l, &req, h->reqid, sizeof(h->reqid), &h->plan, &h->head);
+        rw_transparent(h->c, h->l, &req, h->reqid, sizeof(h->reqid), &h->plan, &h->head,
+                       &h->scratch, h_policy_done, h);
     ferry_io_consume(h->cio, (size_t)rc);
-    if (h->plan.status != 0) {
-        h_fail(h, h->plan.status, h->plan.reason, "%s", h->plan.text);
+    if (h->plan.waiting) {
+        h->phase = PH_POLICY;           /* h_policy_done goes on; the policy has its deadline */
+        ferry_io_timeout(h->cio, 0);
         return false;
     }
-    if (h->head.oom) {
-        h_fail(h, 431, "header-too-large", "the rewritten request head is too large");
-        return false;
-    }
-    ferry_io_timeout(h->cio, 0);
-    h_open(h, true);
-    return true;
+    return h_head_done(h);
 }
 
 /* ---- upstream --------------------------------------------------------------------------- */
@@ -536,7 +567,7 @@ h_policy_response(struct hconn *h, const struct ferry_http_resp *resp, int conn,
     }
     h->status = r->code;
     rw_response(h->l, r, h->reqid, conn, h->dechunk, out);
-    hp_done();
+    hp_done(NULL);
     return true;
 }
 
@@ -813,6 +844,8 @@ h_free(void *arg)
     struct hconn *h = arg;
 
     sb_free(&h->head);
+    hp_free(h->scratch);
+    h->scratch = NULL;
 }
 
 static void

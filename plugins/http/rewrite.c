@@ -586,44 +586,20 @@ add_host(struct sbuf *b, const char *host, uint16_t port, bool default_port)
     sb_add(b, "\r\n", 2);
 }
 
-void
-rw_transparent(struct ferry_conn *c, const struct http_listener *l,
-               const struct ferry_http_req *req, char *reqid, size_t reqid_size,
-               struct http_plan *p, struct sbuf *b)
+/* The upstream head for destination p->dest from req (the client's, or as its
+ * policy left it). */
+static void
+transparent_head(struct ferry_conn *c, const struct http_listener *l,
+                 const struct ferry_http_req *req, const char *reqid, struct http_plan *p,
+                 struct sbuf *b)
 {
+    const struct ferry_dest *d = p->dest;
     struct hidx              x;
-    const struct ferry_dest *d;
-    const char              *scheme, *auth;
+    const char              *scheme, *auth = ferry_dest_authentication(d);
     uint16_t                 port;
     char                     portbuf[8];
-    bool                     policy = false;
 
     classify(req->headers, req->header_count, req->connection, &x);
-    request_id(&x, reqid, reqid_size);
-    if ((d = choose_dest(c, l, req, &x, p)) == NULL)
-        return;
-    if (ferry_dest_type(d) != FERRY_DEST_HTTP) {
-        plan_error(p, 502, "destination-invalid", "destination '%s' is not of Type HTTP",
-                   ferry_dest_name(d));
-        return;
-    }
-    p->dest = d;
-    auth = ferry_dest_authentication(d);
-    if (strcmp(auth, "NoAuthentication") != 0 && strcmp(auth, "BasicAuthentication") != 0 &&
-        strcmp(auth, "ClientCertificateAuthentication") != 0) {
-        /* OAuth2 and the other flows come with the policy engine (lua/ferry/auth). */
-        plan_error(p, 502, "auth-not-supported",
-                   "destination '%s': Authentication %s is not supported yet",
-                   ferry_dest_name(d), auth);
-        return;
-    }
-    if (ferry_policy_has(c, d, "on_request")) {
-        /* From here on the head is the one the policy left (framing unchanged). */
-        if ((req = hp_request(c, d, req, p)) == NULL)
-            return;
-        classify(req->headers, req->header_count, req->connection, &x);
-        policy = true;
-    }
     if (x.count[H_LOC] == 1 && x.first[H_LOC]->value.len < sizeof(p->location))
         set_location(p, x.first[H_LOC]);   /* SAP: overrides CloudConnectorLocationId */
     tls_settings(d, p);
@@ -657,8 +633,68 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
         sb_str(b, reqid);
         sb_add(b, "\r\n\r\n", 4);
     }
-    if (policy)
-        hp_done();
+}
+
+void
+rw_transparent(struct ferry_conn *c, const struct http_listener *l,
+               const struct ferry_http_req *req, char *reqid, size_t reqid_size,
+               struct http_plan *p, struct sbuf *b, struct hp_scratch **sc,
+               ferry_policy_cb cb, void *arg)
+{
+    struct hidx              x;
+    const struct ferry_dest *d;
+    const char              *auth;
+    bool                     policy;
+
+    classify(req->headers, req->header_count, req->connection, &x);
+    request_id(&x, reqid, reqid_size);
+    if ((d = choose_dest(c, l, req, &x, p)) == NULL)
+        return;
+    if (ferry_dest_type(d) != FERRY_DEST_HTTP) {
+        plan_error(p, 502, "destination-invalid", "destination '%s' is not of Type HTTP",
+                   ferry_dest_name(d));
+        return;
+    }
+    p->dest = d;
+    auth = ferry_dest_authentication(d);
+    policy = ferry_policy_has(c, d, "on_request");
+    /* OAuth2* run as Lua modules (lua/ferry/auth/), an implicit on_request. */
+    if (strcmp(auth, "NoAuthentication") != 0 && strcmp(auth, "BasicAuthentication") != 0 &&
+        strcmp(auth, "ClientCertificateAuthentication") != 0 &&
+        (!policy || strncmp(auth, "OAuth2", 6) != 0)) {
+        plan_error(p, 502, "auth-not-supported",
+                   "destination '%s': Authentication %s is not supported yet",
+                   ferry_dest_name(d), auth);
+        return;
+    }
+    if (!policy) {
+        transparent_head(c, l, req, reqid, p, b);
+        return;
+    }
+    /* From here on the head is the one the policy left (framing unchanged). */
+    req = hp_request(c, d, req, p, sc, cb, arg);
+    if (req == HP_WAIT) {
+        p->waiting = true;
+        return;
+    }
+    if (req == NULL)
+        return;
+    transparent_head(c, l, req, reqid, p, b);
+    hp_done(*sc);
+}
+
+void
+rw_transparent_resume(struct ferry_conn *c, const struct http_listener *l,
+                      struct hp_scratch *sc, int rc, const struct ferry_policy_verdict *v,
+                      const char *reqid, struct http_plan *p, struct sbuf *b)
+{
+    const struct ferry_http_req *req = hp_request_done(sc, rc, v, p);
+
+    p->waiting = false;
+    if (req == NULL)
+        return;
+    transparent_head(c, l, req, reqid, p, b);
+    hp_done(sc);
 }
 
 void
