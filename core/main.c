@@ -425,6 +425,7 @@ cmd_gateway(const char *path)
         goto out;
     }
     gw.st.nworkers = gw.nworkers;
+    gw.st.token_worker = &gw.workers[0];
     gw.st.generation = gw.gen->id;
     gw.st.conf = conf;
     if (conf->admin_listen != NULL &&

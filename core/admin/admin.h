@@ -13,6 +13,7 @@
 
 struct event_base;
 struct ferry_admin;
+struct worker;
 struct ferry_conf;
 struct ferry_errlist;
 
@@ -27,6 +28,8 @@ struct ferry_admin_state {
     atomic_int *live;           /* connector: tunnels up; ready only while > 0 */
     /* Gateway only; the connector leaves them NULL (no destination API). */
     const struct ferry_conf *conf;   /* the current generation's: main keeps it current */
+    struct worker *token_worker;     /* borrowed: where authTokens are retrieved (Lua runs
+                                        on workers only); NULL: no retrieval */
     /* Re-read the configuration from disk and switch to it, as SIGHUP does. FERRY_OK:
      * the new generation is built (st->conf is its conf) and handed to the workers;
      * applied(arg) runs later on the main thread once every worker serves it, or never

@@ -317,6 +317,7 @@ find_with_tokens(struct ferry_admin *a, struct evhttp_request *req, const char *
     fw->tr.tenant = fw->tenant;
     fw->tr.headers = evhttp_request_get_input_headers(req);
     fw->tr.base = a->base;
+    fw->tr.worker = a->st->token_worker;
     fw->tr.timeout_ms = TOKEN_TIMEOUT_MS;
     fw->tr.done = find_tokens_done;
     admin_pending_add(a, &fw->p, req);

@@ -5,9 +5,9 @@
  * for BasicAuthentication; every other Authentication that yields a token (OAuth2*,
  * SAMLAssertion, SAPAssertionSSO, ...) is asked for here. The admin asks once per
  * request and answers its client when done() runs, so a token service may take its
- * time while the main loop keeps serving. tokens.c holds a placeholder that answers
- * "token retrieval not available yet"; the token cache (issue 6, items 3-4) replaces
- * its body with the real retrieval.
+ * time while the main loop keeps serving. tokens.c runs the destination's auth module
+ * (lua/ferry/auth/<Authentication>.lua, its token(dest, ctx)) on a worker, through the
+ * process-wide token cache, so the API hands out the very token the gateway sends.
  */
 #ifndef FERRY_ADMIN_TOKENS_H
 #define FERRY_ADMIN_TOKENS_H
@@ -17,6 +17,7 @@
 
 struct event_base;
 struct evkeyvalq;
+struct worker;
 struct ferry_dest;
 
 /* One entry of authTokens (SAP-NOTES.md §3). Borrowed for the duration of done(). */
@@ -39,6 +40,7 @@ struct admin_token_req {
     const struct evkeyvalq  *headers;    /* the request's: X-user-token, X-refresh-token,
                                             X-code, X-tenant, ... (SAP-NOTES.md §3) */
     struct event_base       *base;       /* the main thread's: done() runs there */
+    struct worker           *worker;     /* where the auth module runs (NULL: nowhere) */
     uint32_t                 timeout_ms; /* the admin gives up after this (cancel()) */
     /* Set by the admin: the answer, exactly once, on the main thread, never from
      * inside admin_tokens_fetch(). A usable token comes first (SAP's SDKs take the

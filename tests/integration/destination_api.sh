@@ -12,7 +12,9 @@
 #    ErrorMessage and WWW-Authenticate: Bearer.
 # 2. Find: owner, destinationConfiguration (the secret expanded) and Basic authTokens
 #    (base64 user:password, http_header); $skipTokenRetrieval=true and NoAuthentication
-#    have no authTokens; OAuth2 answers 200 with the "not available yet" error entry.
+#    have no authTokens; OAuth2 whose token service (here the echo origin) gives no
+#    access_token answers 200 with an error entry (tests/integration/oauth2.sh has the
+#    working retrieval).
 # 3. Tenant isolation: another tenant's name is 404 for find, get, update and delete;
 #    each tenant's list holds its own destinations only.
 # 4. Create: 201 {"Count":1}, the file appears in destinations_dir (mode 600), and the
@@ -161,8 +163,9 @@ api "find inline-acme (NoAuthentication)" acme-token GET /destinations/inline-ac
 want_ok && want_eq "authTokens of NoAuthentication" "$(jget '"authTokens" in d')" false
 api "find oauth (OAuth2ClientCredentials)" acme-token GET /destinations/oauth
 if want_ok; then
-    want_eq "OAuth2 authTokens until retrieval lands" "$(jget 'd["authTokens"]')" \
-        '[{"error": "token retrieval not available yet", "type": "", "value": ""}]'
+    want_eq "OAuth2 authTokens when the token service gives no token" \
+        "$(jget 'd["authTokens"]')" \
+        '[{"error": "token service answer has no access_token", "type": "", "value": ""}]'
     want_eq "OAuth2 destinationConfiguration.clientSecret" \
         "$(jget 'd["destinationConfiguration"]["clientSecret"]')" client-secret-value
 fi
