@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# oauth2.sh: OAuth2 destinations end to end: ferry fetches, caches and refreshes tokens
+# (lua/ferry/auth/*.lua on ferry.tokens.get and ferry.http.request) so apps never see a
+# secret.
+#
+#   bash tests/integration/oauth2.sh [BUILD_DIR]     (default: build)
+#
+# A fake token service (tools/token_service.py, counting hits per tag) and an echo
+# origin. Destinations (tokenServiceURL ...?tag=<dest>&expires=<s>):
+#   cc    OAuth2ClientCredentials, credentials in the body (SAP's default), scope
+#   short OAuth2ClientCredentials, addClientCredentialsInBody false (HTTP Basic), 8 s tokens
+#   pw    OAuth2Password
+#   down  OAuth2ClientCredentials whose token service is told to fail
+# workers: 2, one transparent listener per destination.
+# 1. 100 concurrent first requests on cc: all 200, exactly 1 token request, every
+#    request reached the origin with Authorization: Bearer <that token>.
+# 2. short: 8 s tokens are refreshed ahead of expiry (a second token request within
+#    ~10 s of requests every 0.3 s, none failing); the client id/secret went as Basic.
+# 3. pw: the password grant with the destination's User/Password; Bearer at the origin.
+# 4. down: 502 token-error with the x-error-* set, quickly; again at once without a new
+#    token request (negative cache); 200 once the service is back.
+# 5. The destination API (admin, tenant token) answers cc's authTokens with the token
+#    the origin saw, without a new token request; http_header is Bearer <token>.
+# 6. Neither a token nor a secret in ferry's log.
+# ferry exits 0 on SIGTERM with no sanitizer report.
+set -euo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/tools/tcp_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tools/tcp_lib.sh"
+# shellcheck source=tests/integration/tools/tunnel_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tools/tunnel_lib.sh"
+# shellcheck source=tests/integration/tools/http_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tools/http_lib.sh"
+
+secret='s3cr+et/x y'
+dir=$(tmpdir)
+start_bg tokens python3 "$TOOLS/token_service.py" --port-file "$dir/tport" \
+    --client "ferry-client:$secret" --user "alice:al1ce-pw"
+wait_file "$dir/tport" 10 "$BG_PID" || fail "token service did not start"
+tp=$(cat "$dir/tport")
+ts=http://127.0.0.1:$tp
+start_http_origin origin --echo-all
+op=$HO_PORT
+
+admin=$(free_port)
+l_cc=$(free_port); l_short=$(free_port); l_pw=$(free_port); l_down=$(free_port)
+cat >"$dir/ferry.yaml" <<YAML
+workers: 2
+plugins_dir: $PLUGINS
+log: { level: info, access: off }
+admin: { listen: 127.0.0.1:$admin }
+tenants: [ { id: acme, token: acme-token } ]
+destinations:
+  - Name: cc
+    Type: HTTP
+    URL: http://127.0.0.1:$op/cc
+    ProxyType: Internet
+    Authentication: OAuth2ClientCredentials
+    tokenServiceURL: "$ts/oauth/token?tag=cc"
+    clientId: ferry-client
+    clientSecret: "$secret"
+    scope: "read write"
+  - Name: short
+    Type: HTTP
+    URL: http://127.0.0.1:$op/short
+    ProxyType: Internet
+    Authentication: OAuth2ClientCredentials
+    tokenServiceURL: "$ts/oauth/token"
+    tokenServiceURL.queries.tag: short
+    tokenServiceURL.queries.expires: "8"
+    tokenService.addClientCredentialsInBody: "false"
+    clientId: ferry-client
+    clientSecret: "$secret"
+  - Name: pw
+    Type: HTTP
+    URL: http://127.0.0.1:$op/pw
+    ProxyType: Internet
+    Authentication: OAuth2Password
+    tokenServiceURL: "$ts/oauth/token?tag=pw"
+    clientId: ferry-client
+    clientSecret: "$secret"
+    User: alice
+    Password: al1ce-pw
+  - Name: down
+    Type: HTTP
+    URL: http://127.0.0.1:$op/down
+    ProxyType: Internet
+    Authentication: OAuth2ClientCredentials
+    tokenServiceURL: "$ts/oauth/token?tag=down"
+    clientId: ferry-client
+    clientSecret: "$secret"
+listeners:
+  - { name: cc, plugin: http, listen: "127.0.0.1:$l_cc", destination: cc }
+  - { name: short, plugin: http, listen: "127.0.0.1:$l_short", destination: short }
+  - { name: pw, plugin: http, listen: "127.0.0.1:$l_pw", destination: pw }
+  - { name: down, plugin: http, listen: "127.0.0.1:$l_down", destination: down }
+YAML
+out=$("$FERRY" check -c "$dir/ferry.yaml" 2>&1) || fail "ferry check rejects the config: $out"
+start_ferry "$dir/ferry.yaml" "$admin"
+
+# hits TAG [FIELD]: the token service's count for TAG (or a JSON field of it).
+hits() {
+    curl -sf --max-time 5 "$ts/hits" | python3 -c 'import json, sys
+d = json.load(sys.stdin).get(sys.argv[1], {})
+f = sys.argv[2] if len(sys.argv) > 2 else "hits"
+v = d.get(f, 0)
+print(" ".join(v) if isinstance(v, list) else v)' "$@"
+}
+
+# --- 1. 100 concurrent first requests: one token request -------------------------------
+python3 - "$l_cc" >"$dir/burst" <<'PY' || fail "burst client failed"
+import http.client, json, sys, threading
+port, out, lock = int(sys.argv[1]), [], threading.Lock()
+go = threading.Barrier(100)
+def one():
+    go.wait()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/echo")
+        r = c.getresponse()
+        body = r.read()
+        auth = ""
+        if r.status == 200:
+            auth = ",".join(v for k, v in json.loads(body)["headers"] if k.lower() == "authorization")
+        with lock:
+            out.append("%d %s" % (r.status, auth))
+    except Exception as e:
+        with lock:
+            out.append("ERR %s" % e)
+ts = [threading.Thread(target=one) for _ in range(100)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("\n".join(out))
+PY
+want_eq "burst: answers" "$(wc -l <"$dir/burst")" 100
+want_eq "burst: distinct answers (status + Authorization at the origin)" \
+    "$(sort -u "$dir/burst")" "200 Bearer tok-cc-1"
+want_eq "burst: token requests" "$(hits cc)" 1
+want_eq "cc: client credentials in the body (SAP's default)" "$(hits cc auth)" body
+want_eq "cc: scope" "$(hits cc scope)" "read write"
+want_eq "cc: grant" "$(hits cc grants)" client_credentials
+
+# --- 2. short-lived tokens are refreshed ahead of expiry -------------------------------
+hreq "short: first request" "http://127.0.0.1:$l_short/echo"
+want_ok && want_eq "short: Authorization at the origin" "$(eh Authorization)" "Bearer tok-short-1"
+refreshed=0
+for ((i = 0; i < 40; i++)); do
+    hreq "short: request $i" "http://127.0.0.1:$l_short/echo"
+    want_ok || break
+    if [ "$(hits short)" -ge 2 ]; then
+        refreshed=1
+        break
+    fi
+    sleep 0.3
+done
+[ "$refreshed" = 1 ] || fail_later "short: no refresh within 12 s of an 8 s token (hits $(hits short))"
+hreq "short: after the refresh" "http://127.0.0.1:$l_short/echo"
+want_ok && want_eq "short: the new token at the origin" "$(eh Authorization)" "Bearer tok-short-2"
+want_eq "short: client credentials as HTTP Basic" "$(hits short auth | tr ' ' '\n' | sort -u)" basic
+
+# --- 3. password grant ------------------------------------------------------------------
+hreq "pw: request" "http://127.0.0.1:$l_pw/echo"
+want_ok && want_eq "pw: Authorization at the origin" "$(eh Authorization)" "Bearer tok-pw-1"
+want_eq "pw: grant" "$(hits pw grants)" password
+
+# --- 4. token service down: 502 token-error, negative cache, recovery -------------------
+curl -sf -X POST "$ts/mode?tag=down&fail=1" >/dev/null || fail "cannot set the token service mode"
+t0=$(date +%s%N)
+hreq "down: token service failing" "http://127.0.0.1:$l_down/echo"
+ms=$((($(date +%s%N) - t0) / 1000000))
+want_error 502 token-error transparent
+[ "$ms" -lt 3000 ] || fail_later "down: the 502 took $ms ms"
+n=$(hits down)
+hreq "down: again at once" "http://127.0.0.1:$l_down/echo"
+want_error 502 token-error transparent
+want_eq "down: no new token request inside the backoff" "$(hits down)" "$n"
+curl -sf -X POST "$ts/mode?tag=down&fail=0" >/dev/null || fail "cannot set the token service mode"
+recovered=0
+for ((i = 0; i < 50; i++)); do
+    hreq "down: after recovery" "http://127.0.0.1:$l_down/echo"
+    if [ "$HR_STATUS" = 200 ]; then
+        recovered=1
+        break
+    fi
+    sleep 0.2
+done
+[ "$recovered" = 1 ] || fail_later "down: still failing 10 s after the service came back ($(hr_seen))"
+want_eq "down: Authorization at the origin after recovery" "$(eh Authorization)" "Bearer tok-down-1"
+
+# --- 5. the destination API hands out the token the origin saw ---------------------------
+hreq "destination API: find cc" -H 'Authorization: Bearer acme-token' \
+    "http://127.0.0.1:$admin/destination-configuration/v1/destinations/cc"
+if want_ok; then
+    got=$(python3 -c 'import json, sys
+t = json.load(open(sys.argv[1]))["authTokens"][0]
+print(t.get("type"), t.get("value"), t["http_header"]["key"] + ": " + t["http_header"]["value"],
+      "expires" if int(t.get("expires_in", 0)) > 3000 else "expires_in=%s" % t.get("expires_in"),
+      "error=%s" % t.get("error"))' "$HR_BODY")
+    want_eq "destination API: authTokens[0]" "$got" \
+        "Bearer tok-cc-1 Authorization: Bearer tok-cc-1 expires error=None"
+fi
+want_eq "destination API: no new token request" "$(hits cc)" 1
+hreq "destination API: find down (a working token)" -H 'Authorization: Bearer acme-token' \
+    "http://127.0.0.1:$admin/destination-configuration/v1/destinations/down"
+want_ok && want_eq "destination API: down's token" \
+    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["authTokens"][0]["value"])' "$HR_BODY")" \
+    tok-down-1
+
+# --- 6. secrets and tokens stay out of the log -------------------------------------------
+for s in "$secret" tok-cc-1 tok-short-1 al1ce-pw; do
+    if grep -qF -- "$s" "$FERRY_LOG"; then
+        fail_later "ferry's log contains '$s'"
+    fi
+done
+
+stop_ferry
+fail_deferred
+echo "oauth2: ok"
