@@ -19,6 +19,9 @@
 # 3. pw: the password grant with the destination's User/Password; Bearer at the origin.
 # 4. down: 502 token-error with the x-error-* set, quickly; again at once without a new
 #    token request (negative cache); 200 once the service is back.
+# 4b. slow (a token service taking 1.5 s): a client that goes away while its request
+#    waits makes ferry cancel the wait and the fetch (the sanitizer build checks nothing
+#    leaks or is used after free); a later request gets a token.
 # 5. The destination API (admin, tenant token) answers cc's authTokens with the token
 #    the origin saw, without a new token request; http_header is Bearer <token>.
 # 6. Neither a token nor a secret in ferry's log.
@@ -45,6 +48,7 @@ op=$HO_PORT
 
 admin=$(free_port)
 l_cc=$(free_port); l_short=$(free_port); l_pw=$(free_port); l_down=$(free_port)
+l_slow=$(free_port)
 cat >"$dir/ferry.yaml" <<YAML
 workers: 2
 plugins_dir: $PLUGINS
@@ -90,7 +94,16 @@ destinations:
     tokenServiceURL: "$ts/oauth/token?tag=down"
     clientId: ferry-client
     clientSecret: "$secret"
+  - Name: slow
+    Type: HTTP
+    URL: http://127.0.0.1:$op/slow
+    ProxyType: Internet
+    Authentication: OAuth2ClientCredentials
+    tokenServiceURL: "$ts/oauth/token?tag=slow"
+    clientId: ferry-client
+    clientSecret: "$secret"
 listeners:
+  - { name: slow, plugin: http, listen: "127.0.0.1:$l_slow", destination: slow }
   - { name: cc, plugin: http, listen: "127.0.0.1:$l_cc", destination: cc }
   - { name: short, plugin: http, listen: "127.0.0.1:$l_short", destination: short }
   - { name: pw, plugin: http, listen: "127.0.0.1:$l_pw", destination: pw }
@@ -187,6 +200,21 @@ for ((i = 0; i < 50; i++)); do
 done
 [ "$recovered" = 1 ] || fail_later "down: still failing 10 s after the service came back ($(hr_seen))"
 want_eq "down: Authorization at the origin after recovery" "$(eh Authorization)" "Bearer tok-down-1"
+
+# --- 4b. a client gone while its hook waits ----------------------------------------------
+curl -sf -X POST "$ts/mode?tag=slow&delay_ms=1500" >/dev/null || fail "cannot set the token service mode"
+curl -s --max-time 0.3 -o /dev/null "http://127.0.0.1:$l_slow/echo" || true
+want_eq "slow: the abandoned request reached the token service" "$(hits slow)" 1
+got=0
+for ((i = 0; i < 30; i++)); do
+    hreq "slow: a later request" "http://127.0.0.1:$l_slow/echo"
+    if [ "$HR_STATUS" = 200 ]; then
+        got=1
+        break
+    fi
+    sleep 0.3
+done
+[ "$got" = 1 ] || fail_later "slow: no token after an abandoned fetch ($(hr_seen))"
 
 # --- 5. the destination API hands out the token the origin saw ---------------------------
 hreq "destination API: find cc" -H 'Authorization: Bearer acme-token' \
