@@ -149,6 +149,7 @@ dir_copy(struct ferry_conn *c, struct relay_dir *d)
 {
     char    stack[COPY_BYTES];
     ssize_t n, sent;
+    bool    last;
 
     do {
         n = recv(*d->from, stack, sizeof(stack), 0);
@@ -159,10 +160,15 @@ dir_copy(struct ferry_conn *c, struct relay_dir *d)
         d->splicing = true;     /* bulk: the next reads go through a pipe */
     else if (!*d->from_hup)
         *d->from_ready = false; /* a short read drained it; new bytes bring a new edge */
+    /* A short read after the FIN arrived took every byte before it: the end of the
+     * stream is next. The recv() that would only say so is skipped, and MSG_MORE holds
+     * these bytes for the FIN that shutdown() or close() sends right after: one
+     * segment, where a reply and its close were two. */
+    last = (size_t)n < sizeof(stack) && *d->from_hup;
     sent = 0;
     if (*d->to_ready) {
         do {
-            sent = send(*d->to, stack, (size_t)n, MSG_NOSIGNAL);
+            sent = send(*d->to, stack, (size_t)n, MSG_NOSIGNAL | (last ? MSG_MORE : 0));
         } while (sent < 0 && errno == EINTR);
         if (sent < 0) {
             if (errno != EAGAIN)
@@ -175,6 +181,8 @@ dir_copy(struct ferry_conn *c, struct relay_dir *d)
     }
     if (sent < n && dir_keep(d, stack + sent, (size_t)(n - sent)) != 0)
         return -1;
+    if (last)
+        d->eof = true;
     return n;
 }
 
