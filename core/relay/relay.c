@@ -320,6 +320,11 @@ relay_start(struct ferry_conn *c)
     c->state = CONN_RELAY;
     conn_watch_client(c);
     /* Bytes the plugin read but did not consume (up.buf) and replies it queued
-     * (down.buf) go first. */
+     * (down.buf) go first. An emptied handshake buffer goes now: an idle relay holds
+     * none, and dir_keep() expects a direction without one. */
+    if (!dir_has_pending(&c->up))
+        dir_free_buf(&c->up);
+    if (!dir_has_pending(&c->down))
+        dir_free_buf(&c->down);
     relay_on_event(c);
 }
