@@ -80,7 +80,11 @@ dial_event(struct dial **slot, short what)
     if (what & EV_TIMEOUT) {
         d->last_errno = ETIMEDOUT;
     } else {
-        if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        /* Writable and nothing else means connected: libevent reports an error or a
+         * hang-up (EPOLLERR, EPOLLHUP) as EV_READ | EV_WRITE, and only then is SO_ERROR
+         * worth a system call. */
+        if ((what & (EV_READ | EV_WRITE | EV_CLOSED)) != EV_WRITE &&
+            getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             err = errno;
         if (err == 0) {
             *slot = NULL;
