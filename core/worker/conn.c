@@ -153,17 +153,27 @@ conn_arm_idle(struct ferry_conn *c, uint32_t ms)
     evtimer_add(&c->timer, &tv);
 }
 
-/* The first arming uses libevent's common-timeout queue (O(1), every connection of a
- * listener has the same duration); a re-arm for the remainder goes to the heap. */
-static void
-conn_arm_idle_first(struct ferry_conn *c, uint32_t ms)
+/* A full-length arming (idle limit, handshake deadline, connect timeout) uses libevent's
+ * common-timeout queue: O(1), since every connection of a listener waits the same
+ * duration. A re-arm for a remainder goes to the heap. */
+static const struct timeval *
+conn_common_tv(struct ferry_conn *c, uint32_t ms, struct timeval *tv)
 {
-    const struct timeval *tv = worker_common_timeout(c->w, ms);
+    const struct timeval *common = worker_common_timeout(c->w, ms);
 
-    if (tv != NULL)
-        evtimer_add(&c->timer, tv);
-    else
-        conn_arm_idle(c, ms);
+    if (common != NULL)
+        return common;
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+static void
+conn_arm_timer(struct ferry_conn *c, uint32_t ms)
+{
+    struct timeval tv;
+
+    evtimer_add(&c->timer, conn_common_tv(c, ms, &tv));
 }
 
 static void conn_deliver_open(struct ferry_conn *c, int status, const char *reason);
@@ -273,12 +283,12 @@ conn_watch_client(struct ferry_conn *c)
 void
 conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms)
 {
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    struct timeval tv;
 
     conn_unwatch_upstream(c);
     event_assign(&c->uev, c->w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
                  on_upstream_event, c);
-    if (event_add(&c->uev, timeout_ms != 0 ? &tv : NULL) == 0)
+    if (event_add(&c->uev, timeout_ms != 0 ? conn_common_tv(c, timeout_ms, &tv) : NULL) == 0)
         c->uev_added = true;
 }
 
@@ -337,7 +347,6 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
      * that would only say EAGAIN. A new socket can take writes. */
     c->c_readable = false;
     c->c_writable = true;
-    conn_arm_idle_first(c, l->lc->idle_timeout_ms);
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;
@@ -347,8 +356,13 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
     c->in_callback = true;
     l->plugin->on_accept(c, l->pstate);
     c->in_callback = false;
-    if (c->close_pending)
+    if (c->close_pending) {
         conn_free(c);
+        return;
+    }
+    /* Armed once: a plugin that reads a handshake has armed its deadline already. */
+    if (!evtimer_pending(&c->timer, NULL))
+        conn_arm_timer(c, l->lc->idle_timeout_ms);
 }
 
 static void
@@ -821,10 +835,18 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
     c->open_arg = arg;
     if (c->hs_deadline_set) {
         /* The handshake is over: from here the connect timeout decides, and the plugin
-         * still gets to send its error reply when it expires. */
+         * still gets to send its error reply when it expires. The timer stays at the
+         * handshake deadline when that comes before the idle limit: on_idle_timer then
+         * re-arms for the rest, and the many connections that end sooner never pay for
+         * a second arming. */
+        struct timeval left;
+
         c->hs_deadline_set = false;
         conn_touch(c);
-        conn_arm_idle(c, c->l->lc->idle_timeout_ms);
+        timersub(&c->hs_deadline, &c->last_active, &left);
+        if ((uint64_t)left.tv_sec * 1000 + (uint64_t)left.tv_usec / 1000 >
+            c->l->lc->idle_timeout_ms)
+            conn_arm_idle(c, c->l->lc->idle_timeout_ms);
     }
     kind = conn_route(c, t, &r);
     if (kind < 0)
@@ -996,7 +1018,7 @@ ferry_conn_read_start(struct ferry_conn *c, size_t max_bytes, uint32_t timeout_m
         event_base_gettimeofday_cached(c->w->base, &now);
         timeradd(&now, &tv, &c->hs_deadline);
         c->hs_deadline_set = true;
-        evtimer_add(&c->timer, &tv);
+        conn_arm_timer(c, timeout_ms);
     }
     /* An edge seen before anyone read (EV_READ while no data_cb) left c_readable set:
      * read then, from the loop, never inside this call. */
