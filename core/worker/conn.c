@@ -757,6 +757,36 @@ conn_dest_stats(const struct ferry_conn *c, const struct ferry_dest *d)
                                                                    : NULL;
 }
 
+/* Append len bytes of s at buf[n] within size (truncating like snprintf); the new n. */
+static size_t
+put_text(char *buf, size_t size, size_t n, const char *s, size_t len)
+{
+    if (n + len >= size)
+        len = size - 1 - n;
+    memcpy(buf + n, s, len);
+    return n + len;
+}
+
+/* "host:port" or "[v6]:port" (size > 0), without printf: its machinery cost more than the
+ * rest of the routing. */
+static void
+format_authority(char *buf, size_t size, const char *host, uint16_t port)
+{
+    char   digits[5], *p = digits + sizeof(digits);
+    size_t hl = strlen(host), n = 0;
+    bool   v6 = memchr(host, ':', hl) != NULL;
+
+    do {
+        *--p = (char)('0' + port % 10);
+        port /= 10;
+    } while (port != 0);
+    n = put_text(buf, size, n, "[", v6 ? 1 : 0);
+    n = put_text(buf, size, n, host, hl);
+    n = put_text(buf, size, n, v6 ? "]:" : ":", v6 ? 2 : 1);
+    n = put_text(buf, size, n, p, (size_t)(digits + sizeof(digits) - p));
+    buf[n] = '\0';
+}
+
 int
 conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route *r)
 {
@@ -781,8 +811,7 @@ conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route
     }
     r->host = host;
     r->port = port;
-    snprintf(r->authority, sizeof(r->authority), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u",
-             host, port);
+    format_authority(r->authority, sizeof(r->authority), host, port);
     r->req.authority = r->authority;
     if (t->dest != NULL && ferry_dest_proxy_type(t->dest) == FERRY_PROXY_ONPREMISE) {
         r->req.tenant = t->tenant != NULL ? t->tenant : ferry_dest_tenant(t->dest);
@@ -1042,6 +1071,26 @@ ferry_conn_write(struct ferry_conn *c, const void *data, size_t len)
         return FERRY_EINVAL;
     if (d->buf_len + len > HANDSHAKE_WRITE_MAX)
         return FERRY_ELIMIT;
+    conn_watch_client(c);
+    if (d->buf_off == d->buf_len && c->c_writable) {
+        /* Nothing queued: straight to the socket. A reply of a few bytes then never
+         * touches the heap; only what the socket does not take is queued. */
+        ssize_t n;
+
+        do {
+            n = send(c->cfd, data, len, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EAGAIN)
+            c->c_writable = false;
+        if (n > 0) {
+            d->bytes += (size_t)n;
+            data = (const char *)data + n;
+            len -= (size_t)n;
+            if (len == 0)
+                return FERRY_OK;
+        }
+        /* Other errors: queue the bytes; the next flush reports the error. */
+    }
     if (d->buf_len + len > d->buf_cap) {
         size_t cap = d->buf_len + len < 512 ? 512 : d->buf_len + len;
         char  *nb = realloc(d->buf, cap);
@@ -1053,9 +1102,8 @@ ferry_conn_write(struct ferry_conn *c, const void *data, size_t len)
     }
     memcpy(d->buf + d->buf_len, data, len);
     d->buf_len += len;
-    conn_watch_client(c);
-    /* Try now; what does not fit goes out on the next EV_WRITE edge (or first thing
-     * when the relay starts). An error shows up on that path too. */
+    /* What does not fit goes out on the next EV_WRITE edge (or first thing when the
+     * relay starts). An error shows up on that path too. */
     (void)handshake_flush(c);
     return FERRY_OK;
 }
