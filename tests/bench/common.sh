@@ -36,20 +36,29 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # measure SUBJECT...: ROUNDS interleaved rounds of bulk + rate per subject (PORT[s]; a
 # subject with SOCKS[s] set goes through the SOCKS5 proxy on that port to PORT[s]);
 # fills BULK[s] and RATE[s] with the medians. This 2-core VM is noisy (one run can
-# differ from the next by 2x), hence the interleaving and the median.
+# differ from the next by 2x), hence the interleaving and the median. With CPU_PID[s]
+# (the process doing s's work), also CPU[s]: its CPU microseconds per connection in the
+# rate runs (cpu_ticks), the steadier figure when the cores are shared.
 measure() {
-    local r s b c errs
-    declare -gA BULK RATE BULKS RATES SOCKS
+    local r s b c errs t0 us
+    declare -gA BULK RATE BULKS RATES SOCKS CPU CPUS CPU_PID
     echo "bench: $ROUNDS rounds x $SECS s per run, $(nproc) cores, $(uname -r)" >&2
     for r in $(seq 1 "$ROUNDS"); do
         for s in "$@"; do
             b=$(LOADGEN_SOCKS5=${SOCKS[$s]:-} "$LOADGEN" bulk 127.0.0.1 "${PORT[$s]}" "$SECS")
             sleep 1   # let TIME_WAIT and the peers settle between runs
+            [ -z "${CPU_PID[$s]:-}" ] || t0=$(cpu_ticks "${CPU_PID[$s]}")
             read -r c errs < <(LOADGEN_SOCKS5=${SOCKS[$s]:-} "$LOADGEN" rate 127.0.0.1 \
                                "${PORT[$s]}" "$SECS" 50)
+            us=
+            if [ -n "${CPU_PID[$s]:-}" ]; then
+                us=$(awk -v d=$(( $(cpu_ticks "${CPU_PID[$s]}") - t0 )) -v hz="$TICK_HZ" \
+                     -v c="$c" -v s="$SECS" 'BEGIN { printf "%.1f", (c > 0 ? d * 1e6 / hz / (c * s) : 0) }')
+                CPUS[$s]="${CPUS[$s]:-} $us"
+            fi
             BULKS[$s]="${BULKS[$s]:-} $b"
             RATES[$s]="${RATES[$s]:-} $c"
-            echo "  round $r $s: bulk $b MiB/s, $c conn/s ($errs errors)" >&2
+            echo "  round $r $s: bulk $b MiB/s, $c conn/s${us:+, $us us CPU/conn} ($errs errors)" >&2
             sleep 1
         done
     done
@@ -58,18 +67,23 @@ measure() {
         BULK[$s]=$(median ${BULKS[$s]})
         # shellcheck disable=SC2086
         RATE[$s]=$(median ${RATES[$s]})
+        # shellcheck disable=SC2086
+        [ -z "${CPUS[$s]:-}" ] || CPU[$s]=$(printf '%s\n' ${CPUS[$s]} | sort -g |
+                                             awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
     done
 }
 
-# table REF SUBJECT...: the medians with ratios to REF and to direct.
+# table REF SUBJECT...: the medians with ratios to REF and to direct (and CPU us per
+# connection when measure had CPU_PID).
 table() {
     local ref=$1 s
     shift
-    printf '\n%-9s %11s %9s %9s %10s %9s %9s\n' subject "bulk MiB/s" "x $ref" "x direct" "conn/s" "x $ref" "x direct"
+    printf '\n%-9s %11s %9s %9s %10s %9s %9s %12s\n' subject "bulk MiB/s" "x $ref" "x direct" \
+        "conn/s" "x $ref" "x direct" "CPU us/conn"
     for s in "$@"; do
-        printf '%-9s %11s %9s %9s %10s %9s %9s\n' "$s" "${BULK[$s]}" "$(ratio "${BULK[$s]}" "${BULK[$ref]}")" \
+        printf '%-9s %11s %9s %9s %10s %9s %9s %12s\n' "$s" "${BULK[$s]}" "$(ratio "${BULK[$s]}" "${BULK[$ref]}")" \
             "$(ratio "${BULK[$s]}" "${BULK[direct]}")" "${RATE[$s]}" "$(ratio "${RATE[$s]}" "${RATE[$ref]}")" \
-            "$(ratio "${RATE[$s]}" "${RATE[direct]}")"
+            "$(ratio "${RATE[$s]}" "${RATE[direct]}")" "${CPU[$s]:--}"
     done
 }
 
@@ -126,10 +140,13 @@ CFG
 
 # CPU time (clock ticks, user + system, all threads) of a process and its children:
 # the subject's own cost per request, which this shared 2-core machine's noise moves far
-# less than req/s (the client and the origin compete for the same cores).
+# less than req/s (the client and the origin compete for the same cores). Children that
+# exited and were reaped count through the parent's cutime + cstime (Dante forks).
 cpu_ticks() {
-    local total=0 p
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    local total p
+    [ -r "/proc/$1/stat" ] || { echo 0; return; }
+    total=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat")
+    for p in $(pgrep -P "$1" 2>/dev/null); do
         [ -r "/proc/$p/stat" ] || continue
         total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$p/stat") ))
     done

@@ -14,6 +14,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 ORIGIN=$(port); FERRY_P=$(port); ADMIN_P=$(port); MS_P=$(port); DANTE_P=$(port)
 "$LOADGEN" serve "$ORIGIN" & pids+=($!)
+origin_pid=$!
 wait_port "$ORIGIN"
 
 cat >"$work/ferry.yaml" <<YAML
@@ -27,7 +28,9 @@ listeners:
       egress: [ "127.0.0.1:*" ], max_connections: 100000 }
 YAML
 "$FERRY" gateway -c "$work/ferry.yaml" 2>"$work/ferry.log" & pids+=($!)
+ferry_pid=$!
 microsocks -i 127.0.0.1 -p "$MS_P" >"$work/microsocks.log" 2>&1 & pids+=($!)
+microsocks_pid=$!
 cat >"$work/danted.conf" <<CFG
 logoutput: $work/danted.log
 internal: 127.0.0.1 port = $DANTE_P
@@ -40,10 +43,15 @@ client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
 socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: connect }
 CFG
 danted -f "$work/danted.conf" -p "$work/danted.pid" >"$work/danted.out" 2>&1 & pids+=($!)
+dante_pid=$!
 for p in "$FERRY_P" "$MS_P" "$DANTE_P"; do wait_port "$p"; done
 
 declare -A PORT=([direct]=$ORIGIN [ferry]=$ORIGIN [microsocks]=$ORIGIN [dante]=$ORIGIN)
 declare -A SOCKS=([ferry]=$FERRY_P [microsocks]=$MS_P [dante]=$DANTE_P)
+# CPU per connection: the proxy's own (Dante: its processes); direct: the origin's.
+declare -A CPU_PID=([direct]=$origin_pid [ferry]=$ferry_pid [microsocks]=$microsocks_pid
+                    [dante]=$dante_pid)
 measure direct ferry microsocks dante
 table microsocks direct ferry microsocks dante
-printf '(conn/s: connect + SOCKS5 greeting + CONNECT + 5-byte request and reply + close)\n'
+printf '(conn/s: connect + SOCKS5 greeting + CONNECT + 5-byte request and reply + close;\n'
+printf ' CPU us/conn: user+system time of the proxy, children included, in the conn/s runs)\n'
