@@ -142,6 +142,8 @@ struct policy_vm {
     int                            pool_ref[POLICY_POOL_MAX];
     unsigned                       npool;
     unsigned                       nwaiting;   /* runs suspended on I/O: keep the state */
+    struct policy_run             *spare[4];   /* freed runs, reused: no malloc per call */
+    unsigned                       nspare;
 };
 
 /* What one call is about. Strings are borrowed for the call. */

@@ -457,19 +457,23 @@ policy_run_free(struct policy_run *run)
     if (run->deadline != NULL)
         event_free(run->deadline);
     policy_token_free(&run->token);
-    free(run);
+    if (run->vm != NULL && run->vm->nspare < sizeof(run->vm->spare) / sizeof(run->vm->spare[0]))
+        run->vm->spare[run->vm->nspare++] = run;
+    else
+        free(run);
 }
 
 static int
 start_heap(struct policy_vm *vm, const struct policy_call *call, size_t script,
            void (*done)(struct policy_run *), void *done_arg, struct policy_run **out)
 {
-    struct policy_run *run = calloc(1, sizeof(*run));
+    struct policy_run *run = vm->nspare > 0 ? vm->spare[--vm->nspare] : malloc(sizeof(*run));
     int                rc;
 
     *out = NULL;
     if (run == NULL)
         return FERRY_ENOMEM;
+    memset(run, 0, sizeof(*run));
     run->callbuf = *call;
     run->call = &run->callbuf;
     run->script = script;

@@ -391,6 +391,8 @@ ferry_policy_vm_free(struct policy_vm *vm)
     if (vm == NULL)
         return;
     policy_vm_close(vm);
+    while (vm->nspare > 0)
+        free(vm->spare[--vm->nspare]);
     free(vm->fn_ref);
     free(vm->dest_ref);
     free(vm);
