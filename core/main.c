@@ -22,6 +22,7 @@
 
 #include "admin/admin.h"
 #include "admin/stats.h"
+#include "auth/tokens.h"
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "log/log.h"
@@ -29,6 +30,7 @@
 #include "plugin/loader.h"
 #include "tunnel/connector.h"
 #include "tunnel/gateway.h"
+#include "worker/io-int.h"
 #include "worker/worker.h"
 
 #define EXIT_CONFIG 2
@@ -485,6 +487,8 @@ out:
     free(gw.workers);
     ferry_plugin_unload_all();
     ferry_stats_free_all();
+    tok_cache_free_all();           /* workers are gone: nobody waits on a token */
+    io_tls_cache_free();            /* ... nor holds an upstream TLS context */
     ferry_log_close_access();
     return rc;
 }
