@@ -14,6 +14,9 @@
  * so reading resumes as soon as the plugin consumes. Input buffers come from a small
  * per-worker cache and go back whenever they are empty, so an idle keep-alive
  * connection holds none.
+ *
+ * Opening upstreams (routing, dial, tunnel stream, TLS, StartTLS) is io-open.c; the
+ * struct both files work on is in io-priv.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,68 +42,12 @@
 #include "tunnel/tls.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
+#include "worker/io-priv.h"
 
 #define IO_OUT_MAX      (8u * 1024 * 1024)  /* queued output past this is a plugin bug */
 #define IO_POOL_MAX     512                 /* idle upstream streams per worker */
 #define IO_BUF_CACHE    32                  /* spare input buffers per worker */
 
-struct ferry_io {
-    struct ferry_conn  *c;              /* owner; NULL while pooled */
-    struct worker      *w;
-    struct ferry_io    *prev, *next;    /* c->ios, or the worker's pool */
-    bool                client;         /* c's own socket: fd, event, flags are c's */
-    int                *fd;
-    bool               *readable, *writable, *hup;
-    int                 own_fd;
-    bool                own_readable, own_writable, own_hup;
-    struct event        ev;             /* upstream kinds: the socket's event */
-    bool                ev_added;
-    struct event        timer;          /* read timeout; pool idle; TLS handshake */
-    struct event        notify;         /* deferred callbacks */
-    uint32_t            timeout_ms;
-    struct timeval      last_read;
-    struct timeval      armed_until;    /* when the armed timer fires */
-    bool                timer_armed;
-    SSL                *ssl;
-    size_t              tls_last;       /* a retried SSL_write may not be shorter */
-    bool                handshaking;
-    uint8_t            *in;
-    size_t              in_off, in_len;
-    size_t              in_size;        /* allocated bytes of `in` */
-    size_t              in_max;         /* ferry_io_set_inbuf; FERRY_IO_INBUF by default */
-    uint8_t            *out;
-    size_t              out_off, out_len, out_cap;
-    bool                eof, paused, shut_want, shut_done, closed, in_cb, queued;
-    bool                stale;          /* pooled on a tunnel that got GOAWAY */
-    bool                starttls;       /* ferry_io_starttls: begin the handshake */
-    bool                lingering;      /* ferry_io_finish: waiting for the peer's end */
-    int                 err;
-    const char         *reason;
-    char                reason_buf[200];
-    ferry_io_cb         cb;
-    void               *cb_arg;
-    unsigned            later;          /* events for the notify callback */
-    /* Opening. */
-    struct dial        *dial;
-    ferry_io_open_cb    open_cb;
-    void               *open_arg;
-    int                 open_status;
-    const struct ferry_io_tls *tls_want; /* only during ferry_io_open */
-    SSL_CTX            *tls_ctx;        /* borrowed from the cache */
-    char               *sni;            /* owns */
-    /* Tunnel kind. */
-    struct gw_owner     gwo;
-    struct tstream     *ts;
-    struct stats_slot  *tstats;
-    int                 ts_fd;
-    bool                ts_readable, ts_writable;
-    struct event        ts_ev;
-    bool                ts_ev_added;
-    /* Pool. */
-    char               *pool_key;       /* owns */
-    char                target[300];
-    uint64_t            nread, nwritten;    /* socket bytes, for the access log */
-};
 
 /* ---- input buffers ----------------------------------------------------------------- */
 
@@ -195,14 +142,12 @@ io_tls_cache_free(void)
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
-static void io_on_sock(evutil_socket_t fd, short what, void *arg);
 static void io_on_timer(evutil_socket_t fd, short what, void *arg);
 static void io_on_notify(evutil_socket_t fd, short what, void *arg);
 static void io_process(struct ferry_io *io, unsigned ev);
-static void io_transport_up(struct ferry_io *io);
 static void io_linger_step(struct ferry_io *io);
 
-static void
+void
 io_link(struct ferry_io **head, struct ferry_io *io)
 {
     io->prev = NULL;
@@ -224,7 +169,7 @@ io_unlink(struct ferry_io **head, struct ferry_io *io)
     io->prev = io->next = NULL;
 }
 
-static struct ferry_io *
+struct ferry_io *
 io_alloc(struct worker *w)
 {
     struct ferry_io *io = calloc(1, sizeof(*io));
@@ -367,7 +312,7 @@ io_dispatch(struct ferry_io *io, unsigned ev)
 }
 
 /* Deliver from the loop, never from inside a ferry_io_* call of the plugin. */
-static void
+void
 io_later(struct ferry_io *io, unsigned ev)
 {
     io->later |= ev;
@@ -831,10 +776,9 @@ ferry_io_tunneled(const struct ferry_io *io)
 
 /* ---- the event loop side ------------------------------------------------------------- */
 
-static void io_open_done(struct ferry_io *io, int status, const char *reason);
 
 /* Drive the TLS handshake; true when it is over (either way). */
-static bool
+bool
 io_handshake(struct ferry_io *io)
 {
     int rc = SSL_connect(io->ssl);
@@ -903,7 +847,7 @@ io_process(struct ferry_io *io, unsigned ev)
     io_dispatch(io, ev);
 }
 
-static void
+void
 io_on_sock(evutil_socket_t fd, short what, void *arg)
 {
     struct ferry_io *io = arg;
@@ -1047,290 +991,6 @@ io_client_flush(struct ferry_conn *c)
         return 1;
     (void)io_flush(io);
     return io->err != 0 || io->out_len == io->out_off ? 1 : 0;
-}
-
-/* ---- opening an upstream ------------------------------------------------------------ */
-
-static void
-io_open_done(struct ferry_io *io, int status, const char *reason)
-{
-    struct ferry_conn *c = io->c;
-    ferry_io_open_cb   cb = io->open_cb;
-    void              *arg = io->open_arg;
-    char               why[200];
-    bool               outer;
-
-    io->open_cb = NULL;
-    if (c == NULL || cb == NULL)
-        return;
-    if (status != FERRY_OK) {
-        snprintf(why, sizeof(why), "%s", reason);
-        ferry_log(&c->logctx, FERRY_WARN, "upstream open failed", FLOG_STR("target", io->target),
-                  FLOG_STR("error", why));
-        ferry_io_close(io);
-        conn_enter(c, &outer);
-        cb(c, NULL, status, why, arg);
-        conn_leave(c, outer);
-        return;
-    }
-    conn_enter(c, &outer);
-    io->in_cb = true;
-    cb(c, io, FERRY_OK, reason, arg);
-    io->in_cb = false;
-    if (io->closed) {
-        free(io);
-    } else if (!c->close_pending && (*io->readable || io->out_len > 0)) {
-        io_later(io, 0);
-    }
-    conn_leave(c, outer);
-}
-
-/* The transport is up: TLS next, if asked for. */
-static void
-io_transport_up(struct ferry_io *io)
-{
-    if (io->tls_ctx == NULL) {
-        io_open_done(io, FERRY_OK, "connected");
-        return;
-    }
-    if ((io->ssl = tls_client_ssl(io->tls_ctx, io->own_fd, io->sni)) == NULL) {
-        io_open_done(io, FERRY_ENOMEM, "TLS: out of memory");
-        return;
-    }
-    io->handshaking = true;
-    io_handshake(io);
-}
-
-static void
-io_dial_watch(void *owner, int fd, uint32_t timeout_ms)
-{
-    struct ferry_io *io = owner;
-    struct timeval   tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-    if (io->ev_added)
-        event_del(&io->ev);
-    event_assign(&io->ev, io->w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
-                 io_on_sock, io);
-    io->ev_added = event_add(&io->ev, timeout_ms != 0 ? &tv : NULL) == 0;
-}
-
-static void
-io_dial_unwatch(void *owner)
-{
-    struct ferry_io *io = owner;
-
-    if (io->ev_added) {
-        event_del(&io->ev);
-        io->ev_added = false;
-    }
-}
-
-static void
-io_dial_done(void *owner, int fd, int status, const char *reason)
-{
-    struct ferry_io *io = owner;
-
-    if (fd < 0) {
-        io_open_done(io, status, reason);
-        return;
-    }
-    io->own_fd = fd;
-    if (io->ev_added) {
-        /* The same event keeps watching; its connect timeout now bounds TLS only. */
-        event_remove_timer(&io->ev);
-    }
-    io->own_readable = false;
-    io->own_writable = true;
-    if (io->tls_ctx != NULL) {
-        struct timeval tv = { 10, 0 };
-
-        evtimer_add(&io->timer, &tv);
-    }
-    io_transport_up(io);
-}
-
-static const struct dial_ops io_dial_ops = {
-    .watch = io_dial_watch, .unwatch = io_dial_unwatch, .done = io_dial_done,
-};
-
-static void
-io_on_ts_sock(evutil_socket_t fd, short what, void *arg)
-{
-    struct ferry_io *io = arg;
-
-    (void)fd;
-    if (what & EV_READ)
-        io->ts_readable = true;
-    if (what & EV_WRITE)
-        io->ts_writable = true;
-    if (io->ts != NULL)
-        tstream_on_socket(io->ts);
-}
-
-static void
-io_ts_response(struct gw_owner *o, int status, const char *error)
-{
-    struct ferry_io *io = container_of(o, struct ferry_io, gwo);
-
-    if (status == 200) {
-        tstream_start(io->ts, NULL, 0, NULL, 0);
-        io->ts_ev_added = event_add(&io->ts_ev, NULL) == 0;
-        io_dial_watch(io, io->own_fd, 0);
-        io->own_readable = false;
-        io->own_writable = true;
-        io_transport_up(io);
-        return;
-    }
-    if (io->tstats != NULL)
-        stats_add(status == 403 ? &io->tstats->cell[io->w->id].conns_rejected
-                                : &io->tstats->cell[io->w->id].conns_failed, 1);
-    io_open_done(io, status == 403 ? FERRY_EDENIED : status == 504 ? FERRY_ETIMEDOUT :
-                     error != NULL && strcmp(error, "connection-refused") == 0 ? FERRY_EUNAVAIL :
-                     FERRY_EUNREACH,
-                 error != NULL ? error : "refused by the connector");
-}
-
-static void
-io_ts_ended(struct gw_owner *o, const char *outcome)
-{
-    struct ferry_io *io = container_of(o, struct ferry_io, gwo);
-
-    (void)outcome;
-    io->ts = NULL;              /* gone: forget, never release */
-    if (io->ts_ev_added) {
-        event_del(&io->ts_ev);
-        io->ts_ev_added = false;
-    }
-    if (io->ts_fd >= 0) {       /* our end reads EOF once the pair is drained */
-        close(io->ts_fd);
-        io->ts_fd = -1;
-    }
-    if (io->tstats != NULL) {
-        atomic_fetch_sub(&io->tstats->active, 1);
-        io->tstats = NULL;
-    }
-    if (io->open_cb != NULL && !io->handshaking)
-        io_open_done(io, FERRY_EUNAVAIL, "tunnel lost");
-}
-
-static void
-io_ts_bytes(struct gw_owner *o, uint64_t in, uint64_t out)
-{
-    struct ferry_io *io = container_of(o, struct ferry_io, gwo);
-
-    if (io->tstats != NULL) {
-        stats_add(&io->tstats->cell[io->w->id].bytes_in, in);
-        stats_add(&io->tstats->cell[io->w->id].bytes_out, out);
-    }
-}
-
-static const struct gw_owner_ops io_gw_ops = {
-    .response = io_ts_response, .ended = io_ts_ended, .bytes = io_ts_bytes,
-};
-
-/* Start a tunnel stream; FERRY_OK or gw_open_stream's refusal. */
-static int
-io_open_tunnel(struct ferry_io *io, struct conn_route *r)
-{
-    int sp[2], rc;
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0)
-        return FERRY_EIO;
-    io->own_fd = sp[0];
-    io->ts_fd = sp[1];
-    io->ts_readable = false;
-    io->ts_writable = true;
-    event_assign(&io->ts_ev, io->w->base, io->ts_fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
-                 io_on_ts_sock, io);
-    r->req.fd = &io->ts_fd;
-    r->req.readable = &io->ts_readable;
-    r->req.writable = &io->ts_writable;
-    io->gwo.ops = &io_gw_ops;
-    rc = gw_open_stream(io->w, &io->gwo, &r->req, &io->ts, &io->tstats);
-    if (rc != FERRY_OK) {
-        close(sp[0]);
-        close(sp[1]);
-        io->own_fd = io->ts_fd = -1;
-    }
-    return rc;
-}
-
-static int
-io_fail_later(struct ferry_io *io, int status, const char *reason)
-{
-    io->open_status = status;
-    snprintf(io->reason_buf, sizeof(io->reason_buf), "%s", reason);
-    io->reason = io->reason_buf;
-    io_later(io, 0);
-    return FERRY_OK;
-}
-
-FERRY_API int
-ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct ferry_io_tls *tls,
-              uint32_t connect_timeout_ms, ferry_io_open_cb cb, void *arg)
-{
-    struct ferry_io  *io;
-    struct conn_route r;
-    int               kind;
-
-    if (c == NULL || t == NULL || cb == NULL || c->close_pending)
-        return FERRY_EINVAL;
-    if ((io = io_alloc(c->w)) == NULL)
-        return FERRY_ENOMEM;
-    io->c = c;
-    io->open_cb = cb;
-    io->open_arg = arg;
-    io_link(&c->ios, io);
-    kind = conn_route(c, t, &r);
-    if (kind < 0)
-        return io_fail_later(io, kind, r.reason);
-    snprintf(io->target, sizeof(io->target), "%s", r.authority);
-    conn_set_target(c, r.authority);
-    if (tls != NULL && tls->enable) {
-        char why[200];
-
-        if ((io->tls_ctx = io_tls_ctx(tls, why, sizeof(why))) == NULL)
-            return io_fail_later(io, FERRY_EINVAL, why);
-        if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : r.host)) == NULL)
-            return io_fail_later(io, FERRY_ENOMEM, "out of memory");
-    }
-    if (connect_timeout_ms != 0)
-        r.timeout_ms = connect_timeout_ms;
-    if (kind == CONN_ROUTE_TUNNEL || kind == CONN_ROUTE_TUNNEL_OR_DIRECT) {
-        int rc = io_open_tunnel(io, &r);
-
-        if (rc == FERRY_OK)
-            return FERRY_OK;
-        if (kind == CONN_ROUTE_TUNNEL)
-            return io_fail_later(io, conn_route_refused(c, &r, rc), r.reason);
-    }
-    if (dial_begin(&io->dial, c->w->base, c->w->dns, &io_dial_ops, io, r.host, r.port,
-                   r.timeout_ms) != FERRY_OK)
-        return io_fail_later(io, FERRY_ENOMEM, "out of memory");
-    return FERRY_OK;
-}
-
-FERRY_API int
-ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *tls, ferry_io_open_cb cb,
-                  void *arg)
-{
-    char why[200];
-
-    if (io == NULL || io->client || io->closed || io->c == NULL || cb == NULL || tls == NULL ||
-        io->ssl != NULL || io->open_cb != NULL || io->in_len > 0 || io->out_len > io->out_off ||
-        io->err != 0 || io->eof)
-        return FERRY_EINVAL;
-    if ((io->tls_ctx = io_tls_ctx(tls, why, sizeof(why))) == NULL)
-        return FERRY_EINVAL;
-    free(io->sni);
-    if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : "")) == NULL)
-        return FERRY_ENOMEM;
-    io->open_cb = cb;
-    io->open_arg = arg;
-    /* The handshake starts from the loop, so cb never runs inside this call. */
-    io->starttls = true;
-    io_later(io, 0);
-    return FERRY_OK;
 }
 
 /* Lingering: flush, shut, read and drop until the peer's end (or the timer). */
