@@ -260,6 +260,11 @@ on_upstream_event(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     if (c->dial != NULL) {
+        /* The connect's edge can carry the origin's first bytes and even its FIN (an
+         * origin that speaks first and fast): edge-triggered, no second edge comes for
+         * them, so what this wake-up saw is kept for the relay. */
+        c->u_readable = (what & (EV_READ | EV_CLOSED)) != 0;
+        c->u_hup = (what & EV_CLOSED) != 0;
         dial_event(&c->dial, what);
         return;
     }
@@ -286,6 +291,7 @@ conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms)
     struct timeval tv;
 
     conn_unwatch_upstream(c);
+    c->u_readable = c->u_hup = false;   /* a new socket: an earlier attempt's flags go */
     event_assign(&c->uev, c->w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
                  on_upstream_event, c);
     if (event_add(&c->uev, timeout_ms != 0 ? conn_common_tv(c, timeout_ms, &tv) : NULL) == 0)
@@ -596,8 +602,7 @@ conn_upstream_ready(struct ferry_conn *c, int fd)
 {
     c->ufd = fd;
     event_remove_timer(&c->uev);        /* the connect timeout is over */
-    /* The event was added before the connect finished: any byte after it is an edge. */
-    c->u_readable = false;
+    /* u_readable and u_hup are what the connect's wake-up saw (on_upstream_event). */
     c->u_writable = true;
     conn_deliver_open(c, FERRY_OK, "connected");
 }

@@ -84,6 +84,7 @@ io_dial_watch(void *owner, int fd, uint32_t timeout_ms)
 
     if (io->ev_added)
         event_del(&io->ev);
+    io->own_readable = io->own_hup = false;     /* a new socket: earlier flags go */
     event_assign(&io->ev, io->w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
                  io_on_sock, io);
     io->ev_added = event_add(&io->ev, timeout_ms != 0 ? &tv : NULL) == 0;
@@ -114,7 +115,7 @@ io_dial_done(void *owner, int fd, int status, const char *reason)
         /* The same event keeps watching; its connect timeout now bounds TLS only. */
         event_remove_timer(&io->ev);
     }
-    io->own_readable = false;
+    /* own_readable and own_hup are what the connect's wake-up saw (io_on_sock). */
     io->own_writable = true;
     if (io->tls_ctx != NULL) {
         struct timeval tv = { 10, 0 };

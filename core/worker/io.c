@@ -854,6 +854,10 @@ io_on_sock(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     if (io->dial != NULL) {
+        /* The connect's edge can carry the first bytes and a FIN: no second edge comes
+         * for them (edge-triggered), so keep what this wake-up saw. */
+        io->own_readable = (what & (EV_READ | EV_CLOSED)) != 0;
+        io->own_hup = (what & EV_CLOSED) != 0;
         dial_event(&io->dial, what);
         return;
     }

@@ -9,7 +9,12 @@
 # 2. Origin half-closes first: the origin sends 1 MiB and shutdown(SHUT_WR); the client
 #    reads to EOF, then sends 3 MiB and half-closes; the origin must receive all of it
 #    (its sha256 in the origin's report) and both sides see EOF.
-# 3. Both connections are logged with outcome "ok"; ferry exits 0, no sanitizer report.
+# 3. An origin that speaks first and closes at once: 3 x 100 connections at once, while
+#    ferry runs at nice 19 on the CPU of a busy loop, so the origin's bytes and FIN are
+#    often already queued when ferry hears that its connect finished. Each must bring
+#    all 16 KiB and the EOF (the connect's wake-up carried the only edge; a relay that
+#    ignored it waited forever).
+# 4. Both connections are logged with outcome "ok"; ferry exits 0, no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,10 +27,13 @@ reply_port=$ORIGIN_PORT
 start_origin halfcloser halfclose-first --bytes $((1 << 20)) --seed 12
 hc_port=$ORIGIN_PORT
 hc_report=$ORIGIN_REPORT
+start_origin speaker source --bytes $((16 << 10)) --seed 13
+speak_port=$ORIGIN_PORT
 
 admin=$(free_port)
 l1=$(free_port)
 l2=$(free_port)
+l3=$(free_port)
 cat >"$dir/ferry.yaml" <<YAML
 workers: 2
 plugins_dir: $PLUGINS
@@ -36,9 +44,11 @@ tenants: [ { id: acme, token: t0k } ]
 destinations:
   - { Name: replier, Type: TCP, Address: "tcp://127.0.0.1:$reply_port", ProxyType: Internet }
   - { Name: halfcloser, Type: TCP, Address: "tcp://127.0.0.1:$hc_port", ProxyType: Internet }
+  - { Name: speaker, Type: TCP, Address: "tcp://127.0.0.1:$speak_port", ProxyType: Internet }
 listeners:
   - { name: client-first, plugin: tcp, listen: "127.0.0.1:$l1", destination: replier }
   - { name: origin-first, plugin: tcp, listen: "127.0.0.1:$l2", destination: halfcloser }
+  - { name: speak-first, plugin: tcp, listen: "127.0.0.1:$l3", destination: speaker }
 YAML
 start_ferry "$dir/ferry.yaml" "$admin"
 
@@ -55,7 +65,25 @@ got=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); p
 [ "$got" = "$((3 << 20)) $want_sha ok" ] \
     || fail "after its own half-close the origin received [$got], want [$((3 << 20)) $want_sha ok]"
 
-# --- 3. access log, clean exit -------------------------------------------------------
+# --- 3. the origin speaks first and closes, ferry short of CPU --------------------------
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    for t in /proc/"$FERRY_PID"/task/*; do
+        taskset -pc 0 "${t##*/}" >/dev/null
+        renice -n 19 -p "${t##*/}" >/dev/null
+    done
+    start_bg hog taskset -c 0 sh -c 'while :; do :; done'
+    hog_pid=$BG_PID
+    rc=0
+    python3 "$TOOLS/client.py" download-many --port "$l3" --n 100 --rounds 3 \
+        --bytes $((16 << 10)) --seed 13 --timeout 10 >"$dir/many.out" 2>&1 || rc=$?
+    kill "$hog_pid"
+    wait "$hog_pid" 2>/dev/null || true
+    [ "$rc" -eq 0 ] || fail "speak-first origin: $(cat "$dir/many.out")"
+else
+    echo "skip: case 3 needs taskset and 2 CPUs"
+fi
+
+# --- 4. access log, clean exit -------------------------------------------------------
 wait_access "$dir/access.log" client-first 1 5
 wait_access "$dir/access.log" origin-first 1 5
 for l in client-first origin-first; do

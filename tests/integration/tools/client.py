@@ -21,6 +21,9 @@ Commands:
   concurrent             --n connections at once, each echoing a distinct --size payload.
                          With --ready-file/--go-file: once all are open, create the
                          first and wait for the second before any byte moves.
+  download-many          --n connections at once, --rounds times; each expects --bytes of
+                         seeded data (--seed) and EOF within --timeout (an origin that
+                         speaks first and closes).
   expect-close           connect and expect the connection to end within --timeout
                          without data: prints refused / eof / reset, or timeout / data.
   hold-then-extra        open --hold connections (each proven relayed by an echo), then
@@ -236,6 +239,42 @@ def cmd_concurrent(a):
     out(ok=True, connections=a.n, bytes_each=a.size, peak_open=peak)
 
 
+async def one_download(a, want):
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", a.port), a.timeout)
+    got = bytearray()
+    try:
+        while True:
+            b = await asyncio.wait_for(r.read(CHUNK), a.timeout)
+            if not b:
+                break
+            got += b
+    except asyncio.TimeoutError:
+        return f"no EOF within {a.timeout} s after {len(got)} of {len(want)} bytes"
+    finally:
+        w.close()
+    if got != want:
+        return f"got {len(got)} bytes, want {len(want)} ({'content differs' if len(got) == len(want) else 'length differs'})"
+    return None
+
+
+def cmd_download_many(a):
+    want = seeded(a.bytes, a.seed)
+
+    async def run():
+        errors = []
+        for _ in range(a.rounds):
+            res = await asyncio.gather(*[one_download(a, want) for _ in range(a.n)],
+                                       return_exceptions=True)
+            errors += [repr(r) if isinstance(r, BaseException) else r for r in res if r]
+        return errors
+
+    errors = asyncio.run(run())
+    if errors:
+        die(f"{len(errors)} of {a.n * a.rounds} downloads failed; first: {errors[0]}",
+            errors=errors[:5])
+    out(ok=True, downloads=a.n * a.rounds, bytes_each=a.bytes)
+
+
 def wait_close(s, timeout):
     """('eof'|'reset'|'timeout'|'data', bytes, seconds) for a connected socket."""
     t0 = time.monotonic()
@@ -352,6 +391,7 @@ def main():
     p.add_argument("--greeting-bytes", type=int, default=1 << 20)
     p.add_argument("--greeting-seed", type=int, default=1)
     p.add_argument("--n", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--size", type=int, default=64 * 1024)
     p.add_argument("--hold", type=int, default=2)
     p.add_argument("--started-file")
@@ -366,6 +406,7 @@ def main():
         "request-then-halfclose": lambda: cmd_request_then_halfclose(a),
         "keep-sending": lambda: cmd_keep_sending(a),
         "concurrent": lambda: cmd_concurrent(a),
+        "download-many": lambda: cmd_download_many(a),
         "expect-close": lambda: cmd_expect_close(a),
         "hold-then-extra": lambda: cmd_hold_then_extra(a),
         "idle": lambda: cmd_idle(a),
