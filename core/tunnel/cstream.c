@@ -138,6 +138,9 @@ on_cs_event(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     if (cs->dial != NULL) {
+        /* A speak-first host's bytes can come with the connect's edge, and no second
+         * edge comes for them: keep what this wake-up saw. */
+        cs->s->own_readable = (what & EV_READ) != 0;
         dial_event(&cs->dial, what);
         return;
     }
@@ -160,6 +163,7 @@ cs_watch(void *owner, int fd, uint32_t timeout_ms)
 
     if (cs->ev_added)
         event_del(&cs->ev);
+    cs->s->own_readable = false;        /* a new socket: an earlier attempt's flag goes */
     event_assign(&cs->ev, cs->l->w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
                  on_cs_event, cs);
     cs->ev_added = event_add(&cs->ev, &tv) == 0;
@@ -389,8 +393,7 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
         return;
     }
     s->own_fd = fd;
-    /* The event was added while connecting: later bytes come as an edge. */
-    s->own_readable = false;
+    /* own_readable is what the connect's wake-up saw (on_cs_event). */
     s->own_writable = true;
     if (cs->sys->tls) {
         /* TCPS, HTTPS, LDAPS, RFCS: the connector speaks TLS to the internal host; the
@@ -433,6 +436,9 @@ cs_tls_step(struct cstream *cs, short what)
     if ((r = SSL_connect(cs->ssl)) == 1) {
         s->ssl = cs->ssl;               /* the stream owns it now */
         cs->ssl = NULL;
+        /* The handshake's last read may have taken application bytes too (a server
+         * that speaks first): they sit in OpenSSL, where no edge announces them. */
+        s->own_readable = true;
         event_remove_timer(&cs->ev);
         if (!cs_attach_filter(cs)) {
             cs_fail(cs, 502, "no-memory", "out of memory for the HTTP path filter");

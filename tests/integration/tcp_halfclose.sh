@@ -66,18 +66,11 @@ got=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); p
     || fail "after its own half-close the origin received [$got], want [$((3 << 20)) $want_sha ok]"
 
 # --- 3. the origin speaks first and closes, ferry short of CPU --------------------------
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-    for t in /proc/"$FERRY_PID"/task/*; do
-        taskset -pc 0 "${t##*/}" >/dev/null
-        renice -n 19 -p "${t##*/}" >/dev/null
-    done
-    start_bg hog taskset -c 0 sh -c 'while :; do :; done'
-    hog_pid=$BG_PID
+if starve_start "$FERRY_PID"; then
     rc=0
     python3 "$TOOLS/client.py" download-many --port "$l3" --n 100 --rounds 3 \
         --bytes $((16 << 10)) --seed 13 --timeout 10 >"$dir/many.out" 2>&1 || rc=$?
-    kill "$hog_pid"
-    wait "$hog_pid" 2>/dev/null || true
+    starve_stop
     [ "$rc" -eq 0 ] || fail "speak-first origin: $(cat "$dir/many.out")"
 else
     echo "skip: case 3 needs taskset and 2 CPUs"

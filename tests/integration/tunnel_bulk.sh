@@ -14,7 +14,11 @@
 #    while all are open the gateway shows ferry_tunnel_streams_active 500; afterwards
 #    every payload came back intact, streams_total >= 502, streams_active 0, byte
 #    counters >= 100 MiB each way.
-# 4. The connector's audit log has >= 502 "ok" lines and `--verify-audit` passes; both
+# 4. Speak-first: 3 x 100 connections at once to a `source` origin that sends 16 KiB and
+#    closes at once, with the gateway and the connector starved of CPU (nice 19 beside a
+#    busy loop); every download must be whole and end (the connect's wake-up can carry
+#    the origin's only edge).
+# 5. The connector's audit log has >= 502 "ok" lines and `--verify-audit` passes; both
 #    processes exit 0 on SIGTERM with no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -40,6 +44,8 @@ start_origin source source --file "$dir/down.bin"
 source_port=$ORIGIN_PORT
 start_origin echo echo
 echo_port=$ORIGIN_PORT
+start_origin speaker source --bytes $((16 << 10)) --seed 13
+speak_port=$ORIGIN_PORT
 
 gw_admin=$(free_port)
 cn_admin=$(free_port)
@@ -47,6 +53,7 @@ tport=$(free_port)
 lup=$(free_port)
 ldown=$(free_port)
 lecho=$(free_port)
+lspeak=$(free_port)
 cat >"$dir/gw.yaml" <<YAML
 workers: 2
 plugins_dir: $PLUGINS
@@ -59,10 +66,12 @@ destinations:
   - { Name: sink, Type: TCP, Address: "tcp://sink.internal:3300", ProxyType: OnPremise, tenant: acme }
   - { Name: source, Type: TCP, Address: "tcp://source.internal:3301", ProxyType: OnPremise, tenant: acme }
   - { Name: echo, Type: TCP, Address: "tcp://echo.internal:3302", ProxyType: OnPremise, tenant: acme }
+  - { Name: speaker, Type: TCP, Address: "tcp://speaker.internal:3303", ProxyType: OnPremise, tenant: acme }
 listeners:
   - { name: up, plugin: tcp, listen: "127.0.0.1:$lup", destination: sink }
   - { name: down, plugin: tcp, listen: "127.0.0.1:$ldown", destination: source }
   - { name: echo, plugin: tcp, listen: "127.0.0.1:$lecho", destination: echo }
+  - { name: speak, plugin: tcp, listen: "127.0.0.1:$lspeak", destination: speaker }
 YAML
 cat >"$dir/cn.yaml" <<YAML
 gateway: 127.0.0.1:$tport
@@ -75,6 +84,7 @@ systems:
   - { virtual: sink.internal:3300, internal: 127.0.0.1:$sink_port, protocol: TCP }
   - { virtual: source.internal:3301, internal: 127.0.0.1:$source_port, protocol: TCP }
   - { virtual: echo.internal:3302, internal: 127.0.0.1:$echo_port, protocol: TCP }
+  - { virtual: speaker.internal:3303, internal: 127.0.0.1:$speak_port, protocol: TCP }
 YAML
 start_gateway gateway "$dir/gw.yaml" "$gw_admin"
 gw_pid=$GW_PID gw_log=$GW_LOG
@@ -129,7 +139,18 @@ need_metric "$cn_admin" "ferry_connector_tunnels_up" -eq 2
 need_metric "$cn_admin" "ferry_tunnel_streams_total$T" -ge $((NSTREAMS + 2))
 need_metric "$cn_admin" "ferry_tunnel_streams_active$T" -eq 0 10
 
-# --- 4. audit log --------------------------------------------------------------------
+# --- 4. speak-first origin, gateway and connector short of CPU -------------------------
+if starve_start "$gw_pid" "$cn_pid"; then
+    rc=0
+    python3 "$TOOLS/client.py" download-many --port "$lspeak" --n 100 --rounds 3 \
+        --bytes $((16 << 10)) --seed 13 --timeout 20 >"$dir/many.out" 2>&1 || rc=$?
+    starve_stop
+    [ "$rc" -eq 0 ] || fail "speak-first origin through the tunnel: $(cat "$dir/many.out")"
+else
+    echo "skip: case 4 needs taskset and 2 CPUs"
+fi
+
+# --- 5. audit log --------------------------------------------------------------------
 audit=$dir/audit.jsonl
 for ((i = 0; i < 100; i++)); do
     [ "$(audit_count "$audit" outcome=ok)" -ge $((NSTREAMS + 2)) ] && break
@@ -146,7 +167,7 @@ n_up=$(audit_count "$audit" outcome=ok virtual=sink.internal:3300 "bytes_in=$SIZ
 n_down=$(audit_count "$audit" outcome=ok virtual=source.internal:3301 "bytes_out=$SIZE")
 [ "$n_down" -eq 1 ] || fail "audit log: want 1 ok line for the download with bytes_out=$SIZE, got $n_down"
 
-# --- 5. clean exit, then the chain ---------------------------------------------------
+# --- 6. clean exit, then the chain ---------------------------------------------------
 stop_proc "$cn_pid" "$cn_log" connector
 stop_proc "$gw_pid" "$gw_log" gateway
 out=$("$FERRY" connector --verify-audit "$audit" 2>&1) || fail "--verify-audit $audit failed: $out"

@@ -12,6 +12,7 @@
 #   stop_ferry                                    # SIGTERM, want exit 0, no sanitizer report
 #   access_field FILE LISTENER FIELD [N]          # FIELD of the Nth line (1-based) of LISTENER
 #   client COMMAND ARGS...                        # tools/client.py; result in CLIENT_OUT
+#   starve_start PID... / starve_stop             # run PIDs late: nice 19 beside a busy loop
 #
 # It lives in tools/ because every tests/integration/*.sh but lib.sh is a ctest test.
 # VERBOSE=1 prints every client.py result line.
@@ -180,4 +181,27 @@ client() {
 # json_get JSON KEY: one top-level field of a JSON object.
 json_get() {
     python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"
+}
+
+# starve_start PID...: pin every thread of each PID to CPU 0 at nice 19 and start a busy
+# loop on that CPU (HOG_PID), so those processes run late and what their peers send
+# piles up between their wake-ups: the races a fast machine hides show. Returns 1 and
+# does nothing without taskset or a second CPU (the test's clients use the other one).
+starve_start() {
+    local pid t
+    command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] || return 1
+    for pid in "$@"; do
+        for t in /proc/"$pid"/task/*; do
+            taskset -pc 0 "${t##*/}" >/dev/null
+            renice -n 19 -p "${t##*/}" >/dev/null
+        done
+    done
+    start_bg hog taskset -c 0 sh -c 'while :; do :; done'
+    HOG_PID=$BG_PID
+}
+
+# starve_stop: stop the busy loop (the starved processes keep nice 19 and CPU 0).
+starve_stop() {
+    kill "$HOG_PID" 2>/dev/null || true
+    wait "$HOG_PID" 2>/dev/null || true
 }
