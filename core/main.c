@@ -30,6 +30,7 @@
 #include "plugin/loader.h"
 #include "tunnel/connector.h"
 #include "tunnel/gateway.h"
+#include "util/ncpu.h"
 #include "worker/io-int.h"
 #include "worker/worker.h"
 
@@ -73,7 +74,7 @@ usage(FILE *fp)
 static unsigned
 count_workers(const struct ferry_conf *conf)
 {
-    long n = conf->workers != 0 ? (long)conf->workers : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = conf->workers != 0 ? (long)conf->workers : (long)ferry_ncpu();
 
     if (n < 1)
         n = 1;

@@ -38,6 +38,7 @@
 #include "tunnel/connector.h"
 #include "tunnel/session.h"
 #include "tunnel/tls.h"
+#include "util/ncpu.h"
 
 static void link_start(evutil_socket_t fd, short what, void *arg);
 static void link_step(struct link *l);
@@ -664,7 +665,7 @@ ferry_connector_main(const char *conf_path)
     cn.stats = ferry_stats_tunnel_slot(cn.conf->tenant, cn.conf->location_id);
     for (size_t g = 0; g < cn.conf->ngateways && g < MAX_GATEWAYS; g++)
         atomic_store(&cn.slots[g], 1);      /* slot 0 first; it learns the rest */
-    ncpu = cn.conf->workers != 0 ? (long)cn.conf->workers : sysconf(_SC_NPROCESSORS_ONLN);
+    ncpu = cn.conf->workers != 0 ? (long)cn.conf->workers : (long)ferry_ncpu();
     cn.nworkers = ncpu < 1 ? 1 : ncpu > MAX_CWORKERS ? MAX_CWORKERS : (unsigned)ncpu;
     if ((m.base = event_base_new()) == NULL || cn.systems_json == NULL || cn.stats == NULL)
         goto out;
