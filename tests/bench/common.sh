@@ -153,3 +153,62 @@ cpu_ticks() {
     echo "$total"
 }
 TICK_HZ=$(getconf CLK_TCK)
+
+# pin_tree PID CPUS: PID with all its threads and descendants onto CPUS (taskset list).
+pin_tree() {
+    local p
+    taskset -a -p -c "$2" "$1" >/dev/null 2>&1 || true
+    for p in $(pgrep -P "$1" 2>/dev/null); do pin_tree "$p" "$2"; done
+}
+
+# measure_core SUBJECT...: per-core capacity, the figure that says what one core of a
+# proxy carries. For s's runs the processes in CORE_PIDS[s] (the proxy; for direct the
+# origin) run alone on CPU 1 while everything else of the bench (the load generator,
+# the origin, the idle peers) shares CPU 0, so the subject's own cost sets the rate
+# instead of being diluted by the client's and the origin's on the same two cores.
+# ROUNDS interleaved rate runs of SECS; fills CRATE[s] (median conn/s) and CCPU[s]
+# (median CPU us per connection of CPU_PID[s]). Needs taskset and 2 CPUs (returns 1).
+measure_core() {
+    local r s p c errs t0 us all
+    declare -gA CRATE CCPU CRATES CCPUS CORE_PIDS
+    command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] || return 1
+    all="0-$(( $(nproc) - 1 ))"
+    echo "bench (per core): $ROUNDS rounds x $SECS s; subject alone on CPU 1, load on CPU 0" >&2
+    for r in $(seq 1 "$ROUNDS"); do
+        for s in "$@"; do
+            for p in "${pids[@]}"; do pin_tree "$p" 0; done
+            for p in ${CORE_PIDS[$s]}; do pin_tree "$p" 1; done
+            sleep 1
+            [ -z "${CPU_PID[$s]:-}" ] || t0=$(cpu_ticks "${CPU_PID[$s]}")
+            read -r c errs < <(LOADGEN_SOCKS5=${SOCKS[$s]:-} taskset -c 0 "$LOADGEN" rate \
+                               127.0.0.1 "${PORT[$s]}" "$SECS" 50)
+            us=
+            if [ -n "${CPU_PID[$s]:-}" ]; then
+                us=$(awk -v d=$(( $(cpu_ticks "${CPU_PID[$s]}") - t0 )) -v hz="$TICK_HZ" \
+                     -v c="$c" -v s="$SECS" 'BEGIN { printf "%.1f", (c > 0 ? d * 1e6 / hz / (c * s) : 0) }')
+                CCPUS[$s]="${CCPUS[$s]:-} $us"
+            fi
+            CRATES[$s]="${CRATES[$s]:-} $c"
+            echo "  round $r $s (1 core): $c conn/s${us:+, $us us CPU/conn} ($errs errors)" >&2
+        done
+    done
+    for p in "${pids[@]}"; do pin_tree "$p" "$all"; done
+    for s in "$@"; do
+        # shellcheck disable=SC2086
+        CRATE[$s]=$(median ${CRATES[$s]})
+        # shellcheck disable=SC2086
+        [ -z "${CCPUS[$s]:-}" ] || CCPU[$s]=$(printf '%s\n' ${CCPUS[$s]} | sort -g |
+                                               awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    done
+}
+
+# table_core REF SUBJECT...: measure_core's medians with ratios to REF and to direct.
+table_core() {
+    local ref=$1 s
+    shift
+    printf '\n%-9s %14s %9s %9s %12s\n' subject "conn/s 1 core" "x $ref" "x direct" "CPU us/conn"
+    for s in "$@"; do
+        printf '%-9s %14s %9s %9s %12s\n' "$s" "${CRATE[$s]}" "$(ratio "${CRATE[$s]}" "${CRATE[$ref]}")" \
+            "$(ratio "${CRATE[$s]}" "${CRATE[direct]}")" "${CCPU[$s]:--}"
+    done
+}

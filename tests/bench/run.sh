@@ -6,7 +6,7 @@
 #
 # tcp:    direct, ferry's tcp plugin, HAProxy `mode tcp` (defaults, nbthread 2), socat.
 # tunnel: ferry's tunnel (gateway + connector), the stunnel pair, ssh -R (tunnel.sh).
-# socks5: ferry's socks5 plugin, microsocks, Dante (socks5.sh).
+# socks5: ferry's socks5 plugin, microsocks, Dante (socks5.sh); conn/s also per core.
 # http:   ferry's http plugin (transparent), nginx proxy_pass, HAProxy `mode http` (http.sh):
 #         keep-alive req/s and p99 latency for 1 KiB and 1 MiB responses.
 # policy: ferry's http plugin without and with a Lua policy rewriting three header fields,
