@@ -141,7 +141,13 @@ declare -A MSS TICKS NRUNS MS CPU   # MSS, MS: microseconds per run
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 echo "bench: $LDAP_ROUNDS rounds x $LOOKUPS lookups on one connection, $(nproc) cores, $(uname -r)" >&2
 for r in $(seq 1 "$LDAP_ROUNDS"); do
-    for s in "${SUBJECTS[@]}"; do
+    # Each round starts one subject further on, so no subject always follows the same
+    # other one (the previous run's teardown, slapd's state, the scheduler's placement).
+    order=()
+    for ((i = 0; i < ${#SUBJECTS[@]}; i++)); do
+        order+=("${SUBJECTS[$(( (i + r - 1) % ${#SUBJECTS[@]} ))]}")
+    done
+    for s in "${order[@]}"; do
         [ -z "${NA[$s]:-}" ] || continue
         c0=$(cpu_ticks "${CPU_PID[$s]}")
         if ! us=$(run_lookups "$s" "$work/run.$s"); then
@@ -181,7 +187,7 @@ for s in "${SUBJECTS[@]}"; do
         "$(awk -v n="$LOOKUPS" -v u="${MS[$s]}" 'BEGIN { printf "%.1f", u / n }')" \
         "$(speed "${MS[$s]}" "${MS[haproxy]:-}")" "$(speed "${MS[$s]}" "${MS[direct]:-}")" "${CPU[$s]}"
 done
-printf '(medians of %s interleaved rounds; a run is one ldapsearch process: start, bind,\n' "$LDAP_ROUNDS"
+printf '(medians of %s interleaved rounds, the order rotated each round; a run is one ldapsearch process: start, bind,\n' "$LDAP_ROUNDS"
 printf ' %s searches one after the other, unbind. x HAProxy / x direct: speed relative to\n' "$LOOKUPS"
 printf ' them, above 1 is faster. The client binds itself (-D/-w) to direct, HAProxy and\n'
 printf ' ferry pass-through; through ferry (injects) it is anonymous and ferry binds upstream.\n'
