@@ -25,6 +25,7 @@
  * tenants before destinations, destinations before listeners. */
 struct top {
     const yaml_node_t *workers, *log, *admin, *tunnel, *tenants, *destinations, *listeners;
+    const yaml_node_t *affinity;
     const yaml_node_t *destinations_dir_node;
     char              *plugins_dir;
     char              *destinations_dir;
@@ -33,6 +34,7 @@ struct top {
 
 static const struct conf_key top_keys[] = {
     { "workers",          CONF_NODE, false, offsetof(struct top, workers), 0, 0 },
+    { "worker_cpu_affinity", CONF_NODE, false, offsetof(struct top, affinity), 0, 0 },
     { "plugins_dir",      CONF_PATH, false, offsetof(struct top, plugins_dir), 0, 0 },
     { "log",              CONF_NODE, false, offsetof(struct top, log), 0, 0 },
     { "admin",            CONF_NODE, false, offsetof(struct top, admin), 0, 0 },
@@ -91,6 +93,23 @@ static void
 load_workers(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
     conf_workers(c, n, CONF_MAX_WORKERS, &conf->workers);
+}
+
+/* `worker_cpu_affinity: auto` pins worker i to the i-th CPU ferry may run on: a worker
+ * that stays on its CPU keeps its caches, and a request/response exchange (LDAP, keep-
+ * alive HTTP) no longer pays a migration on most wake-ups. Off by default: on a machine
+ * shared with other busy processes a pinned worker cannot move to an idle CPU. */
+static void
+load_affinity(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    const char *s = conf_text(n);
+
+    if (s != NULL && strcmp(s, "auto") == 0)
+        conf->worker_cpu_affinity = true;
+    else if (s != NULL && strcmp(s, "off") == 0)
+        conf->worker_cpu_affinity = false;
+    else
+        conf_error(c, n, "worker_cpu_affinity", "want auto or off");
 }
 
 static void
@@ -361,8 +380,9 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
         top.destinations_dir_node = conf_value(&c, root, "destinations_dir");
 
     /* `key:` with nothing after it means the default, as if the key were absent. */
-    const yaml_node_t **nodes[] = { &top.workers, &top.log, &top.admin, &top.tunnel,
-                                    &top.tenants, &top.destinations, &top.listeners };
+    const yaml_node_t **nodes[] = { &top.workers, &top.affinity, &top.log, &top.admin,
+                                    &top.tunnel, &top.tenants, &top.destinations,
+                                    &top.listeners };
 
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
         if (*nodes[i] != NULL && conf_is_null(*nodes[i]))
@@ -372,6 +392,8 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
     conf->drain_timeout_ms = top.drain_timeout_ms;
     if (top.workers != NULL)
         load_workers(&c, top.workers, conf);
+    if (top.affinity != NULL)
+        load_affinity(&c, top.affinity, conf);
     if (top.log != NULL)
         load_log(&c, top.log, conf);
     if (top.admin != NULL)

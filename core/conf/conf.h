@@ -62,7 +62,8 @@ struct ferry_conf_listener {
 struct ferry_conf {
     char                       *path;            /* as given */
     char                       *dir;             /* its directory: base for relative paths */
-    unsigned                    workers;         /* 0 = auto (one per core) */
+    unsigned                    workers;         /* 0 = auto (one per usable CPU) */
+    bool                        worker_cpu_affinity; /* worker i on the i-th usable CPU */
     char                       *plugins_dir;     /* resolved; NULL = default search */
     enum ferry_log_level        log_level;       /* default FERRY_INFO */
     char                       *access_log;      /* "stdout", "off" or a resolved path */

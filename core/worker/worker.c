@@ -5,6 +5,8 @@
  * control-plane traffic, never on the data path.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 
 #include "lua/lua-int.h"
 #include "tunnel/gateway.h"
+#include "util/ncpu.h"
 #include "worker/conn-int.h"
 #include "worker/worker.h"
 #include "worker/io-int.h"
@@ -346,14 +349,32 @@ worker_common_timeout(struct worker *w, uint32_t ms)
 }
 
 int
-ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base)
+ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base,
+                    bool pin)
 {
     for (unsigned i = 0; i < n; i++)
         if (worker_init(&ws[i], i, g, main_base) != FERRY_OK)
             return FERRY_ENOMEM;
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
+        int cpu = pin ? ferry_cpu_nth(i) : -1;
+
         if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0)
             return FERRY_EIO;
+        if (cpu >= 0) {
+            cpu_set_t set;
+            int       rc;
+
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            if ((rc = pthread_setaffinity_np(ws[i].thread, sizeof(set), &set)) != 0)
+                ferry_log(NULL, FERRY_WARN, "worker_cpu_affinity: cannot pin the worker",
+                          FLOG_INT("worker", i), FLOG_INT("cpu", cpu),
+                          FLOG_STR("error", strerror(rc)));
+            else
+                ferry_log(NULL, FERRY_DEBUG, "worker pinned", FLOG_INT("worker", i),
+                          FLOG_INT("cpu", cpu));
+        }
+    }
     return FERRY_OK;
 }
 

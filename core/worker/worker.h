@@ -129,7 +129,9 @@ struct gen *ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsig
 void        ferry_gen_unref(struct gen *g, struct event_base *main_base);
 
 /* Workers. */
-int  ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base);
+/* pin: worker i runs on the i-th usable CPU only (worker_cpu_affinity: auto). */
+int  ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base,
+                         bool pin);
 void ferry_workers_switch(struct worker *ws, unsigned n, struct gen *g);
 void ferry_workers_drain(struct worker *ws, unsigned n);
 void ferry_workers_stop(struct worker *ws, unsigned n);

@@ -9,7 +9,7 @@
 #   3. a listener naming an unknown destination;
 #   4. a ${env:FERRY_TEST_UNSET} reference (the message names the reference);
 #   5. an unknown plugin name;
-#   6. a tcp listener without `destination:`.
+#   6. a tcp listener without `destination:`; `worker_cpu_affinity: sometimes`.
 # 7. A good config exits 0 (and says ok).
 # 8. `ferry gateway -c BAD` also exits 2 with the error and does not start.
 # 9. FERRY_TEST_SECRET=s3cr3t-value referenced where it causes an error never appears
@@ -110,6 +110,11 @@ want_error "$f" "7:*" "nosuch"
 # --- 6. tcp listener without a destination ---------------------------------------------
 f=$(conf tcp-no-dest "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\" }")
 want_error "$f" "7:*" "destination"
+
+# --- 6b. worker_cpu_affinity takes auto or off only -----------------------------------
+f=$(conf affinity "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\", destination: origin }")
+printf 'worker_cpu_affinity: sometimes\n' >>"$f"
+want_error "$f" "$(pos "$f" sometimes)" "worker_cpu_affinity" "want auto or off"
 
 # --- 7. a good config -----------------------------------------------------------------
 good=$(conf good "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\", destination: origin }" \

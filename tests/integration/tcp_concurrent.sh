@@ -9,7 +9,9 @@
 #    and half-closes; every echo must come back intact.
 # 2. /metrics: connections_total >= 200 (listener and destination), active back to 0
 #    (polled with a deadline), nothing failed or rejected; 200 access-log lines "ok".
-# 3. ferry exits 0 on SIGTERM with no sanitizer report.
+# 3. worker_cpu_affinity: auto: with 2 CPUs, one worker thread may run only on CPU 0
+#    and the other only on CPU 1 (the connections above ran on pinned workers).
+# 4. ferry exits 0 on SIGTERM with no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,6 +29,7 @@ admin=$(free_port)
 lport=$(free_port)
 cat >"$dir/ferry.yaml" <<YAML
 workers: 2
+worker_cpu_affinity: auto
 plugins_dir: $PLUGINS
 log: { level: info, access: $dir/access.log }
 admin: { listen: 127.0.0.1:$admin }
@@ -66,6 +69,15 @@ bad=$(python3 -c 'import json,sys
 ls=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(sum(1 for l in ls if l.get("listener")=="t1" and (l.get("outcome")!="ok" or l.get("bytes_in")!=65536 or l.get("bytes_out")!=65536)))' "$dir/access.log")
 [ "$bad" -eq 0 ] || fail "access log: $bad of $N lines are not outcome ok with 65536 bytes each way"
+
+# --- 3. pinned workers ---------------------------------------------------------------
+if [ "$(nproc)" -ge 2 ]; then
+    pinned=$(for t in /proc/"$FERRY_PID"/task/*; do
+                 awk '/^Cpus_allowed_list:/ { print $2 }' "$t/status"
+             done | grep -Ex '[0-9]+' | sort -n | tr '\n' ' ')
+    [ "$pinned" = "0 1 " ] \
+        || fail "worker_cpu_affinity: auto: threads pinned to single CPUs [$pinned], want [0 1 ]"
+fi
 
 stop_ferry
 echo "ok: $N concurrent connections echoed 64 KiB each intact; counters back to 0 active"
