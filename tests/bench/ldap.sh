@@ -14,6 +14,8 @@
 #              ferry binds upstream and answers the client's bind itself
 #   ferry-pass ferry's ldap listener without ldap.user: the client binds itself
 #   haproxy    HAProxy `mode tcp` (nbthread 2): the client binds itself, nothing injects
+#   ferry-pin / haproxy-pin  the same as ferry and haproxy with each worker/thread on
+#              its own CPU (worker_cpu_affinity: auto, cpu-map): fewer migrations
 # Rounds are interleaved (every subject once per round) and the medians reported, with
 # ratios to HAProxy and to direct, and the CPU time each subject spent per lookup
 # (user+system over all its rounds, so the 10 ms tick does not round it away; direct:
@@ -70,6 +72,12 @@ backend be
 CFG
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & pids+=($!)
 haproxy_pid=$!
+# The same with each thread on its own CPU (cpu-map), against ferry's worker_cpu_affinity.
+HAPPIN_P=$(port)
+sed -e "s/nbthread 2/nbthread 2\n    cpu-map auto:1\/1-2 0-1/" -e "s/127.0.0.1:$HAP_P/127.0.0.1:$HAPPIN_P/" \
+    "$work/haproxy.cfg" >"$work/haproxy-pin.cfg"
+haproxy -f "$work/haproxy-pin.cfg" -db >"$work/haproxy-pin.log" 2>&1 & pids+=($!)
+haproxy_pin_pid=$!
 
 cat >"$work/ferry.yaml" <<YAML
 workers: 2
@@ -86,17 +94,24 @@ listeners:
 YAML
 "$FERRY" gateway -c "$work/ferry.yaml" 2>"$work/ferry.log" & pids+=($!)
 ferry_pid=$!
+PIN_P=$(port); ADMIN_PIN_P=$(port)
+sed -e "s/^workers: 2/workers: 2\nworker_cpu_affinity: auto/" -e "s/127.0.0.1:$FERRY_P/127.0.0.1:$PIN_P/" \
+    -e "s/127.0.0.1:$ADMIN_P/127.0.0.1:$ADMIN_PIN_P/" -e "/bench-pass/d" "$work/ferry.yaml" >"$work/ferry-pin.yaml"
+"$FERRY" gateway -c "$work/ferry-pin.yaml" 2>"$work/ferry-pin.log" & pids+=($!)
+ferry_pin_pid=$!
 
-SUBJECTS=(direct ferry ferry-pass haproxy)
-declare -A PORT=([direct]=$SLAPD_P [ferry]=$FERRY_P [ferry-pass]=$PASS_P [haproxy]=$HAP_P)
+SUBJECTS=(direct ferry ferry-pass haproxy ferry-pin haproxy-pin)
+declare -A PORT=([direct]=$SLAPD_P [ferry]=$FERRY_P [ferry-pass]=$PASS_P [haproxy]=$HAP_P
+                 [ferry-pin]=$PIN_P [haproxy-pin]=$HAPPIN_P)
 declare -A CPU_PID=([direct]=$slapd_pid [ferry]=$ferry_pid [ferry-pass]=$ferry_pid
-                    [haproxy]=$haproxy_pid)
-declare -A LOG=([direct]=slapd.log [ferry]=ferry.log [ferry-pass]=ferry.log [haproxy]=haproxy.log)
+                    [haproxy]=$haproxy_pid [ferry-pin]=$ferry_pin_pid [haproxy-pin]=$haproxy_pin_pid)
+declare -A LOG=([direct]=slapd.log [ferry]=ferry.log [ferry-pass]=ferry.log [haproxy]=haproxy.log
+                [ferry-pin]=ferry-pin.log [haproxy-pin]=haproxy-pin.log)
 declare -A NA=()
 SVC=(-D "$LDAP_SVC_DN" -w "$LDAP_SVC_PW")
 # The client's own bind: none through ferry (anonymous; ferry injects), -D/-w elsewhere.
 client_bind() {
-    [ "$1" = ferry ] || printf '%s\n' "${SVC[@]}"
+    [ "$1" = ferry ] || [ "$1" = ferry-pin ] || printf '%s\n' "${SVC[@]}"
 }
 
 cpu_ticks() {
@@ -173,16 +188,17 @@ done
 # speed NUM_MS REF_MS: how many times faster than REF (REF / NUM), "-" if unmeasured.
 speed() { if [ -n "$1" ] && [ -n "$2" ]; then ratio "$2" "$1"; else echo -; fi; }
 name() { case $1 in ferry) echo "ferry (injects)" ;; ferry-pass) echo "ferry (pass-through)" ;;
+                    ferry-pin) echo "ferry (injects, pinned)" ;; haproxy-pin) echo "HAProxy (cpu-map)" ;;
                     haproxy) echo "HAProxy mode tcp" ;; *) echo "$1" ;; esac; }
 printf '\nLDAP: %s lookups (search by uid, 1 entry each) on one connection\n' "$LOOKUPS"
-printf '%-21s %9s %10s %11s %10s %9s %11s\n' subject "ms/run" "lookups/s" "us/lookup" \
+printf '%-24s %9s %10s %11s %10s %9s %11s\n' subject "ms/run" "lookups/s" "us/lookup" \
     "x HAProxy" "x direct" "CPU us/lkp"
 for s in "${SUBJECTS[@]}"; do
     if [ -n "${NA[$s]:-}" ] || [ -z "${MS[$s]:-}" ]; then
-        printf '%-21s n/a (%s)\n' "$(name "$s")" "${NA[$s]:-every round failed}"
+        printf '%-24s n/a (%s)\n' "$(name "$s")" "${NA[$s]:-every round failed}"
         continue
     fi
-    printf '%-21s %9s %10s %11s %10s %9s %11s\n' "$(name "$s")" "$(ms "${MS[$s]}")" \
+    printf '%-24s %9s %10s %11s %10s %9s %11s\n' "$(name "$s")" "$(ms "${MS[$s]}")" \
         "$(awk -v n="$LOOKUPS" -v u="${MS[$s]}" 'BEGIN { printf "%.0f", (u > 0 ? n * 1e6 / u : 0) }')" \
         "$(awk -v n="$LOOKUPS" -v u="${MS[$s]}" 'BEGIN { printf "%.1f", u / n }')" \
         "$(speed "${MS[$s]}" "${MS[haproxy]:-}")" "$(speed "${MS[$s]}" "${MS[direct]:-}")" "${CPU[$s]}"
