@@ -442,7 +442,8 @@ cmd_gateway(const char *path)
     event_add(sig_hup, NULL);
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
-    if (ferry_workers_start(gw.workers, gw.nworkers, gw.gen, gw.base, conf->worker_cpu_affinity) != FERRY_OK) {
+    if (ferry_workers_start(gw.workers, gw.nworkers, gw.gen, gw.base,
+                            conf->worker_cpu_affinity) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start workers");
         goto out;
     }
