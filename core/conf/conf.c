@@ -7,6 +7,7 @@
  * position. Listener options beyond the core keys are kept for the plugin, which
  * validates them later (ferry/opts.h). This file opens no sockets and loads no plugins.
  */
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,26 @@ static void
 load_workers(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
     conf_workers(c, n, CONF_MAX_WORKERS, &conf->workers);
+}
+
+/* The same family, address and port (the rest of a sockaddr is padding). */
+static bool
+same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
 }
 
 /* `worker_cpu_affinity: auto` pins worker i to the i-th CPU ferry may run on: a worker
@@ -256,8 +277,22 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     if (!conf_is_word(l->plugin, NULL))
         conf_error(c, conf_value(c, ln, "plugin"), where, "plugin '%s': want a plugin name "
                    "([a-z0-9_]+, as in ferry_<name>.so)", conf_shown(c, ln, "plugin", l->plugin));
-    if (ferry_addr_parse(l->listen, &l->addr, &l->addr_len, &err) != FERRY_OK)
+    if (ferry_addr_parse(l->listen, &l->addr, &l->addr_len, &err) != FERRY_OK) {
         conf_error(c, conf_value(c, ln, "listen"), where, "listen: %s", err.msg);
+    } else {
+        /* Listening sockets take SO_REUSEPORT (one per worker), so the kernel would let
+         * two listeners share an address and split their connections between them. */
+        for (size_t j = 0; j + 1 < conf->nlisteners; j++) {
+            const struct ferry_conf_listener *o = &conf->listeners[j];
+
+            if (o->listen != NULL && same_addr(&o->addr, &l->addr)) {
+                conf_error(c, conf_value(c, ln, "listen"), where, "listen: %s is already "
+                           "listener '%s''s address (line %d)", l->listen,
+                           o->name != NULL ? o->name : "?", o->line);
+                break;
+            }
+        }
+    }
     if (l->destination != NULL && ferry_registry_find(conf->registry, l->destination) == NULL
         && !name_in(dnames, ndnames, l->destination)) {
         const char *s = ferry_conf_suggest(l->destination, (const char *const *)dnames,

@@ -9,7 +9,8 @@
 #   3. a listener naming an unknown destination;
 #   4. a ${env:FERRY_TEST_UNSET} reference (the message names the reference);
 #   5. an unknown plugin name;
-#   6. a tcp listener without `destination:`; `worker_cpu_affinity: sometimes`.
+#   6. a tcp listener without `destination:`; `worker_cpu_affinity: sometimes`; two
+#      listeners on one address.
 # 7. A good config exits 0 (and says ok).
 # 8. `ferry gateway -c BAD` also exits 2 with the error and does not start.
 # 9. FERRY_TEST_SECRET=s3cr3t-value referenced where it causes an error never appears
@@ -115,6 +116,11 @@ want_error "$f" "7:*" "destination"
 f=$(conf affinity "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\", destination: origin }")
 printf 'worker_cpu_affinity: sometimes\n' >>"$f"
 want_error "$f" "$(pos "$f" sometimes)" "worker_cpu_affinity" "want auto or off"
+
+# --- 6c. two listeners on one address -------------------------------------------------
+f=$(conf dup-listen "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\", destination: origin }")
+printf '  - { name: t2, plugin: tcp, listen: "127.0.0.1:%s", destination: origin }\n' "$lport" >>"$f"
+want_error "$f" "8:*" "is already listener 't1'"
 
 # --- 7. a good config -----------------------------------------------------------------
 good=$(conf good "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\", destination: origin }" \
