@@ -33,11 +33,19 @@ tmpdir() {
 
 # A TCP port that was free on 127.0.0.1 a moment ago (the kernel picks it).
 free_port() {
-    python3 -c 'import socket
+    # Never the same port twice in one test: the kernel may hand a just-closed port out
+    # again, and two of ferry's listeners on one port would split its connections.
+    local p i
+    for ((i = 0; i < 20; i++)); do
+        p=$(python3 -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
-s.close()'
+s.close()')
+        grep -qx "$p" "$IT_ROOT/ports.given" 2>/dev/null || break
+    done
+    echo "$p" >>"$IT_ROOT/ports.given"
+    echo "$p"
 }
 
 # wait_port HOST PORT TIMEOUT_S [PID]: poll until HOST:PORT accepts a connection.
