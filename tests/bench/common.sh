@@ -30,6 +30,8 @@ wait_port() {   # wait_port PORT [SECONDS]: bounded poll
     echo "port $1 never opened" >&2; return 1
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median_g() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+max_of() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else '-')" "$1" "$2"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -52,8 +54,7 @@ measure() {
                                "${PORT[$s]}" "$SECS" 50)
             us=
             if [ -n "${CPU_PID[$s]:-}" ]; then
-                us=$(awk -v d=$(( $(cpu_ticks "${CPU_PID[$s]}") - t0 )) -v hz="$TICK_HZ" \
-                     -v c="$c" -v s="$SECS" 'BEGIN { printf "%.1f", (c > 0 ? d * 1e6 / hz / (c * s) : 0) }')
+                us=$(us_per_conn "$t0" "${CPU_PID[$s]}" "$c")
                 CPUS[$s]="${CPUS[$s]:-} $us"
             fi
             BULKS[$s]="${BULKS[$s]:-} $b"
@@ -68,8 +69,7 @@ measure() {
         # shellcheck disable=SC2086
         RATE[$s]=$(median ${RATES[$s]})
         # shellcheck disable=SC2086
-        [ -z "${CPUS[$s]:-}" ] || CPU[$s]=$(printf '%s\n' ${CPUS[$s]} | sort -g |
-                                             awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        [ -z "${CPUS[$s]:-}" ] || CPU[$s]=$(median_g ${CPUS[$s]})
     done
 }
 
@@ -154,6 +154,13 @@ cpu_ticks() {
 }
 TICK_HZ=$(getconf CLK_TCK)
 
+# us_per_conn T0 PID CONNS_PER_S: PID's CPU microseconds per connection since cpu_ticks
+# said T0, over a rate run of SECS at CONNS_PER_S.
+us_per_conn() {
+    awk -v d=$(( $(cpu_ticks "$2") - $1 )) -v hz="$TICK_HZ" -v c="$3" -v s="$SECS" \
+        'BEGIN { printf "%.1f", (c > 0 ? d * 1e6 / hz / (c * s) : 0) }'
+}
+
 # pin_tree PID CPUS: PID with all its threads and descendants onto CPUS (taskset list).
 pin_tree() {
     local p
@@ -184,8 +191,7 @@ measure_core() {
                                127.0.0.1 "${PORT[$s]}" "$SECS" 50)
             us=
             if [ -n "${CPU_PID[$s]:-}" ]; then
-                us=$(awk -v d=$(( $(cpu_ticks "${CPU_PID[$s]}") - t0 )) -v hz="$TICK_HZ" \
-                     -v c="$c" -v s="$SECS" 'BEGIN { printf "%.1f", (c > 0 ? d * 1e6 / hz / (c * s) : 0) }')
+                us=$(us_per_conn "$t0" "${CPU_PID[$s]}" "$c")
                 CCPUS[$s]="${CCPUS[$s]:-} $us"
             fi
             CRATES[$s]="${CRATES[$s]:-} $c"
@@ -197,8 +203,7 @@ measure_core() {
         # shellcheck disable=SC2086
         CRATE[$s]=$(median ${CRATES[$s]})
         # shellcheck disable=SC2086
-        [ -z "${CCPUS[$s]:-}" ] || CCPU[$s]=$(printf '%s\n' ${CCPUS[$s]} | sort -g |
-                                               awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        [ -z "${CCPUS[$s]:-}" ] || CCPU[$s]=$(median_g ${CCPUS[$s]})
     done
 }
 

@@ -78,13 +78,10 @@ if measure_core direct ferry microsocks dante; then
     table_core microsocks direct ferry microsocks dante
     printf '(conn/s 1 core: the subject pinned alone on CPU 1, load generator and origin on\n'
     printf ' CPU 0; direct: the origin alone on CPU 1)\n'
-    best=$(python3 -c 'import sys; print(max(float(a) for a in sys.argv[1:]))' \
-           "${CRATE[microsocks]}" "${CRATE[dante]}")
+    best=$(max_of "${CRATE[microsocks]}" "${CRATE[dante]}")
     printf 'issue 7, bulk >= 1.2x the better of microsocks and Dante: %s\n' \
-        "$(ratio "${BULK[ferry]}" "$(python3 -c 'import sys; print(max(float(a) for a in sys.argv[1:]))' \
-                                     "${BULK[microsocks]}" "${BULK[dante]}")")"
+        "$(ratio "${BULK[ferry]}" "$(max_of "${BULK[microsocks]}" "${BULK[dante]}")")"
     printf 'issue 7, conn/s >= 1.5x the better of microsocks and Dante: shared cores %s, one core %s\n' \
-        "$(ratio "${RATE[ferry]}" "$(python3 -c 'import sys; print(max(float(a) for a in sys.argv[1:]))' \
-                                     "${RATE[microsocks]}" "${RATE[dante]}")")" \
+        "$(ratio "${RATE[ferry]}" "$(max_of "${RATE[microsocks]}" "${RATE[dante]}")")" \
         "$(ratio "${CRATE[ferry]}" "$best")"
 fi
