@@ -66,15 +66,7 @@ got=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); p
     || fail "after its own half-close the origin received [$got], want [$((3 << 20)) $want_sha ok]"
 
 # --- 3. the origin speaks first and closes, ferry short of CPU --------------------------
-if starve_start "$FERRY_PID"; then
-    rc=0
-    python3 "$TOOLS/client.py" download-many --port "$l3" --n 100 --rounds 3 \
-        --bytes $((16 << 10)) --seed 13 --timeout 10 >"$dir/many.out" 2>&1 || rc=$?
-    starve_stop
-    [ "$rc" -eq 0 ] || fail "speak-first origin: $(cat "$dir/many.out")"
-else
-    echo "skip: case 3 needs taskset and 2 CPUs"
-fi
+speak_first_starved "$l3" 10 "$FERRY_PID"
 
 # --- 4. access log, clean exit -------------------------------------------------------
 wait_access "$dir/access.log" client-first 1 5

@@ -140,15 +140,7 @@ need_metric "$cn_admin" "ferry_tunnel_streams_total$T" -ge $((NSTREAMS + 2))
 need_metric "$cn_admin" "ferry_tunnel_streams_active$T" -eq 0 10
 
 # --- 4. speak-first origin, gateway and connector short of CPU -------------------------
-if starve_start "$gw_pid" "$cn_pid"; then
-    rc=0
-    python3 "$TOOLS/client.py" download-many --port "$lspeak" --n 100 --rounds 3 \
-        --bytes $((16 << 10)) --seed 13 --timeout 20 >"$dir/many.out" 2>&1 || rc=$?
-    starve_stop
-    [ "$rc" -eq 0 ] || fail "speak-first origin through the tunnel: $(cat "$dir/many.out")"
-else
-    echo "skip: case 4 needs taskset and 2 CPUs"
-fi
+speak_first_starved "$lspeak" 20 "$gw_pid" "$cn_pid"
 
 # --- 5. audit log --------------------------------------------------------------------
 audit=$dir/audit.jsonl

@@ -13,6 +13,7 @@
 #   access_field FILE LISTENER FIELD [N]          # FIELD of the Nth line (1-based) of LISTENER
 #   client COMMAND ARGS...                        # tools/client.py; result in CLIENT_OUT
 #   starve_start PID... / starve_stop             # run PIDs late: nice 19 beside a busy loop
+#   speak_first_starved PORT TIMEOUT_S PID...     # 3 x 100 downloads of 16 KiB, PIDs starved
 #
 # It lives in tools/ because every tests/integration/*.sh but lib.sh is a ctest test.
 # VERBOSE=1 prints every client.py result line.
@@ -204,4 +205,21 @@ starve_start() {
 starve_stop() {
     kill "$HOG_PID" 2>/dev/null || true
     wait "$HOG_PID" 2>/dev/null || true
+}
+
+# speak_first_starved PORT TIMEOUT_S PID...: 3 x 100 connections at once to PORT, which
+# leads to a `source` origin sending 16 KiB (seed 13) and closing at once, while PIDs are
+# starved (starve_start); every download must be whole and end within TIMEOUT_S. Skips
+# (with a message) where starve_start cannot run.
+speak_first_starved() {
+    local port=$1 timeout=$2 rc=0
+    shift 2
+    if ! starve_start "$@"; then
+        echo "skip: the speak-first case needs taskset and 2 CPUs"
+        return 0
+    fi
+    python3 "$TOOLS/client.py" download-many --port "$port" --n 100 --rounds 3 \
+        --bytes $((16 << 10)) --seed 13 --timeout "$timeout" >"$IT_ROOT/many.out" 2>&1 || rc=$?
+    starve_stop
+    [ "$rc" -eq 0 ] || fail "speak-first origin on port $port: $(cat "$IT_ROOT/many.out")"
 }
