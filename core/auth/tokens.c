@@ -29,6 +29,7 @@ struct tok_entry {
     char              *key;
     char              *type, *value;
     uint64_t           expires_at;      /* ms, monotonic; 0 = no token */
+    uint64_t           life_ms;         /* the token's whole lifetime when fetched */
     char              *error;           /* last failure, while in backoff */
     int                status, http_status;
     uint64_t           retry_at;        /* backoff end */
@@ -47,12 +48,35 @@ static pthread_mutex_t   mu = PTHREAD_MUTEX_INITIALIZER;
 static struct tok_entry *table;
 
 static uint64_t
-now_ms(void)
+clock_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t (*now_ms)(void) = clock_ms;
+
+void
+tok_set_clock(uint64_t (*fn)(void))
+{
+    now_ms = fn != NULL ? fn : clock_ms;
+}
+
+/* The caller's margin, shortened for a short-lived token: refreshing 60 s ahead a
+ * token that lives 8 s would refresh it on every request. The cache knows the
+ * lifetime itself, so every worker decides alike (a margin computed per worker from
+ * what that worker happened to fetch did not: a worker that never fetched refreshed
+ * at once). */
+static uint64_t
+entry_margin_ms(const struct tok_entry *e, uint32_t margin_ms)
+{
+    uint64_t half = e->life_ms / 2;
+
+    if (half < TOK_MIN_MARGIN_MS)
+        half = TOK_MIN_MARGIN_MS;
+    return e->life_ms != 0 && half < margin_ms ? half : margin_ms;
 }
 
 static char *
@@ -133,7 +157,7 @@ tok_get(const char *key, uint32_t margin_ms, const struct tok_home *home, tok_cb
         e->fetching = false;                /* its fetcher vanished: take over */
     if (e->value != NULL && e->expires_at > now + TOK_MIN_LEFT_MS) {
         /* Good enough to hand out; inside the margin, refresh in the background. */
-        if (!e->fetching && e->expires_at <= now + margin_ms) {
+        if (!e->fetching && e->expires_at <= now + entry_margin_ms(e, margin_ms)) {
             e->fetching = true;
             e->fetch_started = now;
             *fetch = true;
@@ -229,8 +253,8 @@ tok_fetched(const char *key, const struct tok_result *r)
             free(e->type);
             e->value = value;
             e->type = type;
-            e->expires_at = now + (uint64_t)(r->expires_in != 0 ? r->expires_in
-                                                                 : UNKNOWN_LIFE_S) * 1000;
+            e->life_ms = (uint64_t)(r->expires_in != 0 ? r->expires_in : UNKNOWN_LIFE_S) * 1000;
+            e->expires_at = now + e->life_ms;
             free(e->error);
             e->error = NULL;
             e->status = FERRY_OK;

@@ -7,8 +7,10 @@
  *     whose token is missing, exactly one is told to fetch; the others wait and are
  *     called back on their own thread when it arrives;
  *   - refresh ahead: a token is handed out until `margin` before it expires, and the
- *     first caller inside that margin also starts a refresh in the background; a
- *     token with less than TOK_MIN_LEFT_MS left is never handed out;
+ *     first caller inside that margin also starts a refresh in the background; for a
+ *     token that lives less than twice the margin, the margin is half its lifetime
+ *     (at least TOK_MIN_MARGIN_MS); a token with less than TOK_MIN_LEFT_MS left is
+ *     never handed out;
  *   - negative caching: a failed fetch is remembered with a growing backoff (1 s
  *     doubling to 60 s) so a token service that is down is not hammered; callers get
  *     the error at once meanwhile;
@@ -23,6 +25,7 @@
 #include <stdint.h>
 
 #define TOK_MIN_LEFT_MS    5000
+#define TOK_MIN_MARGIN_MS  6000     /* > TOK_MIN_LEFT_MS: a refresh has time to land */
 #define TOK_FETCH_STALE_MS 60000
 
 struct tok_result {
@@ -52,7 +55,7 @@ enum { TOK_HIT = 0, TOK_WAIT = 1 };
  * still inside its backoff (out->status != FERRY_OK). TOK_WAIT: cb runs later on home;
  * *w cancels it. In both cases *fetch tells the caller to fetch now and report with
  * tok_fetched() (in the TOK_HIT case: a refresh ahead of expiry). margin_ms: refresh
- * this long before expiry. A negative return: out of memory. */
+ * this long before expiry (shortened for short-lived tokens, above). A negative return: out of memory. */
 int  tok_get(const char *key, uint32_t margin_ms, const struct tok_home *home, tok_cb cb,
              void *arg, struct tok_result *out, struct tok_waiter **w, bool *fetch);
 /* The caller does not want the answer any more (its request ended). */
@@ -64,5 +67,7 @@ void tok_result_free(struct tok_result *r);
 /* Drop a key (a destination changed or went away). */
 void tok_forget(const char *key);
 void tok_cache_free_all(void);
+/* Tests only: the monotonic clock in ms the cache reads (NULL: the real one). */
+void tok_set_clock(uint64_t (*fn)(void));
 
 #endif

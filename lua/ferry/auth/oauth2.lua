@@ -79,30 +79,15 @@ function M.request(dest, fields)
   return { type = ttype, value = j.access_token, expires_in = tonumber(j.expires_in) or 0 }
 end
 
--- Token lifetimes seen by this worker, by cache key: a short-lived token is refreshed
--- from half its life (at least 6 s before it expires) instead of 60 s before, or every
--- request would refresh it. The cache never hands out a token with < 5 s left.
-local life, nlife = {}, 0
-
-local function margin_ms(key)
-  local s = life[key]
-  if not s or s <= 0 then return 60000 end
-  return math.min(60000, math.max(s * 500, 6000))
-end
-
 -- The cached token for dest in the caller's tenant (and the user, for user flows:
--- key_extra), fetching it if needed (one fetch per key in the whole gateway).
+-- key_extra), fetching it if needed (one fetch per key in the whole gateway). Refreshed
+-- 60 s before it expires; the cache shortens that for a short-lived token (half its
+-- life, at least 6 s) and never hands out one with < 5 s left.
 function M.token(dest, ctx, key_extra, fields)
   local key = "oauth2|" .. ((ctx and ctx.tenant) or "") .. "|" .. dest.Name .. "|" ..
               (key_extra or "")
-  return ferry.tokens.get(key, math.floor(margin_ms(key)), function()
-    local tok, err, status = M.request(dest, fields)
-    if tok and tok.expires_in > 0 then
-      if nlife >= 1000 then life, nlife = {}, 0 end         -- bounded: keys per user
-      if not life[key] then nlife = nlife + 1 end
-      life[key] = tok.expires_in
-    end
-    return tok, err, status
+  return ferry.tokens.get(key, 60000, function()
+    return M.request(dest, fields)
   end)
 end
 

@@ -1,11 +1,11 @@
 /*
  * tokens_test.c: the token cache's promises (core/auth/tokens.h): single flight,
- * reuse until the margin, refresh ahead, negative cache with backoff, cancellation.
+ * reuse until the margin, refresh ahead (half the life of a short-lived token), negative
+ * cache with backoff, cancellation. The cache's clock is a fake one the tests move.
  * Waiters are "posted" to a queue this test drains, as a worker's loop would.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <ferry/err.h>
 
@@ -52,6 +52,15 @@ on_token(const struct tok_result *r, void *arg)
 }
 
 static const struct tok_home home = { post, NULL };
+
+/* The cache's clock, moved by the tests. */
+static uint64_t fake_now_ms = 1000000;
+
+static uint64_t
+fake_clock(void)
+{
+    return fake_now_ms;
+}
 
 static void
 ok_result(struct tok_result *r, const char *value, uint32_t expires_in)
@@ -100,8 +109,12 @@ test_refresh_ahead(void)
     struct tok_waiter *w;
     bool               fetch;
 
-    ok_result(&r, "old", 20);               /* 20 s left, margin 30 s */
+    ok_result(&r, "old", 3600);
     tok_fetched("ra", &r);
+    CU_ASSERT_EQUAL(tok_get("ra", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);                 /* an hour left, margin 30 s */
+    tok_result_free(&out);
+    fake_now_ms += 3600 * 1000 - 20000;     /* 20 s left */
     CU_ASSERT_EQUAL(tok_get("ra", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
     CU_ASSERT_TRUE(fetch);
     CU_ASSERT_STRING_EQUAL(out.value, "old");
@@ -113,6 +126,39 @@ test_refresh_ahead(void)
     tok_fetched("ra", &r);
     CU_ASSERT_EQUAL(tok_get("ra", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
     CU_ASSERT_STRING_EQUAL(out.value, "new");
+    CU_ASSERT_FALSE(fetch);
+    tok_result_free(&out);
+}
+
+/* A token that lives 8 s with a 60 s margin: refreshed from half its life (at least
+ * TOK_MIN_MARGIN_MS before it expires), not on every request; the same for every
+ * caller, whichever worker fetched it. */
+static void
+test_short_lived_margin(void)
+{
+    struct tok_result  out, r;
+    struct tok_waiter *w;
+    bool               fetch;
+
+    ok_result(&r, "short-1", 8);
+    tok_fetched("sl", &r);
+    CU_ASSERT_EQUAL(tok_get("sl", 60000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);
+    tok_result_free(&out);
+    fake_now_ms += 1900;                    /* 6.1 s left: outside the 6 s margin */
+    CU_ASSERT_EQUAL(tok_get("sl", 60000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);
+    tok_result_free(&out);
+    fake_now_ms += 200;                     /* 5.9 s left: refresh, still handed out */
+    CU_ASSERT_EQUAL(tok_get("sl", 60000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_TRUE(fetch);
+    CU_ASSERT_STRING_EQUAL(out.value, "short-1");
+    tok_result_free(&out);
+    ok_result(&r, "short-2", 8);
+    tok_fetched("sl", &r);
+    CU_ASSERT_EQUAL(tok_get("sl", 60000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);
+    CU_ASSERT_STRING_EQUAL(out.value, "short-2");
     tok_result_free(&out);
 }
 
@@ -157,7 +203,11 @@ test_negative_cache(void)
     CU_ASSERT_EQUAL(out.status, FERRY_EUNAVAIL);
     CU_ASSERT_STRING_EQUAL(out.error, "token service answered 503");
     tok_result_free(&out);
-    usleep(1100 * 1000);                    /* the first backoff is 1 s */
+    fake_now_ms += 999;                     /* the first backoff is 1 s */
+    CU_ASSERT_EQUAL(tok_get("nc", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_HIT);
+    CU_ASSERT_FALSE(fetch);
+    tok_result_free(&out);
+    fake_now_ms += 2;
     CU_ASSERT_EQUAL(tok_get("nc", 30000, &home, on_token, NULL, &out, &w, &fetch), TOK_WAIT);
     CU_ASSERT_TRUE(fetch);
     tok_cancel(w);
@@ -188,12 +238,16 @@ main(void)
     static const struct cu_test tests[] = {
         { "single flight", test_single_flight },
         { "refresh ahead", test_refresh_ahead },
+        { "short-lived token's margin", test_short_lived_margin },
         { "never nearly expired", test_min_left },
         { "negative cache", test_negative_cache },
         { "cancel", test_cancel },
         { NULL, NULL },
     };
-    int rc = cu_run("tokens", tests);
+    int rc;
+
+    tok_set_clock(fake_clock);
+    rc = cu_run("tokens", tests);
 
     tok_cache_free_all();
     return rc;
