@@ -169,7 +169,15 @@ for ((i = 0; i < 40; i++)); do
 done
 [ "$refreshed" = 1 ] || fail_later "short: no refresh within 12 s of an 8 s token (hits $(hits short))"
 hreq "short: after the refresh" "http://127.0.0.1:$l_short/echo"
-want_ok && want_eq "short: the new token at the origin" "$(eh Authorization)" "Bearer tok-short-2"
+# A later token than the first: which one depends on how long this machine took since
+# (an 8 s token is refreshed every ~2 s), so the test does not pin its number.
+if want_ok; then
+    got=$(eh Authorization)
+    case $got in
+        "Bearer tok-short-"[2-9]|"Bearer tok-short-"[1-9][0-9]) ;;
+        *) fail_later "short: the new token at the origin: want Bearer tok-short-N (N >= 2), got '$got'" ;;
+    esac
+fi
 want_eq "short: client credentials as HTTP Basic" "$(hits short auth | tr ' ' '\n' | sort -u)" basic
 
 # --- 3. password grant ------------------------------------------------------------------
@@ -183,14 +191,31 @@ t0=$(date +%s%N)
 hreq "down: token service failing" "http://127.0.0.1:$l_down/echo"
 ms=$((($(date +%s%N) - t0) / 1000000))
 want_error 502 token-error transparent
-[ "$ms" -lt 3000 ] || fail_later "down: the 502 took $ms ms"
+# "Quickly": an answer, not the token request's 10 s timeout (no tighter bound: timing
+# belongs in the benches, and a loaded machine is slow).
+[ "$ms" -lt 8000 ] || fail_later "down: the 502 took $ms ms"
+# The failure is remembered for a backoff (1 s, doubling): a request inside it fails at
+# once without a token request. A request this script sends after the backoff ended (a
+# slow machine) may fetch again; then the backoff has doubled and the next try is
+# inside it, so the loop ends on the condition, not on time.
 n=$(hits down)
-hreq "down: again at once" "http://127.0.0.1:$l_down/echo"
-want_error 502 token-error transparent
-want_eq "down: no new token request inside the backoff" "$(hits down)" "$n"
+cached=0
+for ((i = 0; i < 6; i++)); do
+    hreq "down: again at once" "http://127.0.0.1:$l_down/echo"
+    want_error 502 token-error transparent
+    m=$(hits down)
+    if [ "$m" = "$n" ]; then
+        cached=1
+        break
+    fi
+    n=$m
+done
+[ "$cached" = 1 ] || fail_later "down: every request went to the token service, none was answered from the negative cache ($n token requests)"
 curl -sf -X POST "$ts/mode?tag=down&fail=0" >/dev/null || fail "cannot set the token service mode"
+# Up to the backoff reached above (at most 32 s) and then some.
 recovered=0
-for ((i = 0; i < 50; i++)); do
+deadline=$(($(date +%s) + 45))
+while [ "$(date +%s)" -lt "$deadline" ]; do
     hreq "down: after recovery" "http://127.0.0.1:$l_down/echo"
     if [ "$HR_STATUS" = 200 ]; then
         recovered=1
@@ -198,13 +223,28 @@ for ((i = 0; i < 50; i++)); do
     fi
     sleep 0.2
 done
-[ "$recovered" = 1 ] || fail_later "down: still failing 10 s after the service came back ($(hr_seen))"
+[ "$recovered" = 1 ] || fail_later "down: still failing 45 s after the service came back ($(hr_seen))"
 want_eq "down: Authorization at the origin after recovery" "$(eh Authorization)" "Bearer tok-down-1"
 
 # --- 4b. a client gone while its hook waits ----------------------------------------------
 curl -sf -X POST "$ts/mode?tag=slow&delay_ms=1500" >/dev/null || fail "cannot set the token service mode"
-curl -s --max-time 0.3 -o /dev/null "http://127.0.0.1:$l_slow/echo" || true
-want_eq "slow: the abandoned request reached the token service" "$(hits slow)" 1
+# The client sends its request and hangs up once the token service has seen ferry's
+# token request (a condition, not a timer: a slow machine only takes longer).
+python3 - "$l_slow" "$ts" <<'PY' || fail_later "slow: the abandoned request never reached the token service"
+import json, socket, sys, time, urllib.request
+port, ts = int(sys.argv[1]), sys.argv[2]
+c = socket.create_connection(("127.0.0.1", port), timeout=10)
+c.sendall(b"GET /echo HTTP/1.1\r\nHost: slow\r\n\r\n")
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    hits = json.load(urllib.request.urlopen(ts + "/hits", timeout=5)).get("slow", {})
+    if hits.get("hits", 0) >= 1:
+        c.close()
+        sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+PY
+want_eq "slow: token requests" "$(hits slow)" 1
 got=0
 for ((i = 0; i < 30; i++)); do
     hreq "slow: a later request" "http://127.0.0.1:$l_slow/echo"
