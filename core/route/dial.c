@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,30 @@ dial_fail(struct dial *d, int status, const char *reason)
     ops->done(owner, -1, status, reason);
 }
 
+short
+dial_readiness(const struct dial *d, short what)
+{
+    struct pollfd p = { .fd = d->fd, .events = POLLIN | POLLOUT | POLLRDHUP };
+    short         seen = 0;
+
+    /* The deadline alone, or with the socket's edge: a process that was starved wakes
+     * up late with both, or with the deadline first while the connect completed in
+     * the meantime. Only a socket that is still not writable has timed out. */
+    if (!(what & EV_TIMEOUT) || d->fd < 0)
+        return what;
+    if (poll(&p, 1, 0) != 1)
+        return what;
+    if (p.revents & (POLLERR | POLLHUP))
+        seen |= EV_READ | EV_WRITE;     /* as libevent reports them */
+    if (p.revents & POLLIN)
+        seen |= EV_READ;
+    if (p.revents & POLLOUT)
+        seen |= EV_WRITE;
+    if (p.revents & POLLRDHUP)
+        seen |= EV_CLOSED;
+    return seen != 0 ? seen : what;
+}
+
 void
 dial_event(struct dial **slot, short what)
 {
@@ -77,8 +102,8 @@ dial_event(struct dial **slot, short what)
     int                    fd;
     socklen_t              len = sizeof(err);
 
-    if (what & EV_TIMEOUT) {
-        d->last_errno = ETIMEDOUT;
+    if (!(what & (EV_READ | EV_WRITE | EV_CLOSED))) {
+        d->last_errno = ETIMEDOUT;      /* the deadline, and the socket not ready */
     } else {
         /* Writable and nothing else means connected: libevent reports an error or a
          * hang-up (EPOLLERR, EPOLLHUP) as EV_READ | EV_WRITE, and only then is SO_ERROR

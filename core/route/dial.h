@@ -26,7 +26,12 @@ struct dial_ops {
 int  dial_begin(struct dial **slot, struct event_base *base, struct evdns_base *dns,
                 const struct dial_ops *ops, void *owner, const char *host, uint16_t port,
                 uint32_t timeout_ms);
-/* The owner's watched socket fired (EV_WRITE / EV_TIMEOUT). */
+/* What the socket's wake-up really says: with EV_TIMEOUT, the readiness the socket has
+ * now (EV_READ, EV_WRITE, EV_CLOSED) when it has any, else `what`. An owner that keeps
+ * the readiness a connect's wake-up saw calls this first and keeps its answer. */
+short dial_readiness(const struct dial *d, short what);
+/* The owner's watched socket fired (EV_WRITE / EV_TIMEOUT), `what` from
+ * dial_readiness(): a connect that completed by the deadline is not a timeout. */
 void dial_event(struct dial **slot, short what);
 void dial_abort(struct dial **slot);
 

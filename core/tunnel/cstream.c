@@ -140,6 +140,7 @@ on_cs_event(evutil_socket_t fd, short what, void *arg)
     if (cs->dial != NULL) {
         /* A speak-first host's bytes can come with the connect's edge, and no second
          * edge comes for them: keep what this wake-up saw. */
+        what = dial_readiness(cs->dial, what);
         cs->s->own_readable = (what & EV_READ) != 0;
         dial_event(&cs->dial, what);
         return;
@@ -428,10 +429,8 @@ cs_tls_step(struct cstream *cs, short what)
     int             r;
     long            vr;
 
-    if (what & EV_TIMEOUT) {
-        cs_fail(cs, 504, "upstream-timeout", "TLS handshake with the internal host timed out");
-        return;
-    }
+    /* On the deadline, one more step first: a late wake-up (a starved process) can
+     * bring the deadline with the bytes that end the handshake. */
     ERR_clear_error();
     if ((r = SSL_connect(cs->ssl)) == 1) {
         s->ssl = cs->ssl;               /* the stream owns it now */
@@ -451,7 +450,10 @@ cs_tls_step(struct cstream *cs, short what)
     switch (SSL_get_error(cs->ssl, r)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
-        return;                         /* the next edge brings us back */
+        if (what & EV_TIMEOUT)
+            cs_fail(cs, 504, "upstream-timeout",
+                    "TLS handshake with the internal host timed out");
+        return;                         /* else the next edge brings us back */
     default:
         vr = SSL_get_verify_result(cs->ssl);
         if (vr != X509_V_OK)

@@ -263,6 +263,7 @@ on_upstream_event(evutil_socket_t fd, short what, void *arg)
         /* The connect's edge can carry the origin's first bytes and even its FIN (an
          * origin that speaks first and fast): edge-triggered, no second edge comes for
          * them, so what this wake-up saw is kept for the relay. */
+        what = dial_readiness(c->dial, what);
         c->u_readable = (what & (EV_READ | EV_CLOSED)) != 0;
         c->u_hup = (what & EV_CLOSED) != 0;
         dial_event(&c->dial, what);

@@ -856,6 +856,7 @@ io_on_sock(evutil_socket_t fd, short what, void *arg)
     if (io->dial != NULL) {
         /* The connect's edge can carry the first bytes and a FIN: no second edge comes
          * for them (edge-triggered), so keep what this wake-up saw. */
+        what = dial_readiness(io->dial, what);
         io->own_readable = (what & (EV_READ | EV_CLOSED)) != 0;
         io->own_hup = (what & EV_CLOSED) != 0;
         dial_event(&io->dial, what);
@@ -868,7 +869,9 @@ io_on_sock(evutil_socket_t fd, short what, void *arg)
     if (what & EV_CLOSED)
         *io->hup = *io->readable = true;
     if (what & EV_TIMEOUT) {            /* only armed for the TLS handshake */
-        if (io->handshaking) {
+        /* A late wake-up (a starved process) can bring the deadline with the bytes
+         * that end the handshake: try it once before calling it a timeout. */
+        if (io->handshaking && !io_handshake(io)) {
             io->handshaking = false;
             io_open_done(io, FERRY_ETIMEDOUT, "TLS handshake timed out");
         }
@@ -906,8 +909,10 @@ io_on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (io->handshaking) {
-        io->handshaking = false;
-        io_open_done(io, FERRY_ETIMEDOUT, "TLS handshake timed out");
+        if (!io_handshake(io)) {        /* its bytes may be waiting: see io_on_sock */
+            io->handshaking = false;
+            io_open_done(io, FERRY_ETIMEDOUT, "TLS handshake timed out");
+        }
         return;
     }
     if (io->timeout_ms == 0)
