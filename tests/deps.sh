@@ -19,7 +19,7 @@ build_pkgs=(cmake gcc libc6-dev make pkg-config
 # What the integration tests and examples/quickstart.sh drive or run beside ferry
 # (slapd: each ldap test starts its own; the package's system service is never used).
 tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2
-           slapd ldap-utils)
+           slapd ldap-utils jq)
 
 bench=0
 extra=()

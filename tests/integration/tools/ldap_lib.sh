@@ -179,16 +179,14 @@ ldap_py() {
 
 # lp_get PATH: a field of ldap_client.py's JSON result line (the last JSON line of LP_OUT),
 # by a dotted path: closed, notice.rc, results.0.rc, results.1.entries … ("" if absent).
+# jq, not a python3 per field: the tests read dozens of fields, and on a loaded machine
+# each interpreter start costs seconds.
 lp_get() {
-    python3 -c 'import json,sys
-lines = [l for l in sys.argv[1].splitlines() if l.startswith("{")]
-v = json.loads(lines[-1]) if lines else None
-for k in sys.argv[2].split("."):
-    if isinstance(v, list):
-        v = v[int(k)] if k.isdigit() and int(k) < len(v) else None
-    elif isinstance(v, dict):
-        v = v.get(k)
-    else:
-        v = None
-print("" if v is None else v)' "$LP_OUT" "$1"
+    local line
+    line=$(grep '^{' <<<"$LP_OUT" | tail -n 1 || true)
+    [ -n "$line" ] || { echo ""; return 0; }
+    jq -r --arg p "$1" '
+        ($p | split(".") | map(if test("^[0-9]+$") then tonumber else . end)) as $k
+        | (try getpath($k) catch null) | if . == null then "" else . end' <<<"$line" 2>/dev/null \
+        || echo ""
 }
