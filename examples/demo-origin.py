@@ -5,25 +5,74 @@ A small HTTP server on loopback only, standard library only:
 
     python3 examples/demo-origin.py [--port 8000]
 
-GET /        a short page saying which client reached it (through ferry: ferry's address)
+GET /        a page saying which client reached it (through ferry: ferry's address), with
+             the query and the header fields it received, so the ones ferry added show
+             (Authorization's secret masked); plain text, or HTML for a browser
 GET /healthz "ok"
 Anything else gets 404. Listens on 127.0.0.1, never on another interface.
 """
 import argparse
+import base64
 import html
 import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>ferry demo origin</title></head>
-<body>
-<h1>Hello from the ferry demo origin</h1>
-<p>You reached 127.0.0.1:{port} from {client} with {method} {path}.</p>
-<p>Through ferry's <code>demo</code> listener (127.0.0.1:3300) the client above is ferry
-itself: the tcp plugin relays the bytes to the destination <code>demo-origin</code>.</p>
-</body></html>
-"""
+INTRO = (
+    "Through ferry's listeners the client above is ferry itself. What ferry added is\n"
+    "below: the destination demo-http (conf/destinations/demo-http.yaml) makes it send\n"
+    "Authorization (BasicAuthentication), X-Demo (URL.headers.X-Demo) and sap-client=100\n"
+    "(URL.queries.sap-client); the app sent none of them.\n"
+)
+
+# Headers ferry adds for the demo destinations, marked on the page.
+FROM_FERRY = {"authorization", "x-demo", "x-forwarded-for", "x-forwarded-proto",
+              "x-forwarded-host"}
+
+
+def shown_value(name, value):
+    """The header's value as the page shows it: an Authorization's secret masked."""
+    if name.lower() != "authorization":
+        return value
+    scheme, _, cred = value.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            user = base64.b64decode(cred, validate=True).decode("utf-8").split(":", 1)[0]
+        except (ValueError, UnicodeDecodeError):
+            user = "?"
+        return "Basic (user %s, password ***)" % user
+    return "%s ***" % scheme
+
+
+def received(handler):
+    """[(name, shown value, added by ferry?)] of the request's header fields."""
+    return [(k, shown_value(k, v), k.lower() in FROM_FERRY) for k, v in handler.headers.items()]
+
+
+def text_page(port, client, method, target, query, headers):
+    lines = ["ferry demo origin: you reached 127.0.0.1:%d from %s" % (port, client),
+             "", "request:  %s %s" % (method, target), "", INTRO, "query:"]
+    lines += ["  %s = %s" % kv for kv in query] or ["  (none)"]
+    lines += ["", "headers:"]
+    lines += ["  %s: %s%s" % (k, v, "   <- added by ferry" if mark else "")
+              for k, v, mark in headers]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(port, client, method, target, query, headers):
+    e = html.escape
+    rows = "".join("<tr><td>%s</td><td>%s</td><td>%s</td></tr>" %
+                   (e(k), e(v), "added by ferry" if mark else "") for k, v, mark in headers)
+    qrows = "".join("<tr><td>%s</td><td>%s</td></tr>" % (e(k), e(v)) for k, v in query)
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+            "<title>ferry demo origin</title></head>\n<body>\n"
+            "<h1>Hello from the ferry demo origin</h1>\n"
+            "<p>You reached 127.0.0.1:%d from %s with <code>%s %s</code>.</p>\n"
+            "<p>%s</p>\n<h2>Query</h2>\n<table>%s</table>\n"
+            "<h2>Headers</h2>\n<table>%s</table>\n</body></html>\n" %
+            (port, e(client), e(method), e(target), e(INTRO), qrows or "<tr><td>(none)</td></tr>",
+             rows))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -39,12 +88,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def do_GET(self):
-        path = self.path.split("?", 1)[0]
+        path, _, qs = self.path.partition("?")
         if path == "/":
-            client = "%s:%d" % self.client_address[:2]
-            body = PAGE.format(port=self.server.server_address[1], client=html.escape(client),
-                               method=html.escape(self.command), path=html.escape(self.path))
-            self._send(200, "text/html; charset=utf-8", body)
+            args = (self.server.server_address[1], "%s:%d" % self.client_address[:2],
+                    self.command, self.path, parse_qsl(qs, keep_blank_values=True),
+                    received(self))
+            # Browsers get HTML; curl and scripts (Accept: */*) get plain text.
+            if "text/html" in self.headers.get("Accept", ""):
+                self._send(200, "text/html; charset=utf-8", html_page(*args))
+            else:
+                self._send(200, "text/plain; charset=utf-8", text_page(*args))
         elif path == "/healthz":
             self._send(200, "text/plain; charset=utf-8", "ok\n")
         else:

@@ -7,8 +7,8 @@
 # 1. tests/deps.sh installs the Debian packages that are missing (needs root only then).
 # 2. Builds ferry into build/ (RelWithDebInfo).
 # 3. Creates run/ (git-ignored) and, on the first run, self-signed certificates in
-#    run/tls/: a CA, a gateway certificate for 127.0.0.1/localhost and a connector
-#    client certificate (the tunnel uses all three).
+#    run/tls/ (examples/demo-certs.sh): a CA, a gateway certificate for
+#    127.0.0.1/localhost and a connector client certificate (the tunnel uses all three).
 # 4. Starts the demo origin (examples/demo-origin.py) on 127.0.0.1:8000.
 # 5. Runs `build/core/ferry gateway -c conf/ferry.yaml` and, once its tunnel port is up,
 #    `build/core/ferry connector -c conf/connector.yaml`, until Ctrl-C, which sends both
@@ -42,55 +42,7 @@ cmake --build build -j "$(nproc 2>/dev/null || echo 2)"
 [ -x "$ferry" ] || { echo "quickstart: the build did not produce $ferry" >&2; exit 1; }
 
 # --- 3. run/ and certificates ------------------------------------------------------
-mkdir -p "$tls"
-chmod 700 "$tls"
-
-# new_key FILE: an EC P-256 private key, readable by its owner only.
-new_key() {
-    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1")
-}
-
-# new_leaf NAME SUBJECT EXTENSIONS: NAME.key + NAME.crt signed by the demo CA.
-new_leaf() {
-    local name=$1 subject=$2 ext=$3
-    new_key "$tls/$name.key"
-    openssl req -new -key "$tls/$name.key" -subj "$subject" -out "$tls/$name.csr"
-    openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
-        -CAcreateserial -days 825 -sha256 -out "$tls/$name.crt" \
-        -extfile <(printf '%s\n' "$ext" \
-                   "subjectKeyIdentifier = hash" \
-                   "authorityKeyIdentifier = keyid,issuer") 2>/dev/null
-    rm -f "$tls/$name.csr"
-}
-
-if [ ! -f "$tls/ca.crt" ] || [ ! -f "$tls/ca.key" ]; then
-    say "creating a demo CA in $tls/ (first run)"
-    new_key "$tls/ca.key"
-    openssl req -new -x509 -key "$tls/ca.key" -days 3650 -sha256 -out "$tls/ca.crt" \
-        -config <(printf '%s\n' "[req]" "distinguished_name = dn" "x509_extensions = v3" \
-                  "prompt = no" "[dn]" "CN = ferry demo CA" "[v3]" \
-                  "basicConstraints = critical, CA:TRUE" \
-                  "keyUsage = critical, keyCertSign, cRLSign" \
-                  "subjectKeyIdentifier = hash")
-    rm -f "$tls/gateway.crt" "$tls/connector.crt"      # a new CA invalidates the leaves
-fi
-if [ ! -f "$tls/gateway.crt" ] || [ ! -f "$tls/gateway.key" ]; then
-    say "creating the gateway certificate (127.0.0.1, localhost)"
-    new_leaf gateway "/CN=ferry demo gateway" "$(printf '%s\n' \
-        "basicConstraints = critical, CA:FALSE" \
-        "keyUsage = critical, digitalSignature" \
-        "extendedKeyUsage = serverAuth" \
-        "subjectAltName = IP:127.0.0.1, DNS:localhost")"
-fi
-if [ ! -f "$tls/connector.crt" ] || [ ! -f "$tls/connector.key" ]; then
-    say "creating the connector client certificate"
-    new_leaf connector "/CN=ferry demo connector/O=demo" "$(printf '%s\n' \
-        "basicConstraints = critical, CA:FALSE" \
-        "keyUsage = critical, digitalSignature" \
-        "extendedKeyUsage = clientAuth")"
-fi
-openssl verify -CAfile "$tls/ca.crt" "$tls/gateway.crt" "$tls/connector.crt" >/dev/null \
-    || { echo "quickstart: $tls/ does not verify; remove it and run again" >&2; exit 1; }
+bash examples/demo-certs.sh "$tls"
 
 # --- 4. the demo origin -------------------------------------------------------------
 for port in "$origin_port" 3300 3301 8443 9901 9902 20004; do
@@ -176,9 +128,11 @@ trap stop_ferry INT TERM
 "$ferry" gateway -c "$conf" &
 ferry_pid=$!
 # The connector dials out to the gateway's tunnel port; it retries on its own, but
-# starting it once the port is up keeps the first log lines free of retries.
+# starting it once the gateway is up keeps the first log lines free of retries. Asked
+# of the admin listener (/healthz answers once every listener is open), not of the
+# tunnel port, where a bare TCP probe is a TLS client that never says hello.
 for _ in $(seq 1 100); do                     # at most 10 s
-    (exec 3<>/dev/tcp/127.0.0.1/8443) 2>/dev/null && break
+    curl -sf -o /dev/null --max-time 1 http://127.0.0.1:9901/healthz && break
     kill -0 "$ferry_pid" 2>/dev/null || break
     sleep 0.1
 done

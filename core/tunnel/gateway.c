@@ -376,8 +376,15 @@ pending_step(struct pending *p)
         case SSL_ERROR_WANT_WRITE:
             return;             /* the event comes back */
         default:
-            ferry_log(NULL, FERRY_WARN, "connector TLS/registration failed",
-                      FLOG_STR("peer", p->peer), FLOG_STR("error", tls_error_text(msg, sizeof(msg))));
+            /* A peer that closed without sending a byte is a port probe (a load
+             * balancer's or a script's TCP check), not a connector that failed. */
+            if (BIO_number_read(SSL_get_rbio(p->ssl)) == 0)
+                ferry_log(NULL, FERRY_DEBUG, "tunnel port probed (closed before TLS)",
+                          FLOG_STR("peer", p->peer));
+            else
+                ferry_log(NULL, FERRY_WARN, "connector TLS/registration failed",
+                          FLOG_STR("peer", p->peer),
+                          FLOG_STR("error", tls_error_text(msg, sizeof(msg))));
             pending_free(p);
             return;
         }
