@@ -32,8 +32,11 @@ for arg in "$@"; do
     esac
 done
 
+# One dpkg-query, no pipe: `dpkg -s | grep -q` under pipefail failed whenever grep quit
+# before dpkg had written its long output (SIGPIPE), calling an installed package
+# missing, at random and more often on a loaded machine.
 is_installed() {
-    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
 }
 
 missing=()
