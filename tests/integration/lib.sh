@@ -31,44 +31,66 @@ tmpdir() {
     mktemp -d "$IT_ROOT/d.XXXXXX"
 }
 
-# A TCP port that was free on 127.0.0.1 a moment ago (the kernel picks it).
+# Ports handed out to the tests running on this machine (ctest -j, several checkouts):
+# one line "PORT PID" each, edited under a lock; lines of exited tests are dropped.
+FERRY_PORTS_DB=${TMPDIR:-/tmp}/ferry-it-ports
+
+# free_port: a TCP port for a server of this test. Taken below the kernel's ephemeral
+# range (32768-60999 by default), so no client connection of any test gets it as its
+# source port; not bound on this machine now (ss); never handed to another running test
+# (FERRY_PORTS_DB) nor twice to this one: two of ferry's listeners on one port would
+# split its connections. Plain bash: no interpreter start per port.
 free_port() {
-    # Never the same port twice in one test: the kernel may hand a just-closed port out
-    # again, and two of ferry's listeners on one port would split its connections.
-    local p i
-    for ((i = 0; i < 20; i++)); do
-        p=$(python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()')
-        grep -qx "$p" "$IT_ROOT/ports.given" 2>/dev/null || break
+    local p i lk live port pid
+    exec {lk}>>"$FERRY_PORTS_DB.lock"
+    flock -w 30 "$lk" || { echo "free_port: $FERRY_PORTS_DB.lock stays locked" >&2; return 1; }
+    live=""
+    if [ -s "$FERRY_PORTS_DB" ]; then
+        while read -r port pid; do
+            kill -0 "$pid" 2>/dev/null && live+="$port $pid"$'\n'
+        done <"$FERRY_PORTS_DB"
+    fi
+    for ((i = 0; i < 500; i++)); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12700))
+        [[ $'\n'"$live" == *$'\n'"$p "* ]] && continue
+        ss -Htan "( sport = :$p )" 2>/dev/null | grep -q . && continue
+        break
     done
-    echo "$p" >>"$IT_ROOT/ports.given"
+    printf '%s%s %s\n' "$live" "$p" "$$" >"$FERRY_PORTS_DB.new"
+    mv -f "$FERRY_PORTS_DB.new" "$FERRY_PORTS_DB"
+    exec {lk}>&-
     echo "$p"
+}
+
+# free_ports_release: forget this test's ports (cleanup calls it).
+free_ports_release() {
+    local lk port pid
+    [ -s "$FERRY_PORTS_DB" ] || return 0
+    exec {lk}>>"$FERRY_PORTS_DB.lock"
+    flock -w 30 "$lk" || return 0
+    while read -r port pid; do
+        [ "$pid" = "$$" ] || echo "$port $pid"
+    done <"$FERRY_PORTS_DB" >"$FERRY_PORTS_DB.new"
+    mv -f "$FERRY_PORTS_DB.new" "$FERRY_PORTS_DB"
+    exec {lk}>&-
 }
 
 # wait_port HOST PORT TIMEOUT_S [PID]: poll until HOST:PORT accepts a connection.
 # Returns 1 at the deadline, or at once if PID (when given) has exited.
 wait_port() {
-    python3 - "$1" "$2" "$3" "${4:-0}" <<'PY'
-import os, socket, sys, time
-host, port, timeout, pid = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-deadline = time.monotonic() + timeout
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-        sys.exit(0)
-    except OSError:
-        pass
-    if pid > 0:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            sys.exit(1)
-    time.sleep(0.05)
-sys.exit(1)
-PY
+    local host=$1 port=$2 timeout=$3 pid=${4:-0} end
+    end=$((SECONDS + ${timeout%.*} + 1))
+    while [ "$SECONDS" -lt "$end" ]; do
+        # A connect on loopback is answered at once (accepted or refused).
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+            return 0
+        fi
+        if [ "$pid" -gt 0 ] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 1
 }
 
 # start_bg NAME CMD...: run CMD in the background, stdout+stderr to $(bg_log NAME).
@@ -124,6 +146,7 @@ fail() {
 # Set KEEP_TMP=1 to keep the files of a run for a look afterwards.
 cleanup() {
     local pid
+    free_ports_release
     for pid in ${BG_PIDS[@]+"${BG_PIDS[@]}"}; do
         if kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
