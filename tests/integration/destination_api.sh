@@ -102,25 +102,18 @@ api() {
     hreq "$what" "${args[@]}" "$API$path"
 }
 
-# jget EXPR: a Python expression over the last answer's JSON `d` (strings bare, the
-# rest as JSON; "<no json>" when the body is not JSON).
+# jget FILTER: a jq filter over the last answer's JSON (strings bare, the rest as compact
+# JSON with sorted keys; "<no json>" when the body is not JSON). jq, not a python3 per
+# field: on a loaded machine each interpreter start costs seconds.
 jget() {
-    python3 -c 'import json, sys
-try:
-    d = json.load(open(sys.argv[1]))
-except ValueError:
-    print("<no json>"); sys.exit(0)
-try:
-    v = eval(sys.argv[2])
-except (KeyError, IndexError, TypeError) as e:
-    print("<%s: %s>" % (type(e).__name__, e)); sys.exit(0)
-print(v if isinstance(v, str) else json.dumps(v, sort_keys=True))' "$HR_BODY" "$1"
+    jq -e . "$HR_BODY" >/dev/null 2>&1 || { echo "<no json>"; return 0; }
+    jq -r -c -S "$1" "$HR_BODY" 2>&1 || true
 }
 
 want_api_error() {      # want_api_error STATUS [TEXT]: status and an ErrorMessage (containing TEXT)
     want_status "$1" || return 1
     local m
-    m=$(jget 'd["ErrorMessage"]')
+    m=$(jget .ErrorMessage)
     [[ "$m" != "<"* && -n "$m" ]] || { fail_later "$HR_WHAT: no ErrorMessage in $(head -c 300 "$HR_BODY")"; return 1; }
     [ -z "${2:-}" ] || [[ "$m" == *"$2"* ]] || fail_later "$HR_WHAT: ErrorMessage '$m' lacks '$2'"
 }
@@ -145,29 +138,29 @@ want_api_error 401
 api "find billing" acme-token GET /destinations/billing
 if want_ok; then
     want_eq "Content-Type of find" "$(hdr Content-Type)" application/json
-    want_eq "owner" "$(jget 'd["owner"]')" '{"InstanceId": null, "SubaccountId": "acme"}'
-    want_eq "destinationConfiguration.Name" "$(jget 'd["destinationConfiguration"]["Name"]')" billing
-    want_eq "destinationConfiguration.URL" "$(jget 'd["destinationConfiguration"]["URL"]')" \
+    want_eq "owner" "$(jget .owner)" '{"InstanceId":null,"SubaccountId":"acme"}'
+    want_eq "destinationConfiguration.Name" "$(jget .destinationConfiguration.Name)" billing
+    want_eq "destinationConfiguration.URL" "$(jget .destinationConfiguration.URL)" \
         "http://127.0.0.1:$op/billing"
     want_eq "destinationConfiguration.Password (expanded)" \
-        "$(jget 'd["destinationConfiguration"]["Password"]')" "$FERRY_IT_BILLING_PW"
+        "$(jget .destinationConfiguration.Password)" "$FERRY_IT_BILLING_PW"
     b64=$(printf 'billing-user:%s' "$FERRY_IT_BILLING_PW" | base64 -w0)
-    want_eq "authTokens" "$(jget 'd["authTokens"]')" \
-        "[{\"http_header\": {\"key\": \"Authorization\", \"value\": \"Basic $b64\"}, \"type\": \"Basic\", \"value\": \"$b64\"}]"
+    want_eq "authTokens" "$(jget .authTokens)" \
+        "[{\"http_header\":{\"key\":\"Authorization\",\"value\":\"Basic $b64\"},\"type\":\"Basic\",\"value\":\"$b64\"}]"
 fi
 api "find billing, \$skipTokenRetrieval=true" acme-token GET '/destinations/billing?$skipTokenRetrieval=true'
-want_ok && want_eq "authTokens with \$skipTokenRetrieval" "$(jget '"authTokens" in d')" false
+want_ok && want_eq "authTokens with \$skipTokenRetrieval" "$(jget 'has("authTokens")')" false
 api "find billing, %24skipTokenRetrieval=true" acme-token GET '/destinations/billing?%24skipTokenRetrieval=true'
-want_ok && want_eq "authTokens with %24skipTokenRetrieval" "$(jget '"authTokens" in d')" false
+want_ok && want_eq "authTokens with %24skipTokenRetrieval" "$(jget 'has("authTokens")')" false
 api "find inline-acme (NoAuthentication)" acme-token GET /destinations/inline-acme
-want_ok && want_eq "authTokens of NoAuthentication" "$(jget '"authTokens" in d')" false
+want_ok && want_eq "authTokens of NoAuthentication" "$(jget 'has("authTokens")')" false
 api "find oauth (OAuth2ClientCredentials)" acme-token GET /destinations/oauth
 if want_ok; then
     want_eq "OAuth2 authTokens when the token service gives no token" \
-        "$(jget 'd["authTokens"]')" \
-        '[{"error": "token service answer has no access_token", "type": "", "value": ""}]'
+        "$(jget .authTokens)" \
+        '[{"error":"token service answer has no access_token","type":"","value":""}]'
     want_eq "OAuth2 destinationConfiguration.clientSecret" \
-        "$(jget 'd["destinationConfiguration"]["clientSecret"]')" client-secret-value
+        "$(jget .destinationConfiguration.clientSecret)" client-secret-value
 fi
 api "find an unknown name" acme-token GET /destinations/nope
 want_api_error 404 "Configuration with the specified name was not found"
@@ -178,7 +171,7 @@ want_api_error 405
 api "acme finds beta's destination" acme-token GET /destinations/beta-only
 want_api_error 404 "Configuration with the specified name was not found"
 api "beta finds its destination" beta-token GET /destinations/beta-only
-want_ok && want_eq "beta's owner" "$(jget 'd["owner"]["SubaccountId"]')" beta
+want_ok && want_eq "beta's owner" "$(jget .owner.SubaccountId)" beta
 api "beta finds acme's billing" beta-token GET /destinations/billing
 want_api_error 404
 api "acme gets beta's destination" acme-token GET /subaccountDestinations/beta-only
@@ -192,16 +185,16 @@ want_api_error 404
 
 # --- 3b. list ---------------------------------------------------------------------------
 api "acme lists" acme-token GET /subaccountDestinations
-want_ok && want_eq "acme's list" "$(jget '[x["Name"] for x in d]')" '["billing", "inline-acme", "oauth"]'
+want_ok && want_eq "acme's list" "$(jget '[.[].Name]')" '["billing","inline-acme","oauth"]'
 api "beta lists" beta-token GET /subaccountDestinations
-want_ok && want_eq "beta's list" "$(jget '[x["Name"] for x in d]')" '["beta-only"]'
+want_ok && want_eq "beta's list" "$(jget '[.[].Name]')" '["beta-only"]'
 api "acme gets billing" acme-token GET /subaccountDestinations/billing
-want_ok && want_eq "subaccountDestinations/billing" "$(jget 'd["User"] + " " + d["Type"]')" "billing-user HTTP"
+want_ok && want_eq "subaccountDestinations/billing" "$(jget '.User + " " + .Type')" "billing-user HTTP"
 
 # --- 4. create --------------------------------------------------------------------------
 svc1="{\"Name\":\"svc\",\"Type\":\"HTTP\",\"URL\":\"http://127.0.0.1:$op/v1\",\"ProxyType\":\"Internet\",\"URL.headers.X-Version\":\"1\"}"
 api "create svc" acme-token POST /subaccountDestinations "$svc1"
-want_status 201 && want_eq "create's Count" "$(jget 'd["Count"]')" 1
+want_status 201 && want_eq "create's Count" "$(jget .Count)" 1
 # At once, on fresh connections (spread over both workers): the 201 came after the
 # new generation was active everywhere.
 for i in 1 2 3 4 5 6 7 8; do
@@ -230,17 +223,17 @@ api "get it back" acme-token GET /subaccountDestinations/tricky
 if want_ok; then
     got=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["Description"])' "$HR_BODY")
     want_eq "odd value, round trip" "$got" "$odd"
-    want_eq "numbers and booleans become text" "$(jget '[d["URL.queries.n"], d["TrustAll"]]')" '["5", "false"]'
+    want_eq "numbers and booleans become text" "$(jget '[."URL.queries.n", .TrustAll]')" '["5","false"]'
 fi
 api "create two at once" acme-token POST /subaccountDestinations \
     "[{\"Name\":\"many-1\",\"Type\":\"HTTP\",\"URL\":\"http://127.0.0.1:$op\"},{\"Name\":\"many-2\",\"Type\":\"TCP\",\"Address\":\"tcp://127.0.0.1:$op\"}]"
-want_status 201 && want_eq "array create's Count" "$(jget 'd["Count"]')" 2
+want_status 201 && want_eq "array create's Count" "$(jget .Count)" 2
 [ -f "$dests/many-1.yaml" ] && [ -f "$dests/many-2.yaml" ] || fail_later "array create: files missing: $(ls "$dests")"
 
 # --- 5. update --------------------------------------------------------------------------
 svc2="{\"Name\":\"svc\",\"Type\":\"HTTP\",\"URL\":\"http://127.0.0.1:$op/v2\",\"URL.headers.X-Version\":\"2\"}"
 api "update svc" acme-token PUT /subaccountDestinations "$svc2"
-want_ok && want_eq "update's Count" "$(jget 'd["Count"]')" 1
+want_ok && want_eq "update's Count" "$(jget .Count)" 1
 for i in 1 2 3 4 5 6 7 8; do
     hreq "shared, Host: svc right after the update ($i)" -H 'Host: svc' "$shared/echo"
     want_ok && want_eq "the origin after the update" "$(ej path) $(eh X-Version)" "/v2/echo 2"
@@ -252,9 +245,9 @@ api "update the inline destination" acme-token PUT /subaccountDestinations \
 want_api_error 409 "configuration file"
 api "update two at once" acme-token PUT /subaccountDestinations \
     "[{\"Name\":\"many-1\",\"Type\":\"HTTP\",\"URL\":\"http://127.0.0.1:$op/m\"},{\"Name\":\"many-2\",\"Type\":\"TCP\",\"Address\":\"tcp://127.0.0.1:1\"}]"
-want_ok && want_eq "array update's Count" "$(jget 'd["Count"]')" 2
+want_ok && want_eq "array update's Count" "$(jget .Count)" 2
 api "get many-1 after the update" acme-token GET /subaccountDestinations/many-1
-want_ok && want_eq "many-1's URL" "$(jget 'd["URL"]')" "http://127.0.0.1:$op/m"
+want_ok && want_eq "many-1's URL" "$(jget .URL)" "http://127.0.0.1:$op/m"
 
 # --- 6. refusals ------------------------------------------------------------------------
 before=$(ls -a "$dests" | tr '\n' ' ')
@@ -300,7 +293,7 @@ want_ok && want_eq "svc unchanged by refused changes" "$(eh X-Version)" 2
 
 # --- 8. delete --------------------------------------------------------------------------
 api "delete svc" acme-token DELETE /subaccountDestinations/svc
-want_ok && want_eq "delete's answer" "$(jget 'd')" '{"Count": 1}'
+want_ok && want_eq "delete's answer" "$(jget .)" '{"Count":1}'
 [ ! -e "$dests/svc.yaml" ] || fail_later "delete left svc.yaml"
 hreq "shared, Host: svc after the delete" -H 'Host: svc' "$shared/echo"
 want_error 404 destination-not-found transparent
@@ -329,8 +322,8 @@ fi
 hreq "shared, Host: many-1 after a restart" -H 'Host: many-1' "$shared/echo"
 want_ok && want_eq "many-1 routes after a restart" "$(ej path)" /m/echo
 api "acme's list after a restart" acme-token GET /subaccountDestinations
-want_ok && want_eq "acme's list after a restart" "$(jget '[x["Name"] for x in d]')" \
-    '["billing", "inline-acme", "many-1", "many-2", "oauth", "tricky"]'
+want_ok && want_eq "acme's list after a restart" "$(jget '[.[].Name]')" \
+    '["billing","inline-acme","many-1","many-2","oauth","tricky"]'
 stop_ferry
 
 admin2=$(free_port)
@@ -348,7 +341,7 @@ API=http://127.0.0.1:$admin2/destination-configuration/v1
 api "create without destinations_dir" acme-token POST /subaccountDestinations '{"Name":"n","Type":"HTTP","URL":"http://h"}'
 want_api_error 501 "destinations_dir"
 api "find without destinations_dir" acme-token GET /destinations/only
-want_ok && want_eq "find without destinations_dir" "$(jget 'd["owner"]["SubaccountId"]')" acme
+want_ok && want_eq "find without destinations_dir" "$(jget .owner.SubaccountId)" acme
 stop_ferry
 
 fail_deferred

@@ -139,21 +139,13 @@ need_metric() {
              "(after ${timeout}s)"
 }
 
-# access_field FILE LISTENER FIELD [N]: FIELD of the Nth access-log line of LISTENER.
+# access_field FILE LISTENER FIELD [N]: FIELD of the Nth access-log line of LISTENER
+# ("" when absent; nothing when there is no Nth line). jq: no interpreter start per poll.
 access_field() {
-    python3 - "$@" <<'PY'
-import json, sys
-path, listener, field = sys.argv[1:4]
-n = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-try:
-    lines = [json.loads(l) for l in open(path) if l.strip()]
-except (OSError, ValueError) as e:
-    sys.exit(f"access log {path}: {e}")
-mine = [l for l in lines if l.get("listener") == listener]
-if len(mine) >= n:
-    v = mine[n - 1].get(field)
-    print("" if v is None else v)
-PY
+    [ -r "$1" ] || { echo "access log $1: not readable" >&2; return 1; }
+    jq -n -R -r --arg l "$2" --arg f "$3" --argjson n "${4:-1}" '
+        [inputs | fromjson? | select(type == "object" and .listener == $l)] | .[$n - 1]
+        | if . == null then empty else (.[$f] | if . == null then "" else . end) end' "$1"
 }
 
 # wait_access FILE LISTENER N TIMEOUT_S: poll until LISTENER has N access-log lines.
@@ -179,9 +171,9 @@ client() {
     [ -z "${VERBOSE:-}" ] || echo "client.py $1: $CLIENT_OUT" >&2
 }
 
-# json_get JSON KEY: one top-level field of a JSON object.
+# json_get JSON KEY: one top-level field of a JSON object ("" when absent or null).
 json_get() {
-    python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"
+    jq -r -c --arg k "$2" '.[$k] | if . == null then "" else . end' <<<"$1" 2>/dev/null || true
 }
 
 # starve_start PID...: pin every thread of each PID to CPU 0 at nice 19 and start a busy
