@@ -216,11 +216,13 @@ rm -f "$dir/big" "$dir/mid"
 hreq "upstream port closed" "http://127.0.0.1:$l_down/echo"
 want_error 502 upstream-unreachable transparent
 t0=$(date +%s%N)
-hreq "origin slower than upstream_timeout_ms" "http://127.0.0.1:$l_slow/slow?ms=4000"
+hreq "origin slower than upstream_timeout_ms" "http://127.0.0.1:$l_slow/slow?ms=30000"
 ms=$((($(date +%s%N) - t0) / 1000000))
 want_error 504 upstream-timeout transparent
-if [ "$ms" -lt 1300 ] || [ "$ms" -gt 3500 ]; then
-    fail_later "504 after ${ms} ms, want about upstream_timeout_ms (1500)"
+# From upstream_timeout_ms (1.5 s) on, and well before the origin's answer (30 s) or the
+# default timeout (30 s): a loaded machine fires the timer late, never early.
+if [ "$ms" -lt 1300 ] || [ "$ms" -gt 20000 ]; then
+    fail_later "504 after ${ms} ms, want upstream_timeout_ms (1500) or a little later"
 fi
 hreq "origin within upstream_timeout_ms" "http://127.0.0.1:$l_slow/slow?ms=200"
 want_ok

@@ -66,7 +66,7 @@ got=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); p
     || fail "after its own half-close the origin received [$got], want [$((3 << 20)) $want_sha ok]"
 
 # --- 3. the origin speaks first and closes, ferry short of CPU --------------------------
-speak_first_starved "$l3" 10 "$FERRY_PID"
+speak_first_starved "$l3" 60 "$FERRY_PID"
 
 # --- 4. access log, clean exit -------------------------------------------------------
 wait_access "$dir/access.log" client-first 1 5

@@ -140,7 +140,7 @@ need_metric "$cn_admin" "ferry_tunnel_streams_total$T" -ge $((NSTREAMS + 2))
 need_metric "$cn_admin" "ferry_tunnel_streams_active$T" -eq 0 10
 
 # --- 4. speak-first origin, gateway and connector short of CPU -------------------------
-speak_first_starved "$lspeak" 20 "$gw_pid" "$cn_pid"
+speak_first_starved "$lspeak" 60 "$gw_pid" "$cn_pid"
 
 # --- 5. audit log --------------------------------------------------------------------
 audit=$dir/audit.jsonl
