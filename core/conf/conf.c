@@ -396,6 +396,7 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
     if (errs == NULL)
         errs = &local;
     c.errs = errs;
+    ferry_errlist_file(errs, name);         /* the main file's errors come first */
     int before = errs->count + errs->dropped;
 
     if ((conf = calloc(1, sizeof(*conf))) == NULL || conf_defaults(conf, name) != FERRY_OK) {
@@ -464,6 +465,7 @@ ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferry_err
     int   rc;
 
     *out = NULL;
+    ferry_errlist_file(errs, path);
     if ((rc = conf_file_text(path, errs, &text)) != FERRY_OK)
         return rc;
     rc = ferry_conf_load_string(text, path, out, errs);

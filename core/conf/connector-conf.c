@@ -694,6 +694,7 @@ ferry_connector_conf_load_string(const char *text, const char *name,
     if (errs == NULL)
         errs = &local;
     c.errs = errs;
+    ferry_errlist_file(errs, name);
     before = errs->count + errs->dropped;
     if ((conf = calloc(1, sizeof(*conf))) == NULL || conf_defaults(conf, name) != FERRY_OK) {
         ferry_errlist_add(errs, name, 0, 0, "out of memory");
@@ -728,6 +729,7 @@ ferry_connector_conf_load_file(const char *path, struct ferry_connector_conf **o
     int   rc;
 
     *out = NULL;
+    ferry_errlist_file(errs, path);
     if ((rc = conf_file_text(path, errs, &text)) != FERRY_OK)
         return rc;
     rc = ferry_connector_conf_load_string(text, path, out, errs);
