@@ -68,6 +68,9 @@ struct ferry_conf_listener {
     struct ferry_opts      *opts;            /* owns: the remaining keys, for the plugin */
     int                     index;           /* position in listeners[] */
     int                     line, col;       /* of the listener's mapping */
+    bool                    opts_checkable;  /* name, a plugin name and what the plugin
+                                                reads loaded: its plugin can check opts
+                                                (false only in a partial load) */
 };
 
 struct ferry_conf {
@@ -94,6 +97,7 @@ struct ferry_conf {
     struct ferry_conf_listener *listeners;
     size_t                      nlisteners;
     struct ferry_errlist        warnings;        /* e.g. near-miss property names, TrustAll */
+    bool                        has_errors;      /* a partial load: check it, never serve it */
 };
 
 /* Load and validate. FERRY_OK and *out set, or FERRY_EINVAL with every error in errs
@@ -103,6 +107,15 @@ int  ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferr
  * base for relative paths (use "." based names in tests). */
 int  ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **out,
                             struct ferry_errlist *errs);
+/* For checking (ferry check, start, reload): the same, but on FERRY_EINVAL *out is
+ * still set, with has_errors, whenever the YAML parsed: what did load (listeners and
+ * their options, the destinations that are valid), so that the later phases —
+ * policies, each plugin's options — report their errors in the same run. Only a YAML
+ * syntax error, an unreadable file or running out of memory leaves *out NULL. */
+int  ferry_conf_load_file_partial(const char *path, struct ferry_conf **out,
+                                  struct ferry_errlist *errs);
+int  ferry_conf_load_string_partial(const char *text, const char *name,
+                                    struct ferry_conf **out, struct ferry_errlist *errs);
 void ferry_conf_free(struct ferry_conf *conf);
 
 /* Find a tenant by id; NULL if absent. */
