@@ -107,19 +107,22 @@ set_exe_dir(void)
     }
 }
 
-/* Load and fully validate (plugins included). Returns the conf, or NULL with the errors
- * in errs. */
+/* Load and fully validate: every phase reports into errs in one run — the YAML's
+ * sections, destinations, then (on what did load) policies and each plugin's options.
+ * prev: the running generation on a reload (policies that no longer load fall back on
+ * its scripts), else NULL. Returns the conf, or NULL with the errors in errs. */
 static struct ferry_conf *
-load_checked(const char *path, struct ferry_errlist *errs)
+load_checked(const char *path, const struct gen *prev, struct ferry_errlist *errs)
 {
     struct ferry_conf *conf = NULL;
     struct gen        *g;
 
-    if (ferry_conf_load_file(path, &conf, errs) != FERRY_OK)
+    ferry_conf_load_file_partial(path, &conf, errs);
+    if (conf == NULL)
         return NULL;
     ferry_errlist_print(&conf->warnings, stderr, true);
     /* Validation generation: plugins check their options; nothing binds. */
-    if ((g = ferry_gen_new(conf, NULL, 0, errs)) == NULL) {
+    if ((g = ferry_gen_new(conf, prev, 0, errs)) == NULL) {
         if (errs->count == 0)
             ferry_errlist_add(errs, path, 0, 0, "out of memory");
         ferry_conf_free(conf);
@@ -154,7 +157,7 @@ cmd_check(const char *path)
 
     if (is_connector_conf(path))
         return ferry_connector_check(path);
-    if ((conf = load_checked(path, &errs)) == NULL) {
+    if ((conf = load_checked(path, NULL, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }
@@ -174,7 +177,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
 
     ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path),
               FLOG_STR("by", by));
-    if ((conf = load_checked(gw->conf_path, errs)) == NULL) {
+    if ((conf = load_checked(gw->conf_path, gw->gen, errs)) == NULL) {
         ferry_errlist_print(errs, stderr, false);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed: configuration has errors; keeping the "
@@ -404,7 +407,7 @@ cmd_gateway(const char *path)
     gw.st.role = "gateway";
     gw.st.reload = admin_reload;
     gw.st.reload_self = &gw;
-    if ((conf = load_checked(path, &errs)) == NULL) {
+    if ((conf = load_checked(path, NULL, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }

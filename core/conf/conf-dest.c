@@ -305,9 +305,5 @@ conf_dests_load(const struct conf_ctx *c, const struct conf_dest_in *in,
     *nnames = acc.nnames;
     if (rc != FERRY_OK)
         return rc;
-    if (acc.rc != FERRY_OK) {
-        ferry_registry_unref(*out);
-        *out = NULL;
-    }
-    return acc.rc;
+    return acc.rc;              /* *out holds the valid ones either way */
 }

@@ -129,6 +129,8 @@ struct conf_dest_in {
     const char        *dir;        /* resolved destinations_dir or NULL */
     const yaml_node_t *dir_node;   /* for errors about the directory */
 };
+/* *out: a registry of the destinations that are valid, also when others are not
+ * (then the return value is not FERRY_OK). */
 int  conf_dests_load(const struct conf_ctx *c, const struct conf_dest_in *in,
                      struct ferry_errlist *warnings, struct ferry_registry **out,
                      char ***names, size_t *nnames);

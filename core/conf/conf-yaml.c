@@ -306,8 +306,9 @@ conf_mapping(const struct conf_ctx *c, const yaml_node_t *map, const char *where
 {
     const yaml_node_t *passed[CONF_MAX_PASSED];
     const char        *names[64];
+    const char        *suggested[64];     /* keys an unknown key was told it may mean */
     bool               seen[64] = {0};
-    size_t             nkeys = 0, npassed = 0;
+    size_t             nkeys = 0, npassed = 0, nsuggested = 0;
     int                nerr = 0;
 
     while (keys[nkeys].key != NULL && nkeys < 64) {
@@ -361,14 +362,23 @@ conf_mapping(const struct conf_ctx *c, const yaml_node_t *map, const char *where
                 conf_error(c, kn, where, "unknown key '%s' (did you mean '%s'?)", key, s);
             else
                 conf_error(c, kn, where, "unknown key '%s'", key);
+            if (s != NULL && nsuggested < 64)
+                suggested[nsuggested++] = s;
             nerr++;
         }
     }
     for (size_t i = 0; i < nkeys; i++) {
         const yaml_node_t *near = NULL;
+        bool               told = false;
 
         if (!keys[i].required || seen[i])
             continue;
+        for (size_t j = 0; j < nsuggested && !told; j++)
+            told = strcmp(suggested[j], keys[i].key) == 0;
+        if (told) {                 /* "did you mean" it already: one mistake, one error */
+            nerr++;
+            continue;
+        }
         for (size_t j = 0; j < npassed && near == NULL; j++)
             if (ferry_conf_edit_distance(conf_text(passed[j]), keys[i].key, 2) <= 2)
                 near = passed[j];

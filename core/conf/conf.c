@@ -138,22 +138,21 @@ load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf
 {
     struct log_conf lc = {0};
 
-    if (conf_mapping(c, n, "log", log_keys, &lc, NULL, NULL) == 0) {
-        if (lc.level != NULL)
-            conf_log_level(c, n, lc.level, &conf->log_level);
-        if (lc.access != NULL && strcmp(lc.access, "stdout") != 0
-            && strcmp(lc.access, "off") != 0) {
-            char *full = conf_path_join(c->dir, lc.access);
+    /* Each key that loaded is checked, whatever happened to the other. */
+    conf_mapping(c, n, "log", log_keys, &lc, NULL, NULL);
+    if (lc.level != NULL)
+        conf_log_level(c, n, lc.level, &conf->log_level);
+    if (lc.access != NULL && strcmp(lc.access, "stdout") != 0 && strcmp(lc.access, "off") != 0) {
+        char *full = conf_path_join(c->dir, lc.access);
 
-            if (full == NULL) {
-                conf_error(c, n, "log", "out of memory");
-            } else {
-                free(conf->access_log);
-                conf->access_log = full;
-            }
-        } else if (lc.access != NULL && conf_set_dup(&conf->access_log, lc.access) != FERRY_OK) {
+        if (full == NULL) {
             conf_error(c, n, "log", "out of memory");
+        } else {
+            free(conf->access_log);
+            conf->access_log = full;
         }
+    } else if (lc.access != NULL && conf_set_dup(&conf->access_log, lc.access) != FERRY_OK) {
+        conf_error(c, n, "log", "out of memory");
     }
     free(lc.level);
     free(lc.access);
@@ -162,11 +161,21 @@ load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf
 static void
 load_tunnel(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
-    conf->tunnel.keepalive_ms = 10000;
-    conf->tunnel.dead_peer_timeout_ms = 30000;
-    if (conf_mapping(c, n, "tunnel", tunnel_keys, conf, NULL, NULL) != 0)
-        return;
-    if (conf->tunnel.dead_peer_timeout_ms <= conf->tunnel.keepalive_ms)
+    bool compare;
+
+    /* 0 is below both minimums: still 0 afterwards means absent, or refused (reported),
+     * and a refused value must not be compared as if it were the default. */
+    conf->tunnel.keepalive_ms = 0;
+    conf->tunnel.dead_peer_timeout_ms = 0;
+    conf_mapping(c, n, "tunnel", tunnel_keys, conf, NULL, NULL);
+    compare = (conf->tunnel.keepalive_ms != 0 || conf_value(c, n, "keepalive_ms") == NULL) &&
+              (conf->tunnel.dead_peer_timeout_ms != 0 ||
+               conf_value(c, n, "dead_peer_timeout_ms") == NULL);
+    if (conf->tunnel.keepalive_ms == 0)
+        conf->tunnel.keepalive_ms = 10000;
+    if (conf->tunnel.dead_peer_timeout_ms == 0)
+        conf->tunnel.dead_peer_timeout_ms = 30000;
+    if (compare && conf->tunnel.dead_peer_timeout_ms <= conf->tunnel.keepalive_ms)
         conf_error(c, n, "tunnel", "dead_peer_timeout_ms must be longer than keepalive_ms");
     conf_must_read(c, n, "tunnel", "cert", conf->tunnel.cert);
     conf_must_read(c, n, "tunnel", "key", conf->tunnel.key);
@@ -196,25 +205,23 @@ load_tenants(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *
         const yaml_node_t        *tn = conf_node(c, n->data.sequence.items.start[i]);
         struct ferry_conf_tenant *t = &conf->tenants[conf->ntenants];
         char                      where[32];
-        int                       bad;
 
         snprintf(where, sizeof(where), "tenants[%zu]", i);
         t->line = (int)tn->start_mark.line + 1;
         t->col = (int)tn->start_mark.column + 1;
-        bad = conf_mapping(c, tn, where, tenant_keys, t, NULL, NULL);
+        conf_mapping(c, tn, where, tenant_keys, t, NULL, NULL);
         conf->ntenants++;                   /* owned now, freed with conf */
-        if (bad != 0)
-            continue;
-        if (!conf_is_word(t->id, "-.ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+        /* An id or token that did not load is reported; check the other one anyway. */
+        if (t->id != NULL && !conf_is_word(t->id, "-.ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
             conf_error(c, conf_value(c, tn, "id"), where, "id '%s': use letters, digits, "
                        "'-', '_' and '.' only", conf_shown(c, tn, "id", t->id));
         for (size_t j = 0; j + 1 < conf->ntenants; j++) {
             const struct ferry_conf_tenant *o = &conf->tenants[j];
 
-            if (o->id != NULL && strcmp(o->id, t->id) == 0)
+            if (t->id != NULL && o->id != NULL && strcmp(o->id, t->id) == 0)
                 conf_error(c, conf_value(c, tn, "id"), where, "tenant '%s' is defined twice "
                            "(first at line %d)", conf_shown(c, tn, "id", t->id), o->line);
-            else if (o->token != NULL && strcmp(o->token, t->token) == 0)
+            else if (t->token != NULL && o->token != NULL && strcmp(o->token, t->token) == 0)
                 conf_error(c, conf_value(c, tn, "token"), where, "token is the same as "
                            "tenants[%zu]'s: each tenant needs its own", j);
         }
@@ -238,6 +245,17 @@ pass_opt(void *arg, const yaml_node_t *key, const yaml_node_t *val)
     return conf_opts_add(a[0], a[1], key, val);
 }
 
+/* Did key load, or is it absent? (A value that did not load was reported already.) */
+static bool
+is_loaded_or_absent(const struct conf_ctx *c, const yaml_node_t *ln, const char *key,
+                    const char *value)
+{
+    return value != NULL || conf_value(c, ln, key) == NULL;
+}
+
+/* Every check runs on the keys that loaded, whatever happened to the others, so one
+ * run reports all of a listener's errors; a key that did not load is reported once,
+ * by conf_mapping(), and checked no further. */
 static void
 load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
               struct ferry_conf *conf, char *const *dnames, size_t ndnames)
@@ -247,6 +265,7 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     char                        where[32];
     void                       *arg[2];
     const yaml_node_t          *vn;
+    bool                        plugin_ok;
 
     snprintf(where, sizeof(where), "listeners[%zu]", i);
     l->index = (int)i;
@@ -262,11 +281,10 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     conf->nlisteners++;                     /* owned now, freed with conf */
     arg[0] = l->opts;
     arg[1] = (void *)c;
-    if (conf_mapping(c, ln, where, listener_keys, l, pass_opt, arg) != 0 || l->name == NULL)
-        return;
-    if (conf_opts_set_name(l->opts, l->name) != FERRY_OK)
+    conf_mapping(c, ln, where, listener_keys, l, pass_opt, arg);
+    if (l->name != NULL && conf_opts_set_name(l->opts, l->name) != FERRY_OK)
         conf_error(c, ln, where, "out of memory");
-    for (size_t j = 0; j + 1 < conf->nlisteners; j++) {
+    for (size_t j = 0; l->name != NULL && j + 1 < conf->nlisteners; j++) {
         if (conf->listeners[j].name != NULL && strcmp(conf->listeners[j].name, l->name) == 0) {
             conf_error(c, conf_value(c, ln, "name"), where, "duplicate listener name '%s' "
                        "(first at line %d)", conf_shown(c, ln, "name", l->name),
@@ -274,18 +292,20 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
             break;
         }
     }
-    if (!conf_is_word(l->plugin, NULL))
+    plugin_ok = l->plugin != NULL && conf_is_word(l->plugin, NULL);
+    if (l->plugin != NULL && !plugin_ok)
         conf_error(c, conf_value(c, ln, "plugin"), where, "plugin '%s': want a plugin name "
                    "([a-z0-9_]+, as in ferry_<name>.so)", conf_shown(c, ln, "plugin", l->plugin));
-    if (ferry_addr_parse(l->listen, &l->addr, &l->addr_len, &err) != FERRY_OK) {
+    if (l->listen != NULL &&
+        ferry_addr_parse(l->listen, &l->addr, &l->addr_len, &err) != FERRY_OK) {
         conf_error(c, conf_value(c, ln, "listen"), where, "listen: %s", err.msg);
-    } else {
+    } else if (l->listen != NULL) {
         /* Listening sockets take SO_REUSEPORT (one per worker), so the kernel would let
          * two listeners share an address and split their connections between them. */
         for (size_t j = 0; j + 1 < conf->nlisteners; j++) {
             const struct ferry_conf_listener *o = &conf->listeners[j];
 
-            if (o->listen != NULL && same_addr(&o->addr, &l->addr)) {
+            if (o->addr_len != 0 && same_addr(&o->addr, &l->addr)) {
                 conf_error(c, conf_value(c, ln, "listen"), where, "listen: %s is already "
                            "listener '%s''s address (line %d)", l->listen,
                            o->name != NULL ? o->name : "?", o->line);
@@ -310,6 +330,11 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     if (l->tenant != NULL && ferry_conf_tenant(conf, l->tenant) == NULL)
         conf_error(c, conf_value(c, ln, "tenant"), where, "unknown tenant '%s'",
                    conf_shown(c, ln, "tenant", l->tenant));
+    /* The plugin reads destination and tenant: one that did not load would make it
+     * report a second, wrong error (e.g. "needs `destination:`"). */
+    l->opts_checkable = l->name != NULL && plugin_ok &&
+                        is_loaded_or_absent(c, ln, "destination", l->destination) &&
+                        is_loaded_or_absent(c, ln, "tenant", l->tenant);
 }
 
 static void
@@ -338,7 +363,9 @@ load_listeners(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf
                       ndnames);
 }
 
-static void
+/* The registry holds the valid destinations even when others failed (rc says so):
+ * listeners look names up in it, a partial load checks their policies. */
+static int
 load_destinations(const struct conf_ctx *c, const struct top *top, struct ferry_conf *conf,
                   char ***dnames, size_t *ndnames)
 {
@@ -347,16 +374,20 @@ load_destinations(const struct conf_ctx *c, const struct top *top, struct ferry_
         .inline_seq = top->destinations, .dir = conf->destinations_dir,
         .dir_node = top->destinations_dir_node,
     };
+    int                  rc;
 
     if (conf->ntenants > 0 && (ids = calloc(conf->ntenants, sizeof(*ids))) == NULL) {
         conf_error(c, NULL, NULL, "out of memory");
-        return;
+        return FERRY_ENOMEM;
     }
+    /* Each id once: a tenant defined twice (reported) must not make every destination
+     * "need tenant: with several tenants" as well. */
     for (size_t i = 0; i < conf->ntenants; i++)
-        if (conf->tenants[i].id != NULL)
+        if (conf->tenants[i].id != NULL && ferry_conf_tenant(conf, conf->tenants[i].id) ==
+            &conf->tenants[i])
             ids[in.ntenants++] = conf->tenants[i].id;
     in.tenants = ids;
-    conf_dests_load(c, &in, &conf->warnings, &conf->registry, dnames, ndnames);
+    rc = conf_dests_load(c, &in, &conf->warnings, &conf->registry, dnames, ndnames);
     free(ids);
     if (conf->registry == NULL) {           /* listeners still look names up */
         struct ferry_registry *empty = NULL;
@@ -364,6 +395,7 @@ load_destinations(const struct conf_ctx *c, const struct top *top, struct ferry_
         if (ferry_registry_new(NULL, 0, &empty, c->errs) == FERRY_OK)
             conf->registry = empty;
     }
+    return rc;
 }
 
 static int
@@ -378,9 +410,9 @@ conf_defaults(struct ferry_conf *conf, const char *name)
     return FERRY_OK;
 }
 
-int
-ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **out,
-                       struct ferry_errlist *errs)
+static int
+load_string(const char *text, const char *name, bool partial, struct ferry_conf **out,
+            struct ferry_errlist *errs)
 {
     struct ferry_errlist local = {0};
     struct ferry_conf   *conf = NULL;
@@ -390,12 +422,13 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
     const yaml_node_t   *root;
     char               **dnames = NULL;
     size_t               ndnames = 0;
-    int                  rc;
+    int                  rc, dests_rc;
 
     *out = NULL;
     if (errs == NULL)
         errs = &local;
     c.errs = errs;
+    ferry_errlist_file(errs, name);         /* the main file's errors come first */
     int before = errs->count + errs->dropped;
 
     if ((conf = calloc(1, sizeof(*conf))) == NULL || conf_defaults(conf, name) != FERRY_OK) {
@@ -437,7 +470,7 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
         load_tunnel(&c, top.tunnel, conf);
     if (top.tenants != NULL)
         load_tenants(&c, top.tenants, conf);
-    load_destinations(&c, &top, conf, &dnames, &ndnames);
+    dests_rc = load_destinations(&c, &top, conf, &dnames, &ndnames);
     if (top.listeners != NULL)
         load_listeners(&c, top.listeners, conf, dnames, ndnames);
 
@@ -445,30 +478,59 @@ ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **o
         free(dnames[i]);
     free(dnames);
     yaml_document_delete(&doc);
-    if (errs->count + errs->dropped > before || conf->registry == NULL) {
+    conf->has_errors = errs->count + errs->dropped > before || dests_rc != FERRY_OK;
+    if (conf->registry == NULL || (conf->has_errors && !partial)) {
         ferry_conf_free(conf);
-        return FERRY_EINVAL;
+        return dests_rc == FERRY_ENOMEM ? FERRY_ENOMEM : FERRY_EINVAL;
     }
     /* Plugins report option errors later: never into our caller-less local list. */
     if (errs == &local)
         for (size_t i = 0; i < conf->nlisteners; i++)
             ferry_opts_set_errlist(conf->listeners[i].opts, NULL);
     *out = conf;
-    return FERRY_OK;
+    return conf->has_errors ? FERRY_EINVAL : FERRY_OK;
 }
 
 int
-ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferry_errlist *errs)
+ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **out,
+                       struct ferry_errlist *errs)
+{
+    return load_string(text, name, false, out, errs);
+}
+
+int
+ferry_conf_load_string_partial(const char *text, const char *name, struct ferry_conf **out,
+                               struct ferry_errlist *errs)
+{
+    return load_string(text, name, true, out, errs);
+}
+
+static int
+load_file(const char *path, bool partial, struct ferry_conf **out, struct ferry_errlist *errs)
 {
     char *text = NULL;
     int   rc;
 
     *out = NULL;
+    ferry_errlist_file(errs, path);
     if ((rc = conf_file_text(path, errs, &text)) != FERRY_OK)
         return rc;
-    rc = ferry_conf_load_string(text, path, out, errs);
+    rc = load_string(text, path, partial, out, errs);
     free(text);
     return rc;
+}
+
+int
+ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferry_errlist *errs)
+{
+    return load_file(path, false, out, errs);
+}
+
+int
+ferry_conf_load_file_partial(const char *path, struct ferry_conf **out,
+                             struct ferry_errlist *errs)
+{
+    return load_file(path, true, out, errs);
 }
 
 const struct ferry_conf_tenant *

@@ -19,22 +19,33 @@
 #include <ferry/log.h>
 
 #define FERRY_CONF_MAX_ERRORS 20
+#define FERRY_CONF_MAX_ERROR_FILES 64   /* files ordered apart; later ones share a place */
 
 struct ferry_policy_set;
 struct ferry_registry;
 struct ferry_opts;
 
-/* Errors (or warnings) collected while loading. */
+/* Errors (or warnings) collected while loading, kept in file order: files in the order
+ * they were met (ferry_errlist_file() puts the main file first; any other file takes
+ * its place with its first error, which is when it is read), then line, then column,
+ * then the order reported. Past the cap the list keeps the first FERRY_CONF_MAX_ERRORS
+ * in that order, whichever phase found them, and counts the rest. */
 struct ferry_errlist {
-    struct ferry_err items[FERRY_CONF_MAX_ERRORS];
+    struct ferry_err items[FERRY_CONF_MAX_ERRORS];   /* sorted as above */
     int              count;
-    int              dropped;   /* past the cap; reported as "and N more" */
+    int              dropped;   /* past the cap; reported as "N more not shown" */
+    unsigned         place[FERRY_CONF_MAX_ERRORS];    /* items[i]'s file in the order */
+    uint64_t         files[FERRY_CONF_MAX_ERROR_FILES];   /* hashes of names, in order met */
+    unsigned         nfiles;
 };
 
-/* Append; file may be NULL, line/col 1-based (0 = unknown). */
+/* Add in file order; file may be NULL, line/col 1-based (0 = the whole file, first). */
 void ferry_errlist_add(struct ferry_errlist *l, const char *file, int line, int col,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Print as `file:line:col: message` lines (prefix "warning: " if is_warning). */
+/* Give file its place in the order now, before any error names it (the main file). */
+void ferry_errlist_file(struct ferry_errlist *l, const char *file);
+/* Print as `file:line:col: message` lines (prefix "warning: " if is_warning), then
+ * `ferry: 20 errors shown, N more not shown` if some were dropped. */
 void ferry_errlist_print(const struct ferry_errlist *l, FILE *fp, bool is_warning);
 
 struct ferry_conf_tenant {
@@ -57,6 +68,9 @@ struct ferry_conf_listener {
     struct ferry_opts      *opts;            /* owns: the remaining keys, for the plugin */
     int                     index;           /* position in listeners[] */
     int                     line, col;       /* of the listener's mapping */
+    bool                    opts_checkable;  /* name, a plugin name and what the plugin
+                                                reads loaded: its plugin can check opts
+                                                (false only in a partial load) */
 };
 
 struct ferry_conf {
@@ -83,6 +97,7 @@ struct ferry_conf {
     struct ferry_conf_listener *listeners;
     size_t                      nlisteners;
     struct ferry_errlist        warnings;        /* e.g. near-miss property names, TrustAll */
+    bool                        has_errors;      /* a partial load: check it, never serve it */
 };
 
 /* Load and validate. FERRY_OK and *out set, or FERRY_EINVAL with every error in errs
@@ -92,6 +107,15 @@ int  ferry_conf_load_file(const char *path, struct ferry_conf **out, struct ferr
  * base for relative paths (use "." based names in tests). */
 int  ferry_conf_load_string(const char *text, const char *name, struct ferry_conf **out,
                             struct ferry_errlist *errs);
+/* For checking (ferry check, start, reload): the same, but on FERRY_EINVAL *out is
+ * still set, with has_errors, whenever the YAML parsed: what did load (listeners and
+ * their options, the destinations that are valid), so that the later phases —
+ * policies, each plugin's options — report their errors in the same run. Only a YAML
+ * syntax error, an unreadable file or running out of memory leaves *out NULL. */
+int  ferry_conf_load_file_partial(const char *path, struct ferry_conf **out,
+                                  struct ferry_errlist *errs);
+int  ferry_conf_load_string_partial(const char *text, const char *name,
+                                    struct ferry_conf **out, struct ferry_errlist *errs);
 void ferry_conf_free(struct ferry_conf *conf);
 
 /* Find a tenant by id; NULL if absent. */

@@ -477,15 +477,18 @@ load_system(const struct conf_ctx *c, const yaml_node_t *sn, size_t i,
     s->line = (int)sn->start_mark.line + 1;
     s->col = (int)sn->start_mark.column + 1;
     conf->nsystems++;                       /* owned now, freed with conf */
-    if (conf_mapping(c, sn, where, system_keys, &in, NULL, NULL) != 0)
-        goto out;
-    if (!(proto_ok = parse_proto(in.protocol, &s->protocol)))
+    /* Every key that loaded is checked, whatever happened to the others: one run
+     * reports all of a system's errors. A key that did not load was reported. */
+    conf_mapping(c, sn, where, system_keys, &in, NULL, NULL);
+    if (in.protocol != NULL && !(proto_ok = parse_proto(in.protocol, &s->protocol)))
         bad_proto(c, sn, where, in.protocol);
     /* With an unknown protocol, accept sapgwNN rather than pile up a second error. */
     rfc = !proto_ok || s->protocol == FERRY_SYS_RFC || s->protocol == FERRY_SYS_RFCS;
-    vok = load_target(c, sn, where, "virtual", in.virtual_target, rfc ? NULL : sapgw_only_rfc,
+    vok = in.virtual_target != NULL &&
+          load_target(c, sn, where, "virtual", in.virtual_target, rfc ? NULL : sapgw_only_rfc,
                       &vt);
-    iok = load_target(c, sn, where, "internal", in.internal_target, sapgw_only_rfc, &it);
+    iok = in.internal_target != NULL &&
+          load_target(c, sn, where, "internal", in.internal_target, sapgw_only_rfc, &it);
     if (in.paths != NULL && !conf_is_null(in.paths) && proto_ok)
         load_paths(c, in.paths, where, s);
     /* TLS to the internal host: only for the protocols that mean it. */
@@ -568,9 +571,11 @@ load_systems(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_connec
         load_system(c, conf_node(c, n->data.sequence.items.start[i]), i, conf);
 }
 
-/* Cross-checks once every top-level key is in: files, pairs, timeouts. */
+/* Cross-checks once every top-level key is in: files, pairs, timeouts (compare_timeouts:
+ * both loaded or took their default; a refused one was reported and is not compared). */
 static void
-check_top(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connector_conf *conf)
+check_top(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connector_conf *conf,
+          bool compare_timeouts)
 {
     struct stat st;
 
@@ -598,7 +603,7 @@ check_top(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connec
         free(dir);
     }
     /* A peer is dead only after it missed a PING: the timeout must outlast the interval. */
-    if (conf->dead_peer_timeout_ms <= conf->keepalive_ms) {
+    if (compare_timeouts && conf->dead_peer_timeout_ms <= conf->keepalive_ms) {
         const yaml_node_t *at = conf_value(c, root, "dead_peer_timeout_ms");
 
         conf_error(c, at != NULL ? at : conf_value(c, root, "keepalive_ms"), NULL,
@@ -646,12 +651,21 @@ load_root(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connec
 {
     struct conf_ctx w = *c;
     struct top      top = {
-        .connect_timeout_ms = conf->connect_timeout_ms, .keepalive_ms = conf->keepalive_ms,
-        .dead_peer_timeout_ms = conf->dead_peer_timeout_ms,
+        .connect_timeout_ms = conf->connect_timeout_ms,
         .reconnect_max_ms = conf->reconnect_max_ms, .drain_timeout_ms = conf->drain_timeout_ms,
     };
+    bool            compare;
 
+    /* The two timeouts start at 0, below their minimum: still 0 afterwards means
+     * absent (the default applies) or refused (reported, not to be compared). */
     conf_mapping(c, root, NULL, top_keys, &top, NULL, NULL);
+    compare = (top.keepalive_ms != 0 || conf_value(c, root, "keepalive_ms") == NULL) &&
+              (top.dead_peer_timeout_ms != 0 ||
+               conf_value(c, root, "dead_peer_timeout_ms") == NULL);
+    if (top.keepalive_ms == 0)
+        top.keepalive_ms = conf->keepalive_ms;
+    if (top.dead_peer_timeout_ms == 0)
+        top.dead_peer_timeout_ms = conf->dead_peer_timeout_ms;
     take_top(&top, conf);
     /* `key:` with nothing after it means the default, as if the key were absent. */
     const yaml_node_t **nodes[] = { &top.workers, &top.log, &top.admin, &top.systems };
@@ -672,7 +686,7 @@ load_root(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connec
     if (top.systems != NULL)
         load_systems(c, top.systems, conf);
     if (root->type == YAML_MAPPING_NODE)
-        check_top(c, root, conf);
+        check_top(c, root, conf, compare);
     w.errs = &conf->warnings;
     if (conf->nsystems == 0 && root->type == YAML_MAPPING_NODE)
         conf_error(&w, top.systems != NULL ? top.systems : root, NULL,
@@ -694,6 +708,7 @@ ferry_connector_conf_load_string(const char *text, const char *name,
     if (errs == NULL)
         errs = &local;
     c.errs = errs;
+    ferry_errlist_file(errs, name);
     before = errs->count + errs->dropped;
     if ((conf = calloc(1, sizeof(*conf))) == NULL || conf_defaults(conf, name) != FERRY_OK) {
         ferry_errlist_add(errs, name, 0, 0, "out of memory");
@@ -728,6 +743,7 @@ ferry_connector_conf_load_file(const char *path, struct ferry_connector_conf **o
     int   rc;
 
     *out = NULL;
+    ferry_errlist_file(errs, path);
     if ((rc = conf_file_text(path, errs, &text)) != FERRY_OK)
         return rc;
     rc = ferry_connector_conf_load_string(text, path, out, errs);

@@ -2,8 +2,12 @@
  * errlist.c: collecting config errors and warnings, and the "did you mean" helpers.
  *
  * Every message carries file, line and column separately; printing joins them as
- * `file:line:col: message`. The list is bounded (FERRY_CONF_MAX_ERRORS): the rest is
- * counted so the operator still learns how many there were.
+ * `file:line:col: message`. Loading runs in phases (top-level keys, tenants,
+ * destinations, listeners, policies, then each plugin's options), each reporting at
+ * its own time, so the list sorts as it goes: an operator reads the errors top to
+ * bottom of each file, whichever phase found them. The list is bounded
+ * (FERRY_CONF_MAX_ERRORS): it keeps the first ones in that order and counts the rest,
+ * so the operator still learns how many there were.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,20 +15,79 @@
 
 #include "conf/conf-int.h"
 
+/* FNV-1a: the list remembers which files it met without storing their names. */
+static uint64_t
+name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The file's place: 0 for the first file met, 1 for the next... Files met after the
+ * table is full share the last place and keep the order their errors came in. */
+static unsigned
+file_place(struct ferry_errlist *l, const char *file)
+{
+    uint64_t h = name_hash(file != NULL ? file : "");
+
+    for (unsigned i = 0; i < l->nfiles; i++)
+        if (l->files[i] == h)
+            return i;
+    if (l->nfiles < FERRY_CONF_MAX_ERROR_FILES) {
+        l->files[l->nfiles] = h;
+        return l->nfiles++;
+    }
+    return FERRY_CONF_MAX_ERROR_FILES;
+}
+
+void
+ferry_errlist_file(struct ferry_errlist *l, const char *file)
+{
+    if (l != NULL)
+        file_place(l, file);
+}
+
+/* Does item i come after (place, line, col)? Equal keys keep the order reported. */
+static bool
+is_after(const struct ferry_errlist *l, int i, unsigned place, int line, int col)
+{
+    if (l->place[i] != place)
+        return l->place[i] > place;
+    if (l->items[i].line != line)
+        return l->items[i].line > line;
+    return l->items[i].col > col;
+}
+
 void
 ferry_errlist_add(struct ferry_errlist *l, const char *file, int line, int col,
                   const char *fmt, ...)
 {
     struct ferry_err *e;
     va_list           ap;
+    unsigned          place;
+    int               at;
 
     if (l == NULL)
         return;
+    place = file_place(l, file);
+    for (at = l->count; at > 0 && is_after(l, at - 1, place, line, col); at--)
+        ;
     if (l->count >= FERRY_CONF_MAX_ERRORS) {
-        l->dropped++;
-        return;
+        l->dropped++;               /* this one or the last kept one: the later in order */
+        if (at == l->count)
+            return;
+        l->count--;
     }
-    e = &l->items[l->count++];
+    memmove(&l->items[at + 1], &l->items[at], (size_t)(l->count - at) * sizeof(l->items[0]));
+    memmove(&l->place[at + 1], &l->place[at], (size_t)(l->count - at) * sizeof(l->place[0]));
+    l->count++;
+    l->place[at] = place;
+    e = &l->items[at];
     va_start(ap, fmt);
     ferry_err_vset(e, FERRY_EINVAL, fmt, ap);
     va_end(ap);
@@ -49,8 +112,8 @@ ferry_errlist_print(const struct ferry_errlist *l, FILE *fp, bool is_warning)
             fprintf(fp, "%s%s\n", prefix, e->msg);
     }
     if (l->dropped > 0)
-        fprintf(fp, "%sand %d more %s\n", prefix, l->dropped,
-                is_warning ? "warnings" : "errors");
+        fprintf(fp, "ferry: %d %s shown, %d more not shown\n", l->count,
+                is_warning ? "warnings" : "errors", l->dropped);
 }
 
 /* Optimal string alignment distance (a swap of two neighbours is one edit), stopping

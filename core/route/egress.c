@@ -96,13 +96,17 @@ ferry_egress_new(struct ferry_opts *o, const char *key, struct ferry_egress **ou
         return FERRY_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!parse_rule(list[i], &e->rules[e->n])) {
-            ferry_egress_free(e);
-            return ferry_opts_error(o, key, "'%s': want host:port, host being a name, an "
-                                    "address, '*' or '*.suffix', port a number or '*'",
-                                    list[i]);
+        if (!parse_rule(list[i], &e->rules[e->n])) {    /* report each, check the rest */
+            memset(&e->rules[e->n], 0, sizeof(e->rules[e->n]));
+            rc = ferry_opts_error(o, key, "'%s': want host:port, host being a name, an "
+                                  "address, '*' or '*.suffix', port a number or '*'", list[i]);
+            continue;
         }
         e->n++;
+    }
+    if (rc != FERRY_OK) {
+        ferry_egress_free(e);
+        return rc;
     }
     *out = e;
     return FERRY_OK;

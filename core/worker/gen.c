@@ -108,14 +108,21 @@ ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers
     }
     for (size_t i = 0; i < conf->registry->n; i++)
         g->dest_stats[i] = ferry_stats_slot(STATS_DEST, conf->registry->dests[i].name);
-    /* Policies load once per configuration. While a gateway runs, a validation
-     * generation is a reload's precheck: the real one loads them, and can fall back on
-     * prev's script for a destination whose new script does not load. */
-    if (conf->policies == NULL && (nworkers > 0 || nserving == 0) &&
-        ferry_policy_load(conf, prev != NULL ? prev->conf : NULL, errs) != FERRY_OK) {
-        g->conf = NULL;
-        gen_free(g);
-        return NULL;
+    /* Policies load once per configuration, by its first generation: the validation
+     * one of ferry check, of the start and of a reload (given prev: a destination whose
+     * new script does not load keeps prev's). Without prev while a gateway runs, they
+     * wait for a generation that has it. Scripts with errors (reported) leave the
+     * listeners to be checked all the same: one run reports both. */
+    if (conf->policies == NULL && (nworkers > 0 || nserving == 0 || prev != NULL)) {
+        int rc = ferry_policy_load(conf, prev != NULL ? prev->conf : NULL, errs);
+
+        if (rc == FERRY_EINVAL) {
+            bad = 1;
+        } else if (rc != FERRY_OK) {
+            g->conf = NULL;
+            gen_free(g);
+            return NULL;
+        }
     }
 
     for (size_t i = 0; i < conf->nlisteners; i++) {
@@ -124,6 +131,10 @@ ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers
         struct ferry_err            err = { 0 };
 
         l->lc = lc;
+        if (!lc->opts_checkable) {          /* a partial conf: its errors are reported */
+            bad = 1;
+            continue;
+        }
         if (ferry_plugin_load(lc->plugin, conf->plugins_dir, &l->plugin, &err) != FERRY_OK) {
             ferry_errlist_add(errs, conf->path, lc->line, lc->col, "listeners[%d] (%s): %s",
                               lc->index, lc->name, err.msg);
@@ -143,7 +154,7 @@ ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers
         if ((l->stats = ferry_stats_slot(STATS_LISTENER, lc->name)) == NULL)
             bad = 1;
     }
-    if (bad || errs->count > 0)
+    if (bad || errs->count > 0 || conf->has_errors)
         goto fail;
     for (size_t i = 0; i < conf->nlisteners && nworkers > 0; i++) {
         struct ferry_listener       *l = &g->listeners[i];

@@ -907,12 +907,14 @@ opt_bool(struct ferry_opts *o, const char *key, bool *out)
     return FERRY_OK;
 }
 
+/* Every option is read even after one failed: each reports its own error, so one
+ * `ferry check` shows them all, and none is called unknown for going unread. */
 static int
 http_listener_open(struct ferry_listener *fl, struct ferry_opts *o, void **state)
 {
     struct http_listener *l = calloc(1, sizeof(*l));
     const char           *mode = NULL, *auth = NULL;
-    int                   rc;
+    int                   bad = 0, rc;
 
     if (l == NULL)
         return FERRY_ENOMEM;
@@ -925,49 +927,43 @@ http_listener_open(struct ferry_listener *fl, struct ferry_opts *o, void **state
     l->bound = ferry_listener_destination(fl);
 
     rc = ferry_opts_str(o, "mode", &mode);
-    if (rc == FERRY_ENOTFOUND || (rc == FERRY_OK && strcmp(mode, "transparent") == 0))
-        rc = FERRY_OK;
-    else if (rc == FERRY_OK && strcmp(mode, "forward") == 0)
+    if (rc == FERRY_OK && strcmp(mode, "forward") == 0)
         l->forward = true;
-    else if (rc == FERRY_OK)
-        rc = ferry_opts_error(o, "mode", "want 'transparent' (call http://<destination>/) or "
-                              "'forward' (a proxy for tenants), not '%s'", mode);
-    if (rc == FERRY_OK && l->forward) {
+    else if (rc == FERRY_OK && strcmp(mode, "transparent") != 0)
+        bad += ferry_opts_error(o, "mode", "want 'transparent' (call http://<destination>/) "
+                                "or 'forward' (a proxy for tenants), not '%s'", mode) != FERRY_OK;
+    else if (rc != FERRY_OK && rc != FERRY_ENOTFOUND)
+        bad++;
+    /* With a bad mode the forward-mode keys are checked too: it may have meant forward. */
+    if (l->forward || bad > 0) {
         rc = ferry_opts_str(o, "auth", &auth);
         if (rc == FERRY_OK && strcmp(auth, "none") == 0)
             l->auth_none = true;
         else if (rc == FERRY_OK && strcmp(auth, "tenant") != 0)
-            rc = ferry_opts_error(o, "auth", "want 'tenant' (Proxy-Authorization) or 'none'");
-        else if (rc == FERRY_ENOTFOUND)
-            rc = FERRY_OK;
-        if (rc == FERRY_OK && l->auth_none && ferry_listener_tenant(fl) == NULL)
-            rc = ferry_opts_error(o, "auth", "auth: none needs the listener's `tenant:`");
-        if (rc == FERRY_OK && l->bound != NULL)
-            rc = ferry_opts_error(o, NULL, "a forward-mode listener routes by the request's "
-                                  "target; remove `destination:`");
-        if (rc == FERRY_OK)
-            rc = ferry_egress_new(o, "egress", &l->egress);
+            bad += ferry_opts_error(o, "auth", "want 'tenant' (Proxy-Authorization) or "
+                                    "'none'") != FERRY_OK;
+        else if (rc != FERRY_OK && rc != FERRY_ENOTFOUND)
+            bad++;
+        if (l->auth_none && ferry_listener_tenant(fl) == NULL)
+            bad += ferry_opts_error(o, "auth", "auth: none needs the listener's "
+                                    "`tenant:`") != FERRY_OK;
+        if (l->forward && l->bound != NULL)
+            bad += ferry_opts_error(o, NULL, "a forward-mode listener routes by the request's "
+                                    "target; remove `destination:`") != FERRY_OK;
+        bad += ferry_egress_new(o, "egress", &l->egress) != FERRY_OK;
     }
-    if (rc == FERRY_OK)
-        rc = opt_size(o, "max_header_bytes", 1024, 65536, &l->lim.max_head_bytes);
-    if (rc == FERRY_OK)
-        rc = opt_size(o, "max_headers", 8, HTTP_MAX_HEADERS_CAP, &l->lim.max_headers);
-    if (rc == FERRY_OK)
-        rc = opt_size(o, "max_uri_bytes", 256, 65536, &l->lim.max_uri_bytes);
-    if (rc == FERRY_OK)
-        rc = opt_ms(o, "request_timeout_ms", 100, 3600000, &l->request_timeout_ms);
-    if (rc == FERRY_OK)
-        rc = opt_ms(o, "upstream_timeout_ms", 100, 43200000, &l->upstream_timeout_ms);
-    if (rc == FERRY_OK)
-        rc = opt_ms(o, "keepalive_timeout_ms", 100, 3600000, &l->keepalive_timeout_ms);
-    if (rc == FERRY_OK)
-        rc = opt_ms(o, "pool_idle_timeout_ms", 0, 600000, &l->pool_idle_ms);
-    if (rc == FERRY_OK)
-        rc = opt_bool(o, "forwarded_headers", &l->forwarded_headers);
-    if (rc != FERRY_OK) {
+    bad += opt_size(o, "max_header_bytes", 1024, 65536, &l->lim.max_head_bytes) != FERRY_OK;
+    bad += opt_size(o, "max_headers", 8, HTTP_MAX_HEADERS_CAP, &l->lim.max_headers) != FERRY_OK;
+    bad += opt_size(o, "max_uri_bytes", 256, 65536, &l->lim.max_uri_bytes) != FERRY_OK;
+    bad += opt_ms(o, "request_timeout_ms", 100, 3600000, &l->request_timeout_ms) != FERRY_OK;
+    bad += opt_ms(o, "upstream_timeout_ms", 100, 43200000, &l->upstream_timeout_ms) != FERRY_OK;
+    bad += opt_ms(o, "keepalive_timeout_ms", 100, 3600000, &l->keepalive_timeout_ms) != FERRY_OK;
+    bad += opt_ms(o, "pool_idle_timeout_ms", 0, 600000, &l->pool_idle_ms) != FERRY_OK;
+    bad += opt_bool(o, "forwarded_headers", &l->forwarded_headers) != FERRY_OK;
+    if (bad > 0) {
         ferry_egress_free(l->egress);
         free(l);
-        return rc;
+        return FERRY_EINVAL;
     }
     *state = l;
     return FERRY_OK;

@@ -658,27 +658,26 @@ opt_u(struct ferry_opts *o, const char *key, uint64_t min, uint64_t max, uint64_
     return rc == FERRY_ENOTFOUND ? FERRY_OK : rc;
 }
 
+/* Every option is read even after one failed: each reports its own error, so one
+ * `ferry check` shows them all, and none is called unknown for going unread. */
 static int
 ldap_listener_open(struct ferry_listener *fl, struct ferry_opts *o, void **state)
 {
     struct ldap_listener *l = calloc(1, sizeof(*l));
     uint64_t              max = 1048576, up = 60000, bind = 10000;
-    int                   rc = FERRY_OK;
+    int                   bad = 0;
 
     if (l == NULL)
         return FERRY_ENOMEM;
     if (ferry_listener_destination(fl) == NULL)
-        rc = ferry_opts_error(o, NULL, "an ldap listener serves one destination: add "
-                              "`destination:` (an LDAP destination)");
-    if (rc == FERRY_OK)
-        rc = opt_u(o, "max_message_bytes", 1024, 64u * 1024 * 1024, &max);
-    if (rc == FERRY_OK)
-        rc = opt_u(o, "upstream_timeout_ms", 100, 43200000, &up);
-    if (rc == FERRY_OK)
-        rc = opt_u(o, "bind_timeout_ms", 100, 600000, &bind);
-    if (rc != FERRY_OK) {
+        bad += ferry_opts_error(o, NULL, "an ldap listener serves one destination: add "
+                                "`destination:` (an LDAP destination)") != FERRY_OK;
+    bad += opt_u(o, "max_message_bytes", 1024, 64u * 1024 * 1024, &max) != FERRY_OK;
+    bad += opt_u(o, "upstream_timeout_ms", 100, 43200000, &up) != FERRY_OK;
+    bad += opt_u(o, "bind_timeout_ms", 100, 600000, &bind) != FERRY_OK;
+    if (bad > 0) {
         free(l);
-        return rc;
+        return FERRY_EINVAL;
     }
     l->max_message = (size_t)max;
     l->upstream_timeout_ms = (uint32_t)up;

@@ -52,40 +52,40 @@ struct socks5_session {
     uint16_t                      port;
 };
 
+/* Every option is read even after one failed: each reports its own error, so one
+ * `ferry check` shows them all, and none is called unknown for going unread. */
 static int
 s5_listener_open(struct ferry_listener *fl, struct ferry_opts *o, void **state)
 {
     struct socks5_listener *l = calloc(1, sizeof(*l));
     const char             *auth = NULL;
     uint64_t                ms = 10000;
-    int                     rc;
+    int                     bad = 0, rc;
 
     if (l == NULL)
         return FERRY_ENOMEM;
     rc = ferry_opts_str(o, "auth", &auth);
-    if (rc == FERRY_OK && strcmp(auth, "none") == 0) {
+    if (rc == FERRY_OK && strcmp(auth, "none") == 0)
         l->auth_none = true;
-    } else if (rc == FERRY_OK && strcmp(auth, "tenant") != 0) {
-        rc = ferry_opts_error(o, "auth", "want 'tenant' (user/password or 0x80) or 'none'");
-    } else if (rc == FERRY_ENOTFOUND) {
-        rc = FERRY_OK;
-    }
-    if (rc == FERRY_OK && l->auth_none && ferry_listener_tenant(fl) == NULL)
-        rc = ferry_opts_error(o, "auth", "auth: none needs the listener's `tenant:` "
-                              "(whose connectors and egress the clients may use)");
-    if (rc == FERRY_OK && ferry_listener_destination(fl) != NULL)
-        rc = ferry_opts_error(o, NULL, "a socks5 listener routes by the client's target; "
-                              "remove `destination:`");
-    if (rc == FERRY_OK && (rc = ferry_opts_uint(o, "handshake_timeout_ms", 100, 600000, &ms)) ==
-        FERRY_ENOTFOUND)
-        rc = FERRY_OK;
+    else if (rc == FERRY_OK && strcmp(auth, "tenant") != 0)
+        bad += ferry_opts_error(o, "auth", "want 'tenant' (user/password or 0x80) or "
+                                "'none'") != FERRY_OK;
+    else if (rc != FERRY_OK && rc != FERRY_ENOTFOUND)
+        bad++;
+    if (l->auth_none && ferry_listener_tenant(fl) == NULL)
+        bad += ferry_opts_error(o, "auth", "auth: none needs the listener's `tenant:` "
+                                "(whose connectors and egress the clients may use)") != FERRY_OK;
+    if (ferry_listener_destination(fl) != NULL)
+        bad += ferry_opts_error(o, NULL, "a socks5 listener routes by the client's target; "
+                                "remove `destination:`") != FERRY_OK;
+    rc = ferry_opts_uint(o, "handshake_timeout_ms", 100, 600000, &ms);
+    bad += rc != FERRY_OK && rc != FERRY_ENOTFOUND;
     l->handshake_timeout_ms = (uint32_t)ms;
-    if (rc == FERRY_OK)
-        rc = ferry_egress_new(o, "egress", &l->egress);
-    if (rc != FERRY_OK) {
+    bad += ferry_egress_new(o, "egress", &l->egress) != FERRY_OK;
+    if (bad > 0) {
         ferry_egress_free(l->egress);
         free(l);
-        return rc;
+        return FERRY_EINVAL;
     }
     *state = l;
     return FERRY_OK;

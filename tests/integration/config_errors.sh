@@ -15,6 +15,16 @@
 # 8. `ferry gateway -c BAD` also exits 2 with the error and does not start.
 # 9. FERRY_TEST_SECRET=s3cr3t-value referenced where it causes an error never appears
 #    in any output (check or gateway).
+# 10. All errors in one run (every phase): one file with an error in each phase — a
+#    top-level key (`workrs: 2`, line 1), a listener key (`destinaton`, line 4), two bad
+#    plugin options, cross-checks (unknown tenant, duplicate listener name, unknown
+#    destination), a tenant, an inline destination, a destinations_dir file and a
+#    policy's Lua syntax — is reported whole by one `ferry check`: exactly these lines,
+#    the main file in line order, then the other files in the order read, exit 2.
+#    `ferry gateway` prints the same at start, and a SIGHUP to a running gateway logs
+#    the same lines (and it keeps serving).
+# 11. Past 20 errors: the first 20 in file order (plugin options on line 4, found last,
+#    among them), then `ferry: 20 errors shown, N more not shown`.
 # Every run's output is also checked for sanitizer reports.
 # shellcheck disable=SC2016  # '${env:…}' is config text for ferry, not for the shell
 set -euo pipefail
@@ -154,4 +164,125 @@ run_ferry out check "$f"
 run_ferry out gateway "$dir/secret-port.yaml"
 [ "$RC" -eq 2 ] || fail "ferry gateway -c secret-port.yaml: exit $RC, want 2; output: $out"
 
-echo "ok: every bad config refused with exit 2 at file:line:col; good config ok; no secret printed"
+# --- 10. all errors in one run (every phase) ------------------------------------------
+# The listeners come first, so the phases that find their errors last (listeners after
+# tenants and destinations, plugin options after everything) report lines above theirs.
+every=$(tmpdir)
+mkdir "$every/dests"
+printf 'return {\n  on_connect = function(conn, dest)\n    if then\n  end,\n}\n' >"$every/bad.lua"
+printf 'Name: erp\nType: TCP\nAddress: "tcp://10.0.0.1:3300"\nProxyType: OnPrem\n' \
+    >"$every/dests/erp.yaml"
+p1=$(free_port)
+p2=$(free_port)
+p3=$(free_port)
+p4=$(free_port)
+f=$every/ferry.yaml
+cat >"$f" <<YAML
+workrs: 2
+plugins_dir: $PLUGINS
+listeners:
+  - { name: web, plugin: http, listen: "127.0.0.1:$p1", destinaton: origin }
+  - { name: fwd, plugin: http, listen: "127.0.0.1:$p2", mode: forwrd, max_headers: 3 }
+  - { name: s5, plugin: socks5, listen: "127.0.0.1:$p3", tenant: acne }
+  - { name: web, plugin: tcp, listen: "127.0.0.1:$p4", destination: orign }
+admin: { listen: 127.0.0.1:$admin }
+tenants:
+  - { id: acme, token: t0k }
+  - { id: acme, token: t1k }
+destinations_dir: dests
+destinations:
+  - { Name: origin, Type: TCP, Address: "tcp://127.0.0.1:1", ProxyType: Internet, policy: bad.lua }
+  - { Name: broken, Type: TCP, ProxyType: Internet }
+YAML
+want_all=$(cat <<WANT
+$f:1:1: unknown key 'workrs' (did you mean 'workers'?)
+$f:$(pos "$f" destinaton): listeners[0]: unknown key 'destinaton' (did you mean 'destination'?)
+$f:$(pos "$f" "mode: forwrd"): listeners[1] (fwd): mode: want 'transparent' (call http://<destination>/) or 'forward' (a proxy for tenants), not 'forwrd'
+$f:$(pos "$f" max_headers): listeners[1] (fwd): max_headers: want a whole number from 8 to 256, not '3'
+$f:$(pos "$f" acne): listeners[2]: unknown tenant 'acne'
+$f:7:13: listeners[3]: duplicate listener name 'web' (first at line 4)
+$f:$(pos "$f" orign): listeners[3]: unknown destination 'orign' (did you mean 'origin'?)
+$f:11:11: tenants[1]: tenant 'acme' is defined twice (first at line 10)
+$f:15:5: destination 'broken': missing required property 'Address' (tcp://host:port)
+$every/dests/erp.yaml:4:1: destination 'erp': ProxyType: unknown value 'OnPrem'
+$every/bad.lua:3:8: unexpected symbol near 'then' (policy of destination 'origin')
+WANT
+)
+# want_lines WHAT GOT: GOT must be exactly want_all, line for line.
+want_lines() {
+    [ "$2" = "$want_all" ] && return 0
+    fail "$1: want exactly, in this order:"$'\n'"$want_all"$'\n'"got:"$'\n'"$2"$'\n'"diff:" \
+         "$(diff <(printf '%s\n' "$want_all") <(printf '%s\n' "$2"))"
+}
+run_ferry out check "$f"
+[ "$RC" -eq 2 ] || fail "ferry check -c (every phase): exit $RC, want 2; output: $out"
+want_lines "ferry check -c (every phase)" "$out"
+run_ferry out gateway "$f"
+[ "$RC" -eq 2 ] || fail "ferry gateway -c (every phase): exit $RC, want 2; output: $out"
+want_lines "ferry gateway -c (every phase) at start" "$out"
+
+# SIGHUP: a running gateway (origin without a policy, so none to fall back on) is given
+# the file; its log gets the same lines and it keeps serving the running configuration.
+cp "$good" "$every/running.yaml"
+start_ferry "$every/running.yaml" "$admin"
+cp "$f" "$every/running.yaml"
+kill -HUP "$FERRY_PID"
+wait_metric "$admin" 'ferry_reloads_total{result="failed"}' -eq 1 10 ||
+    fail "SIGHUP with the every-phase file: no failed reload counted"
+want_lines "SIGHUP (every phase), the gateway's log" \
+    "$(grep -v '^{' "$FERRY_LOG" | sed "s|^$every/running.yaml:|$f:|")"
+grep -q '"msg":"reload failed: configuration has errors; keeping the running one"' \
+    "$FERRY_LOG" || fail "SIGHUP (every phase): no 'keeping the running one' line"
+wait_port 127.0.0.1 "$lport" 5 "$FERRY_PID" || fail "the running listener is gone after SIGHUP"
+stop_ferry
+
+# --- 10b. each plugin reports every bad option, none called unknown for going unread ---
+f=$every/options.yaml
+cat >"$f" <<YAML
+plugins_dir: $PLUGINS
+admin: { listen: 127.0.0.1:$admin }
+listeners:
+  - { name: s, plugin: socks5, listen: "127.0.0.1:$p1", auth: bogus, handshake_timeout_ms: 1, egress: [ "x", "y:0" ] }
+  - { name: l, plugin: ldap, listen: "127.0.0.1:$p2", max_message_bytes: 1, upstream_timeout_ms: 1, bind_timeout_ms: 1 }
+YAML
+run_ferry out check "$f"
+[ "$RC" -eq 2 ] || fail "ferry check -c options.yaml: exit $RC, want 2; output: $out"
+want_opts=$(cat <<WANT
+$f:$(pos "$f" "auth:"): listeners[0] (s): auth: want 'tenant' (user/password or 0x80) or 'none'
+$f:$(pos "$f" handshake_timeout_ms): listeners[0] (s): handshake_timeout_ms: want a whole number from 100 to 600000, not '1'
+$f:$(pos "$f" egress): listeners[0] (s): egress: 'x': want host:port, host being a name, an address, '*' or '*.suffix', port a number or '*'
+$f:$(pos "$f" egress): listeners[0] (s): egress: 'y:0': want host:port, host being a name, an address, '*' or '*.suffix', port a number or '*'
+$f:5:5: listeners[1] (l): an ldap listener serves one destination: add \`destination:\` (an LDAP destination)
+$f:$(pos "$f" max_message_bytes): listeners[1] (l): max_message_bytes: want a whole number from 1024 to 67108864, not '1'
+$f:$(pos "$f" upstream_timeout_ms): listeners[1] (l): upstream_timeout_ms: want a whole number from 100 to 43200000, not '1'
+$f:$(pos "$f" bind_timeout_ms): listeners[1] (l): bind_timeout_ms: want a whole number from 100 to 600000, not '1'
+WANT
+)
+[ "$out" = "$want_opts" ] || fail "options.yaml: want exactly:"$'\n'"$want_opts"$'\n'"got:"$'\n'"$out"
+
+# --- 11. past 20 errors: the first 20 in file order -------------------------------------
+f=$every/many.yaml
+{
+    printf 'plugins_dir: %s\nadmin: { listen: 127.0.0.1:%s }\nlisteners:\n' "$PLUGINS" "$admin"
+    printf '  - { name: h, plugin: http, listen: "127.0.0.1:%s", max_headers: 1,' "$p1"
+    printf ' max_uri_bytes: 1, request_timeout_ms: 1, forwarded_headers: maybe }\n'
+    for i in $(seq 5 26); do
+        printf 'unknown_%s: 1\n' "$i"
+    done
+} >"$f"
+run_ferry out check "$f"
+[ "$RC" -eq 2 ] || fail "ferry check -c many.yaml: exit $RC, want 2; output: $out"
+mapfile -t lines <<<"$out"
+[ "${#lines[@]}" -eq 21 ] ||
+    fail "many.yaml: want 20 errors and a summary, got ${#lines[@]} lines: $out"
+for i in 0 1 2 3; do
+    [[ ${lines[$i]} == "$f:4:"* ]] ||
+        fail "many.yaml: line $((i + 1)) should be a plugin option of line 4: $out"
+done
+[ "${lines[4]}" = "$f:5:1: unknown key 'unknown_5'" ] || fail "many.yaml: line 5: ${lines[4]}"
+[ "${lines[19]}" = "$f:20:1: unknown key 'unknown_20'" ] || fail "many.yaml: line 20: ${lines[19]}"
+[ "${lines[20]}" = "ferry: 20 errors shown, 6 more not shown" ] ||
+    fail "many.yaml: want 'ferry: 20 errors shown, 6 more not shown' last, got '${lines[20]}'"
+
+echo "ok: every bad config refused with exit 2 at file:line:col; good config ok; no secret" \
+     "printed; every phase reported in one run, in file order, at most 20"

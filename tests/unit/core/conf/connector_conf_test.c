@@ -242,7 +242,9 @@ test_unknown_keys_suggest(void)
     CU_ASSERT(errs_have(&errs, 6, 21, "systems[0]: unknown key 'internl' (did you mean "
                         "'internal'?)"));
     CU_ASSERT(errs_have(&errs, 6, 50, "systems[0]: unknown key 'path' (did you mean 'paths'?)"));
-    CU_ASSERT(errs_have(&errs, 6, 5, "systems[0]: missing required key 'internal'"));
+    /* the misspelt key is the missing one: one mistake, one error */
+    CU_ASSERT(!errs_have(&errs, 0, 0, "missing required key 'internal'"));
+    CU_ASSERT_EQUAL(errs.count, 2);
     CU_ASSERT_EQUAL(load(BASE "admin: { listne: 127.0.0.1:1 }\n"), FERRY_EINVAL);
     CU_ASSERT(errs_have(&errs, 5, 10, "admin: unknown key 'listne' (did you mean 'listen'?)"));
 }
@@ -360,6 +362,47 @@ test_systems_targets_and_protocols(void)
     CU_ASSERT_STRING_EQUAL(cc->systems[8].virtual_host, "fd00::a");
     CU_ASSERT_STRING_EQUAL(cc->systems[8].internal_host, "fd00::12");
     CU_ASSERT_EQUAL(cc->systems[8].internal_port, 22);
+}
+
+static void
+test_a_system_with_a_bad_key_still_has_the_others_checked(void)
+{
+    /* A misspelt protocol key: reported with its suggestion, and the targets and paths
+     * are checked in the same run (before, the system stopped at its first error). */
+    CU_ASSERT_EQUAL(load(BASE "systems:\n"
+                         "  - { virtual: erp, internal: 10.0.0.1:1, protcol: TCP }\n"
+                         "  - { virtual: \"a:1\", internal: b, protocol: HTTP, paths: [ x ],"
+                         " tls_verify: \"false\", port: 2 }\n"
+                         "  - { virtual: \"a:1\", internal: \"b:1\", protocol: TCP }\n"),
+                    FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 6, 16, "systems[0]: virtual: 'erp': want host:port"));
+    CU_ASSERT(errs_have(&errs, 6, 43, "systems[0]: unknown key 'protcol' (did you mean "
+                        "'protocol'?)"));
+    CU_ASSERT(!errs_have(&errs, 0, 0, "missing required key 'protocol'"));  /* said once */
+    CU_ASSERT(errs_have(&errs, 7, 33, "systems[1]: internal: 'b': want host:port"));
+    CU_ASSERT(errs_have(&errs, 7, 61, "systems[1]: paths[0]: 'x' must start with '/'"));
+    CU_ASSERT(errs_have(&errs, 7, 78, "systems[1]: tls_* keys need a TLS protocol"));
+    CU_ASSERT(errs_have(&errs, 7, 87, "systems[1]: unknown key 'port'"));
+    CU_ASSERT_EQUAL(errs.count, 6);     /* systems[1]'s bad internal: no duplicate check */
+    /* in file order, whatever the order found */
+    CU_ASSERT_EQUAL(errs.items[0].line, 6);
+    CU_ASSERT_EQUAL(errs.items[0].col, 16);
+    CU_ASSERT_EQUAL(errs.items[5].col, 87);
+}
+
+static void
+test_a_refused_timeout_is_not_compared(void)
+{
+    /* keepalive_ms refused: the default is not compared with dead_peer_timeout_ms as if
+     * the operator had written it; a valid pair still is, with another key wrong. */
+    CU_ASSERT_EQUAL(load(BASE "keepalive_ms: 0\ndead_peer_timeout_ms: 5000\n"), FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 1);
+    CU_ASSERT(errs_have(&errs, 5, 15, "keepalive_ms: want a whole number"));
+    CU_ASSERT_EQUAL(load(BASE "keepalive_ms: 500\ndead_peer_timeout_ms: 400\nworkrs: 2\n"),
+                    FERRY_EINVAL);
+    CU_ASSERT_EQUAL(errs.count, 2);
+    CU_ASSERT(errs_have(&errs, 6, 23, "dead_peer_timeout_ms (400) must be longer"));
+    CU_ASSERT(errs_have(&errs, 7, 1, "unknown key 'workrs'"));
 }
 
 static void
@@ -510,8 +553,11 @@ test_token_never_in_a_message(void)
                          "tokn: x\nworkers: many\nkeepalive_ms: 0\n"
                          "systems:\n  - { virtual: v, internal: i, protocol: p, token: t }\n"),
                     FERRY_EINVAL);
-    CU_ASSERT_EQUAL(errs.count, 7);     /* systems[0] stops at its unknown key */
+    CU_ASSERT_EQUAL(errs.count, 10);    /* systems[0] is checked past its unknown key */
     CU_ASSERT(errs_have(&errs, 5, 1, "unknown key 'tokn' (did you mean 'token'?)"));
+    CU_ASSERT(errs_have(&errs, 9, 16, "systems[0]: virtual: 'v': want host:port"));
+    CU_ASSERT(errs_have(&errs, 9, 42, "systems[0]: protocol: unknown protocol 'p'"));
+    CU_ASSERT(errs_have(&errs, 9, 45, "systems[0]: unknown key 'token'"));
     CU_ASSERT(no_message_has(TOKEN));
 
     /* the same value given by reference is never quoted anywhere */
@@ -609,6 +655,9 @@ main(void)
         { "tenant and location checks", test_tenant_and_location_checks },
         { "tls files must exist and pair", test_tls_files_must_exist_and_pair },
         { "systems: targets and protocols", test_systems_targets_and_protocols },
+        { "a system with a bad key still has the others checked",
+          test_a_system_with_a_bad_key_still_has_the_others_checked },
+        { "a refused timeout is not compared", test_a_refused_timeout_is_not_compared },
         { "sapgwNN ports for RFC only", test_sapgw_ports_for_rfc_only },
         { "duplicate virtual names the first line",
           test_duplicate_virtual_names_the_first_line },

@@ -91,6 +91,20 @@ test_bad_patterns_are_errors_at_the_option(void)
 }
 
 static void
+test_every_bad_pattern_is_reported(void)
+{
+    struct ferry_opts   *o = opts_of("    egress: [ 'a', 'ok:1', 'b:0', '*:*' ]\n");
+    struct ferry_egress *e = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_EQUAL(ferry_egress_new(o, "egress", &e), FERRY_EINVAL);
+    CU_ASSERT_PTR_NULL(e);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 2);       /* not only the first */
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[0].msg, "egress: 'a': want host:port"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[1].msg, "egress: 'b:0': want host:port"));
+}
+
+static void
 test_base64_decodes_padded_standard_alphabet(void)
 {
     uint8_t out[32];
@@ -125,6 +139,7 @@ main(void)
         { "patterns match exact, wildcard, suffix and port",
           test_patterns_match_exact_wildcard_suffix_and_port },
         { "bad patterns are errors at the option", test_bad_patterns_are_errors_at_the_option },
+        { "every bad pattern is reported", test_every_bad_pattern_is_reported },
         { "base64 decodes the padded standard alphabet",
           test_base64_decodes_padded_standard_alphabet },
         { "base64 refuses what is not base64", test_base64_refuses_what_is_not_base64 },
