@@ -253,6 +253,28 @@ is_loaded_or_absent(const struct conf_ctx *c, const yaml_node_t *ln, const char 
     return value != NULL || conf_value(c, ln, key) == NULL;
 }
 
+/* The value of a key of map that is not `key` but a misspelling of it (edit distance 1
+ * or 2, not itself a listener key), e.g. `destinaton: x` for "destination"; NULL if none.
+ * The misspelt key itself is reported (with "did you mean") when the plugin's options
+ * are checked. */
+static const char *
+misspelt_value(const struct conf_ctx *c, const yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        const char *k = conf_text(conf_node(c, p->key));
+        bool        known = false;
+
+        if (k == NULL || strcmp(k, key) == 0)
+            continue;
+        for (const struct conf_key *lk = listener_keys; lk->key != NULL && !known; lk++)
+            known = strcmp(lk->key, k) == 0;
+        if (!known && ferry_conf_edit_distance(k, key, 2) <= 2)
+            return conf_text(conf_node(c, p->value));
+    }
+    return NULL;
+}
+
 /* Every check runs on the keys that loaded, whatever happened to the others, so one
  * run reports all of a listener's errors; a key that did not load is reported once,
  * by conf_mapping(), and checked no further. */
@@ -265,6 +287,7 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     char                        where[32];
     void                       *arg[2];
     const yaml_node_t          *vn;
+    const char                 *vt;
     bool                        plugin_ok;
 
     snprintf(where, sizeof(where), "listeners[%zu]", i);
@@ -330,6 +353,16 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     if (l->tenant != NULL && ferry_conf_tenant(conf, l->tenant) == NULL)
         conf_error(c, conf_value(c, ln, "tenant"), where, "unknown tenant '%s'",
                    conf_shown(c, ln, "tenant", l->tenant));
+    /* A misspelt `destinaton:` or `tenat:` is one mistake: the unknown key's error
+     * says so, and the plugin, which reads the intended key, is shown its value rather
+     * than made to report it missing. The conf has an error either way; nothing runs
+     * with it. */
+    if (l->destination == NULL && conf_value(c, ln, "destination") == NULL &&
+        (vt = misspelt_value(c, ln, "destination")) != NULL)
+        l->destination = strdup(vt);
+    if (l->tenant == NULL && conf_value(c, ln, "tenant") == NULL &&
+        (vt = misspelt_value(c, ln, "tenant")) != NULL)
+        l->tenant = strdup(vt);
     /* The plugin reads destination and tenant: one that did not load would make it
      * report a second, wrong error (e.g. "needs `destination:`"). */
     l->opts_checkable = l->name != NULL && plugin_ok &&

@@ -122,6 +122,24 @@ want_error "$f" "7:*" "nosuch"
 f=$(conf tcp-no-dest "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\" }")
 want_error "$f" "7:*" "destination"
 
+# --- 6a. the issue's own example: one mistake, one error ---------------------------
+# `workrs: 2` at line 1 and a tcp listener's `destinaton:` at line 4: exactly two lines,
+# the tcp plugin does not also say it "needs `destination:`".
+d6a=$(tmpdir)
+cat >"$d6a/ferry.yaml" <<YAML
+workrs: 2
+plugins_dir: $PLUGINS
+listeners:
+  - { name: t1, plugin: tcp, listen: "127.0.0.1:$lport", destinaton: origin }
+destinations:
+  - { Name: origin, Type: TCP, Address: "tcp://127.0.0.1:$lport", ProxyType: Internet }
+YAML
+run_ferry out check "$d6a/ferry.yaml"
+[ "$RC" -eq 2 ] || fail "workrs + destinaton: exit $RC, want 2; output: $out"
+want_both="$d6a/ferry.yaml:1:1: unknown key 'workrs' (did you mean 'workers'?)
+$d6a/ferry.yaml:4:$(($(sed -n 4p "$d6a/ferry.yaml" | grep -bo destinaton | cut -d: -f1) + 1)): listeners[0]: unknown key 'destinaton' (did you mean 'destination'?)"
+[ "$out" = "$want_both" ] || fail "workrs + destinaton: want exactly:"$'\n'"$want_both"$'\n'"got:"$'\n'"$out"
+
 # --- 6b. worker_cpu_affinity takes auto or off only -----------------------------------
 f=$(conf affinity "{ name: t1, plugin: tcp, listen: \"127.0.0.1:$lport\", destination: origin }")
 printf 'worker_cpu_affinity: sometimes\n' >>"$f"
