@@ -3,8 +3,9 @@
 #
 #   bash tests/integration/tcp_signals.sh [BUILD_DIR]     (default: build)
 #
-# SIGTERM (drain_timeout_ms: 5000):
-#   1. A client downloads 8 MiB from a slow origin (~3 s); mid-transfer, SIGTERM.
+# SIGTERM (drain_timeout_ms: 60000, longer than the checks take on a loaded machine):
+#   1. A client downloads 8 MiB from a slow origin that holds the second half until
+#      the test releases it; mid-transfer, SIGTERM.
 #   2. /readyz turns 503 (or the admin goes away), and a new connection is refused or
 #      closed at once (never left hanging in the accept queue).
 #   3. The in-flight download completes intact (sha256 = what the origin sent).
@@ -23,12 +24,12 @@ set -euo pipefail
 # shellcheck source=tests/integration/tools/tcp_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/tools/tcp_lib.sh"
 
-DRAIN_MS=5000
+DRAIN_MS=60000
 SLOW_BYTES=$((8 << 20))
 dir=$(tmpdir)
 
 # =========================== SIGTERM: drain ===========================================
-start_origin slow slow --bytes "$SLOW_BYTES" --seed 5 --duration 3
+start_origin slow slow --bytes "$SLOW_BYTES" --seed 5 --duration 2 --hold-file "$dir/release"
 slow_port=$ORIGIN_PORT
 slow_report=$ORIGIN_REPORT
 admin=$(free_port)
@@ -70,9 +71,10 @@ done
 res=$(python3 "$TOOLS/client.py" expect-close --port "$lport" --timeout 1 2>&1) \
     || fail "a new connection during the drain was accepted but neither served nor" \
             "closed within 1s (want: refused, or closed at once): $res"
-# Still in flight? Then the checks above really ran during the drain.
-kill -0 "$dl_pid" 2>/dev/null \
-    || fail "the download finished before the drain checks ran (origin too fast?)"
+# Still in flight (the origin holds the second half until released): the checks above
+# really ran during the drain.
+kill -0 "$dl_pid" 2>/dev/null || fail "the download ended before the origin was released"
+touch "$dir/release"
 
 # --- 3. the transfer completes intact -------------------------------------------------
 wait_exit "$dl_pid" 15 || fail "the in-flight download did not finish within 15s of SIGTERM"

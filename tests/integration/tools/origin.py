@@ -18,6 +18,8 @@ Modes:
   halfclose-first    send --bytes of seeded data, shutdown(SHUT_WR), read to EOF
                      (reported), close (the origin half-closed first).
   slow               send --bytes of seeded data spread over --duration seconds, close.
+                     --hold-file FILE: after the first half, wait (up to 250 s) until FILE
+                     exists, then send the rest (a test decides when the transfer ends).
 """
 import argparse
 import hashlib
@@ -108,6 +110,11 @@ class Server:
                 step = max(1, len(self.payload) // steps)
                 t0 = time.monotonic()
                 for i, off in enumerate(range(0, len(self.payload), step)):
+                    if a.hold_file and i == steps // 2:
+                        end = time.monotonic() + 250
+                        while not os.path.exists(a.hold_file) and time.monotonic() < end:
+                            time.sleep(0.02)
+                        t0 = time.monotonic() - (i * a.duration / steps)
                     conn.sendall(self.payload[off:off + step])
                     rec["sent"] += len(self.payload[off:off + step])
                     delay = t0 + (i + 1) * a.duration / steps - time.monotonic()
@@ -134,6 +141,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--duration", type=float, default=2.0)
     p.add_argument("--prefix", default="")
+    p.add_argument("--hold-file")
     args = p.parse_args()
 
     srv = Server(args)
