@@ -89,7 +89,7 @@ void
 tok_result_free(struct tok_result *r)
 {
     if (r->value != NULL) {
-        memset(r->value, 0, strlen(r->value));
+        explicit_bzero(r->value, strlen(r->value));
         free(r->value);
     }
     free(r->type);
@@ -248,7 +248,7 @@ tok_fetched(const char *key, const struct tok_result *r)
 
         if (type != NULL && value != NULL) {
             if (e->value != NULL)
-                memset(e->value, 0, strlen(e->value));
+                explicit_bzero(e->value, strlen(e->value));
             free(e->value);
             free(e->type);
             e->value = value;
@@ -273,7 +273,7 @@ tok_fetched(const char *key, const struct tok_result *r)
                                                                                  : e->backoff_ms * 2);
         e->retry_at = now + e->backoff_ms;
         if (e->value != NULL && e->expires_at <= now + TOK_MIN_LEFT_MS) {
-            memset(e->value, 0, strlen(e->value));
+            explicit_bzero(e->value, strlen(e->value));
             free(e->value);
             e->value = NULL;
         }
@@ -308,7 +308,7 @@ tok_forget(const char *key)
     pthread_mutex_lock(&mu);
     for (struct tok_entry *e = table; e != NULL; e = e->next) {
         if (strcmp(e->key, key) == 0 && e->value != NULL) {
-            memset(e->value, 0, strlen(e->value));
+            explicit_bzero(e->value, strlen(e->value));
             free(e->value);
             e->value = NULL;
             e->expires_at = 0;
@@ -332,7 +332,7 @@ tok_cache_free_all(void)
             free(w);
         }
         if (e->value != NULL)
-            memset(e->value, 0, strlen(e->value));
+            explicit_bzero(e->value, strlen(e->value));
         free(e->value);
         free(e->type);
         free(e->error);

@@ -201,6 +201,7 @@ s5_userpass(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, si
 {
     char   user[256], pass[256];
     size_t ulen, plen;
+    bool   ok;
 
     if (n < 2)
         return 0;
@@ -216,9 +217,10 @@ s5_userpass(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, si
     user[ulen] = '\0';
     memcpy(pass, d + 3 + ulen, plen);
     pass[plen] = '\0';
-    return s5_auth_result(c, s, ulen > 0 && memchr(user, 0, ulen) == NULL &&
-                                ferry_conn_auth_tenant(c, user, pass) == FERRY_OK,
-                          (int)(3 + ulen + plen));
+    ok = ulen > 0 && memchr(user, 0, ulen) == NULL &&
+         ferry_conn_auth_tenant(c, user, pass) == FERRY_OK;
+    explicit_bzero(pass, sizeof(pass));     /* the tenant's token */
+    return s5_auth_result(c, s, ok, (int)(3 + ulen + plen));
 }
 
 /* SAP 0x80: 01, uint32 BE token length, token, uint8 M, M bytes of base64 location. */
@@ -246,7 +248,7 @@ s5_sap(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t 
         return s5_auth_result(c, s, false, 0);
     memcpy(token, d + 5, tlen);
     ok = memchr(token, 0, tlen) == NULL && ferry_conn_auth_tenant(c, NULL, token) == FERRY_OK;
-    memset(token, 0, tlen);
+    explicit_bzero(token, tlen);          /* memset could be dropped: token is dead after */
     s->location[0] = '\0';
     if (ok && m > 0) {
         /* base64 is the contract; a raw id (an older SDK sent one) is accepted too. */
