@@ -15,59 +15,12 @@ IDLE_STREAMS=${IDLE_STREAMS:-10000}
 # shellcheck source=tests/bench/common.sh
 . "$ROOT/tests/bench/common.sh"
 
-# Certificates: a CA and a gateway certificate for 127.0.0.1.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -keyout "$work/ca.key" -out "$work/ca.crt" -subj /CN=bench-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$work/gw.key" -out "$work/gw.csr" -subj /CN=127.0.0.1 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$work/san.cnf"
-openssl x509 -req -in "$work/gw.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
-    -days 2 -out "$work/gw.crt" -extfile "$work/san.cnf" 2>/dev/null
-
 ORIGIN=$(port)
 "$LOADGEN" serve "$ORIGIN" & pids+=($!)
 wait_port "$ORIGIN"
 
-# start_ferry NAME WORKERS: a gateway with a tunnel and a connector serving the origin.
-start_ferry() {
-    local name=$1 workers=$2
-    local tun admin cadmin
-    tun=$(port); admin=$(port); cadmin=$(port)
-    FT_PORT=$(port)
-    cat >"$work/$name-gw.yaml" <<YAML
-workers: $workers
-plugins_dir: $BUILD/plugins
-log: { level: warn, access: off }
-admin: { listen: 127.0.0.1:$admin }
-tunnel: { listen: 127.0.0.1:$tun, cert: gw.crt, key: gw.key }
-tenants: [ { id: bench, token: bench-token } ]
-destinations:
-  - { Name: onprem, Type: TCP, Address: "tcp://bench.internal:9", ProxyType: OnPremise }
-listeners:
-  - { name: onprem, plugin: tcp, listen: "127.0.0.1:$FT_PORT", destination: onprem, max_connections: 100000 }
-YAML
-    cat >"$work/$name-cn.yaml" <<YAML
-workers: $workers
-gateway: 127.0.0.1:$tun
-admin: { listen: 127.0.0.1:$cadmin }
-log: { level: warn }
-tenant: bench
-token: bench-token
-ca: ca.crt
-systems:
-  - { virtual: bench.internal:9, internal: 127.0.0.1:$ORIGIN, protocol: TCP }
-YAML
-    "$FERRY" gateway -c "$work/$name-gw.yaml" 2>"$work/$name-gw.log" & GW_PID=$!; pids+=($GW_PID)
-    wait_port "$tun"
-    "$FERRY" connector -c "$work/$name-cn.yaml" 2>"$work/$name-cn.log" & CN_PID=$!; pids+=($CN_PID)
-    for _ in $(seq 1 200); do
-        curl -sf "http://127.0.0.1:$cadmin/readyz" >/dev/null && return 0
-        sleep 0.05
-    done
-    echo "ferry connector never came up" >&2
-    cat "$work/$name-cn.log" >&2
-    return 1
-}
+# shellcheck source=tests/bench/tunnel_lib.sh
+. "$ROOT/tests/bench/tunnel_lib.sh"
 start_ferry bulk auto
 FERRY_P=$FT_PORT
 
