@@ -8,8 +8,9 @@
  *
  * Send path: nghttp2_session_mem_send() serialises frames; SSL_write() encrypts them
  * straight from nghttp2's buffer; only what the socket refuses is copied aside
- * (wbuf). DATA payloads are capped so that a frame and its header fill exactly one
- * TLS record. Receive path: SSL_read() into one buffer per tunnel, fed to
+ * (wbuf). Records gather in a BIO pair and leave in sends of SEND_BATCH_BYTES (or
+ * less when nghttp2 has nothing more to say). DATA payloads are capped so that a frame
+ * and its header fill exactly one TLS record. Receive path: SSL_read() into one buffer per tunnel, fed to
  * nghttp2_session_mem_recv(); each DATA chunk goes to its socket at once when it can,
  * else into the stream's `out` buffer, and the window is only reopened
  * (nghttp2_session_consume) for bytes that reached the socket: that is the
@@ -33,7 +34,8 @@
 #define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
 #define IO_ROUNDS        4                   /* batches per wake-up */
 #define PEND_MAX         64                  /* DATA chunks held for one writev */
-#define PAIR_BYTES       (256 * 1024)        /* ciphertext batched per send() */
+#define PAIR_BYTES       (256 * 1024)        /* ciphertext waiting for the socket */
+#define SEND_BATCH_BYTES (128 * 1024)        /* gathered before a send(), unless idle */
 #define MAX_STREAMS      65536
 
 struct hdrs {                     /* headers of one request/response, until delivered */
@@ -785,7 +787,10 @@ tunnel_flush(struct tunnel *t)
         int            r;
         bool           from_wbuf = evbuffer_get_length(t->wbuf) > 0;
 
-        if (tunnel_send_net(t) < 0)
+        /* Records gather in the pair and leave in few large sends: one send() per
+         * record costs more than the copy into the pair. Whatever is left goes as
+         * soon as nghttp2 has nothing more. */
+        if (BIO_ctrl_pending(t->net) >= SEND_BATCH_BYTES && tunnel_send_net(t) < 0)
             return -1;
         if (!t->writable && BIO_ctrl_pending(t->net) > 0)
             return 0;                   /* the socket is full: EV_WRITE brings us back */
