@@ -4,15 +4,16 @@
  * Owns the socket, the SSL object, the nghttp2 session and every stream object. Does
  * not decide where streams go (gateway.c, connector.c do) and never blocks: TLS runs
  * on a non-blocking socket with an edge-triggered event, readiness remembered in
- * t->readable / t->writable (set by events, cleared by WANT_READ / WANT_WRITE).
+ * t->readable / t->writable (set by events, cleared by EAGAIN).
  *
  * Send path: nghttp2_session_mem_send() serialises frames; SSL_write() encrypts them
- * straight from nghttp2's buffer; only what the socket refuses is copied aside
- * (wbuf). Records gather in a BIO pair and leave in sends of SEND_BATCH_BYTES (or
- * less when nghttp2 has nothing more to say). DATA frames carry up to FRAME_MAX_BYTES
- * (both sides announce it in SETTINGS_MAX_FRAME_SIZE): one recv() from the socket
- * end, straight into nghttp2's frame buffer, and one SSL_write of several records per
- * frame. Receive path: SSL_read() into one buffer per tunnel, fed to
+ * straight from nghttp2's buffer into a BIO pair; only what the pair refuses is
+ * copied aside (wbuf). Records leave the pair in sends of SEND_BATCH_BYTES (or less
+ * when nghttp2 has nothing more to say). DATA frames carry up to FRAME_MAX_BYTES (both
+ * sides announce it in SETTINGS_MAX_FRAME_SIZE): one recv() from the socket end,
+ * straight into nghttp2's frame buffer, and one SSL_write of several records per
+ * frame. Receive path: one recv() of up to RECV_PAIR_BYTES into the pair (its other
+ * direction), SSL_read() of its records into one buffer per tunnel, fed to
  * nghttp2_session_mem_recv(); each DATA chunk goes to its socket at once when it can,
  * else into the stream's `out` buffer, and the window is only reopened
  * (nghttp2_session_consume) for bytes that reached the socket: that is the
@@ -37,6 +38,7 @@
 #define IO_ROUNDS        4                   /* batches per wake-up */
 #define PEND_MAX         64                  /* DATA chunks held for one writev */
 #define SEND_BATCH_BYTES (128 * 1024)        /* gathered before a send(), unless idle */
+#define RECV_PAIR_BYTES  (256 * 1024)        /* ciphertext per recv(), for SSL_read */
 /* Ciphertext waiting for the socket: a batch short of full, plus one whole frame (its
  * records' headers and tags included), so SSL_write never takes only part of a frame. */
 #define PAIR_BYTES       (SEND_BATCH_BYTES + FRAME_MAX_BYTES + 16384)
@@ -854,6 +856,40 @@ tunnel_flush(struct tunnel *t)
     }
 }
 
+/* Move ciphertext from the socket into the receive pair, where SSL_read takes it a
+ * record at a time: one large recv() for many records. (OpenSSL's own read-ahead
+ * would save the copy into the pair, but it moves every unread byte of its buffer to
+ * the front before each record: the copies grow with the square of the batch.)
+ * 1: bytes arrived; 0: none for now (readable cleared); -1: the socket failed. At
+ * EOF the pair is shut, so SSL_read reports it after the records before it. */
+static int
+tunnel_recv_net(struct tunnel *t)
+{
+    char   *p = NULL;
+    int     room;
+    ssize_t r;
+
+    if (!t->readable || (room = BIO_nwrite0(t->net, &p)) <= 0)
+        return 0;
+    do {
+        r = recv(t->fd, p, (size_t)room, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        BIO_nwrite(t->net, NULL, (int)r);
+        return 1;
+    }
+    if (r == 0) {
+        BIO_shutdown_wr(t->net);
+        return 1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        t->readable = false;
+        return 0;
+    }
+    t->reason = "tunnel connection lost";
+    return -1;
+}
+
 /* Decrypt what arrived and feed nghttp2. 0 ok, -1 the connection is over. */
 static int
 tunnel_read(struct tunnel *t, bool *again)
@@ -876,7 +912,10 @@ tunnel_read(struct tunnel *t, bool *again)
             }
             switch (SSL_get_error(t->ssl, r)) {
             case SSL_ERROR_WANT_READ:
-                t->readable = false;
+                if ((r = tunnel_recv_net(t)) > 0)
+                    continue;           /* more records in the pair */
+                if (r < 0)
+                    rc = -1;
                 break;
             case SSL_ERROR_WANT_WRITE:
                 *again = true;          /* after the flush drained the pair */
@@ -1001,13 +1040,11 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
     {
         BIO *inner = NULL;
 
-        /* Writes go through a BIO pair (batched sends); reads come from the socket
-         * with read-ahead, so a record costs no extra read() for its header. */
-        if (BIO_new_bio_pair(&inner, PAIR_BYTES, &t->net, PAIR_BYTES) != 1)
+        /* Both directions go through a BIO pair: records leave in few large sends
+         * and arrive in few large recvs. The socket BIO of the handshake goes. */
+        if (BIO_new_bio_pair(&inner, PAIR_BYTES, &t->net, RECV_PAIR_BYTES) != 1)
             goto fail;
-        SSL_set0_wbio(ssl, inner);
-        SSL_set_read_ahead(ssl, 1);
-        SSL_set_default_read_buffer_len(ssl, 64 * 1024);
+        SSL_set_bio(ssl, inner, inner);
         /* A whole frame per SSL_write: in partial-write mode OpenSSL returns after
          * each record, and the rest of a large frame would be copied aside. The pair
          * always has room for a frame (PAIR_BYTES), so a write rarely waits. */
