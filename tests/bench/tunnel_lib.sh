@@ -13,6 +13,12 @@ printf 'subjectAltName=IP:127.0.0.1\n' >"$work/san.cnf"
 openssl x509 -req -in "$work/gw.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
     -days 2 -out "$work/gw.crt" -extfile "$work/san.cnf" 2>/dev/null
 
+# tunnel_cipher NAME: the TLS suite start_ferry NAME's tunnels negotiated (the
+# connector's "tunnel up" line; its log is at info, which says nothing per stream).
+tunnel_cipher() {
+    grep -o '"cipher":"[^"]*"' "$work/$1-cn.log" | head -n 1 | cut -d'"' -f4
+}
+
 # start_ferry NAME WORKERS [GW_WRAP [CN_WRAP]]: a gateway with a tunnel and a connector
 # serving the origin; sets FT_PORT (the gateway's tcp listener), GW_PID, CN_PID. A WRAP
 # is a command prefix (a profiler) the process runs under, word-split.
@@ -37,7 +43,7 @@ YAML
 workers: $workers
 gateway: 127.0.0.1:$tun
 admin: { listen: 127.0.0.1:$cadmin }
-log: { level: warn }
+log: { level: info }
 tenant: bench
 token: bench-token
 ca: ca.crt

@@ -12,6 +12,8 @@
 #                 only) and the top functions (inclusive of nothing: self cost)
 # TOOL=strace     syscalls per MiB of each side (strace -c, attached for the fetch)
 # TOOL=perf       perf record -g of each side for the fetch, top self-time symbols
+# SUITE=TLS_AES_256_GCM_SHA384 (say) holds the connector to that TLS 1.3 suite (the
+# tls13_suites.c shim); the default is ferry's own preference, AES-128-GCM first.
 # Set KEEP=1 to keep the work directory (profiles, logs) and print its path.
 set -euo pipefail
 
@@ -29,7 +31,10 @@ wait_port "$ORIGIN"
 . "$ROOT/tests/bench/tunnel_lib.sh"
 
 wrap() { [ "$TOOL" != callgrind ] || echo "valgrind -q --tool=callgrind --instr-atstart=no --callgrind-out-file=$work/$1.cg"; }
-start_ferry prof 1 "$(wrap gateway)" "$(wrap connector)"
+suite=
+[ -z "${SUITE:-}" ] ||
+    suite="env LD_PRELOAD=$BUILD/tests/bench/libferry-bench-tls13.so BENCH_TLS13_CIPHERSUITES=$SUITE"
+start_ferry prof 1 "$(wrap gateway)" "$suite $(wrap connector)"
 "$LOADGEN" fetch 127.0.0.1 "$FT_PORT" 16 >/dev/null    # warm: tunnel windows, first stream
 
 per_mib() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):,.0f}')" "$1" "$MIB"; }
@@ -40,7 +45,8 @@ stop_tools() {   # the profilers attached to the two sides: SIGINT makes them wr
     for p in "${tools[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     for p in "${tools[@]}"; do wait "$p" 2>/dev/null || true; done
 }
-echo "tunnel profile: $TOOL, $MIB MiB through one stream, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "tunnel profile: $TOOL, $MIB MiB through one stream, $(tunnel_cipher prof), $(nproc) cores," \
+     "load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 case $TOOL in
 cpu)
