@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # tests/bench/tunnel_profile.sh: ferry's own per-byte cost on the tunnel's bulk path, in
 # figures that do not depend on how busy the machine is. A gateway and a connector with
-# one worker each; one stream fetches exactly MIB MiB from the origin (origin ->
+# WORKERS workers each (1); one stream fetches exactly MIB MiB from the origin (origin ->
 # connector -> tunnel -> gateway -> client, the direction of tunnel.sh's bulk figure).
 #
 #   BUILD=build TOOL=callgrind MIB=256 bash tests/bench/tunnel_profile.sh
 #
 # TOOL=cpu        (default) CPU ms (user + system) per GiB of each side, from /proc;
-#                 the median of REPS (5) fetches
+#                 the median of REPS (5) fetches, and their median MiB/s
 # TOOL=callgrind  instructions per MiB of each side (valgrind, counted over the fetch
-#                 only) and the top functions (inclusive of nothing: self cost)
+#                 only) and the top functions by self cost
 # TOOL=strace     syscalls per MiB of each side (strace -c, attached for the fetch)
 # TOOL=perf       perf record -g of each side for the fetch, top self-time symbols
 # SUITE=TLS_AES_256_GCM_SHA384 (say) holds the connector to that TLS 1.3 suite (the
@@ -34,7 +34,7 @@ wrap() { [ "$TOOL" != callgrind ] || echo "valgrind -q --tool=callgrind --instr-
 suite=
 [ -z "${SUITE:-}" ] ||
     suite="env LD_PRELOAD=$BUILD/tests/bench/libferry-bench-tls13.so BENCH_TLS13_CIPHERSUITES=$SUITE"
-start_ferry prof 1 "$(wrap gateway)" "$suite $(wrap connector)"
+start_ferry prof "${WORKERS:-1}" "$(wrap gateway)" "$suite $(wrap connector)"
 "$LOADGEN" fetch 127.0.0.1 "$FT_PORT" 16 >/dev/null    # warm: tunnel windows, first stream
 
 per_mib() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):,.0f}')" "$1" "$MIB"; }
@@ -52,17 +52,18 @@ case $TOOL in
 cpu)
     # REPS fetches; each side's median (CPU time per byte moves less with load than
     # MiB/s, but it still moves: batching grows when the peers get less CPU).
-    gs=(); cs=()
+    gs=(); cs=(); ms=()
     for _ in $(seq 1 "${REPS:-5}"); do
         g0=$(cpu_ticks "$GW_PID"); c0=$(cpu_ticks "$CN_PID")
         t=$("$LOADGEN" fetch 127.0.0.1 "$FT_PORT" "$MIB")
         g1=$(cpu_ticks "$GW_PID"); c1=$(cpu_ticks "$CN_PID")
         gs+=("$(( (g1 - g0) * 1000 * 1024 / TICK_HZ / MIB ))")
         cs+=("$(( (c1 - c0) * 1000 * 1024 / TICK_HZ / MIB ))")
+        ms+=("$(echo "$t" | cut -d' ' -f3)")
         echo "  $t: gateway ${gs[-1]}, connector ${cs[-1]} CPU ms per GiB"
     done
     echo "median CPU ms per GiB: gateway $(median "${gs[@]}"), connector $(median "${cs[@]}")," \
-         "both $(( $(median "${gs[@]}") + $(median "${cs[@]}") ))"
+         "both $(( $(median "${gs[@]}") + $(median "${cs[@]}") )); $(median_g "${ms[@]}") MiB/s"
     ;;
 callgrind)
     # Counted over the fetch only: not the start, the handshake or the exit.
