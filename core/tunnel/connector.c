@@ -218,6 +218,7 @@ link_registered(struct link *l, json_t *reply)
     struct tunnel_params p = { cn->conf->keepalive_ms, cn->conf->dead_peer_timeout_ms };
     json_t              *slots = json_object_get(reply, "slots");
     unsigned             n = json_is_integer(slots) ? (unsigned)json_integer_value(slots) : 1;
+    const char          *cipher;
 
     if (n < 1)
         n = 1;
@@ -228,6 +229,7 @@ link_registered(struct link *l, json_t *reply)
     link_unwatch(l);
     free(l->buf);
     l->buf = NULL;
+    cipher = SSL_get_cipher_name(l->ssl);   /* static text: outlives the SSL object */
     l->t = tunnel_new(l->w->base, TUNNEL_CONNECTOR, l->fd, l->ssl, &cn_ops, &p, l);
     l->fd = -1;                         /* the tunnel owns them now (even on failure) */
     l->ssl = NULL;
@@ -242,7 +244,7 @@ link_registered(struct link *l, json_t *reply)
     atomic_fetch_add(&cn->stats->tunnels, 1);
     ferry_log(NULL, FERRY_INFO, "tunnel up", FLOG_STR("gateway", cn->conf->gateways[l->gw].text),
               FLOG_INT("slot", l->slot), FLOG_STR("tenant", cn->conf->tenant),
-              FLOG_STR("location", cn->conf->location_id));
+              FLOG_STR("location", cn->conf->location_id), FLOG_STR("cipher", cipher));
 }
 
 static void

@@ -4,12 +4,16 @@
  * Owns the socket, the SSL object, the nghttp2 session and every stream object. Does
  * not decide where streams go (gateway.c, connector.c do) and never blocks: TLS runs
  * on a non-blocking socket with an edge-triggered event, readiness remembered in
- * t->readable / t->writable (set by events, cleared by WANT_READ / WANT_WRITE).
+ * t->readable / t->writable (set by events, cleared by EAGAIN).
  *
  * Send path: nghttp2_session_mem_send() serialises frames; SSL_write() encrypts them
- * straight from nghttp2's buffer; only what the socket refuses is copied aside
- * (wbuf). DATA payloads are capped so that a frame and its header fill exactly one
- * TLS record. Receive path: SSL_read() into one buffer per tunnel, fed to
+ * straight from nghttp2's buffer into a BIO pair; only what the pair refuses is
+ * copied aside (wbuf). Records leave the pair in sends of SEND_BATCH_BYTES (or less
+ * when nghttp2 has nothing more to say). DATA frames carry up to FRAME_MAX_BYTES (both
+ * sides announce it in SETTINGS_MAX_FRAME_SIZE): one recv() from the socket end,
+ * straight into nghttp2's frame buffer, and one SSL_write of several records per
+ * frame. Receive path: one recv() of up to RECV_PAIR_BYTES into the pair (its other
+ * direction), SSL_read() of its records into one buffer per tunnel, fed to
  * nghttp2_session_mem_recv(); each DATA chunk goes to its socket at once when it can,
  * else into the stream's `out` buffer, and the window is only reopened
  * (nghttp2_session_consume) for bytes that reached the socket: that is the
@@ -29,11 +33,15 @@
 
 #define STREAM_WINDOW    (2 * 1024 * 1024)   /* per stream: bounds its buffered bytes */
 #define CONN_WINDOW      (256 * 1024 * 1024) /* the connection: never the bottleneck */
-#define FRAME_PAYLOAD    (16384 - 9)         /* 9-byte header + payload = one TLS record */
+#define FRAME_MAX_BYTES  (128 * 1024)        /* DATA payload per frame: SETTINGS_MAX_FRAME_SIZE */
 #define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
 #define IO_ROUNDS        4                   /* batches per wake-up */
 #define PEND_MAX         64                  /* DATA chunks held for one writev */
-#define PAIR_BYTES       (256 * 1024)        /* ciphertext batched per send() */
+#define SEND_BATCH_BYTES (128 * 1024)        /* gathered before a send(), unless idle */
+#define RECV_PAIR_BYTES  (256 * 1024)        /* ciphertext per recv(), for SSL_read */
+/* Ciphertext waiting for the socket: a batch short of full, plus one whole frame (its
+ * records' headers and tags included), so SSL_write never takes only part of a frame. */
+#define PAIR_BYTES       (SEND_BATCH_BYTES + FRAME_MAX_BYTES + 16384)
 #define MAX_STREAMS      65536
 
 struct hdrs {                     /* headers of one request/response, until delivered */
@@ -403,8 +411,6 @@ on_data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t
     (void)ud;
     if (s == NULL || s->ended)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (len > FRAME_PAYLOAD)
-        len = FRAME_PAYLOAD;
     have = s->in != NULL ? evbuffer_get_length(s->in) : 0;
     if (have > 0) {
         n = len < have ? len : have;
@@ -464,6 +470,24 @@ on_data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t
     }
     s->deferred = true;
     return NGHTTP2_ERR_DEFERRED;
+}
+
+/* How much payload the next DATA frame may carry: the peer's SETTINGS_MAX_FRAME_SIZE
+ * (both sides are ferry: FRAME_MAX_BYTES; 16 KiB for an older peer), within the
+ * windows nghttp2 enforces after us. One large frame is one socket read on the way in
+ * and one SSL_write of several records on the way out, instead of one of each per
+ * 16 KiB. */
+static ssize_t
+on_data_length(nghttp2_session *h2, uint8_t type, int32_t id, int32_t conn_window,
+               int32_t stream_window, uint32_t peer_max_frame, void *ud)
+{
+    (void)h2;
+    (void)type;
+    (void)id;
+    (void)conn_window;
+    (void)stream_window;
+    (void)ud;
+    return peer_max_frame < FRAME_MAX_BYTES ? (ssize_t)peer_max_frame : FRAME_MAX_BYTES;
 }
 
 /* Write the DATA chunks of one batch: one writev per stream, in arrival order; what
@@ -785,7 +809,10 @@ tunnel_flush(struct tunnel *t)
         int            r;
         bool           from_wbuf = evbuffer_get_length(t->wbuf) > 0;
 
-        if (tunnel_send_net(t) < 0)
+        /* Records gather in the pair and leave in few large sends: one send() per
+         * record costs more than the copy into the pair. Whatever is left goes as
+         * soon as nghttp2 has nothing more. */
+        if (BIO_ctrl_pending(t->net) >= SEND_BATCH_BYTES && tunnel_send_net(t) < 0)
             return -1;
         if (!t->writable && BIO_ctrl_pending(t->net) > 0)
             return 0;                   /* the socket is full: EV_WRITE brings us back */
@@ -829,6 +856,40 @@ tunnel_flush(struct tunnel *t)
     }
 }
 
+/* Move ciphertext from the socket into the receive pair, where SSL_read takes it a
+ * record at a time: one large recv() for many records. (OpenSSL's own read-ahead
+ * would save the copy into the pair, but it moves every unread byte of its buffer to
+ * the front before each record: the copies grow with the square of the batch.)
+ * 1: bytes arrived; 0: none for now (readable cleared); -1: the socket failed. At
+ * EOF the pair is shut, so SSL_read reports it after the records before it. */
+static int
+tunnel_recv_net(struct tunnel *t)
+{
+    char   *p = NULL;
+    int     room;
+    ssize_t r;
+
+    if (!t->readable || (room = BIO_nwrite0(t->net, &p)) <= 0)
+        return 0;
+    do {
+        r = recv(t->fd, p, (size_t)room, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        BIO_nwrite(t->net, NULL, (int)r);
+        return 1;
+    }
+    if (r == 0) {
+        BIO_shutdown_wr(t->net);
+        return 1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        t->readable = false;
+        return 0;
+    }
+    t->reason = "tunnel connection lost";
+    return -1;
+}
+
 /* Decrypt what arrived and feed nghttp2. 0 ok, -1 the connection is over. */
 static int
 tunnel_read(struct tunnel *t, bool *again)
@@ -851,7 +912,10 @@ tunnel_read(struct tunnel *t, bool *again)
             }
             switch (SSL_get_error(t->ssl, r)) {
             case SSL_ERROR_WANT_READ:
-                t->readable = false;
+                if ((r = tunnel_recv_net(t)) > 0)
+                    continue;           /* more records in the pair */
+                if (r < 0)
+                    rc = -1;
                 break;
             case SSL_ERROR_WANT_WRITE:
                 *again = true;          /* after the flush drained the pair */
@@ -959,7 +1023,7 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option            *opt = NULL;
     struct tunnel             *t = calloc(1, sizeof(*t));
-    nghttp2_settings_entry     iv[3];
+    nghttp2_settings_entry     iv[4];
     struct timeval             tick;
     int                        rc;
 
@@ -976,13 +1040,15 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
     {
         BIO *inner = NULL;
 
-        /* Writes go through a BIO pair (batched sends); reads come from the socket
-         * with read-ahead, so a record costs no extra read() for its header. */
-        if (BIO_new_bio_pair(&inner, PAIR_BYTES, &t->net, PAIR_BYTES) != 1)
+        /* Both directions go through a BIO pair: records leave in few large sends
+         * and arrive in few large recvs. The socket BIO of the handshake goes. */
+        if (BIO_new_bio_pair(&inner, PAIR_BYTES, &t->net, RECV_PAIR_BYTES) != 1)
             goto fail;
-        SSL_set0_wbio(ssl, inner);
-        SSL_set_read_ahead(ssl, 1);
-        SSL_set_default_read_buffer_len(ssl, 64 * 1024);
+        SSL_set_bio(ssl, inner, inner);
+        /* A whole frame per SSL_write: in partial-write mode OpenSSL returns after
+         * each record, and the rest of a large frame would be copied aside. The pair
+         * always has room for a frame (PAIR_BYTES), so a write rarely waits. */
+        SSL_clear_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
     }
     if ((t->wbuf = evbuffer_new()) == NULL || (t->rbuf = malloc(READ_BYTES)) == NULL ||
         nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
@@ -992,6 +1058,7 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, on_data_length);
     /* Windows reopen only when bytes reach their socket: that is the backpressure. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, MAX_STREAMS);
@@ -1007,9 +1074,11 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
     iv[0].value = MAX_STREAMS;
     iv[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
     iv[1].value = STREAM_WINDOW;
-    iv[2].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH;
-    iv[2].value = 0;
-    if (nghttp2_submit_settings(t->h2, NGHTTP2_FLAG_NONE, iv, role == TUNNEL_GATEWAY ? 3 : 2) != 0 ||
+    iv[2].settings_id = NGHTTP2_SETTINGS_MAX_FRAME_SIZE;
+    iv[2].value = FRAME_MAX_BYTES;
+    iv[3].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH;
+    iv[3].value = 0;
+    if (nghttp2_submit_settings(t->h2, NGHTTP2_FLAG_NONE, iv, role == TUNNEL_GATEWAY ? 4 : 3) != 0 ||
         nghttp2_session_set_local_window_size(t->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0)
         goto fail;
     event_base_gettimeofday_cached(base, &t->last_recv);

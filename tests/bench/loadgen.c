@@ -7,6 +7,8 @@
  *                                  endless stream; others get their bytes echoed; a
  *                                  line "ping\n" is answered "pong\n" and closed.
  *   loadgen bulk HOST PORT SECS    one stream, prints MiB/s received
+ *   loadgen fetch HOST PORT MIB    one stream, reads exactly MIB MiB, prints seconds and
+ *                                  MiB/s (a fixed transfer, for profilers: per-byte cost)
  *   loadgen rate HOST PORT SECS C  C concurrent connect+ping+pong+close loops, prints conn/s
  *   loadgen idle HOST PORT N       opens N relayed connections (1 byte echoed on each),
  *                                  prints "ready N", holds them until stdin closes
@@ -296,6 +298,31 @@ struct rconn {
     int fd;
     int state;  /* 0 connecting, 1 waiting for pong/EOF, 2 socks method, 3 socks reply */
 };
+
+static int
+fetch(const char *host, const char *port, uint64_t mib)
+{
+    static char        buf[BUF_BYTES];
+    struct sockaddr_in sa = addr_of(host, port);
+    uint64_t           left = mib << 20;
+    double             t0, t1;
+    int                fd = dial(&sa, 0);
+
+    if (fd < 0 || send(fd, "B", 1, 0) != 1)
+        die("fetch connect");
+    t0 = now_s();
+    while (left > 0) {
+        ssize_t r = recv(fd, buf, left < sizeof(buf) ? left : sizeof(buf), 0);
+
+        if (r <= 0)
+            die("fetch recv");
+        left -= (uint64_t)r;
+    }
+    t1 = now_s();
+    close(fd);
+    printf("%.3f s %.1f MiB/s\n", t1 - t0, (double)mib / (t1 - t0));
+    return 0;
+}
 
 static int
 rate(const char *host, const char *port, double secs, int conc)
@@ -734,6 +761,8 @@ main(int argc, char **argv)
         return serve(argv[2]);
     if (argc >= 5 && strcmp(argv[1], "bulk") == 0)
         return bulk(argv[2], argv[3], atof(argv[4]));
+    if (argc >= 5 && strcmp(argv[1], "fetch") == 0)
+        return fetch(argv[2], argv[3], strtoull(argv[4], NULL, 10));
     if (argc >= 6 && strcmp(argv[1], "rate") == 0)
         return rate(argv[2], argv[3], atof(argv[4]), atoi(argv[5]));
     if (argc >= 5 && strcmp(argv[1], "idle") == 0)

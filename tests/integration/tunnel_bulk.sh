@@ -6,6 +6,8 @@
 # A gateway (tunnel on TLS with a test CA) and one connector of tenant acme; the tcp
 # listeners' destinations are OnPremise virtual hosts the connector maps to origins on
 # loopback.
+# 0. Two tunnels (one per gateway worker); the connector's "tunnel up" lines name the
+#    TLS suite (TLS_AES_128_GCM_SHA256, ferry's first choice).
 # 1. Upload: 100 MiB client -> gateway -> tunnel -> connector -> `sink` origin; the
 #    origin's sha256 must equal the file's.
 # 2. Download: 100 MiB `source` origin -> connector -> tunnel -> gateway -> client; the
@@ -92,8 +94,11 @@ start_connector connector "$dir/cn.yaml" "$cn_admin"
 cn_pid=$CN_PID cn_log=$CN_LOG
 wait_readyz "$cn_admin" 200 10 || fail "connector /readyz is $(readyz "$cn_admin") after 10s, want 200"
 T='{tenant="acme",location=""}'
-# One tunnel per gateway worker.
+# One tunnel per gateway worker, each logged by the connector with its TLS suite:
+# ferry's own preference, AES-128-GCM first.
 need_metric "$gw_admin" "ferry_tunnels$T" -eq 2 10
+n=$(log_lines "$cn_log" "tunnel up" cipher=TLS_AES_128_GCM_SHA256)
+[ "$n" -eq 2 ] || fail "connector log: $n \"tunnel up\" lines with cipher TLS_AES_128_GCM_SHA256, want 2"
 
 # --- 1. upload -----------------------------------------------------------------------
 client upload "$dir/up.bin" --port "$lup" --timeout 45
