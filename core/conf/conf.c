@@ -269,7 +269,7 @@ misspelt_value(const struct conf_ctx *c, const yaml_node_t *map, const char *key
             continue;
         for (const struct conf_key *lk = listener_keys; lk->key != NULL && !known; lk++)
             known = strcmp(lk->key, k) == 0;
-        if (!known && ferry_conf_edit_distance(k, key, 2) <= 2)
+        if (!known && ferry_edit_distance(k, key, 2) <= 2)
             return conf_text(conf_node(c, p->value));
     }
     return NULL;
@@ -338,7 +338,7 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     }
     if (l->destination != NULL && ferry_registry_find(conf->registry, l->destination) == NULL
         && !name_in(dnames, ndnames, l->destination)) {
-        const char *s = ferry_conf_suggest(l->destination, (const char *const *)dnames,
+        const char *s = ferry_suggest(l->destination, (const char *const *)dnames,
                                            ndnames, 2);
 
         vn = conf_value(c, ln, "destination");

@@ -459,7 +459,7 @@ warn_unknown(struct ferry_errlist *warns, const struct policy_script *sc,
     static const char *const hooks[] = { "on_request", "on_response", "on_connect", "on_ldap" };
 
     for (unsigned k = 0; k < r->nunknown; k++) {
-        const char *near = ferry_conf_suggest(r->unknown[k], hooks, 4, 2);
+        const char *near = ferry_suggest(r->unknown[k], hooks, 4, 2);
         int         line, col;
 
         find_word(sc->src, r->unknown[k], false, &line, &col);

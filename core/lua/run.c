@@ -119,7 +119,7 @@ check_loaded(lua_State *L, struct policy_run *run)
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
 
         if (k != NULL && policy_hook_of(k) < 0 && run->nunknown < 4 &&
-            (strncmp(k, "on_", 3) == 0 || ferry_conf_suggest(k, near, 4, 2) != NULL))
+            (strncmp(k, "on_", 3) == 0 || ferry_suggest(k, near, 4, 2) != NULL))
             snprintf(run->unknown[run->nunknown++], sizeof(run->unknown[0]), "%s", k);
         lua_pop(L, 1);
     }
