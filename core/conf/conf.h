@@ -18,6 +18,7 @@
 #include <ferry/err.h>
 #include <ferry/log.h>
 
+#include "util/addr.h"
 #include "util/errlist.h"
 
 struct ferry_policy_set;
@@ -132,9 +133,5 @@ int  ferry_conf_file_replace(const char *path, const char *data, size_t len, uns
                              struct ferry_err *err);
 /* Unlink path and fsync its directory. */
 int  ferry_conf_file_remove(const char *path, struct ferry_err *err);
-
-/* Parse "host:port", "[v6]:port", "*:port" into a socket address (numeric only). */
-int  ferry_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
-                      struct ferry_err *err);
 
 #endif

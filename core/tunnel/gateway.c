@@ -27,6 +27,7 @@
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
 #include "tunnel/tls.h"
+#include "util/addr.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 #include "worker/worker.h"
@@ -410,7 +411,7 @@ on_tunnel_accept(evutil_socket_t fd, short what, void *arg)
         }
         p->g = g;
         p->fd = cfd;
-        conn_format_addr((struct sockaddr *)&ss, p->peer, sizeof(p->peer));
+        ferry_addr_format((struct sockaddr *)&ss, p->peer, sizeof(p->peer));
         if ((p->buf = malloc(HELLO_MAX_BYTES + 4)) == NULL ||
             (p->ssl = SSL_new(g->ctx)) == NULL) {
             free(p->buf);

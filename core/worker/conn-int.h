@@ -141,8 +141,6 @@ void conn_finish(struct ferry_conn *c, const char *outcome);   /* close both end
 void conn_touch(struct ferry_conn *c);
 void conn_upstream_ready(struct ferry_conn *c, int fd);         /* dial succeeded */
 void conn_upstream_failed(struct ferry_conn *c, int status, const char *reason);
-/* "1.2.3.4:5" / "[::1]:5" */
-void conn_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 
 /* relay.c */
 void relay_start(struct ferry_conn *c);

@@ -25,6 +25,7 @@
 #include "route/dial.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
+#include "util/addr.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 
@@ -46,26 +47,6 @@ conn_log_fields(const struct ferry_log_ctx *ctx, struct logbuf *b)
     logbuf_str(b, "client", ferry_conn_peer(c));
 }
 
-void
-conn_format_addr(const struct sockaddr *sa, char *buf, size_t size)
-{
-    char     host[INET6_ADDRSTRLEN] = "";
-    unsigned port = 0;
-
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-
-        inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
-        port = ntohs(s->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-
-        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
-        port = ntohs(s->sin6_port);
-    }
-    snprintf(buf, size, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
-}
-
 FERRY_API const char *
 ferry_conn_peer(const struct ferry_conn *cc)
 {
@@ -75,7 +56,7 @@ ferry_conn_peer(const struct ferry_conn *cc)
         return c->peer_text;
     if ((c->peer_text = ferry_conn_alloc(c, INET6_ADDRSTRLEN + 10)) == NULL)
         return "?";
-    conn_format_addr((const struct sockaddr *)&c->peer, c->peer_text, INET6_ADDRSTRLEN + 10);
+    ferry_addr_format((const struct sockaddr *)&c->peer, c->peer_text, INET6_ADDRSTRLEN + 10);
     return c->peer_text;
 }
 

@@ -40,6 +40,7 @@
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
 #include "tunnel/tls.h"
+#include "util/addr.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 #include "worker/io-priv.h"
@@ -954,7 +955,7 @@ ferry_conn_io(struct ferry_conn *c)
     io->readable = &c->c_readable;
     io->writable = &c->c_writable;
     io->hup = &c->c_hup;
-    conn_format_addr((const struct sockaddr *)&c->peer, io->target, sizeof(io->target));
+    ferry_addr_format((const struct sockaddr *)&c->peer, io->target, sizeof(io->target));
     /* Bytes the plugin read in handshake mode and did not consume come first. */
     if (c->up.buf != NULL && c->up.buf_len > 0) {
         if ((io->in = buf_get(c->w)) == NULL) {
