@@ -21,13 +21,13 @@
 #include <ferry/log.h>
 
 #include "admin/admin.h"
-#include "admin/stats.h"
 #include "auth/tokens.h"
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "log/log.h"
 #include "lua/ptest.h"
 #include "plugin/loader.h"
+#include "stats/stats.h"
 #include "tunnel/connector.h"
 #include "tunnel/gateway.h"
 #include "util/ncpu.h"

@@ -18,8 +18,8 @@
 
 #include <ferry/http.h>
 
-#include "admin/stats.h"
 #include "conf/connector-conf.h"
+#include "stats/stats.h"
 #include "tunnel/audit.h"
 #include "tunnel/session.h"
 

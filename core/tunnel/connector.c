@@ -29,10 +29,10 @@
 #include <ferry/log.h>
 
 #include "admin/admin.h"
-#include "admin/stats.h"
 #include "conf/connector-conf.h"
 #include "log/log.h"
 #include "route/dial.h"
+#include "stats/stats.h"
 #include "tunnel/audit.h"
 #include "tunnel/connector-int.h"
 #include "tunnel/connector.h"

@@ -22,8 +22,8 @@
 
 #include <ferry/log.h>
 
-#include "admin/stats.h"
 #include "conf/conf.h"
+#include "stats/stats.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
 #include "tunnel/tls.h"

@@ -15,8 +15,8 @@
 
 #include <ferry/io.h>
 
-#include "admin/stats.h"
 #include "route/dial.h"
+#include "stats/stats.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
 #include "tunnel/tls.h"

@@ -24,8 +24,8 @@
 #include "tunnel/gateway.h"
 #include "util/ncpu.h"
 #include "worker/conn-int.h"
-#include "worker/worker.h"
 #include "worker/io-int.h"
+#include "worker/worker.h"
 
 #define PIPE_BYTES     (1024 * 1024)   /* throughput per splice scales with this */
 #define ACCEPT_BATCH   64              /* accepts per wake-up, then let others run */

@@ -25,8 +25,8 @@
 
 #include <ferry/plugin.h>
 
-#include "admin/stats.h"
 #include "conf/conf.h"
+#include "stats/stats.h"
 
 struct evdns_base;
 struct ferry_conn;
