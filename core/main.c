@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "log/log.h"
+#include "lua/lua-int.h"
 #include "lua/ptest.h"
 #include "plugin/loader.h"
 #include "stats/stats.h"
@@ -110,25 +111,30 @@ set_exe_dir(void)
 /* Load and fully validate: every phase reports into errs in one run — the YAML's
  * sections, destinations, then (on what did load) policies and each plugin's options.
  * prev: the running generation on a reload (policies that no longer load fall back on
- * its scripts), else NULL. Returns the conf, or NULL with the errors in errs. */
+ * its scripts), else NULL. Returns the conf and the policies its validation generation
+ * loaded (NULL when no destination has one), or NULL with the errors in errs. */
 static struct ferry_conf *
-load_checked(const char *path, const struct gen *prev, struct ferry_errlist *errs)
+load_checked(const char *path, const struct gen *prev, struct ferry_policy_set **policies,
+             struct ferry_errlist *errs)
 {
     struct ferry_conf *conf = NULL;
     struct gen        *g;
 
+    *policies = NULL;
     ferry_conf_load_file_partial(path, &conf, errs);
     if (conf == NULL)
         return NULL;
     ferry_errlist_print(&conf->warnings, stderr, true);
     /* Validation generation: plugins check their options; nothing binds. */
-    if ((g = ferry_gen_new(conf, prev, 0, errs)) == NULL) {
+    if ((g = ferry_gen_new(conf, NULL, prev, 0, errs)) == NULL) {
         if (errs->count == 0)
             ferry_errlist_add(errs, path, 0, 0, "out of memory");
         ferry_conf_free(conf);
         return NULL;
     }
-    g->conf = NULL;                 /* keep conf for the caller */
+    g->conf = NULL;                 /* keep conf and its policies for the caller */
+    *policies = g->policies;
+    g->policies = NULL;
     ferry_gen_unref(g, NULL);
     return conf;
 }
@@ -152,17 +158,19 @@ is_connector_conf(const char *path)
 static int
 cmd_check(const char *path)
 {
-    struct ferry_errlist errs = { 0 };
-    struct ferry_conf   *conf;
+    struct ferry_errlist     errs = { 0 };
+    struct ferry_conf       *conf;
+    struct ferry_policy_set *policies;
 
     if (is_connector_conf(path))
         return ferry_connector_check(path);
-    if ((conf = load_checked(path, NULL, &errs)) == NULL) {
+    if ((conf = load_checked(path, NULL, &policies, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }
     printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path, conf->nlisteners,
            conf->registry->n, conf->ntenants);
+    ferry_policy_set_free(policies);
     ferry_conf_free(conf);
     return 0;
 }
@@ -172,20 +180,22 @@ cmd_check(const char *path)
 static int
 gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
 {
-    struct ferry_conf *conf;
-    struct gen        *g;
+    struct ferry_conf       *conf;
+    struct ferry_policy_set *policies;
+    struct gen              *g;
 
     ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path),
               FLOG_STR("by", by));
-    if ((conf = load_checked(gw->conf_path, gw->gen, errs)) == NULL) {
+    if ((conf = load_checked(gw->conf_path, gw->gen, &policies, errs)) == NULL) {
         ferry_errlist_print(errs, stderr, false);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed: configuration has errors; keeping the "
                   "running one", FLOG_STR("config", gw->conf_path));
         return FERRY_EINVAL;
     }
-    if ((g = ferry_gen_new(conf, gw->gen, gw->nworkers, errs)) == NULL) {
+    if ((g = ferry_gen_new(conf, policies, gw->gen, gw->nworkers, errs)) == NULL) {
         ferry_errlist_print(errs, stderr, false);
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed; keeping the running configuration",
@@ -396,10 +406,11 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
 static int
 cmd_gateway(const char *path)
 {
-    struct gateway       gw = { 0 };
-    struct ferry_errlist errs = { 0 };
-    struct ferry_conf   *conf;
-    struct ferry_err     err = { 0 };
+    struct gateway           gw = { 0 };
+    struct ferry_errlist     errs = { 0 };
+    struct ferry_conf       *conf;
+    struct ferry_policy_set *policies;
+    struct ferry_err         err = { 0 };
     struct event        *sig_hup = NULL, *sig_term = NULL, *sig_int = NULL;
     int                  rc = 1;
 
@@ -407,13 +418,14 @@ cmd_gateway(const char *path)
     gw.st.role = "gateway";
     gw.st.reload = admin_reload;
     gw.st.reload_self = &gw;
-    if ((conf = load_checked(path, NULL, &errs)) == NULL) {
+    if ((conf = load_checked(path, NULL, &policies, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }
     ferry_log_set_level(conf->log_level);
     if (ferry_log_open_access(conf->access_log) != FERRY_OK) {
         fprintf(stderr, "%s: cannot open access log %s\n", path, conf->access_log);
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         return 1;
     }
@@ -422,11 +434,13 @@ cmd_gateway(const char *path)
     gw.nworkers = count_workers(conf);
     if ((gw.base = event_base_new()) == NULL ||
         (gw.workers = calloc(gw.nworkers, sizeof(*gw.workers))) == NULL) {
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         goto out;
     }
-    if ((gw.gen = ferry_gen_new(conf, NULL, gw.nworkers, &errs)) == NULL) {
+    if ((gw.gen = ferry_gen_new(conf, policies, NULL, gw.nworkers, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         goto out;
     }

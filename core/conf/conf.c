@@ -16,7 +16,6 @@
 
 #include "conf/conf-int.h"
 #include "dest/dest-int.h"
-#include "lua/lua-int.h"
 
 #define CONF_MAX_WORKERS   256
 #define CONF_MAX_LISTENERS 1024
@@ -619,7 +618,6 @@ ferry_conf_free(struct ferry_conf *conf)
         conf_opts_free(l->opts);
     }
     free(conf->listeners);
-    ferry_policy_set_free(conf->policies);   /* borrows the registry's destinations */
     ferry_registry_unref(conf->registry);
     free(conf->path);
     free(conf->dir);

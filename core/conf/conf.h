@@ -21,7 +21,6 @@
 #include "util/addr.h"
 #include "util/errlist.h"
 
-struct ferry_policy_set;
 struct ferry_registry;
 struct ferry_opts;
 
@@ -70,7 +69,6 @@ struct ferry_conf {
     size_t                      ntenants;
     char                       *destinations_dir;/* resolved; NULL if absent */
     struct ferry_registry      *registry;        /* owns one reference */
-    struct ferry_policy_set    *policies;        /* owns; NULL until lua/ loads them */
     struct ferry_conf_listener *listeners;
     size_t                      nlisteners;
     struct ferry_errlist        warnings;        /* e.g. near-miss property names, TrustAll */

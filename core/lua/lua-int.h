@@ -89,8 +89,10 @@ struct policy_script {
 /* The module of destination d's Authentication run as an implicit policy, or NULL. */
 const char *policy_auth_module(const struct ferry_dest *d);
 
-/* Every destination's policy of one configuration (conf->policies). Read-only after
- * ferry_policy_load(); workers share it without locks. */
+/* Every destination's policy of one configuration. The generation built from that
+ * configuration owns it (worker/gen.c); read-only after ferry_policy_load(), workers
+ * share it without locks. Its destinations are the configuration's: free the set
+ * before the configuration. */
 struct ferry_policy_set {
     struct policy_script     *scripts;      /* owns */
     size_t                    nscripts;
@@ -104,13 +106,14 @@ struct ferry_policy_set {
 
 /* ---- load.c (main thread) ------------------------------------------------------------ */
 
-/* Read, compile and check every destination's policy into conf->policies. Errors go
- * to errs as file:line:col. With prev (a reload), a script that does not load is
- * replaced by prev's script of the same destination, and the reason is logged; a
- * destination without one in prev is an error. Warnings (a hook name misspelt) are
- * printed to stderr. FERRY_OK or FERRY_EINVAL / FERRY_ENOMEM. */
-int  ferry_policy_load(struct ferry_conf *conf, const struct ferry_conf *prev,
-                       struct ferry_errlist *errs);
+/* Read, compile and check every destination's policy of conf into *out (NULL when no
+ * destination has one; the caller owns it). Errors go to errs as file:line:col. With
+ * prev (the running configuration's set, on a reload), a script that does not load is
+ * replaced by prev's script of the destination of the same name, and the reason is
+ * logged; a destination without one in prev is an error. Warnings (a hook name
+ * misspelt) are printed to stderr. FERRY_OK or FERRY_EINVAL / FERRY_ENOMEM. */
+int  ferry_policy_load(const struct ferry_conf *conf, const struct ferry_policy_set *prev,
+                       struct ferry_policy_set **out, struct ferry_errlist *errs);
 void ferry_policy_set_free(struct ferry_policy_set *s);
 /* The lua/ library folder: <binary's folder>/../share/ferry/lua, <binary's folder>/lua,
  * the source tree's lua/, the install prefix's share/ferry/lua (the first that exists). */

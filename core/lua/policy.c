@@ -23,7 +23,7 @@
 static const struct ferry_policy_set *
 conn_set(const struct ferry_conn *c)
 {
-    return c->wg->g->conf->policies;
+    return c->wg->g->policies;
 }
 
 FERRY_API bool

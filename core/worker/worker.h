@@ -32,6 +32,7 @@ struct evdns_base;
 struct ferry_conn;
 struct ferry_io;
 struct loaded_plugin;
+struct ferry_policy_set;
 struct policy_vm;
 struct gw_tunnel;
 struct gw_handoff;
@@ -50,6 +51,9 @@ struct gen {
     atomic_uint            refs;            /* main + each worker's wgen */
     uint64_t               id;
     struct ferry_conf     *conf;            /* owns */
+    struct ferry_policy_set *policies;      /* owns (lua/): its scripts; NULL when no
+                                               destination has one, or not loaded (a
+                                               reload's validation generation) */
     struct ferry_listener *listeners;       /* owns */
     size_t                 nlisteners;
     unsigned               nworkers;
@@ -123,8 +127,11 @@ void worker_post_tunnel(struct worker *w, struct gw_handoff *h);
 /* libevent's O(1) queue for a duration many timers share; NULL if the table is full. */
 const struct timeval *worker_common_timeout(struct worker *w, uint32_t ms);
 
-/* Generations (main thread). */
-struct gen *ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers,
+/* Generations (main thread). Takes conf and policies (NULL: load them here, unless
+ * this is a validation generation of a running gateway) when it succeeds; on failure
+ * the caller still owns both. */
+struct gen *ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *policies,
+                          const struct gen *prev, unsigned nworkers,
                           struct ferry_errlist *errs);
 void        ferry_gen_unref(struct gen *g, struct event_base *main_base);
 
