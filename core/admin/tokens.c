@@ -160,7 +160,7 @@ on_worker(void *arg, bool run_it)
     }
     call.dest = d;
     call.tenant = f->tenant;
-    call.worker = w;
+    call.home = &w->home;
     call.ctx_headers = f->hs;
     call.nctx_headers = f->nhs;
     wg->refs++;                     /* the module's state lives as long as it runs */

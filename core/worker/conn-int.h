@@ -134,7 +134,7 @@ void conn_set_target(struct ferry_conn *c, const char *authority);
 /* A plugin callback is about to run / has returned: c is not freed in between. */
 void conn_enter(struct ferry_conn *c, bool *outer);
 void conn_leave(struct ferry_conn *c, bool outer);
-/* lua/policy.c: abort c's policy hook waiting on I/O, if any (c is going away). */
+/* conn-policy.c: abort c's policy hook waiting on I/O, if any (c is going away). */
 void policy_conn_gone(struct ferry_conn *c);
 
 void conn_finish(struct ferry_conn *c, const char *outcome);   /* close both ends now */

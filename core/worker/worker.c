@@ -258,6 +258,12 @@ worker_main(void *arg)
 }
 
 static int
+home_post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
+{
+    return worker_post(ctx, fn, arg);
+}
+
+static int
 worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *main_base)
 {
     memset(w, 0, sizeof(*w));
@@ -284,6 +290,10 @@ worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *mai
         return FERRY_ENOMEM;
     /* Names in /etc/hosts (localhost, test hosts) resolve without a DNS server. */
     evdns_base_load_hosts(w->dns, NULL);
+    w->home.base = w->base;
+    w->home.dns = w->dns;
+    w->home.post = home_post;
+    w->home.post_ctx = w;
     event_assign(&w->cmd_ev, w->base, w->cmd_fd, EV_READ | EV_PERSIST, on_command, w);
     event_add(&w->cmd_ev, NULL);
     atomic_fetch_add(&g->refs, 1);

@@ -26,6 +26,7 @@
 #include <ferry/plugin.h>
 
 #include "conf/conf.h"
+#include "lua/policy-home.h"
 #include "stats/stats.h"
 
 struct evdns_base;
@@ -86,6 +87,7 @@ struct worker {
     pthread_t          thread;
     struct event_base *base;               /* owns */
     struct evdns_base *dns;                /* owns */
+    struct policy_home home;               /* base, dns and worker_post, for lua/ */
     struct wgen       *cur;                /* the generation new connections get */
     struct event       cmd_ev;             /* main -> worker commands (cmd_fd readable) */
     pthread_mutex_t    mu;                 /* guards the command fields below */
