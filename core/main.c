@@ -29,6 +29,7 @@
 #include "lua/ptest.h"
 #include "plugin/loader.h"
 #include "stats/stats.h"
+#include "tls/cache.h"
 #include "tunnel/connector.h"
 #include "tunnel/gateway.h"
 #include "util/ncpu.h"
@@ -47,6 +48,7 @@ struct gateway {
     struct gen               *gen;          /* current; main holds one ref */
     struct ferry_admin       *admin;
     struct gw_listener       *tunnels;       /* NULL without a tunnel: section */
+    struct ferry_tls_cache   *tls;           /* upstream TLS contexts, built on this thread */
     struct ferry_admin_state  st;
     struct event             *drain_poll;
     struct event             *drain_deadline;
@@ -444,6 +446,13 @@ cmd_gateway(const char *path)
         ferry_conf_free(conf);
         goto out;
     }
+    if (ferry_tls_cache_new(gw.base, FERRY_TLS_CACHE_MAX, &gw.tls) != FERRY_OK)
+        goto out;
+    /* The system store's context serves ferry.http.request and most HTTPS upstreams:
+     * build it now rather than on the first request. */
+    if (ferry_tls_cache_load(gw.tls, &(struct ferry_tls_settings){ 0 }, &err) != FERRY_OK)
+        ferry_log(NULL, FERRY_WARN, "TLS: the system trust store did not load",
+                  FLOG_STR("error", err.msg));
     gw.st.nworkers = gw.nworkers;
     gw.st.token_worker = &gw.workers[0];
     gw.st.generation = gw.gen->id;
@@ -459,7 +468,7 @@ cmd_gateway(const char *path)
     event_add(sig_hup, NULL);
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
-    if (ferry_workers_start(gw.workers, gw.nworkers, gw.gen, gw.base,
+    if (ferry_workers_start(gw.workers, gw.nworkers, gw.gen, gw.base, gw.tls,
                             conf->worker_cpu_affinity) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start workers");
         goto out;
@@ -499,6 +508,7 @@ out:
         event_free(sig_int);
     ferry_admin_stop(gw.admin);
     gw_listener_stop(gw.tunnels);
+    ferry_tls_cache_free(gw.tls);   /* workers are gone; builds not run yet go with it */
     if (gw.base != NULL) {
         event_base_loop(gw.base, EVLOOP_NONBLOCK);    /* run posted frees */
         event_base_free(gw.base);
@@ -507,7 +517,6 @@ out:
     ferry_plugin_unload_all();
     ferry_stats_free_all();
     tok_cache_free_all();           /* workers are gone: nobody waits on a token */
-    io_tls_cache_free();            /* ... nor holds an upstream TLS context */
     ferry_log_close_access();
     return rc;
 }

@@ -27,7 +27,7 @@
 #include <openssl/evp.h>
 
 #include "auth/tokens.h"
-#include "http/client.h"
+#include "fetch/client.h"
 #include "lua/lua-int.h"
 
 #define HTTP_MAX_HEADERS    64
@@ -248,6 +248,8 @@ l_http_request(lua_State *co)
         lua_insert(co, -2);
         return 2;
     }
+    rq.tls_cache = run->call->home->tls;    /* the default settings: the system store */
+    rq.home = &run->call->home->post;
     if ((w = calloc(1, sizeof(*w))) == NULL)
         return luaL_error(co, "ferry.http.request: out of memory");
     w->run = run;
@@ -461,8 +463,8 @@ l_tokens_get(lua_State *co)
         return luaL_error(co, "ferry.tokens.get: out of memory");
     }
     tw->run = run;
-    home.post = run->call->home->post;      /* the answer comes back to this thread */
-    home.ctx = run->call->home->post_ctx;
+    home.post = run->call->home->post.post; /* the answer comes back to this thread */
+    home.ctx = run->call->home->post.ctx;
     rc = tok_get(key, (uint32_t)margin, &home, tok_answer, tw, &tw->r, &tw->w, &fetch);
     if (rc < 0) {
         tok_wait_end(tw, NULL);

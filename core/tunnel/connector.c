@@ -33,11 +33,11 @@
 #include "log/log.h"
 #include "route/dial.h"
 #include "stats/stats.h"
+#include "tls/tls.h"
 #include "tunnel/audit.h"
 #include "tunnel/connector-int.h"
 #include "tunnel/connector.h"
 #include "tunnel/session.h"
-#include "tunnel/tls.h"
 #include "util/ncpu.h"
 
 static void link_start(evutil_socket_t fd, short what, void *arg);

@@ -24,9 +24,9 @@
 
 #include "conf/conf.h"
 #include "stats/stats.h"
+#include "tls/tls.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
-#include "tunnel/tls.h"
 #include "util/addr.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"

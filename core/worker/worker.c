@@ -258,18 +258,20 @@ worker_main(void *arg)
 }
 
 static int
-home_post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
+post_fn(void *ctx, void (*fn)(void *arg, bool run), void *arg)
 {
     return worker_post(ctx, fn, arg);
 }
 
 static int
-worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *main_base)
+worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *main_base,
+            struct ferry_tls_cache *tls)
 {
     memset(w, 0, sizeof(*w));
     w->cmd_fd = -1;
     w->id = id;
     w->main_base = main_base;
+    w->tls = tls;
     w->pipe_size = PIPE_BYTES;
     pthread_mutex_init(&w->mu, NULL);
     struct event_config *cfg = event_config_new();
@@ -290,10 +292,12 @@ worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *mai
         return FERRY_ENOMEM;
     /* Names in /etc/hosts (localhost, test hosts) resolve without a DNS server. */
     evdns_base_load_hosts(w->dns, NULL);
+    w->post.post = post_fn;
+    w->post.ctx = w;
     w->home.base = w->base;
     w->home.dns = w->dns;
-    w->home.post = home_post;
-    w->home.post_ctx = w;
+    w->home.post = w->post;
+    w->home.tls = w->tls;
     event_assign(&w->cmd_ev, w->base, w->cmd_fd, EV_READ | EV_PERSIST, on_command, w);
     event_add(&w->cmd_ev, NULL);
     atomic_fetch_add(&g->refs, 1);
@@ -360,10 +364,10 @@ worker_common_timeout(struct worker *w, uint32_t ms)
 
 int
 ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base,
-                    bool pin)
+                    struct ferry_tls_cache *tls, bool pin)
 {
     for (unsigned i = 0; i < n; i++)
-        if (worker_init(&ws[i], i, g, main_base) != FERRY_OK)
+        if (worker_init(&ws[i], i, g, main_base, tls) != FERRY_OK)
             return FERRY_ENOMEM;
     for (unsigned i = 0; i < n; i++) {
         int cpu = pin ? ferry_cpu_nth(i) : -1;

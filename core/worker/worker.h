@@ -28,9 +28,11 @@
 #include "conf/conf.h"
 #include "lua/policy-home.h"
 #include "stats/stats.h"
+#include "util/post.h"
 
 struct evdns_base;
 struct ferry_conn;
+struct ferry_tls_cache;
 struct ferry_io;
 struct loaded_plugin;
 struct ferry_policy_set;
@@ -87,7 +89,10 @@ struct worker {
     pthread_t          thread;
     struct event_base *base;               /* owns */
     struct evdns_base *dns;                /* owns */
-    struct policy_home home;               /* base, dns and worker_post, for lua/ */
+    struct ferry_post  post;               /* worker_post, for rooms below that answer
+                                              later (the TLS context cache) */
+    struct ferry_tls_cache *tls;           /* borrowed: main's upstream TLS contexts */
+    struct policy_home home;               /* base, dns, post and tls, for lua/ */
     struct wgen       *cur;                /* the generation new connections get */
     struct event       cmd_ev;             /* main -> worker commands (cmd_fd readable) */
     pthread_mutex_t    mu;                 /* guards the command fields below */
@@ -138,9 +143,10 @@ struct gen *ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *poli
 void        ferry_gen_unref(struct gen *g, struct event_base *main_base);
 
 /* Workers. */
-/* pin: worker i runs on the i-th usable CPU only (worker_cpu_affinity: auto). */
+/* pin: worker i runs on the i-th usable CPU only (worker_cpu_affinity: auto). tls: the
+ * upstream TLS contexts (main owns it; it outlives the workers). */
 int  ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base,
-                         bool pin);
+                         struct ferry_tls_cache *tls, bool pin);
 void ferry_workers_switch(struct worker *ws, unsigned n, struct gen *g);
 void ferry_workers_drain(struct worker *ws, unsigned n);
 void ferry_workers_stop(struct worker *ws, unsigned n);

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cu.h"
 #include "core/conf/conf-test.h"
+#include "cu.h"
 #include "dest/dest-int.h"
 #include "lua/lua-int.h"
 
