@@ -413,8 +413,9 @@ cmd_gateway(const char *path)
     struct ferry_conf       *conf;
     struct ferry_policy_set *policies;
     struct ferry_err         err = { 0 };
-    struct event        *sig_hup = NULL, *sig_term = NULL, *sig_int = NULL;
-    int                  rc = 1;
+    struct gw_slots          slots;
+    struct event            *sig_hup = NULL, *sig_term = NULL, *sig_int = NULL;
+    int                      rc = 1;
 
     gw.conf_path = path;
     gw.st.role = "gateway";
@@ -473,8 +474,11 @@ cmd_gateway(const char *path)
         ferry_log(NULL, FERRY_ERROR, "cannot start workers");
         goto out;
     }
+    slots.n = gw.nworkers;
+    slots.at = ferry_worker_gw;
+    slots.ctx = gw.workers;
     if (conf->tunnel.listen != NULL &&
-        gw_listener_start(gw.base, conf, gw.workers, gw.nworkers, &gw.tunnels, &err) != FERRY_OK) {
+        gw_listener_start(gw.base, conf, &slots, &gw.tunnels, &err) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start the tunnel listener", FLOG_STR("error", err.msg));
         ferry_workers_stop(gw.workers, gw.nworkers);
         ferry_workers_join(gw.workers, gw.nworkers);

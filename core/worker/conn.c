@@ -876,7 +876,7 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_c
         r.req.readable = &c->c_readable;
         r.req.writable = &c->c_writable;
         c->gwo.ops = &conn_gw_ops;
-        rc = gw_open_stream(c->w, &c->gwo, &r.req, &c->ts, &c->tstats);
+        rc = gw_open_stream(&c->w->gw, &c->gwo, &r.req, &c->ts, &c->tstats);
         if (rc == FERRY_OK)
             return FERRY_OK;
         if (kind == CONN_ROUTE_TUNNEL)

@@ -224,7 +224,7 @@ io_open_tunnel(struct ferry_io *io, struct conn_route *r)
     r->req.readable = &io->ts_readable;
     r->req.writable = &io->ts_writable;
     io->gwo.ops = &io_gw_ops;
-    rc = gw_open_stream(io->w, &io->gwo, &r->req, &io->ts, &io->tstats);
+    rc = gw_open_stream(&io->w->gw, &io->gwo, &r->req, &io->ts, &io->tstats);
     if (rc != FERRY_OK) {
         close(sp[0]);
         close(sp[1]);

@@ -28,6 +28,7 @@
 #include "conf/conf.h"
 #include "lua/policy-home.h"
 #include "stats/stats.h"
+#include "tunnel/gateway.h"
 #include "util/post.h"
 
 struct evdns_base;
@@ -37,8 +38,6 @@ struct ferry_io;
 struct loaded_plugin;
 struct ferry_policy_set;
 struct policy_vm;
-struct gw_tunnel;
-struct gw_handoff;
 
 /* One config listener in one generation: shared by all workers, read-only. */
 struct ferry_listener {
@@ -99,10 +98,9 @@ struct worker {
     struct gen        *cmd_gen;            /* ref: switch to this generation */
     bool               cmd_drain;          /* stop accepting; exit when idle */
     bool               cmd_stop;           /* close everything now and exit */
-    struct gw_handoff *cmd_tunnels;        /* owns: registered tunnels to adopt */
     struct wpost      *cmd_posts;          /* owns: functions to run on this worker */
     struct wpost     **cmd_posts_tail;
-    struct gw_tunnel  *gw_tunnels;         /* live tunnels (gateway role) */
+    struct gw_worker   gw;                 /* its tunnels (gateway role; tunnel/) */
     bool               draining;
     uint64_t           next_conn_id;
     size_t             nconns;
@@ -128,8 +126,9 @@ struct worker {
 struct wpost;
 int  worker_post(struct worker *w, void (*fn)(void *arg, bool run), void *arg);
 
-/* Hand a registered tunnel connection to worker w (main thread). */
-void worker_post_tunnel(struct worker *w, struct gw_handoff *h);
+/* The tunnel listener's way to worker i's share of the tunnels (struct gw_slots.at;
+ * ws is the array given to ferry_workers_start). */
+struct gw_worker *ferry_worker_gw(void *ws, unsigned i);
 
 /* libevent's O(1) queue for a duration many timers share; NULL if the table is full. */
 const struct timeval *worker_common_timeout(struct worker *w, uint32_t ms);
