@@ -1,7 +1,8 @@
 /*
  * main.c: the ferry command line. Parses arguments and calls the rooms: conf/ to load,
- * worker/ to run, admin/ to report. No logic of its own beyond signals and the
- * reload/drain sequence.
+ * worker/ (gateway) or tunnel/ (connector) to run, admin/ to report. No logic of its
+ * own beyond signals, the admin listener and the reload/drain sequence of each role.
+ * The top room: it may call every other, and none calls it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -525,6 +526,130 @@ out:
     return rc;
 }
 
+/* ---- the connector process ------------------------------------------------------------ */
+
+struct cmain {
+    struct connector         *cn;
+    struct ferry_admin_state  st;
+    struct event_base        *base;
+    struct event             *deadline, *poll;
+};
+
+static void
+on_connector_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct cmain *m = arg;
+
+    (void)fd;
+    (void)what;
+    /* Workers leave their loops when idle; the last one ends the main loop. */
+    if (ferry_connector_idle(m->cn))
+        event_base_loopexit(m->base, NULL);
+}
+
+static void
+on_connector_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct cmain *m = arg;
+
+    (void)fd;
+    (void)what;
+    ferry_log(NULL, FERRY_WARN, "drain timeout: closing remaining streams");
+    event_base_loopexit(m->base, NULL);
+}
+
+static void
+on_connector_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct cmain  *m = arg;
+    struct timeval poll = { 0, 100000 };
+    struct timeval dl;
+    uint32_t       ms = ferry_connector_drain_timeout_ms(m->cn);
+
+    (void)what;
+    if (ferry_connector_draining(m->cn)) {
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    ferry_log(NULL, FERRY_INFO, "connector draining", FLOG_STR("signal", sig == SIGINT ? "INT" : "TERM"));
+    m->st.ready = false;                /* /readyz: 503 from now on */
+    ferry_connector_drain(m->cn);
+    dl.tv_sec = ms / 1000;
+    dl.tv_usec = (ms % 1000) * 1000;
+    m->poll = event_new(m->base, -1, EV_PERSIST, on_connector_drain_check, m);
+    m->deadline = evtimer_new(m->base, on_connector_deadline, m);
+    event_add(m->poll, &poll);
+    evtimer_add(m->deadline, &dl);
+}
+
+static void
+on_connector_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    /* Swapping the systems table under running workers is not built yet; saying so
+     * beats dying on the default action of SIGHUP. */
+    ferry_log(NULL, FERRY_WARN, "SIGHUP: the connector does not reload its configuration "
+              "yet; restart it (SIGTERM drains) to apply changes");
+}
+
+/* Run until SIGTERM/SIGINT. Exit code: 0, 1 runtime error, 2 config error. */
+static int
+cmd_connector(const char *path)
+{
+    struct cmain        m = { 0 };
+    struct ferry_admin *admin = NULL;
+    struct ferry_err    err = { 0 };
+    struct event       *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+    int                 rc;
+
+    if ((rc = ferry_connector_new(path, &m.cn)) != FERRY_OK)
+        return rc == FERRY_EINVAL ? EXIT_CONFIG : 1;
+    rc = 1;
+    signal(SIGPIPE, SIG_IGN);
+    if ((m.base = event_base_new()) == NULL)
+        goto out;
+    m.st.role = "connector";
+    m.st.ready = true;
+    m.st.live = ferry_connector_live(m.cn);
+    m.st.nworkers = ferry_connector_workers(m.cn);
+    if (ferry_connector_admin_listen(m.cn) != NULL &&
+        ferry_admin_start(m.base, ferry_connector_admin_listen(m.cn), &m.st, &admin, &err) !=
+            FERRY_OK) {
+        ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));
+        goto out;
+    }
+    sig_term = evsignal_new(m.base, SIGTERM, on_connector_signal, &m);
+    sig_int = evsignal_new(m.base, SIGINT, on_connector_signal, &m);
+    sig_hup = evsignal_new(m.base, SIGHUP, on_connector_hup, &m);
+    event_add(sig_term, NULL);
+    event_add(sig_int, NULL);
+    event_add(sig_hup, NULL);
+    if (ferry_connector_start(m.cn) != FERRY_OK)
+        goto out;
+    event_base_dispatch(m.base);
+    ferry_connector_stop(m.cn);
+    rc = 0;
+out:
+    ferry_connector_free(m.cn);         /* joins its workers first */
+    if (sig_term != NULL)
+        event_free(sig_term);
+    if (sig_int != NULL)
+        event_free(sig_int);
+    if (sig_hup != NULL)
+        event_free(sig_hup);
+    if (m.poll != NULL)
+        event_free(m.poll);
+    if (m.deadline != NULL)
+        event_free(m.deadline);
+    ferry_admin_stop(admin);
+    if (m.base != NULL)
+        event_base_free(m.base);
+    ferry_stats_free_all();
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -583,7 +708,7 @@ main(int argc, char **argv)
     if (audit != NULL && strcmp(cmd, "connector") == 0)
         return ferry_connector_verify_audit(audit);
     if (strcmp(cmd, "connector") == 0)
-        return ferry_connector_main(path);
+        return cmd_connector(path);
     fprintf(stderr, "ferry: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_CONFIG;
