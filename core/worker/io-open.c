@@ -259,29 +259,30 @@ io_open_routed(struct ferry_io *io, int kind, struct conn_route *r)
 {
     struct ferry_conn *c = io->c;
 
-    if (kind == CONN_ROUTE_TUNNEL || kind == CONN_ROUTE_TUNNEL_OR_DIRECT) {
+    if (kind == ROUTE_TUNNEL || kind == ROUTE_TUNNEL_OR_DIRECT) {
         int rc = io_open_tunnel(io, r);
 
         if (rc == FERRY_OK)
             return FERRY_OK;
-        if (kind == CONN_ROUTE_TUNNEL)
-            return io_fail_later(io, conn_route_refused(c, r, rc), r->reason);
+        if (kind == ROUTE_TUNNEL)
+            return io_fail_later(io, conn_route_refused(c, r, rc), r->p.reason);
     }
-    if (dial_begin(&io->dial, c->w->base, c->w->dns, &io_dial_ops, io, r->host, r->port,
-                   r->timeout_ms) != FERRY_OK)
+    if (dial_begin(&io->dial, c->w->base, c->w->dns, &io_dial_ops, io, r->p.host, r->p.port,
+                   r->p.timeout_ms) != FERRY_OK)
         return io_fail_later(io, FERRY_ENOMEM, "out of memory");
     return FERRY_OK;
 }
 
 /* A copy of r whose strings (the plugin's target may hold them) live with it. The
- * stream request's strings are set for the tunnel kinds only. */
+ * plan's tunnel strings are set for the tunnel kinds only. */
 static struct conn_route *
 route_dup(const struct conn_route *r, int kind)
 {
-    bool               tunnel = kind == CONN_ROUTE_TUNNEL || kind == CONN_ROUTE_TUNNEL_OR_DIRECT;
-    const char        *strs[4] = { r->host, tunnel ? r->req.tenant : NULL,
-                                   tunnel ? r->req.location : NULL,
-                                   tunnel ? r->req.protocol : NULL };
+    bool               tunnel = kind == ROUTE_TUNNEL || kind == ROUTE_TUNNEL_OR_DIRECT;
+    const char        *strs[4] = { r->p.host, tunnel ? r->p.tenant : NULL,
+                                   tunnel ? r->p.location : NULL,
+                                   tunnel ? r->p.protocol : NULL };
+    const char       **to[4];
     size_t             len[4], total = 0;
     struct conn_route *d;
     char              *p;
@@ -291,18 +292,24 @@ route_dup(const struct conn_route *r, int kind)
     if ((d = malloc(sizeof(*d) + total)) == NULL)
         return NULL;
     *d = *r;
+    to[0] = &d->p.host;
+    to[1] = &d->p.tenant;
+    to[2] = &d->p.location;
+    to[3] = &d->p.protocol;
     p = (char *)(d + 1);
     for (int i = 0; i < 4; i++) {
-        const char **to = i == 0 ? &d->host : i == 1 ? &d->req.tenant :
-                          i == 2 ? &d->req.location : &d->req.protocol;
-
         if (strs[i] == NULL)
             continue;
         memcpy(p, strs[i], len[i]);
-        *to = p;
+        *to[i] = p;
         p += len[i];
     }
-    d->req.authority = d->authority;
+    if (tunnel) {
+        d->req.tenant = d->p.tenant;
+        d->req.location = d->p.location;
+        d->req.protocol = d->p.protocol;
+        d->req.authority = d->p.authority;
+    }
     return d;
 }
 
@@ -374,13 +381,13 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct f
     io_link(&c->ios, io);
     kind = conn_route(c, t, &r);
     if (kind < 0)
-        return io_fail_later(io, kind, r.reason);
-    snprintf(io->target, sizeof(io->target), "%s", r.authority);
-    conn_set_target(c, r.authority);
+        return io_fail_later(io, kind, r.p.reason);
+    snprintf(io->target, sizeof(io->target), "%s", r.p.authority);
+    conn_set_target(c, r.p.authority);
     if (connect_timeout_ms != 0)
-        r.timeout_ms = connect_timeout_ms;
+        r.p.timeout_ms = connect_timeout_ms;
     if (tls != NULL && tls->enable) {
-        if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : r.host)) == NULL)
+        if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : r.p.host)) == NULL)
             return io_fail_later(io, FERRY_ENOMEM, "out of memory");
         if ((rc = io_tls_get(io, tls, &why)) == FERRY_EAGAIN) {
             /* Not built yet: the dial waits for it, so a file that does not load fails
