@@ -15,8 +15,9 @@
  * per-worker cache and go back whenever they are empty, so an idle keep-alive
  * connection holds none.
  *
- * Opening upstreams (routing, dial, tunnel stream, TLS, StartTLS) is io-open.c; the
- * struct both files work on is in io-priv.h.
+ * This is the message-level I/O model of a connection (the relay handoff is
+ * conn-handoff.c's). Opening upstreams (routing, the TLS context, dial, tunnel
+ * stream, TLS, StartTLS) is io-open.c; the struct both files work on is in io-priv.h.
  */
 #include <errno.h>
 #include <stdlib.h>
