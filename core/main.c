@@ -1,7 +1,8 @@
 /*
  * main.c: the ferry command line. Parses arguments and calls the rooms: conf/ to load,
- * worker/ to run, admin/ to report. No logic of its own beyond signals and the
- * reload/drain sequence.
+ * worker/ (gateway) or tunnel/ (connector) to run, admin/ to report. No logic of its
+ * own beyond signals, the admin listener and the reload/drain sequence of each role.
+ * The top room: it may call every other, and none calls it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,13 +22,15 @@
 #include <ferry/log.h>
 
 #include "admin/admin.h"
-#include "admin/stats.h"
 #include "auth/tokens.h"
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "log/log.h"
+#include "lua/lua-int.h"
 #include "lua/ptest.h"
 #include "plugin/loader.h"
+#include "stats/stats.h"
+#include "tls/cache.h"
 #include "tunnel/connector.h"
 #include "tunnel/gateway.h"
 #include "util/ncpu.h"
@@ -46,6 +49,7 @@ struct gateway {
     struct gen               *gen;          /* current; main holds one ref */
     struct ferry_admin       *admin;
     struct gw_listener       *tunnels;       /* NULL without a tunnel: section */
+    struct ferry_tls_cache   *tls;           /* upstream TLS contexts, built on this thread */
     struct ferry_admin_state  st;
     struct event             *drain_poll;
     struct event             *drain_deadline;
@@ -110,25 +114,30 @@ set_exe_dir(void)
 /* Load and fully validate: every phase reports into errs in one run — the YAML's
  * sections, destinations, then (on what did load) policies and each plugin's options.
  * prev: the running generation on a reload (policies that no longer load fall back on
- * its scripts), else NULL. Returns the conf, or NULL with the errors in errs. */
+ * its scripts), else NULL. Returns the conf and the policies its validation generation
+ * loaded (NULL when no destination has one), or NULL with the errors in errs. */
 static struct ferry_conf *
-load_checked(const char *path, const struct gen *prev, struct ferry_errlist *errs)
+load_checked(const char *path, const struct gen *prev, struct ferry_policy_set **policies,
+             struct ferry_errlist *errs)
 {
     struct ferry_conf *conf = NULL;
     struct gen        *g;
 
+    *policies = NULL;
     ferry_conf_load_file_partial(path, &conf, errs);
     if (conf == NULL)
         return NULL;
     ferry_errlist_print(&conf->warnings, stderr, true);
     /* Validation generation: plugins check their options; nothing binds. */
-    if ((g = ferry_gen_new(conf, prev, 0, errs)) == NULL) {
+    if ((g = ferry_gen_new(conf, NULL, prev, 0, errs)) == NULL) {
         if (errs->count == 0)
             ferry_errlist_add(errs, path, 0, 0, "out of memory");
         ferry_conf_free(conf);
         return NULL;
     }
-    g->conf = NULL;                 /* keep conf for the caller */
+    g->conf = NULL;                 /* keep conf and its policies for the caller */
+    *policies = g->policies;
+    g->policies = NULL;
     ferry_gen_unref(g, NULL);
     return conf;
 }
@@ -152,17 +161,19 @@ is_connector_conf(const char *path)
 static int
 cmd_check(const char *path)
 {
-    struct ferry_errlist errs = { 0 };
-    struct ferry_conf   *conf;
+    struct ferry_errlist     errs = { 0 };
+    struct ferry_conf       *conf;
+    struct ferry_policy_set *policies;
 
     if (is_connector_conf(path))
         return ferry_connector_check(path);
-    if ((conf = load_checked(path, NULL, &errs)) == NULL) {
+    if ((conf = load_checked(path, NULL, &policies, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }
     printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path, conf->nlisteners,
            conf->registry->n, conf->ntenants);
+    ferry_policy_set_free(policies);
     ferry_conf_free(conf);
     return 0;
 }
@@ -172,20 +183,22 @@ cmd_check(const char *path)
 static int
 gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
 {
-    struct ferry_conf *conf;
-    struct gen        *g;
+    struct ferry_conf       *conf;
+    struct ferry_policy_set *policies;
+    struct gen              *g;
 
     ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path),
               FLOG_STR("by", by));
-    if ((conf = load_checked(gw->conf_path, gw->gen, errs)) == NULL) {
+    if ((conf = load_checked(gw->conf_path, gw->gen, &policies, errs)) == NULL) {
         ferry_errlist_print(errs, stderr, false);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed: configuration has errors; keeping the "
                   "running one", FLOG_STR("config", gw->conf_path));
         return FERRY_EINVAL;
     }
-    if ((g = ferry_gen_new(conf, gw->gen, gw->nworkers, errs)) == NULL) {
+    if ((g = ferry_gen_new(conf, policies, gw->gen, gw->nworkers, errs)) == NULL) {
         ferry_errlist_print(errs, stderr, false);
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed; keeping the running configuration",
@@ -396,24 +409,27 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
 static int
 cmd_gateway(const char *path)
 {
-    struct gateway       gw = { 0 };
-    struct ferry_errlist errs = { 0 };
-    struct ferry_conf   *conf;
-    struct ferry_err     err = { 0 };
-    struct event        *sig_hup = NULL, *sig_term = NULL, *sig_int = NULL;
-    int                  rc = 1;
+    struct gateway           gw = { 0 };
+    struct ferry_errlist     errs = { 0 };
+    struct ferry_conf       *conf;
+    struct ferry_policy_set *policies;
+    struct ferry_err         err = { 0 };
+    struct gw_slots          slots;
+    struct event            *sig_hup = NULL, *sig_term = NULL, *sig_int = NULL;
+    int                      rc = 1;
 
     gw.conf_path = path;
     gw.st.role = "gateway";
     gw.st.reload = admin_reload;
     gw.st.reload_self = &gw;
-    if ((conf = load_checked(path, NULL, &errs)) == NULL) {
+    if ((conf = load_checked(path, NULL, &policies, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }
     ferry_log_set_level(conf->log_level);
     if (ferry_log_open_access(conf->access_log) != FERRY_OK) {
         fprintf(stderr, "%s: cannot open access log %s\n", path, conf->access_log);
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         return 1;
     }
@@ -422,14 +438,23 @@ cmd_gateway(const char *path)
     gw.nworkers = count_workers(conf);
     if ((gw.base = event_base_new()) == NULL ||
         (gw.workers = calloc(gw.nworkers, sizeof(*gw.workers))) == NULL) {
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         goto out;
     }
-    if ((gw.gen = ferry_gen_new(conf, NULL, gw.nworkers, &errs)) == NULL) {
+    if ((gw.gen = ferry_gen_new(conf, policies, NULL, gw.nworkers, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
+        ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         goto out;
     }
+    if (ferry_tls_cache_new(gw.base, FERRY_TLS_CACHE_MAX, &gw.tls) != FERRY_OK)
+        goto out;
+    /* The system store's context serves ferry.http.request and most HTTPS upstreams:
+     * build it now rather than on the first request. */
+    if (ferry_tls_cache_load(gw.tls, &(struct ferry_tls_settings){ 0 }, &err) != FERRY_OK)
+        ferry_log(NULL, FERRY_WARN, "TLS: the system trust store did not load",
+                  FLOG_STR("error", err.msg));
     gw.st.nworkers = gw.nworkers;
     gw.st.token_worker = &gw.workers[0];
     gw.st.generation = gw.gen->id;
@@ -445,13 +470,16 @@ cmd_gateway(const char *path)
     event_add(sig_hup, NULL);
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
-    if (ferry_workers_start(gw.workers, gw.nworkers, gw.gen, gw.base,
+    if (ferry_workers_start(gw.workers, gw.nworkers, gw.gen, gw.base, gw.tls,
                             conf->worker_cpu_affinity) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start workers");
         goto out;
     }
+    slots.n = gw.nworkers;
+    slots.at = ferry_worker_gw;
+    slots.ctx = gw.workers;
     if (conf->tunnel.listen != NULL &&
-        gw_listener_start(gw.base, conf, gw.workers, gw.nworkers, &gw.tunnels, &err) != FERRY_OK) {
+        gw_listener_start(gw.base, conf, &slots, &gw.tunnels, &err) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start the tunnel listener", FLOG_STR("error", err.msg));
         ferry_workers_stop(gw.workers, gw.nworkers);
         ferry_workers_join(gw.workers, gw.nworkers);
@@ -485,6 +513,7 @@ out:
         event_free(sig_int);
     ferry_admin_stop(gw.admin);
     gw_listener_stop(gw.tunnels);
+    ferry_tls_cache_free(gw.tls);   /* workers are gone; builds not run yet go with it */
     if (gw.base != NULL) {
         event_base_loop(gw.base, EVLOOP_NONBLOCK);    /* run posted frees */
         event_base_free(gw.base);
@@ -493,8 +522,131 @@ out:
     ferry_plugin_unload_all();
     ferry_stats_free_all();
     tok_cache_free_all();           /* workers are gone: nobody waits on a token */
-    io_tls_cache_free();            /* ... nor holds an upstream TLS context */
     ferry_log_close_access();
+    return rc;
+}
+
+/* ---- the connector process ------------------------------------------------------------ */
+
+struct cmain {
+    struct connector         *cn;
+    struct ferry_admin_state  st;
+    struct event_base        *base;
+    struct event             *deadline, *poll;
+};
+
+static void
+on_connector_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct cmain *m = arg;
+
+    (void)fd;
+    (void)what;
+    /* Workers leave their loops when idle; the last one ends the main loop. */
+    if (ferry_connector_idle(m->cn))
+        event_base_loopexit(m->base, NULL);
+}
+
+static void
+on_connector_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct cmain *m = arg;
+
+    (void)fd;
+    (void)what;
+    ferry_log(NULL, FERRY_WARN, "drain timeout: closing remaining streams");
+    event_base_loopexit(m->base, NULL);
+}
+
+static void
+on_connector_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct cmain  *m = arg;
+    struct timeval poll = { 0, 100000 };
+    struct timeval dl;
+    uint32_t       ms = ferry_connector_drain_timeout_ms(m->cn);
+
+    (void)what;
+    if (ferry_connector_draining(m->cn)) {
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    ferry_log(NULL, FERRY_INFO, "connector draining", FLOG_STR("signal", sig == SIGINT ? "INT" : "TERM"));
+    m->st.ready = false;                /* /readyz: 503 from now on */
+    ferry_connector_drain(m->cn);
+    dl.tv_sec = ms / 1000;
+    dl.tv_usec = (ms % 1000) * 1000;
+    m->poll = event_new(m->base, -1, EV_PERSIST, on_connector_drain_check, m);
+    m->deadline = evtimer_new(m->base, on_connector_deadline, m);
+    event_add(m->poll, &poll);
+    evtimer_add(m->deadline, &dl);
+}
+
+static void
+on_connector_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    /* Swapping the systems table under running workers is not built yet; saying so
+     * beats dying on the default action of SIGHUP. */
+    ferry_log(NULL, FERRY_WARN, "SIGHUP: the connector does not reload its configuration "
+              "yet; restart it (SIGTERM drains) to apply changes");
+}
+
+/* Run until SIGTERM/SIGINT. Exit code: 0, 1 runtime error, 2 config error. */
+static int
+cmd_connector(const char *path)
+{
+    struct cmain        m = { 0 };
+    struct ferry_admin *admin = NULL;
+    struct ferry_err    err = { 0 };
+    struct event       *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+    int                 rc;
+
+    if ((rc = ferry_connector_new(path, &m.cn)) != FERRY_OK)
+        return rc == FERRY_EINVAL ? EXIT_CONFIG : 1;
+    rc = 1;
+    signal(SIGPIPE, SIG_IGN);
+    if ((m.base = event_base_new()) == NULL)
+        goto out;
+    m.st.role = "connector";
+    m.st.ready = true;
+    m.st.live = ferry_connector_live(m.cn);
+    m.st.nworkers = ferry_connector_workers(m.cn);
+    if (ferry_connector_admin_listen(m.cn) != NULL &&
+        ferry_admin_start(m.base, ferry_connector_admin_listen(m.cn), &m.st, &admin, &err) !=
+            FERRY_OK) {
+        ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));
+        goto out;
+    }
+    sig_term = evsignal_new(m.base, SIGTERM, on_connector_signal, &m);
+    sig_int = evsignal_new(m.base, SIGINT, on_connector_signal, &m);
+    sig_hup = evsignal_new(m.base, SIGHUP, on_connector_hup, &m);
+    event_add(sig_term, NULL);
+    event_add(sig_int, NULL);
+    event_add(sig_hup, NULL);
+    if (ferry_connector_start(m.cn) != FERRY_OK)
+        goto out;
+    event_base_dispatch(m.base);
+    ferry_connector_stop(m.cn);
+    rc = 0;
+out:
+    ferry_connector_free(m.cn);         /* joins its workers first */
+    if (sig_term != NULL)
+        event_free(sig_term);
+    if (sig_int != NULL)
+        event_free(sig_int);
+    if (sig_hup != NULL)
+        event_free(sig_hup);
+    if (m.poll != NULL)
+        event_free(m.poll);
+    if (m.deadline != NULL)
+        event_free(m.deadline);
+    ferry_admin_stop(admin);
+    if (m.base != NULL)
+        event_base_free(m.base);
+    ferry_stats_free_all();
     return rc;
 }
 
@@ -556,7 +708,7 @@ main(int argc, char **argv)
     if (audit != NULL && strcmp(cmd, "connector") == 0)
         return ferry_connector_verify_audit(audit);
     if (strcmp(cmd, "connector") == 0)
-        return ferry_connector_main(path);
+        return cmd_connector(path);
     fprintf(stderr, "ferry: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_CONFIG;

@@ -9,6 +9,7 @@
 
 #include "admin/admin.h"
 
+struct evbuffer;
 struct evhttp;
 struct evhttp_request;
 struct ferry_conf;
@@ -58,5 +59,8 @@ void admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const 
 void admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant);
 void admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
                        const char *name);
+
+/* metrics.c: the Prometheus text of every counter (workers' cells summed). */
+void admin_metrics_render(struct evbuffer *out, unsigned nworkers);
 
 #endif

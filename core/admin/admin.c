@@ -15,8 +15,8 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin/admin-int.h"
-#include "admin/stats.h"
 #include "conf/conf.h"
+#include "stats/stats.h"
 
 static void
 reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
@@ -149,7 +149,7 @@ on_request(struct evhttp_request *req, void *arg)
                 evbuffer_add_printf(out, "# HELP ferry_connector_tunnels_up Tunnel connections "
                                     "up to gateways\n# TYPE ferry_connector_tunnels_up gauge\n"
                                     "ferry_connector_tunnels_up %d\n", atomic_load(a->st->live));
-            ferry_stats_render(out, a->st->nworkers);
+            admin_metrics_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");
             evhttp_send_reply(req, 200, "OK", out);

@@ -148,19 +148,19 @@ on_worker(void *arg, bool run_it)
     w = f->w;
     wg = w->cur;
     conf = wg != NULL ? wg->g->conf : NULL;
-    if (conf == NULL || conf->policies == NULL ||
+    if (conf == NULL || wg->g->policies == NULL ||
         (d = ferry_registry_find(conf->registry, f->name)) == NULL ||
         (call.module = policy_auth_module(d)) == NULL) {
         fail(f, "no token retrieval for this destination's Authentication");
         return;
     }
-    if (wg->policy == NULL && (wg->policy = ferry_policy_vm_new(conf->policies)) == NULL) {
+    if (wg->policy == NULL && (wg->policy = ferry_policy_vm_new(wg->g->policies)) == NULL) {
         fail(f, "out of memory");
         return;
     }
     call.dest = d;
     call.tenant = f->tenant;
-    call.worker = w;
+    call.home = &w->home;
     call.ctx_headers = f->hs;
     call.nctx_headers = f->nhs;
     wg->refs++;                     /* the module's state lives as long as it runs */

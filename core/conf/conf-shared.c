@@ -80,7 +80,7 @@ conf_log_level(const struct conf_ctx *c, const yaml_node_t *sec, const char *lev
         *out = (enum ferry_log_level)i;
         return;
     }
-    s = ferry_conf_suggest(level, levels, 4, 2);
+    s = ferry_suggest(level, levels, 4, 2);
     if (strcmp(conf_shown(c, sec, "level", level), level) != 0)
         s = NULL;
     conf_error(c, conf_value(c, sec, "level"), "log", "level: unknown level "

@@ -356,7 +356,7 @@ conf_mapping(const struct conf_ctx *c, const yaml_node_t *map, const char *where
                 passed[npassed++] = kn;
             nerr += pass(arg, kn, vn);
         } else {
-            const char *s = ferry_conf_suggest(key, names, nkeys, 2);
+            const char *s = ferry_suggest(key, names, nkeys, 2);
 
             if (s != NULL)
                 conf_error(c, kn, where, "unknown key '%s' (did you mean '%s'?)", key, s);
@@ -380,7 +380,7 @@ conf_mapping(const struct conf_ctx *c, const yaml_node_t *map, const char *where
             continue;
         }
         for (size_t j = 0; j < npassed && near == NULL; j++)
-            if (ferry_conf_edit_distance(conf_text(passed[j]), keys[i].key, 2) <= 2)
+            if (ferry_edit_distance(conf_text(passed[j]), keys[i].key, 2) <= 2)
                 near = passed[j];
         if (near != NULL)
             conf_error(c, near, where, "unknown key '%s' (did you mean '%s'?)",

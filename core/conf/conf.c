@@ -16,7 +16,6 @@
 
 #include "conf/conf-int.h"
 #include "dest/dest-int.h"
-#include "lua/lua-int.h"
 
 #define CONF_MAX_WORKERS   256
 #define CONF_MAX_LISTENERS 1024
@@ -269,7 +268,7 @@ misspelt_value(const struct conf_ctx *c, const yaml_node_t *map, const char *key
             continue;
         for (const struct conf_key *lk = listener_keys; lk->key != NULL && !known; lk++)
             known = strcmp(lk->key, k) == 0;
-        if (!known && ferry_conf_edit_distance(k, key, 2) <= 2)
+        if (!known && ferry_edit_distance(k, key, 2) <= 2)
             return conf_text(conf_node(c, p->value));
     }
     return NULL;
@@ -338,7 +337,7 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     }
     if (l->destination != NULL && ferry_registry_find(conf->registry, l->destination) == NULL
         && !name_in(dnames, ndnames, l->destination)) {
-        const char *s = ferry_conf_suggest(l->destination, (const char *const *)dnames,
+        const char *s = ferry_suggest(l->destination, (const char *const *)dnames,
                                            ndnames, 2);
 
         vn = conf_value(c, ln, "destination");
@@ -619,7 +618,6 @@ ferry_conf_free(struct ferry_conf *conf)
         conf_opts_free(l->opts);
     }
     free(conf->listeners);
-    ferry_policy_set_free(conf->policies);   /* borrows the registry's destinations */
     ferry_registry_unref(conf->registry);
     free(conf->path);
     free(conf->dir);

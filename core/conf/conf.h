@@ -3,8 +3,8 @@
  *
  * The conf room owns parsing, validation, secret references and error reporting.
  * It does not open sockets, load plugins or start workers (worker/ and plugin/ do).
- * Every error names file:line:col (1-based) and is collected, up to
- * FERRY_CONF_MAX_ERRORS, so an operator sees all of them in one `ferry check`.
+ * Every error names file:line:col (1-based) and is collected in a struct ferry_errlist
+ * (util/errlist.h), so an operator sees all of them in one `ferry check`.
  */
 #ifndef FERRY_CONF_H
 #define FERRY_CONF_H
@@ -18,35 +18,11 @@
 #include <ferry/err.h>
 #include <ferry/log.h>
 
-#define FERRY_CONF_MAX_ERRORS 20
-#define FERRY_CONF_MAX_ERROR_FILES 64   /* files ordered apart; later ones share a place */
+#include "util/addr.h"
+#include "util/errlist.h"
 
-struct ferry_policy_set;
 struct ferry_registry;
 struct ferry_opts;
-
-/* Errors (or warnings) collected while loading, kept in file order: files in the order
- * they were met (ferry_errlist_file() puts the main file first; any other file takes
- * its place with its first error, which is when it is read), then line, then column,
- * then the order reported. Past the cap the list keeps the first FERRY_CONF_MAX_ERRORS
- * in that order, whichever phase found them, and counts the rest. */
-struct ferry_errlist {
-    struct ferry_err items[FERRY_CONF_MAX_ERRORS];   /* sorted as above */
-    int              count;
-    int              dropped;   /* past the cap; reported as "N more not shown" */
-    unsigned         place[FERRY_CONF_MAX_ERRORS];    /* items[i]'s file in the order */
-    uint64_t         files[FERRY_CONF_MAX_ERROR_FILES];   /* hashes of names, in order met */
-    unsigned         nfiles;
-};
-
-/* Add in file order; file may be NULL, line/col 1-based (0 = the whole file, first). */
-void ferry_errlist_add(struct ferry_errlist *l, const char *file, int line, int col,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Give file its place in the order now, before any error names it (the main file). */
-void ferry_errlist_file(struct ferry_errlist *l, const char *file);
-/* Print as `file:line:col: message` lines (prefix "warning: " if is_warning), then
- * `ferry: 20 errors shown, N more not shown` if some were dropped. */
-void ferry_errlist_print(const struct ferry_errlist *l, FILE *fp, bool is_warning);
 
 struct ferry_conf_tenant {
     char *id;
@@ -93,7 +69,6 @@ struct ferry_conf {
     size_t                      ntenants;
     char                       *destinations_dir;/* resolved; NULL if absent */
     struct ferry_registry      *registry;        /* owns one reference */
-    struct ferry_policy_set    *policies;        /* owns; NULL until lua/ loads them */
     struct ferry_conf_listener *listeners;
     size_t                      nlisteners;
     struct ferry_errlist        warnings;        /* e.g. near-miss property names, TrustAll */
@@ -156,15 +131,5 @@ int  ferry_conf_file_replace(const char *path, const char *data, size_t len, uns
                              struct ferry_err *err);
 /* Unlink path and fsync its directory. */
 int  ferry_conf_file_remove(const char *path, struct ferry_err *err);
-
-/* Edit distance capped at max+1 (for "did you mean"). */
-int  ferry_conf_edit_distance(const char *a, const char *b, int max);
-
-/* The candidate closest to word within max edits (not word itself), or NULL. */
-const char *ferry_conf_suggest(const char *word, const char *const *cands, size_t n, int max);
-
-/* Parse "host:port", "[v6]:port", "*:port" into a socket address (numeric only). */
-int  ferry_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
-                      struct ferry_err *err);
 
 #endif

@@ -352,7 +352,7 @@ bad_proto(const struct conf_ctx *c, const yaml_node_t *sn, const char *where, co
     upper[i] = '\0';
     /* One edit only: the names are short, two edits turn SMTP into HTTP. */
     if (shown == p && p[i] == '\0')
-        s = ferry_conf_suggest(upper, proto_names + 1, NPROTO_SLOTS - 1, 1);
+        s = ferry_suggest(upper, proto_names + 1, NPROTO_SLOTS - 1, 1);
     conf_error(c, conf_value(c, sn, "protocol"), where, "protocol: unknown protocol '%s'%s%s%s "
                "(TCP, TCPS, HTTP, HTTPS, LDAP, LDAPS, RFC or RFCS)", shown,
                s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");

@@ -311,7 +311,7 @@ ferry_opts_check_unused(struct ferry_opts *o)
         it->reported = true;
         if (o->errs == NULL)
             continue;
-        if ((s = ferry_conf_suggest(it->key, cands, nc, 2)) != NULL)
+        if ((s = ferry_suggest(it->key, cands, nc, 2)) != NULL)
             ferry_errlist_add(o->errs, o->file, it->line, it->col,
                               "listeners[%d]: unknown key '%s' (did you mean '%s'?)",
                               o->index, it->key, s);

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "conf/conf.h"
 #include "dest/dest-int.h"
+#include "util/errlist.h"
 
 static const char *const known[] = {
     /* 2.1 HTTP, common */
@@ -140,7 +140,7 @@ ferry_dest_prop_suggest(const char *key, char *buf, size_t len)
     }
     if (strlen(key) >= 4) {
         for (size_t i = 0; i < COUNT(known); i++) {
-            int d = ferry_conf_edit_distance(key, known[i], 2);
+            int d = ferry_edit_distance(key, known[i], 2);
 
             if (d < best_d) {
                 best = known[i];
@@ -170,7 +170,7 @@ ferry_dest_prop_suggest(const char *key, char *buf, size_t len)
             continue;
         memcpy(prefix, key, plen);
         prefix[plen] = '\0';
-        if (ferry_conf_edit_distance(prefix, families[i], strlen(families[i]) >= 8 ? 2 : 1)
+        if (ferry_edit_distance(prefix, families[i], strlen(families[i]) >= 8 ? 2 : 1)
             <= (strlen(families[i]) >= 8 ? 2 : 1)) {
             snprintf(buf, len, "%s%s", families[i], p);
             return buf;

@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conf/conf.h"
 #include "dest/dest-int.h"
+#include "util/errlist.h"
 
 #define DEST_MAX_NAME 200
 
@@ -245,7 +245,7 @@ one_of(struct check *k, const struct ferry_prop *p, const char *const *vals, siz
             return -1;
         }
     }
-    if (!p->secret && (s = ferry_conf_suggest(p->value, vals, n, 2)) != NULL)
+    if (!p->secret && (s = ferry_suggest(p->value, vals, n, 2)) != NULL)
         derr(k, p, "%s: unknown value '%s' (did you mean '%s'?)", p->key, p->value, s);
     else
         derr(k, p, "%s: unknown value '%s'", p->key, shown(p));
@@ -573,7 +573,7 @@ check_tenant(struct check *k)
         for (i = 0; i < env->ntenants && strcmp(env->tenants[i], p->value) != 0; i++)
             ;
         if (i == env->ntenants) {
-            const char *s = ferry_conf_suggest(p->value, env->tenants, env->ntenants, 2);
+            const char *s = ferry_suggest(p->value, env->tenants, env->ntenants, 2);
 
             if (env->ntenants == 0)
                 derr(k, p, "tenant '%s': no tenants are configured (add tenants:)",

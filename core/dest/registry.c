@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/conf.h"
 #include "dest/dest-int.h"
+#include "util/errlist.h"
 
 /* Sort by name, keeping definition order among equal names (the first one wins). */
 struct order {

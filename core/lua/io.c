@@ -27,9 +27,8 @@
 #include <openssl/evp.h>
 
 #include "auth/tokens.h"
-#include "http/client.h"
+#include "fetch/client.h"
 #include "lua/lua-int.h"
-#include "worker/worker.h"
 
 #define HTTP_MAX_HEADERS    64
 #define HTTP_DEFAULT_MS     10000
@@ -43,7 +42,7 @@ waitable(lua_State *co, const char *fn)
     struct policy_run *run = policy_vm_of(co)->run;
 
     if (run == NULL || run->co != co || !run->heap || run->call == NULL ||
-        run->call->worker == NULL) {
+        run->call->home == NULL) {
         lua_pushfstring(co, "%s: no I/O here (only hooks of a running gateway may wait)", fn);
         return NULL;
     }
@@ -249,11 +248,13 @@ l_http_request(lua_State *co)
         lua_insert(co, -2);
         return 2;
     }
+    rq.tls_cache = run->call->home->tls;    /* the default settings: the system store */
+    rq.home = &run->call->home->post;
     if ((w = calloc(1, sizeof(*w))) == NULL)
         return luaL_error(co, "ferry.http.request: out of memory");
     w->run = run;
-    if ((w->h = hclient_request(run->call->worker->base, run->call->worker->dns, &rq, http_cb,
-                                w, &why)) == NULL) {
+    if ((w->h = hclient_request(run->call->home->base, run->call->home->dns, &rq, http_cb, w,
+                                &why)) == NULL) {
         free(w);
         lua_pushnil(co);
         lua_pushstring(co, why != NULL ? why : "cannot start the request");
@@ -294,12 +295,6 @@ tok_wait_end(struct tok_wait *tw, const char *why)
     tok_result_free(&tw->r);
     free(tw->key);
     free(tw);
-}
-
-static int
-tok_post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
-{
-    return worker_post(ctx, fn, arg);
 }
 
 static void
@@ -468,8 +463,8 @@ l_tokens_get(lua_State *co)
         return luaL_error(co, "ferry.tokens.get: out of memory");
     }
     tw->run = run;
-    home.post = tok_post;
-    home.ctx = run->call->worker;
+    home.post = run->call->home->post.post; /* the answer comes back to this thread */
+    home.ctx = run->call->home->post.ctx;
     rc = tok_get(key, (uint32_t)margin, &home, tok_answer, tw, &tw->r, &tw->w, &fetch);
     if (rc < 0) {
         tok_wait_end(tw, NULL);

@@ -459,7 +459,7 @@ warn_unknown(struct ferry_errlist *warns, const struct policy_script *sc,
     static const char *const hooks[] = { "on_request", "on_response", "on_connect", "on_ldap" };
 
     for (unsigned k = 0; k < r->nunknown; k++) {
-        const char *near = ferry_conf_suggest(r->unknown[k], hooks, 4, 2);
+        const char *near = ferry_suggest(r->unknown[k], hooks, 4, 2);
         int         line, col;
 
         find_word(sc->src, r->unknown[k], false, &line, &col);
@@ -475,20 +475,22 @@ warn_unknown(struct ferry_errlist *warns, const struct policy_script *sc,
 /* prev's script for the destination named like d, copied into s; FERRY_ENOTFOUND if
  * prev had none. */
 static int
-keep_previous(struct ferry_policy_set *s, const struct ferry_conf *prev,
+keep_previous(struct ferry_policy_set *s, const struct ferry_policy_set *prev,
               const struct ferry_dest *d, size_t *out)
 {
-    const struct ferry_dest    *pd;
+    const struct ferry_dest    *pd = NULL;
     const struct policy_script *old;
     struct policy_script       *sc;
     size_t                      dir = 0, i;
     int                         rc;
 
-    if (prev == NULL || prev->policies == NULL ||
-        (pd = ferry_registry_find(prev->registry, d->name)) == NULL ||
-        (old = policy_script_of(prev->policies, pd, NULL)) == NULL)
+    /* A reload that failed to load a script: rare, so a linear search will do. */
+    for (i = 0; prev != NULL && i < prev->ndests && pd == NULL; i++)
+        if (strcmp(prev->dests[i].name, d->name) == 0)
+            pd = &prev->dests[i];
+    if (pd == NULL || (old = policy_script_of(prev, pd, NULL)) == NULL)
         return FERRY_ENOTFOUND;
-    if (old->dir != 0 && (rc = copy_dir(s, &prev->policies->dirs[old->dir], &dir)) != FERRY_OK)
+    if (old->dir != 0 && (rc = copy_dir(s, &prev->dirs[old->dir], &dir)) != FERRY_OK)
         return rc;
     if ((rc = add_script(s, old->path, &i)) != FERRY_OK)
         return rc;
@@ -582,8 +584,8 @@ check_scripts(struct ferry_policy_set *s, struct failure *fail, struct ferry_err
 }
 
 int
-ferry_policy_load(struct ferry_conf *conf, const struct ferry_conf *prev,
-                  struct ferry_errlist *errs)
+ferry_policy_load(const struct ferry_conf *conf, const struct ferry_policy_set *prev,
+                  struct ferry_policy_set **out, struct ferry_errlist *errs)
 {
     const struct ferry_registry *reg = conf->registry;
     struct ferry_policy_set     *s;
@@ -592,6 +594,7 @@ ferry_policy_load(struct ferry_conf *conf, const struct ferry_conf *prev,
     size_t                       nchecked, n = 0;
     int                          rc = FERRY_ENOMEM;
 
+    *out = NULL;
     for (size_t i = 0; reg != NULL && i < reg->n; i++)
         n += reg->dests[i].policy != NULL || policy_auth_module(&reg->dests[i]) != NULL;
     if (n == 0)
@@ -658,6 +661,6 @@ out:
         ferry_policy_set_free(s);
         return rc;
     }
-    conf->policies = s;
+    *out = s;
     return FERRY_OK;
 }

@@ -11,7 +11,10 @@
  *   objects.c  what hooks get: req/res and their headers, dest, conn, op
  *   io.c       what a hook may wait on: ferry.http.request, ferry.tokens.get (and
  *              ferry.url.encode, ferry.sha256)
- *   policy.c   ferry/policy.h on top of a connection
+ *
+ * ferry/policy.h on top of a connection is the worker's (worker/conn-policy.c): this
+ * room never sees a connection or a worker. A hook that may wait is handed a struct
+ * policy_home, the few things of its thread it needs (loop, resolver, a way to post).
  *
  * Sources live in the configuration (struct ferry_policy_set, immutable once loaded,
  * shared read-only by all workers); each worker compiles them from memory into its
@@ -30,6 +33,8 @@
 #include <ferry/err.h>
 #include <ferry/log.h>
 #include <ferry/policy.h>
+
+#include "lua/policy-home.h"
 
 struct ferry_conf;
 struct ferry_errlist;
@@ -89,8 +94,10 @@ struct policy_script {
 /* The module of destination d's Authentication run as an implicit policy, or NULL. */
 const char *policy_auth_module(const struct ferry_dest *d);
 
-/* Every destination's policy of one configuration (conf->policies). Read-only after
- * ferry_policy_load(); workers share it without locks. */
+/* Every destination's policy of one configuration. The generation built from that
+ * configuration owns it (worker/gen.c); read-only after ferry_policy_load(), workers
+ * share it without locks. Its destinations are the configuration's: free the set
+ * before the configuration. */
 struct ferry_policy_set {
     struct policy_script     *scripts;      /* owns */
     size_t                    nscripts;
@@ -104,13 +111,14 @@ struct ferry_policy_set {
 
 /* ---- load.c (main thread) ------------------------------------------------------------ */
 
-/* Read, compile and check every destination's policy into conf->policies. Errors go
- * to errs as file:line:col. With prev (a reload), a script that does not load is
- * replaced by prev's script of the same destination, and the reason is logged; a
- * destination without one in prev is an error. Warnings (a hook name misspelt) are
- * printed to stderr. FERRY_OK or FERRY_EINVAL / FERRY_ENOMEM. */
-int  ferry_policy_load(struct ferry_conf *conf, const struct ferry_conf *prev,
-                       struct ferry_errlist *errs);
+/* Read, compile and check every destination's policy of conf into *out (NULL when no
+ * destination has one; the caller owns it). Errors go to errs as file:line:col. With
+ * prev (the running configuration's set, on a reload), a script that does not load is
+ * replaced by prev's script of the destination of the same name, and the reason is
+ * logged; a destination without one in prev is an error. Warnings (a hook name
+ * misspelt) are printed to stderr. FERRY_OK or FERRY_EINVAL / FERRY_ENOMEM. */
+int  ferry_policy_load(const struct ferry_conf *conf, const struct ferry_policy_set *prev,
+                       struct ferry_policy_set **out, struct ferry_errlist *errs);
 void ferry_policy_set_free(struct ferry_policy_set *s);
 /* The lua/ library folder: <binary's folder>/../share/ferry/lua, <binary's folder>/lua,
  * the source tree's lua/, the install prefix's share/ferry/lua (the first that exists). */
@@ -125,7 +133,6 @@ const struct policy_script *policy_script_of(const struct ferry_policy_set *s,
 /* ---- vm.c / run.c (one per worker and generation) ---------------------------------- */
 
 struct policy_run;
-struct worker;
 
 struct policy_vm {
     lua_State                     *L;          /* owns; NULL until the first call */
@@ -157,7 +164,7 @@ struct policy_call {
     const char                  *op_type;  /* on_ldap */
     const char                  *dn;       /* on_ldap */
     struct ferry_policy_http    *http;     /* on_request, on_response */
-    struct worker               *worker;   /* where a wait resumes; NULL: no waiting */
+    const struct policy_home    *home;     /* where a wait resumes; NULL: no waiting */
     const char                  *module;   /* POLICY_TOKEN: "ferry.auth.X" */
     const struct ferry_policy_header *ctx_headers;  /* POLICY_TOKEN: ctx.headers */
     size_t                       nctx_headers;
@@ -216,9 +223,9 @@ struct policy_vm *policy_vm_of(lua_State *L);
  * script is a verdict, logged here), or FERRY_ENOTFOUND when there is no such hook. */
 int  ferry_policy_vm_call(struct policy_vm *vm, const struct policy_call *call,
                           struct ferry_policy_verdict *v);
-/* The same, for a call that may wait on I/O (call->worker set, on that worker's
- * thread). FERRY_OK: *v filled; FERRY_EAGAIN: *out is the suspended run, and
- * done(run) runs later on the worker with run->verdict (and run->token), from the
+/* The same, for a call that may wait on I/O (call->home set, on that home's thread).
+ * FERRY_OK: *v filled; FERRY_EAGAIN: *out is the suspended run, and done(run) runs
+ * later on that thread with run->verdict (and run->token), from the
  * loop; it must call policy_run_free(run). FERRY_ENOTFOUND as above. */
 int  ferry_policy_vm_start(struct policy_vm *vm, const struct policy_call *call,
                            struct ferry_policy_verdict *v, void (*done)(struct policy_run *),

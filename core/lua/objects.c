@@ -617,3 +617,34 @@ policy_open_objects(lua_State *L)
     new_meta(L, &key_headers, "ferry.headers", headers);
     new_meta(L, &key_dest, "ferry.dest", dest);
 }
+
+/* Strings objects.c allocated for a hook's changes are marked owned; give them back. */
+FERRY_API void
+ferry_policy_http_free(struct ferry_policy_http *h)
+{
+    if (h == NULL)
+        return;
+    if (h->owned & FERRY_POLICY_OWN_METHOD) {
+        free((char *)h->method);
+        h->method = NULL;
+    }
+    if (h->owned & FERRY_POLICY_OWN_PATH) {
+        free((char *)h->path);
+        h->path = NULL;
+    }
+    if (h->owned & FERRY_POLICY_OWN_QUERY) {
+        free((char *)h->query);
+        h->query = NULL;
+    }
+    h->owned = 0;
+    for (size_t i = 0; h->headers != NULL && i < h->nheaders; i++) {
+        struct ferry_policy_header *f = &h->headers[i];
+
+        if (f->owned) {
+            free((char *)f->name);      /* name and value are one block (objects.c) */
+            f->name = NULL;
+            f->value = NULL;
+            f->owned = false;
+        }
+    }
+}

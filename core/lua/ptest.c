@@ -227,6 +227,7 @@ ferry_policy_test_main(const char *conf_path, int argc, char **argv)
 {
     struct ferry_errlist        errs = { 0 };
     struct ferry_conf          *conf = NULL;
+    struct ferry_policy_set    *policies = NULL;
     const struct ferry_dest    *d;
     struct policy_vm           *vm = NULL;
     yaml_document_t             doc;
@@ -242,7 +243,7 @@ ferry_policy_test_main(const char *conf_path, int argc, char **argv)
         return 2;
     }
     if (ferry_conf_load_file(conf_path, &conf, &errs) != FERRY_OK ||
-        ferry_policy_load(conf, NULL, &errs) != FERRY_OK) {
+        ferry_policy_load(conf, NULL, &policies, &errs) != FERRY_OK) {
         ferry_errlist_print(&errs, stderr, false);
         goto out;
     }
@@ -266,7 +267,7 @@ ferry_policy_test_main(const char *conf_path, int argc, char **argv)
     h.headers_cap = MAX_FIELDS;
     call.dest = d;
     call.http = &h;
-    if (conf->policies != NULL && (vm = ferry_policy_vm_new(conf->policies)) == NULL) {
+    if (policies != NULL && (vm = ferry_policy_vm_new(policies)) == NULL) {
         fprintf(stderr, "out of memory\n");
         goto out;
     }
@@ -279,6 +280,7 @@ out:
     ferry_policy_vm_free(vm);
     if (have_doc)
         yaml_document_delete(&doc);
+    ferry_policy_set_free(policies);
     ferry_conf_free(conf);
     return rc;
 }

@@ -21,7 +21,6 @@
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "lua/lua-int.h"
-#include "worker/worker.h"
 
 #define HOOK_STEP 1000          /* instructions between two count-hook calls */
 
@@ -119,7 +118,7 @@ check_loaded(lua_State *L, struct policy_run *run)
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
 
         if (k != NULL && policy_hook_of(k) < 0 && run->nunknown < 4 &&
-            (strncmp(k, "on_", 3) == 0 || ferry_conf_suggest(k, near, 4, 2) != NULL))
+            (strncmp(k, "on_", 3) == 0 || ferry_suggest(k, near, 4, 2) != NULL))
             snprintf(run->unknown[run->nunknown++], sizeof(run->unknown[0]), "%s", k);
         lua_pop(L, 1);
     }
@@ -501,7 +500,7 @@ ferry_policy_vm_start(struct policy_vm *vm, const struct policy_call *call,
     if (vm == NULL || (s = policy_script_of(vm->set, call->dest, &i)) == NULL ||
         call->hook >= POLICY_NHOOKS || (s->hooks & (1u << call->hook)) == 0)
         return FERRY_ENOTFOUND;
-    if (call->worker == NULL)
+    if (call->home == NULL)
         return ferry_policy_vm_call(vm, call, v);
     rc = start_heap(vm, call, i, done, done_arg, &run);
     if (run == NULL) {
@@ -601,7 +600,7 @@ policy_run_wait(lua_State *co, struct policy_run *run, lua_KFunction k,
     if (run->deadline == NULL) {
         struct timeval tv = { POLICY_WAIT_MS / 1000, (POLICY_WAIT_MS % 1000) * 1000 };
 
-        if ((run->deadline = evtimer_new(run->call->worker->base, run_deadline, run)) == NULL ||
+        if ((run->deadline = evtimer_new(run->call->home->base, run_deadline, run)) == NULL ||
             evtimer_add(run->deadline, &tv) != 0) {
             if (cancel != NULL)
                 run->io = io, cancel(run);

@@ -1,8 +1,8 @@
 /*
  * relay.c: moves bytes between a client and its upstream until both directions are
  * done. Owns the relay half of a connection: the two directions, their pipes and
- * buffers. Does not parse protocols, choose destinations or write access-log lines
- * (conn.c does).
+ * buffers. Does not parse protocols, choose destinations (conn-route.c) or write
+ * access-log lines (conn-log.c); the handoff to it is conn-handoff.c's.
  *
  * Small exchanges go recv() -> stack buffer -> send(): two cheap syscalls, no pipe.
  * Once a direction reads a full stack buffer it is bulk traffic and switches to

@@ -18,8 +18,8 @@
 
 #include <ferry/http.h>
 
-#include "admin/stats.h"
 #include "conf/connector-conf.h"
+#include "stats/stats.h"
 #include "tunnel/audit.h"
 #include "tunnel/session.h"
 
@@ -48,11 +48,14 @@ struct cworker {
 };
 
 struct connector {
+    const char                  *conf_path;  /* borrowed: main's argument */
     struct ferry_connector_conf *conf;
     SSL_CTX                     *ctx;
     struct ferry_audit          *audit;      /* NULL: no audit_log */
     struct cworker               ws[MAX_CWORKERS];
     unsigned                     nworkers;
+    unsigned                     ninit;      /* workers cworker_init ran for */
+    unsigned                     nstarted;   /* worker threads running */
     atomic_int                   live;       /* tunnels up, for /readyz */
     atomic_uint                  slots[MAX_GATEWAYS];
     char                         id[33];

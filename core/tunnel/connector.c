@@ -1,6 +1,7 @@
 /*
- * connector.c: the connector process: workers and links to gateways. Streams to
- * internal hosts (access control, audit) are cstream.c's.
+ * connector.c: the connector: its workers and their links to gateways, started,
+ * drained and stopped by main (which owns the process: signals, the admin listener).
+ * Streams to internal hosts (access control, audit) are cstream.c's.
  *
  * A link is one tunnel slot to one gateway: dial, TLS (the gateway's certificate is
  * checked against `ca` and the dialed name), registration, then an HTTP/2 server
@@ -9,7 +10,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,16 +28,15 @@
 
 #include <ferry/log.h>
 
-#include "admin/admin.h"
-#include "admin/stats.h"
 #include "conf/connector-conf.h"
 #include "log/log.h"
 #include "route/dial.h"
+#include "stats/stats.h"
+#include "tls/tls.h"
 #include "tunnel/audit.h"
 #include "tunnel/connector-int.h"
 #include "tunnel/connector.h"
 #include "tunnel/session.h"
-#include "tunnel/tls.h"
 #include "util/ncpu.h"
 
 static void link_start(evutil_socket_t fd, short what, void *arg);
@@ -530,76 +529,7 @@ cworker_fini(struct cworker *w)
         close(w->cmd_fd);
 }
 
-/* ---- the process ------------------------------------------------------------------------ */
-
-struct cmain {
-    struct connector         *cn;
-    struct ferry_admin_state *st;
-    struct event_base        *base;
-    struct event             *deadline, *poll;
-};
-
-static void
-on_drain_check(evutil_socket_t fd, short what, void *arg)
-{
-    struct cmain *m = arg;
-    int           busy = 0;
-
-    (void)fd;
-    /* Workers leave their loops when idle; the last one ends the main loop. */
-    for (unsigned i = 0; i < m->cn->nworkers; i++)
-        busy += __atomic_load_n(&m->cn->ws[i].nstreams, __ATOMIC_RELAXED) > 0;
-    if (busy == 0)
-        event_base_loopexit(m->base, NULL);
-}
-
-static void
-on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    struct cmain *m = arg;
-
-    (void)fd;
-    (void)what;
-    ferry_log(NULL, FERRY_WARN, "drain timeout: closing remaining streams");
-    event_base_loopexit(m->base, NULL);
-}
-
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    struct cmain  *m = arg;
-    struct timeval poll = { 0, 100000 };
-    struct timeval dl;
-    uint32_t       ms = m->cn->conf->drain_timeout_ms;
-
-    (void)what;
-    if (atomic_load(&m->cn->draining)) {
-        event_base_loopexit(m->base, NULL);
-        return;
-    }
-    ferry_log(NULL, FERRY_INFO, "connector draining", FLOG_STR("signal", sig == SIGINT ? "INT" : "TERM"));
-    m->st->ready = false;               /* /readyz: 503 from now on */
-    atomic_store(&m->cn->draining, true);
-    wake_all(m->cn);
-    dl.tv_sec = ms / 1000;
-    dl.tv_usec = (ms % 1000) * 1000;
-    m->poll = event_new(m->base, -1, EV_PERSIST, on_drain_check, m);
-    m->deadline = evtimer_new(m->base, on_deadline, m);
-    event_add(m->poll, &poll);
-    evtimer_add(m->deadline, &dl);
-}
-
-static void
-on_hup(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    (void)arg;
-    /* Swapping the systems table under running workers is not built yet; saying so
-     * beats dying on the default action of SIGHUP. */
-    ferry_log(NULL, FERRY_WARN, "SIGHUP: the connector does not reload its configuration "
-              "yet; restart it (SIGTERM drains) to apply changes");
-}
+/* ---- the connector as a whole (main drives it: signals, admin) -------------------------- */
 
 static char *
 systems_json(const struct ferry_connector_conf *conf)
@@ -621,116 +551,160 @@ systems_json(const struct ferry_connector_conf *conf)
 }
 
 int
-ferry_connector_main(const char *conf_path)
+ferry_connector_new(const char *conf_path, struct connector **out)
 {
-    static struct connector   cn;      /* one per process; workers keep pointers into it */
-    struct ferry_errlist      errs = { 0 };
-    struct ferry_err          err = { 0 };
-    struct ferry_admin       *admin = NULL;
-    struct ferry_admin_state  st = { 0 };
-    struct cmain              m = { 0 };
-    struct event             *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
-    unsigned char             rnd[16];
-    long                      ncpu;
-    int                       rc = 1;
+    struct connector    *cn;
+    struct ferry_errlist errs = { 0 };
+    struct ferry_err     err = { 0 };
+    unsigned char        rnd[16];
+    long                 ncpu;
+    int                  rc = FERRY_EINVAL;
 
-    if (ferry_connector_conf_load_file(conf_path, &cn.conf, &errs) != FERRY_OK) {
+    if ((cn = calloc(1, sizeof(*cn))) == NULL)
+        return FERRY_ENOMEM;
+    cn->conf_path = conf_path;
+    if (ferry_connector_conf_load_file(conf_path, &cn->conf, &errs) != FERRY_OK) {
         ferry_errlist_print(&errs, stderr, false);
-        return 2;
+        goto fail;
     }
-    ferry_errlist_print(&cn.conf->warnings, stderr, true);
-    ferry_log_set_level(cn.conf->log_level);
-    signal(SIGPIPE, SIG_IGN);
-    if (tls_client_ctx(cn.conf->ca, cn.conf->cert, cn.conf->key, &cn.ctx, &err) != FERRY_OK) {
+    ferry_errlist_print(&cn->conf->warnings, stderr, true);
+    if (tls_client_ctx(cn->conf->ca, cn->conf->cert, cn->conf->key, &cn->ctx, &err) != FERRY_OK) {
         fprintf(stderr, "%s: %s\n", conf_path, err.msg);
-        ferry_connector_conf_free(cn.conf);
-        return 2;
+        goto fail;
     }
-    if (cn.conf->audit_log != NULL &&
-        ferry_audit_open(cn.conf->audit_log, &cn.audit, &err) != FERRY_OK) {
+    if (cn->conf->audit_log != NULL &&
+        ferry_audit_open(cn->conf->audit_log, &cn->audit, &err) != FERRY_OK) {
         fprintf(stderr, "%s: audit_log: %s\n", conf_path, err.msg);
-        goto out;
+        rc = FERRY_EIO;
+        goto fail;
     }
     RAND_bytes(rnd, sizeof(rnd));
     for (int i = 0; i < 16; i++)
-        snprintf(cn.id + 2 * i, 3, "%02x", rnd[i]);
-    cn.systems_json = systems_json(cn.conf);
-    if ((cn.sys_ctx = calloc(cn.conf->nsystems + 1, sizeof(SSL_CTX *))) == NULL)
-        goto out;
-    for (size_t i = 0; i < cn.conf->nsystems; i++) {
-        if (cn.conf->systems[i].tls &&
-            tls_backend_ctx(cn.conf->systems[i].tls_ca, &cn.sys_ctx[i], &err) != FERRY_OK) {
+        snprintf(cn->id + 2 * i, 3, "%02x", rnd[i]);
+    rc = FERRY_ENOMEM;
+    cn->systems_json = systems_json(cn->conf);
+    if ((cn->sys_ctx = calloc(cn->conf->nsystems + 1, sizeof(SSL_CTX *))) == NULL)
+        goto fail;
+    for (size_t i = 0; i < cn->conf->nsystems; i++) {
+        if (cn->conf->systems[i].tls &&
+            tls_backend_ctx(cn->conf->systems[i].tls_ca, &cn->sys_ctx[i], &err) != FERRY_OK) {
             fprintf(stderr, "%s: systems[%zu]: %s\n", conf_path, i, err.msg);
-            goto out;
+            rc = FERRY_EINVAL;
+            goto fail;
         }
     }
-    cn.stats = ferry_stats_tunnel_slot(cn.conf->tenant, cn.conf->location_id);
-    for (size_t g = 0; g < cn.conf->ngateways && g < MAX_GATEWAYS; g++)
-        atomic_store(&cn.slots[g], 1);      /* slot 0 first; it learns the rest */
-    ncpu = cn.conf->workers != 0 ? (long)cn.conf->workers : (long)ferry_ncpu();
-    cn.nworkers = ncpu < 1 ? 1 : ncpu > MAX_CWORKERS ? MAX_CWORKERS : (unsigned)ncpu;
-    if ((m.base = event_base_new()) == NULL || cn.systems_json == NULL || cn.stats == NULL)
-        goto out;
-    m.cn = &cn;
-    m.st = &st;
-    st.role = "connector";
-    st.ready = true;
-    st.live = &cn.live;
-    st.nworkers = cn.nworkers;
-    if (cn.conf->admin_listen != NULL &&
-        ferry_admin_start(m.base, cn.conf->admin_listen, &st, &admin, &err) != FERRY_OK) {
-        ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));
-        goto out;
-    }
-    for (unsigned i = 0; i < cn.nworkers; i++)
-        if (cworker_init(&cn.ws[i], i, &cn) != FERRY_OK)
-            goto out;
-    sig_term = evsignal_new(m.base, SIGTERM, on_signal, &m);
-    sig_int = evsignal_new(m.base, SIGINT, on_signal, &m);
-    sig_hup = evsignal_new(m.base, SIGHUP, on_hup, &m);
-    event_add(sig_term, NULL);
-    event_add(sig_int, NULL);
-    event_add(sig_hup, NULL);
-    for (unsigned i = 0; i < cn.nworkers; i++)
-        pthread_create(&cn.ws[i].thread, NULL, cworker_main, &cn.ws[i]);
-    ferry_log(NULL, FERRY_INFO, "ferry connector started", FLOG_STR("version", FERRY_VERSION),
-              FLOG_STR("config", conf_path), FLOG_STR("tenant", cn.conf->tenant),
-              FLOG_STR("location", cn.conf->location_id), FLOG_INT("workers", cn.nworkers),
-              FLOG_INT("gateways", (long long)cn.conf->ngateways),
-              FLOG_INT("systems", (long long)cn.conf->nsystems), FLOG_STR("id", cn.id));
-    event_base_dispatch(m.base);
-    atomic_store(&cn.stopping, true);
-    wake_all(&cn);
-    for (unsigned i = 0; i < cn.nworkers; i++)
-        pthread_join(cn.ws[i].thread, NULL);
-    ferry_log(NULL, FERRY_INFO, "ferry connector stopped");
-    rc = 0;
-out:
-    for (unsigned i = 0; i < cn.nworkers; i++)
-        cworker_fini(&cn.ws[i]);
-    if (sig_term != NULL)
-        event_free(sig_term);
-    if (sig_int != NULL)
-        event_free(sig_int);
-    if (sig_hup != NULL)
-        event_free(sig_hup);
-    if (m.poll != NULL)
-        event_free(m.poll);
-    if (m.deadline != NULL)
-        event_free(m.deadline);
-    ferry_admin_stop(admin);
-    if (m.base != NULL)
-        event_base_free(m.base);
-    if (cn.audit != NULL)
-        ferry_audit_close(cn.audit);
-    free(cn.systems_json);
-    for (size_t i = 0; cn.sys_ctx != NULL && i < cn.conf->nsystems; i++)
-        SSL_CTX_free(cn.sys_ctx[i]);
-    free(cn.sys_ctx);
-    SSL_CTX_free(cn.ctx);
-    ferry_stats_free_all();
-    ferry_connector_conf_free(cn.conf);
+    cn->stats = ferry_stats_tunnel_slot(cn->conf->tenant, cn->conf->location_id);
+    for (size_t g = 0; g < cn->conf->ngateways && g < MAX_GATEWAYS; g++)
+        atomic_store(&cn->slots[g], 1);      /* slot 0 first; it learns the rest */
+    ncpu = cn->conf->workers != 0 ? (long)cn->conf->workers : (long)ferry_ncpu();
+    cn->nworkers = ncpu < 1 ? 1 : ncpu > MAX_CWORKERS ? MAX_CWORKERS : (unsigned)ncpu;
+    if (cn->systems_json == NULL || cn->stats == NULL)
+        goto fail;
+    *out = cn;
+    return FERRY_OK;
+fail:
+    ferry_connector_free(cn);
     return rc;
+}
+
+int
+ferry_connector_start(struct connector *cn)
+{
+    for (unsigned i = 0; i < cn->nworkers; i++) {
+        cn->ninit = i + 1;                  /* cworker_fini undoes even a partial init */
+        if (cworker_init(&cn->ws[i], i, cn) != FERRY_OK)
+            return FERRY_ENOMEM;
+    }
+    for (unsigned i = 0; i < cn->nworkers; i++) {
+        if (pthread_create(&cn->ws[i].thread, NULL, cworker_main, &cn->ws[i]) != 0)
+            return FERRY_EIO;
+        cn->nstarted++;
+    }
+    ferry_log(NULL, FERRY_INFO, "ferry connector started", FLOG_STR("version", FERRY_VERSION),
+              FLOG_STR("config", cn->conf_path), FLOG_STR("tenant", cn->conf->tenant),
+              FLOG_STR("location", cn->conf->location_id), FLOG_INT("workers", cn->nworkers),
+              FLOG_INT("gateways", (long long)cn->conf->ngateways),
+              FLOG_INT("systems", (long long)cn->conf->nsystems), FLOG_STR("id", cn->id));
+    return FERRY_OK;
+}
+
+void
+ferry_connector_drain(struct connector *cn)
+{
+    atomic_store(&cn->draining, true);
+    wake_all(cn);
+}
+
+bool
+ferry_connector_draining(const struct connector *cn)
+{
+    return atomic_load(&cn->draining);
+}
+
+bool
+ferry_connector_idle(const struct connector *cn)
+{
+    /* Workers leave their loops when idle; approximate across threads. */
+    for (unsigned i = 0; i < cn->nworkers; i++)
+        if (__atomic_load_n(&cn->ws[i].nstreams, __ATOMIC_RELAXED) > 0)
+            return false;
+    return true;
+}
+
+void
+ferry_connector_stop(struct connector *cn)
+{
+    if (cn->nstarted == 0)
+        return;
+    atomic_store(&cn->stopping, true);
+    wake_all(cn);
+    for (unsigned i = 0; i < cn->nstarted; i++)
+        pthread_join(cn->ws[i].thread, NULL);
+    cn->nstarted = 0;
+    ferry_log(NULL, FERRY_INFO, "ferry connector stopped");
+}
+
+void
+ferry_connector_free(struct connector *cn)
+{
+    if (cn == NULL)
+        return;
+    ferry_connector_stop(cn);
+    for (unsigned i = 0; i < cn->ninit; i++)
+        cworker_fini(&cn->ws[i]);
+    if (cn->audit != NULL)
+        ferry_audit_close(cn->audit);
+    free(cn->systems_json);
+    for (size_t i = 0; cn->sys_ctx != NULL && i < cn->conf->nsystems; i++)
+        SSL_CTX_free(cn->sys_ctx[i]);
+    free(cn->sys_ctx);
+    SSL_CTX_free(cn->ctx);
+    ferry_connector_conf_free(cn->conf);
+    free(cn);
+}
+
+atomic_int *
+ferry_connector_live(struct connector *cn)
+{
+    return &cn->live;
+}
+
+unsigned
+ferry_connector_workers(const struct connector *cn)
+{
+    return cn->nworkers;
+}
+
+uint32_t
+ferry_connector_drain_timeout_ms(const struct connector *cn)
+{
+    return cn->conf->drain_timeout_ms;
+}
+
+const char *
+ferry_connector_admin_listen(const struct connector *cn)
+{
+    return cn->conf->admin_listen;
 }
 
 int

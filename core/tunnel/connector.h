@@ -4,12 +4,40 @@
  * tenant token, and serves the gateway's CONNECT streams by dialing the internal host
  * of a configured system: nothing else is reachable. Every stream and every refusal
  * is written to the hash-chained audit log.
+ *
+ * The process around it (signals, the drain deadline, the admin listener with
+ * /readyz) is main's: this room starts, drains and stops the connector on request.
  */
 #ifndef FERRY_TUNNEL_CONNECTOR_H
 #define FERRY_TUNNEL_CONNECTOR_H
 
-/* Run until SIGTERM/SIGINT. Exit code: 0, 1 runtime error, 2 config error. */
-int ferry_connector_main(const char *conf_path);
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct connector;
+
+/* Load conf_path (kept borrowed) and build what runs: TLS contexts, the audit log, the
+ * worker count. FERRY_OK, FERRY_EINVAL (a configuration error, printed to stderr as
+ * file:line:col) or another negative code (printed; a runtime error). */
+int  ferry_connector_new(const char *conf_path, struct connector **out);
+/* Start the workers: they dial every gateway. FERRY_OK, or an error (free it then). */
+int  ferry_connector_start(struct connector *cn);
+/* Stop taking streams (GOAWAY on every tunnel) and let the open ones finish. */
+void ferry_connector_drain(struct connector *cn);
+bool ferry_connector_draining(const struct connector *cn);
+/* No stream open on any worker (approximate across threads; for the drain poll). */
+bool ferry_connector_idle(const struct connector *cn);
+/* Close what is left and join the workers. */
+void ferry_connector_stop(struct connector *cn);
+void ferry_connector_free(struct connector *cn);        /* stops it first */
+
+/* Tunnels up now: /readyz answers 200 only while this is > 0. */
+atomic_int *ferry_connector_live(struct connector *cn);
+unsigned    ferry_connector_workers(const struct connector *cn);
+uint32_t    ferry_connector_drain_timeout_ms(const struct connector *cn);
+const char *ferry_connector_admin_listen(const struct connector *cn);  /* NULL: off */
+
 /* `ferry check -c connector.yaml`: 0 valid, 2 errors (printed as file:line:col). */
 int ferry_connector_check(const char *conf_path);
 /* `ferry connector --verify-audit FILE`: 0 chain intact, 1 broken, 2 unreadable. */

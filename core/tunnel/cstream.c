@@ -19,8 +19,8 @@
 #include <ferry/log.h>
 
 #include "route/dial.h"
+#include "tls/tls.h"
 #include "tunnel/connector-int.h"
-#include "tunnel/tls.h"
 
 /* ---- audit and helpers ---------------------------------------------------------------- */
 

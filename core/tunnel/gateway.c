@@ -4,7 +4,8 @@
  *
  * Owns pending registrations (socket + SSL until handed off) and, on each worker,
  * the gw_tunnel records. The tunnel connection itself is session.c's; what a stream
- * carries is conn.c's business.
+ * carries is the owner's business (a connection or an upstream stream, worker/). A
+ * worker is reached only through its struct gw_worker: its post and its hooks.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,14 +23,12 @@
 
 #include <ferry/log.h>
 
-#include "admin/stats.h"
 #include "conf/conf.h"
+#include "stats/stats.h"
+#include "tls/tls.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
-#include "tunnel/tls.h"
-#include "worker/conn-int.h"
-#include "worker/io-int.h"
-#include "worker/worker.h"
+#include "util/addr.h"
 
 #define HELLO_MAX_BYTES      65536
 #define REGISTER_TIMEOUT_MS  10000
@@ -37,7 +36,7 @@
 #define MAX_SYSTEMS          4096
 
 struct gw_handoff {
-    struct gw_handoff *next;
+    struct gw_worker  *gw;             /* where it goes */
     int                fd;
     SSL               *ssl;
     char              *tenant, *location, *connector, *version, *peer;
@@ -50,7 +49,7 @@ struct gw_handoff {
 
 struct gw_tunnel {
     struct gw_tunnel  *prev, *next;
-    struct worker     *w;
+    struct gw_worker  *gw;
     struct tunnel     *t;
     struct gw_handoff *info;           /* owns: fd and ssl moved to the tunnel */
 };
@@ -78,8 +77,7 @@ struct gw_listener {
     SSL_CTX                 *ctx;
     int                      fd;
     struct event             ev;
-    struct worker           *ws;
-    unsigned                 nworkers;
+    struct gw_slots          slots;
     struct pending          *pending;
     unsigned                 npending;
     bool                     draining;
@@ -107,15 +105,18 @@ handoff_free(struct gw_handoff *h)
     free(h);
 }
 
-void
-gw_worker_handoffs_free(struct gw_handoff *h)
-{
-    while (h != NULL) {
-        struct gw_handoff *next = h->next;
+static void gw_worker_adopt(struct gw_worker *gw, struct gw_handoff *h);
 
+/* On the chosen worker (or, when it stopped first, on the stopping thread). */
+static void
+handoff_run(void *arg, bool run)
+{
+    struct gw_handoff *h = arg;
+
+    if (run)
+        gw_worker_adopt(h->gw, h);
+    else
         handoff_free(h);
-        h = next;
-    }
 }
 
 /* ---- registration (main thread) ------------------------------------------------------ */
@@ -227,7 +228,7 @@ hello_check(struct pending *p, const uint8_t *data, size_t len, const char **why
         *why = tenant == NULL ? "unknown tenant" : "bad token for tenant";
         goto bad;
     }
-    if (json_integer_value(slot) < 0 || json_integer_value(slot) >= (json_int_t)p->g->nworkers) {
+    if (json_integer_value(slot) < 0 || json_integer_value(slot) >= (json_int_t)p->g->slots.n) {
         *why = "slot out of range";
         goto bad;
     }
@@ -265,7 +266,8 @@ pending_handoff(struct pending *p)
 {
     struct gw_listener *g = p->g;
     struct gw_handoff  *h = p->h;
-    struct worker      *w = &g->ws[h->slot];
+
+    h->gw = g->slots.at(g->slots.ctx, h->slot);
     h->stats = ferry_stats_tunnel_slot(h->tenant, h->location);
     h->fd = p->fd;
     h->ssl = p->ssl;
@@ -279,7 +281,11 @@ pending_handoff(struct pending *p)
               FLOG_STR("location", h->location), FLOG_STR("connector", h->connector),
               FLOG_INT("slot", h->slot), FLOG_STR("version", h->version),
               FLOG_INT("systems", (long long)h->nsystems), FLOG_STR("peer", h->peer));
-    worker_post_tunnel(w, h);
+    if (ferry_post_run(&h->gw->post, handoff_run, h) != FERRY_OK) {
+        ferry_log(NULL, FERRY_ERROR, "cannot hand the tunnel to its worker: out of memory",
+                  FLOG_STR("tenant", h->tenant), FLOG_INT("slot", h->slot));
+        handoff_free(h);
+    }
     pending_free(p);
 }
 
@@ -347,7 +353,7 @@ pending_step(struct pending *p)
                     p->h = NULL;
                     pending_refuse(p, "gateway is draining", NULL);
                 } else {
-                    reply_set(p, true, NULL, p->g->nworkers);
+                    reply_set(p, true, NULL, p->g->slots.n);
                 }
                 continue;
             }
@@ -410,7 +416,7 @@ on_tunnel_accept(evutil_socket_t fd, short what, void *arg)
         }
         p->g = g;
         p->fd = cfd;
-        conn_format_addr((struct sockaddr *)&ss, p->peer, sizeof(p->peer));
+        ferry_addr_format((struct sockaddr *)&ss, p->peer, sizeof(p->peer));
         if ((p->buf = malloc(HELLO_MAX_BYTES + 4)) == NULL ||
             (p->ssl = SSL_new(g->ctx)) == NULL) {
             free(p->buf);
@@ -434,8 +440,8 @@ on_tunnel_accept(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-gw_listener_start(struct event_base *base, const struct ferry_conf *conf, struct worker *ws,
-                  unsigned nworkers, struct gw_listener **out, struct ferry_err *err)
+gw_listener_start(struct event_base *base, const struct ferry_conf *conf,
+                  const struct gw_slots *slots, struct gw_listener **out, struct ferry_err *err)
 {
     struct gw_listener     *g;
     struct sockaddr_storage ss;
@@ -447,8 +453,7 @@ gw_listener_start(struct event_base *base, const struct ferry_conf *conf, struct
     if ((g = calloc(1, sizeof(*g))) == NULL)
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     g->base = base;
-    g->ws = ws;
-    g->nworkers = nworkers;
+    g->slots = *slots;
     g->fd = -1;
     if (gw_listener_set_conf(g, conf, err) != FERRY_OK) {
         free(g);
@@ -535,26 +540,26 @@ static void
 gw_on_tunnel_close(struct tunnel *t, const char *reason)
 {
     struct gw_tunnel *gt = tunnel_owner(t);
-    struct worker    *w = gt->w;
+    struct gw_worker *gw = gt->gw;
 
     ferry_log(NULL, FERRY_INFO, "tunnel down", FLOG_STR("tenant", gt->info->tenant),
               FLOG_STR("location", gt->info->location), FLOG_STR("connector", gt->info->connector),
               FLOG_INT("slot", gt->info->slot), FLOG_STR("reason", reason),
-              FLOG_INT("worker", w->id));
+              FLOG_INT("worker", gw->id));
     if (gt->info->stats != NULL)
         atomic_fetch_sub(&gt->info->stats->tunnels, 1);
     if (gt->prev != NULL)
         gt->prev->next = gt->next;
     else
-        w->gw_tunnels = gt->next;
+        gw->tunnels = gt->next;
     if (gt->next != NULL)
         gt->next->prev = gt->prev;
     gt->info->fd = -1;          /* the tunnel closed them */
     gt->info->ssl = NULL;
     handoff_free(gt->info);
     free(gt);
-    if (w->draining && w->nconns == 0 && w->gw_tunnels == NULL)
-        event_base_loopexit(w->base, NULL);
+    if (gw->draining && gw->tunnels == NULL && gw->idle != NULL)
+        gw->idle(gw);
 }
 
 static void
@@ -572,7 +577,8 @@ gw_on_goaway(struct tunnel *t)
 {
     struct gw_tunnel *gt = tunnel_owner(t);
 
-    io_pool_drop_tunnel(gt->w, t);
+    if (gt->gw->goaway != NULL)
+        gt->gw->goaway(gt->gw, t);
 }
 
 static const struct tunnel_ops gw_ops = {
@@ -583,20 +589,20 @@ static const struct tunnel_ops gw_ops = {
     .on_tunnel_close = gw_on_tunnel_close,
 };
 
-void
-gw_worker_adopt(struct worker *w, struct gw_handoff *h)
+static void
+gw_worker_adopt(struct gw_worker *gw, struct gw_handoff *h)
 {
     struct gw_tunnel    *gt = calloc(1, sizeof(*gt));
     struct tunnel_params p = { h->keepalive_ms, h->dead_peer_timeout_ms };
 
-    if (gt == NULL || w->draining) {
+    if (gt == NULL || gw->draining) {
         free(gt);
         handoff_free(h);
         return;
     }
-    gt->w = w;
+    gt->gw = gw;
     gt->info = h;
-    if ((gt->t = tunnel_new(w->base, TUNNEL_GATEWAY, h->fd, h->ssl, &gw_ops, &p, gt)) == NULL) {
+    if ((gt->t = tunnel_new(gw->base, TUNNEL_GATEWAY, h->fd, h->ssl, &gw_ops, &p, gt)) == NULL) {
         ferry_log(NULL, FERRY_ERROR, "cannot start tunnel session", FLOG_STR("tenant", h->tenant));
         free(gt);
         handoff_free(h);
@@ -605,19 +611,19 @@ gw_worker_adopt(struct worker *w, struct gw_handoff *h)
     /* The session owns fd and ssl now; it may even have closed already. */
     if (h->stats != NULL)
         atomic_fetch_add(&h->stats->tunnels, 1);
-    gt->next = w->gw_tunnels;
-    if (w->gw_tunnels != NULL)
-        w->gw_tunnels->prev = gt;
-    w->gw_tunnels = gt;
+    gt->next = gw->tunnels;
+    if (gw->tunnels != NULL)
+        gw->tunnels->prev = gt;
+    gw->tunnels = gt;
     ferry_log(NULL, FERRY_INFO, "tunnel up", FLOG_STR("tenant", h->tenant),
               FLOG_STR("location", h->location), FLOG_STR("connector", h->connector),
-              FLOG_INT("slot", h->slot), FLOG_INT("worker", w->id));
+              FLOG_INT("slot", h->slot), FLOG_INT("worker", gw->id));
 }
 
 void
-gw_worker_shutdown(struct worker *w)
+gw_worker_shutdown(struct gw_worker *gw)
 {
-    struct gw_tunnel *gt = w->gw_tunnels, *next;
+    struct gw_tunnel *gt = gw->tunnels, *next;
 
     for (; gt != NULL; gt = next) {
         next = gt->next;
@@ -626,10 +632,10 @@ gw_worker_shutdown(struct worker *w)
 }
 
 void
-gw_worker_close_all(struct worker *w)
+gw_worker_close_all(struct gw_worker *gw)
 {
-    while (w->gw_tunnels != NULL)
-        tunnel_close(w->gw_tunnels->t, "gateway stopping");
+    while (gw->tunnels != NULL)
+        tunnel_close(gw->tunnels->t, "gateway stopping");
 }
 
 static bool
@@ -642,14 +648,14 @@ tunnel_has_system(const struct gw_handoff *h, const char *authority)
 }
 
 int
-gw_open_stream(struct worker *w, struct gw_owner *o, const struct gw_stream_req *r,
+gw_open_stream(struct gw_worker *gw, struct gw_owner *o, const struct gw_stream_req *r,
                struct tstream **ts, struct stats_slot **tstats)
 {
     struct gw_tunnel *best = NULL;
     bool              best_has = false;
 
     /* Only this tenant's tunnels are ever candidates: isolation is the lookup key. */
-    for (struct gw_tunnel *gt = w->gw_tunnels; gt != NULL; gt = gt->next) {
+    for (struct gw_tunnel *gt = gw->tunnels; gt != NULL; gt = gt->next) {
         bool has;
 
         if (!tunnel_is_usable(gt->t) || strcmp(gt->info->tenant, r->tenant) != 0 ||
@@ -673,17 +679,17 @@ gw_open_stream(struct worker *w, struct gw_owner *o, const struct gw_stream_req 
     *tstats = best->info->stats;
     if (*tstats != NULL) {
         atomic_fetch_add(&(*tstats)->active, 1);
-        stats_add(&(*tstats)->cell[w->id].conns_total, 1);
+        stats_add(&(*tstats)->cell[gw->id].conns_total, 1);
     }
     return FERRY_OK;
 }
 
 unsigned
-gw_worker_streams(struct worker *w)
+gw_worker_streams(struct gw_worker *gw)
 {
     unsigned n = 0;
 
-    for (struct gw_tunnel *gt = w->gw_tunnels; gt != NULL; gt = gt->next)
+    for (struct gw_tunnel *gt = gw->tunnels; gt != NULL; gt = gt->next)
         n += tunnel_streams(gt->t);
     return n;
 }

@@ -9,7 +9,8 @@
  * proxied connection never leaves the worker that accepted it.
  *
  * Worker thread: the registry of live tunnels by (tenant, location) and stream opening
- * for OnPremise destinations.
+ * for OnPremise destinations. Each worker embeds a struct gw_worker and fills in how to
+ * reach it (its loop, a post) and two hooks; this room never sees struct worker.
  */
 #ifndef FERRY_TUNNEL_GATEWAY_H
 #define FERRY_TUNNEL_GATEWAY_H
@@ -19,20 +20,42 @@
 
 #include <ferry/err.h>
 
+#include "util/post.h"
+
 struct event_base;
 struct ferry_conf;
-struct ferry_conn;
-struct worker;
 struct gw_listener;
 struct gw_handoff;
 struct gw_tunnel;
 struct gw_owner;
 struct stats_slot;
 struct tstream;
+struct tunnel;
 
-/* Main thread. */
+/* A worker's share of the gateway: the tunnels handed to it. The owner (worker/)
+ * fills the first block before the first handoff; the rest is this room's. */
+struct gw_worker {
+    unsigned           id;              /* the worker's index: its slot, its stats cell */
+    struct event_base *base;            /* its loop */
+    struct ferry_post  post;            /* runs a handoff on that worker */
+    /* A tunnel's peer sent GOAWAY: idle streams kept on it for reuse must go. */
+    void             (*goaway)(struct gw_worker *gw, struct tunnel *t);
+    /* The last tunnel closed while draining (the worker may be done). */
+    void             (*idle)(struct gw_worker *gw);
+    bool               draining;        /* the owner sets it: adopt no more tunnels */
+    struct gw_tunnel  *tunnels;         /* live tunnels */
+};
+
+/* Where the listener hands a registered connection: the share of worker `slot`. */
+struct gw_slots {
+    unsigned           n;               /* workers: a connector opens one tunnel each */
+    struct gw_worker *(*at)(void *ctx, unsigned slot);
+    void              *ctx;
+};
+
+/* Main thread. slots is copied. */
 int  gw_listener_start(struct event_base *base, const struct ferry_conf *conf,
-                       struct worker *ws, unsigned nworkers, struct gw_listener **out,
+                       const struct gw_slots *slots, struct gw_listener **out,
                        struct ferry_err *err);
 /* A reload: new tenants and certificates apply to the next registration. */
 int  gw_listener_set_conf(struct gw_listener *g, const struct ferry_conf *conf,
@@ -41,11 +64,9 @@ void gw_listener_drain(struct gw_listener *g);      /* refuse new registrations 
 void gw_listener_stop(struct gw_listener *g);
 
 /* Worker thread. */
-void gw_worker_adopt(struct worker *w, struct gw_handoff *h);   /* takes h */
-void gw_worker_handoffs_free(struct gw_handoff *h);            /* unadopted ones */
-void gw_worker_shutdown(struct worker *w);                     /* GOAWAY every tunnel */
-void gw_worker_close_all(struct worker *w);
-unsigned gw_worker_streams(struct worker *w);
+void gw_worker_shutdown(struct gw_worker *gw);                 /* GOAWAY every tunnel */
+void gw_worker_close_all(struct gw_worker *gw);
+unsigned gw_worker_streams(struct gw_worker *gw);
 
 /* Who waits for a gateway stream (a connection, an upstream stream of the io layer):
  * embed it and recover the container in the callbacks. */
@@ -67,11 +88,11 @@ struct gw_stream_req {
     bool       *readable, *writable;
 };
 
-/* Open a stream through a tunnel of (tenant, location) on worker w. FERRY_OK (the
+/* Open a stream through a tunnel of (tenant, location) on gw's worker. FERRY_OK (the
  * result arrives through o->ops; *ts and *tstats are set, tstats->active counted);
  * FERRY_ENOTUNNEL when no live tunnel serves (tenant, location); with must_expose,
  * FERRY_ENOTFOUND when tunnels exist but no connector announced that virtual host. */
-int  gw_open_stream(struct worker *w, struct gw_owner *o, const struct gw_stream_req *r,
+int  gw_open_stream(struct gw_worker *gw, struct gw_owner *o, const struct gw_stream_req *r,
                     struct tstream **ts, struct stats_slot **tstats);
 
 #endif

@@ -19,6 +19,7 @@
 #include <ferry/conn.h>
 
 #include "log/log.h"
+#include "route/route.h"
 #include "tunnel/gateway.h"
 #include "worker/worker.h"
 
@@ -102,60 +103,62 @@ struct ferry_conn {
     const char             *outcome;        /* static string for the access log */
     char                   *target;         /* arena: "host:port" routed to */
     struct conn_chunk      *chunks;         /* arena */
-    struct policy_run      *policy_wait;    /* a policy hook waiting on I/O (lua/policy.c) */
+    struct policy_run      *policy_wait;    /* a policy hook waiting on I/O (conn-policy.c) */
     bool                    in_callback;    /* a plugin callback is running: defer free */
     bool                    close_pending;
 };
 
-/* conn.c */
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
-/* Where a ferry_target goes (DESIGN.md's routing order). */
-enum {
-    CONN_ROUTE_DIRECT = 1,          /* dial host:port */
-    CONN_ROUTE_TUNNEL,              /* gw_open_stream(req); its refusal is final */
-    CONN_ROUTE_TUNNEL_OR_DIRECT,    /* try the tunnel, dial directly if it refuses */
-};
+/* conn.c: the lifecycle. */
+void  conn_finish(struct ferry_conn *c, const char *outcome);  /* close both ends now */
+void  conn_free(struct ferry_conn *c);      /* only with no plugin callback on the stack */
+void  conn_touch(struct ferry_conn *c);
+/* A plugin callback is about to run / has returned: c is not freed in between. */
+void  conn_enter(struct ferry_conn *c, bool *outer);
+void  conn_leave(struct ferry_conn *c, bool outer);
+void  conn_arm_idle(struct ferry_conn *c, uint32_t ms);
+void  conn_arm_timer(struct ferry_conn *c, uint32_t ms);   /* a full-length deadline */
+char *conn_strdup(struct ferry_conn *c, const char *s);     /* from the arena */
+/* The connection's first upstream, for its access-log line (stream mode). */
+void  conn_set_target(struct ferry_conn *c, const char *authority);
+/* Make sure the client socket's event is registered. */
+void  conn_watch_client(struct ferry_conn *c);
+/* The upstream socket's event, for dial.c (fd changes per attempt). */
+void  conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms);
+void  conn_unwatch_upstream(struct ferry_conn *c);
+
+/* conn-route.c: route/'s plan and, for the tunnel kinds, the stream request from it. */
 struct conn_route {
-    const char          *host;
-    uint16_t             port;
-    uint32_t             timeout_ms;
-    char                 authority[300];    /* "host:port" / "[v6]:port" */
-    struct gw_stream_req req;               /* for the tunnel kinds (fd fields unset) */
-    const char          *reason;            /* after a negative return */
+    struct route_plan    p;
+    struct gw_stream_req req;               /* fd fields unset */
 };
-/* Decide (and account the destination to c). A CONN_ROUTE_* or a negative FERRY_E*. */
+/* Decide (and account the destination to c). A ROUTE_* or a negative FERRY_E* with
+ * r->p.reason. */
 int  conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route *r);
-/* The final error for a tunnel refusal rc of gw_open_stream (logs it; sets r->reason). */
+/* The final error for a tunnel refusal rc of gw_open_stream (logs it; sets r->p.reason). */
 int  conn_route_refused(struct ferry_conn *c, struct conn_route *r, int rc);
 struct stats_slot *conn_dest_stats(const struct ferry_conn *c, const struct ferry_dest *d);
-/* The connection's first upstream, for its access-log line (stream mode). */
-void conn_set_target(struct ferry_conn *c, const char *authority);
-/* A plugin callback is about to run / has returned: c is not freed in between. */
-void conn_enter(struct ferry_conn *c, bool *outer);
-void conn_leave(struct ferry_conn *c, bool outer);
-/* lua/policy.c: abort c's policy hook waiting on I/O, if any (c is going away). */
-void policy_conn_gone(struct ferry_conn *c);
 
-void conn_finish(struct ferry_conn *c, const char *outcome);   /* close both ends now */
-void conn_touch(struct ferry_conn *c);
+/* conn-handoff.c: the relay-handoff model (handshake bytes, one upstream, relay). */
+void conn_handshake_io(struct ferry_conn *c, short what);      /* client socket, before relay */
+void conn_deliver_open(struct ferry_conn *c, int status, const char *reason);
 void conn_upstream_ready(struct ferry_conn *c, int fd);         /* dial succeeded */
 void conn_upstream_failed(struct ferry_conn *c, int status, const char *reason);
-/* "1.2.3.4:5" / "[::1]:5" */
-void conn_format_addr(const struct sockaddr *sa, char *buf, size_t size);
+/* A tunnel stream's totals become the connection's (for the access log). */
+void conn_stream_account(struct ferry_conn *c, const struct tstream *ts);
+
+/* conn-log.c */
+void conn_log_fields(const struct ferry_log_ctx *ctx, struct logbuf *b);
+void conn_write_access(struct ferry_conn *c);
+
+/* conn-policy.c: abort c's policy hook waiting on I/O, if any (c is going away). */
+void policy_conn_gone(struct ferry_conn *c);
 
 /* relay.c */
 void relay_start(struct ferry_conn *c);
 void relay_on_event(struct ferry_conn *c);           /* either socket changed state */
 void relay_release(struct ferry_conn *c);    /* pipes back to the pool, buffers freed */
 void relay_dir_init(struct relay_dir *d);
-
-/* conn.c: make sure the client socket's event is registered. */
-void conn_watch_client(struct ferry_conn *c);
-/* conn.c: the upstream socket's event, for dial.c (fd changes per attempt). */
-void conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms);
-void conn_unwatch_upstream(struct ferry_conn *c);
-
-
 
 #endif

@@ -80,14 +80,15 @@ gen_free(struct gen *g)
     }
     free(g->listeners);
     free(g->dest_stats);
+    ferry_policy_set_free(g->policies);     /* borrows the registry's destinations */
     ferry_conf_free(g->conf);
     free(g);
 }
 
 /* nworkers == 0: validation only (ferry check): plugins open and close, nothing binds. */
 struct gen *
-ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers,
-              struct ferry_errlist *errs)
+ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *policies, const struct gen *prev,
+              unsigned nworkers, struct ferry_errlist *errs)
 {
     static uint64_t next_id;
     struct gen     *g;
@@ -106,15 +107,18 @@ ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers
         gen_free(g);
         return NULL;
     }
+    g->policies = policies;
     for (size_t i = 0; i < conf->registry->n; i++)
         g->dest_stats[i] = ferry_stats_slot(STATS_DEST, conf->registry->dests[i].name);
     /* Policies load once per configuration, by its first generation: the validation
      * one of ferry check, of the start and of a reload (given prev: a destination whose
      * new script does not load keeps prev's). Without prev while a gateway runs, they
      * wait for a generation that has it. Scripts with errors (reported) leave the
-     * listeners to be checked all the same: one run reports both. */
-    if (conf->policies == NULL && (nworkers > 0 || nserving == 0 || prev != NULL)) {
-        int rc = ferry_policy_load(conf, prev != NULL ? prev->conf : NULL, errs);
+     * listeners to be checked all the same: one run reports both. The validation
+     * generation hands the set on to the real one (main.c's load_checked). */
+    if (g->policies == NULL && (nworkers > 0 || nserving == 0 || prev != NULL)) {
+        int rc = ferry_policy_load(conf, prev != NULL ? prev->policies : NULL, &g->policies,
+                                   errs);
 
         if (rc == FERRY_EINVAL) {
             bad = 1;
@@ -185,7 +189,9 @@ ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers
     }
     return g;
 fail:
-    g->conf = NULL;     /* the caller still owns conf on failure */
+    if (g->policies == policies)
+        g->policies = NULL;     /* the caller still owns conf and its policies on failure */
+    g->conf = NULL;
     gen_free(g);
     return NULL;
 }

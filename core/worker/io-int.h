@@ -19,11 +19,5 @@ void io_pool_close_all(struct worker *w);
 struct tunnel;
 void io_pool_drop_tunnel(struct worker *w, struct tunnel *t);  /* its pooled streams go */
 void io_worker_free(struct worker *w);                  /* pool and buffer cache */
-void io_tls_cache_free(void);                           /* at exit */
-/* A client TLS context for these settings, shared for the life of the process (any
- * thread). NULL with *why when a file does not load. */
-struct ferry_io_tls;
-struct ssl_ctx_st;
-struct ssl_ctx_st *io_tls_ctx(const struct ferry_io_tls *t, char *why, size_t why_size);
 
 #endif

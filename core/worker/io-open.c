@@ -1,8 +1,9 @@
 /*
- * io-open.c: opening upstream streams (ferry/io.h): routing (conn_route), a direct
- * dial or a tunnel stream behind a socketpair, then TLS if asked for, and StartTLS
- * on a stream that is already open. io.c holds the streams' reading, writing and
- * events; io-priv.h what both share.
+ * io-open.c: opening upstream streams (ferry/io.h): routing (conn_route), the TLS
+ * context if asked for (from the cache; one not built yet is waited for, it is built
+ * on the main thread), a direct dial or a tunnel stream behind a socketpair, then the
+ * TLS handshake; and StartTLS on a stream that is already open. io.c holds the
+ * streams' reading, writing and events; io-priv.h what both share.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,12 @@
 
 #include <ferry/io.h>
 
-#include "admin/stats.h"
 #include "route/dial.h"
+#include "stats/stats.h"
+#include "tls/cache.h"
+#include "tls/tls.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
-#include "tunnel/tls.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 #include "worker/io-priv.h"
@@ -222,7 +224,7 @@ io_open_tunnel(struct ferry_io *io, struct conn_route *r)
     r->req.readable = &io->ts_readable;
     r->req.writable = &io->ts_writable;
     io->gwo.ops = &io_gw_ops;
-    rc = gw_open_stream(io->w, &io->gwo, &r->req, &io->ts, &io->tstats);
+    rc = gw_open_stream(&io->w->gw, &io->gwo, &r->req, &io->ts, &io->tstats);
     if (rc != FERRY_OK) {
         close(sp[0]);
         close(sp[1]);
@@ -241,13 +243,133 @@ io_fail_later(struct ferry_io *io, int status, const char *reason)
     return FERRY_OK;
 }
 
+static void
+io_tls_settings(const struct ferry_io_tls *t, struct ferry_tls_settings *s)
+{
+    s->ca_file = t->ca_file;
+    s->cert_file = t->cert_file;
+    s->key_file = t->key_file;
+    s->insecure = t->insecure;
+    s->no_system_store = t->no_system_store;
+}
+
+/* Dial or open the tunnel stream for a routed open (its TLS context is at hand). */
+static int
+io_open_routed(struct ferry_io *io, int kind, struct conn_route *r)
+{
+    struct ferry_conn *c = io->c;
+
+    if (kind == ROUTE_TUNNEL || kind == ROUTE_TUNNEL_OR_DIRECT) {
+        int rc = io_open_tunnel(io, r);
+
+        if (rc == FERRY_OK)
+            return FERRY_OK;
+        if (kind == ROUTE_TUNNEL)
+            return io_fail_later(io, conn_route_refused(c, r, rc), r->p.reason);
+    }
+    if (dial_begin(&io->dial, c->w->base, c->w->dns, &io_dial_ops, io, r->p.host, r->p.port,
+                   r->p.timeout_ms) != FERRY_OK)
+        return io_fail_later(io, FERRY_ENOMEM, "out of memory");
+    return FERRY_OK;
+}
+
+/* A copy of r whose strings (the plugin's target may hold them) live with it. The
+ * plan's tunnel strings are set for the tunnel kinds only. */
+static struct conn_route *
+route_dup(const struct conn_route *r, int kind)
+{
+    bool               tunnel = kind == ROUTE_TUNNEL || kind == ROUTE_TUNNEL_OR_DIRECT;
+    const char        *strs[4] = { r->p.host, tunnel ? r->p.tenant : NULL,
+                                   tunnel ? r->p.location : NULL,
+                                   tunnel ? r->p.protocol : NULL };
+    const char       **to[4];
+    size_t             len[4], total = 0;
+    struct conn_route *d;
+    char              *p;
+
+    for (int i = 0; i < 4; i++)
+        total += len[i] = strs[i] != NULL ? strlen(strs[i]) + 1 : 0;
+    if ((d = malloc(sizeof(*d) + total)) == NULL)
+        return NULL;
+    *d = *r;
+    to[0] = &d->p.host;
+    to[1] = &d->p.tenant;
+    to[2] = &d->p.location;
+    to[3] = &d->p.protocol;
+    p = (char *)(d + 1);
+    for (int i = 0; i < 4; i++) {
+        if (strs[i] == NULL)
+            continue;
+        memcpy(p, strs[i], len[i]);
+        *to[i] = p;
+        p += len[i];
+    }
+    if (tunnel) {
+        d->req.tenant = d->p.tenant;
+        d->req.location = d->p.location;
+        d->req.protocol = d->p.protocol;
+        d->req.authority = d->p.authority;
+    }
+    return d;
+}
+
+/* The context an open or a StartTLS waited for (on the worker, from the loop). */
+static void
+io_tls_ready(SSL_CTX *ctx, const char *why, void *arg)
+{
+    struct ferry_io   *io = arg;
+    struct conn_route *r = io->route;
+    char               msg[200];
+
+    io->tls_wait = NULL;
+    io->route = NULL;
+    if (ctx == NULL) {
+        snprintf(msg, sizeof(msg), "%.150s", why);
+        if (r != NULL)
+            io_fail_later(io, FERRY_EINVAL, msg);   /* as a failure found at once */
+        else
+            io_open_done(io, FERRY_EINVAL, msg);    /* StartTLS: io goes, cb is told */
+        free(r);
+        return;
+    }
+    io->tls_ctx = ctx;
+    if (r != NULL) {
+        io_open_routed(io, io->route_kind, r);
+        free(r);
+        return;
+    }
+    io->starttls = true;        /* the handshake starts from the loop */
+    io_later(io, 0);
+}
+
+/* Ask the cache for t's context: FERRY_OK (io->tls_ctx set), FERRY_EAGAIN (io_tls_ready
+ * follows), or a negative code with why. */
+static int
+io_tls_get(struct ferry_io *io, const struct ferry_io_tls *t, const char **why)
+{
+    struct ferry_tls_settings s = { 0 };
+    SSL_CTX                  *ctx = NULL;
+    int                       rc;
+
+    io_tls_settings(t, &s);
+    rc = ferry_tls_cache_get(io->w->tls, &s, &io->w->post, io_tls_ready, io, &ctx,
+                             &io->tls_wait);
+    if (rc == FERRY_OK) {
+        SSL_CTX_free(io->tls_ctx);
+        io->tls_ctx = ctx;
+    }
+    *why = rc == FERRY_ELIMIT ? "TLS: too many contexts loading" : "out of memory";
+    return rc;
+}
+
 FERRY_API int
 ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct ferry_io_tls *tls,
               uint32_t connect_timeout_ms, ferry_io_open_cb cb, void *arg)
 {
     struct ferry_io  *io;
     struct conn_route r;
-    int               kind;
+    const char       *why;
+    int               kind, rc;
 
     if (c == NULL || t == NULL || cb == NULL || c->close_pending)
         return FERRY_EINVAL;
@@ -259,50 +381,51 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct f
     io_link(&c->ios, io);
     kind = conn_route(c, t, &r);
     if (kind < 0)
-        return io_fail_later(io, kind, r.reason);
-    snprintf(io->target, sizeof(io->target), "%s", r.authority);
-    conn_set_target(c, r.authority);
-    if (tls != NULL && tls->enable) {
-        char why[200];
-
-        if ((io->tls_ctx = io_tls_ctx(tls, why, sizeof(why))) == NULL)
-            return io_fail_later(io, FERRY_EINVAL, why);
-        if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : r.host)) == NULL)
-            return io_fail_later(io, FERRY_ENOMEM, "out of memory");
-    }
+        return io_fail_later(io, kind, r.p.reason);
+    snprintf(io->target, sizeof(io->target), "%s", r.p.authority);
+    conn_set_target(c, r.p.authority);
     if (connect_timeout_ms != 0)
-        r.timeout_ms = connect_timeout_ms;
-    if (kind == CONN_ROUTE_TUNNEL || kind == CONN_ROUTE_TUNNEL_OR_DIRECT) {
-        int rc = io_open_tunnel(io, &r);
-
-        if (rc == FERRY_OK)
+        r.p.timeout_ms = connect_timeout_ms;
+    if (tls != NULL && tls->enable) {
+        if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : r.p.host)) == NULL)
+            return io_fail_later(io, FERRY_ENOMEM, "out of memory");
+        if ((rc = io_tls_get(io, tls, &why)) == FERRY_EAGAIN) {
+            /* Not built yet: the dial waits for it, so a file that does not load fails
+             * the open before anything is dialed, as when it was cached. */
+            if ((io->route = route_dup(&r, kind)) == NULL) {
+                ferry_tls_cache_cancel(io->tls_wait);
+                io->tls_wait = NULL;
+                return io_fail_later(io, FERRY_ENOMEM, "out of memory");
+            }
+            io->route_kind = kind;
             return FERRY_OK;
-        if (kind == CONN_ROUTE_TUNNEL)
-            return io_fail_later(io, conn_route_refused(c, &r, rc), r.reason);
+        }
+        if (rc != FERRY_OK)
+            return io_fail_later(io, rc, why);
     }
-    if (dial_begin(&io->dial, c->w->base, c->w->dns, &io_dial_ops, io, r.host, r.port,
-                   r.timeout_ms) != FERRY_OK)
-        return io_fail_later(io, FERRY_ENOMEM, "out of memory");
-    return FERRY_OK;
+    return io_open_routed(io, kind, &r);
 }
 
 FERRY_API int
 ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *tls, ferry_io_open_cb cb,
                   void *arg)
 {
-    char why[200];
+    const char *why;
+    int         rc;
 
     if (io == NULL || io->client || io->closed || io->c == NULL || cb == NULL || tls == NULL ||
         io->ssl != NULL || io->open_cb != NULL || io->in_len > 0 || io->out_len > io->out_off ||
-        io->err != 0 || io->eof)
-        return FERRY_EINVAL;
-    if ((io->tls_ctx = io_tls_ctx(tls, why, sizeof(why))) == NULL)
+        io->err != 0 || io->eof || io->tls_wait != NULL)
         return FERRY_EINVAL;
     free(io->sni);
     if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : "")) == NULL)
         return FERRY_ENOMEM;
+    if ((rc = io_tls_get(io, tls, &why)) != FERRY_OK && rc != FERRY_EAGAIN)
+        return rc;
     io->open_cb = cb;
     io->open_arg = arg;
+    if (rc == FERRY_EAGAIN)
+        return FERRY_OK;        /* io_tls_ready starts the handshake */
     /* The handshake starts from the loop, so cb never runs inside this call. */
     io->starttls = true;
     io_later(io, 0);

@@ -18,7 +18,9 @@
 
 #include "tunnel/gateway.h"
 
+struct conn_route;
 struct dial;
+struct ferry_tls_wait;
 struct stats_slot;
 struct tstream;
 struct worker;
@@ -64,8 +66,10 @@ struct ferry_io {
     ferry_io_open_cb    open_cb;
     void               *open_arg;
     int                 open_status;
-    const struct ferry_io_tls *tls_want; /* only during ferry_io_open */
-    SSL_CTX            *tls_ctx;        /* borrowed from the cache */
+    SSL_CTX            *tls_ctx;        /* a reference from the TLS context cache */
+    struct ferry_tls_wait *tls_wait;    /* the context is still being built */
+    struct conn_route  *route;          /* owns, while the open waits for tls_wait */
+    int                 route_kind;
     char               *sni;            /* owns */
     /* Tunnel kind. */
     struct gw_owner     gwo;

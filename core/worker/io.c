@@ -15,11 +15,11 @@
  * per-worker cache and go back whenever they are empty, so an idle keep-alive
  * connection holds none.
  *
- * Opening upstreams (routing, dial, tunnel stream, TLS, StartTLS) is io-open.c; the
- * struct both files work on is in io-priv.h.
+ * This is the message-level I/O model of a connection (the relay handoff is
+ * conn-handoff.c's). Opening upstreams (routing, the TLS context, dial, tunnel
+ * stream, TLS, StartTLS) is io-open.c; the struct both files work on is in io-priv.h.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,11 +35,13 @@
 
 #include <ferry/io.h>
 
-#include "admin/stats.h"
 #include "route/dial.h"
+#include "stats/stats.h"
+#include "tls/cache.h"
+#include "tls/tls.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
-#include "tunnel/tls.h"
+#include "util/addr.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 #include "worker/io-priv.h"
@@ -76,68 +78,6 @@ io_worker_free(struct worker *w)
     io_pool_close_all(w);
     while (w->niobufs > 0)
         free(w->iobufs[--w->niobufs]);
-}
-
-/* ---- TLS contexts: one per distinct setting, for the life of the process ----------- */
-
-struct tls_entry {
-    struct tls_entry *next;
-    char             *key;
-    SSL_CTX          *ctx;
-};
-static pthread_mutex_t   tls_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct tls_entry *tls_cache;
-
-SSL_CTX *
-io_tls_ctx(const struct ferry_io_tls *t, char *why, size_t why_size)
-{
-    char              key[1024];
-    struct tls_entry *e;
-    struct ferry_err  err = { 0 };
-    SSL_CTX          *ctx = NULL;
-
-    snprintf(key, sizeof(key), "%s\n%s\n%s\n%d%d", t->ca_file != NULL ? t->ca_file : "",
-             t->cert_file != NULL ? t->cert_file : "", t->key_file != NULL ? t->key_file : "",
-             t->insecure, t->no_system_store);
-    pthread_mutex_lock(&tls_mu);
-    for (e = tls_cache; e != NULL; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            break;
-    if (e == NULL) {
-        /* First use of this setting: loading the files once, on the worker, is a short
-         * local read; every later connection reuses the context. */
-        if (tls_upstream_ctx(t->ca_file, t->cert_file, t->key_file, t->insecure,
-                             t->no_system_store, &ctx, &err) != FERRY_OK) {
-            pthread_mutex_unlock(&tls_mu);
-            snprintf(why, why_size, "%.150s", err.msg);
-            return NULL;
-        }
-        if ((e = calloc(1, sizeof(*e))) == NULL || (e->key = strdup(key)) == NULL) {
-            free(e);
-            SSL_CTX_free(ctx);
-            pthread_mutex_unlock(&tls_mu);
-            snprintf(why, why_size, "out of memory");
-            return NULL;
-        }
-        e->ctx = ctx;
-        e->next = tls_cache;
-        tls_cache = e;
-    }
-    pthread_mutex_unlock(&tls_mu);
-    return e->ctx;
-}
-
-void
-io_tls_cache_free(void)
-{
-    while (tls_cache != NULL) {
-        struct tls_entry *e = tls_cache;
-
-        tls_cache = e->next;
-        SSL_CTX_free(e->ctx);
-        free(e->key);
-        free(e);
-    }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
@@ -234,6 +174,12 @@ io_release(struct ferry_io *io)
     io->sni = NULL;
     free(io->pool_key);
     io->pool_key = NULL;
+    ferry_tls_cache_cancel(io->tls_wait);   /* the context, when it comes, is dropped */
+    io->tls_wait = NULL;
+    free(io->route);
+    io->route = NULL;
+    SSL_CTX_free(io->tls_ctx);              /* an SSL made from it holds its own ref */
+    io->tls_ctx = NULL;
 }
 
 static void
@@ -954,7 +900,7 @@ ferry_conn_io(struct ferry_conn *c)
     io->readable = &c->c_readable;
     io->writable = &c->c_writable;
     io->hup = &c->c_hup;
-    conn_format_addr((const struct sockaddr *)&c->peer, io->target, sizeof(io->target));
+    ferry_addr_format((const struct sockaddr *)&c->peer, io->target, sizeof(io->target));
     /* Bytes the plugin read in handshake mode and did not consume come first. */
     if (c->up.buf != NULL && c->up.buf_len > 0) {
         if ((io->in = buf_get(c->w)) == NULL) {

@@ -24,8 +24,8 @@
 #include "tunnel/gateway.h"
 #include "util/ncpu.h"
 #include "worker/conn-int.h"
-#include "worker/worker.h"
 #include "worker/io-int.h"
+#include "worker/worker.h"
 
 #define PIPE_BYTES     (1024 * 1024)   /* throughput per splice scales with this */
 #define ACCEPT_BATCH   64              /* accepts per wake-up, then let others run */
@@ -186,7 +186,6 @@ on_command(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     struct gen        *g;
-    struct gw_handoff *tunnels;
     struct wpost      *posts;
     bool               drain, stop;
 
@@ -198,8 +197,6 @@ on_command(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->mu);
     g = w->cmd_gen;
     w->cmd_gen = NULL;
-    tunnels = w->cmd_tunnels;
-    w->cmd_tunnels = NULL;
     drain = w->cmd_drain;
     stop = w->cmd_stop;
     posts = posts_take(w);
@@ -225,16 +222,11 @@ on_command(evutil_socket_t fd, short what, void *arg)
     } else if (g != NULL) {
         ferry_gen_unref(g, w->main_base);
     }
-    while (tunnels != NULL) {
-        struct gw_handoff *next = *(struct gw_handoff **)tunnels;  /* first member */
-
-        gw_worker_adopt(w, tunnels);
-        tunnels = next;
-    }
     if (drain && !w->draining) {
         w->draining = true;
+        w->gw.draining = true;
         io_pool_close_all(w);       /* pooled tunnel streams would hold the tunnels */
-        gw_worker_shutdown(w);
+        gw_worker_shutdown(&w->gw);
         wgen_close_sockets(w->cur);
         if (w->nconns == 0)
             event_base_loopexit(w->base, NULL);
@@ -253,17 +245,41 @@ worker_main(void *arg)
     event_base_dispatch(w->base);
     ferry_conn_close_all(w);
     io_worker_free(w);
-    gw_worker_close_all(w);
+    gw_worker_close_all(&w->gw);
     return NULL;
 }
 
+/* The tunnel room's hooks (struct gw_worker). */
+static void
+gw_goaway(struct gw_worker *gw, struct tunnel *t)
+{
+    io_pool_drop_tunnel(container_of(gw, struct worker, gw), t);
+}
+
+static void
+gw_idle(struct gw_worker *gw)
+{
+    struct worker *w = container_of(gw, struct worker, gw);
+
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
 static int
-worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *main_base)
+post_fn(void *ctx, void (*fn)(void *arg, bool run), void *arg)
+{
+    return worker_post(ctx, fn, arg);
+}
+
+static int
+worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *main_base,
+            struct ferry_tls_cache *tls)
 {
     memset(w, 0, sizeof(*w));
     w->cmd_fd = -1;
     w->id = id;
     w->main_base = main_base;
+    w->tls = tls;
     w->pipe_size = PIPE_BYTES;
     pthread_mutex_init(&w->mu, NULL);
     struct event_config *cfg = event_config_new();
@@ -284,6 +300,17 @@ worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *mai
         return FERRY_ENOMEM;
     /* Names in /etc/hosts (localhost, test hosts) resolve without a DNS server. */
     evdns_base_load_hosts(w->dns, NULL);
+    w->post.post = post_fn;
+    w->post.ctx = w;
+    w->gw.id = id;
+    w->gw.base = w->base;
+    w->gw.post = w->post;
+    w->gw.goaway = gw_goaway;
+    w->gw.idle = gw_idle;
+    w->home.base = w->base;
+    w->home.dns = w->dns;
+    w->home.post = w->post;
+    w->home.tls = w->tls;
     event_assign(&w->cmd_ev, w->base, w->cmd_fd, EV_READ | EV_PERSIST, on_command, w);
     event_add(&w->cmd_ev, NULL);
     atomic_fetch_add(&g->refs, 1);
@@ -322,14 +349,10 @@ worker_post(struct worker *w, void (*fn)(void *arg, bool run), void *arg)
     return FERRY_OK;
 }
 
-void
-worker_post_tunnel(struct worker *w, struct gw_handoff *h)
+struct gw_worker *
+ferry_worker_gw(void *ws, unsigned i)
 {
-    pthread_mutex_lock(&w->mu);
-    *(struct gw_handoff **)h = w->cmd_tunnels;      /* `next` is the first member */
-    w->cmd_tunnels = h;
-    pthread_mutex_unlock(&w->mu);
-    worker_wake(w);
+    return &((struct worker *)ws)[i].gw;
 }
 
 const struct timeval *
@@ -350,10 +373,10 @@ worker_common_timeout(struct worker *w, uint32_t ms)
 
 int
 ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base,
-                    bool pin)
+                    struct ferry_tls_cache *tls, bool pin)
 {
     for (unsigned i = 0; i < n; i++)
-        if (worker_init(&ws[i], i, g, main_base) != FERRY_OK)
+        if (worker_init(&ws[i], i, g, main_base, tls) != FERRY_OK)
             return FERRY_ENOMEM;
     for (unsigned i = 0; i < n; i++) {
         int cpu = pin ? ferry_cpu_nth(i) : -1;
@@ -422,8 +445,6 @@ ferry_workers_join(struct worker *ws, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         pthread_join(ws[i].thread, NULL);
-        gw_worker_handoffs_free(ws[i].cmd_tunnels);
-        ws[i].cmd_tunnels = NULL;
         pthread_mutex_lock(&ws[i].mu);
         {
             struct wpost *left = posts_take(&ws[i]);

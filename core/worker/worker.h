@@ -25,16 +25,19 @@
 
 #include <ferry/plugin.h>
 
-#include "admin/stats.h"
 #include "conf/conf.h"
+#include "lua/policy-home.h"
+#include "stats/stats.h"
+#include "tunnel/gateway.h"
+#include "util/post.h"
 
 struct evdns_base;
 struct ferry_conn;
+struct ferry_tls_cache;
 struct ferry_io;
 struct loaded_plugin;
+struct ferry_policy_set;
 struct policy_vm;
-struct gw_tunnel;
-struct gw_handoff;
 
 /* One config listener in one generation: shared by all workers, read-only. */
 struct ferry_listener {
@@ -50,6 +53,9 @@ struct gen {
     atomic_uint            refs;            /* main + each worker's wgen */
     uint64_t               id;
     struct ferry_conf     *conf;            /* owns */
+    struct ferry_policy_set *policies;      /* owns (lua/): its scripts; NULL when no
+                                               destination has one, or not loaded (a
+                                               reload's validation generation) */
     struct ferry_listener *listeners;       /* owns */
     size_t                 nlisteners;
     unsigned               nworkers;
@@ -82,16 +88,19 @@ struct worker {
     pthread_t          thread;
     struct event_base *base;               /* owns */
     struct evdns_base *dns;                /* owns */
+    struct ferry_post  post;               /* worker_post, for rooms below that answer
+                                              later (the TLS context cache) */
+    struct ferry_tls_cache *tls;           /* borrowed: main's upstream TLS contexts */
+    struct policy_home home;               /* base, dns, post and tls, for lua/ */
     struct wgen       *cur;                /* the generation new connections get */
     struct event       cmd_ev;             /* main -> worker commands (cmd_fd readable) */
     pthread_mutex_t    mu;                 /* guards the command fields below */
     struct gen        *cmd_gen;            /* ref: switch to this generation */
     bool               cmd_drain;          /* stop accepting; exit when idle */
     bool               cmd_stop;           /* close everything now and exit */
-    struct gw_handoff *cmd_tunnels;        /* owns: registered tunnels to adopt */
     struct wpost      *cmd_posts;          /* owns: functions to run on this worker */
     struct wpost     **cmd_posts_tail;
-    struct gw_tunnel  *gw_tunnels;         /* live tunnels (gateway role) */
+    struct gw_worker   gw;                 /* its tunnels (gateway role; tunnel/) */
     bool               draining;
     uint64_t           next_conn_id;
     size_t             nconns;
@@ -117,21 +126,26 @@ struct worker {
 struct wpost;
 int  worker_post(struct worker *w, void (*fn)(void *arg, bool run), void *arg);
 
-/* Hand a registered tunnel connection to worker w (main thread). */
-void worker_post_tunnel(struct worker *w, struct gw_handoff *h);
+/* The tunnel listener's way to worker i's share of the tunnels (struct gw_slots.at;
+ * ws is the array given to ferry_workers_start). */
+struct gw_worker *ferry_worker_gw(void *ws, unsigned i);
 
 /* libevent's O(1) queue for a duration many timers share; NULL if the table is full. */
 const struct timeval *worker_common_timeout(struct worker *w, uint32_t ms);
 
-/* Generations (main thread). */
-struct gen *ferry_gen_new(struct ferry_conf *conf, const struct gen *prev, unsigned nworkers,
+/* Generations (main thread). Takes conf and policies (NULL: load them here, unless
+ * this is a validation generation of a running gateway) when it succeeds; on failure
+ * the caller still owns both. */
+struct gen *ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *policies,
+                          const struct gen *prev, unsigned nworkers,
                           struct ferry_errlist *errs);
 void        ferry_gen_unref(struct gen *g, struct event_base *main_base);
 
 /* Workers. */
-/* pin: worker i runs on the i-th usable CPU only (worker_cpu_affinity: auto). */
+/* pin: worker i runs on the i-th usable CPU only (worker_cpu_affinity: auto). tls: the
+ * upstream TLS contexts (main owns it; it outlives the workers). */
 int  ferry_workers_start(struct worker *ws, unsigned n, struct gen *g, struct event_base *main_base,
-                         bool pin);
+                         struct ferry_tls_cache *tls, bool pin);
 void ferry_workers_switch(struct worker *ws, unsigned n, struct gen *g);
 void ferry_workers_drain(struct worker *ws, unsigned n);
 void ferry_workers_stop(struct worker *ws, unsigned n);

@@ -3,8 +3,12 @@
  *
  *   http.c     listener options, the per-connection state machine (head, open,
  *              exchange, tunnel), bodies, timeouts, keep-alive and the pool
+ *   target.c   where a request goes: the destination (transparent mode) or the
+ *              request's own host:port and location (forward mode)
+ *   tenant.c   who a forward-mode client is (Proxy-Authorization)
  *   rewrite.c  building heads: the upstream request (transparent and forward mode),
  *              the client's response, and ferry's own error replies
+ *   head.c     the blocks heads are built from: sbuf, field classification, copying
  *   policy.c   the destination's Lua policy (on_request, on_response) on those heads
  */
 #ifndef FERRY_HTTP_PLUGIN_INT_H
@@ -71,6 +75,62 @@ struct http_plan {
 
 /* Copy a slice into a C string of size bytes (truncated, always terminated). */
 void slice_copy(char *out, size_t size, const char *p, size_t n);
+
+/* ---- head.c ---------------------------------------------------------------------- */
+
+/* What a field is to the proxy. Names are compared once per field, by length first,
+ * instead of once per question asked. */
+enum hkind {
+    H_OTHER = 0, H_HOP, H_TE, H_UPGRADE, H_HOST, H_XDEST, H_LOC, H_CONSUMER, H_XREQID,
+    H_XFF, H_XFP, H_XFH, H_AUTHZ, H_PROXYAUTHZ, H_SAPAUTH, H_KINDS
+};
+/* One pass over a head's fields: each field's kind, the first and the count of each. */
+struct hidx {
+    uint8_t                         kind[HTTP_MAX_HEADERS_CAP];
+    const struct ferry_http_header *first[H_KINDS];
+    unsigned                        count[H_KINDS];
+};
+void hd_classify(const struct ferry_http_header *h, size_t n, unsigned connection, struct hidx *x);
+
+/* An error answer instead of a head (status, ferry-error reason, text). */
+void plan_error(struct http_plan *p, int status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void sb_slice(struct sbuf *b, const struct ferry_http_str *s);
+void sb_field(struct sbuf *b, const struct ferry_http_header *h);     /* "name: value\r\n" */
+void sb_pct(struct sbuf *b, const char *s);          /* x-www-form-urlencoded */
+void sb_u(struct sbuf *b, unsigned long v);
+void hd_utoa(char *out, size_t size, unsigned v);
+bool hd_ieq(const struct ferry_http_str *s, const char *lit);          /* case-insensitive */
+bool hd_value_ok(const char *v);                     /* a config value fit for a field */
+bool hd_token_ok(const char *v);                     /* an RFC 9110 token (a field name) */
+void hd_client_ip(struct ferry_conn *c, char *out, size_t size);
+/* The client's fields that go on (see head.c); forwarded: X-Forwarded-* are ferry's. */
+void hd_copy_fields(struct sbuf *b, const struct ferry_http_header *h, size_t n,
+                    const struct hidx *x, bool forwarded, bool drop_auth, bool drop_sapauth);
+/* Framing, upgrade and X-Forwarded-* after the client's fields (both modes). */
+void hd_add_common(struct ferry_conn *c, const struct http_listener *l,
+                   const struct ferry_http_req *req, const struct hidx *x, struct sbuf *b);
+/* The client's X-Request-Id when sane (x may be NULL), else a new one. */
+void hd_request_id(const struct hidx *x, char *out, size_t size);
+void hd_key_join(char *out, size_t size, const char *const *parts, size_t n);
+void hd_set_location(struct http_plan *p, const struct ferry_http_header *loc);
+/* " HTTP/1.1\r\nHost: host[:port]\r\n" after the request target. */
+void hd_add_host(struct sbuf *b, const char *host, uint16_t port, bool default_port);
+
+/* ---- target.c, tenant.c ------------------------------------------------------------ */
+
+/* Transparent mode: the destination of req (the listener's, X-Destination-Name or
+ * Host), or NULL with the error in p. */
+const struct ferry_dest *target_dest(struct ferry_conn *c, const struct http_listener *l,
+                                     const struct ferry_http_req *req, const struct hidx *x,
+                                     struct http_plan *p);
+/* The destination's TLS settings (https URL, TrustStoreLocation, TrustAll, the client
+ * certificate of ClientCertificateAuthentication) into p->tls and p->tlsopt. */
+void target_tls(const struct ferry_dest *d, struct http_plan *p);
+int  target_forward(const struct ferry_http_req *req, const struct hidx *x,
+                    struct http_plan *p);
+/* Forward mode: authenticate c as a tenant from Proxy-Authorization. */
+bool tenant_auth(struct ferry_conn *c, const struct hidx *x);
 
 /* Transparent mode: choose the destination, build the upstream request head; the
  * request id (the client's X-Request-Id, or a new one) goes to reqid. When the

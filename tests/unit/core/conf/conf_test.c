@@ -216,7 +216,7 @@ test_errors_are_capped_at_twenty_and_the_rest_counted(void)
                               "  - { name: l%d, plugin: BAD, listen: '127.0.0.1:%d' }\n", i,
                               i + 1);
     CU_ASSERT_EQUAL(load(text), FERRY_EINVAL);
-    CU_ASSERT_EQUAL(errs.count, FERRY_CONF_MAX_ERRORS);
+    CU_ASSERT_EQUAL(errs.count, FERRY_ERRLIST_MAX);
     CU_ASSERT_EQUAL(errs.dropped, 5);
     CU_ASSERT(errs_have(&errs, 21, 0, "listeners[19]: plugin 'BAD'"));
 }
@@ -810,16 +810,16 @@ test_edit_distance_and_suggest(void)
 {
     static const char *const keys[] = { "destination", "tenant", "listen", "plugin" };
 
-    CU_ASSERT_EQUAL(ferry_conf_edit_distance("plugin", "plugin", 2), 0);
-    CU_ASSERT_EQUAL(ferry_conf_edit_distance("plugn", "plugin", 2), 1);
-    CU_ASSERT_EQUAL(ferry_conf_edit_distance("pluign", "plugin", 2), 1);   /* swap */
-    CU_ASSERT_EQUAL(ferry_conf_edit_distance("Authentification", "Authentication", 2), 2);
-    CU_ASSERT_EQUAL(ferry_conf_edit_distance("abc", "xyz", 2), 3);            /* capped */
-    CU_ASSERT_EQUAL(ferry_conf_edit_distance("a", "abcdefgh", 2), 3);
-    CU_ASSERT_STRING_EQUAL(ferry_conf_suggest("destinaton", keys, 4, 2), "destination");
-    CU_ASSERT_STRING_EQUAL(ferry_conf_suggest("tenat", keys, 4, 2), "tenant");
-    CU_ASSERT_PTR_NULL(ferry_conf_suggest("zzzzzz", keys, 4, 2));
-    CU_ASSERT_PTR_NULL(ferry_conf_suggest("tenant", keys, 4, 2));   /* itself: no advice */
+    CU_ASSERT_EQUAL(ferry_edit_distance("plugin", "plugin", 2), 0);
+    CU_ASSERT_EQUAL(ferry_edit_distance("plugn", "plugin", 2), 1);
+    CU_ASSERT_EQUAL(ferry_edit_distance("pluign", "plugin", 2), 1);   /* swap */
+    CU_ASSERT_EQUAL(ferry_edit_distance("Authentification", "Authentication", 2), 2);
+    CU_ASSERT_EQUAL(ferry_edit_distance("abc", "xyz", 2), 3);            /* capped */
+    CU_ASSERT_EQUAL(ferry_edit_distance("a", "abcdefgh", 2), 3);
+    CU_ASSERT_STRING_EQUAL(ferry_suggest("destinaton", keys, 4, 2), "destination");
+    CU_ASSERT_STRING_EQUAL(ferry_suggest("tenat", keys, 4, 2), "tenant");
+    CU_ASSERT_PTR_NULL(ferry_suggest("zzzzzz", keys, 4, 2));
+    CU_ASSERT_PTR_NULL(ferry_suggest("tenant", keys, 4, 2));   /* itself: no advice */
 }
 
 int

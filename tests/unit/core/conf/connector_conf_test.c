@@ -612,7 +612,7 @@ test_errors_are_capped_and_counted(void)
         n += (size_t)snprintf(text + n, sizeof(text) - n,
                               "  - { virtual: bad, internal: h:1, protocol: TCP }\n");
     CU_ASSERT_EQUAL(load(text), FERRY_EINVAL);
-    CU_ASSERT_EQUAL(errs.count, FERRY_CONF_MAX_ERRORS);
+    CU_ASSERT_EQUAL(errs.count, FERRY_ERRLIST_MAX);
     CU_ASSERT_EQUAL(errs.dropped, 10);
     CU_ASSERT(errs_have(&errs, 6, 16, "systems[0]: virtual: 'bad': want host:port"));
     CU_ASSERT(errs_have(&errs, 25, 16, "systems[19]: virtual"));

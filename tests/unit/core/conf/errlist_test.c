@@ -88,7 +88,7 @@ test_past_the_cap_the_first_twenty_in_file_order_stay(void)
     for (int i = 0; i < 3; i++)
         ferry_errlist_add(&l, "gw.yaml", 1 + i, 2, "early line %d", 1 + i);
     ferry_errlist_add(&l, "other.yaml", 1, 1, "other file");
-    CU_ASSERT_EQUAL(l.count, FERRY_CONF_MAX_ERRORS);
+    CU_ASSERT_EQUAL(l.count, FERRY_ERRLIST_MAX);
     CU_ASSERT_EQUAL(l.dropped, 9);
     CU_ASSERT_EQUAL(l.items[0].line, 1);
     CU_ASSERT_EQUAL(l.items[2].line, 3);
@@ -108,7 +108,7 @@ test_files_past_the_table_keep_the_order_reported(void)
     struct ferry_errlist l = {0};
     char                 name[32];
 
-    for (int i = 0; i < FERRY_CONF_MAX_ERROR_FILES; i++) {
+    for (int i = 0; i < FERRY_ERRLIST_MAX_FILES; i++) {
         snprintf(name, sizeof(name), "f%d", i);
         ferry_errlist_file(&l, name);
     }

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cu.h"
 #include "core/conf/conf-test.h"
+#include "cu.h"
 #include "dest/dest-int.h"
 #include "lua/lua-int.h"
 
@@ -19,6 +19,7 @@
 struct fx {
     char                    *dir;
     struct ferry_conf       *conf;
+    struct ferry_policy_set *set;           /* the conf's policies */
     struct ferry_errlist     errs;
     struct policy_vm        *vm;
     const struct ferry_dest *d;
@@ -30,6 +31,7 @@ static void
 fx_free(void)
 {
     ferry_policy_vm_free(F.vm);
+    ferry_policy_set_free(F.set);
     ferry_conf_free(F.conf);
     tmpdir_free(F.dir);
     memset(&F, 0, sizeof(F));
@@ -52,10 +54,10 @@ fx_load_with(const char *script, const char *extra)
              "    policy: %s/p.lua\n%s", F.dir, extra != NULL ? extra : "");
     CU_ASSERT_EQUAL_FATAL(conf_test_load(yaml, &F.conf, &F.errs), FERRY_OK);
     F.d = ferry_registry_find(F.conf->registry, "api");
-    rc = ferry_policy_load(F.conf, NULL, &F.errs);
+    rc = ferry_policy_load(F.conf, NULL, &F.set, &F.errs);
     errs_dump(&F.errs);
     if (rc == FERRY_OK)
-        F.vm = ferry_policy_vm_new(F.conf->policies);
+        F.vm = ferry_policy_vm_new(F.set);
     return rc;
 }
 
@@ -232,7 +234,7 @@ test_header_rewrite_sets_adds_and_removes_fields(void)
         "  req.path = '/v2' .. req.path\n"
         "  req.query = '?y=2'\n"
         "  req.method = 'POST'\n"), FERRY_OK);
-    CU_ASSERT_TRUE(F.conf->policies->scripts[0].hooks == (1u << POLICY_ON_REQUEST));
+    CU_ASSERT_TRUE(F.set->scripts[0].hooks == (1u << POLICY_ON_REQUEST));
     req_init(&r);
     CU_ASSERT_EQUAL(request(&r, &v), FERRY_OK);
     CU_ASSERT_TRUE(v.allowed);
@@ -582,9 +584,9 @@ test_require_reaches_the_own_folder_only(void)
                  "    URL: http://127.0.0.1:1\n    policy: %s/p.lua\n", F.dir);
         CU_ASSERT_EQUAL_FATAL(conf_test_load(yaml, &F.conf, &F.errs), FERRY_OK);
     }
-    CU_ASSERT_EQUAL_FATAL(ferry_policy_load(F.conf, NULL, &F.errs), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(ferry_policy_load(F.conf, NULL, &F.set, &F.errs), FERRY_OK);
     F.d = ferry_registry_find(F.conf->registry, "api");
-    F.vm = ferry_policy_vm_new(F.conf->policies);
+    F.vm = ferry_policy_vm_new(F.set);
     req_init(&r);
     CU_ASSERT_EQUAL(request(&r, &v), FERRY_OK);
     CU_ASSERT_TRUE(v.allowed);
@@ -645,7 +647,7 @@ test_a_leaking_script_gets_a_fresh_state(void)
         "  leak = leak or {}\n"
         "  leak[#leak + 1] = string.rep('x', 1 << 20)\n"
         "  req.headers['X-Held'] = #leak\n"), FERRY_OK);
-    F.conf->policies->lim.state_bytes = 4u << 20;
+    F.set->lim.state_bytes = 4u << 20;
     for (int i = 0; i < 10; i++) {
         req_init(&r);
         CU_ASSERT_EQUAL(request(&r, &v), FERRY_OK);
@@ -740,7 +742,7 @@ test_syntax_error_is_file_line_col(void)
     CU_ASSERT_EQUAL(F.errs.items[0].col, 18);
     CU_ASSERT(errs_have(&F.errs, 3, 18,
                         "unexpected symbol near '*' (policy of destination 'api')"));
-    CU_ASSERT_PTR_NULL(F.conf->policies);
+    CU_ASSERT_PTR_NULL(F.set);
     /* Unfinished: the column is the end of the last line. */
     CU_ASSERT_EQUAL(fx_load("return { on_request = function(req)"), FERRY_EINVAL);
     CU_ASSERT(errs_have(&F.errs, 1, 36, "'end' expected"));
@@ -765,6 +767,7 @@ static void
 test_reload_keeps_the_previous_script(void)
 {
     struct ferry_conf          *old;
+    struct ferry_policy_set    *old_set;
     struct ferry_errlist        errs = { 0 };
     struct ferry_policy_verdict v;
     struct req                  r;
@@ -773,20 +776,24 @@ test_reload_keeps_the_previous_script(void)
     CU_ASSERT_EQUAL_FATAL(load_request_hook("  return ferry.deny(451, 'old script')\n"),
                           FERRY_OK);
     old = F.conf;
+    old_set = F.set;
     F.conf = NULL;
+    F.set = NULL;
     CU_ASSERT_FATAL(file_write(F.dir, "p.lua", "return { on_request = function( }\n"));
     snprintf(yaml, sizeof(yaml), "destinations:\n  - Name: api\n    Type: HTTP\n"
              "    URL: http://127.0.0.1:2\n    policy: %s/p.lua\n"
              "  - Name: fresh\n    Type: HTTP\n    URL: http://127.0.0.1:3\n", F.dir);
     CU_ASSERT_EQUAL_FATAL(conf_test_load(yaml, &F.conf, &F.errs), FERRY_OK);
     capture_begin();
-    CU_ASSERT_EQUAL(ferry_policy_load(F.conf, old, &errs), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_policy_load(F.conf, old_set, &F.set, &errs), FERRY_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(capture_end(), "keeping the previous one"));
     CU_ASSERT_EQUAL(errs.count, 0);
-    CU_ASSERT_TRUE(F.conf->policies->scripts[1].kept);
-    ferry_conf_free(old);           /* the kept script is a copy */
-    ferry_policy_vm_free(F.vm);
-    F.vm = ferry_policy_vm_new(F.conf->policies);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(F.set);
+    CU_ASSERT_TRUE(F.set->scripts[1].kept);
+    ferry_policy_vm_free(F.vm);     /* it runs the old set's scripts */
+    ferry_policy_set_free(old_set); /* the kept script is a copy */
+    ferry_conf_free(old);
+    F.vm = ferry_policy_vm_new(F.set);
     F.d = ferry_registry_find(F.conf->registry, "api");
     req_init(&r);
     CU_ASSERT_EQUAL(request(&r, &v), FERRY_OK);

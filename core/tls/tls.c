@@ -1,6 +1,8 @@
 /*
- * tls.c: OpenSSL contexts for the tunnel. Main thread at load; SSL objects are then
- * used by exactly one thread each.
+ * tls.c: building OpenSSL contexts (tls.h): the tunnel's (both ends), the connector's
+ * towards internal hosts, and the upstream client contexts the cache (cache.c) keeps.
+ * Every builder reads files: call them on the main thread only (at load, or from the
+ * cache's loader); SSL objects made from a context are then used by one thread each.
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -8,7 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "tunnel/tls.h"
+#include "tls/tls.h"
 
 /* AES-128-GCM first: with AES-NI it is the cheapest AEAD on the bulk path. */
 #define TUNNEL_CIPHERSUITES \

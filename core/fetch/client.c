@@ -2,6 +2,10 @@
  * client.c: ferry's outbound HTTP calls (client.h), on libevent's evhttp client with
  * an OpenSSL bufferevent for https. One connection per request (token services are
  * called rarely: the token cache makes sure of that), Connection: close.
+ *
+ * A request starts in two steps: the message (head and body) is built at once; the
+ * connection is made when the TLS context is there, which for https may be a moment
+ * later (the cache builds it on the main thread and answers through h->home).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +22,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <ferry/io.h>
+#include <ferry/err.h>
 
-#include "http/client.h"
-#include "tunnel/tls.h"
-#include "worker/io-int.h"
+#include "fetch/client.h"
+#include "tls/tls.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_BODY   (1024 * 1024)
@@ -30,16 +33,24 @@
 
 struct hclient {
     struct event_base          *base;
+    struct evdns_base          *dns;
     struct evhttp_connection   *evcon;
-    struct evhttp_request      *req;
+    struct evhttp_request      *req;        /* ours until made, then evhttp's */
+    bool                        made;       /* evhttp_make_request took req */
     struct bufferevent         *bev;
     SSL                        *ssl;        /* owned by bev */
+    struct ferry_tls_wait      *tls_wait;   /* a context still being built */
     hclient_cb                  cb;
     void                       *arg;
     bool                        cancelled, done;
     enum evhttp_request_error   err;
     bool                        have_err;
+    enum evhttp_cmd_type        method;
+    uint16_t                    port;
+    uint32_t                    timeout_ms;
+    size_t                      max_body;
     char                        host[256];
+    char                       *target;     /* owns: path and query */
 };
 
 static void
@@ -50,7 +61,10 @@ hclient_free_later(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (h->evcon != NULL)
-        evhttp_connection_free(h->evcon);
+        evhttp_connection_free(h->evcon);   /* with a made request, frees it too */
+    if (h->req != NULL && !h->made)
+        evhttp_request_free(h->req);
+    free(h->target);
     free(h);
 }
 
@@ -158,6 +172,75 @@ method_of(const char *m)
     return EVHTTP_REQ_GET;
 }
 
+/* Connect and send (ctx: a reference, taken; NULL for http). NULL, or why not. */
+static const char *
+hclient_connect(struct hclient *h, SSL_CTX *ctx)
+{
+    struct timeval tv = { h->timeout_ms / 1000, (h->timeout_ms % 1000) * 1000 };
+
+    if (ctx != NULL) {
+        h->ssl = tls_client_ssl(ctx, -1, h->host);
+        SSL_CTX_free(ctx);                  /* the SSL holds its own reference */
+        if (h->ssl == NULL)
+            return "out of memory";
+        h->bev = bufferevent_openssl_socket_new(h->base, -1, h->ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (h->bev == NULL) {
+            SSL_free(h->ssl);
+            h->ssl = NULL;
+            return "out of memory";
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
+    } else if ((h->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        return "out of memory";
+    }
+    if ((h->evcon = evhttp_connection_base_bufferevent_new(h->base, h->dns, h->bev, h->host,
+                                                           h->port)) == NULL) {
+        bufferevent_free(h->bev);
+        return "out of memory";
+    }
+    evhttp_connection_set_timeout_tv(h->evcon, &tv);
+    evhttp_connection_set_retries(h->evcon, 0);
+    evhttp_connection_set_max_body_size(h->evcon, (ev_ssize_t)h->max_body);
+    h->made = true;             /* evhttp owns req from here, even when this fails */
+    if (evhttp_make_request(h->evcon, h->req, h->method, h->target) != 0) {
+        h->req = NULL;
+        return "cannot send the request";
+    }
+    return NULL;
+}
+
+/* The request failed after hclient_request() returned: answer from the loop. */
+static void
+hclient_fail_later(struct hclient *h, const char *why)
+{
+    static const struct timeval now = { 0, 0 };
+    struct hclient_resp         r = { .status = 0, .error = why };
+
+    h->done = true;
+    if (!h->cancelled)
+        h->cb(&r, h->arg);
+    event_base_once(h->base, -1, EV_TIMEOUT, hclient_free_later, h, &now);
+}
+
+/* The TLS context the request waited for (on its own thread, from the loop). */
+static void
+hclient_tls_ready(SSL_CTX *ctx, const char *why, void *arg)
+{
+    struct hclient *h = arg;
+    char            msg[300];
+    const char     *err;
+
+    h->tls_wait = NULL;
+    if (ctx == NULL) {
+        snprintf(msg, sizeof(msg), "TLS settings: %s", why);
+        hclient_fail_later(h, msg);
+        return;
+    }
+    if ((err = hclient_connect(h, ctx)) != NULL)
+        hclient_fail_later(h, err);
+}
+
 struct hclient *
 hclient_request(struct event_base *base, struct evdns_base *dns, const struct hclient_req *rq,
                 hclient_cb cb, void *arg, const char **why)
@@ -168,8 +251,7 @@ hclient_request(struct event_base *base, struct evdns_base *dns, const struct hc
     int                port;
     bool               tls;
     char               target[2048], hosthdr[300];
-    struct timeval     tv;
-    uint32_t           ms = rq->timeout_ms != 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
+    SSL_CTX           *ctx = NULL;
 
     *why = NULL;
     if (uri == NULL || (scheme = evhttp_uri_get_scheme(uri)) == NULL ||
@@ -179,6 +261,10 @@ hclient_request(struct event_base *base, struct evdns_base *dns, const struct hc
         goto fail;
     }
     tls = strcasecmp(scheme, "https") == 0;
+    if (tls && (rq->tls_cache == NULL || rq->home == NULL)) {
+        *why = "https: no TLS context cache here";
+        goto fail;
+    }
     port = evhttp_uri_get_port(uri);
     if (port <= 0)
         port = tls ? 443 : 80;
@@ -186,52 +272,19 @@ hclient_request(struct event_base *base, struct evdns_base *dns, const struct hc
     query = evhttp_uri_get_query(uri);
     snprintf(target, sizeof(target), "%s%s%s", path != NULL && *path ? path : "/",
              query != NULL ? "?" : "", query != NULL ? query : "");
-    if ((h = calloc(1, sizeof(*h))) == NULL) {
+    if ((h = calloc(1, sizeof(*h))) == NULL || (h->target = strdup(target)) == NULL) {
         *why = "out of memory";
         goto fail;
     }
     h->base = base;
+    h->dns = dns;
     h->cb = cb;
     h->arg = arg;
+    h->method = method_of(rq->method);
+    h->port = (uint16_t)port;
+    h->timeout_ms = rq->timeout_ms != 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
+    h->max_body = rq->max_body != 0 ? rq->max_body : DEFAULT_MAX_BODY;
     snprintf(h->host, sizeof(h->host), "%s", host);
-    if (tls) {
-        struct ferry_io_tls t = { .enable = true, .ca_file = rq->ca_file,
-                                  .cert_file = rq->cert_file, .key_file = rq->key_file,
-                                  .insecure = rq->insecure };
-        char                ctxwhy[200];
-        SSL_CTX            *ctx = io_tls_ctx(&t, ctxwhy, sizeof(ctxwhy));
-
-        if (ctx == NULL || (h->ssl = tls_client_ssl(ctx, -1, host)) == NULL) {
-            *why = ctx == NULL ? "TLS settings: cannot load the trust or key files"
-                               : "out of memory";
-            goto fail;
-        }
-        h->bev = bufferevent_openssl_socket_new(base, -1, h->ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-        if (h->bev == NULL) {
-            SSL_free(h->ssl);
-            h->ssl = NULL;
-            *why = "out of memory";
-            goto fail;
-        }
-        bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
-    } else if ((h->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-        *why = "out of memory";
-        goto fail;
-    }
-    if ((h->evcon = evhttp_connection_base_bufferevent_new(base, dns, h->bev, host,
-                                                           (unsigned short)port)) == NULL) {
-        bufferevent_free(h->bev);
-        *why = "out of memory";
-        goto fail;
-    }
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    evhttp_connection_set_timeout_tv(h->evcon, &tv);
-    evhttp_connection_set_retries(h->evcon, 0);
-    evhttp_connection_set_max_body_size(h->evcon,
-                                        (ev_ssize_t)(rq->max_body != 0 ? rq->max_body
-                                                                       : DEFAULT_MAX_BODY));
     if ((h->req = evhttp_request_new(on_done, h)) == NULL) {
         *why = "out of memory";
         goto fail;
@@ -248,17 +301,30 @@ hclient_request(struct event_base *base, struct evdns_base *dns, const struct hc
                           rq->headers[i].value);
     if (rq->body_len > 0)
         evbuffer_add(evhttp_request_get_output_buffer(h->req), rq->body, rq->body_len);
-    if (evhttp_make_request(h->evcon, h->req, method_of(rq->method), target) != 0) {
-        h->req = NULL;              /* freed by evhttp on failure */
-        *why = "cannot send the request";
-        goto fail;
+    if (tls) {
+        switch (ferry_tls_cache_get(rq->tls_cache, &rq->tls, rq->home, hclient_tls_ready, h,
+                                    &ctx, &h->tls_wait)) {
+        case FERRY_OK:
+            break;
+        case FERRY_EAGAIN:
+            evhttp_uri_free(uri);           /* hclient_tls_ready connects */
+            return h;
+        default:
+            *why = "TLS settings: too many contexts loading, or out of memory";
+            goto fail;
+        }
     }
+    if ((*why = hclient_connect(h, ctx)) != NULL)
+        goto fail;
     evhttp_uri_free(uri);
     return h;
 fail:
     if (h != NULL) {
         if (h->evcon != NULL)
             evhttp_connection_free(h->evcon);
+        if (h->req != NULL && !h->made)
+            evhttp_request_free(h->req);
+        free(h->target);
         free(h);
     }
     if (uri != NULL)
@@ -274,6 +340,8 @@ hclient_cancel(struct hclient *h)
     if (h == NULL || h->cancelled)
         return;
     h->cancelled = true;
+    ferry_tls_cache_cancel(h->tls_wait);    /* its answer is dropped, not delivered */
+    h->tls_wait = NULL;
     if (!h->done) {
         /* Freeing the connection drops its pending request without a callback. */
         h->done = true;

@@ -1,130 +1,84 @@
 /*
- * stats.c: the registry of counter slots and its Prometheus rendering.
+ * metrics.c: /metrics, the Prometheus text of every counter slot and request pair.
+ *
+ * Reads what stats/ holds (the counters live there, in a room below everything that
+ * counts); owns no counter itself. Runs on the admin's (main) thread, the only thread
+ * that adds slots, so walking the slot list needs no lock; the pair list is walked
+ * under its own (stats_pairs_visit).
  */
+#include <stdatomic.h>
 #include <stdbool.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stdint.h>
 
 #include <event2/buffer.h>
 
-#include "admin/stats.h"
-
-/* Written only by the main thread; workers only follow pointers they were handed. */
-static struct stats_slot *slots;
-
-static void pairs_free(void);
-
-struct stats_slot *
-ferry_stats_slot(enum stats_kind kind, const char *name)
-{
-    struct stats_slot *s;
-
-    for (s = slots; s != NULL && kind != STATS_TUNNEL; s = s->next)
-        if (s->kind == kind && strcmp(s->name, name) == 0)
-            return s;
-    if ((s = aligned_alloc(64, sizeof(*s))) == NULL)
-        return NULL;
-    memset(s, 0, sizeof(*s));
-    if ((s->name = strdup(name)) == NULL) {
-        free(s);
-        return NULL;
-    }
-    s->kind = kind;
-    s->next = slots;
-    slots = s;
-    return s;
-}
-
-struct stats_slot *
-ferry_stats_tunnel_slot(const char *tenant, const char *location)
-{
-    struct stats_slot *s;
-
-    for (s = slots; s != NULL; s = s->next)
-        if (s->kind == STATS_TUNNEL && strcmp(s->tenant, tenant) == 0 &&
-            strcmp(s->location, location) == 0)
-            return s;
-    if ((s = ferry_stats_slot(STATS_TUNNEL, "")) == NULL)
-        return NULL;
-    /* A fresh slot: the lookup above keys tunnel slots by these two fields. */
-    if (s->tenant == NULL) {
-        s->tenant = strdup(tenant);
-        s->location = strdup(location);
-    }
-    return s;
-}
-
-void
-ferry_stats_free_all(void)
-{
-    pairs_free();
-    while (slots != NULL) {
-        struct stats_slot *next = slots->next;
-
-        free(slots->tenant);
-        free(slots->location);
-        free(slots->name);
-        free(slots);
-        slots = next;
-    }
-}
+#include "admin/admin-int.h"
+#include "stats/stats.h"
 
 static void add_escaped(struct evbuffer *out, const char *v);
 
-const uint64_t stats_bucket_us[STATS_BUCKETS] = {
-    500, 1000, 2500, 5000, 10000, 25000, 100000, 500000, 2500000, 10000000,
+struct pairs_out {
+    struct evbuffer *out;
+    unsigned         nworkers;
+    bool             head;
 };
 
-void
-stats_request(struct stats_slot *s, unsigned w, uint64_t us)
+static void
+render_ldap_pair(const struct stats_pair *p, void *arg)
 {
-    struct stats_cell *cell;
-    unsigned           b = 0;
+    struct pairs_out *po = arg;
+    struct evbuffer  *out = po->out;
+    uint64_t          ld[2] = { 0 };
 
-    if (s == NULL || w >= FERRY_MAX_WORKERS)
+    for (unsigned w = 0; w < po->nworkers && w < FERRY_MAX_WORKERS; w++)
+        for (int k = 0; k < 2; k++)
+            ld[k] += atomic_load_explicit(&p->cell[w].ldap[k], memory_order_relaxed);
+    if (ld[0] + ld[1] == 0)
         return;
-    cell = &s->cell[w];
-    while (b < STATS_BUCKETS && us > stats_bucket_us[b])
-        b++;
-    stats_add(&cell->req_hist[b], 1);
-    stats_add(&cell->req_us_sum, us);
-}
-
-static pthread_mutex_t    pairs_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct stats_pair *pairs;
-
-struct stats_pair *
-stats_pair_get(const struct stats_slot *listener, const struct stats_slot *dest)
-{
-    struct stats_pair *p;
-
-    pthread_mutex_lock(&pairs_mu);
-    for (p = pairs; p != NULL; p = p->next)
-        if (p->listener == listener && p->dest == dest)
-            break;
-    if (p == NULL && (p = aligned_alloc(64, sizeof(*p))) != NULL) {
-        memset(p, 0, sizeof(*p));
-        p->listener = listener;
-        p->dest = dest;
-        p->next = pairs;
-        pairs = p;
+    if (!po->head) {
+        evbuffer_add_printf(out, "# HELP ferry_ldap_operations_total LDAP operations "
+                            "answered, by listener, destination and result\n"
+                            "# TYPE ferry_ldap_operations_total counter\n");
+        po->head = true;
     }
-    pthread_mutex_unlock(&pairs_mu);
-    return p;
+    for (int k = 0; k < 2; k++) {
+        evbuffer_add_printf(out, "ferry_ldap_operations_total{listener=\"");
+        add_escaped(out, p->listener->name);
+        evbuffer_add_printf(out, "\",destination=\"");
+        add_escaped(out, p->dest != NULL ? p->dest->name : "");
+        evbuffer_add_printf(out, "\",result=\"%s\"} %llu\n", k == 0 ? "success" : "failure",
+                            (unsigned long long)ld[k]);
+    }
 }
 
 static void
-pairs_free(void)
+render_http_pair(const struct stats_pair *p, void *arg)
 {
-    pthread_mutex_lock(&pairs_mu);
-    while (pairs != NULL) {
-        struct stats_pair *next = pairs->next;
+    struct pairs_out *po = arg;
+    struct evbuffer  *out = po->out;
+    uint64_t          cls[5] = { 0 }, any = 0;
 
-        free(pairs);
-        pairs = next;
+    for (unsigned w = 0; w < po->nworkers && w < FERRY_MAX_WORKERS; w++)
+        for (int k = 0; k < 5; k++)
+            cls[k] += atomic_load_explicit(&p->cell[w].cls[k], memory_order_relaxed);
+    for (int k = 0; k < 5; k++)
+        any += cls[k];
+    if (any == 0)
+        return;
+    if (!po->head) {
+        evbuffer_add_printf(out, "# HELP ferry_http_requests_total Requests answered, by "
+                            "listener, destination and status class\n"
+                            "# TYPE ferry_http_requests_total counter\n");
+        po->head = true;
     }
-    pthread_mutex_unlock(&pairs_mu);
+    for (int k = 0; k < 5; k++) {
+        evbuffer_add_printf(out, "ferry_http_requests_total{listener=\"");
+        add_escaped(out, p->listener->name);
+        evbuffer_add_printf(out, "\",destination=\"");
+        add_escaped(out, p->dest != NULL ? p->dest->name : "");
+        evbuffer_add_printf(out, "\",class=\"%dxx\"} %llu\n", k + 1,
+                            (unsigned long long)cls[k]);
+    }
 }
 
 /* Requests by listener, destination and status class; the listeners' latency
@@ -132,65 +86,15 @@ pairs_free(void)
 static void
 render_requests(struct evbuffer *out, unsigned nworkers)
 {
-    bool head = false;
+    struct pairs_out ldap = { out, nworkers, false }, http = { out, nworkers, false };
 
-    bool ldap_head = false;
-
-    pthread_mutex_lock(&pairs_mu);
-    for (const struct stats_pair *p = pairs; p != NULL; p = p->next) {
-        uint64_t ld[2] = { 0 };
-
-        for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++)
-            for (int k = 0; k < 2; k++)
-                ld[k] += atomic_load_explicit(&p->cell[w].ldap[k], memory_order_relaxed);
-        if (ld[0] + ld[1] == 0)
-            continue;
-        if (!ldap_head) {
-            evbuffer_add_printf(out, "# HELP ferry_ldap_operations_total LDAP operations "
-                                "answered, by listener, destination and result\n"
-                                "# TYPE ferry_ldap_operations_total counter\n");
-            ldap_head = true;
-        }
-        for (int k = 0; k < 2; k++) {
-            evbuffer_add_printf(out, "ferry_ldap_operations_total{listener=\"");
-            add_escaped(out, p->listener->name);
-            evbuffer_add_printf(out, "\",destination=\"");
-            add_escaped(out, p->dest != NULL ? p->dest->name : "");
-            evbuffer_add_printf(out, "\",result=\"%s\"} %llu\n", k == 0 ? "success" : "failure",
-                                (unsigned long long)ld[k]);
-        }
-    }
-    for (const struct stats_pair *p = pairs; p != NULL; p = p->next) {
-        uint64_t cls[5] = { 0 }, any = 0;
-
-        for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++)
-            for (int k = 0; k < 5; k++)
-                cls[k] += atomic_load_explicit(&p->cell[w].cls[k], memory_order_relaxed);
-        for (int k = 0; k < 5; k++)
-            any += cls[k];
-        if (any == 0)
-            continue;
-        if (!head) {
-            evbuffer_add_printf(out, "# HELP ferry_http_requests_total Requests answered, by "
-                                "listener, destination and status class\n"
-                                "# TYPE ferry_http_requests_total counter\n");
-            head = true;
-        }
-        for (int k = 0; k < 5; k++) {
-            evbuffer_add_printf(out, "ferry_http_requests_total{listener=\"");
-            add_escaped(out, p->listener->name);
-            evbuffer_add_printf(out, "\",destination=\"");
-            add_escaped(out, p->dest != NULL ? p->dest->name : "");
-            evbuffer_add_printf(out, "\",class=\"%dxx\"} %llu\n", k + 1,
-                                (unsigned long long)cls[k]);
-        }
-    }
-    pthread_mutex_unlock(&pairs_mu);
-    if (!head)
+    stats_pairs_visit(render_ldap_pair, &ldap);
+    stats_pairs_visit(render_http_pair, &http);
+    if (!http.head)
         return;
     evbuffer_add_printf(out, "# HELP ferry_http_request_duration_seconds Request head read to "
                         "response done\n# TYPE ferry_http_request_duration_seconds histogram\n");
-    for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
         uint64_t h[STATS_BUCKETS + 1] = { 0 }, sum = 0, cum = 0;
 
         if (s->kind != STATS_LISTENER)
@@ -301,7 +205,7 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
         evbuffer_add_printf(out, "# HELP %s_%s %s\n# TYPE %s_%s %s\n", prefix, suffix,
                             kind == STATS_TUNNEL ? tunnel_metrics[m].help : metrics[m].help,
                             prefix, suffix, metrics[m].type);
-        for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
+        for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
             struct sum v;
             uint64_t   x;
 
@@ -324,20 +228,20 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
 }
 
 void
-ferry_stats_render(struct evbuffer *out, unsigned nworkers)
+admin_metrics_render(struct evbuffer *out, unsigned nworkers)
 {
     bool any = false;
 
     render_kind(out, STATS_LISTENER, nworkers);
     render_kind(out, STATS_DEST, nworkers);
     render_requests(out, nworkers);
-    for (const struct stats_slot *s = slots; s != NULL; s = s->next)
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next)
         any |= s->kind == STATS_TUNNEL;
     if (!any)
         return;
     evbuffer_add_printf(out, "# HELP ferry_tunnels Live tunnel connections per tenant and "
                         "location\n# TYPE ferry_tunnels gauge\n");
-    for (const struct stats_slot *s = slots; s != NULL; s = s->next) {
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
         if (s->kind != STATS_TUNNEL)
             continue;
         evbuffer_add_printf(out, "ferry_tunnels");

@@ -1,5 +1,8 @@
 /*
- * stats.h: counters for /metrics, per listener and per destination.
+ * stats.h: counters for /metrics, per listener, destination and tunnel.
+ *
+ * A low room: workers, the tunnel and (through core) plugins count into it; the
+ * admin room renders it (admin/metrics.c) and is the only reader.
  *
  * A slot is created on the main thread (at load or reload) and lives until exit, so
  * a worker may keep a pointer to it across reloads. Each worker writes only its own
@@ -74,8 +77,10 @@ struct stats_pair {
 };
 struct stats_pair *stats_pair_get(const struct stats_slot *listener, const struct stats_slot *dest);
 
-struct evbuffer;
-/* Append the Prometheus text of every slot. */
-void ferry_stats_render(struct evbuffer *out, unsigned nworkers);
+/* For the renderer (main thread only, where slots are added): the first slot of the
+ * list (follow ->next). */
+const struct stats_slot *ferry_stats_slots(void);
+/* fn(p, arg) for every pair, under the pairs' lock (fn must not call stats_pair_get). */
+void stats_pairs_visit(void (*fn)(const struct stats_pair *p, void *arg), void *arg);
 
 #endif

@@ -1,13 +1,18 @@
 /*
- * addr.c: listen addresses as written in the config: "127.0.0.1:3300",
- * "[::1]:3300", "*:3300". Numeric only: a listener must not depend on DNS at start.
+ * addr.c: socket addresses as text (addr.h). Parsing takes listen addresses as
+ * written in the config: "127.0.0.1:3300", "[::1]:3300", "*:3300" (numeric only: a
+ * listener must not depend on DNS at start); formatting writes peers for logs.
+ * Knows nothing of config files or connections: conf, tunnel, worker and admin call it.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/conf.h"
+#include "util/addr.h"
 
 static int
 parse_port(const char *s, uint16_t *port)
@@ -94,4 +99,24 @@ ferry_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
         *len = sizeof(*s4);
     }
     return FERRY_OK;
+}
+
+void
+ferry_addr_format(const struct sockaddr *sa, char *buf, size_t size)
+{
+    char     host[INET6_ADDRSTRLEN] = "";
+    unsigned port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+
+        inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+        port = ntohs(s->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+
+        inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+        port = ntohs(s->sin6_port);
+    }
+    snprintf(buf, size, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }

@@ -1,15 +1,18 @@
 /*
- * policy.c: ferry/policy.h for plugins. A connection reaches the policies of the
- * configuration it was accepted with (c->wg->g->conf) and the Lua state of its worker
- * for that generation (c->wg->policy, created on the first call and closed with the
- * generation), so a reload never changes the scripts a live connection runs.
+ * conn-policy.c: ferry/policy.h for plugins, on top of a connection. A connection
+ * reaches the policies of the generation it was accepted in (c->wg->g->policies) and
+ * the Lua state of its worker for that generation (c->wg->policy, created on the first
+ * call and closed with the generation), so a reload never changes the scripts a live
+ * connection runs. The Lua engine itself is lua/'s: this file only brings it the
+ * connection's facts and its worker's home (w->home), and keeps the connection alive
+ * around the plugin's callback.
  *
  * A hook that waits on I/O (ferry.http.request, ferry.tokens.get) makes the call return
  * FERRY_EAGAIN when the plugin gave a callback: the run stays on the heap, noted in
  * c->policy_wait, and the callback gets the verdict on the worker once the hook ends
  * (from the loop, never inside the call). A connection that closes meanwhile aborts
- * the run (conn.c), which cancels its I/O. Without a callback a hook cannot wait: the
- * library functions answer nil and a reason.
+ * the run (conn.c calls policy_conn_gone), which cancels its I/O. Without a callback a
+ * hook cannot wait: the library functions answer nil and a reason.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +26,7 @@
 static const struct ferry_policy_set *
 conn_set(const struct ferry_conn *c)
 {
-    return c->wg->g->conf->policies;
+    return c->wg->g->policies;
 }
 
 FERRY_API bool
@@ -115,7 +118,7 @@ call(struct ferry_conn *c, struct policy_call *pc, struct ferry_policy_verdict *
     cw->c = c;
     cw->cb = cb;
     cw->arg = arg;
-    pc->worker = c->w;
+    pc->home = &c->w->home;
     rc = ferry_policy_vm_start(c->wg->policy, pc, v, conn_done, cw, &run);
     if (rc == FERRY_EAGAIN) {
         c->policy_wait = run;
@@ -168,34 +171,4 @@ ferry_policy_response(struct ferry_conn *c, const struct ferry_dest *d,
     struct policy_call pc = { .hook = POLICY_ON_RESPONSE, .dest = d, .http = res };
 
     return call(c, &pc, v, cb, arg);
-}
-
-FERRY_API void
-ferry_policy_http_free(struct ferry_policy_http *h)
-{
-    if (h == NULL)
-        return;
-    if (h->owned & FERRY_POLICY_OWN_METHOD) {
-        free((char *)h->method);
-        h->method = NULL;
-    }
-    if (h->owned & FERRY_POLICY_OWN_PATH) {
-        free((char *)h->path);
-        h->path = NULL;
-    }
-    if (h->owned & FERRY_POLICY_OWN_QUERY) {
-        free((char *)h->query);
-        h->query = NULL;
-    }
-    h->owned = 0;
-    for (size_t i = 0; h->headers != NULL && i < h->nheaders; i++) {
-        struct ferry_policy_header *f = &h->headers[i];
-
-        if (f->owned) {
-            free((char *)f->name);      /* name and value are one block (objects.c) */
-            f->name = NULL;
-            f->value = NULL;
-            f->owned = false;
-        }
-    }
 }

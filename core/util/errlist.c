@@ -6,14 +6,14 @@
  * destinations, listeners, policies, then each plugin's options), each reporting at
  * its own time, so the list sorts as it goes: an operator reads the errors top to
  * bottom of each file, whichever phase found them. The list is bounded
- * (FERRY_CONF_MAX_ERRORS): it keeps the first ones in that order and counts the rest,
+ * (FERRY_ERRLIST_MAX): it keeps the first ones in that order and counts the rest,
  * so the operator still learns how many there were.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "conf/conf-int.h"
+#include "util/errlist.h"
 
 /* FNV-1a: the list remembers which files it met without storing their names. */
 static uint64_t
@@ -38,11 +38,11 @@ file_place(struct ferry_errlist *l, const char *file)
     for (unsigned i = 0; i < l->nfiles; i++)
         if (l->files[i] == h)
             return i;
-    if (l->nfiles < FERRY_CONF_MAX_ERROR_FILES) {
+    if (l->nfiles < FERRY_ERRLIST_MAX_FILES) {
         l->files[l->nfiles] = h;
         return l->nfiles++;
     }
-    return FERRY_CONF_MAX_ERROR_FILES;
+    return FERRY_ERRLIST_MAX_FILES;
 }
 
 void
@@ -77,7 +77,7 @@ ferry_errlist_add(struct ferry_errlist *l, const char *file, int line, int col,
     place = file_place(l, file);
     for (at = l->count; at > 0 && is_after(l, at - 1, place, line, col); at--)
         ;
-    if (l->count >= FERRY_CONF_MAX_ERRORS) {
+    if (l->count >= FERRY_ERRLIST_MAX) {
         l->dropped++;               /* this one or the last kept one: the later in order */
         if (at == l->count)
             return;
@@ -119,7 +119,7 @@ ferry_errlist_print(const struct ferry_errlist *l, FILE *fp, bool is_warning)
 /* Optimal string alignment distance (a swap of two neighbours is one edit), stopping
  * early once every path costs more than max. */
 int
-ferry_conf_edit_distance(const char *a, const char *b, int max)
+ferry_edit_distance(const char *a, const char *b, int max)
 {
     enum { N = 64 };
     size_t la = strlen(a), lb = strlen(b);
@@ -166,7 +166,7 @@ ferry_conf_edit_distance(const char *a, const char *b, int max)
 }
 
 const char *
-ferry_conf_suggest(const char *word, const char *const *cands, size_t n, int max)
+ferry_suggest(const char *word, const char *const *cands, size_t n, int max)
 {
     const char *best = NULL;
     int         best_d = max + 1;
@@ -176,7 +176,7 @@ ferry_conf_suggest(const char *word, const char *const *cands, size_t n, int max
 
         if (cands[i] == NULL)
             continue;
-        d = ferry_conf_edit_distance(word, cands[i], max);
+        d = ferry_edit_distance(word, cands[i], max);
         if (d < best_d && d > 0) {
             best = cands[i];
             best_d = d;

@@ -1,13 +1,14 @@
 /*
- * addr_test.c: listen addresses (core/conf/addr.c): IPv4, [IPv6], *, and the
- * forms we refuse (names, missing or bad ports, bare IPv6).
+ * addr_test.c: socket addresses as text (core/util/addr.c): listen addresses (IPv4,
+ * [IPv6], *, and the forms we refuse: names, missing or bad ports, bare IPv6) and
+ * peers formatted for logs.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 
-#include "conf/conf.h"
 #include "cu.h"
+#include "util/addr.h"
 
 static void
 test_ipv4_with_port(void)
@@ -87,6 +88,23 @@ test_bad_addresses_are_refused_with_a_reason(void)
     }
 }
 
+static void
+test_format_writes_v4_and_bracketed_v6(void)
+{
+    struct sockaddr_storage ss;
+    socklen_t               len = 0;
+    char                    buf[64], small[6];
+
+    CU_ASSERT_EQUAL_FATAL(ferry_addr_parse("10.0.0.5:41522", &ss, &len, NULL), FERRY_OK);
+    ferry_addr_format((struct sockaddr *)&ss, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "10.0.0.5:41522");
+    CU_ASSERT_EQUAL_FATAL(ferry_addr_parse("[::1]:80", &ss, &len, NULL), FERRY_OK);
+    ferry_addr_format((struct sockaddr *)&ss, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "[::1]:80");
+    ferry_addr_format((struct sockaddr *)&ss, small, sizeof(small));
+    CU_ASSERT_STRING_EQUAL(small, "[::1]");      /* truncated, still terminated */
+}
+
 int
 main(void)
 {
@@ -95,6 +113,7 @@ main(void)
         { "* means every IPv4 address", test_star_means_every_ipv4_address },
         { "IPv6 in brackets", test_ipv6_in_brackets },
         { "bad addresses are refused with a reason", test_bad_addresses_are_refused_with_a_reason },
+        { "format writes v4 and bracketed v6", test_format_writes_v4_and_bracketed_v6 },
         { NULL, NULL }
     };
 

@@ -1,11 +1,13 @@
 /*
- * tls.h: OpenSSL contexts for the tunnel and non-blocking handshakes.
+ * tls.h: OpenSSL contexts, built from files, and client SSL objects.
  * The tunnel is TLS 1.3 only. The gateway is the TLS server (connectors dial out to
  * it); the connector verifies the gateway's certificate against its own `ca` and the
- * host name or IP it dialed.
+ * host name or IP it dialed. Upstream client contexts (HTTPS, LDAPS, token services)
+ * are shared through the cache (tls/cache.h); the builders here read files, so they
+ * run on the main thread only.
  */
-#ifndef FERRY_TUNNEL_TLS_H
-#define FERRY_TUNNEL_TLS_H
+#ifndef FERRY_TLS_TLS_H
+#define FERRY_TLS_TLS_H
 
 #include <stdbool.h>
 

@@ -4,15 +4,24 @@
  * main thread's), never blocks, and is bounded: a timeout for the whole exchange and
  * a cap on the response body.
  *
- * https:// URLs use TLS 1.2+ with SNI and verification against the system store plus
- * an optional CA file (insecure skips it) and an optional client certificate.
+ * The fetch room sits above tls (its contexts come from the TLS context cache) and
+ * below auth and lua, its callers. It speaks HTTP through libevent's evhttp, so it
+ * needs neither core's HTTP parser nor route/'s dialer; it names no worker: the
+ * caller hands it a loop, a resolver and a way back to its thread (a ferry_post).
+ *
+ * https:// URLs use TLS 1.2+ with SNI and verification as the request's TLS settings
+ * say (by default: the system store). The context comes from the cache; when it is
+ * not built yet the request waits for it (on the loader's thread, never here).
  */
-#ifndef FERRY_HTTP_CLIENT_H
-#define FERRY_HTTP_CLIENT_H
+#ifndef FERRY_FETCH_CLIENT_H
+#define FERRY_FETCH_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "tls/cache.h"
+#include "util/post.h"
 
 struct event_base;
 struct evdns_base;
@@ -32,10 +41,11 @@ struct hclient_req {
     size_t                       body_len;
     uint32_t                     timeout_ms;  /* 0: 10 s */
     size_t                       max_body;    /* 0: 1 MiB */
-    const char                  *ca_file;     /* https: extra trusted CAs (PEM) */
-    const char                  *cert_file;   /* https: client certificate (PEM) */
-    const char                  *key_file;
-    bool                         insecure;    /* https: no verification */
+    /* https only. */
+    struct ferry_tls_cache      *tls_cache;   /* borrowed: where contexts come from */
+    const struct ferry_post     *home;        /* borrowed: this thread, for a context that
+                                                 is still being built */
+    struct ferry_tls_settings    tls;         /* zero: the system store, verified */
 };
 
 struct hclient_resp {
@@ -50,8 +60,8 @@ struct hclient_resp {
 /* Runs once, from the loop; r and everything in it are valid during the call only. */
 typedef void (*hclient_cb)(const struct hclient_resp *r, void *arg);
 
-/* Start a request. NULL if it could not even start (bad URL, out of memory): then
- * *why says so and cb never runs. */
+/* Start a request. NULL if it could not even start (bad URL, out of memory, https
+ * without a cache): then *why says so and cb never runs. */
 struct hclient *hclient_request(struct event_base *base, struct evdns_base *dns,
                                 const struct hclient_req *rq, hclient_cb cb, void *arg,
                                 const char **why);

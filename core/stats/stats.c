@@ -1,0 +1,143 @@
+/*
+ * stats.c: the registry of counter slots and request pairs (stats.h).
+ *
+ * Owns every slot and pair until exit. Workers, the tunnel and plugins count into
+ * them; the admin room reads them to render /metrics (admin/metrics.c). Knows no
+ * output format and no room above it.
+ */
+#include <stdbool.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats/stats.h"
+
+/* Written only by the main thread; workers only follow pointers they were handed. */
+static struct stats_slot *slots;
+
+static void pairs_free(void);
+
+struct stats_slot *
+ferry_stats_slot(enum stats_kind kind, const char *name)
+{
+    struct stats_slot *s;
+
+    for (s = slots; s != NULL && kind != STATS_TUNNEL; s = s->next)
+        if (s->kind == kind && strcmp(s->name, name) == 0)
+            return s;
+    if ((s = aligned_alloc(64, sizeof(*s))) == NULL)
+        return NULL;
+    memset(s, 0, sizeof(*s));
+    if ((s->name = strdup(name)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->kind = kind;
+    s->next = slots;
+    slots = s;
+    return s;
+}
+
+struct stats_slot *
+ferry_stats_tunnel_slot(const char *tenant, const char *location)
+{
+    struct stats_slot *s;
+
+    for (s = slots; s != NULL; s = s->next)
+        if (s->kind == STATS_TUNNEL && strcmp(s->tenant, tenant) == 0 &&
+            strcmp(s->location, location) == 0)
+            return s;
+    if ((s = ferry_stats_slot(STATS_TUNNEL, "")) == NULL)
+        return NULL;
+    /* A fresh slot: the lookup above keys tunnel slots by these two fields. */
+    if (s->tenant == NULL) {
+        s->tenant = strdup(tenant);
+        s->location = strdup(location);
+    }
+    return s;
+}
+
+void
+ferry_stats_free_all(void)
+{
+    pairs_free();
+    while (slots != NULL) {
+        struct stats_slot *next = slots->next;
+
+        free(slots->tenant);
+        free(slots->location);
+        free(slots->name);
+        free(slots);
+        slots = next;
+    }
+}
+
+const uint64_t stats_bucket_us[STATS_BUCKETS] = {
+    500, 1000, 2500, 5000, 10000, 25000, 100000, 500000, 2500000, 10000000,
+};
+
+void
+stats_request(struct stats_slot *s, unsigned w, uint64_t us)
+{
+    struct stats_cell *cell;
+    unsigned           b = 0;
+
+    if (s == NULL || w >= FERRY_MAX_WORKERS)
+        return;
+    cell = &s->cell[w];
+    while (b < STATS_BUCKETS && us > stats_bucket_us[b])
+        b++;
+    stats_add(&cell->req_hist[b], 1);
+    stats_add(&cell->req_us_sum, us);
+}
+
+static pthread_mutex_t    pairs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct stats_pair *pairs;
+
+struct stats_pair *
+stats_pair_get(const struct stats_slot *listener, const struct stats_slot *dest)
+{
+    struct stats_pair *p;
+
+    pthread_mutex_lock(&pairs_mu);
+    for (p = pairs; p != NULL; p = p->next)
+        if (p->listener == listener && p->dest == dest)
+            break;
+    if (p == NULL && (p = aligned_alloc(64, sizeof(*p))) != NULL) {
+        memset(p, 0, sizeof(*p));
+        p->listener = listener;
+        p->dest = dest;
+        p->next = pairs;
+        pairs = p;
+    }
+    pthread_mutex_unlock(&pairs_mu);
+    return p;
+}
+
+static void
+pairs_free(void)
+{
+    pthread_mutex_lock(&pairs_mu);
+    while (pairs != NULL) {
+        struct stats_pair *next = pairs->next;
+
+        free(pairs);
+        pairs = next;
+    }
+    pthread_mutex_unlock(&pairs_mu);
+}
+
+const struct stats_slot *
+ferry_stats_slots(void)
+{
+    return slots;
+}
+
+void
+stats_pairs_visit(void (*fn)(const struct stats_pair *p, void *arg), void *arg)
+{
+    pthread_mutex_lock(&pairs_mu);
+    for (const struct stats_pair *p = pairs; p != NULL; p = p->next)
+        fn(p, arg);
+    pthread_mutex_unlock(&pairs_mu);
+}

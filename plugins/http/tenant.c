@@ -1,0 +1,51 @@
+/*
+ * tenant.c: who a forward-mode client is. Proxy-Authorization names a tenant by its
+ * token (Bearer, or Basic with user = tenant id, or the token alone as the user);
+ * core checks the token (ferry_conn_auth_tenant) and remembers the tenant on the
+ * connection. Credentials are wiped from the stack once checked and never logged.
+ *
+ * Authenticates only: what is allowed for the tenant (its connectors, egress) is
+ * decided by core's routing when the upstream opens.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include <ferry/err.h>
+#include <ferry/route.h>
+
+#include "http-int.h"
+
+/* Proxy-Authorization: Bearer <token> | Basic base64(tenant:token) | Basic base64(token:). */
+bool
+tenant_auth(struct ferry_conn *c, const struct hidx *x)
+{
+    const struct ferry_http_header *h = x->first[H_PROXYAUTHZ];
+    char                            buf[4096];
+    uint8_t                         dec[3072];
+    bool                            ok = false;
+
+    if (x->count[H_PROXYAUTHZ] != 1 || h->value.len >= sizeof(buf))
+        return false;
+    memcpy(buf, h->value.ptr, h->value.len);
+    buf[h->value.len] = '\0';
+    if (strncasecmp(buf, "Bearer ", 7) == 0) {
+        ok = ferry_conn_auth_tenant(c, NULL, buf + 7) == FERRY_OK;
+    } else if (strncasecmp(buf, "Basic ", 6) == 0) {
+        long  n = ferry_base64_decode(buf + 6, strlen(buf + 6), dec, sizeof(dec) - 1);
+        char *colon;
+
+        if (n > 0 && memchr(dec, 0, (size_t)n) == NULL) {
+            dec[n] = '\0';
+            if ((colon = strchr((char *)dec, ':')) != NULL) {
+                *colon = '\0';
+                if (colon[1] == '\0')
+                    ok = ferry_conn_auth_tenant(c, NULL, (char *)dec) == FERRY_OK;
+                else
+                    ok = ferry_conn_auth_tenant(c, (char *)dec, colon + 1) == FERRY_OK;
+            }
+        }
+        memset(dec, 0, sizeof(dec));
+    }
+    memset(buf, 0, sizeof(buf));
+    return ok;
+}
