@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "dest/dest-int.h"
+#include "dest/keystore.h"
 #include "util/errlist.h"
 
 #define DEST_MAX_NAME 200
@@ -338,15 +339,29 @@ check_tls_props(struct check *k)
     static const char *const stores[] = {
         "TrustStoreLocation", "KeyStoreLocation", "tokenService.KeyStoreLocation",
     };
+    /* The password of each store above (a trust store has none ferry needs). */
+    static const char *const passwords[] = {
+        NULL, "KeyStorePassword", "tokenService.KeyStorePassword",
+    };
     struct ferry_prop *p;
 
     for (size_t i = 0; i < COUNT(stores); i++) {
-        char *full;
+        struct ferry_prop *pw = passwords[i] != NULL ? given(k, passwords[i]) : NULL;
+        struct ferry_err   err = { 0 };
+        char              *full;
 
         if ((p = given(k, stores[i])) == NULL || resolve_file(k, p, &full) != 0)
             continue;
         free(p->value);
         p->value = full;
+        /* A key store that will not open fails now, at its property, not on the first
+         * request: a Java KeyStore (with the command that converts it), a PKCS#12 whose
+         * password is wrong. err names the file, never the password. */
+        if (passwords[i] != NULL &&
+            ferry_dest_keystore_check(full, pw != NULL ? pw->value : NULL, &err) != FERRY_OK)
+            derr(k, p, "%s: %s%s%s", p->key, err.msg,
+                 err.code == FERRY_EDENIED && pw == NULL ? ": set " : "",
+                 err.code == FERRY_EDENIED && pw == NULL ? passwords[i] : "");
     }
     if ((p = given(k, "TrustAll")) != NULL) {
         if (strcasecmp(p->value, "true") == 0)
