@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "tls/cache.h"
 #include "tls/tls.h"
@@ -44,6 +46,7 @@ struct tls_load {
     struct ferry_tls_cache *c;
     char                   *key;        /* owns */
     char                   *ca, *cert, *pkey;   /* owns: copies of the settings' strings */
+    char                   *password;   /* owns: a secret, wiped before it is freed */
     bool                    insecure, no_system_store;
     struct event           *ev;         /* owns: on the loader's base */
     struct ferry_tls_wait  *waiters;    /* owns until answered */
@@ -56,24 +59,50 @@ struct ferry_tls_cache {
     struct tls_entry      *head, *tail;
     struct tls_load       *loads;
     struct ferry_tls_wait *orphans;     /* answers that could not be posted (no memory) */
+    unsigned char          salt[32];    /* keys the password's hash in cache keys */
 };
 
-/* "len:text" per string, then the flags: no two settings share a key. */
+/* "len:text" per string, then the flags: no two settings share a key. The password
+ * enters as HMAC-SHA256 under the cache's random salt, so the key (kept as long as the
+ * context) never holds it, and two passwords for one file are two keys. */
 static char *
-make_key(const struct ferry_tls_settings *s)
+make_key(const struct ferry_tls_cache *c, const struct ferry_tls_settings *s)
 {
-    const char *ca = s->ca_file != NULL ? s->ca_file : "";
-    const char *cert = s->cert_file != NULL ? s->cert_file : "";
-    const char *key = s->key_file != NULL ? s->key_file : "";
-    int         n = snprintf(NULL, 0, "%zu:%s%zu:%s%zu:%s%d%d", strlen(ca), ca, strlen(cert),
-                             cert, strlen(key), key, s->insecure, s->no_system_store);
-    char       *out;
+    const char   *ca = s->ca_file != NULL ? s->ca_file : "";
+    const char   *cert = s->cert_file != NULL ? s->cert_file : "";
+    const char   *key = s->key_file != NULL ? s->key_file : "";
+    char          pw[2 * EVP_MAX_MD_SIZE + 1] = "";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int  mdlen = 0;
+    int           n;
+    char         *out;
 
+    if (s->cert_password != NULL && s->cert_password[0] != '\0') {
+        if (HMAC(EVP_sha256(), c->salt, (int)sizeof(c->salt),
+                 (const unsigned char *)s->cert_password, strlen(s->cert_password), md,
+                 &mdlen) == NULL)
+            return NULL;
+        for (unsigned int i = 0; i < mdlen; i++)
+            snprintf(pw + 2 * i, 3, "%02x", md[i]);
+    }
+    n = snprintf(NULL, 0, "%zu:%s%zu:%s%zu:%s%zu:%s%d%d", strlen(ca), ca, strlen(cert), cert,
+                 strlen(key), key, strlen(pw), pw, s->insecure, s->no_system_store);
     if (n < 0 || (out = malloc((size_t)n + 1)) == NULL)
         return NULL;
-    snprintf(out, (size_t)n + 1, "%zu:%s%zu:%s%zu:%s%d%d", strlen(ca), ca, strlen(cert), cert,
-             strlen(key), key, s->insecure, s->no_system_store);
+    snprintf(out, (size_t)n + 1, "%zu:%s%zu:%s%zu:%s%zu:%s%d%d", strlen(ca), ca, strlen(cert),
+             cert, strlen(key), key, strlen(pw), pw, s->insecure, s->no_system_store);
     return out;
+}
+
+/* The settings a build needs, as l's copies. */
+static void
+load_settings(const struct tls_load *l, struct ferry_tls_settings *s)
+{
+    *s = (struct ferry_tls_settings){
+        .ca_file = l->ca, .cert_file = l->cert, .key_file = l->pkey,
+        .cert_password = l->password, .insecure = l->insecure,
+        .no_system_store = l->no_system_store,
+    };
 }
 
 static char *
@@ -181,6 +210,10 @@ load_free(struct tls_load *l)
     free(l->ca);
     free(l->cert);
     free(l->pkey);
+    if (l->password != NULL) {
+        explicit_bzero(l->password, strlen(l->password));
+        free(l->password);
+    }
     free(l);
 }
 
@@ -205,13 +238,14 @@ load_run(evutil_socket_t fd, short what, void *arg)
     struct ferry_tls_cache *c = l->c;
     struct ferry_tls_wait  *waiters;
     struct ferry_err        err = { 0 };
+    struct ferry_tls_settings s;
     SSL_CTX                *ctx = NULL;
 
     (void)fd;
     (void)what;
     /* The only place a worker's request reads files: here, on the loader's thread. */
-    if (tls_upstream_ctx(l->ca, l->cert, l->pkey, l->insecure, l->no_system_store, &ctx,
-                         &err) != FERRY_OK)
+    load_settings(l, &s);
+    if (tls_upstream_ctx(&s, &ctx, &err) != FERRY_OK)
         ctx = NULL;
     pthread_mutex_lock(&c->mu);
     for (struct tls_load **pp = &c->loads; *pp != NULL; pp = &(*pp)->next) {
@@ -264,6 +298,10 @@ ferry_tls_cache_new(struct event_base *loader, size_t max, struct ferry_tls_cach
         return FERRY_EINVAL;
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return FERRY_ENOMEM;
+    if (RAND_bytes(c->salt, (int)sizeof(c->salt)) != 1) {
+        free(c);
+        return FERRY_ENOMEM;
+    }
     pthread_mutex_init(&c->mu, NULL);
     c->loader = loader;
     c->max = max;
@@ -302,7 +340,7 @@ int
 ferry_tls_cache_load(struct ferry_tls_cache *c, const struct ferry_tls_settings *s,
                      struct ferry_err *err)
 {
-    char    *key = make_key(s);
+    char    *key = make_key(c, s);
     SSL_CTX *ctx = NULL;
     bool     have;
     int      rc;
@@ -316,8 +354,7 @@ ferry_tls_cache_load(struct ferry_tls_cache *c, const struct ferry_tls_settings 
         free(key);
         return FERRY_OK;
     }
-    if ((rc = tls_upstream_ctx(s->ca_file, s->cert_file, s->key_file, s->insecure,
-                               s->no_system_store, &ctx, err)) != FERRY_OK) {
+    if ((rc = tls_upstream_ctx(s, &ctx, err)) != FERRY_OK) {
         free(key);
         return rc;
     }
@@ -347,7 +384,7 @@ ferry_tls_cache_get(struct ferry_tls_cache *c, const struct ferry_tls_settings *
 
     *out = NULL;
     *wout = NULL;
-    if ((key = make_key(s)) == NULL)
+    if ((key = make_key(c, s)) == NULL)
         return FERRY_ENOMEM;
     pthread_mutex_lock(&c->mu);
     if ((e = entry_find(c, key)) != NULL && SSL_CTX_up_ref(e->ctx) == 1) {
@@ -368,6 +405,7 @@ ferry_tls_cache_get(struct ferry_tls_cache *c, const struct ferry_tls_settings *
     fresh->ca = dup_or_null(s->ca_file, &oom);
     fresh->cert = dup_or_null(s->cert_file, &oom);
     fresh->pkey = dup_or_null(s->key_file, &oom);
+    fresh->password = dup_or_null(s->cert_password, &oom);
     fresh->insecure = s->insecure;
     fresh->no_system_store = s->no_system_store;
     if (oom || (fresh->ev = event_new(c->loader, -1, 0, load_run, fresh)) == NULL)

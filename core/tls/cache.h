@@ -17,10 +17,11 @@
  * with FERRY_ELIMIT. A build that fails (a file missing, not PEM) is not kept: its
  * waiters get the reason, and the next request tries again.
  *
- * The settings are the cache key. A destination's TLS properties (TrustStoreLocation,
- * KeyStoreLocation and its password, TrustAll, HostnameVerifier) map onto them; new
- * kinds of key material (a PKCS#12 key store) are new fields here, so one mapping
- * from a destination serves every user.
+ * The settings are the cache key: two settings that differ in any field (the key store's
+ * path or its password included) never share a context. A destination's TLS properties
+ * map onto them in one place, ferry_tls_settings_from_dest() (tls/from-dest.h), which
+ * every user calls (the http and ldap plugins through ferry_io_tls_from_dest(), token
+ * services through ferry.http.request's `tls_of`).
  */
 #ifndef FERRY_TLS_CACHE_H
 #define FERRY_TLS_CACHE_H
@@ -44,8 +45,12 @@ struct ferry_tls_wait;
  * default. Strings are borrowed for the call (the cache copies what it keeps). */
 struct ferry_tls_settings {
     const char *ca_file;        /* PEM CAs trusted besides the system store; NULL: none */
-    const char *cert_file;      /* PEM client certificate (key may be in the same file) */
+    const char *cert_file;      /* client key store: PKCS#12 (.p12/.pfx), or PEM certificate
+                                   and chain (key in the same file unless key_file) */
     const char *key_file;       /* NULL: taken from cert_file */
+    const char *cert_password;  /* opens a PKCS#12 cert_file or an encrypted PEM key; NULL:
+                                   none. A secret: never logged, kept only as a keyed hash
+                                   in the cache key, copies wiped */
     bool        insecure;       /* do not verify the server (TrustAll) */
     bool        no_system_store;/* trust ca_file only */
 };

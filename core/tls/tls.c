@@ -10,6 +10,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "dest/keystore.h"
+#include "tls/cache.h"
 #include "tls/tls.h"
 
 /* AES-128-GCM first: with AES-NI it is the cheapest AEAD on the bulk path. */
@@ -140,9 +142,81 @@ tls_backend_ctx(const char *ca, SSL_CTX **out, struct ferry_err *err)
     return FERRY_OK;
 }
 
+/* The client certificate of a PKCS#12 key store: its certificate, key and the other
+ * certificates as the chain sent with it. */
+static int
+use_pkcs12(SSL_CTX *ctx, const char *path, const char *password, struct ferry_err *err)
+{
+    X509           *cert = NULL;
+    EVP_PKEY       *key = NULL;
+    STACK_OF(X509) *chain = NULL;
+    char            msg[256];
+    int             rc;
+
+    if ((rc = ferry_dest_keystore_pkcs12(path, password, &cert, &key, &chain, err)) != FERRY_OK)
+        return rc;
+    if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        rc = ferry_err_set(err, FERRY_EINVAL, "%s: the PKCS#12 key store's certificate and "
+                           "key do not go together: %s", path, tls_error_text(msg, sizeof(msg)));
+        goto out;
+    }
+    /* set1 takes its own references: chain is ours to free either way. */
+    if (sk_X509_num(chain) > 0 && SSL_CTX_set1_chain(ctx, chain) != 1) {
+        rc = ferry_err_set(err, FERRY_ENOMEM, "%s: certificate chain: %s", path,
+                           tls_error_text(msg, sizeof(msg)));
+        goto out;
+    }
+    rc = FERRY_OK;
+out:
+    sk_X509_pop_free(chain, X509_free);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* A PEM certificate (and chain) and its key, which cert_password may decrypt. */
+static int
+use_pem(SSL_CTX *ctx, const char *cert, const char *key, const char *password,
+        struct ferry_err *err)
+{
+    char msg[256];
+    int  ok;
+
+    /* OpenSSL's default callback reads the password from the userdata; it must not
+     * outlive this call (the caller's copy is wiped). */
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)(password != NULL ? password : ""));
+    ok = SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
+         SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) == 1 &&
+         SSL_CTX_check_private_key(ctx) == 1;
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    if (!ok)
+        return ferry_err_set(err, FERRY_EINVAL, "%s: not a matching PEM certificate and key: %s",
+                             cert, tls_error_text(msg, sizeof(msg)));
+    return FERRY_OK;
+}
+
+static int
+use_keystore(SSL_CTX *ctx, const struct ferry_tls_settings *s, struct ferry_err *err)
+{
+    enum ferry_keystore_kind kind = FERRY_KEYSTORE_PEM;
+    int                      rc;
+
+    if (s->key_file == NULL &&
+        (rc = ferry_dest_keystore_kind(s->cert_file, &kind, err)) != FERRY_OK)
+        return rc;
+    switch (kind) {
+    case FERRY_KEYSTORE_PKCS12:
+        return use_pkcs12(ctx, s->cert_file, s->cert_password, err);
+    case FERRY_KEYSTORE_JKS:
+        return ferry_dest_keystore_check(s->cert_file, NULL, err);     /* says how to convert */
+    default:
+        return use_pem(ctx, s->cert_file, s->key_file, s->cert_password, err);
+    }
+}
+
 int
-tls_upstream_ctx(const char *ca, const char *cert, const char *key, bool insecure,
-                 bool no_system_store, SSL_CTX **out, struct ferry_err *err)
+tls_upstream_ctx(const struct ferry_tls_settings *s, SSL_CTX **out, struct ferry_err *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     char     msg[256];
@@ -152,21 +226,16 @@ tls_upstream_ctx(const char *ca, const char *cert, const char *key, bool insecur
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_verify(ctx, insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
-    if ((!no_system_store && SSL_CTX_set_default_verify_paths(ctx) != 1) ||
-        (ca != NULL && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)) {
+    SSL_CTX_set_verify(ctx, s->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    if ((!s->no_system_store && SSL_CTX_set_default_verify_paths(ctx) != 1) ||
+        (s->ca_file != NULL && SSL_CTX_load_verify_locations(ctx, s->ca_file, NULL) != 1)) {
         ferry_err_set(err, FERRY_EINVAL, "%s: not a PEM CA bundle: %s",
-                      ca != NULL ? ca : "system store", tls_error_text(msg, sizeof(msg)));
-        goto bad;
-    }
-    if (cert != NULL &&
-        (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-         SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) != 1 ||
-         SSL_CTX_check_private_key(ctx) != 1)) {
-        ferry_err_set(err, FERRY_EINVAL, "%s: not a matching PEM certificate and key: %s", cert,
+                      s->ca_file != NULL ? s->ca_file : "system store",
                       tls_error_text(msg, sizeof(msg)));
         goto bad;
     }
+    if (s->cert_file != NULL && use_keystore(ctx, s, err) != FERRY_OK)
+        goto bad;
     *out = ctx;
     return FERRY_OK;
 bad:

@@ -1,0 +1,63 @@
+/*
+ * from-dest.c: a destination's TLS properties as upstream TLS settings (from-dest.h),
+ * and the same for plugins as struct ferry_io_tls (ferry/io.h).
+ *
+ * Reads properties only: no file is opened here (the dest room opened the key stores
+ * at load, the cache's loader builds contexts).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include <ferry/io.h>
+
+#include "tls/from-dest.h"
+
+/* A property that is given and not empty, or NULL. */
+static const char *
+given(const struct ferry_dest *d, const char *key)
+{
+    const char *v = ferry_dest_prop(d, key);
+
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+void
+ferry_tls_settings_from_dest(const struct ferry_dest *d, enum ferry_tls_use use,
+                             struct ferry_tls_settings *s)
+{
+    const char *all = given(d, "TrustAll");
+
+    memset(s, 0, sizeof(*s));
+    s->ca_file = given(d, "TrustStoreLocation");
+    if (use == FERRY_TLS_TOKEN_SERVICE) {
+        s->cert_file = given(d, "tokenService.KeyStoreLocation");
+        s->cert_password = given(d, "tokenService.KeyStorePassword");
+        return;
+    }
+    s->insecure = all != NULL && strcasecmp(all, "true") == 0;
+    /* HTTP's KeyStoreLocation is the TLS client certificate only for certificate
+     * authentication; OAuth2SAMLBearerAssertion, say, signs with it. */
+    if (ferry_dest_type(d) != FERRY_DEST_HTTP ||
+        strcmp(ferry_dest_authentication(d), "ClientCertificateAuthentication") == 0) {
+        s->cert_file = given(d, "KeyStoreLocation");
+        s->cert_password = given(d, "KeyStorePassword");
+    }
+}
+
+FERRY_API void
+ferry_io_tls_from_dest(const struct ferry_dest *d, struct ferry_io_tls *out)
+{
+    struct ferry_tls_settings s;
+    const char               *scheme = ferry_dest_scheme(d);
+
+    ferry_tls_settings_from_dest(d, FERRY_TLS_TARGET, &s);
+    memset(out, 0, sizeof(*out));
+    out->enable = strcmp(scheme, "https") == 0 || strcmp(scheme, "ldaps") == 0;
+    out->server_name = ferry_dest_host(d);
+    out->ca_file = s.ca_file;
+    out->cert_file = s.cert_file;
+    out->key_file = s.key_file;
+    out->cert_password = s.cert_password;
+    out->insecure = s.insecure;
+    out->no_system_store = s.no_system_store;
+}
