@@ -243,14 +243,21 @@ io_fail_later(struct ferry_io *io, int status, const char *reason)
     return FERRY_OK;
 }
 
+/* t came from c's plugin: a plugin built before ABI 1.3 has a shorter struct, without
+ * cert_password. */
 static void
-io_tls_settings(const struct ferry_io_tls *t, struct ferry_tls_settings *s)
+io_tls_settings(const struct ferry_conn *c, const struct ferry_io_tls *t,
+                struct ferry_tls_settings *s)
 {
+    const struct ferry_plugin *p = c->l != NULL ? c->l->plugin : NULL;
+
     s->ca_file = t->ca_file;
     s->cert_file = t->cert_file;
     s->key_file = t->key_file;
     s->insecure = t->insecure;
     s->no_system_store = t->no_system_store;
+    if (p == NULL || p->abi_minor >= 3)
+        s->cert_password = t->cert_password;
 }
 
 /* Dial or open the tunnel stream for a routed open (its TLS context is at hand). */
@@ -351,7 +358,7 @@ io_tls_get(struct ferry_io *io, const struct ferry_io_tls *t, const char **why)
     SSL_CTX                  *ctx = NULL;
     int                       rc;
 
-    io_tls_settings(t, &s);
+    io_tls_settings(io->c, t, &s);
     rc = ferry_tls_cache_get(io->w->tls, &s, &io->w->post, io_tls_ready, io, &ctx,
                              &io->tls_wait);
     if (rc == FERRY_OK) {

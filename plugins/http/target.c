@@ -8,7 +8,6 @@
  * head is rewrite.c's; opening the upstream is http.c's, through core.
  */
 #include <string.h>
-#include <strings.h>
 
 #include <ferry/dest.h>
 
@@ -61,20 +60,13 @@ target_dest(struct ferry_conn *c, const struct http_listener *l, const struct fe
     return d;
 }
 
+/* Core maps the TLS properties (trust, TrustAll, the key store of
+ * ClientCertificateAuthentication), the same way for every component. */
 void
 target_tls(const struct ferry_dest *d, struct http_plan *p)
 {
-    const char *all = ferry_dest_prop(d, "TrustAll");
-
-    p->tls = strcmp(ferry_dest_scheme(d), "https") == 0;
-    if (!p->tls)
-        return;
-    p->tlsopt.enable = true;
-    p->tlsopt.server_name = ferry_dest_host(d);
-    p->tlsopt.ca_file = ferry_dest_prop(d, "TrustStoreLocation");
-    p->tlsopt.insecure = all != NULL && strcasecmp(all, "true") == 0;
-    if (strcmp(ferry_dest_authentication(d), "ClientCertificateAuthentication") == 0)
-        p->tlsopt.cert_file = ferry_dest_prop(d, "KeyStoreLocation");
+    ferry_io_tls_from_dest(d, &p->tlsopt);
+    p->tls = p->tlsopt.enable;
 }
 
 /* Forward mode: the target is the request's own (CONNECT host:port, or an absolute

@@ -628,12 +628,11 @@ ldap_on_accept(struct ferry_conn *c, void *state)
     lc->inject = ferry_dest_prop(lc->dest, "ldap.user") != NULL &&
                  (auth == NULL || strcmp(auth, "NoAuthentication") != 0);
     onprem = ferry_dest_proxy_type(lc->dest) == FERRY_PROXY_ONPREMISE;
-    /* OnPremise: the connector's system (LDAP or LDAPS) decides TLS to the server, as
-     * SAP's Cloud Connector does; the tunnel itself is TLS already. */
-    lc->tls.server_name = ferry_dest_host(lc->dest);
-    lc->tls.ca_file = ferry_dest_prop(lc->dest, "TrustStoreLocation");
-    lc->tls.insecure = prop_true(lc->dest, "TrustAll");
-    lc->tls.enable = !onprem && strcmp(ferry_dest_scheme(lc->dest), "ldaps") == 0;
+    /* Trust, TrustAll and the client key store (KeyStoreLocation) as core maps them
+     * for every component. OnPremise: the connector's system (LDAP or LDAPS) decides
+     * TLS to the server, as SAP's Cloud Connector does; the tunnel is TLS already. */
+    ferry_io_tls_from_dest(lc->dest, &lc->tls);
+    lc->tls.enable = lc->tls.enable && !onprem;
     lc->starttls = !onprem && prop_true(lc->dest, "ldap.startTLS");
     lc->has_policy = ferry_policy_has(c, lc->dest, "on_ldap");
     lc->phase = PH_OPEN;

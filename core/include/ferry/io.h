@@ -31,6 +31,7 @@
 
 #include <ferry/api.h>
 #include <ferry/conn.h>
+#include <ferry/dest.h>
 
 struct ferry_io;
 
@@ -44,16 +45,26 @@ struct ferry_io;
 
 typedef void (*ferry_io_cb)(struct ferry_io *io, unsigned events, void *arg);
 
-/* Upstream TLS. Zero it: every field has a safe default. */
+/* Upstream TLS. Zero it: every field has a safe default. Fill it from a destination
+ * with ferry_io_tls_from_dest() rather than reading TLS properties yourself. */
 struct ferry_io_tls {
     bool        enable;
     const char *server_name;    /* SNI and the name checked; NULL: the target host */
     const char *ca_file;        /* PEM CAs trusted (besides the system store); NULL: none */
-    const char *cert_file;      /* PEM client certificate (key may be in the same file) */
+    const char *cert_file;      /* client key store: PKCS#12 (.p12/.pfx) or PEM certificate
+                                   (key may be in the same file) */
     const char *key_file;       /* NULL: taken from cert_file */
     bool        insecure;       /* do not verify the server (TrustAll) */
     bool        no_system_store;/* trust ca_file only */
+    /* ABI 1.3 (read only from plugins built for 1.3 or later): */
+    const char *cert_password;  /* opens cert_file (KeyStorePassword); a secret, never log */
 };
+
+/* The upstream TLS of destination d, as every ferry component reads its properties
+ * (TrustStoreLocation, TrustAll, KeyStoreLocation + KeyStorePassword, HostnameVerifier):
+ * enable is set for https:// and ldaps://, server_name is the host; a plugin may change
+ * enable (StartTLS, OnPremise) before use. Strings are borrowed from d. (ABI 1.3) */
+FERRY_API void ferry_io_tls_from_dest(const struct ferry_dest *d, struct ferry_io_tls *out);
 
 /* The client's end of c as a stream. From now on the connection is in stream mode:
  * ferry_conn_read_start/relay no longer apply; ferry_conn_close() flushes what was
