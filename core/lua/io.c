@@ -1,8 +1,12 @@
 /*
  * io.c: the library functions a hook may wait on, and two small helpers.
  *
- *   ferry.http.request{method=, url=, headers=, body=, timeout_ms=}
+ *   ferry.http.request{method=, url=, headers=, body=, timeout_ms=, tls_of=}
  *       -> {status=, headers=, body=} or nil, reason
+ *       tls_of = "tokenService" | "destination": https with the TLS settings of the
+ *       hook's destination (tls/from-dest.h: its trust store and the key store of that
+ *       use, e.g. tokenService.KeyStoreLocation for mTLS to a token service); absent:
+ *       the system store, no client certificate. A script names a use, never a file.
  *   ferry.tokens.get(key, margin_ms, fetch) -> {type=, value=, expires_in=} or nil, reason
  *   ferry.url.encode(s)   application/x-www-form-urlencoded
  *   ferry.sha256(s)       hex digest
@@ -29,6 +33,7 @@
 #include "auth/tokens.h"
 #include "fetch/client.h"
 #include "lua/lua-int.h"
+#include "tls/from-dest.h"
 
 #define HTTP_MAX_HEADERS    64
 #define HTTP_DEFAULT_MS     10000
@@ -203,6 +208,8 @@ l_http_request(lua_State *co)
     const char           *why;
     lua_Integer           ms = HTTP_DEFAULT_MS;
     size_t                n = 0;
+    const char           *tls_of;
+    int                   use = -1;
 
     luaL_checktype(co, 1, LUA_TTABLE);
     lua_settop(co, 1);
@@ -211,6 +218,15 @@ l_http_request(lua_State *co)
     rq.body = opt_field(co, "body", &rq.body_len);
     if (rq.url == NULL)
         return luaL_error(co, "ferry.http.request: url is required");
+    if ((tls_of = opt_field(co, "tls_of", NULL)) != NULL) {
+        if (strcmp(tls_of, "tokenService") == 0)
+            use = FERRY_TLS_TOKEN_SERVICE;
+        else if (strcmp(tls_of, "destination") == 0)
+            use = FERRY_TLS_TARGET;
+        else
+            return luaL_error(co, "ferry.http.request: tls_of must be \"tokenService\" or "
+                              "\"destination\"");
+    }
     if (rq.method == NULL)
         rq.method = rq.body != NULL ? "POST" : "GET";
     if (lua_getfield(co, 1, "timeout_ms") != LUA_TNIL) {
@@ -250,6 +266,16 @@ l_http_request(lua_State *co)
     }
     rq.tls_cache = run->call->home->tls;    /* the default settings: the system store */
     rq.home = &run->call->home->post;
+    if (use >= 0) {
+        if (run->call->dest == NULL) {
+            lua_pushnil(co);
+            lua_pushstring(co, "ferry.http.request: tls_of needs a hook of a destination");
+            return 2;
+        }
+        /* Borrowed from the destination, which the call holds; the cache copies what it
+         * keeps before hclient_request returns. */
+        ferry_tls_settings_from_dest(run->call->dest, (enum ferry_tls_use)use, &rq.tls);
+    }
     if ((w = calloc(1, sizeof(*w))) == NULL)
         return luaL_error(co, "ferry.http.request: out of memory");
     w->run = run;

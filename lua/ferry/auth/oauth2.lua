@@ -10,6 +10,11 @@
 --   tokenService.body.<name>            extra form fields
 --   scope                               the scope to ask for
 --   tokenServiceURL.SocketReadTimeoutInSeconds  how long to wait (default 10)
+--   tokenService.KeyStoreLocation, tokenService.KeyStorePassword
+--                                       client certificate for the token service (mTLS;
+--                                       PKCS#12 or PEM), with TrustStoreLocation's CAs
+--                                       trusted besides the system store: core maps them
+--                                       (tls_of = "tokenService"), the script never sees a file
 -- Tokens are cached by ferry (single flight, refresh before expiry, backoff on
 -- failure): ferry.tokens.get calls fetch only when nobody else is already fetching.
 local M = {}
@@ -65,7 +70,8 @@ function M.request(dest, fields)
   local secs = tonumber(dest["tokenServiceURL.SocketReadTimeoutInSeconds"] or "") or 10
   if secs < 1 or secs > 14 then secs = 10 end     -- a hook waits 15 s at most
   local res, err = ferry.http.request { method = "POST", url = url, headers = headers,
-                                        body = form(body), timeout_ms = math.floor(secs * 1000) }
+                                        body = form(body), timeout_ms = math.floor(secs * 1000),
+                                        tls_of = "tokenService" }
   if res == nil then return nil, "token service: " .. err end
   if res.status ~= 200 then
     return nil, "token service answered " .. res.status, res.status
