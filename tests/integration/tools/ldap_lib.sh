@@ -47,7 +47,8 @@ export LDAPCONF=/dev/null LDAPRC=ferry-test-no-ldaprc
 
 # ldap_slapd_conf DIR [CA CERT KEY]: write DIR/slapd.conf (database in DIR/db); with
 # CA/CERT/KEY, slapd serves ldaps:// and StartTLS with that certificate. LDAP_LOGLEVEL,
-# when set, becomes its loglevel.
+# when set, becomes its loglevel; LDAP_TLS_VERIFY_CLIENT (e.g. demand), its
+# TLSVerifyClient: TLS clients need a certificate from CA.
 ldap_slapd_conf() {
     local dir=$1 ca=${2:-} crt=${3:-} key=${4:-} s=/etc/ldap/schema
     mkdir -p "$dir/db"
@@ -63,6 +64,7 @@ ldap_slapd_conf() {
         if [ -n "$ca" ]; then
             printf 'TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n' \
                 "$ca" "$crt" "$key"
+            [ -z "${LDAP_TLS_VERIFY_CLIENT:-}" ] || printf 'TLSVerifyClient %s\n' "$LDAP_TLS_VERIFY_CLIENT"
         fi
         cat <<CONF
 database mdb
