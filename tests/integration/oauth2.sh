@@ -24,7 +24,12 @@
 #    leaks or is used after free); a later request gets a token.
 # 5. The destination API (admin, tenant token) answers cc's authTokens with the token
 #    the origin saw, without a new token request; http_header is Bearer <token>.
-# 6. Neither a token nor a secret in ferry's log.
+# 6. Neither a token nor a secret (nor a key store password) in ferry's log.
+# 7. mTLS to the token service (a second one, HTTPS, client certificate required from a
+#    test CA): mtls (tokenService.KeyStoreLocation: a .p12, tokenService.KeyStorePassword
+#    `${env:…}`, TrustStoreLocation: the CA) gets a token, the origin sees Bearer
+#    tok-mtls-1 and the token service saw the key store's certificate (CN); mtls-nocert
+#    (no key store) gets 502 token-error and the service never got a token request.
 # ferry exits 0 on SIGTERM with no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -45,10 +50,24 @@ tp=$(cat "$dir/tport")
 ts=http://127.0.0.1:$tp
 start_http_origin origin --echo-all
 op=$HO_PORT
+# The mTLS token service: HTTPS with a test CA, client certificates required.
+make_ca "$dir" tsca
+make_cert "$dir" tsserver tsca "IP:127.0.0.1"
+make_cert "$dir" tsclient tsca "DNS:client.example"
+P12_PW=ts-p12-Pass-4c1b
+export FERRY_TEST_TS_P12_PASS=$P12_PW
+openssl pkcs12 -export -in "$dir/tsclient.crt" -inkey "$dir/tsclient.key" -out "$dir/tsclient.p12" \
+    -passout "pass:$P12_PW" >"$dir/openssl-p12.log" 2>&1 || fail "openssl: cannot export tsclient.p12"
+start_bg tokens-mtls python3 "$TOOLS/token_service.py" --port-file "$dir/tmport" \
+    --client "ferry-client:$secret" --tls-cert "$dir/tsserver.crt" --tls-key "$dir/tsserver.key" \
+    --client-ca "$dir/tsca.crt"
+wait_file "$dir/tmport" 10 "$BG_PID" || fail "mTLS token service did not start"
+tms=https://127.0.0.1:$(cat "$dir/tmport")
 
 admin=$(free_port)
 l_cc=$(free_port); l_short=$(free_port); l_pw=$(free_port); l_down=$(free_port)
-l_slow=$(free_port)
+l_slow=$(free_port); l_mtls=$(free_port); l_mtls_nocert=$(free_port)
+# shellcheck disable=SC2016  # ${env:…} is config text for ferry
 cat >"$dir/ferry.yaml" <<YAML
 workers: 2
 plugins_dir: $PLUGINS
@@ -102,8 +121,30 @@ destinations:
     tokenServiceURL: "$ts/oauth/token?tag=slow"
     clientId: ferry-client
     clientSecret: "$secret"
+  - Name: mtls
+    Type: HTTP
+    URL: http://127.0.0.1:$op/mtls
+    ProxyType: Internet
+    Authentication: OAuth2ClientCredentials
+    tokenServiceURL: "$tms/oauth/token?tag=mtls"
+    clientId: ferry-client
+    clientSecret: "$secret"
+    TrustStoreLocation: tsca.crt
+    tokenService.KeyStoreLocation: tsclient.p12
+    tokenService.KeyStorePassword: "\${env:FERRY_TEST_TS_P12_PASS}"
+  - Name: mtls-nocert
+    Type: HTTP
+    URL: http://127.0.0.1:$op/mtls-nocert
+    ProxyType: Internet
+    Authentication: OAuth2ClientCredentials
+    tokenServiceURL: "$tms/oauth/token?tag=mtls-nocert"
+    clientId: ferry-client
+    clientSecret: "$secret"
+    TrustStoreLocation: tsca.crt
 listeners:
   - { name: slow, plugin: http, listen: "127.0.0.1:$l_slow", destination: slow }
+  - { name: mtls, plugin: http, listen: "127.0.0.1:$l_mtls", destination: mtls }
+  - { name: mtls-nocert, plugin: http, listen: "127.0.0.1:$l_mtls_nocert", destination: mtls-nocert }
   - { name: cc, plugin: http, listen: "127.0.0.1:$l_cc", destination: cc }
   - { name: short, plugin: http, listen: "127.0.0.1:$l_short", destination: short }
   - { name: pw, plugin: http, listen: "127.0.0.1:$l_pw", destination: pw }
@@ -112,9 +153,15 @@ YAML
 out=$("$FERRY" check -c "$dir/ferry.yaml" 2>&1) || fail "ferry check rejects the config: $out"
 start_ferry "$dir/ferry.yaml" "$admin"
 
-# hits TAG [FIELD]: the token service's count for TAG (or a JSON field of it).
+# hits TAG [FIELD]: the token service's count for TAG (or a JSON field of it); with
+# HITS_TLS=1, of the mTLS token service.
 hits() {
-    curl -sf --max-time 5 "$ts/hits" | python3 -c 'import json, sys
+    local base=$ts tls=()
+    if [ -n "${HITS_TLS:-}" ]; then
+        base=$tms
+        tls=(--cacert "$dir/tsca.crt" --cert "$dir/tsclient.crt" --key "$dir/tsclient.key")
+    fi
+    curl -sf --max-time 5 "${tls[@]}" "$base/hits" | python3 -c 'import json, sys
 d = json.load(sys.stdin).get(sys.argv[1], {})
 f = sys.argv[2] if len(sys.argv) > 2 else "hits"
 v = d.get(f, 0)
@@ -275,8 +322,16 @@ want_ok && want_eq "destination API: down's token" \
     "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["authTokens"][0]["value"])' "$HR_BODY")" \
     tok-down-1
 
+# --- 7. mTLS to the token service ----------------------------------------------------------
+hreq "mtls: tokenService.KeyStoreLocation (PKCS#12)" "http://127.0.0.1:$l_mtls/echo"
+want_ok && want_eq "mtls: Authorization at the origin" "$(eh Authorization)" "Bearer tok-mtls-1"
+want_eq "mtls: the certificate the token service saw" "$(HITS_TLS=1 hits mtls peer)" "ferry test tsclient"
+hreq "mtls-nocert: no key store for the mTLS token service" "http://127.0.0.1:$l_mtls_nocert/echo"
+want_error 502 token-error transparent
+want_eq "mtls-nocert: token requests that got through" "$(HITS_TLS=1 hits mtls-nocert)" 0
+
 # --- 6. secrets and tokens stay out of the log -------------------------------------------
-for s in "$secret" tok-cc-1 tok-short-1 al1ce-pw; do
+for s in "$secret" tok-cc-1 tok-short-1 al1ce-pw tok-mtls-1 "$P12_PW"; do
     if grep -qF -- "$s" "$FERRY_LOG"; then
         fail_later "ferry's log contains '$s'"
     fi

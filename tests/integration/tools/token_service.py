@@ -2,8 +2,12 @@
 """token_service.py: a fake OAuth2 token service for the integration tests (stdlib only).
 
     token_service.py --port-file FILE --client ID:SECRET [--user NAME:PASSWORD]
+                     [--tls-cert CRT --tls-key KEY [--client-ca CA]]
 
-Binds 127.0.0.1:0, writes the port to --port-file atomically once it accepts.
+Binds 127.0.0.1:0, writes the port to --port-file atomically once it accepts. With
+--tls-cert/--tls-key it speaks HTTPS; with --client-ca too, a client certificate from CA
+is required (mTLS: ssl.CERT_REQUIRED; a client without one fails the handshake), and
+the CN of each token request's certificate is recorded under "peer".
 
   POST /oauth/token?tag=T[&expires=S]   RFC 6749 token endpoint: grant_type
         client_credentials or password (username/password must match --user); client
@@ -12,13 +16,14 @@ Binds 127.0.0.1:0, writes the port to --port-file atomically once it accepts.
         "expires_in": S (default 3600)}; 401 for bad credentials, 400 for a bad grant.
         Every request to it counts as a hit of tag T (also the failed ones).
   GET  /hits            JSON {tag: {"hits": n, "grants": [...], "auth": [...],
-                        "issued": [tokens], "scope": [...]}}
+                        "issued": [tokens], "scope": [...], "peer": [client CNs]}}
   POST /mode?tag=T&fail=0|1&delay_ms=N    tag T answers 503 (fail=1), or waits N ms
 """
 import argparse
 import base64
 import json
 import os
+import ssl
 import threading
 import time
 import urllib.parse
@@ -32,7 +37,31 @@ ARGS = None
 
 def tag_state(tag):
     return STATE.setdefault(tag, {"hits": 0, "grants": [], "auth": [], "issued": [],
-                                  "scope": []})
+                                  "scope": [], "peer": []})
+
+
+def peer_cn(sock):
+    """The CN of the client certificate on sock ("" without TLS or a certificate)."""
+    cert = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return ""
+
+
+class TLSServer(ThreadingHTTPServer):
+    """HTTPS: the handshake runs in the request's own thread (with a deadline), so a
+    client that never finishes it holds up nobody else."""
+    ssl_ctx = None
+
+    def finish_request(self, request, client_address):
+        request.settimeout(10)
+        try:
+            conn = self.ssl_ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return              # no certificate, a wrong one, or gone: nothing to serve
+        self.RequestHandlerClass(conn, client_address, self)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -79,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
             st = tag_state(tag)
             st["hits"] += 1
             st["grants"].append(form.get("grant_type", ""))
+            st["peer"].append(peer_cn(self.connection))
             mode = dict(MODE.get(tag, {"fail": False, "delay_ms": 0}))
         if mode["delay_ms"]:
             time.sleep(mode["delay_ms"] / 1000)
@@ -123,8 +153,20 @@ def main():
     p.add_argument("--port-file", required=True)
     p.add_argument("--client", required=True)
     p.add_argument("--user")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--client-ca")
     ARGS = p.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if ARGS.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.tls_cert, ARGS.tls_key)
+        if ARGS.client_ca:
+            ctx.load_verify_locations(ARGS.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        TLSServer.ssl_ctx = ctx
+        srv = TLSServer(("127.0.0.1", 0), Handler)
+    else:
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     tmp = ARGS.port_file + ".tmp"
     with open(tmp, "w") as f:
