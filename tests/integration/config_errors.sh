@@ -15,6 +15,11 @@
 # 8. `ferry gateway -c BAD` also exits 2 with the error and does not start.
 # 9. FERRY_TEST_SECRET=s3cr3t-value referenced where it causes an error never appears
 #    in any output (check or gateway).
+# 9b. Key stores: a Java KeyStore at KeyStoreLocation is refused at the property with
+#    the exact `keytool -importkeystore -srckeystore X.jks -destkeystore X.p12
+#    -deststoretype PKCS12` line; a PKCS#12 whose KeyStorePassword (from
+#    ${env:FERRY_TEST_SECRET}) is wrong names the file and "wrong password", never the
+#    password; the right password passes.
 # 10. All errors in one run (every phase): one file with an error in each phase — a
 #    top-level key (`workrs: 2`, line 1), a listener key (`destinaton`, line 4), two bad
 #    plugin options, cross-checks (unknown tenant, duplicate listener name, unknown
@@ -181,6 +186,26 @@ run_ferry out check "$f"
 [ "$RC" -eq 2 ] || fail "a listen address from \${env:FERRY_TEST_SECRET} ($SECRET): exit $RC, want 2: $out"
 run_ferry out gateway "$dir/secret-port.yaml"
 [ "$RC" -eq 2 ] || fail "ferry gateway -c secret-port.yaml: exit $RC, want 2; output: $out"
+
+# --- 9b. key stores: Java KeyStore, wrong PKCS#12 password ----------------------------
+# A JKS file's header (magic FEEDFEED, version 2, no entries) is all ferry looks at.
+printf '\xfe\xed\xfe\xed\x00\x00\x00\x02\x00\x00\x00\x00' >"$dir/client.jks"
+f=$(conf jks "$lst" "" \
+    '{ Name: origin, Type: HTTP, URL: "https://127.0.0.1:1", Authentication: ClientCertificateAuthentication, KeyStoreLocation: client.jks }')
+want_error "$f" "$(pos "$f" KeyStoreLocation)" "destination 'origin'" "is a Java KeyStore" \
+    "\`keytool -importkeystore -srckeystore $dir/client.jks -destkeystore $dir/client.p12 -deststoretype PKCS12\`"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ks \
+    -keyout "$dir/ks.key" -out "$dir/ks.crt" >"$dir/openssl-ks.log" 2>&1 &&
+    openssl pkcs12 -export -in "$dir/ks.crt" -inkey "$dir/ks.key" -out "$dir/client.p12" \
+        -passout pass:the-right-one >>"$dir/openssl-ks.log" 2>&1 ||
+    fail "openssl: cannot make client.p12: $(cat "$dir/openssl-ks.log")"
+f=$(conf p12-wrong "$lst" "" \
+    '{ Name: origin, Type: HTTP, URL: "https://127.0.0.1:1", Authentication: ClientCertificateAuthentication, KeyStoreLocation: client.p12, KeyStorePassword: "${env:FERRY_TEST_SECRET}" }')
+want_error "$f" "$(pos "$f" KeyStoreLocation)" "destination 'origin'" "$dir/client.p12" "wrong password"
+f=$(conf p12-right "$lst" "" \
+    '{ Name: origin, Type: HTTP, URL: "https://127.0.0.1:1", Authentication: ClientCertificateAuthentication, KeyStoreLocation: client.p12, KeyStorePassword: the-right-one }')
+run_ferry out check "$f"
+[ "$RC" -eq 0 ] || fail "a PKCS#12 key store with its right password: exit $RC, want 0; output: $out"
 
 # --- 10. all errors in one run (every phase) ------------------------------------------
 # The listeners come first, so the phases that find their errors last (listeners after
