@@ -47,7 +47,7 @@ struct tls_load {
     char                   *key;        /* owns */
     char                   *ca, *cert, *pkey;   /* owns: copies of the settings' strings */
     char                   *password;   /* owns: a secret, wiped before it is freed */
-    bool                    insecure, no_system_store;
+    bool                    insecure, no_system_store, wildcard_any_depth;
     struct event           *ev;         /* owns: on the loader's base */
     struct ferry_tls_wait  *waiters;    /* owns until answered */
 };
@@ -85,12 +85,14 @@ make_key(const struct ferry_tls_cache *c, const struct ferry_tls_settings *s)
         for (unsigned int i = 0; i < mdlen; i++)
             snprintf(pw + 2 * i, 3, "%02x", md[i]);
     }
-    n = snprintf(NULL, 0, "%zu:%s%zu:%s%zu:%s%zu:%s%d%d", strlen(ca), ca, strlen(cert), cert,
-                 strlen(key), key, strlen(pw), pw, s->insecure, s->no_system_store);
+    n = snprintf(NULL, 0, "%zu:%s%zu:%s%zu:%s%zu:%s%d%d%d", strlen(ca), ca, strlen(cert), cert,
+                 strlen(key), key, strlen(pw), pw, s->insecure, s->no_system_store,
+                 s->wildcard_any_depth);
     if (n < 0 || (out = malloc((size_t)n + 1)) == NULL)
         return NULL;
-    snprintf(out, (size_t)n + 1, "%zu:%s%zu:%s%zu:%s%zu:%s%d%d", strlen(ca), ca, strlen(cert),
-             cert, strlen(key), key, strlen(pw), pw, s->insecure, s->no_system_store);
+    snprintf(out, (size_t)n + 1, "%zu:%s%zu:%s%zu:%s%zu:%s%d%d%d", strlen(ca), ca, strlen(cert),
+             cert, strlen(key), key, strlen(pw), pw, s->insecure, s->no_system_store,
+             s->wildcard_any_depth);
     return out;
 }
 
@@ -101,7 +103,7 @@ load_settings(const struct tls_load *l, struct ferry_tls_settings *s)
     *s = (struct ferry_tls_settings){
         .ca_file = l->ca, .cert_file = l->cert, .key_file = l->pkey,
         .cert_password = l->password, .insecure = l->insecure,
-        .no_system_store = l->no_system_store,
+        .no_system_store = l->no_system_store, .wildcard_any_depth = l->wildcard_any_depth,
     };
 }
 
@@ -408,6 +410,7 @@ ferry_tls_cache_get(struct ferry_tls_cache *c, const struct ferry_tls_settings *
     fresh->password = dup_or_null(s->cert_password, &oom);
     fresh->insecure = s->insecure;
     fresh->no_system_store = s->no_system_store;
+    fresh->wildcard_any_depth = s->wildcard_any_depth;
     if (oom || (fresh->ev = event_new(c->loader, -1, 0, load_run, fresh)) == NULL)
         goto oom;
     pthread_mutex_lock(&c->mu);

@@ -53,6 +53,8 @@ struct ferry_tls_settings {
                                    in the cache key, copies wiped */
     bool        insecure;       /* do not verify the server (TrustAll) */
     bool        no_system_store;/* trust ca_file only */
+    bool        wildcard_any_depth; /* HostnameVerifier BrowserCompatible: "*.example.com"
+                                   also matches a.b.example.com (default: one label) */
 };
 
 /* loader: the loop of the thread that builds contexts (the main thread's; it must be

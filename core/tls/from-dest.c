@@ -26,6 +26,7 @@ ferry_tls_settings_from_dest(const struct ferry_dest *d, enum ferry_tls_use use,
                              struct ferry_tls_settings *s)
 {
     const char *all = given(d, "TrustAll");
+    const char *hv = given(d, "HostnameVerifier");
 
     memset(s, 0, sizeof(*s));
     s->ca_file = given(d, "TrustStoreLocation");
@@ -35,6 +36,7 @@ ferry_tls_settings_from_dest(const struct ferry_dest *d, enum ferry_tls_use use,
         return;
     }
     s->insecure = all != NULL && strcasecmp(all, "true") == 0;
+    s->wildcard_any_depth = hv != NULL && strcmp(hv, "BrowserCompatible") == 0;
     /* HTTP's KeyStoreLocation is the TLS client certificate only for certificate
      * authentication; OAuth2SAMLBearerAssertion, say, signs with it. */
     if (ferry_dest_type(d) != FERRY_DEST_HTTP ||
@@ -60,4 +62,5 @@ ferry_io_tls_from_dest(const struct ferry_dest *d, struct ferry_io_tls *out)
     out->cert_password = s.cert_password;
     out->insecure = s.insecure;
     out->no_system_store = s.no_system_store;
+    out->wildcard_any_depth = s.wildcard_any_depth;
 }

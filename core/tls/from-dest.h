@@ -12,8 +12,9 @@
  *                           use it as a signing key), for LDAP, TCP and RFC whenever given
  *   tokenService.KeyStoreLocation + tokenService.KeyStorePassword
  *                           the client key store towards the token service (mTLS)
- *   HostnameVerifier        Strict and BrowserCompatible both check the name strictly
- *                           (one wildcard label, never partial): the safe reading
+ *   HostnameVerifier        Strict (default): a "*." name of the server's certificate
+ *                           covers one label; BrowserCompatible: any number of labels
+ *                           (the target only). Partial wildcards ("f*.x") never match.
  *
  * Paths are already resolved against the defining file, and key stores were opened
  * once at load (dest/keystore.h), so a context build finds them as checked.

@@ -227,6 +227,10 @@ tls_upstream_ctx(const struct ferry_tls_settings *s, SSL_CTX **out, struct ferry
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_verify(ctx, s->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    /* SSLs made from ctx start with its parameters; tls_client_ssl() adds to them. */
+    if (s->wildcard_any_depth)
+        X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(ctx),
+                                        X509_CHECK_FLAG_MULTI_LABEL_WILDCARDS);
     if ((!s->no_system_store && SSL_CTX_set_default_verify_paths(ctx) != 1) ||
         (s->ca_file != NULL && SSL_CTX_load_verify_locations(ctx, s->ca_file, NULL) != 1)) {
         ferry_err_set(err, FERRY_EINVAL, "%s: not a PEM CA bundle: %s",
@@ -258,7 +262,10 @@ tls_client_ssl(SSL_CTX *ctx, int fd, const char *host)
         /* An IP literal is checked against the certificate's IP SANs. */
         X509_VERIFY_PARAM_set1_ip_asc(vp, host);
     } else {
-        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        /* Never "f*.example.com"; whether "*" covers more than one label is the
+         * context's (HostnameVerifier). */
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_VERIFY_PARAM_get_hostflags(vp) |
+                                                X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         SSL_set1_host(ssl, host);
         SSL_set_tlsext_host_name(ssl, host);
     }

@@ -28,7 +28,8 @@ int tls_backend_ctx(const char *ca, SSL_CTX **out, struct ferry_err *err);
 struct ferry_tls_settings;
 /* Upstream HTTPS and friends: TLS 1.2+, the system store (unless no_system_store)
  * plus ca_file, an optional client key store (PKCS#12, opened with cert_password; or
- * PEM, key_file NULL: in the cert file), or no verification at all when insecure. */
+ * PEM, key_file NULL: in the cert file), or no verification at all when insecure;
+ * wildcard_any_depth lets "*." names of the server's certificate cover several labels. */
 int tls_upstream_ctx(const struct ferry_tls_settings *s, SSL_CTX **out, struct ferry_err *err);
 /* A client SSL for fd that checks `host` (DNS name or IP literal) and sends SNI. */
 SSL *tls_client_ssl(SSL_CTX *ctx, int fd, const char *host);

@@ -256,8 +256,10 @@ io_tls_settings(const struct ferry_conn *c, const struct ferry_io_tls *t,
     s->key_file = t->key_file;
     s->insecure = t->insecure;
     s->no_system_store = t->no_system_store;
-    if (p == NULL || p->abi_minor >= 3)
+    if (p == NULL || p->abi_minor >= 3) {
         s->cert_password = t->cert_password;
+        s->wildcard_any_depth = t->wildcard_any_depth;
+    }
 }
 
 /* Dial or open the tunnel stream for a routed open (its TLS context is at hand). */

@@ -58,6 +58,9 @@ struct ferry_io_tls {
     bool        no_system_store;/* trust ca_file only */
     /* ABI 1.3 (read only from plugins built for 1.3 or later): */
     const char *cert_password;  /* opens cert_file (KeyStorePassword); a secret, never log */
+    bool        wildcard_any_depth; /* "*.example.com" in the server's certificate also
+                                   covers a.b.example.com (HostnameVerifier
+                                   BrowserCompatible); default: one label */
 };
 
 /* The upstream TLS of destination d, as every ferry component reads its properties

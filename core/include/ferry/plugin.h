@@ -31,8 +31,8 @@
 #define FERRY_PLUGIN_ABI_MINOR 3     /* 1.1: ferry/route.h, ferry_target.direct_ok;
                                         1.2: ferry/io.h, ferry_target.protocol, dest
                                         accessors, ferry_base64_encode;
-                                        1.3: ferry_io_tls.cert_password,
-                                        ferry_io_tls_from_dest */
+                                        1.3: ferry_io_tls.cert_password and
+                                        .wildcard_any_depth, ferry_io_tls_from_dest */
 
 struct ferry_conn;
 struct ferry_opts;

@@ -5,12 +5,13 @@
  * and use (the target or its token service); ferry_io_tls_from_dest for plugins; a
  * PKCS#12 context presents the store's certificate; the password is part of the cache
  * key (a wrong one is never served the context the right one built) and never part of
- * an error.
+ * an error; HostnameVerifier BrowserCompatible lets "*." cover several labels.
  */
 #include "core/conf/conf-test.h"
 
 #include <event2/event.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <ferry/io.h>
 
@@ -209,6 +210,61 @@ test_password_is_part_of_the_cache_key_and_never_of_an_error(void)
     event_base_free(loader);
 }
 
+/* Does the SSL made for host (as every upstream is, tls_client_ssl) accept a
+ * certificate for CN=*.example.test, by its own verify parameters? */
+static bool
+ssl_accepts_wildcard(SSL_CTX *ctx, const char *host)
+{
+    X509     *x = NULL;
+    EVP_PKEY *k = NULL;
+    SSL      *ssl = tls_client_ssl(ctx, -1, host);
+    bool      ok;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
+    CU_ASSERT_FATAL(fixture_cert("*.example.test", &x, &k));
+    ok = X509_check_host(x, host, 0, X509_VERIFY_PARAM_get_hostflags(SSL_get0_param(ssl)),
+                         NULL) == 1;
+    X509_free(x);
+    EVP_PKEY_free(k);
+    SSL_free(ssl);
+    return ok;
+}
+
+static void
+test_browser_compatible_wildcards_cover_several_labels(void)
+{
+    struct ferry_tls_settings s;
+    struct ferry_io_tls       t;
+    struct ferry_err          err = { 0 };
+    const struct ferry_dest  *d;
+    SSL_CTX                  *ctx = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d = one("    Type: HTTP\n    URL: https://a.b.example.test\n"
+                                         "    HostnameVerifier: BrowserCompatible\n"));
+    ferry_tls_settings_from_dest(d, FERRY_TLS_TARGET, &s);
+    CU_ASSERT_TRUE(s.wildcard_any_depth);
+    ferry_io_tls_from_dest(d, &t);
+    CU_ASSERT_TRUE(t.wildcard_any_depth);
+    ferry_tls_settings_from_dest(d, FERRY_TLS_TOKEN_SERVICE, &s);
+    CU_ASSERT_FALSE(s.wildcard_any_depth);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d = one("    Type: HTTP\n    URL: https://a.b.example.test\n"
+                                         "    HostnameVerifier: Strict\n"));
+    ferry_tls_settings_from_dest(d, FERRY_TLS_TARGET, &s);
+    CU_ASSERT_FALSE(s.wildcard_any_depth);
+
+    s = (struct ferry_tls_settings){ 0 };
+    CU_ASSERT_EQUAL_FATAL(tls_upstream_ctx(&s, &ctx, &err), FERRY_OK);
+    CU_ASSERT_TRUE(ssl_accepts_wildcard(ctx, "b.example.test"));
+    CU_ASSERT_FALSE(ssl_accepts_wildcard(ctx, "a.b.example.test"));    /* Strict */
+    SSL_CTX_free(ctx);
+    s.wildcard_any_depth = true;
+    CU_ASSERT_EQUAL_FATAL(tls_upstream_ctx(&s, &ctx, &err), FERRY_OK);
+    CU_ASSERT_TRUE(ssl_accepts_wildcard(ctx, "b.example.test"));
+    CU_ASSERT_TRUE(ssl_accepts_wildcard(ctx, "a.b.example.test"));
+    CU_ASSERT_FALSE(ssl_accepts_wildcard(ctx, "example.test"));
+    SSL_CTX_free(ctx);
+}
+
 int
 main(void)
 {
@@ -225,6 +281,8 @@ main(void)
           test_pkcs12_context_presents_the_key_stores_certificate },
         { "the password is part of the cache key and never of an error",
           test_password_is_part_of_the_cache_key_and_never_of_an_error },
+        { "HostnameVerifier BrowserCompatible: wildcards cover several labels",
+          test_browser_compatible_wildcards_cover_several_labels },
         { NULL, NULL },
     };
     int rc = 2;
