@@ -102,6 +102,7 @@ ferry_dest_keystore_pkcs12(const char *path, const char *password, X509 **cert,
     EVP_PKEY       *k = NULL;
     X509           *c = NULL;
     STACK_OF(X509) *ca = NULL;
+    OSSL_PROVIDER  *legacy = NULL;
     char            msg[256];
     int             rc;
 
@@ -125,11 +126,12 @@ ferry_dest_keystore_pkcs12(const char *path, const char *password, X509 **cert,
         goto out;
     }
     if (PKCS12_parse(p12, password, &k, &c, &ca) != 1) {
-        /* Older exports (Windows, Java 8) encrypt with RC2 or 3DES-SHA1, which OpenSSL 3
-         * keeps in its legacy provider: load it once and try again. */
+        /* Older exports (Windows, Java 8) encrypt with RC2, which OpenSSL 3 keeps in its
+         * legacy provider: load it for this one parse (what it decrypted does not need
+         * it afterwards) and try again. */
         ERR_clear_error();
         if (OSSL_PROVIDER_available(NULL, "legacy") ||
-            OSSL_PROVIDER_try_load(NULL, "legacy", 1) == NULL ||
+            (legacy = OSSL_PROVIDER_try_load(NULL, "legacy", 1)) == NULL ||
             PKCS12_parse(p12, password, &k, &c, &ca) != 1) {
             rc = ferry_err_set(err, FERRY_EINVAL, "%s: cannot decrypt the PKCS#12 key store: %s",
                                path, ssl_error(msg, sizeof(msg)));
@@ -162,6 +164,8 @@ out:
     X509_free(c);
     EVP_PKEY_free(k);
     PKCS12_free(p12);
+    if (legacy != NULL)
+        OSSL_PROVIDER_unload(legacy);
     if (fp != NULL)
         fclose(fp);
     return rc;
