@@ -194,11 +194,12 @@ f=$(conf jks "$lst" "" \
     '{ Name: origin, Type: HTTP, URL: "https://127.0.0.1:1", Authentication: ClientCertificateAuthentication, KeyStoreLocation: client.jks }')
 want_error "$f" "$(pos "$f" KeyStoreLocation)" "destination 'origin'" "is a Java KeyStore" \
     "\`keytool -importkeystore -srckeystore $dir/client.jks -destkeystore $dir/client.p12 -deststoretype PKCS12\`"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ks \
-    -keyout "$dir/ks.key" -out "$dir/ks.crt" >"$dir/openssl-ks.log" 2>&1 &&
-    openssl pkcs12 -export -in "$dir/ks.crt" -inkey "$dir/ks.key" -out "$dir/client.p12" \
-        -passout pass:the-right-one >>"$dir/openssl-ks.log" 2>&1 ||
+if ! { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+             -subj /CN=ks -keyout "$dir/ks.key" -out "$dir/ks.crt" &&
+         openssl pkcs12 -export -in "$dir/ks.crt" -inkey "$dir/ks.key" -out "$dir/client.p12" \
+             -passout pass:the-right-one; } >"$dir/openssl-ks.log" 2>&1; then
     fail "openssl: cannot make client.p12: $(cat "$dir/openssl-ks.log")"
+fi
 f=$(conf p12-wrong "$lst" "" \
     '{ Name: origin, Type: HTTP, URL: "https://127.0.0.1:1", Authentication: ClientCertificateAuthentication, KeyStoreLocation: client.p12, KeyStorePassword: "${env:FERRY_TEST_SECRET}" }')
 want_error "$f" "$(pos "$f" KeyStoreLocation)" "destination 'origin'" "$dir/client.p12" "wrong password"

@@ -54,7 +54,7 @@ op=$HO_PORT
 make_ca "$dir" tsca
 make_cert "$dir" tsserver tsca "IP:127.0.0.1"
 make_cert "$dir" tsclient tsca "DNS:client.example"
-P12_PW=ts-p12-Pass-4c1b
+P12_PW="ts-p12-Pass-4c1b"
 export FERRY_TEST_TS_P12_PASS=$P12_PW
 openssl pkcs12 -export -in "$dir/tsclient.crt" -inkey "$dir/tsclient.key" -out "$dir/tsclient.p12" \
     -passout "pass:$P12_PW" >"$dir/openssl-p12.log" 2>&1 || fail "openssl: cannot export tsclient.p12"
