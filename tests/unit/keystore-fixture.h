@@ -62,9 +62,10 @@ fixture_p12(const char *path, const char *cn, const char *password)
     return ok;
 }
 
-/* path: certificate then unencrypted key, PEM, for CN=cn. */
+/* path: certificate then key, PEM, for CN=cn; the key encrypted (AES-256) with
+ * password unless it is NULL. */
 static inline bool
-fixture_pem(const char *path, const char *cn)
+fixture_pem_key(const char *path, const char *cn, const char *password)
 {
     X509     *x = NULL;
     EVP_PKEY *k = NULL;
@@ -75,12 +76,19 @@ fixture_pem(const char *path, const char *cn)
         return false;
     if ((fp = fopen(path, "w")) != NULL) {
         ok = PEM_write_X509(fp, x) == 1 &&
-             PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL) == 1;
+             PEM_write_PrivateKey(fp, k, password != NULL ? EVP_aes_256_cbc() : NULL, NULL, 0,
+                                  NULL, (void *)password) == 1;
         ok = fclose(fp) == 0 && ok;
     }
     X509_free(x);
     EVP_PKEY_free(k);
     return ok;
+}
+
+static inline bool
+fixture_pem(const char *path, const char *cn)
+{
+    return fixture_pem_key(path, cn, NULL);
 }
 
 /* path: what a Java KeyStore starts with (magic FEEDFEED, version 2, no entries). */

@@ -172,11 +172,20 @@ test_pkcs12_context_presents_the_key_stores_certificate(void)
     CU_ASSERT_PTR_NOT_NULL(SSL_CTX_get0_privatekey(ctx));
     SSL_CTX_free(ctx);
 
-    /* PEM key stores load as before. */
+    /* PEM key stores load as before; an encrypted key opens with the password. */
     s = (struct ferry_tls_settings){ .cert_file = path_of("client.pem") };
     CU_ASSERT_EQUAL_FATAL(tls_upstream_ctx(&s, &ctx, &err), FERRY_OK);
     CU_ASSERT_PTR_NOT_NULL(SSL_CTX_get0_certificate(ctx));
     SSL_CTX_free(ctx);
+    s = (struct ferry_tls_settings){ .cert_file = path_of("enc.pem"), .cert_password = PASSWORD };
+    CU_ASSERT_EQUAL_FATAL(tls_upstream_ctx(&s, &ctx, &err), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL(SSL_CTX_get0_privatekey(ctx));
+    SSL_CTX_free(ctx);
+    ctx = NULL;
+    s.cert_password = "Not-" PASSWORD;
+    CU_ASSERT_EQUAL(tls_upstream_ctx(&s, &ctx, &err), FERRY_EINVAL);
+    CU_ASSERT_PTR_NULL(ctx);
+    CU_ASSERT_PTR_NULL(strstr(err.msg, PASSWORD));
 }
 
 static void
@@ -277,7 +286,7 @@ main(void)
           test_token_service_takes_its_own_key_store_and_is_always_verified },
         { "LDAP maps its key store; plugins get the same (ferry_io_tls_from_dest)",
           test_ldap_maps_key_store_and_plugins_get_the_same },
-        { "a PKCS#12 context presents the key store's certificate",
+        { "a PKCS#12 context presents the key store's certificate; PEM as before",
           test_pkcs12_context_presents_the_key_stores_certificate },
         { "the password is part of the cache key and never of an error",
           test_password_is_part_of_the_cache_key_and_never_of_an_error },
@@ -292,6 +301,7 @@ main(void)
     if (fixture_p12(path_of("client.p12"), "unit tls client", PASSWORD) &&
         fixture_p12(path_of("other.p12"), "unit tls other", PASSWORD) &&
         fixture_pem(path_of("client.pem"), "unit tls client") &&
+        fixture_pem_key(path_of("enc.pem"), "unit tls client", PASSWORD) &&
         fixture_pem(path_of("ca.pem"), "unit tls ca"))
         rc = cu_run("tls/from-dest", tests);
     ferry_conf_free(conf);
