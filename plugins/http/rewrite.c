@@ -65,6 +65,8 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
                                   req->query.len, &add, &err)) != FERRY_OK) {
         if (rc == FERRY_ENOMEM)
             plan_error(p, 500, "no-memory", "out of memory");
+        else if (rc == FERRY_ELIMIT)    /* as when the head outgrows its cap (http.c) */
+            plan_error(p, 431, "header-too-large", "the rewritten request head is too large");
         else
             plan_error(p, 502, "destination-invalid", "%s", err.msg);
         return;
