@@ -240,7 +240,7 @@ put_basic(const struct ferry_dest *d, char *o, size_t basic_len)
 
     memcpy(o, "Basic ", 6);
     enc = ferry_base64_encode((const uint8_t *)plain, (size_t)len, o + 6, basic_len - 6 + 1);
-    memset(plain, 0, sizeof(plain));        /* the password, in the clear */
+    explicit_bzero(plain, sizeof(plain));   /* the password, in the clear */
     return enc < 0 ? FERRY_ELIMIT : FERRY_OK;
 }
 
