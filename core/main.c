@@ -65,8 +65,11 @@ usage(FILE *fp)
         "       ferry connector -c FILE        run the on-premise connector\n"
         "       ferry connector --verify-audit FILE   check an audit log's hash chain\n"
         "       ferry check -c FILE            validate a configuration (exit 2 on errors)\n"
-        "       ferry policy test -c FILE DESTINATION REQUEST_FILE\n"
-        "                                      run a destination's on_request on a sample\n"
+        "       ferry policy test -c FILE DESTINATION REQUEST_FILE [--response FILE]\n"
+        "                                      show a sample request as it would leave\n"
+        "                                      ferry (on_request, then what the destination\n"
+        "                                      adds); with --response, on_response on FILE\n"
+        "                                      (a raw HTTP response head)\n"
         "       ferry --version | --help\n"
         "\n"
         "options:\n"
@@ -658,11 +661,13 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { "verify-audit", required_argument, NULL, 'A' },
+        { "response", required_argument, NULL, 'R' },
         { NULL, 0, NULL, 0 },
     };
     const char *cmd = "gateway";
     const char *path = NULL;
     const char *audit = NULL;
+    const char *response = NULL;
     int         opt;
 
     if (argc > 1 && argv[1][0] != '-') {
@@ -684,14 +689,22 @@ main(int argc, char **argv)
         case 'A':
             audit = optarg;
             break;
+        case 'R':
+            response = optarg;
+            break;
         default:
             usage(stderr);
             return EXIT_CONFIG;
         }
     }
     if (strcmp(cmd, "policy") == 0)
-        return ferry_policy_test_main(path != NULL ? path : "conf/ferry.yaml", argc - optind,
-                                      argv + optind);
+        return ferry_policy_test_main(path != NULL ? path : "conf/ferry.yaml", response,
+                                      argc - optind, argv + optind);
+    if (response != NULL) {
+        fprintf(stderr, "ferry: --response is an option of `ferry policy test`\n");
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
     if (optind < argc) {
         fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);

@@ -90,7 +90,7 @@ on_main(evutil_socket_t fd, short what, void *arg)
         t.error = f->tok.error != NULL ? f->tok.error : "token retrieval failed";
     }
     r->done(r, &t, 1);
-    memset(hv, 0, sizeof(hv));
+    explicit_bzero(hv, sizeof(hv));         /* the token; memset may be dropped */
     fetch_free(f);
 }
 

@@ -8,6 +8,7 @@
  *       use, e.g. tokenService.KeyStoreLocation for mTLS to a token service); absent:
  *       the system store, no client certificate. A script names a use, never a file.
  *   ferry.tokens.get(key, margin_ms, fetch) -> {type=, value=, expires_in=} or nil, reason
+ *       (under `ferry policy test`: a stand-in Bearer token, fetch is never called)
  *   ferry.url.encode(s)   application/x-www-form-urlencoded
  *   ferry.sha256(s)       hex digest
  *
@@ -477,6 +478,13 @@ l_tokens_get(lua_State *co)
     luaL_checktype(co, 3, LUA_TFUNCTION);
     luaL_argcheck(co, margin >= 0 && margin <= 24 * 3600 * 1000, 2, "0 to 1 day in ms");
     lua_settop(co, 3);
+    run = policy_vm_of(co)->run;
+    if (run != NULL && run->co == co && run->call != NULL && run->call->offline_token != NULL) {
+        struct tok_result stand_in = { .status = FERRY_OK, .type = (char *)"Bearer",
+                                       .value = (char *)run->call->offline_token };
+
+        return push_result(co, &stand_in);      /* `ferry policy test`: fetch nothing */
+    }
     if ((run = waitable(co, "ferry.tokens.get")) == NULL) {
         lua_pushnil(co);
         lua_insert(co, -2);

@@ -165,6 +165,9 @@ struct policy_call {
     const char                  *dn;       /* on_ldap */
     struct ferry_policy_http    *http;     /* on_request, on_response */
     const struct policy_home    *home;     /* where a wait resumes; NULL: no waiting */
+    const char                  *offline_token;  /* `ferry policy test`: ferry.tokens.get
+                                                    answers this Bearer token, fetches
+                                                    nothing; NULL: it may not */
     const char                  *module;   /* POLICY_TOKEN: "ferry.auth.X" */
     const struct ferry_policy_header *ctx_headers;  /* POLICY_TOKEN: ctx.headers */
     size_t                       nctx_headers;

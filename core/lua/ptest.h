@@ -4,8 +4,10 @@
 #ifndef FERRY_LUA_PTEST_H
 #define FERRY_LUA_PTEST_H
 
-/* argv: "test" DESTINATION REQUEST_FILE. Returns the exit status: 0 allowed, 1 denied,
- * 2 a usage, config, request-file or script error. */
-int ferry_policy_test_main(const char *conf_path, int argc, char **argv);
+/* argv: "test" DESTINATION REQUEST_FILE; response_path: --response FILE, or NULL.
+ * Returns the exit status: 0 allowed, 1 denied, 2 a usage, config, request-file,
+ * response-file or script error. */
+int ferry_policy_test_main(const char *conf_path, const char *response_path, int argc,
+                           char **argv);
 
 #endif

@@ -439,7 +439,7 @@ void
 policy_token_free(struct policy_token *t)
 {
     if (t->value != NULL)
-        memset(t->value, 0, strlen(t->value));
+        explicit_bzero(t->value, strlen(t->value));   /* freed next: memset may be dropped */
     free(t->type);
     free(t->value);
     free(t->header);

@@ -259,12 +259,19 @@ handshake_read(struct ferry_conn *c)
             }
             if (cap > c->read_max)
                 cap = c->read_max;
-            if ((nb = realloc(d->buf, cap)) == NULL) {
+            /* Not realloc: a moved block would be freed with the handshake's bytes
+             * (credentials, often) still in it. */
+            if ((nb = malloc(cap)) == NULL) {
                 conn_finish(c, "no-memory");
                 return;
             }
-            if (d->buf == NULL)
+            if (d->buf == NULL) {
                 d->buf_off = d->buf_len = 0;
+            } else {
+                memcpy(nb, d->buf, d->buf_len);
+                explicit_bzero(d->buf, d->buf_cap);
+                free(d->buf);
+            }
             d->buf = nb;
             d->buf_cap = cap;
         }
@@ -305,6 +312,9 @@ handshake_read(struct ferry_conn *c)
                 used = (int)d->buf_len;
             memmove(d->buf, d->buf + used, d->buf_len - (size_t)used);
             d->buf_len -= (size_t)used;
+            /* Consumed bytes are the plugin's to keep: a SOCKS5 password or token, a
+             * proxy's credentials. The tail the move left behind is wiped. */
+            explicit_bzero(d->buf + d->buf_len, (size_t)used);
         }
     }
 }

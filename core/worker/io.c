@@ -72,6 +72,20 @@ buf_put(struct worker *w, uint8_t *b, size_t size)
         free(b);
 }
 
+/* A client's bytes are wiped as they are consumed and when the stream goes: they
+ * carry its credentials (Proxy-Authorization, an LDAP bind's password), and a pooled
+ * buffer would otherwise keep them until a later read overwrites them. Upstream
+ * bytes (responses, the bulk direction) are not: they cost a memset per byte. */
+static void
+io_in_release(struct ferry_io *io)
+{
+    if (io->in != NULL && io->client && io->in_len > 0)
+        explicit_bzero(io->in + io->in_off, io->in_len);
+    buf_put(io->w, io->in, io->in_size);
+    io->in = NULL;
+    io->in_off = io->in_len = 0;
+}
+
 void
 io_worker_free(struct worker *w)
 {
@@ -164,9 +178,7 @@ io_release(struct ferry_io *io)
         close(io->own_fd);
         io->own_fd = -1;
     }
-    buf_put(io->w, io->in, io->in_size);
-    io->in = NULL;
-    io->in_off = io->in_len = 0;
+    io_in_release(io);
     free(io->out);
     io->out = NULL;
     io->out_off = io->out_len = io->out_cap = 0;
@@ -638,6 +650,8 @@ ferry_io_consume(struct ferry_io *io, size_t n)
 
     if (n > io->in_len)
         n = io->in_len;
+    if (io->client && n > 0)
+        explicit_bzero(io->in + io->in_off, n);     /* see io_in_release */
     io->in_off += n;
     io->in_len -= n;
     if (io->in_len == 0) {
@@ -1010,9 +1024,7 @@ ferry_io_finish(struct ferry_io *io, uint32_t linger_ms)
     io->cb = NULL;
     io->lingering = true;
     io->paused = false;
-    buf_put(io->w, io->in, io->in_size);
-    io->in = NULL;
-    io->in_off = io->in_len = 0;
+    io_in_release(io);
     io_link(&io->w->io_linger, io);
     io->timer_armed = false;
     evtimer_add(&io->timer, &tv);
@@ -1041,8 +1053,7 @@ ferry_io_pool_put(struct ferry_io *io, const char *key, uint32_t idle_ms)
     io->cb = NULL;
     io->timeout_ms = 0;
     io->paused = false;
-    buf_put(w, io->in, io->in_size);
-    io->in = NULL;
+    io_in_release(io);
     event_del(&io->notify);
     io->later = 0;
     io_link(&w->io_pool, io);

@@ -148,46 +148,6 @@ plan_error(struct http_plan *p, int status, const char *reason, const char *fmt,
     va_end(ap);
 }
 
-/* A value from the config is put in a head verbatim: no line breaks, no NUL. */
-bool
-hd_value_ok(const char *v)
-{
-    for (; *v; v++)
-        if (*v == '\r' || *v == '\n' || ((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
-            return false;
-    return true;
-}
-
-bool
-hd_token_ok(const char *v)
-{
-    if (*v == '\0')
-        return false;
-    for (; *v; v++)
-        if (!(((unsigned char)*v > 0x20 && (unsigned char)*v < 0x7f) && strchr("\"(),/:;<=>?@[\\]{}", *v) == NULL))
-            return false;
-    return true;
-}
-
-void
-sb_pct(struct sbuf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-            sb_add(b, s, 1);
-        } else {
-            char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
-
-            sb_add(b, e, 3);
-        }
-    }
-}
-
 /* The client's address without the port, for X-Forwarded-For. */
 void
 hd_client_ip(struct ferry_conn *c, char *out, size_t size)

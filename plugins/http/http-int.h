@@ -97,12 +97,9 @@ void plan_error(struct http_plan *p, int status, const char *reason, const char 
     __attribute__((format(printf, 4, 5)));
 void sb_slice(struct sbuf *b, const struct ferry_http_str *s);
 void sb_field(struct sbuf *b, const struct ferry_http_header *h);     /* "name: value\r\n" */
-void sb_pct(struct sbuf *b, const char *s);          /* x-www-form-urlencoded */
 void sb_u(struct sbuf *b, unsigned long v);
 void hd_utoa(char *out, size_t size, unsigned v);
 bool hd_ieq(const struct ferry_http_str *s, const char *lit);          /* case-insensitive */
-bool hd_value_ok(const char *v);                     /* a config value fit for a field */
-bool hd_token_ok(const char *v);                     /* an RFC 9110 token (a field name) */
 void hd_client_ip(struct ferry_conn *c, char *out, size_t size);
 /* The client's fields that go on (see head.c); forwarded: X-Forwarded-* are ferry's. */
 void hd_copy_fields(struct sbuf *b, const struct ferry_http_header *h, size_t n,

@@ -5,8 +5,10 @@
  * The upstream request is built fresh from the parsed client head, never patched in
  * place: the request line in origin-form, Host for the real target, the client's
  * fields minus hop-by-hop ones and minus what was meant for ferry (proxy credentials,
- * destination and location selectors), then what the destination adds
- * (URL.headers.*, credentials) and the X-Forwarded-* set. Framing fields
+ * destination and location selectors), the X-Forwarded-* set, then what the
+ * destination adds. That last part (joined path, URL.queries.*, URL.headers.*, Basic
+ * credentials) is core's ferry_dest_http_new(), which `ferry policy test` shows, so
+ * the two cannot disagree. It runs after the policy's on_request. Framing fields
  * (Content-Length, Transfer-Encoding) are kept exactly: bodies pass through as
  * received, and the parser already refused every ambiguous framing.
  *
@@ -23,91 +25,6 @@
 
 #include "http-int.h"
 
-/* The destination's URL path joined with the request's: "/api" + "/x" = "/api/x",
- * "/api/" + "/x" = "/api/x", "" + "" = "/". */
-static void
-add_path(struct sbuf *b, const char *dpath, const struct ferry_http_str *rpath)
-{
-    size_t dl = strlen(dpath);
-    size_t skip = 0;
-
-    if (dl > 0 && dpath[dl - 1] == '/' && rpath->len > 0 && rpath->ptr[0] == '/')
-        skip = 1;
-    sb_add(b, dpath, dl);
-    if (rpath->len > skip)
-        sb_add(b, rpath->ptr + skip, rpath->len - skip);
-    else if (dl == 0)
-        sb_add(b, "/", 1);
-}
-
-static void
-add_queries(struct sbuf *b, const struct ferry_dest *d, const struct ferry_http_str *q)
-{
-    const char *sep = "?";
-    size_t      n = ferry_dest_nprops(d);
-
-    if (q->ptr != NULL) {
-        sb_add(b, "?", 1);
-        sb_slice(b, q);
-        sep = q->len > 0 ? "&" : "";
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *k, *v;
-
-        ferry_dest_prop_at(d, i, &k, &v);
-        if (strncmp(k, "URL.queries.", 12) != 0 || k[12] == '\0')
-            continue;
-        sb_str(b, sep);
-        sep = "&";
-        sb_pct(b, k + 12);
-        sb_add(b, "=", 1);
-        sb_pct(b, v);
-    }
-}
-
-static bool
-add_dest_fields(struct sbuf *b, const struct ferry_dest *d, struct http_plan *p)
-{
-    size_t n = ferry_dest_nprops(d);
-
-    for (size_t i = 0; i < n; i++) {
-        const char *k, *v;
-
-        ferry_dest_prop_at(d, i, &k, &v);
-        if (strncmp(k, "URL.headers.", 12) != 0)
-            continue;
-        if (!hd_token_ok(k + 12) || !hd_value_ok(v)) {
-            plan_error(p, 502, "destination-invalid",
-                       "destination '%s': %s is not a valid header field", ferry_dest_name(d), k);
-            return false;
-        }
-        sb_str(b, k + 12);
-        sb_add(b, ": ", 2);
-        sb_str(b, v);
-        sb_add(b, "\r\n", 2);
-    }
-    if (strcmp(ferry_dest_authentication(d), "BasicAuthentication") == 0) {
-        const char *user = ferry_dest_prop(d, "User"), *pass = ferry_dest_prop(d, "Password");
-        char        plain[1024], enc[1400];
-        int         len = snprintf(plain, sizeof(plain), "%s:%s", user != NULL ? user : "",
-                                   pass != NULL ? pass : "");
-
-        if (len < 0 || (size_t)len >= sizeof(plain) ||
-            ferry_base64_encode((const uint8_t *)plain, (size_t)len, enc, sizeof(enc)) < 0) {
-            memset(plain, 0, sizeof(plain));
-            plan_error(p, 502, "destination-invalid", "destination '%s': credentials too long",
-                       ferry_dest_name(d));
-            return false;
-        }
-        sb_str(b, "Authorization: Basic ");
-        sb_str(b, enc);
-        sb_add(b, "\r\n", 2);
-        memset(plain, 0, sizeof(plain));
-        memset(enc, 0, sizeof(enc));
-    }
-    return true;
-}
-
 /* The upstream head for destination p->dest from req (the client's, or as its
  * policy left it). */
 static void
@@ -117,9 +34,12 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
 {
     const struct ferry_dest *d = p->dest;
     struct hidx              x;
-    const char              *scheme, *auth = ferry_dest_authentication(d);
+    struct ferry_dest_http  *add = NULL;
+    struct ferry_err         err = { 0 };
+    const char              *scheme, *q;
     uint16_t                 port;
     char                     portbuf[8];
+    int                      rc;
 
     hd_classify(req->headers, req->header_count, req->connection, &x);
     if (x.count[H_LOC] == 1 && x.first[H_LOC]->value.len < sizeof(p->location))
@@ -140,21 +60,44 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
         hd_key_join(p->pool_key, sizeof(p->pool_key), parts, sizeof(parts) / sizeof(parts[0]));
     }
 
+    /* What the destination adds (core computes it for `ferry policy test` too). */
+    if ((rc = ferry_dest_http_new(d, req->path.ptr, req->path.len, req->query.ptr,
+                                  req->query.len, &add, &err)) != FERRY_OK) {
+        if (rc == FERRY_ENOMEM)
+            plan_error(p, 500, "no-memory", "out of memory");
+        else if (rc == FERRY_ELIMIT)    /* as when the head outgrows its cap (http.c) */
+            plan_error(p, 431, "header-too-large", "the rewritten request head is too large");
+        else
+            plan_error(p, 502, "destination-invalid", "%s", err.msg);
+        return;
+    }
+    q = ferry_dest_http_query(add);
     sb_slice(b, &req->method_name);
     sb_add(b, " ", 1);
-    add_path(b, ferry_dest_path(d), &req->path);
-    add_queries(b, d, &req->query);
+    sb_str(b, ferry_dest_http_path(add));
+    if (q != NULL) {
+        sb_add(b, "?", 1);
+        sb_str(b, q);
+    }
     hd_add_host(b, ferry_dest_host(d), port,
              (port == 80 && strcmp(scheme, "http") == 0) ||
              (port == 443 && strcmp(scheme, "https") == 0));
     hd_copy_fields(b, req->headers, req->header_count, &x, l->forwarded_headers,
-                strcmp(auth, "BasicAuthentication") == 0, false);
+                ferry_dest_http_replaces(add, "Authorization"), false);
     hd_add_common(c, l, req, &x, b);
-    if (add_dest_fields(b, d, p)) {
-        sb_str(b, "X-Request-Id: ");
-        sb_str(b, reqid);
-        sb_add(b, "\r\n\r\n", 4);
+    for (size_t i = 0; i < ferry_dest_http_nfields(add); i++) {
+        const char *name, *value;
+
+        ferry_dest_http_field(add, i, &name, &value);
+        sb_str(b, name);
+        sb_add(b, ": ", 2);
+        sb_str(b, value);
+        sb_add(b, "\r\n", 2);
     }
+    ferry_dest_http_free(add);
+    sb_str(b, "X-Request-Id: ");
+    sb_str(b, reqid);
+    sb_add(b, "\r\n\r\n", 4);
 }
 
 void

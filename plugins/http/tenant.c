@@ -44,8 +44,8 @@ tenant_auth(struct ferry_conn *c, const struct hidx *x)
                     ok = ferry_conn_auth_tenant(c, (char *)dec, colon + 1) == FERRY_OK;
             }
         }
-        memset(dec, 0, sizeof(dec));
+        explicit_bzero(dec, sizeof(dec));   /* dead after: memset may be dropped */
     }
-    memset(buf, 0, sizeof(buf));
+    explicit_bzero(buf, sizeof(buf));       /* the tenant's token */
     return ok;
 }

@@ -315,7 +315,7 @@ ldap_write_bind(uint8_t *out, size_t cap, uint32_t id, const char *dn, const cha
     put_tlv(&w, 0x04, dn, strlen(dn));                      /* name */
     put_tlv(&w, 0x80, password, strlen(password));          /* simple [0] */
     n = w.full ? 0 : envelope(out, cap, id, 0x60, inner, w.len);
-    memset(inner, 0, sizeof(inner));                        /* the password */
+    explicit_bzero(inner, sizeof(inner));                   /* the password */
     return n;
 }
 

@@ -423,7 +423,7 @@ l_send_bind(struct lconn *lc)
         return;
     }
     ferry_io_write(lc->uio, msg, n);
-    memset(msg, 0, sizeof(msg));
+    explicit_bzero(msg, sizeof(msg));       /* the bind password; memset may be dropped */
     lc->phase = PH_BIND;
     ferry_io_timeout(lc->uio, lc->l->bind_timeout_ms);
 }

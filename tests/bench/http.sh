@@ -3,6 +3,7 @@
 # HAProxy `mode http`, and direct, in one run. Run by tests/bench/run.sh, or alone:
 #
 #   BUILD=build bash tests/bench/http.sh        (env: SECS=3 ROUNDS=3 CONNS_1K=50 CONNS_1M=8)
+#   BASELINE=OTHER_BUILD_DIR adds `base`: the same ferry from another build (before/after)
 #
 # The origin is an nginx serving two static files, 1 KiB and 1 MiB (Content-Length
 # framed). Every proxy keeps connections alive on both sides and runs 2 workers/threads
@@ -96,6 +97,19 @@ SUBJECTS=(direct ferry nginx haproxy)
 declare -A PORT=([direct]=$ORIGIN [ferry]=$FERRY_P [nginx]=$NGINX_P [haproxy]=$HAP_P)
 declare -A LOG=([direct]=origin/error.log [ferry]=ferry.log [nginx]=proxy/error.log
                 [haproxy]=haproxy.log)
+
+# BASELINE=OTHER_BUILD_DIR: the same ferry configuration from another build, as `base`.
+if [ -n "${BASELINE:-}" ]; then
+    BASE_P=$(port) BASE_ADMIN=$(port)
+    sed -e "s#$BUILD/plugins#$BASELINE/plugins#" -e "s#:$ADMIN_P#:$BASE_ADMIN#" \
+        -e "s#:$FERRY_P#:$BASE_P#" "$work/ferry.yaml" >"$work/base.yaml"
+    "$BASELINE/core/ferry" gateway -c "$work/base.yaml" 2>"$work/base.log" & pids+=($!)
+    CPU_PID[base]=$!
+    PORT[base]=$BASE_P
+    LOG[base]=base.log
+    SUBJECTS+=(base)
+    echo "bench: base = $BASELINE/core/ferry" >&2
+fi
 declare -A NA=()   # subject -> why it is not measured
 
 # Every subject must serve both files byte for byte before it is measured.
@@ -160,7 +174,8 @@ done
 
 # cell NUM REF: NUM / REF, or "-" when either side was not measured.
 cell() { if [ -n "$1" ] && [ -n "$2" ]; then ratio "$1" "$2"; else echo -; fi; }
-name() { case $1 in ferry) echo "ferry transparent" ;; nginx) echo "nginx proxy_pass" ;;
+name() { case $1 in ferry) echo "ferry transparent" ;; base) echo "ferry (BASELINE)" ;;
+                    nginx) echo "nginx proxy_pass" ;;
                     haproxy) echo HAProxy ;; *) echo "$1" ;; esac; }
 for size in 1k 1m; do
     conns=$CONNS_1K

@@ -267,7 +267,7 @@ bulk(const char *host, const char *port, double secs)
     if (fd >= 0 && socks_on)
         socks_blocking(fd);
     double             t0, t1, deadline;
-    uint64_t           total = 0, warm = 0;
+    uint64_t           total = 0;
 
     if (fd < 0 || send(fd, "B", 1, 0) != 1)
         die("bulk connect");
@@ -279,7 +279,6 @@ bulk(const char *host, const char *port, double secs)
 
         if (r <= 0)
             die("bulk recv");
-        warm += (uint64_t)r;
     }
     t0 = now_s();
     while ((t1 = now_s()) < deadline) {

@@ -3,6 +3,10 @@
 #
 #   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|all]
 #                                                     (env: SECS=3 ROUNDS=3 IDLE_CONNS)
+#   BASELINE=OTHER_BUILD_DIR bash tests/bench/run.sh build tcp|http
+#                                      adds `base`: ferry from OTHER_BUILD_DIR (e.g. a build
+#                                      of an older commit), interleaved with the others, so
+#                                      a change is measured before/after in one run
 #
 # tcp:    direct, ferry's tcp plugin, HAProxy `mode tcp` (defaults, nbthread 2), socat.
 # tunnel: ferry's tunnel (gateway + connector), the stunnel pair, ssh -R (tunnel.sh).
@@ -68,8 +72,19 @@ socat -lf /dev/null "TCP-LISTEN:$SOCAT_P,bind=127.0.0.1,reuseaddr,fork,backlog=4
 for p in "$FERRY_P" "$HAP_P" "$SOCAT_P"; do wait_port "$p"; done
 
 declare -A PORT=([direct]=$ORIGIN [ferry]=$FERRY_P [haproxy]=$HAP_P [socat]=$SOCAT_P)
-measure direct ferry haproxy socat
-table haproxy direct ferry haproxy socat
+subjects=(direct ferry haproxy socat)
+if [ -n "${BASELINE:-}" ]; then
+    BASE_P=$(port) BASE_ADMIN=$(port)
+    sed -e "s#$BUILD/plugins#$BASELINE/plugins#" -e "s#:$ADMIN_P#:$BASE_ADMIN#" \
+        -e "s#:$FERRY_P#:$BASE_P#" "$work/ferry.yaml" >"$work/base.yaml"
+    "$BASELINE/core/ferry" gateway -c "$work/base.yaml" 2>"$work/base.log" & pids+=($!)
+    wait_port "$BASE_P"
+    PORT[base]=$BASE_P
+    subjects+=(base)
+    echo "bench: base = $BASELINE/core/ferry ($("$BASELINE/core/ferry" --version 2>&1 | head -n 1))" >&2
+fi
+measure "${subjects[@]}"
+table haproxy "${subjects[@]}"
 
 HAP_PID=$(pgrep -n -f "haproxy -f $work/haproxy.cfg")
 echo

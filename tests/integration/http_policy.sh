@@ -28,6 +28,14 @@
 # 9. `ferry policy test`: the rewrite on a YAML request (secrets as ***), a denial from
 #    a JSON one (exit 1), the API key hidden, a failing script (exit 2, logged), a
 #    misspelt request key (exit 2, file:line:col).
+# 10. `ferry policy test` shows the request as it leaves ferry: on a BasicAuthentication
+#    destination with a path in its URL, URL.headers.X-Demo and URL.queries.sap-client
+#    "a b&c": the joined path, the encoded query, X-Demo, "Authorization": "***" (the
+#    client's dropped, the password nowhere) after what the policy set; the real plugin
+#    sends exactly that request to the origin (Authorization: Basic user:password).
+#    --response FILE runs on_response (Server removed, X-Resp set), as the plugin does
+#    for the client; a missing file is exit 2. An OAuth2 destination fetches nothing and
+#    shows "Bearer ***" with a note.
 # ferry exits 0 on SIGTERM with no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -47,6 +55,7 @@ op=$HO_PORT
 admin=$(free_port)
 lp=$(free_port)
 export FERRY_IT_API_KEY=k-secret-4711
+export FERRY_IT_BASIC_PW=pw-secret-0815
 
 cat >"$dir/policies/faulty.lua" <<'LUA'
 -- Fails on purpose, by path; every other request passes with a mark.
@@ -57,6 +66,18 @@ return {
     if req.path == "/loop" then while true do end end
     if req.path == "/bomb" then t = string.rep("x", 1 << 30) end
     req.headers["X-Faulty"] = "passed"
+  end,
+}
+LUA
+cat >"$dir/policies/sap.lua" <<'LUA'
+-- Marks the request and rewrites the response, for the policy test and the data path.
+return {
+  on_request = function(req, dest)
+    req.headers["X-Policy"] = "set"
+  end,
+  on_response = function(res, dest)
+    res.headers["Server"] = nil
+    res.headers["X-Resp"] = "ferry"
   end,
 }
 LUA
@@ -87,6 +108,22 @@ destinations:
     policy: $ex/api-key.lua
   - { Name: faulty, Type: HTTP, URL: "http://127.0.0.1:$op", policy: $dir/policies/faulty.lua }
   - { Name: reload, Type: HTTP, URL: "http://127.0.0.1:$op", policy: $dir/policies/reload.lua }
+  - Name: sapbasic
+    Type: HTTP
+    URL: http://127.0.0.1:$op/sap/opu/
+    Authentication: BasicAuthentication
+    User: demo-user
+    Password: \${env:FERRY_IT_BASIC_PW}
+    URL.headers.X-Demo: demo-value
+    URL.queries.sap-client: "a b&c"
+    policy: $dir/policies/sap.lua
+  - Name: oauth
+    Type: HTTP
+    URL: http://127.0.0.1:$op/v1
+    Authentication: OAuth2ClientCredentials
+    tokenServiceURL: http://127.0.0.1:1/token
+    clientId: ferry
+    clientSecret: cs-secret-4242
 ${1:-}
 listeners:
   - { name: shared, plugin: http, listen: "127.0.0.1:$lp", mode: transparent }
@@ -261,9 +298,70 @@ want_eq "policy test with a misspelt key: exit status" "$PT_RC" 2 || true
 grep -q "^$dir/bad.json:1:2: unknown key" "$dir/ptest.err" ||
     fail_later "policy test: want $dir/bad.json:1:2: unknown key, got $(cat "$dir/ptest.err")"
 
+# --- 10. ferry policy test shows the request as it leaves ferry, and the plugin agrees ----
+cat >"$dir/sap.yaml" <<'YAML'
+method: GET
+path: /orders/1
+query: a=1
+headers:
+  - [User-Agent, old-app/1]
+  - [Authorization, Bearer abc]
+  - [X-Demo, client-value]
+YAML
+printf 'HTTP/1.1 200 OK\nServer: origin/1\nX-Keep: 1\nContent-Length: 2\n\nok' >"$dir/resp.txt"
+ptest sapbasic "$dir/sap.yaml" --response "$dir/resp.txt"
+want_eq "policy test sapbasic: exit status" "$PT_RC" 0 || true
+want_eq "policy test sapbasic: joined path" "$(pt_field request.path)" /sap/opu/orders/1 || true
+want_eq "policy test sapbasic: query with URL.queries encoded" "$(pt_field request.query)" \
+    "a=1&sap-client=a%20b%26c" || true
+want_eq "policy test sapbasic: headers (policy's, then the destination's)" \
+    "$(pt_field request.headers)" \
+    '[["User-Agent", "old-app/1"], ["X-Demo", "client-value"], ["X-Policy", "set"], ["X-Demo", "demo-value"], ["Authorization", "***"]]' ||
+    true
+want_eq "policy test sapbasic: url" "$(pt_field request.url)" \
+    "http://127.0.0.1:$op/sap/opu/orders/1?a=1&sap-client=a%20b%26c" || true
+want_eq "policy test sapbasic: response (on_response ran)" "$(pt_field response)" \
+    '{"status": 200, "headers": [["X-Keep", "1"], ["Content-Length", "2"], ["X-Resp", "ferry"]]}' ||
+    true
+basic_b64=$(printf 'demo-user:%s' "$FERRY_IT_BASIC_PW" | base64)
+for secret in "$FERRY_IT_BASIC_PW" "$basic_b64" abc; do
+    [[ "$PT_OUT" != *"$secret"* ]] || fail_later "policy test sapbasic: '$secret' in the output"
+done
+# The same request through the plugin: the origin must see what the test printed.
+hreq "sapbasic through the plugin" -H "$(to sapbasic)" -H 'Accept:' -H 'User-Agent: old-app/1' \
+    -H 'Authorization: Bearer abc' -H 'X-Demo: client-value' "$base/orders/1?a=1"
+if want_ok; then
+    want_eq "sapbasic: the origin's target is the test's path?query" "$(ej target)" \
+        "$(pt_field request.path)?$(pt_field request.query)" || true
+    # ferry's own per-connection fields aside, the origin's fields are the test's, with
+    # the real credentials where the test shows ***.
+    seen=$(jq -c --arg basic "Basic $basic_b64" '[.headers[]
+        | select(.[0] | ascii_downcase | IN("host", "x-forwarded-for", "x-forwarded-proto",
+                                            "x-forwarded-host", "x-request-id") | not)
+        | if .[1] == $basic then [.[0], "***"] else . end]' "$HR_BODY")
+    want_eq "sapbasic: the origin's fields are the test's" "$seen" \
+        "$(pt_field request.headers | jq -c .)" || true
+    want_eq "sapbasic: Server at the client (removed by on_response)" "$(hdr Server)" "" || true
+    want_eq "sapbasic: X-Resp at the client" "$(hdr X-Resp)" ferry || true
+fi
+ptest sapbasic "$dir/sap.yaml" --response "$dir/no-such-response.txt"
+want_eq "policy test --response on a missing file: exit status" "$PT_RC" 2 || true
+grep -q "^$dir/no-such-response.txt: No such file or directory" "$dir/ptest.err" ||
+    fail_later "policy test --response: want '<file>: No such file or directory'," \
+               "got $(cat "$dir/ptest.err")"
+[ -z "$PT_OUT" ] || fail_later "policy test --response on a missing file printed $PT_OUT"
+ptest oauth "$dir/sap.yaml"
+want_eq "policy test oauth: exit status" "$PT_RC" 0 || true
+want_eq "policy test oauth: headers" "$(pt_field request.headers)" \
+    '[["User-Agent", "old-app/1"], ["X-Demo", "client-value"], ["Authorization", "Bearer ***"]]' ||
+    true
+[[ "$(pt_field notes)" == *"no token was fetched"* ]] ||
+    fail_later "policy test oauth: want a note that no token was fetched, got $PT_OUT"
+[[ "$PT_OUT" != *cs-secret-4242* ]] || fail_later "policy test oauth: clientSecret in the output"
+
 stop_ferry
 fail_deferred
 echo "ok: example policies (rewrite, deny, tenant, client IP, API key) seen by a real origin;" \
      "errors, loops and memory bombs failed one request each while 300 others passed;" \
      "a broken script kept the old one across SIGHUP; ferry check gave file:line:col;" \
-     "ferry policy test ran them offline"
+     "ferry policy test ran them offline and showed the request the plugin sends"
