@@ -233,7 +233,7 @@ ferry_policy_test_main(const char *conf_path, int argc, char **argv)
     yaml_document_t             doc;
     bool                        have_doc = false;
     static struct sample        s;
-    struct ferry_policy_http    h = { 0 };
+    struct ferry_policy_http    h = FERRY_POLICY_HTTP_INIT;
     struct ferry_policy_verdict v = { .allowed = true };
     struct policy_call          call = { .hook = POLICY_ON_REQUEST };
     int                         rc = 2;

@@ -91,7 +91,7 @@ static long pump_body(struct ferry_io *from, struct ferry_io *to, enum ferry_htt
 static void
 h_record(struct hconn *h, int status, const char *outcome)
 {
-    struct ferry_request_record r = { 0 };
+    struct ferry_request_record r = FERRY_REQUEST_RECORD_INIT;
     uint64_t                    now = ferry_now_us();
 
     if (h->recorded || h->t0 == 0)
@@ -418,7 +418,7 @@ h_on_open(struct ferry_conn *c, struct ferry_io *io, int status, const char *rea
 static void
 h_open(struct hconn *h, bool allow_pool)
 {
-    struct ferry_target t = { 0 };
+    struct ferry_target t = FERRY_TARGET_INIT;
     int                 rc;
 
     h->phase = PH_OPEN;

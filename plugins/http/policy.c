@@ -76,6 +76,7 @@ static void
 fields_in(const struct ferry_http_header *hs, size_t n)
 {
     memset(&S->h, 0, sizeof(S->h));
+    S->h.size = sizeof(S->h);
     for (size_t i = 0; i < n && i < HTTP_MAX_HEADERS_CAP; i++) {
         S->f[i].name = copy_slice(&hs[i].name);
         S->f[i].value = copy_slice(&hs[i].value);

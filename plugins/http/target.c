@@ -69,6 +69,7 @@ target_tls(const struct ferry_dest *d, struct http_plan *p)
     p->tls = strcmp(ferry_dest_scheme(d), "https") == 0;
     if (!p->tls)
         return;
+    p->tlsopt.size = sizeof(p->tlsopt);
     p->tlsopt.enable = true;
     p->tlsopt.server_name = ferry_dest_host(d);
     p->tlsopt.ca_file = ferry_dest_prop(d, "TrustStoreLocation");

@@ -122,7 +122,7 @@ l_disconnect(struct lconn *lc, int code, const char *outcome, const char *fmt, .
 static void
 l_record(struct lconn *lc, int op, const char *dn, int result, uint64_t t0, const char *outcome)
 {
-    struct ferry_request_record r = { 0 };
+    struct ferry_request_record r = FERRY_REQUEST_RECORD_INIT;
 
     r.protocol = "ldap";
     r.method = ldap_op_name(op);
@@ -599,7 +599,7 @@ static void
 ldap_on_accept(struct ferry_conn *c, void *state)
 {
     struct lconn       *lc = ferry_conn_alloc(c, sizeof(*lc));
-    struct ferry_target t = { 0 };
+    struct ferry_target t = FERRY_TARGET_INIT;
     const char         *auth;
     bool                onprem;
 
@@ -630,6 +630,7 @@ ldap_on_accept(struct ferry_conn *c, void *state)
     onprem = ferry_dest_proxy_type(lc->dest) == FERRY_PROXY_ONPREMISE;
     /* OnPremise: the connector's system (LDAP or LDAPS) decides TLS to the server, as
      * SAP's Cloud Connector does; the tunnel itself is TLS already. */
+    lc->tls.size = sizeof(lc->tls);
     lc->tls.server_name = ferry_dest_host(lc->dest);
     lc->tls.ca_file = ferry_dest_prop(lc->dest, "TrustStoreLocation");
     lc->tls.insecure = prop_true(lc->dest, "TrustAll");

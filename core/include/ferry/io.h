@@ -44,7 +44,7 @@ struct ferry_io;
 
 typedef void (*ferry_io_cb)(struct ferry_io *io, unsigned events, void *arg);
 
-/* Upstream TLS. Zero it: every field has a safe default. */
+/* Upstream TLS. Start from FERRY_IO_TLS_INIT: every field has a safe default. */
 struct ferry_io_tls {
     bool        enable;
     const char *server_name;    /* SNI and the name checked; NULL: the target host */
@@ -53,7 +53,9 @@ struct ferry_io_tls {
     const char *key_file;       /* NULL: taken from cert_file */
     bool        insecure;       /* do not verify the server (TrustAll) */
     bool        no_system_store;/* trust ca_file only */
+    uint32_t    size;           /* ABI 1.3: sizeof(struct ferry_io_tls) */
 };
+#define FERRY_IO_TLS_INIT FERRY_STRUCT_INIT(ferry_io_tls)
 
 /* The client's end of c as a stream. From now on the connection is in stream mode:
  * ferry_conn_read_start/relay no longer apply; ferry_conn_close() flushes what was
@@ -137,7 +139,8 @@ FERRY_API bool   ferry_io_tunneled(const struct ferry_io *io);
 
 /* One finished request of a message-level protocol: written to the access log (one
  * JSON line) and counted in /metrics by listener and destination (status class and a
- * latency histogram). Strings are copied or used during the call only. */
+ * latency histogram). Strings are copied or used during the call only. Start from
+ * FERRY_REQUEST_RECORD_INIT. */
 struct ferry_request_record {
     const char              *method;        /* "GET", LDAP "search", ... */
     const char              *path;          /* without the query (may hold secrets) */
@@ -152,11 +155,15 @@ struct ferry_request_record {
     const char              *outcome;       /* "ok", or the error reason */
     const char              *protocol;      /* NULL: "http" (status is an HTTP status);
                                              * "ldap": status is an LDAP resultCode */
+    uint32_t                 size;          /* ABI 1.3: sizeof(struct ferry_request_record) */
 };
+#define FERRY_REQUEST_RECORD_INIT FERRY_STRUCT_INIT(ferry_request_record)
 FERRY_API void ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record *r);
 
 /* fn(arg) runs once when c is freed, however it ends (the plugin's own close, an idle
- * timeout, shutdown): for memory the plugin owns beyond ferry_conn_alloc(). */
+ * timeout, shutdown): for memory the plugin owns beyond ferry_conn_alloc(). One slot: a
+ * second call replaces the first. Kept for plugins built before 1.3; new code uses
+ * ferry_conn_on_cleanup() (ferry/conn.h), a list. */
 FERRY_API void ferry_conn_on_free(struct ferry_conn *c, void (*fn)(void *arg), void *arg);
 
 /* Microseconds from a monotonic clock (for the record's durations). */
