@@ -8,6 +8,7 @@
 #ifndef FERRY_DEST_H
 #define FERRY_DEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ferry/api.h>
