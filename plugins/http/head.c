@@ -290,7 +290,7 @@ hd_copy_fields(struct sbuf *b, const struct ferry_http_header *h, size_t n, cons
 
 /* Fields shared by both modes after the client's own: framing, upgrade, X-Forwarded-*. */
 void
-hd_add_common(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
+hd_add_common(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_request *req,
            const struct hidx *x, struct sbuf *b)
 {
     const struct ferry_http_header *h = req->headers;

@@ -15,7 +15,7 @@
 #include "http-int.h"
 
 const struct ferry_dest *
-target_dest(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
+target_dest(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_request *req,
             const struct hidx *x, struct http_plan *p)
 {
     const struct ferry_http_header *dn = x->first[H_XDEST];
@@ -83,7 +83,7 @@ target_tls(const struct ferry_dest *d, struct http_plan *p)
  * set for an absolute-form request (a head follows); 0: the same for CONNECT (no head);
  * -1: an error in plan. */
 int
-target_forward(const struct ferry_http_req *req, const struct hidx *x, struct http_plan *p)
+target_forward(const struct ferry_http_request *req, const struct hidx *x, struct http_plan *p)
 {
     if (x->count[H_LOC] > 1 ||
         (x->count[H_LOC] == 1 && x->first[H_LOC]->value.len >= sizeof(p->location))) {
