@@ -7,6 +7,8 @@
 #ifndef FERRY_API_H
 #define FERRY_API_H
 
+#include <stddef.h>     /* FERRY_HAS_FIELD is a size_t expression */
+
 #define FERRY_API __attribute__((visibility("default")))
 
 #define FERRY_VERSION "0.1.0"
