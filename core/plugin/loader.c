@@ -183,8 +183,7 @@ FERRY_API int
 ferry_counter_register(const char *plugin, const char *name, const char *help,
                        struct ferry_counter **out)
 {
-    bool                  known = plugin != NULL && initializing != NULL &&
-                                  strcmp(plugin, initializing) == 0;
+    bool known = plugin != NULL && initializing != NULL && strcmp(plugin, initializing) == 0;
 
     for (size_t i = 0; i < nloaded && !known && plugin != NULL; i++)
         known = strcmp(loaded[i].name, plugin) == 0;
