@@ -193,7 +193,7 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *pt, ferry_open_
     if (c->state != CONN_PLUGIN || c->open_cb != NULL || c->ufd >= 0 || cb == NULL || pt == NULL)
         return FERRY_EINVAL;
     /* A 1.1 plugin's target ends before protocol: read only what it has. */
-    ABI_COPY(&tt, pt, conn_abi_minor(c), ABI_TARGET_1_1, ABI_TARGET_1_2);
+    ABI_COPY(&tt, pt, conn_abi_minor(c), ABI_TARGET_SIZES);
     c->open_cb = cb;
     c->open_arg = arg;
     if (c->hs_deadline_set) {

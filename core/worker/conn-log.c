@@ -76,7 +76,7 @@ ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record 
     struct stats_slot          *ds;
 
     /* A 1.1 plugin's record ends before protocol: "http" then. */
-    ABI_COPY(&rec, pr, conn_abi_minor(c), ABI_RECORD_1_1, ABI_RECORD_1_2);
+    ABI_COPY(&rec, pr, conn_abi_minor(c), ABI_RECORD_SIZES);
     ds = r->dest != NULL ? conn_dest_stats(c, r->dest) : NULL;
 
     stats_request(c->l->stats, c->w->id, r->total_us);

@@ -155,7 +155,7 @@ ferry_policy_ldap(struct ferry_conn *c, const struct ferry_dest *d, const char *
 
 /* The http struct is read and written in place (a hook may wait, keeping the pointer),
  * so nothing of it may lie past a 1.2 plugin's end: that is fields before size only.
- * A field appended after size must be read through abi_struct_size(). */
+ * A field appended after size must be read through abi_struct_size() (util/abi.h). */
 _Static_assert(sizeof(struct ferry_policy_http) ==
                (offsetof(struct ferry_policy_http, size) + sizeof(uint32_t) +
                 _Alignof(struct ferry_policy_http) - 1) / _Alignof(struct ferry_policy_http) *

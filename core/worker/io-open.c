@@ -380,9 +380,9 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *pt,
     if (c == NULL || pt == NULL || cb == NULL || c->close_pending)
         return FERRY_EINVAL;
     /* Only what the plugin's minor has of its structs (util/abi.h). */
-    ABI_COPY(&tt, pt, conn_abi_minor(c), ABI_TARGET_1_1, ABI_TARGET_1_2);
+    ABI_COPY(&tt, pt, conn_abi_minor(c), ABI_TARGET_SIZES);
     if (ptls != NULL) {
-        ABI_COPY(&tlsbuf, ptls, conn_abi_minor(c), ABI_IO_TLS_1_2, ABI_IO_TLS_1_2);
+        ABI_COPY(&tlsbuf, ptls, conn_abi_minor(c), ABI_IO_TLS_SIZES);
         tls = &tlsbuf;
     }
     if ((io = io_alloc(c->w)) == NULL)
@@ -431,7 +431,7 @@ ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *ptls, ferry_io
         io->ssl != NULL || io->open_cb != NULL || io->in_len > 0 || io->out_len > io->out_off ||
         io->err != 0 || io->eof || io->tls_wait != NULL)
         return FERRY_EINVAL;
-    ABI_COPY(&tlsbuf, ptls, conn_abi_minor(io->c), ABI_IO_TLS_1_2, ABI_IO_TLS_1_2);
+    ABI_COPY(&tlsbuf, ptls, conn_abi_minor(io->c), ABI_IO_TLS_SIZES);
     free(io->sni);
     if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : "")) == NULL)
         return FERRY_ENOMEM;
