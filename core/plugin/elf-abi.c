@@ -35,10 +35,12 @@
 #define NATIVE_CLASS ELFCLASS32
 #endif
 
+/* off..off+len lies in the file, and off is aligned for the table read there (the
+ * mapping is page-aligned, so the file offset decides). */
 static bool
-in_file(size_t size, uint64_t off, uint64_t len)
+in_file(size_t size, uint64_t off, uint64_t len, size_t align)
 {
-    return off <= size && len <= size - off;
+    return off <= size && len <= size - off && off % align == 0;
 }
 
 /* The file offset of virtual address vaddr (len bytes of file-backed data), or 0. */
@@ -47,9 +49,10 @@ vaddr_to_off(const uint8_t *base, size_t size, const ElfW(Ehdr) *eh, uint64_t va
              uint64_t len)
 {
     for (unsigned i = 0; i < eh->e_phnum; i++) {
-        const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(base + eh->e_phoff + (size_t)i * eh->e_phentsize);
+        const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(base + eh->e_phoff) + i;
 
-        if (ph->p_type != PT_LOAD || vaddr < ph->p_vaddr || len > ph->p_filesz ||
+        if (ph->p_type != PT_LOAD || !in_file(size, ph->p_offset, ph->p_filesz, 1) ||
+            vaddr < ph->p_vaddr || len > ph->p_filesz ||
             vaddr - ph->p_vaddr > ph->p_filesz - len)
             continue;
         return ph->p_offset + (vaddr - ph->p_vaddr);
@@ -65,8 +68,10 @@ descriptor_head(const uint8_t *base, size_t size, struct plugin_abi *out)
     if (size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
         eh->e_ident[EI_CLASS] != NATIVE_CLASS || eh->e_ident[EI_DATA] != NATIVE_DATA ||
         eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_phentsize != sizeof(ElfW(Phdr)) ||
-        !in_file(size, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(ElfW(Shdr))) ||
-        !in_file(size, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(ElfW(Phdr))))
+        !in_file(size, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(ElfW(Shdr)),
+                 _Alignof(ElfW(Shdr))) ||
+        !in_file(size, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(ElfW(Phdr)),
+                 _Alignof(ElfW(Phdr))))
         return -1;
     for (unsigned i = 0; i < eh->e_shnum; i++) {
         const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(base + eh->e_shoff) + i;
@@ -75,10 +80,11 @@ descriptor_head(const uint8_t *base, size_t size, struct plugin_abi *out)
         size_t            nsyms;
 
         if (sh->sh_type != SHT_DYNSYM || sh->sh_link >= eh->e_shnum ||
-            sh->sh_entsize != sizeof(ElfW(Sym)) || !in_file(size, sh->sh_offset, sh->sh_size))
+            sh->sh_entsize != sizeof(ElfW(Sym)) ||
+            !in_file(size, sh->sh_offset, sh->sh_size, _Alignof(ElfW(Sym))))
             continue;
         strs = (const ElfW(Shdr) *)(base + eh->e_shoff) + sh->sh_link;
-        if (!in_file(size, strs->sh_offset, strs->sh_size))
+        if (!in_file(size, strs->sh_offset, strs->sh_size, 1))
             continue;
         syms = (const ElfW(Sym) *)(base + sh->sh_offset);
         nsyms = sh->sh_size / sizeof(ElfW(Sym));
@@ -91,7 +97,7 @@ descriptor_head(const uint8_t *base, size_t size, struct plugin_abi *out)
                 memcmp(base + strs->sh_offset + syms[k].st_name, want, sizeof(want)) != 0)
                 continue;
             off = vaddr_to_off(base, size, eh, syms[k].st_value, 8);
-            if (off == 0 || !in_file(size, off, 8))
+            if (off == 0 || !in_file(size, off, 8, 1))
                 return -1;
             memcpy(&out->major, base + off, 2);
             memcpy(&out->minor, base + off + 2, 2);
