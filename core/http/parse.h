@@ -85,11 +85,12 @@ struct ferry_http_resp {
 };
 
 /*
- * The chunked-body decoder's state (ferry/http.h has the contract). Payload is yielded in place, never copied. Trailer
- * fields are checked (strict field syntax, FERRY_HTTP_MAX_TRAILER_BYTES) and, if the
- * caller set trailers/trailers_cap after init, copied there as a raw field block
- * ("name: value\r\n"...). Errors: FERRY_EPROTO (syntax) or FERRY_ELIMIT (a bound), with
- * reason "bad-chunked" and a more specific detail.
+ * The chunked-body decoder's state (ferry/http.h has the contract). Payload is yielded
+ * in place, never copied. Trailer fields are checked (strict field syntax,
+ * FERRY_HTTP_MAX_TRAILER_BYTES) and, if the caller set trailers/trailers_cap after
+ * init, copied there as a raw field block ("name: value\r\n"...). Errors: FERRY_EPROTO
+ * (syntax) or FERRY_ELIMIT (a bound), with reason "bad-chunked" and a more specific
+ * detail.
  */
 struct ferry_http_chunked {
     uint64_t    remaining;       /* payload bytes left in the current chunk */

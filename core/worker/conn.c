@@ -377,7 +377,7 @@ conn_free(struct ferry_conn *c)
     struct worker *w = c->w;
 
     conn_write_access(c);
-    policy_conn_gone(c);                /* before the cleanups: the hook's objects are the plugin's */
+    policy_conn_gone(c);        /* before the cleanups: the hook's objects are the plugin's */
     conn_timers_off(c);
     /* Before the arena goes (it may live there); newest first, so what was set up
      * later, on top of earlier things, is taken down before them. */

@@ -170,16 +170,16 @@ const char *rw_phrase(int status);
 struct hp_scratch;
 #define HP_WAIT ((const struct ferry_http_request *)(uintptr_t)1)
 const struct ferry_http_request  *hp_request(struct ferry_conn *c, const struct ferry_dest *d,
-                                         const struct ferry_http_request *req,
-                                         struct http_plan *plan, struct hp_scratch **mine,
-                                         ferry_policy_cb cb, void *arg);
+                                             const struct ferry_http_request *req,
+                                             struct http_plan *plan, struct hp_scratch **mine,
+                                             ferry_policy_cb cb, void *arg);
 const struct ferry_http_request  *hp_request_done(struct hp_scratch *mine, int rc,
-                                              const struct ferry_policy_verdict *v,
-                                              struct http_plan *plan);
+                                                  const struct ferry_policy_verdict *v,
+                                                  struct http_plan *plan);
 const struct ferry_http_response *hp_response(struct ferry_conn *c, const struct ferry_dest *d,
-                                          const struct ferry_http_response *resp,
-                                          struct http_plan *plan);
-void                          hp_done(struct hp_scratch *sc);      /* NULL: on_response's */
-void                          hp_free(struct hp_scratch *sc);
+                                              const struct ferry_http_response *resp,
+                                              struct http_plan *plan);
+void                              hp_done(struct hp_scratch *sc);  /* NULL: on_response's */
+void                              hp_free(struct hp_scratch *sc);
 
 #endif

@@ -584,11 +584,11 @@ static bool
 h_response_head(struct hconn *h)
 {
     const struct ferry_http_response *rs = ferry_http_parser_response(h->parser);
-    const uint8_t           *data;
-    size_t                   len = ferry_io_peek(h->uio, &data);
-    struct sbuf              out;
-    char                     outbuf[4096];
-    int                      rc, conn;
+    const uint8_t                    *data;
+    size_t                            len = ferry_io_peek(h->uio, &data);
+    struct sbuf                       out;
+    char                              outbuf[4096];
+    int                               rc, conn;
 
     if (len == 0) {
         if (!io_gone(h->uio))

@@ -26,8 +26,8 @@ struct hp_scratch {
     struct ferry_policy_header f[HTTP_MAX_HEADERS_CAP];
     struct ferry_http_header   out[HTTP_MAX_HEADERS_CAP];
     struct ferry_policy_http   h;
-    struct ferry_http_request      req;
-    struct ferry_http_response     resp;
+    struct ferry_http_request  req;
+    struct ferry_http_response resp;
     char                      *heap;        /* owns: the strings, when buf is too small */
     char                       buf[8192];
     char                      *at;          /* next free byte of buf or heap */
@@ -199,8 +199,8 @@ hp_request_done(struct hp_scratch *mine, int rc, const struct ferry_policy_verdi
 }
 
 const struct ferry_http_response *
-hp_response(struct ferry_conn *c, const struct ferry_dest *d, const struct ferry_http_response *resp,
-            struct http_plan *p)
+hp_response(struct ferry_conn *c, const struct ferry_dest *d,
+            const struct ferry_http_response *resp, struct http_plan *p)
 {
     struct ferry_policy_verdict v;
     int                         rc;

@@ -226,8 +226,8 @@ rw_request_id(char *out, size_t size)
 }
 
 void
-rw_forward(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_request *req,
-           struct http_plan *p, struct sbuf *b)
+rw_forward(struct ferry_conn *c, const struct http_listener *l,
+           const struct ferry_http_request *req, struct http_plan *p, struct sbuf *b)
 {
     struct hidx x;
     char        portbuf[8];

@@ -15,8 +15,8 @@
 #include "http-int.h"
 
 const struct ferry_dest *
-target_dest(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_request *req,
-            const struct hidx *x, struct http_plan *p)
+target_dest(struct ferry_conn *c, const struct http_listener *l,
+            const struct ferry_http_request *req, const struct hidx *x, struct http_plan *p)
 {
     const struct ferry_http_header *dn = x->first[H_XDEST];
     size_t                          ndn = x->count[H_XDEST];

@@ -27,7 +27,8 @@
 #define FERRY_HAS_FIELD(p, field) \
     ((size_t)((const char *)&(p)->field - (const char *)(p)) + sizeof((p)->field) <= (p)->size)
 
-/* A zeroed struct of type T with its size set: struct ferry_target t = FERRY_STRUCT_INIT(ferry_target); */
+/* A zeroed struct of type T with its size set:
+ *     struct ferry_target t = FERRY_STRUCT_INIT(ferry_target);  (or FERRY_TARGET_INIT) */
 #define FERRY_STRUCT_INIT(T) { .size = sizeof(struct T) }
 
 #endif
