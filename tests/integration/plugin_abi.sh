@@ -9,6 +9,9 @@
 #    ferry_target is followed in memory by a pointer to "http": a core that read
 #    `protocol` (1.2) past its end would ask the connector for an HTTP stream to a TCP
 #    system and be refused; it must default to the destination's TCP.
+#    tests/fixtures/plugins/http11.c parses HTTP with the structs 1.1 had plugins
+#    allocate (ferry_http_req_init, ferry_http_parse_request, ferry_http_chunked_*),
+#    which 1.3 keeps exported with that layout: curl's GET and chunked POST answered.
 # 2. A plugin declaring ABI 1.4 that calls a function this ferry lacks
 #    (tests/fixtures/plugins/future14.c) is refused by `ferry check` and by `ferry
 #    gateway` with exit 2 and "built for ferry plugin ABI 1.4, this ferry provides 1.3",
@@ -37,6 +40,7 @@ build() {
 }
 build hello "$SRC_ROOT/examples/plugin-hello/hello.c" "$FIX/abi-1.1"
 build relay11 "$FIX/plugins/relay11.c" "$FIX/abi-1.1"
+build http11 "$FIX/plugins/http11.c" "$FIX/abi-1.1"
 build abitest "$FIX/plugins/abitest.c" "$SRC_ROOT/core/include"
 grep -q 'FERRY_PLUGIN_ABI_MINOR 1 ' "$FIX/abi-1.1/ferry/plugin.h" \
     || fail "the fixture headers are not ABI 1.1"
@@ -52,6 +56,7 @@ tport=$(free_port)
 lhello=$(free_port)
 lrelay=$(free_port)
 labi=$(free_port)
+lh11=$(free_port)
 cat >"$dir/gw.yaml" <<YAML
 workers: 2
 plugins_dir: $plugdir
@@ -65,6 +70,7 @@ listeners:
   - { name: hello, plugin: hello, listen: "127.0.0.1:$lhello", greeting: "hi from 1.1\n" }
   - { name: relay, plugin: relay11, listen: "127.0.0.1:$lrelay", destination: echo }
   - { name: abi, plugin: abitest, listen: "127.0.0.1:$labi" }
+  - { name: h11, plugin: http11, listen: "127.0.0.1:$lh11" }
 YAML
 cat >"$dir/cn.yaml" <<YAML
 gateway: 127.0.0.1:$tport
@@ -97,6 +103,14 @@ done
 [ "$(audit_count "$dir/audit.jsonl" outcome=ok protocol=TCP)" -ge 3 ] \
     || fail "connector audit: want 3 TCP streams with outcome ok: $(tail -n 3 "$dir/audit.jsonl")"
 
+# 1c. http11, built against 1.1, parses with the parser structs it allocates itself.
+got=$(curl -s --max-time 10 "http://127.0.0.1:$lh11/some/path?q=1" || true)
+[ "$got" = "GET /some/path " ] || fail "http11 (ABI 1.1 parser): got [$got], want [GET /some/path ]"
+got=$(curl -s --max-time 10 -H 'Transfer-Encoding: chunked' --data-binary 'hello chunks' \
+      "http://127.0.0.1:$lh11/up" || true)
+[ "$got" = "POST /up hello chunks" ] \
+    || fail "http11 (ABI 1.1 chunked decoder): got [$got], want [POST /up hello chunks]"
+
 # 3. abitest: timers, cleanups, counter.
 got=$(printf 'tick\n' | timeout 10 socat -t 5 - "TCP:127.0.0.1:$labi" || true)
 [ "$got" = "tick" ] || fail "abitest: the timer did not answer: got [$got], want [tick]"
@@ -110,8 +124,8 @@ for i in 2 3 4 5; do
     [ "$got" = "tick" ] || fail "abitest: tick $i: got [$got]"
 done
 need_metric "$gw_admin" 'ferry_plugin_ticks_total{plugin="abitest"}' -eq 5 5
-curl -s --max-time 2 "http://127.0.0.1:$gw_admin/metrics" \
-    | grep -q '^# TYPE ferry_plugin_ticks_total counter$' \
+metrics=$(curl -s --max-time 2 "http://127.0.0.1:$gw_admin/metrics")
+grep -q '^# TYPE ferry_plugin_ticks_total counter$' <<<"$metrics" \
     || fail "/metrics: no '# TYPE ferry_plugin_ticks_total counter'"
 # `late` (10 s) was pending at every close; `never` was cancelled. Give a stray one the
 # time `never` would have needed, then none may have fired.
@@ -140,5 +154,5 @@ for cmd in check gateway; do
     grep -q "undefined symbol" <<<"$out" && fail "ferry $cmd: the dynamic linker spoke first: $out"
 done
 
-echo "ok: 1.1 plugins load and carry traffic (hello, relay11 through a tunnel); ABI 1.4" \
-     "refused with both versions; 1.3 timers, cleanup order and counters work"
+echo "ok: 1.1 plugins load and carry traffic (hello, relay11 through a tunnel, http11);" \
+     "ABI 1.4 refused with both versions; 1.3 timers, cleanup order and counters work"
