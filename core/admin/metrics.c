@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 
@@ -227,6 +228,35 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
     }
 }
 
+/* Plugins' counters (ferry/metrics.h): one metric per name, a `plugin` label each. */
+static void
+render_plugin_counters(struct evbuffer *out, unsigned nworkers)
+{
+    const char *last = NULL;
+
+    for (const struct ferry_counter *k = stats_counters(); k != NULL; k = k->next) {
+        uint64_t v = 0;
+
+        for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++)
+            v += atomic_load_explicit(&k->cell[w].v, memory_order_relaxed);
+        if (last == NULL || strcmp(last, k->name) != 0) {
+            evbuffer_add_printf(out, "# HELP ferry_plugin_%s ", k->name);
+            for (const char *p = k->help; *p; p++)      /* HELP escapes \ and newline */
+                if (*p == '\\')
+                    evbuffer_add(out, "\\\\", 2);
+                else if (*p == '\n')
+                    evbuffer_add(out, "\\n", 2);
+                else
+                    evbuffer_add(out, p, 1);
+            evbuffer_add_printf(out, "\n# TYPE ferry_plugin_%s counter\n", k->name);
+            last = k->name;
+        }
+        evbuffer_add_printf(out, "ferry_plugin_%s{plugin=\"", k->name);
+        add_escaped(out, k->plugin);
+        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v);
+    }
+}
+
 void
 admin_metrics_render(struct evbuffer *out, unsigned nworkers)
 {
@@ -235,6 +265,7 @@ admin_metrics_render(struct evbuffer *out, unsigned nworkers)
     render_kind(out, STATS_LISTENER, nworkers);
     render_kind(out, STATS_DEST, nworkers);
     render_requests(out, nworkers);
+    render_plugin_counters(out, nworkers);
     for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next)
         any |= s->kind == STATS_TUNNEL;
     if (!any)

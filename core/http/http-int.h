@@ -11,6 +11,8 @@
 
 #include <ferry/http.h>
 
+#include "http/parse.h"
+
 /* Bits of ferry_http_cc[byte]. */
 #define HTTP_CC_TCHAR   0x01u   /* token character (RFC 9110 section 5.6.2) */
 #define HTTP_CC_VALUE   0x02u   /* field-vchar, obs-text, SP, HTAB: a field value byte */

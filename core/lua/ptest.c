@@ -496,7 +496,7 @@ ferry_policy_test_main(const char *conf_path, const char *response_path, int arg
     bool                        have_doc = false;
     static struct sample        s;
     static struct sample_resp   sr;
-    struct ferry_policy_http    h = { 0 }, rh = { 0 };
+    struct ferry_policy_http    h = FERRY_POLICY_HTTP_INIT, rh = FERRY_POLICY_HTTP_INIT;
     struct ferry_policy_verdict v = { .allowed = true }, rv = { .allowed = true };
     struct policy_call          call = { .hook = POLICY_ON_REQUEST, .offline_token = STAND_IN };
     struct ferry_dest_http     *add = NULL;

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ferry/metrics.h>
+
 #include "plugin/loader.h"
+#include "stats/stats.h"
 
 #ifndef FERRY_PLUGIN_INSTALL_DIR
 #define FERRY_PLUGIN_INSTALL_DIR "/usr/local/lib/ferry/plugins"
@@ -27,6 +30,7 @@ struct loaded {
 
 static struct loaded loaded[MAX_PLUGINS];   /* main thread only */
 static size_t        nloaded;
+static const char   *initializing;          /* the plugin whose init() runs now */
 static char          exe_dir[PATH_MAX];
 
 void
@@ -76,6 +80,22 @@ find_file(const char *name, const char *plugins_dir, char *path, size_t size, ch
     return -1;
 }
 
+/* Another major, or a newer minor (it may call what this ferry lacks): refused with
+ * both versions. Older minors of this major load. */
+static int
+abi_refused(const char *path, unsigned major, unsigned minor, struct ferry_err *err)
+{
+    if (major == FERRY_PLUGIN_ABI_MAJOR && minor <= FERRY_PLUGIN_ABI_MINOR)
+        return FERRY_OK;
+    return ferry_err_set(err, FERRY_EINVAL,
+                         "plugin %s: built for ferry plugin ABI %u.%u, this ferry provides "
+                         "%u.%u; %s", path, major, minor, FERRY_PLUGIN_ABI_MAJOR,
+                         FERRY_PLUGIN_ABI_MINOR,
+                         major == FERRY_PLUGIN_ABI_MAJOR
+                             ? "upgrade ferry, or rebuild the plugin against this ferry's headers"
+                             : "rebuild the plugin against this ferry's headers");
+}
+
 int
 ferry_plugin_load(const char *name, const char *plugins_dir, const struct ferry_plugin **out,
                   struct ferry_err *err)
@@ -84,6 +104,7 @@ ferry_plugin_load(const char *name, const char *plugins_dir, const struct ferry_
     void                      *h;
     const struct ferry_plugin *p;
     struct ferry_err           ierr = { 0 };
+    struct plugin_abi          abi;
 
     for (size_t i = 0; i < nloaded; i++) {
         if (strcmp(loaded[i].name, name) == 0) {
@@ -98,6 +119,11 @@ ferry_plugin_load(const char *name, const char *plugins_dir, const struct ferry_
     if (find_file(name, plugins_dir, path, sizeof(path), tried, sizeof(tried)) != 0)
         return ferry_err_set(err, FERRY_ENOTFOUND, "plugin '%s': ferry_%s.so not found in %s",
                              name, name, tried);
+    /* Before dlopen: a newer plugin's missing symbols would fail the load first, with
+     * a message that names neither version. */
+    if (ferry_plugin_file_abi(path, &abi) == 0 &&
+        abi_refused(path, abi.major, abi.minor, err) != FERRY_OK)
+        return FERRY_EINVAL;
     if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL)
         return ferry_err_set(err, FERRY_EINVAL, "%s: cannot load: %s", path, dlerror());
     if ((p = dlsym(h, "ferry_plugin")) == NULL) {
@@ -106,11 +132,7 @@ ferry_plugin_load(const char *name, const char *plugins_dir, const struct ferry_
                              "%s: no 'ferry_plugin' symbol; export one with FERRY_PLUGIN_EXPORT",
                              path);
     }
-    if (p->abi_major != FERRY_PLUGIN_ABI_MAJOR) {
-        ferry_err_set(err, FERRY_EINVAL,
-                      "%s: plugin ABI %u.%u, this ferry speaks %u.x; rebuild it against "
-                      "ferry's headers", path, p->abi_major, p->abi_minor,
-                      FERRY_PLUGIN_ABI_MAJOR);
+    if (abi_refused(path, p->abi_major, p->abi_minor, err) != FERRY_OK) {
         dlclose(h);
         return FERRY_EINVAL;
     }
@@ -127,11 +149,14 @@ ferry_plugin_load(const char *name, const char *plugins_dir, const struct ferry_
         dlclose(h);
         return FERRY_EINVAL;
     }
+    initializing = name;
     if (p->init != NULL && p->init(&ierr) != FERRY_OK) {
+        initializing = NULL;
         ferry_err_set(err, FERRY_EINVAL, "%s: init failed: %s", path, ierr.msg);
         dlclose(h);
         return FERRY_EINVAL;
     }
+    initializing = NULL;
     loaded[nloaded].name = strdup(name);
     loaded[nloaded].path = strdup(path);
     loaded[nloaded].handle = h;
@@ -139,6 +164,32 @@ ferry_plugin_load(const char *name, const char *plugins_dir, const struct ferry_
     nloaded++;
     *out = p;
     return FERRY_OK;
+}
+
+static bool
+counter_name_is_valid(const char *name)
+{
+    if (name == NULL || strlen(name) > 64 || !((*name >= 'a' && *name <= 'z') || *name == '_'))
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    return true;
+}
+
+/* Here, not in stats/: only the loader knows which plugins exist, so a counter is
+ * always labelled with the name of a plugin that was really loaded. */
+FERRY_API int
+ferry_counter_register(const char *plugin, const char *name, const char *help,
+                       struct ferry_counter **out)
+{
+    bool known = plugin != NULL && initializing != NULL && strcmp(plugin, initializing) == 0;
+
+    for (size_t i = 0; i < nloaded && !known && plugin != NULL; i++)
+        known = strcmp(loaded[i].name, plugin) == 0;
+    if (!known || !counter_name_is_valid(name) || out == NULL)
+        return FERRY_EINVAL;
+    return stats_counter_get(plugin, name, help, FERRY_COUNTERS_PER_PLUGIN, out);
 }
 
 void

@@ -6,6 +6,8 @@
 #ifndef FERRY_LOADER_H
 #define FERRY_LOADER_H
 
+#include <stdint.h>
+
 #include <ferry/err.h>
 #include <ferry/plugin.h>
 
@@ -19,5 +21,14 @@ void ferry_plugin_set_exe_dir(const char *dir);
 int  ferry_plugin_load(const char *name, const char *plugins_dir,
                        const struct ferry_plugin **out, struct ferry_err *err);
 void ferry_plugin_unload_all(void);
+
+/* The head of a plugin's descriptor as its file holds it. */
+struct plugin_abi {
+    uint16_t major, minor;
+    uint32_t struct_size;
+};
+/* Read it from the ELF file without loading it (elf-abi.c): 0, or -1 when the file
+ * does not say (not a native ELF shared object, no exported ferry_plugin). */
+int  ferry_plugin_file_abi(const char *path, struct plugin_abi *out);
 
 #endif

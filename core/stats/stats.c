@@ -10,12 +10,78 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/err.h>
+
 #include "stats/stats.h"
 
 /* Written only by the main thread; workers only follow pointers they were handed. */
 static struct stats_slot *slots;
 
 static void pairs_free(void);
+static void counters_free(void);
+
+/* Plugins' counters, sorted by (name, plugin) so one metric's lines stay together. */
+static struct ferry_counter *counters;
+
+int
+stats_counter_get(const char *plugin, const char *name, const char *help, size_t max,
+                  struct ferry_counter **out)
+{
+    struct ferry_counter **at = &counters, *k;
+    size_t                 count = 0;
+
+    for (k = counters; k != NULL; k = k->next) {
+        if (strcmp(k->plugin, plugin) != 0)
+            continue;
+        if (strcmp(k->name, name) == 0) {
+            *out = k;
+            return FERRY_OK;
+        }
+        count++;
+    }
+    if (count >= max)
+        return FERRY_ELIMIT;
+    while (*at != NULL && (strcmp((*at)->name, name) < 0 ||
+                           (strcmp((*at)->name, name) == 0 && strcmp((*at)->plugin, plugin) < 0)))
+        at = &(*at)->next;
+    if ((k = aligned_alloc(64, sizeof(*k))) == NULL)
+        return FERRY_ENOMEM;
+    memset(k, 0, sizeof(*k));
+    k->plugin = strdup(plugin);
+    k->name = strdup(name);
+    k->help = strdup(help != NULL ? help : "");
+    if (k->plugin == NULL || k->name == NULL || k->help == NULL) {
+        free(k->plugin);
+        free(k->name);
+        free(k->help);
+        free(k);
+        return FERRY_ENOMEM;
+    }
+    k->next = *at;
+    *at = k;
+    *out = k;
+    return FERRY_OK;
+}
+
+const struct ferry_counter *
+stats_counters(void)
+{
+    return counters;
+}
+
+static void
+counters_free(void)
+{
+    while (counters != NULL) {
+        struct ferry_counter *next = counters->next;
+
+        free(counters->plugin);
+        free(counters->name);
+        free(counters->help);
+        free(counters);
+        counters = next;
+    }
+}
 
 struct stats_slot *
 ferry_stats_slot(enum stats_kind kind, const char *name)
@@ -61,6 +127,7 @@ void
 ferry_stats_free_all(void)
 {
     pairs_free();
+    counters_free();
     while (slots != NULL) {
         struct stats_slot *next = slots->next;
 

@@ -15,6 +15,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define FERRY_MAX_WORKERS 64
@@ -76,6 +77,22 @@ struct stats_pair {
     } __attribute__((aligned(64))) cell[FERRY_MAX_WORKERS];
 };
 struct stats_pair *stats_pair_get(const struct stats_slot *listener, const struct stats_slot *dest);
+
+/* A plugin's counter (ferry/metrics.h: struct ferry_counter is this). Created on the
+ * main thread, kept until exit; one cell per worker, single writer. */
+struct ferry_counter {
+    struct ferry_counter *next;
+    char                 *plugin, *name, *help;
+    struct {
+        _Atomic uint64_t v;
+    } __attribute__((aligned(64))) cell[FERRY_MAX_WORKERS];
+};
+/* Find (plugin, name) or create it (main thread only): FERRY_OK and *out, FERRY_ELIMIT
+ * when plugin has max counters already, FERRY_ENOMEM. */
+int stats_counter_get(const char *plugin, const char *name, const char *help, size_t max,
+                      struct ferry_counter **out);
+/* The first counter (follow ->next; main thread only), sorted by name then plugin. */
+const struct ferry_counter *stats_counters(void);
 
 /* For the renderer (main thread only, where slots are added): the first slot of the
  * list (follow ->next). */

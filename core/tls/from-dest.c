@@ -5,6 +5,7 @@
  * Reads properties only: no file is opened here (the dest room opened the key stores
  * at load, the cache's loader builds contexts).
  */
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -49,18 +50,27 @@ ferry_tls_settings_from_dest(const struct ferry_dest *d, enum ferry_tls_use use,
 FERRY_API void
 ferry_io_tls_from_dest(const struct ferry_dest *d, struct ferry_io_tls *out)
 {
+    /* The caller's struct is out->size long (FERRY_IO_TLS_INIT); 0 is taken as 1.3's
+     * layout, the oldest that has this call. A newer core never writes past it. */
+    const size_t              v13 = offsetof(struct ferry_io_tls, wildcard_any_depth) +
+                                    sizeof(out->wildcard_any_depth);
+    size_t                    n = out->size != 0 ? out->size : v13;
+    struct ferry_io_tls       t = FERRY_IO_TLS_INIT;
     struct ferry_tls_settings s;
     const char               *scheme = ferry_dest_scheme(d);
 
     ferry_tls_settings_from_dest(d, FERRY_TLS_TARGET, &s);
-    memset(out, 0, sizeof(*out));
-    out->enable = strcmp(scheme, "https") == 0 || strcmp(scheme, "ldaps") == 0;
-    out->server_name = ferry_dest_host(d);
-    out->ca_file = s.ca_file;
-    out->cert_file = s.cert_file;
-    out->key_file = s.key_file;
-    out->cert_password = s.cert_password;
-    out->insecure = s.insecure;
-    out->no_system_store = s.no_system_store;
-    out->wildcard_any_depth = s.wildcard_any_depth;
+    t.enable = strcmp(scheme, "https") == 0 || strcmp(scheme, "ldaps") == 0;
+    t.server_name = ferry_dest_host(d);
+    t.ca_file = s.ca_file;
+    t.cert_file = s.cert_file;
+    t.key_file = s.key_file;
+    t.cert_password = s.cert_password;
+    t.insecure = s.insecure;
+    t.no_system_store = s.no_system_store;
+    t.wildcard_any_depth = s.wildcard_any_depth;
+    if (n > sizeof(t))
+        n = sizeof(t);
+    t.size = (uint32_t)n;
+    memcpy(out, &t, n);
 }

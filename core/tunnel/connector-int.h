@@ -19,6 +19,7 @@
 #include <ferry/http.h>
 
 #include "conf/connector-conf.h"
+#include "http/parse.h"
 #include "stats/stats.h"
 #include "tunnel/audit.h"
 #include "tunnel/session.h"

@@ -22,6 +22,7 @@
 #include "route/dial.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
+#include "util/abi.h"
 #include "worker/conn-int.h"
 
 #define HANDSHAKE_WRITE_MAX   (64 * 1024)   /* replies a plugin may queue before relay */
@@ -182,13 +183,17 @@ conn_fail_later(struct ferry_conn *c, int status, const char *reason)
 }
 
 FERRY_API int
-ferry_conn_open(struct ferry_conn *c, const struct ferry_target *t, ferry_open_cb cb, void *arg)
+ferry_conn_open(struct ferry_conn *c, const struct ferry_target *pt, ferry_open_cb cb, void *arg)
 {
-    struct conn_route r;
-    int               kind;
+    struct conn_route   r;
+    struct ferry_target tt;
+    const struct ferry_target *t = &tt;
+    int                 kind;
 
-    if (c->state != CONN_PLUGIN || c->open_cb != NULL || c->ufd >= 0 || cb == NULL)
+    if (c->state != CONN_PLUGIN || c->open_cb != NULL || c->ufd >= 0 || cb == NULL || pt == NULL)
         return FERRY_EINVAL;
+    /* A 1.1 plugin's target ends before protocol: read only what it has. */
+    ABI_COPY(&tt, pt, conn_abi_minor(c), ABI_TARGET_SIZES);
     c->open_cb = cb;
     c->open_arg = arg;
     if (c->hs_deadline_set) {
@@ -453,6 +458,7 @@ ferry_conn_relay(struct ferry_conn *c)
         return;
     }
     c->data_cb = NULL;
+    conn_timers_off(c);                 /* c is core's now */
     if (c->hs_deadline_set) {
         c->hs_deadline_set = false;
         conn_arm_idle(c, c->l->lc->idle_timeout_ms);

@@ -17,6 +17,7 @@
 #include <event2/event_struct.h>
 
 #include <ferry/conn.h>
+#include <ferry/timer.h>
 
 #include "log/log.h"
 #include "route/route.h"
@@ -48,6 +49,23 @@ struct relay_dir {
 struct conn_chunk {               /* ferry_conn_alloc() memory */
     struct conn_chunk *next;
     max_align_t        data[];
+};
+
+/* ferry_conn_on_cleanup(): a LIFO list, so freeing runs it in reverse order. */
+struct conn_cleanup {
+    struct conn_cleanup *next;
+    void               (*fn)(void *arg);
+    void                *arg;
+};
+#define CONN_CLEANUPS_MAX 64      /* per connection: ferry_conn_on_cleanup fails past it */
+
+/* ferry/timer.h: a plugin's timer, in c's arena; its event is on c's worker. */
+struct ferry_timer {
+    struct ferry_timer *next;     /* c->timers */
+    struct ferry_conn  *c;
+    struct event        ev;
+    ferry_timer_cb      cb;
+    void               *arg;
 };
 
 enum conn_state {
@@ -90,7 +108,12 @@ struct ferry_conn {
     struct gw_owner         gwo;            /* how the tunnel reaches back to c */
     struct ferry_io        *cio;            /* stream mode (ferry/io.h): the client's end */
     struct ferry_io        *ios;            /* stream mode: upstream streams of c */
-    void                  (*on_free)(void *arg);    /* the plugin's cleanup */
+    void                  (*on_free)(void *arg);    /* a pre-1.3 plugin's one cleanup */
+    struct conn_cleanup    *cleanups;       /* arena: newest first */
+    unsigned                ncleanups;
+    struct ferry_timer     *timers;         /* arena: the plugin's timers */
+    unsigned                ntimers;
+    bool                    timers_off;     /* the plugin let c go: no timer fires */
     struct stats_pair      *req_pair;       /* ferry_conn_request_done's last pair */
     void                   *on_free_arg;
     struct stats_slot      *tstats;         /* its tunnel's (tenant, location) stats */
@@ -107,6 +130,13 @@ struct ferry_conn {
     bool                    in_callback;    /* a plugin callback is running: defer free */
     bool                    close_pending;
 };
+
+/* The ABI minor c's plugin was built for: how much of its structs core may read. */
+static inline unsigned
+conn_abi_minor(const struct ferry_conn *c)
+{
+    return c->l->plugin->abi_minor;
+}
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
@@ -139,6 +169,9 @@ int  conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_
 /* The final error for a tunnel refusal rc of gw_open_stream (logs it; sets r->p.reason). */
 int  conn_route_refused(struct ferry_conn *c, struct conn_route *r, int rc);
 struct stats_slot *conn_dest_stats(const struct ferry_conn *c, const struct ferry_dest *d);
+
+/* timer.c: stop every plugin timer of c for good (the plugin let c go). */
+void conn_timers_off(struct ferry_conn *c);
 
 /* conn-handoff.c: the relay-handoff model (handshake bytes, one upstream, relay). */
 void conn_handshake_io(struct ferry_conn *c, short what);      /* client socket, before relay */

@@ -16,6 +16,7 @@
 #include <ferry/io.h>
 #include <ferry/route.h>
 
+#include "util/abi.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 
@@ -67,11 +68,16 @@ conn_write_access(struct ferry_conn *c)
 }
 
 FERRY_API void
-ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record *r)
+ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record *pr)
 {
-    struct logbuf b;
+    struct logbuf               b;
+    struct ferry_request_record rec;
+    const struct ferry_request_record *r = &rec;
+    struct stats_slot          *ds;
 
-    struct stats_slot *ds = r->dest != NULL ? conn_dest_stats(c, r->dest) : NULL;
+    /* A 1.1 plugin's record ends before protocol: "http" then. */
+    ABI_COPY(&rec, pr, conn_abi_minor(c), ABI_RECORD_SIZES);
+    ds = r->dest != NULL ? conn_dest_stats(c, r->dest) : NULL;
 
     stats_request(c->l->stats, c->w->id, r->total_us);
     /* The (listener, destination) pair: looked up when the destination changes. */

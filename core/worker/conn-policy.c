@@ -153,6 +153,15 @@ ferry_policy_ldap(struct ferry_conn *c, const struct ferry_dest *d, const char *
     return call(c, &pc, v, cb, arg);
 }
 
+/* The http struct is read and written in place (a hook may wait, keeping the pointer),
+ * so nothing of it may lie past a 1.2 plugin's end: that is fields before size only.
+ * A field appended after size must be read through abi_struct_size() (util/abi.h). */
+_Static_assert(sizeof(struct ferry_policy_http) ==
+               (offsetof(struct ferry_policy_http, size) + sizeof(uint32_t) +
+                _Alignof(struct ferry_policy_http) - 1) / _Alignof(struct ferry_policy_http) *
+               _Alignof(struct ferry_policy_http),
+               "a field past ferry_policy_http.size: gate it on the plugin's size");
+
 FERRY_API int
 ferry_policy_request(struct ferry_conn *c, const struct ferry_dest *d,
                      struct ferry_policy_http *req, struct ferry_policy_verdict *v,

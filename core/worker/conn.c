@@ -21,6 +21,7 @@
 
 #include <ferry/conn.h>
 #include <ferry/io.h>
+#include <ferry/metrics.h>
 #include <ferry/route.h>
 
 #include "dest/dest-int.h"
@@ -335,11 +336,39 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
         conn_arm_timer(c, l->lc->idle_timeout_ms);
 }
 
+/* The one slot of ABI 1.2, kept for plugins built against it: replaced by a later
+ * call, run after the cleanup list. */
 FERRY_API void
 ferry_conn_on_free(struct ferry_conn *c, void (*fn)(void *arg), void *arg)
 {
     c->on_free = fn;
     c->on_free_arg = arg;
+}
+
+FERRY_API int
+ferry_conn_on_cleanup(struct ferry_conn *c, void (*fn)(void *arg), void *arg)
+{
+    struct conn_cleanup *cl;
+
+    if (fn == NULL || c->close_pending)
+        return FERRY_EINVAL;
+    if (c->ncleanups >= CONN_CLEANUPS_MAX)
+        return FERRY_ELIMIT;
+    if ((cl = ferry_conn_alloc(c, sizeof(*cl))) == NULL)
+        return FERRY_ENOMEM;
+    cl->fn = fn;
+    cl->arg = arg;
+    cl->next = c->cleanups;
+    c->cleanups = cl;
+    c->ncleanups++;
+    return FERRY_OK;
+}
+
+FERRY_API void
+ferry_counter_add(struct ferry_counter *ctr, struct ferry_conn *c, uint64_t n)
+{
+    if (ctr != NULL && c != NULL && c->w->id < FERRY_MAX_WORKERS)
+        stats_add(&ctr->cell[c->w->id].v, n);
 }
 
 void
@@ -348,8 +377,17 @@ conn_free(struct ferry_conn *c)
     struct worker *w = c->w;
 
     conn_write_access(c);
-    policy_conn_gone(c);                /* before on_free: the hook's objects are the plugin's */
-    if (c->on_free != NULL)             /* before the arena goes: it may live there */
+    policy_conn_gone(c);        /* before the cleanups: the hook's objects are the plugin's */
+    conn_timers_off(c);
+    /* Before the arena goes (it may live there); newest first, so what was set up
+     * later, on top of earlier things, is taken down before them. */
+    while (c->cleanups != NULL) {
+        struct conn_cleanup *cl = c->cleanups;
+
+        c->cleanups = cl->next;
+        cl->fn(cl->arg);
+    }
+    if (c->on_free != NULL)
         c->on_free(c->on_free_arg);
     if (c->dstats != NULL)
         atomic_fetch_sub(&c->dstats->active, 1);
@@ -395,6 +433,7 @@ conn_finish(struct ferry_conn *c, const char *outcome)
         atomic_fetch_sub(&c->tstats->active, 1);
         c->tstats = NULL;
     }
+    conn_timers_off(c);
     io_conn_finish(c);
     if (c->cev_added)
         event_del(&c->cev);
@@ -457,6 +496,7 @@ ferry_conn_close(struct ferry_conn *c, const char *outcome)
 
     if (c->close_pending || c->state == CONN_CLOSING)
         return;
+    conn_timers_off(c);
     c->outcome = outcome != NULL ? outcome : "closed";
     if (c->cio != NULL) {
         while (c->ios != NULL)

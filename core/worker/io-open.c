@@ -22,6 +22,7 @@
 #include "tls/tls.h"
 #include "tunnel/gateway.h"
 #include "tunnel/session.h"
+#include "util/abi.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 #include "worker/io-priv.h"
@@ -243,23 +244,19 @@ io_fail_later(struct ferry_io *io, int status, const char *reason)
     return FERRY_OK;
 }
 
-/* t came from c's plugin: a plugin built before ABI 1.3 has a shorter struct, without
- * cert_password. */
+/* t is core's whole copy (ABI_COPY): fields newer than the plugin's minor are zero. */
 static void
 io_tls_settings(const struct ferry_conn *c, const struct ferry_io_tls *t,
                 struct ferry_tls_settings *s)
 {
-    const struct ferry_plugin *p = c->l != NULL ? c->l->plugin : NULL;
-
+    (void)c;
     s->ca_file = t->ca_file;
     s->cert_file = t->cert_file;
     s->key_file = t->key_file;
     s->insecure = t->insecure;
     s->no_system_store = t->no_system_store;
-    if (p == NULL || p->abi_minor >= 3) {
-        s->cert_password = t->cert_password;
-        s->wildcard_any_depth = t->wildcard_any_depth;
-    }
+    s->cert_password = t->cert_password;
+    s->wildcard_any_depth = t->wildcard_any_depth;
 }
 
 /* Dial or open the tunnel stream for a routed open (its TLS context is at hand). */
@@ -372,16 +369,27 @@ io_tls_get(struct ferry_io *io, const struct ferry_io_tls *t, const char **why)
 }
 
 FERRY_API int
-ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct ferry_io_tls *tls,
-              uint32_t connect_timeout_ms, ferry_io_open_cb cb, void *arg)
+ferry_io_open(struct ferry_conn *c, const struct ferry_target *pt,
+              const struct ferry_io_tls *ptls, uint32_t connect_timeout_ms, ferry_io_open_cb cb,
+              void *arg)
 {
-    struct ferry_io  *io;
-    struct conn_route r;
-    const char       *why;
-    int               kind, rc;
+    struct ferry_io           *io;
+    struct conn_route          r;
+    struct ferry_target        tt;
+    struct ferry_io_tls        tlsbuf;
+    const struct ferry_target *t = &tt;
+    const struct ferry_io_tls *tls = NULL;
+    const char                *why;
+    int                        kind, rc;
 
-    if (c == NULL || t == NULL || cb == NULL || c->close_pending)
+    if (c == NULL || pt == NULL || cb == NULL || c->close_pending)
         return FERRY_EINVAL;
+    /* Only what the plugin's minor has of its structs (util/abi.h). */
+    ABI_COPY(&tt, pt, conn_abi_minor(c), ABI_TARGET_SIZES);
+    if (ptls != NULL) {
+        ABI_COPY(&tlsbuf, ptls, conn_abi_minor(c), ABI_IO_TLS_SIZES);
+        tls = &tlsbuf;
+    }
     if ((io = io_alloc(c->w)) == NULL)
         return FERRY_ENOMEM;
     io->c = c;
@@ -416,16 +424,19 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *t, const struct f
 }
 
 FERRY_API int
-ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *tls, ferry_io_open_cb cb,
+ferry_io_starttls(struct ferry_io *io, const struct ferry_io_tls *ptls, ferry_io_open_cb cb,
                   void *arg)
 {
-    const char *why;
-    int         rc;
+    struct ferry_io_tls        tlsbuf;
+    const struct ferry_io_tls *tls = &tlsbuf;
+    const char                *why;
+    int                        rc;
 
-    if (io == NULL || io->client || io->closed || io->c == NULL || cb == NULL || tls == NULL ||
+    if (io == NULL || io->client || io->closed || io->c == NULL || cb == NULL || ptls == NULL ||
         io->ssl != NULL || io->open_cb != NULL || io->in_len > 0 || io->out_len > io->out_off ||
         io->err != 0 || io->eof || io->tls_wait != NULL)
         return FERRY_EINVAL;
+    ABI_COPY(&tlsbuf, ptls, conn_abi_minor(io->c), ABI_IO_TLS_SIZES);
     free(io->sni);
     if ((io->sni = strdup(tls->server_name != NULL ? tls->server_name : "")) == NULL)
         return FERRY_ENOMEM;

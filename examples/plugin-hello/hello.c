@@ -8,6 +8,10 @@
  * It shows the whole plugin ABI in one file: the exported descriptor, options
  * validated in listener_open, per-listener state, on_accept on a worker thread, and a
  * connection handed back to core with ferry_conn_close(). It never sees a socket.
+ *
+ * It also builds against older ferry headers (down to ABI 1.1): what came later, here
+ * the greetings counter of ABI 1.3, is compiled in only when the headers have it, and
+ * the descriptor then declares the minor it was built for.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +20,27 @@
 #include <ferry/log.h>
 #include <ferry/opts.h>
 #include <ferry/plugin.h>
+#if FERRY_PLUGIN_ABI_MINOR >= 3
+#include <ferry/metrics.h>
+#endif
 
 #define HELLO_DEFAULT_GREETING "hello from ferry\n"
 #define HELLO_MAX_GREETING_BYTES 4096
+
+#if FERRY_PLUGIN_ABI_MINOR >= 3
+/* /metrics: ferry_plugin_greetings_total{plugin="hello"}. Registered once, at load. */
+static struct ferry_counter *greeted;
+
+static int
+hello_init(struct ferry_err *err)
+{
+    int rc = ferry_counter_register("hello", "greetings_total", "Clients greeted", &greeted);
+
+    if (rc != FERRY_OK)
+        return ferry_err_set(err, rc, "greetings_total: %s", ferry_strerror(rc));
+    return FERRY_OK;
+}
+#endif
 
 /* Built in listener_open (main thread), read-only afterwards: every worker reads it. */
 struct hello_listener {
@@ -69,6 +91,9 @@ hello_on_accept(struct ferry_conn *c, void *state)
         ferry_conn_close(c, "error");
         return;
     }
+#if FERRY_PLUGIN_ABI_MINOR >= 3
+    ferry_counter_add(greeted, c, 1);       /* on this worker's own cell: no lock */
+#endif
     ferry_conn_close(c, "greeted");         /* flushes the greeting, then closes */
     /* c must not be touched past this point: core frees it. */
 }
@@ -87,5 +112,8 @@ FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
     .listener_open  = hello_listener_open,
     .on_accept      = hello_on_accept,
     .listener_close = hello_listener_close,
-    /* .init and .fini are optional: this plugin has no process-wide state. */
+#if FERRY_PLUGIN_ABI_MINOR >= 3
+    .init           = hello_init,           /* once per process: the counter */
+#endif
+    /* .fini is optional: the counter is core's, nothing to release. */
 };

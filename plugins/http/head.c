@@ -250,8 +250,8 @@ hd_copy_fields(struct sbuf *b, const struct ferry_http_header *h, size_t n, cons
 
 /* Fields shared by both modes after the client's own: framing, upgrade, X-Forwarded-*. */
 void
-hd_add_common(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
-           const struct hidx *x, struct sbuf *b)
+hd_add_common(struct ferry_conn *c, const struct http_listener *l,
+              const struct ferry_http_request *req, const struct hidx *x, struct sbuf *b)
 {
     const struct ferry_http_header *h = req->headers;
     size_t                          n = req->header_count;

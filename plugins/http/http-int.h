@@ -106,7 +106,7 @@ void hd_copy_fields(struct sbuf *b, const struct ferry_http_header *h, size_t n,
                     const struct hidx *x, bool forwarded, bool drop_auth, bool drop_sapauth);
 /* Framing, upgrade and X-Forwarded-* after the client's fields (both modes). */
 void hd_add_common(struct ferry_conn *c, const struct http_listener *l,
-                   const struct ferry_http_req *req, const struct hidx *x, struct sbuf *b);
+                   const struct ferry_http_request *req, const struct hidx *x, struct sbuf *b);
 /* The client's X-Request-Id when sane (x may be NULL), else a new one. */
 void hd_request_id(const struct hidx *x, char *out, size_t size);
 void hd_key_join(char *out, size_t size, const char *const *parts, size_t n);
@@ -119,12 +119,12 @@ void hd_add_host(struct sbuf *b, const char *host, uint16_t port, bool default_p
 /* Transparent mode: the destination of req (the listener's, X-Destination-Name or
  * Host), or NULL with the error in p. */
 const struct ferry_dest *target_dest(struct ferry_conn *c, const struct http_listener *l,
-                                     const struct ferry_http_req *req, const struct hidx *x,
+                                     const struct ferry_http_request *req, const struct hidx *x,
                                      struct http_plan *p);
 /* The destination's TLS settings (https URL, TrustStoreLocation, TrustAll, the client
  * certificate of ClientCertificateAuthentication) into p->tls and p->tlsopt. */
 void target_tls(const struct ferry_dest *d, struct http_plan *p);
-int  target_forward(const struct ferry_http_req *req, const struct hidx *x,
+int  target_forward(const struct ferry_http_request *req, const struct hidx *x,
                     struct http_plan *p);
 /* Forward mode: authenticate c as a tenant from Proxy-Authorization. */
 bool tenant_auth(struct ferry_conn *c, const struct hidx *x);
@@ -134,7 +134,7 @@ bool tenant_auth(struct ferry_conn *c, const struct hidx *x);
  * destination's on_request waits on I/O, plan->waiting is set and nothing is built:
  * cb(c, v, arg) runs later, and rw_transparent_resume() builds the head then. */
 void rw_transparent(struct ferry_conn *c, const struct http_listener *l,
-                    const struct ferry_http_req *req, char *reqid, size_t reqid_size,
+                    const struct ferry_http_request *req, char *reqid, size_t reqid_size,
                     struct http_plan *plan, struct sbuf *head, struct hp_scratch **sc,
                     ferry_policy_cb cb, void *arg);
 void rw_transparent_resume(struct ferry_conn *c, const struct http_listener *l,
@@ -145,12 +145,12 @@ void rw_request_id(char *out, size_t size);
 /* Forward mode (absolute-form or CONNECT): authenticate, choose the target, build the
  * head (not for CONNECT). */
 void rw_forward(struct ferry_conn *c, const struct http_listener *l,
-                const struct ferry_http_req *req, struct http_plan *plan, struct sbuf *head);
+                const struct ferry_http_request *req, struct http_plan *plan, struct sbuf *head);
 /* The client's response head from the upstream's. conn: 0 no Connection field,
  * RW_CLOSE or RW_KEEP_ALIVE (an HTTP/1.0 client that asked for it). dechunk: the
  * client is HTTP/1.0 and the body is chunked (sent decoded, end by close). */
 enum { RW_CLOSE = 1, RW_KEEP_ALIVE = 2 };
-void rw_response(const struct http_listener *l, const struct ferry_http_resp *resp,
+void rw_response(const struct http_listener *l, const struct ferry_http_response *resp,
                  const char *request_id, int conn, bool dechunk, struct sbuf *head);
 /* One of ferry's own error replies (always with Connection: close). */
 void rw_error(const struct http_listener *l, int status, const char *reason, const char *text,
@@ -165,18 +165,18 @@ const char *rw_phrase(int status);
  * connection's (*mine, allocated on first use, hp_free() with the connection). Call
  * hp_done() once the head built from it has been written. */
 struct hp_scratch;
-#define HP_WAIT ((const struct ferry_http_req *)(uintptr_t)1)
-const struct ferry_http_req  *hp_request(struct ferry_conn *c, const struct ferry_dest *d,
-                                         const struct ferry_http_req *req,
-                                         struct http_plan *plan, struct hp_scratch **mine,
-                                         ferry_policy_cb cb, void *arg);
-const struct ferry_http_req  *hp_request_done(struct hp_scratch *mine, int rc,
-                                              const struct ferry_policy_verdict *v,
+#define HP_WAIT ((const struct ferry_http_request *)(uintptr_t)1)
+const struct ferry_http_request  *hp_request(struct ferry_conn *c, const struct ferry_dest *d,
+                                             const struct ferry_http_request *req,
+                                             struct http_plan *plan, struct hp_scratch **mine,
+                                             ferry_policy_cb cb, void *arg);
+const struct ferry_http_request  *hp_request_done(struct hp_scratch *mine, int rc,
+                                                  const struct ferry_policy_verdict *v,
+                                                  struct http_plan *plan);
+const struct ferry_http_response *hp_response(struct ferry_conn *c, const struct ferry_dest *d,
+                                              const struct ferry_http_response *resp,
                                               struct http_plan *plan);
-const struct ferry_http_resp *hp_response(struct ferry_conn *c, const struct ferry_dest *d,
-                                          const struct ferry_http_resp *resp,
-                                          struct http_plan *plan);
-void                          hp_done(struct hp_scratch *sc);      /* NULL: on_response's */
-void                          hp_free(struct hp_scratch *sc);
+void                              hp_done(struct hp_scratch *sc);  /* NULL: on_response's */
+void                              hp_free(struct hp_scratch *sc);
 
 #endif

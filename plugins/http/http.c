@@ -58,10 +58,11 @@ struct hconn {
     bool                  connect_req, upgrade_req;
     enum ferry_http_body  req_body;
     uint64_t              req_left;
-    struct ferry_http_chunked req_ch;
+    struct ferry_http_chunked *req_ch;       /* owns (h_free), like parser, resp_ch */
     bool                  req_done;
     bool                  req_has_body;
     struct http_plan      plan;
+    struct ferry_http_parser *parser;        /* request and response heads */
     struct hp_scratch    *scratch;           /* owns: on_request's copy of the head */
     struct sbuf           head;              /* upstream request head: kept for a retry */
     bool                  from_pool, retried;
@@ -70,7 +71,7 @@ struct hconn {
     bool                  resp_head_done;
     enum ferry_http_body  resp_body;
     uint64_t              resp_left;
-    struct ferry_http_chunked resp_ch;
+    struct ferry_http_chunked *resp_ch;
     bool                  resp_done;
     int                   status;
     bool                  dechunk, close_after, upstream_keep;
@@ -91,7 +92,7 @@ static long pump_body(struct ferry_io *from, struct ferry_io *to, enum ferry_htt
 static void
 h_record(struct hconn *h, int status, const char *outcome)
 {
-    struct ferry_request_record r = { 0 };
+    struct ferry_request_record r = FERRY_REQUEST_RECORD_INIT;
     uint64_t                    now = ferry_now_us();
 
     if (h->recorded || h->t0 == 0)
@@ -161,6 +162,18 @@ h_fail(struct hconn *h, int status, const char *reason, const char *fmt, ...)
               FLOG_INT("status", status), FLOG_STR("error", reason), FLOG_STR("detail", text),
               FLOG_STR("destination", h->plan.dest != NULL ? ferry_dest_name(h->plan.dest) : NULL));
     h_close(h, reason);
+}
+
+/* The request body's chunked framing is broken: 400 with the decoder's reason. */
+static void
+h_fail_chunked(struct hconn *h)
+{
+    const char *reason, *detail;
+
+    ferry_http_chunked_error(h->req_ch, &reason, &detail);
+    h_fail(h, 400, reason != NULL ? reason : "bad-chunked",
+           "the request body's chunked framing is invalid (%s)",
+           detail != NULL ? detail : "syntax");
 }
 
 /* ---- request head ---------------------------------------------------------------------- */
@@ -234,11 +247,10 @@ h_policy_done(struct ferry_conn *c, const struct ferry_policy_verdict *v, void *
 static bool
 h_read_head(struct hconn *h)
 {
-    struct ferry_http_header hdrs[HTTP_MAX_HEADERS_CAP];
-    struct ferry_http_req    req;
-    const uint8_t           *data;
-    size_t                   len = ferry_io_peek(h->cio, &data);
-    int                      rc;
+    const struct ferry_http_request *rq = ferry_http_parser_request(h->parser);
+    const uint8_t                   *data;
+    size_t                           len = ferry_io_peek(h->cio, &data);
+    int                              rc;
 
     if (len == 0) {
         if (ferry_io_eof(h->cio) || ferry_io_error(h->cio, NULL) != 0)
@@ -255,8 +267,8 @@ h_read_head(struct hconn *h)
                h->l->request_timeout_ms);
         return false;
     }
-    ferry_http_req_init(&req, hdrs, h->l->lim.max_headers);
-    rc = ferry_http_parse_request((const char *)data, len, &h->l->lim, &req);
+    ferry_http_parser_reset(h->parser);     /* the bytes are whole again: from the start */
+    rc = ferry_http_parser_request_head(h->parser, (const char *)data, len, &h->l->lim);
     if (rc == 0) {
         if (ferry_io_eof(h->cio))
             h_close(h, "client-closed");
@@ -264,21 +276,21 @@ h_read_head(struct hconn *h)
     }
     h->t0 = ferry_now_us();
     if (rc < 0) {
-        h_fail(h, req.status, req.reason, "%s (%s)", reject_text(req.reason), req.reason);
+        h_fail(h, rq->status, rq->reason, "%s (%s)", reject_text(rq->reason), rq->reason);
         return false;
     }
-    h->method = req.method;
-    slice_copy(h->method_name, sizeof(h->method_name), req.method_name.ptr, req.method_name.len);
-    slice_copy(h->path, sizeof(h->path), req.path.ptr, req.path.len);
-    h->client_minor = req.version_minor;
-    h->client_keep = req.keep_alive;
-    h->req_body = req.body;
-    h->req_left = req.content_length;
-    h->req_has_body = req.body == FERRY_HTTP_BODY_CHUNKED ||
-                      (req.body == FERRY_HTTP_BODY_LENGTH && req.content_length > 0);
-    ferry_http_chunked_init(&h->req_ch);
-    h->connect_req = req.method == FERRY_HTTP_CONNECT;
-    h->upgrade_req = req.upgrade && (req.connection & FERRY_HTTP_CONN_UPGRADE) != 0;
+    h->method = rq->method;
+    slice_copy(h->method_name, sizeof(h->method_name), rq->method_name.ptr, rq->method_name.len);
+    slice_copy(h->path, sizeof(h->path), rq->path.ptr, rq->path.len);
+    h->client_minor = rq->version_minor;
+    h->client_keep = rq->keep_alive;
+    h->req_body = rq->body;
+    h->req_left = rq->content_length;
+    h->req_has_body = rq->body == FERRY_HTTP_BODY_CHUNKED ||
+                      (rq->body == FERRY_HTTP_BODY_LENGTH && rq->content_length > 0);
+    ferry_http_chunked_reset(h->req_ch);
+    h->connect_req = rq->method == FERRY_HTTP_CONNECT;
+    h->upgrade_req = rq->upgrade && (rq->connection & FERRY_HTTP_CONN_UPGRADE) != 0;
     memset(&h->plan, 0, sizeof(h->plan));
     h->head.len = 0;
     h->head.oom = false;
@@ -287,7 +299,7 @@ h_read_head(struct hconn *h)
         h_fail(h, 405, "method-not-allowed", "CONNECT is for forward-mode listeners");
         return false;
     }
-    if (req.form == FERRY_HTTP_FORM_ASTERISK) {
+    if (rq->form == FERRY_HTTP_FORM_ASTERISK) {
         ferry_io_consume(h->cio, (size_t)rc);
         h_fail(h, 400, "bad-request", "OPTIONS * is not proxied");
         return false;
@@ -295,9 +307,9 @@ h_read_head(struct hconn *h)
     /* The head is rewritten while its bytes are still in the input buffer (the
      * parser's slices point there); only then is it consumed. */
     if (h->l->forward)
-        rw_forward(h->c, h->l, &req, &h->plan, &h->head);
+        rw_forward(h->c, h->l, rq, &h->plan, &h->head);
     else
-        rw_transparent(h->c, h->l, &req, h->reqid, sizeof(h->reqid), &h->plan, &h->head,
+        rw_transparent(h->c, h->l, rq, h->reqid, sizeof(h->reqid), &h->plan, &h->head,
                        &h->scratch, h_policy_done, h);
     ferry_io_consume(h->cio, (size_t)rc);
     if (h->plan.waiting) {
@@ -354,13 +366,11 @@ h_upstream_ready(struct hconn *h)
         ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
     } else {
         /* The head and the body bytes already here leave in one write. */
-        long n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, &h->req_ch, false,
+        long n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, h->req_ch, false,
                            &h->req_done, &h->head);
 
         if (n < 0) {
-            h_fail(h, 400, h->req_ch.reason != NULL ? h->req_ch.reason : "bad-chunked",
-                   "the request body's chunked framing is invalid (%s)",
-                   h->req_ch.detail != NULL ? h->req_ch.detail : "syntax");
+            h_fail_chunked(h);
             return;
         }
         h->bytes_in += (uint64_t)n;
@@ -418,7 +428,7 @@ h_on_open(struct ferry_conn *c, struct ferry_io *io, int status, const char *rea
 static void
 h_open(struct hconn *h, bool allow_pool)
 {
-    struct ferry_target t = { 0 };
+    struct ferry_target t = FERRY_TARGET_INIT;
     int                 rc;
 
     h->phase = PH_OPEN;
@@ -533,12 +543,10 @@ h_request_body(struct hconn *h)
 
     if (h->req_done)
         return false;
-    n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, &h->req_ch, false, &h->req_done,
+    n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, h->req_ch, false, &h->req_done,
                   NULL);
     if (n < 0) {
-        h_fail(h, 400, h->req_ch.reason != NULL ? h->req_ch.reason : "bad-chunked",
-               "the request body's chunked framing is invalid (%s)",
-               h->req_ch.detail != NULL ? h->req_ch.detail : "syntax");
+        h_fail_chunked(h);
         return false;
     }
     h->bytes_in += (uint64_t)n;
@@ -555,10 +563,10 @@ h_request_body(struct hconn *h)
 
 /* The destination's on_response, then the client's head from what the hook left. */
 static bool
-h_policy_response(struct hconn *h, const struct ferry_http_resp *resp, int conn,
+h_policy_response(struct hconn *h, const struct ferry_http_response *resp, int conn,
                   struct sbuf *out)
 {
-    const struct ferry_http_resp *r = hp_response(h->c, h->plan.dest, resp, &h->plan);
+    const struct ferry_http_response *r = hp_response(h->c, h->plan.dest, resp, &h->plan);
 
     if (r == NULL) {
         sb_free(out);
@@ -575,13 +583,12 @@ h_policy_response(struct hconn *h, const struct ferry_http_resp *resp, int conn,
 static bool
 h_response_head(struct hconn *h)
 {
-    struct ferry_http_header hdrs[HTTP_MAX_HEADERS_CAP];
-    struct ferry_http_resp   resp;
-    const uint8_t           *data;
-    size_t                   len = ferry_io_peek(h->uio, &data);
-    struct sbuf              out;
-    char                     outbuf[4096];
-    int                      rc, conn;
+    const struct ferry_http_response *rs = ferry_http_parser_response(h->parser);
+    const uint8_t                    *data;
+    size_t                            len = ferry_io_peek(h->uio, &data);
+    struct sbuf                       out;
+    char                              outbuf[4096];
+    int                               rc, conn;
 
     if (len == 0) {
         if (!io_gone(h->uio))
@@ -598,9 +605,10 @@ h_response_head(struct hconn *h)
         h_fail(h, 502, "bad-gateway", "the upstream closed the connection without a response");
         return false;
     }
-    ferry_http_resp_init(&resp, hdrs, HTTP_MAX_HEADERS_CAP);
+    ferry_http_parser_reset(h->parser);
     sb_init(&out, outbuf, sizeof(outbuf));
-    rc = ferry_http_parse_response((const char *)data, len, h->method, NULL, &resp);
+    rc = ferry_http_parser_response_head(h->parser, (const char *)data, len, h->method,
+                                         NULL);
     if (rc == 0) {
         if (io_gone(h->uio))
             h_fail(h, 502, "bad-gateway", "the upstream closed the connection mid-head");
@@ -608,13 +616,13 @@ h_response_head(struct hconn *h)
     }
     if (rc < 0) {
         h_fail(h, 502, "bad-gateway", "the upstream's response is not valid HTTP/1.1 (%s)",
-               resp.reason);
+               rs->reason);
         return false;
     }
-    if (resp.code >= 100 && resp.code < 200 && resp.code != 101) {
+    if (rs->code >= 100 && rs->code < 200 && rs->code != 101) {
         /* Interim (100 Continue, 103): pass on to HTTP/1.1 clients, wait for the real one. */
         if (h->client_minor >= 1) {
-            rw_response(h->l, &resp, NULL, 0, false, &out);
+            rw_response(h->l, rs, NULL, 0, false, &out);
             if (!out.oom)
                 ferry_io_write(h->cio, out.p, out.len);
             sb_free(&out);
@@ -622,21 +630,21 @@ h_response_head(struct hconn *h)
         ferry_io_consume(h->uio, (size_t)rc);
         return true;
     }
-    if (resp.code == 101 && !h->upgrade_req) {
+    if (rs->code == 101 && !h->upgrade_req) {
         h_fail(h, 502, "bad-gateway", "the upstream switched protocols unasked");
         return false;
     }
     h->t_head = ferry_now_us();
-    h->status = resp.code;
-    h->upstream_keep = resp.keep_alive;
-    h->dechunk = h->client_minor == 0 && resp.body == FERRY_HTTP_BODY_CHUNKED;
-    h->close_after = !h->client_keep || resp.body == FERRY_HTTP_BODY_EOF || h->dechunk;
+    h->status = rs->code;
+    h->upstream_keep = rs->keep_alive;
+    h->dechunk = h->client_minor == 0 && rs->body == FERRY_HTTP_BODY_CHUNKED;
+    h->close_after = !h->client_keep || rs->body == FERRY_HTTP_BODY_EOF || h->dechunk;
     conn = h->close_after ? RW_CLOSE : h->client_minor == 0 ? RW_KEEP_ALIVE : 0;
     if (h->plan.dest != NULL && ferry_policy_has(h->c, h->plan.dest, "on_response")) {
-        if (!h_policy_response(h, &resp, conn, &out))
+        if (!h_policy_response(h, rs, conn, &out))
             return false;
     } else {
-        rw_response(h->l, &resp, h->l->forward ? NULL : h->reqid, conn, h->dechunk, &out);
+        rw_response(h->l, rs, h->l->forward ? NULL : h->reqid, conn, h->dechunk, &out);
     }
     if (out.oom) {
         sb_free(&out);
@@ -646,20 +654,20 @@ h_response_head(struct hconn *h)
     ferry_io_consume(h->uio, (size_t)rc);
     h->bytes_out += out.len;
     h->resp_head_done = true;
-    h->resp_body = resp.body;
-    h->resp_left = resp.content_length;
-    ferry_http_chunked_init(&h->resp_ch);
-    if (resp.body == FERRY_HTTP_BODY_TUNNEL) {
+    h->resp_body = rs->body;
+    h->resp_left = rs->content_length;
+    ferry_http_chunked_reset(h->resp_ch);
+    if (rs->body == FERRY_HTTP_BODY_TUNNEL) {
         ferry_io_write(h->cio, out.p, out.len);
         h->phase = PH_TUNNEL;
         h->req_done = true;
-    } else if (resp.body == FERRY_HTTP_BODY_NONE ||
-               (resp.body == FERRY_HTTP_BODY_LENGTH && resp.content_length == 0)) {
+    } else if (rs->body == FERRY_HTTP_BODY_NONE ||
+               (rs->body == FERRY_HTTP_BODY_LENGTH && rs->content_length == 0)) {
         ferry_io_write(h->cio, out.p, out.len);
         h->resp_done = true;
     } else {
         /* The head and the body bytes that arrived with it leave in one write. */
-        long n = pump_body(h->uio, h->cio, h->resp_body, &h->resp_left, &h->resp_ch,
+        long n = pump_body(h->uio, h->cio, h->resp_body, &h->resp_left, h->resp_ch,
                            h->dechunk, &h->resp_done, &out);
 
         if (n < 0) {
@@ -676,7 +684,7 @@ h_response_head(struct hconn *h)
 static bool
 h_response_body(struct hconn *h)
 {
-    long n = pump_body(h->uio, h->cio, h->resp_body, &h->resp_left, &h->resp_ch, h->dechunk,
+    long n = pump_body(h->uio, h->cio, h->resp_body, &h->resp_left, h->resp_ch, h->dechunk,
                        &h->resp_done, NULL);
 
     if (n < 0) {
@@ -846,6 +854,9 @@ h_free(void *arg)
     sb_free(&h->head);
     hp_free(h->scratch);
     h->scratch = NULL;
+    ferry_http_parser_free(h->parser);
+    ferry_http_chunked_free(h->req_ch);
+    ferry_http_chunked_free(h->resp_ch);
 }
 
 static void
@@ -853,13 +864,20 @@ http_on_accept(struct ferry_conn *c, void *state)
 {
     struct hconn *h = ferry_conn_alloc(c, sizeof(*h));
 
-    if (h == NULL || (h->cio = ferry_conn_io(c)) == NULL) {
+    if (h == NULL || ferry_conn_on_cleanup(c, h_free, h) != FERRY_OK) {
         ferry_conn_close(c, "no-memory");
         return;
     }
     h->c = c;
     h->l = state;
-    ferry_conn_on_free(c, h_free, h);
+    /* Requests are bounded by the listener's max_headers, responses by the cap. */
+    if ((h->parser = ferry_http_parser_new(HTTP_MAX_HEADERS_CAP)) == NULL ||
+        (h->req_ch = ferry_http_chunked_new()) == NULL ||
+        (h->resp_ch = ferry_http_chunked_new()) == NULL ||
+        (h->cio = ferry_conn_io(c)) == NULL) {
+        ferry_conn_close(c, "no-memory");
+        return;
+    }
     ferry_io_set_cb(h->cio, h_client_cb, h);
     h_start_head(h);
 }

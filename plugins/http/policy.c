@@ -26,8 +26,8 @@ struct hp_scratch {
     struct ferry_policy_header f[HTTP_MAX_HEADERS_CAP];
     struct ferry_http_header   out[HTTP_MAX_HEADERS_CAP];
     struct ferry_policy_http   h;
-    struct ferry_http_req      req;
-    struct ferry_http_resp     resp;
+    struct ferry_http_request  req;
+    struct ferry_http_response resp;
     char                      *heap;        /* owns: the strings, when buf is too small */
     char                       buf[8192];
     char                      *at;          /* next free byte of buf or heap */
@@ -76,6 +76,7 @@ static void
 fields_in(const struct ferry_http_header *hs, size_t n)
 {
     memset(&S->h, 0, sizeof(S->h));
+    S->h.size = sizeof(S->h);
     for (size_t i = 0; i < n && i < HTTP_MAX_HEADERS_CAP; i++) {
         S->f[i].name = copy_slice(&hs[i].name);
         S->f[i].value = copy_slice(&hs[i].value);
@@ -134,7 +135,7 @@ refuse(struct http_plan *p, const struct ferry_policy_verdict *v, int rc)
 /* The head the hook left, as a parsed request over the scratch's strings. The slices
  * that still point into the client's input (target, host, ...) are not used after the
  * policy (transparent mode has chosen its destination), and are cleared. */
-static const struct ferry_http_req *
+static const struct ferry_http_request *
 request_out(void)
 {
     S->req.method_name = (struct ferry_http_str){ S->h.method, strlen(S->h.method) };
@@ -149,8 +150,8 @@ request_out(void)
     return &S->req;
 }
 
-const struct ferry_http_req *
-hp_request(struct ferry_conn *c, const struct ferry_dest *d, const struct ferry_http_req *req,
+const struct ferry_http_request *
+hp_request(struct ferry_conn *c, const struct ferry_dest *d, const struct ferry_http_request *req,
            struct http_plan *p, struct hp_scratch **mine, ferry_policy_cb cb, void *arg)
 {
     struct ferry_policy_verdict v;
@@ -184,7 +185,7 @@ hp_request(struct ferry_conn *c, const struct ferry_dest *d, const struct ferry_
     return hp_request_done(*mine, rc, &v, p);
 }
 
-const struct ferry_http_req *
+const struct ferry_http_request *
 hp_request_done(struct hp_scratch *mine, int rc, const struct ferry_policy_verdict *v,
                 struct http_plan *p)
 {
@@ -197,9 +198,9 @@ hp_request_done(struct hp_scratch *mine, int rc, const struct ferry_policy_verdi
     return request_out();
 }
 
-const struct ferry_http_resp *
-hp_response(struct ferry_conn *c, const struct ferry_dest *d, const struct ferry_http_resp *resp,
-            struct http_plan *p)
+const struct ferry_http_response *
+hp_response(struct ferry_conn *c, const struct ferry_dest *d,
+            const struct ferry_http_response *resp, struct http_plan *p)
 {
     struct ferry_policy_verdict v;
     int                         rc;

@@ -29,7 +29,7 @@
  * policy left it). */
 static void
 transparent_head(struct ferry_conn *c, const struct http_listener *l,
-                 const struct ferry_http_req *req, const char *reqid, struct http_plan *p,
+                 const struct ferry_http_request *req, const char *reqid, struct http_plan *p,
                  struct sbuf *b)
 {
     const struct ferry_dest *d = p->dest;
@@ -102,7 +102,7 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
 
 void
 rw_transparent(struct ferry_conn *c, const struct http_listener *l,
-               const struct ferry_http_req *req, char *reqid, size_t reqid_size,
+               const struct ferry_http_request *req, char *reqid, size_t reqid_size,
                struct http_plan *p, struct sbuf *b, struct hp_scratch **sc,
                ferry_policy_cb cb, void *arg)
 {
@@ -153,7 +153,7 @@ rw_transparent_resume(struct ferry_conn *c, const struct http_listener *l,
                       struct hp_scratch *sc, int rc, const struct ferry_policy_verdict *v,
                       const char *reqid, struct http_plan *p, struct sbuf *b)
 {
-    const struct ferry_http_req *req = hp_request_done(sc, rc, v, p);
+    const struct ferry_http_request *req = hp_request_done(sc, rc, v, p);
 
     p->waiting = false;
     if (req == NULL)
@@ -169,8 +169,8 @@ rw_request_id(char *out, size_t size)
 }
 
 void
-rw_forward(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
-           struct http_plan *p, struct sbuf *b)
+rw_forward(struct ferry_conn *c, const struct http_listener *l,
+           const struct ferry_http_request *req, struct http_plan *p, struct sbuf *b)
 {
     struct hidx x;
     char        portbuf[8];
@@ -233,7 +233,7 @@ rw_phrase(int status)
 }
 
 void
-rw_response(const struct http_listener *l, const struct ferry_http_resp *resp,
+rw_response(const struct http_listener *l, const struct ferry_http_response *resp,
             const char *reqid, int conn, bool dechunk, struct sbuf *b)
 {
     struct hidx x;

@@ -14,8 +14,8 @@
 #include "http-int.h"
 
 const struct ferry_dest *
-target_dest(struct ferry_conn *c, const struct http_listener *l, const struct ferry_http_req *req,
-            const struct hidx *x, struct http_plan *p)
+target_dest(struct ferry_conn *c, const struct http_listener *l,
+            const struct ferry_http_request *req, const struct hidx *x, struct http_plan *p)
 {
     const struct ferry_http_header *dn = x->first[H_XDEST];
     size_t                          ndn = x->count[H_XDEST];
@@ -65,6 +65,7 @@ target_dest(struct ferry_conn *c, const struct http_listener *l, const struct fe
 void
 target_tls(const struct ferry_dest *d, struct http_plan *p)
 {
+    p->tlsopt = (struct ferry_io_tls)FERRY_IO_TLS_INIT;
     ferry_io_tls_from_dest(d, &p->tlsopt);
     p->tls = p->tlsopt.enable;
 }
@@ -74,7 +75,7 @@ target_tls(const struct ferry_dest *d, struct http_plan *p)
  * set for an absolute-form request (a head follows); 0: the same for CONNECT (no head);
  * -1: an error in plan. */
 int
-target_forward(const struct ferry_http_req *req, const struct hidx *x, struct http_plan *p)
+target_forward(const struct ferry_http_request *req, const struct hidx *x, struct http_plan *p)
 {
     if (x->count[H_LOC] > 1 ||
         (x->count[H_LOC] == 1 && x->first[H_LOC]->value.len >= sizeof(p->location))) {

@@ -122,7 +122,7 @@ l_disconnect(struct lconn *lc, int code, const char *outcome, const char *fmt, .
 static void
 l_record(struct lconn *lc, int op, const char *dn, int result, uint64_t t0, const char *outcome)
 {
-    struct ferry_request_record r = { 0 };
+    struct ferry_request_record r = FERRY_REQUEST_RECORD_INIT;
 
     r.protocol = "ldap";
     r.method = ldap_op_name(op);
@@ -599,7 +599,7 @@ static void
 ldap_on_accept(struct ferry_conn *c, void *state)
 {
     struct lconn       *lc = ferry_conn_alloc(c, sizeof(*lc));
-    struct ferry_target t = { 0 };
+    struct ferry_target t = FERRY_TARGET_INIT;
     const char         *auth;
     bool                onprem;
 
@@ -631,6 +631,7 @@ ldap_on_accept(struct ferry_conn *c, void *state)
     /* Trust, TrustAll and the client key store (KeyStoreLocation) as core maps them
      * for every component. OnPremise: the connector's system (LDAP or LDAPS) decides
      * TLS to the server, as SAP's Cloud Connector does; the tunnel is TLS already. */
+    lc->tls = (struct ferry_io_tls)FERRY_IO_TLS_INIT;
     ferry_io_tls_from_dest(lc->dest, &lc->tls);
     lc->tls.enable = lc->tls.enable && !onprem;
     lc->starttls = !onprem && prop_true(lc->dest, "ldap.startTLS");

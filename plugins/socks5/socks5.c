@@ -284,7 +284,7 @@ s5_ipv4_text(const uint8_t *a, char *out)
 static int
 s5_request(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
 {
-    struct ferry_target t;
+    struct ferry_target t = FERRY_TARGET_INIT;
     size_t              alen, need;
 
     if (n < 5)
@@ -325,7 +325,6 @@ s5_request(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, siz
         s5_reply(c, REP_NOT_ALLOWED, "bad-port");
         return FERRY_EPROTO;
     }
-    memset(&t, 0, sizeof(t));
     t.host = s->host;
     t.port = s->port;
     t.location = s->location;

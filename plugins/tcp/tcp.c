@@ -54,9 +54,8 @@ tcp_on_open(struct ferry_conn *c, int status, const char *reason, void *arg)
 static void
 tcp_open(struct ferry_conn *c, const struct ferry_dest *dest)
 {
-    struct ferry_target t;
+    struct ferry_target t = FERRY_TARGET_INIT;
 
-    memset(&t, 0, sizeof(t));
     t.dest = dest;
     if (ferry_conn_open(c, &t, tcp_on_open, NULL) != FERRY_OK)
         ferry_conn_close(c, "no-memory");

@@ -20,6 +20,8 @@
 
 #include <ferry/http.h>
 
+#include "http/parse.h"
+
 #if __has_include(<http_parser.h>)
 #include <http_parser.h>
 #define HAVE_HTTP_PARSER_H 1

@@ -47,8 +47,8 @@ FERRY_API void *ferry_conn_alloc(struct ferry_conn *c, size_t size);
  * host/port, routed in this order (DESIGN.md): (1) a virtual host of a live connector
  * of the tenant at the location -> tunnel; (2) direct_ok (the plugin checked its
  * egress rules, ferry/route.h) -> direct; (3) no live connector for tenant and
- * location -> FERRY_ENOTUNNEL; (4) otherwise FERRY_EDENIED. Zero the struct first:
- * fields may be appended. */
+ * location -> FERRY_ENOTUNNEL; (4) otherwise FERRY_EDENIED. Start from
+ * FERRY_TARGET_INIT (zeroed, size set): fields are appended after size. */
 struct ferry_target {
     const struct ferry_dest *dest;       /* borrowed; may be NULL */
     const char              *host;       /* used when dest is NULL */
@@ -59,7 +59,9 @@ struct ferry_target {
     const char              *protocol;   /* ABI 1.2: what the connector checks the stream
                                           * against ("http", "ldap", ...); NULL: the
                                           * destination's Type, else "tcp" */
+    uint32_t                 size;       /* ABI 1.3: sizeof(struct ferry_target) */
 };
+#define FERRY_TARGET_INIT FERRY_STRUCT_INIT(ferry_target)
 
 /* Upstream open finished. status: FERRY_OK (connected), FERRY_ENOTFOUND (name did not
  * resolve), FERRY_EUNAVAIL (connection refused), FERRY_EUNREACH (host unreachable),
@@ -95,6 +97,13 @@ FERRY_API int ferry_conn_write(struct ferry_conn *c, const void *data, size_t le
 /* Relay bytes both ways between client and upstream until both directions are done.
  * Bytes read but not consumed by the plugin are sent upstream first. */
 FERRY_API void ferry_conn_relay(struct ferry_conn *c);
+
+/* ABI 1.3: fn(arg) runs once when c is freed, however it ends (the plugin's close,
+ * an idle timeout, shutdown), before its ferry_conn_alloc() memory goes. Each call adds
+ * one; they run in reverse order of registration (what was set up last is taken down
+ * first), then the ferry_conn_on_free() slot of older plugins. FERRY_OK, FERRY_ELIMIT
+ * past 64 per connection, FERRY_ENOMEM, FERRY_EINVAL once c is closed. */
+FERRY_API int ferry_conn_on_cleanup(struct ferry_conn *c, void (*fn)(void *arg), void *arg);
 
 /* Flush what was written, then close. outcome is a short word for the access log
  * ("denied", "no-tunnel", "bad-request", …). */

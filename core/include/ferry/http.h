@@ -1,14 +1,18 @@
 /*
  * ferry/http.h: a strict HTTP/1.1 message-head parser and body framer (RFC 9110, 9112).
  *
- * Used by the http plugin and by the connector. Nothing here allocates: the parsers run
- * in place over a buffer the caller owns, and every ferry_http_str they fill is a
- * (pointer, length) slice into that buffer, valid while the caller keeps those bytes.
- * Slices are not NUL-terminated.
+ * Used by the http plugin and by the connector. The parsers run in place over a buffer
+ * the caller owns, and every ferry_http_str they fill is a (pointer, length) slice into
+ * that buffer, valid while the caller keeps those bytes. Slices are not NUL-terminated.
  *
  * Strict means that anything a lenient peer might read differently is refused, because
  * two readers disagreeing on where a message ends is request smuggling: CL with TE,
  * duplicate or odd Content-Length, obs-fold, bare CR, bare LF, whitespace before a colon.
+ *
+ * ABI 1.3: the parsers' state is core's. A plugin holds a struct ferry_http_parser (and a
+ * struct ferry_http_chunked) by pointer, from ferry_http_parser_new(); what a head says
+ * comes back as a struct ferry_http_request / ferry_http_response that core fills and
+ * owns, with its size set (FERRY_HAS_FIELD for fields newer than the plugin's minor).
  *
  * Head parsers return bytes consumed (> 0) when the head is complete, 0 when more bytes
  * are needed, or a negative FERRY_E* (FERRY_EPROTO for malformed input, FERRY_ELIMIT
@@ -18,7 +22,7 @@
  * Incremental use: after a return of 0, call again with the same bytes plus more (the
  * buffer may have moved: slices are rebased). Work is resumed at the first line not yet
  * complete, so feeding a head byte by byte costs linear time, not quadratic. After any
- * other return, the next call starts a new message; ferry_http_req_init() also does.
+ * other return, the next call starts a new message; ferry_http_parser_reset() also does.
  */
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H
@@ -91,27 +95,12 @@ enum ferry_http_body {
 #define FERRY_HTTP_CONN_UPGRADE     0x4u
 #define FERRY_HTTP_CONN_OTHER       0x8u   /* other tokens: they name hop-by-hop fields */
 
-/* Private to the parser: where to resume after a return of 0. */
-struct ferry_http_progress {
-    uintptr_t             base;       /* the buffer's address on the last call */
-    size_t                line;       /* offset of the first line not parsed yet */
-    size_t                scan;       /* offset up to which that line was searched for LF */
-    unsigned              phase;
-    unsigned              cl_count;
-    unsigned              te_count;   /* transfer-codings seen, all TE fields together */
-    unsigned              te_chunked; /* how many of them were "chunked" */
-    bool                  te_chunked_last;
-    unsigned              host_count;
-    struct ferry_http_str host_value;
-};
-
-struct ferry_http_req {
-    /* In: set by ferry_http_req_init(). headers may be NULL (fields are then checked
-     * and counted but not stored). */
-    struct ferry_http_header *headers;       /* borrowed: the caller's array */
-    size_t                    headers_cap;
-
-    /* Out, valid after a return > 0. */
+/* What a request head says (ferry_http_parser_request). Filled and owned by core, valid
+ * until the parser's next call; size is core's sizeof. */
+struct ferry_http_request {
+    uint32_t                    size;
+    const struct ferry_http_header *headers;     /* the parser's array */
+    size_t                      header_count;
     enum ferry_http_method      method;
     struct ferry_http_str       method_name;
     unsigned                    version_minor;   /* 0 or 1: HTTP/1.0 or HTTP/1.1 */
@@ -124,61 +113,63 @@ struct ferry_http_req {
     uint16_t                    port_num;        /* 0 when port is absent */
     struct ferry_http_str       path;            /* origin/absolute-form; may be empty */
     struct ferry_http_str       query;           /* without '?'; ptr NULL when no '?' */
-    size_t                      header_count;
     enum ferry_http_body        body;
     uint64_t                    content_length;  /* for FERRY_HTTP_BODY_LENGTH */
     unsigned                    connection;      /* FERRY_HTTP_CONN_* */
     bool                        keep_alive;      /* per version and Connection */
     bool                        expect_continue; /* Expect: 100-continue (HTTP/1.1) */
     bool                        upgrade;         /* an Upgrade field is present */
-
-    /* Out, after a negative return: the status to answer and why (static strings). */
+    /* After a negative return: the status to answer and why (static strings). */
     int                         status;
     const char                 *reason;
-
-    struct ferry_http_progress  progress;
 };
 
-struct ferry_http_resp {
-    struct ferry_http_header *headers;       /* borrowed: the caller's array, or NULL */
-    size_t                    headers_cap;
-
+/* What a response head says (ferry_http_parser_response); as above. */
+struct ferry_http_response {
+    uint32_t                    size;
+    const struct ferry_http_header *headers;
+    size_t                      header_count;
     unsigned                    version_minor;
     int                         code;            /* 100..599 */
     struct ferry_http_str       phrase;          /* reason-phrase; may be empty */
-    size_t                      header_count;
     enum ferry_http_body        body;
     uint64_t                    content_length;
     unsigned                    connection;
     bool                        keep_alive;      /* false for BODY_EOF and BODY_TUNNEL too */
     bool                        upgrade;
-
     int                         status;          /* 502 after a negative return */
     const char                 *reason;
-
-    struct ferry_http_progress  progress;
 };
+
+/* A head parser: its state, its field array and the two results. Opaque. */
+struct ferry_http_parser;
 
 /* Fill lim with the defaults above. */
 FERRY_API void ferry_http_limits_default(struct ferry_http_limits *lim);
 
-/* Reset r to parse a new message, storing up to headers_cap fields in headers. */
-FERRY_API void ferry_http_req_init(struct ferry_http_req *r, struct ferry_http_header *headers,
-                                   size_t headers_cap);
-FERRY_API void ferry_http_resp_init(struct ferry_http_resp *r,
-                                    struct ferry_http_header *headers, size_t headers_cap);
+/* A parser storing up to max_headers fields (0: FERRY_HTTP_MAX_HEADERS_DEFAULT; at most
+ * 1000) per head; NULL when out of memory. Owned by the caller: ferry_http_parser_free().
+ * Requests and responses share its field array: a head's fields are valid until the
+ * next parse call of either kind. */
+FERRY_API struct ferry_http_parser *ferry_http_parser_new(size_t max_headers);
+FERRY_API void ferry_http_parser_free(struct ferry_http_parser *p);
+/* Forget a head in progress: the next call starts a new message. */
+FERRY_API void ferry_http_parser_reset(struct ferry_http_parser *p);
 
-/* Parse a request head from buf[0..len). See the top of this file for return values. */
-FERRY_API int ferry_http_parse_request(const char *buf, size_t len,
-                                       const struct ferry_http_limits *lim,
-                                       struct ferry_http_req *out);
-
+/* Parse a request head from buf[0..len). See the top of this file for return values;
+ * the result is in ferry_http_parser_request(p). */
+FERRY_API int ferry_http_parser_request_head(struct ferry_http_parser *p, const char *buf,
+                                             size_t len, const struct ferry_http_limits *lim);
 /* Parse a response head; req_method (of the request it answers) decides the framing:
- * HEAD gets no body, CONNECT + 2xx is a tunnel. Errors set out->status to 502. */
-FERRY_API int ferry_http_parse_response(const char *buf, size_t len,
-                                        enum ferry_http_method req_method,
-                                        const struct ferry_http_limits *lim,
-                                        struct ferry_http_resp *out);
+ * HEAD gets no body, CONNECT + 2xx is a tunnel. Errors set status to 502. */
+FERRY_API int ferry_http_parser_response_head(struct ferry_http_parser *p, const char *buf,
+                                              size_t len, enum ferry_http_method req_method,
+                                              const struct ferry_http_limits *lim);
+/* The last results; never NULL. */
+FERRY_API const struct ferry_http_request *
+ferry_http_parser_request(const struct ferry_http_parser *p);
+FERRY_API const struct ferry_http_response *
+ferry_http_parser_response(const struct ferry_http_parser *p);
 
 /* The method enum for a method token (case-sensitive, as RFC 9110 says). */
 FERRY_API enum ferry_http_method ferry_http_method_of(const char *name, size_t len);
@@ -201,24 +192,11 @@ FERRY_API bool ferry_http_is_hop_by_hop(const char *name, size_t len,
 /*
  * Streaming chunked-body decoder. Payload is yielded in place, never copied. Trailer
  * fields are checked (strict field syntax, FERRY_HTTP_MAX_TRAILER_BYTES) and, if the
- * caller set trailers/trailers_cap after init, copied there as a raw field block
- * ("name: value\r\n"...). Errors: FERRY_EPROTO (syntax) or FERRY_ELIMIT (a bound), with
- * reason "bad-chunked" and a more specific detail.
+ * caller gave a buffer (ferry_http_chunked_set_trailers), copied there as a raw field
+ * block ("name: value\r\n"...). Errors: FERRY_EPROTO (syntax) or FERRY_ELIMIT (a bound),
+ * with reason "bad-chunked" and a more specific detail (ferry_http_chunked_error).
  */
-struct ferry_http_chunked {
-    uint64_t    remaining;       /* payload bytes left in the current chunk */
-    unsigned    state;
-    unsigned    size_digits;
-    size_t      ext_bytes;
-    size_t      trailer_bytes;
-    size_t      trailer_count;
-    char       *trailers;        /* borrowed, optional: where trailer fields are copied */
-    size_t      trailers_cap;
-    size_t      trailers_len;
-    int         error;           /* the negative return, repeated on later calls */
-    const char *reason;          /* static, after a negative return */
-    const char *detail;          /* static, after a negative return */
-};
+struct ferry_http_chunked;      /* opaque */
 
 enum ferry_http_chunk_ret {
     FERRY_HTTP_CHUNK_MORE = 0,   /* all input consumed, no payload in it: feed more */
@@ -227,7 +205,19 @@ enum ferry_http_chunk_ret {
                                   * belong to the next message */
 };
 
-FERRY_API void ferry_http_chunked_init(struct ferry_http_chunked *st);
+/* A decoder at the start of a body; NULL when out of memory. The caller frees it. */
+FERRY_API struct ferry_http_chunked *ferry_http_chunked_new(void);
+FERRY_API void ferry_http_chunked_free(struct ferry_http_chunked *st);
+/* Start a new body. */
+FERRY_API void ferry_http_chunked_reset(struct ferry_http_chunked *st);
+/* Copy trailer fields into buf[0..cap) (borrowed until the body ends). */
+FERRY_API void ferry_http_chunked_set_trailers(struct ferry_http_chunked *st, char *buf,
+                                               size_t cap);
+/* How many bytes of trailer fields were copied. */
+FERRY_API size_t ferry_http_chunked_trailers_len(const struct ferry_http_chunked *st);
+/* After a negative feed: its code, and static strings for why (NULL before). */
+FERRY_API int ferry_http_chunked_error(const struct ferry_http_chunked *st, const char **reason,
+                                       const char **detail);
 
 /* Decode from in[0..len). *consumed is how many bytes were used (payload included);
  * returns a ferry_http_chunk_ret or a negative FERRY_E*. */

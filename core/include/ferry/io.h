@@ -45,8 +45,9 @@ struct ferry_io;
 
 typedef void (*ferry_io_cb)(struct ferry_io *io, unsigned events, void *arg);
 
-/* Upstream TLS. Zero it: every field has a safe default. Fill it from a destination
- * with ferry_io_tls_from_dest() rather than reading TLS properties yourself. */
+/* Upstream TLS. Start from FERRY_IO_TLS_INIT: every field has a safe default.
+ * Fill it from a destination with ferry_io_tls_from_dest() rather than reading
+ * TLS properties yourself. */
 struct ferry_io_tls {
     bool        enable;
     const char *server_name;    /* SNI and the name checked; NULL: the target host */
@@ -56,12 +57,14 @@ struct ferry_io_tls {
     const char *key_file;       /* NULL: taken from cert_file */
     bool        insecure;       /* do not verify the server (TrustAll) */
     bool        no_system_store;/* trust ca_file only */
-    /* ABI 1.3 (read only from plugins built for 1.3 or later): */
+    uint32_t    size;           /* ABI 1.3: sizeof(struct ferry_io_tls) */
+    /* ABI 1.3 (FERRY_HAS_FIELD; core reads them only from plugins built for 1.3+): */
     const char *cert_password;  /* opens cert_file (KeyStorePassword); a secret, never log */
     bool        wildcard_any_depth; /* "*.example.com" in the server's certificate also
                                    covers a.b.example.com (HostnameVerifier
                                    BrowserCompatible); default: one label */
 };
+#define FERRY_IO_TLS_INIT FERRY_STRUCT_INIT(ferry_io_tls)
 
 /* The upstream TLS of destination d, as every ferry component reads its properties
  * (TrustStoreLocation, TrustAll, KeyStoreLocation + KeyStorePassword, HostnameVerifier):
@@ -151,7 +154,8 @@ FERRY_API bool   ferry_io_tunneled(const struct ferry_io *io);
 
 /* One finished request of a message-level protocol: written to the access log (one
  * JSON line) and counted in /metrics by listener and destination (status class and a
- * latency histogram). Strings are copied or used during the call only. */
+ * latency histogram). Strings are copied or used during the call only. Start from
+ * FERRY_REQUEST_RECORD_INIT. */
 struct ferry_request_record {
     const char              *method;        /* "GET", LDAP "search", ... */
     const char              *path;          /* without the query (may hold secrets) */
@@ -166,11 +170,15 @@ struct ferry_request_record {
     const char              *outcome;       /* "ok", or the error reason */
     const char              *protocol;      /* NULL: "http" (status is an HTTP status);
                                              * "ldap": status is an LDAP resultCode */
+    uint32_t                 size;          /* ABI 1.3: sizeof(struct ferry_request_record) */
 };
+#define FERRY_REQUEST_RECORD_INIT FERRY_STRUCT_INIT(ferry_request_record)
 FERRY_API void ferry_conn_request_done(struct ferry_conn *c, const struct ferry_request_record *r);
 
 /* fn(arg) runs once when c is freed, however it ends (the plugin's own close, an idle
- * timeout, shutdown): for memory the plugin owns beyond ferry_conn_alloc(). */
+ * timeout, shutdown): for memory the plugin owns beyond ferry_conn_alloc(). One slot: a
+ * second call replaces the first. Kept for plugins built before 1.3; new code uses
+ * ferry_conn_on_cleanup() (ferry/conn.h), a list. */
 FERRY_API void ferry_conn_on_free(struct ferry_conn *c, void (*fn)(void *arg), void *arg);
 
 /* Microseconds from a monotonic clock (for the record's durations). */

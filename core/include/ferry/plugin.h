@@ -9,9 +9,13 @@
  *         .listener_open = ..., .on_accept = ..., .listener_close = ...,
  *     };
  *
- * Core checks abi_major (a mismatch is refused with the file name and both versions)
- * and struct_size (hooks past an older plugin's size are treated as absent). Hooks are
- * only ever appended, with an abi_minor bump; they are never reordered.
+ * Core reads abi_major and abi_minor from the file before the dynamic linker resolves
+ * anything, and refuses, with the file name and both versions, a plugin built for
+ * another major or for a newer minor than it provides (such a plugin may call functions
+ * this ferry does not have). Older minors load: what they lack is treated as absent —
+ * hooks past an older plugin's struct_size, fields of structs past their size
+ * (FERRY_HAS_FIELD in ferry/api.h). Hooks and fields are only ever appended, with an
+ * abi_minor bump; they are never reordered.
  *
  * Threads: init/fini/listener_open/listener_close run on the main thread; on_accept
  * runs on the worker thread that owns the connection, and everything the plugin does
@@ -31,8 +35,11 @@
 #define FERRY_PLUGIN_ABI_MINOR 3     /* 1.1: ferry/route.h, ferry_target.direct_ok;
                                         1.2: ferry/io.h, ferry_target.protocol, dest
                                         accessors, ferry_base64_encode;
-                                        1.3: ferry_io_tls.cert_password and
-                                        .wildcard_any_depth, ferry_io_tls_from_dest */
+                                        1.3: size in growing structs, opaque HTTP
+                                        parser, cleanup list, ferry/timer.h,
+                                        ferry/metrics.h, ferry_io_tls.cert_password and
+                                        .wildcard_any_depth, ferry_io_tls_from_dest
+                                        (plugins/README.md) */
 
 struct ferry_conn;
 struct ferry_opts;

@@ -60,7 +60,8 @@ FERRY_API int ferry_policy_ldap(struct ferry_conn *c, const struct ferry_dest *d
  * strings the hook sets are owned by the struct afterwards (malloc'ed by core):
  * release them with ferry_policy_http_free(). headers is an array the plugin
  * provides; a hook may add fields up to headers_cap (more is an error of the policy),
- * and a removed field has name == NULL. Names compare case-insensitively. */
+ * and a removed field has name == NULL. Names compare case-insensitively. Start from
+ * FERRY_POLICY_HTTP_INIT. */
 struct ferry_policy_header {
     const char *name;
     const char *value;
@@ -80,7 +81,9 @@ struct ferry_policy_http {
     size_t                       headers_cap;
     uint32_t                     owned;     /* set by core: which of method/path/query
                                                were replaced (FERRY_POLICY_OWN_*) */
+    uint32_t                     size;      /* ABI 1.3: sizeof(struct ferry_policy_http) */
 };
+#define FERRY_POLICY_HTTP_INIT FERRY_STRUCT_INIT(ferry_policy_http)
 #define FERRY_POLICY_OWN_METHOD 0x1u
 #define FERRY_POLICY_OWN_PATH   0x2u
 #define FERRY_POLICY_OWN_QUERY  0x4u

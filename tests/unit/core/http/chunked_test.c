@@ -10,6 +10,8 @@
 #include <ferry/err.h>
 #include <ferry/http.h>
 
+#include "http/parse.h"
+
 #include "cu.h"
 
 struct decoded {

@@ -6,6 +6,8 @@
 
 #include <ferry/http.h>
 
+#include "http/parse.h"
+
 #include "core/http/http-test.h"
 #include "cu.h"
 

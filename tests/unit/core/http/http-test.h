@@ -12,6 +12,8 @@
 #include <ferry/err.h>
 #include <ferry/http.h>
 
+#include "http/parse.h"
+
 #define TEST_MAX_HEADERS 128
 
 /* Whether a slice holds exactly the NUL-terminated lit. */

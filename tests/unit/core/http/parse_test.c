@@ -11,6 +11,8 @@
 #include <ferry/err.h>
 #include <ferry/http.h>
 
+#include "http/parse.h"
+
 #include "core/http/http-test.h"
 #include "cu.h"
 
