@@ -41,6 +41,7 @@
 
 #include "conf/conf.h"
 #include "dest/dest-int.h"
+#include "http/parse.h"           /* the parser's state: core may hold it */
 #include "lua/lua-int.h"
 #include "lua/ptest.h"
 
