@@ -225,6 +225,15 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
     ferry_log_set_level(conf->log_level);
     ferry_log_open_access(conf->access_log);
     ferry_workers_switch(gw->workers, gw->nworkers, g);
+    /* Trust and key stores are read again: a renewed certificate counts from now. */
+    ferry_tls_cache_flush(gw->tls);
+    {
+        struct ferry_err err = { 0 };
+
+        if (ferry_tls_cache_load(gw->tls, &(struct ferry_tls_settings){ 0 }, &err) != FERRY_OK)
+            ferry_log(NULL, FERRY_WARN, "TLS: the system trust store did not load",
+                      FLOG_STR("error", err.msg));
+    }
     ferry_gen_unref(gw->gen, gw->base);
     gw->gen = g;
     gw->st.generation = g->id;

@@ -312,6 +312,25 @@ ferry_tls_cache_new(struct event_base *loader, size_t max, struct ferry_tls_cach
 }
 
 void
+ferry_tls_cache_flush(struct ferry_tls_cache *c)
+{
+    struct tls_entry *head;
+
+    pthread_mutex_lock(&c->mu);
+    head = c->head;
+    c->head = c->tail = NULL;
+    c->n = 0;
+    pthread_mutex_unlock(&c->mu);
+    /* Outside the lock: entry_free only drops the cache's references. */
+    while (head != NULL) {
+        struct tls_entry *e = head;
+
+        head = e->next;
+        entry_free(e);
+    }
+}
+
+void
 ferry_tls_cache_free(struct ferry_tls_cache *c)
 {
     if (c == NULL)

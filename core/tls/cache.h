@@ -84,6 +84,11 @@ int  ferry_tls_cache_get(struct ferry_tls_cache *c, const struct ferry_tls_setti
 /* On home's thread, before cb ran: cb will not run (the context is dropped). */
 void ferry_tls_cache_cancel(struct ferry_tls_wait *w);
 
+/* Forget every kept context (connections keep their references): the next use of any
+ * settings builds again, reading the files again. A reload (SIGHUP) does this, so a
+ * certificate or key store renewed on disk is used from then on. Loader's thread. */
+void ferry_tls_cache_flush(struct ferry_tls_cache *c);
+
 /* Contexts kept now (for tests and logs). */
 size_t ferry_tls_cache_size(struct ferry_tls_cache *c);
 
