@@ -16,6 +16,9 @@ void io_conn_finish(struct ferry_conn *c);              /* close c's streams */
 void io_conn_free(struct ferry_conn *c);
 void io_bytes(const struct ferry_io *io, uint64_t *in, uint64_t *out);  /* socket totals */
 void io_pool_close_all(struct worker *w);
+/* Idle upstream streams go: opened under an older generation (its TLS contexts, key
+ * stores and destinations), they are not reused after a reload. */
+void io_pool_drop_idle(struct worker *w);
 struct tunnel;
 void io_pool_drop_tunnel(struct worker *w, struct tunnel *t);  /* its pooled streams go */
 void io_worker_free(struct worker *w);                  /* pool and buffer cache */

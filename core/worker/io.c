@@ -1103,6 +1103,18 @@ io_pool_drop_tunnel(struct worker *w, struct tunnel *t)
 }
 
 void
+io_pool_drop_idle(struct worker *w)
+{
+    while (w->io_pool != NULL) {
+        struct ferry_io *io = w->io_pool;
+
+        io_unlink(&w->io_pool, io);
+        w->io_npool--;
+        io_destroy(io);
+    }
+}
+
+void
 io_pool_close_all(struct worker *w)
 {
     while (w->io_linger != NULL) {
@@ -1111,13 +1123,7 @@ io_pool_close_all(struct worker *w)
         io_unlink(&w->io_linger, io);
         io_destroy(io);
     }
-    while (w->io_pool != NULL) {
-        struct ferry_io *io = w->io_pool;
-
-        io_unlink(&w->io_pool, io);
-        w->io_npool--;
-        io_destroy(io);
-    }
+    io_pool_drop_idle(w);
 }
 
 /* ---- per-request records ------------------------------------------------------------- */

@@ -218,6 +218,7 @@ on_command(evutil_socket_t fd, short what, void *arg)
             wgen_arm(wg, true);
             wgen_close_sockets(old);
             wgen_unref(old);         /* freed when its last connection closes */
+            io_pool_drop_idle(w);    /* the next request dials with what was reloaded */
         }
     } else if (g != NULL) {
         ferry_gen_unref(g, w->main_base);
