@@ -17,6 +17,8 @@
 # 2. late.p12 is replaced (before first use) by an export with another password: the
 #    context build fails and the request gets 502 destination-invalid naming the file
 #    and "wrong password".
+# 2b. client.p12 is replaced by an export of another certificate (same password) and
+#    ferry gets SIGHUP: p12's requests now present CN=ferry test other.
 # 3. `ferry check` on a config whose key store password is wrong, and on one naming a
 #    Java KeyStore (made with keytool when it is installed, else a JKS header): exit 2,
 #    `file:line:col:` at KeyStoreLocation, the file name, and for the JKS the exact
@@ -196,6 +198,22 @@ if want_error 502 destination-invalid transparent; then
         fail_later "late: want the file and 'wrong password' in the reason, got '$b'"
 fi
 good_request "a request after the failure" -H 'X-Destination-Name: p12' "$shared/"
+
+# --- 2b. a key store renewed on disk is used after a SIGHUP ------------------------------------
+# client.p12 now holds the `other` certificate (same password), as when an operator
+# drops in a renewed certificate; late.p12 gets its password back so the reload loads.
+p12 client other "$PW1"
+p12 late client "$PW1"
+kill -HUP "$FERRY_PID"
+for ((i = 0; i < 300; i++)); do
+    [ "$(log_lines "$FERRY_LOG" reloaded)" -ge 1 ] && break
+    [ "$(log_lines "$FERRY_LOG" "reload failed")" -eq 0 ] || break
+    sleep 0.1
+done
+[ "$(log_lines "$FERRY_LOG" reloaded)" -ge 1 ] ||
+    fail "SIGHUP: no 'reloaded' in ferry's log within 30 s: $(tail -n 5 "$FERRY_LOG")"
+hreq "p12 after the key store was renewed and SIGHUP" -H 'X-Destination-Name: p12' "$shared/"
+want_ok && want_eq "p12 after SIGHUP: subject nginx saw" "$(body)" "dn=CN=ferry test other"
 stop_ferry
 no_password "ferry's log" "$FERRY_LOG"
 no_password "the access log" "$dir/access.log"
