@@ -311,7 +311,9 @@ handshake_read(struct ferry_conn *c)
                     conn_finish(c, "protocol-error");
                 return;
             }
-            if (used == 0)
+            /* No buffer left: the plugin ended the connection (or took it to stream
+             * mode) from the callback, and its bytes went with it. */
+            if (used == 0 || d->buf == NULL)
                 break;
             if ((size_t)used > d->buf_len)
                 used = (int)d->buf_len;
