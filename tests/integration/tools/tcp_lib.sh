@@ -181,22 +181,35 @@ json_get() {
 # piles up between their wake-ups: the races a fast machine hides show. Returns 1 and
 # does nothing without taskset or a second CPU (the test's clients use the other one).
 starve_start() {
-    local pid t
+    local pid t tid
     command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] || return 1
+    STARVED=()
     for pid in "$@"; do
         for t in /proc/"$pid"/task/*; do
-            taskset -pc 0 "${t##*/}" >/dev/null
-            renice -n 19 -p "${t##*/}" >/dev/null
+            tid=${t##*/}
+            # tid:cpu-list:nice, so starve_stop can give each thread back what it had.
+            STARVED+=("$tid:$(taskset -pc "$tid" | sed 's/.*: //'):$(ps -o ni= -p "$tid" | tr -d ' ')")
+            taskset -pc 0 "$tid" >/dev/null
+            renice -n 19 -p "$tid" >/dev/null
         done
     done
     start_bg hog taskset -c 0 sh -c 'while :; do :; done'
     HOG_PID=$BG_PID
 }
 
-# starve_stop: stop the busy loop (the starved processes keep nice 19 and CPU 0).
+# starve_stop: stop the busy loop and give the starved threads back their CPUs and nice
+# value: left at nice 19 on one CPU, a process on a loaded machine (tests/soak.sh's hog
+# beside it) needs many seconds for what follows, its exit (and LeakSanitizer) included.
 starve_stop() {
+    local s tid rest
     kill "$HOG_PID" 2>/dev/null || true
     wait "$HOG_PID" 2>/dev/null || true
+    for s in ${STARVED[@]+"${STARVED[@]}"}; do
+        tid=${s%%:*} rest=${s#*:}
+        taskset -pc "${rest%%:*}" "$tid" >/dev/null 2>&1 || true
+        renice -n "${rest#*:}" -p "$tid" >/dev/null 2>&1 || true
+    done
+    STARVED=()
 }
 
 # speak_first_starved PORT TIMEOUT_S PID...: 3 x 100 connections at once to PORT, which
