@@ -246,10 +246,8 @@ io_fail_later(struct ferry_io *io, int status, const char *reason)
 
 /* t is core's whole copy (ABI_COPY): fields newer than the plugin's minor are zero. */
 static void
-io_tls_settings(const struct ferry_conn *c, const struct ferry_io_tls *t,
-                struct ferry_tls_settings *s)
+io_tls_settings(const struct ferry_io_tls *t, struct ferry_tls_settings *s)
 {
-    (void)c;
     s->ca_file = t->ca_file;
     s->cert_file = t->cert_file;
     s->key_file = t->key_file;
@@ -357,7 +355,7 @@ io_tls_get(struct ferry_io *io, const struct ferry_io_tls *t, const char **why)
     SSL_CTX                  *ctx = NULL;
     int                       rc;
 
-    io_tls_settings(io->c, t, &s);
+    io_tls_settings(t, &s);
     rc = ferry_tls_cache_get(io->w->tls, &s, &io->w->post, io_tls_ready, io, &ctx,
                              &io->tls_wait);
     if (rc == FERRY_OK) {
