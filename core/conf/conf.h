@@ -49,6 +49,18 @@ struct ferry_conf_listener {
                                                 (false only in a partial load) */
 };
 
+/* `store: etcd:` — destinations (and the replica list) in etcd instead of files. */
+struct ferry_conf_store {
+    char   **endpoints;          /* "http[s]://host:port", at least one */
+    size_t   nendpoints;
+    char    *prefix;             /* default "/ferry"; starts with '/', no trailing '/' */
+    char    *user;               /* NULL: no etcd authentication */
+    char    *password;           /* owns; secret: never print */
+    char    *ca, *cert, *key;    /* resolved paths or NULL (https endpoints) */
+    char    *cache;              /* resolved path of the snapshot cache, or NULL */
+    int      line, col;          /* of the `store:` section */
+};
+
 struct ferry_conf {
     char                       *path;            /* as given */
     char                       *dir;             /* its directory: base for relative paths */
@@ -65,6 +77,7 @@ struct ferry_conf {
         uint32_t keepalive_ms;                   /* PING interval, default 10000 */
         uint32_t dead_peer_timeout_ms;           /* no frame this long: dead, default 30000 */
     } tunnel;
+    struct ferry_conf_store    *store;           /* NULL: destinations from files */
     struct ferry_conf_tenant   *tenants;
     size_t                      ntenants;
     char                       *destinations_dir;/* resolved; NULL if absent */
