@@ -25,6 +25,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/tools/etcd_lib.sh"
 
 dir=$(tmpdir)
+# A command failing under set -e would end the test without a word: say which.
+trap 'echo "FAIL: $(basename "$0"): line $LINENO: $BASH_COMMAND (exit $?)" >&2' ERR
 start_http_origin origin --echo-all
 op=$HO_PORT
 start_etcd 3
