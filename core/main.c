@@ -551,6 +551,7 @@ cmd_gateway(const char *path)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     gw.nworkers = count_workers(conf);
+    ferry_stats_set_workers(gw.nworkers);   /* before the first generation's slots */
     if ((gw.base = event_base_new()) == NULL ||
         (gw.workers = calloc(gw.nworkers, sizeof(*gw.workers))) == NULL) {
         ferry_policy_set_free(policies);

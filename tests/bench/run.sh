@@ -27,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 SECTION=${2:-all}
 if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ] || [ "$SECTION" = http ] ||
-   [ "$SECTION" = policy ] || [ "$SECTION" = ldap ]; then
+   [ "$SECTION" = policy ] || [ "$SECTION" = ldap ] || [ "$SECTION" = store ]; then
     exec env BUILD="$BUILD" bash "$ROOT/tests/bench/$SECTION.sh"
 fi
 # 9,900, not 10,000: this sandbox's hard RLIMIT_NOFILE is 20,000 and cannot be raised,
