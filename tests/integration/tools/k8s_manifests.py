@@ -15,9 +15,10 @@
         as a directory. Placeholder PEM files (REPLACE-ME) are replaced with CA, CERT
         and KEY (ca.crt, tls.crt, tls.key). The configuration file named by the
         container's `-c` is rewritten with ROOT before every mount path; prints its path.
-    k8s_manifests.py strip-store CONF OUT PLUGINS_DIR
-        OUT = CONF without `store:` and `tunnel.advertise` (keys the binary of this
-        branch does not read yet), with plugins_dir set.
+    k8s_manifests.py for-check CONF OUT PLUGINS_DIR [--keep-store]
+        OUT = CONF with plugins_dir set (the image finds its plugins without it, a
+        build tree does not) and, unless --keep-store, without `store:` and
+        `tunnel.advertise` (keys the binary of this branch does not read yet).
 
 stdlib and PyYAML (Debian: python3-yaml) only.
 """
@@ -464,11 +465,13 @@ def cmd_materialize(rendered, dep_name, root, ca, cert, key):
     print(root + path)
 
 
-def cmd_strip_store(src, out, plugins):
+def cmd_for_check(src, out, plugins, *opts):
+    need(set(opts) <= {"--keep-store"}, f"for-check: unknown option in {opts}")
     with open(src, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
-    conf.pop("store", None)
-    conf.get("tunnel", {}).pop("advertise", None)
+    if "--keep-store" not in opts:
+        conf.pop("store", None)
+        conf.get("tunnel", {}).pop("advertise", None)
     conf["plugins_dir"] = plugins
     with open(out, "w", encoding="utf-8") as f:
         yaml.safe_dump(conf, f, sort_keys=False)
@@ -482,8 +485,8 @@ def main(argv):
             cmd_compat(argv[1:])
         elif argv[:1] == ["materialize"] and len(argv) == 7:
             cmd_materialize(*argv[1:])
-        elif argv[:1] == ["strip-store"] and len(argv) == 4:
-            cmd_strip_store(*argv[1:])
+        elif argv[:1] == ["for-check"] and len(argv) in (4, 5):
+            cmd_for_check(*argv[1:])
         else:
             print(__doc__, file=sys.stderr)
             return 2
