@@ -966,7 +966,7 @@ on_watch_msg(json_t *res, void *arg)
 }
 
 static void
-on_watch_end(const char *why, void *arg)
+on_watch_end(const char *why, bool broken, void *arg)
 {
     struct ferry_store *s = arg;
     bool                was_live = s->watch_live;
@@ -979,8 +979,9 @@ on_watch_end(const char *why, void *arg)
      * A watch that could not even start means etcd is not there. */
     if (!was_live)
         set_up(s, false, why);
-    /* The revision stays: the next watch starts after the last change applied. */
-    cycle_schedule(s, false, why);
+    /* The revision stays: the next watch starts after the last change applied. An
+     * answer that broke etcd's API: read the whole snapshot again, trust nothing. */
+    cycle_schedule(s, broken, why);
 }
 
 static void
