@@ -202,8 +202,12 @@ cmd_check(const char *path)
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }
-    printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path, conf->nlisteners,
-           conf->registry->n, conf->ntenants);
+    if (conf->store != NULL)
+        printf("%s: ok (%zu listeners, destinations in etcd under %s/, %zu tenants)\n", path,
+               conf->nlisteners, conf->store->prefix, conf->ntenants);
+    else
+        printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path,
+               conf->nlisteners, conf->registry->n, conf->ntenants);
     ferry_policy_set_free(policies);
     ferry_conf_free(conf);
     return 0;
