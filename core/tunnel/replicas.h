@@ -3,8 +3,8 @@
  * connector's decision of which replicas to keep links to. Pure: no I/O, no threads,
  * no clock, so both are unit-tested on their own (tests/unit/core/tunnel/).
  *
- * Wire format (a registration reply's fields, and the value of the `ferry-replicas`
- * header of a gateway's POST /.ferry/replicas on a tunnel):
+ * Wire format (a registration reply's fields, and the value of the `ferry-notice`
+ * header of a gateway's POST /.ferry/replicas on a tunnel, session.h's tunnel_notify):
  *
  *   {"replica":"<id of the gateway that sends it>",
  *    "replicas":[{"id":"<replica id>","tunnel":"host:port"}, ...]}
@@ -25,7 +25,6 @@
 #define REPLICA_ID_MAX     64               /* bytes of an id, without the NUL */
 #define REPLICAS_JSON_MAX  (32 * 1024)      /* bytes of the whole JSON object */
 #define REPLICAS_PATH      "/.ferry/replicas"
-#define REPLICAS_HEADER    "ferry-replicas"
 
 struct replica {
     char     id[REPLICA_ID_MAX + 1];
