@@ -625,6 +625,7 @@ cmd_connector(const char *path)
     m.st.role = "connector";
     m.st.ready = true;
     m.st.live = ferry_connector_live(m.cn);
+    m.st.replicas = ferry_connector_replicas(m.cn);
     m.st.nworkers = ferry_connector_workers(m.cn);
     if (ferry_connector_admin_listen(m.cn) != NULL &&
         ferry_admin_start(m.base, ferry_connector_admin_listen(m.cn), &m.st, &admin, &err) !=

@@ -34,6 +34,8 @@ void ferry_connector_free(struct connector *cn);        /* stops it first */
 
 /* Tunnels up now: /readyz answers 200 only while this is > 0. */
 atomic_int *ferry_connector_live(struct connector *cn);
+/* Gateway replicas in the latest list a gateway sent (0: none sent one), for /metrics. */
+atomic_int *ferry_connector_replicas(struct connector *cn);
 unsigned    ferry_connector_workers(const struct connector *cn);
 uint32_t    ferry_connector_drain_timeout_ms(const struct connector *cn);
 const char *ferry_connector_admin_listen(const struct connector *cn);  /* NULL: off */
