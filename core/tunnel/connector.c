@@ -338,11 +338,12 @@ out:
     free(add);
 }
 
-/* A reply (or notice) named the replica that answered and carried a list. A
- * configured gateway is the replica its slot 0 reached; another slot that reached a
- * different one (a balancer spreads connections) or a discovered address that
- * reached another replica is redialed: the list gives that one its own link set.
- * false: this link must not stay. */
+/* A reply (or notice) named the replica that answered, and may carry a list (NULL:
+ * none yet, the gateway's store has not answered it). A configured gateway is the
+ * replica its slot 0 reached; with a list, another slot that reached a different one
+ * (a balancer spreads connections) or a discovered address that reached another
+ * replica is redialed: the list gives that one its own link set. false: this link
+ * must not stay. */
 static bool
 replicas_learn(struct link *l, const char *sender, const struct replica_list *list)
 {
@@ -355,11 +356,13 @@ replicas_learn(struct link *l, const char *sender, const struct replica_list *li
         ferry_log(NULL, FERRY_INFO, "gateway answered as replica", FLOG_STR("gateway", t->text),
                   FLOG_STR("replica", sender));
         snprintf(t->id, sizeof(t->id), "%s", sender);
-    } else if (sender[0] != '\0' && t->id[0] != '\0' && strcmp(t->id, sender) != 0) {
+    } else if (list != NULL && sender[0] != '\0' && t->id[0] != '\0' &&
+               strcmp(t->id, sender) != 0) {
         ok = false;
     }
     pthread_mutex_unlock(&cn->mu);
-    replicas_apply(cn, list);
+    if (list != NULL)
+        replicas_apply(cn, list);
     return ok;
 }
 
@@ -391,7 +394,8 @@ cn_on_notice(struct tunnel *t, const char *path, const char *value, size_t len, 
         ferry_log(NULL, FERRY_WARN, "gateway replica list: entries left out",
                   FLOG_STR("gateway", link_target(l)->text), FLOG_INT("skipped", skipped),
                   FLOG_STR("reason", why));
-    replicas_apply(l->w->cn, &list);
+    /* The link is up already: a mismatch here only means the list is ahead of it. */
+    (void)replicas_learn(l, sender, &list);
     replicas_list_free(&list);
     return 204;
 }
@@ -409,8 +413,8 @@ link_reply_replicas(struct link *l)
     int                 rc;
 
     rc = replicas_parse((const char *)l->buf + 4, l->len - 4, sender, &list, &skipped, &why);
-    if (rc == FERRY_ENOTFOUND)
-        return true;                    /* no store behind this gateway: as before */
+    if (rc == FERRY_ENOTFOUND)          /* no list: no store (then no id either), or */
+        return replicas_learn(l, sender, NULL);     /* its store has not answered yet */
     if (rc != FERRY_OK) {
         ferry_log(NULL, FERRY_WARN, "bad replica list from gateway",
                   FLOG_STR("gateway", link_target(l)->text), FLOG_STR("reason", why));
