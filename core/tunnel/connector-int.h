@@ -98,6 +98,7 @@ struct link {
     unsigned         gw, slot;    /* gw: its target's index */
     unsigned         gen;         /* the target's gen when the link was made */
     bool             retired;     /* its replica left the list: closing, then freed */
+    bool             doomed;      /* worker_sync_links: to retire once the lock is off */
     enum link_state  st;
     struct event     ev, timer;
     bool             ev_added;

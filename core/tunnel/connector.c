@@ -641,13 +641,13 @@ worker_sync_links(struct cworker *w)
     struct connector *cn = w->cn;
     struct link      *l, *next;
 
+    /* Decided under the lock, retired after it: a tunnel's GOAWAY runs its I/O, and a
+     * notice read there takes the lock again (replicas_learn). */
     pthread_mutex_lock(&cn->mu);
-    for (l = w->links; l != NULL; l = next) {
+    for (l = w->links; l != NULL; l = l->next) {
         const struct target *t = link_target(l);
 
-        next = l->next;
-        if (!t->configured && (!t->active || t->gen != l->gen))
-            link_retire(l);
+        l->doomed = !t->configured && (!t->active || t->gen != l->gen);
     }
     for (unsigned g = 0; g < MAX_TARGETS; g++) {
         unsigned n;
@@ -662,7 +662,7 @@ worker_sync_links(struct cworker *w)
             if (s % cn->nworkers != w->id)
                 continue;
             for (l = w->links; l != NULL; l = l->next)
-                if (l->gw == g && l->slot == s && !l->retired)
+                if (l->gw == g && l->slot == s && !l->retired && !l->doomed)
                     break;
             if (l != NULL) {
                 if (l->st == L_STOPPED && !atomic_load(&cn->draining)) {
@@ -687,6 +687,11 @@ worker_sync_links(struct cworker *w)
         }
     }
     pthread_mutex_unlock(&cn->mu);
+    for (l = w->links; l != NULL; l = next) {
+        next = l->next;                 /* a retired link may be freed at once */
+        if (l->doomed)
+            link_retire(l);
+    }
 }
 
 /* ---- workers ------------------------------------------------------------------------------ */
