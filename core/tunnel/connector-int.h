@@ -33,8 +33,10 @@ struct dial;
 #define MAX_SLOTS          64
 #define BACKOFF_FIRST_MS   250
 #define REGISTER_TIMEOUT_MS 10000
-/* A reply with a replica list: the gateway's bound (gateway.c, REPLY_MAX_BYTES). */
+/* A reply with a replica list: the gateway's bound (gateway.c, REPLY_MAX_BYTES). The
+ * buffer starts at REPLY_FIRST_BYTES and grows to the announced length only. */
 #define REPLY_MAX_BYTES    (REPLICAS_JSON_MAX + 1024)
+#define REPLY_FIRST_BYTES  4096
 
 struct connector;
 
@@ -107,8 +109,8 @@ struct link {
     struct dial     *dial;
     struct tunnel   *t;
     uint32_t         backoff_ms;
-    uint8_t         *buf;
-    size_t           len, off;
+    uint8_t         *buf;         /* owns: the hello, then the reply; cap bytes */
+    size_t           cap, len, off;
     bool             warned;      /* a refusal is logged once per outage, then debug */
 };
 

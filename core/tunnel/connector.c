@@ -192,7 +192,8 @@ link_dial_done(void *owner, int fd, int status, const char *reason)
         return;
     }
     n = strlen(text);
-    if ((l->buf = malloc(n + 4 > REPLY_MAX_BYTES + 4 ? n + 4 : REPLY_MAX_BYTES + 4)) == NULL) {
+    l->cap = n + 4 > REPLY_FIRST_BYTES + 4 ? n + 4 : REPLY_FIRST_BYTES + 4;
+    if ((l->buf = malloc(l->cap)) == NULL) {
         OPENSSL_cleanse(text, n);
         free(text);
         link_retry(l, "out of memory");
@@ -546,6 +547,16 @@ link_step(struct link *l)
                 if (want == 0 || want > REPLY_MAX_BYTES) {
                     link_retry(l, "bad registration reply");
                     return;
+                }
+                if (4 + want > l->cap) {        /* a replica list came with it */
+                    uint8_t *bigger = realloc(l->buf, 4 + want);
+
+                    if (bigger == NULL) {
+                        link_retry(l, "out of memory");
+                        return;
+                    }
+                    l->buf = bigger;
+                    l->cap = 4 + want;
                 }
                 l->len = 4 + want;
                 continue;
