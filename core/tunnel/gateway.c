@@ -603,40 +603,13 @@ gw_listener_set_id(struct gw_listener *g, const char *id)
 
 static void gw_worker_push(void *arg, bool run);
 
-/* Copy r into a replica list: bad entries and repeated ids out, this replica in. */
-static int
-replicas_copy(struct gw_listener *g, const struct gw_replica *r, size_t n,
-              struct replica_list *out)
+static void
+replica_skipped(void *arg, const struct gw_replica *e, const char *why)
 {
-    bool self = false;
-
-    if ((out->r = calloc(n + 1, sizeof(*out->r))) == NULL)
-        return FERRY_ENOMEM;
-    out->n = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *why = r[i].id == NULL || r[i].tunnel == NULL
-                              ? "no id or tunnel address"
-                              : replica_set(&out->r[out->n], r[i].id, r[i].tunnel);
-
-        for (size_t j = 0; why == NULL && j < out->n; j++)
-            if (strcmp(out->r[j].id, r[i].id) == 0)
-                why = "the same replica id twice";
-        if (why != NULL) {
-            ferry_log(NULL, FERRY_WARN, "tunnel: replica left out of the list for connectors",
-                      FLOG_STR("replica", r[i].id != NULL ? r[i].id : ""),
-                      FLOG_STR("tunnel", r[i].tunnel != NULL ? r[i].tunnel : ""),
-                      FLOG_STR("reason", why));
-            continue;
-        }
-        self = self || strcmp(out->r[out->n].id, g->id) == 0;
-        out->n++;
-    }
-    /* Its own lease may lag (or the store lists others only): connectors must still
-     * learn this replica's address. A wildcard default listen is no address. */
-    if (!self && g->id[0] != '\0' && g->conf->tunnel.advertise != NULL &&
-        replica_set(&out->r[out->n], g->id, g->conf->tunnel.advertise) == NULL)
-        out->n++;
-    return FERRY_OK;
+    (void)arg;
+    ferry_log(NULL, FERRY_WARN, "tunnel: replica left out of the list for connectors",
+              FLOG_STR("replica", e->id != NULL ? e->id : ""),
+              FLOG_STR("tunnel", e->tunnel != NULL ? e->tunnel : ""), FLOG_STR("reason", why));
 }
 
 int
@@ -662,7 +635,8 @@ gw_listener_set_replicas(struct gw_listener *g, const struct gw_replica *r, size
                   "previous list", FLOG_INT("replicas", (long long)n));
         return FERRY_ELIMIT;
     }
-    if ((rc = replicas_copy(g, r, n, &list)) != FERRY_OK ||
+    if ((rc = replicas_from_store(r, n, g->id, g->conf->tunnel.advertise, &list,
+                                  replica_skipped, NULL)) != FERRY_OK ||
         (rc = replicas_json(g->id[0] != '\0' ? g->id : NULL, &list, &text, &len)) != FERRY_OK) {
         if (rc == FERRY_ELIMIT)
             ferry_log(NULL, FERRY_ERROR, "tunnel: the replica list exceeds 32 KiB of JSON; "

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "tunnel/gateway.h"
 #include "tunnel/replicas.h"
 
 bool
@@ -45,6 +46,40 @@ replicas_list_free(struct replica_list *l)
     free(l->r);
     l->r = NULL;
     l->n = 0;
+}
+
+int
+replicas_from_store(const struct gw_replica *r, size_t n, const char *self_id,
+                    const char *self_tunnel, struct replica_list *out,
+                    void (*skip)(void *arg, const struct gw_replica *e, const char *why),
+                    void *arg)
+{
+    bool self = false;
+
+    out->n = 0;
+    if ((out->r = calloc(n + 1, sizeof(*out->r))) == NULL)
+        return FERRY_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *why = r[i].id == NULL || r[i].tunnel == NULL
+                              ? "no id or tunnel address"
+                              : replica_set(&out->r[out->n], r[i].id, r[i].tunnel);
+
+        for (size_t j = 0; why == NULL && j < out->n; j++)
+            if (strcmp(out->r[j].id, r[i].id) == 0)
+                why = "the same replica id twice";
+        if (why != NULL) {
+            skip(arg, &r[i], why);
+            continue;
+        }
+        self = self || (self_id != NULL && strcmp(out->r[out->n].id, self_id) == 0);
+        out->n++;
+    }
+    /* Its own lease may lag (or the store lists others only): connectors must still
+     * learn this replica's address. A wildcard default listen is no address. */
+    if (!self && self_id != NULL && self_id[0] != '\0' && self_tunnel != NULL &&
+        replica_set(&out->r[out->n], self_id, self_tunnel) == NULL)
+        out->n++;
+    return FERRY_OK;
 }
 
 int

@@ -64,6 +64,17 @@ int  replicas_json(const char *sender, const struct replica_list *list, char **o
 
 void replicas_list_free(struct replica_list *l);
 
+/* The gateway's list from the store's (gateway.h's struct gw_replica): entries with a
+ * bad id or address, and repeated ids, are left out (skip(arg, entry, why) tells each);
+ * this replica (self_id, self_tunnel) is added when missing and both are usable (no id
+ * set, or a wildcard default `advertise`: not added). out->r is the caller's.
+ * FERRY_OK or FERRY_ENOMEM. */
+struct gw_replica;
+int  replicas_from_store(const struct gw_replica *r, size_t n, const char *self_id,
+                         const char *self_tunnel, struct replica_list *out,
+                         void (*skip)(void *arg, const struct gw_replica *e, const char *why),
+                         void *arg);
+
 /* The connector's links. Configured gateways are always dialed (they are where it
  * starts, maybe a load balancer); each may have learned which replica answered it.
  * Every listed replica that no configured gateway reaches (by id, or by the same

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cu.h"
+#include "tunnel/gateway.h"
 #include "tunnel/replicas.h"
 
 static int
@@ -195,6 +196,64 @@ test_json_round_trip_and_cap(void)
     }
 }
 
+static unsigned skipped_n;
+static char     skipped_why[128];
+
+static void
+on_skip(void *arg, const struct gw_replica *e, const char *why)
+{
+    (void)arg;
+    (void)e;
+    if (skipped_n++ == 0)
+        snprintf(skipped_why, sizeof(skipped_why), "%s", why);
+}
+
+/* What the gateway makes of the store's list: bad entries out, itself in. */
+static void
+test_gateway_list_from_store(void)
+{
+    struct gw_replica   in[] = {
+        { "gw-b", "10.0.0.2:8443", 2 }, { "gw-c", "0.0.0.0:8443", 2 },
+        { "gw-b", "10.0.0.9:8443", 2 }, { NULL, "10.0.0.4:8443", 2 },
+        { "gw-d", "gw-d.ferry.svc:8443", 4 },
+    };
+    struct replica_list l;
+
+    skipped_n = 0;
+    CU_ASSERT_EQUAL(replicas_from_store(in, 5, "gw-a", "10.0.0.1:8443", &l, on_skip, NULL),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL(skipped_n, 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(skipped_why, "wildcard"));
+    CU_ASSERT_EQUAL_FATAL(l.n, 3);
+    CU_ASSERT_STRING_EQUAL(l.r[0].id, "gw-b");
+    CU_ASSERT_STRING_EQUAL(l.r[0].host, "10.0.0.2");
+    CU_ASSERT_STRING_EQUAL(l.r[1].id, "gw-d");
+    CU_ASSERT_STRING_EQUAL(l.r[2].id, "gw-a");           /* itself, added at the end */
+    CU_ASSERT_STRING_EQUAL(l.r[2].tunnel, "10.0.0.1:8443");
+    replicas_list_free(&l);
+
+    /* Listed already: not twice (the store's entry wins). */
+    in[0].id = "gw-a";
+    skipped_n = 0;
+    CU_ASSERT_EQUAL(replicas_from_store(in, 1, "gw-a", "10.0.0.1:8443", &l, on_skip, NULL),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(l.n, 1);
+    CU_ASSERT_STRING_EQUAL(l.r[0].tunnel, "10.0.0.2:8443");
+    replicas_list_free(&l);
+
+    /* No id yet, or only a wildcard default to advertise: nothing to add. */
+    CU_ASSERT_EQUAL(replicas_from_store(in, 1, NULL, "10.0.0.1:8443", &l, on_skip, NULL),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL(l.n, 1);
+    replicas_list_free(&l);
+    in[0].id = "gw-b";
+    CU_ASSERT_EQUAL(replicas_from_store(in, 1, "gw-a", "0.0.0.0:8443", &l, on_skip, NULL),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(l.n, 1);
+    CU_ASSERT_STRING_EQUAL(l.r[0].id, "gw-b");
+    replicas_list_free(&l);
+}
+
 /* Helpers for the reconciliation tests. */
 static struct replica
 rep(const char *id, const char *tunnel)
@@ -296,6 +355,7 @@ main(void)
         { "too many or too large is a limit", test_too_many_or_too_large_is_a_limit },
         { "bad entries and duplicates are skipped", test_bad_entries_and_duplicates_are_skipped },
         { "JSON round trip and cap", test_json_round_trip_and_cap },
+        { "gateway list from the store's", test_gateway_list_from_store },
         { "reconcile adds new, drops gone", test_reconcile_adds_new_and_drops_gone },
         { "reconcile dedupes by the id that answered",
           test_reconcile_dedupes_by_the_id_that_answered },
