@@ -212,7 +212,8 @@ reply_set(struct pending *p, bool ok, const char *error, unsigned slots)
     json_decref(o);
     n = text != NULL ? strlen(text) : 0;
     free(p->reply);
-    /* Bounded by the list's own cap; a short reply (no list) fits the fallback. */
+    /* Past the bound (the list's own cap keeps it below) or out of memory: an empty
+     * reply, which the connector refuses and redials. */
     if (n > REPLY_MAX_BYTES || (p->reply = malloc(n + 4)) == NULL) {
         free(text);
         text = NULL;
