@@ -121,7 +121,7 @@ YAML
 
 T='{tenant="acme",location=""}'
 start_gateway gw-a "$dir/a.yaml" "$a_admin"
-a_pid=$GW_PID a_log=$GW_LOG
+a_pid=$GW_PID
 start_gateway gw-b "$dir/b.yaml" "$b_admin"
 b_pid=$GW_PID b_log=$GW_LOG
 start_connector connector "$dir/cn.yaml" "$cn_admin"
@@ -179,7 +179,7 @@ while not os.path.exists(stop):
         after += 1
     time.sleep(0.1)
 print(f"ok: {n} echoes, {after} after A was killed")
-if after < 50:
+if after < 20:    # about 10 s of echoes every 0.1 s: 20 is slack for a loaded machine
     sys.exit(f"session: only {after} echoes after A was killed")
 PY
 session_pid=$!
