@@ -1,9 +1,10 @@
 /*
  * connector.h: `ferry connector`, the on-premise agent. It dials out to every
- * configured gateway (one TLS tunnel per gateway worker, "slots"), registers with its
- * tenant token, and serves the gateway's CONNECT streams by dialing the internal host
- * of a configured system: nothing else is reachable. Every stream and every refusal
- * is written to the hash-chained audit log.
+ * configured gateway and to every replica the gateways list (one TLS tunnel per
+ * gateway worker, "slots"), registers with its tenant token, and serves the gateway's
+ * CONNECT streams by dialing the internal host of a configured system: nothing else
+ * is reachable. Every stream and every refusal is written to the hash-chained audit
+ * log.
  *
  * The process around it (signals, the drain deadline, the admin listener with
  * /readyz) is main's: this room starts, drains and stops the connector on request.
