@@ -82,6 +82,7 @@ struct connector {
     unsigned                     nstarted;   /* worker threads running */
     atomic_int                   live;       /* tunnels up, for /readyz */
     atomic_int                   replicas;   /* in the latest list, for /metrics */
+    atomic_uint                  skipped;    /* its entries left out, to warn on change */
     pthread_mutex_t              mu;         /* targets' id, active, gen */
     struct target               *targets;    /* owns: MAX_TARGETS */
     char                         id[33];

@@ -367,6 +367,20 @@ replicas_learn(struct link *l, const char *sender, const struct replica_list *li
     return ok;
 }
 
+/* Every reply and notice carries the list: a bad entry (a replica advertising a
+ * wildcard) is worth one warning per change of the count, not one per tunnel. */
+static void
+list_skipped(struct link *l, unsigned skipped, const char *why)
+{
+    struct connector *cn = l->w->cn;
+    bool              news = atomic_exchange(&cn->skipped, skipped) != skipped;
+
+    if (skipped > 0)
+        ferry_log(NULL, news ? FERRY_WARN : FERRY_DEBUG, "gateway replica list: entries left out",
+                  FLOG_STR("gateway", link_target(l)->text), FLOG_INT("skipped", skipped),
+                  FLOG_STR("reason", why));
+}
+
 /* Connector side of a notice (session.h): POST /.ferry/replicas from a gateway. */
 static int
 cn_on_notice(struct tunnel *t, const char *path, const char *value, size_t len, bool too_big,
@@ -391,10 +405,7 @@ cn_on_notice(struct tunnel *t, const char *path, const char *value, size_t len, 
         *error = "bad-replica-list";
         return 400;
     }
-    if (skipped > 0)
-        ferry_log(NULL, FERRY_WARN, "gateway replica list: entries left out",
-                  FLOG_STR("gateway", link_target(l)->text), FLOG_INT("skipped", skipped),
-                  FLOG_STR("reason", why));
+    list_skipped(l, skipped, why);
     /* The link is up already: a mismatch here only means the list is ahead of it. */
     (void)replicas_learn(l, sender, &list);
     replicas_list_free(&list);
@@ -421,10 +432,7 @@ link_reply_replicas(struct link *l)
                   FLOG_STR("gateway", link_target(l)->text), FLOG_STR("reason", why));
         return true;                    /* the tunnel itself is fine */
     }
-    if (skipped > 0)
-        ferry_log(NULL, FERRY_WARN, "gateway replica list: entries left out",
-                  FLOG_STR("gateway", link_target(l)->text), FLOG_INT("skipped", skipped),
-                  FLOG_STR("reason", why));
+    list_skipped(l, skipped, why);
     ok = replicas_learn(l, sender, &list);
     replicas_list_free(&list);
     return ok;
