@@ -184,6 +184,9 @@ if after < 20:    # about 10 s of echoes every 0.1 s: 20 is slack for a loaded m
 PY
 session_pid=$!
 wait_file "$dir/session.go" 10 "$session_pid" || fail "the echo session through B did not start"
+# Live replicas' lists agree: nothing was dropped yet (a drop now would be a flap).
+[ "$(log_lines "$cn_log" "gateway replica dropped")" -eq 0 ] ||
+    fail "the connector dropped a replica while all were alive: the lists flap"
 sleep 1    # a few echoes before
 kill -KILL "$a_pid"
 wait "$a_pid" 2>/dev/null || true
