@@ -77,7 +77,8 @@ struct gw_replica {
 };
 /* Main thread. This replica's id (the store's; stable for the process). Replies name
  * it ("replica"), and the listener adds itself (with tunnel.advertise) to a list that
- * lacks it. Unset: replies name no replica. */
+ * lacks it. Unset: replies name no replica. Call it before the first
+ * gw_listener_set_replicas (the list it sends names its sender). */
 void gw_listener_set_id(struct gw_listener *g, const char *id);
 /* Main thread: the live replicas, this one included or not. Copied. Entries with a
  * bad id or address are left out (logged), duplicates by id too. The next
@@ -86,6 +87,7 @@ void gw_listener_set_id(struct gw_listener *g, const char *id);
  * no list, as without replicas. FERRY_OK; FERRY_ELIMIT when more than 256 replicas
  * or more than 32 KiB of JSON (the previous list stays); FERRY_ENOMEM. */
 int  gw_listener_set_replicas(struct gw_listener *g, const struct gw_replica *r, size_t n);
+/* Neither may be called after gw_listener_stop (stop the store's callbacks first). */
 void gw_listener_stop(struct gw_listener *g);
 
 /* Worker thread. */
