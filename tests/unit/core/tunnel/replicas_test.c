@@ -254,6 +254,38 @@ test_gateway_list_from_store(void)
     replicas_list_free(&l);
 }
 
+/* Every cut of a good list is refused whole (never a partial list); so is noise. */
+static void
+test_truncated_and_random_input_is_refused(void)
+{
+    static const char   good[] = "{\"replica\":\"a\",\"replicas\":[{\"id\":\"a\",\"tunnel\":"
+                                 "\"10.0.0.1:8443\"},{\"id\":\"b\",\"tunnel\":\"[::1]:8443\"}]}";
+    struct replica_list l;
+    char                sender[REPLICA_ID_MAX + 1];
+    unsigned            skipped, seed = 12345;
+    const char         *why;
+    char                noise[256];
+
+    for (size_t n = 0; n < sizeof(good) - 1; n++) {
+        CU_ASSERT_NOT_EQUAL(replicas_parse(good, n, sender, &l, &skipped, &why), FERRY_OK);
+        CU_ASSERT_PTR_NULL(l.r);
+    }
+    CU_ASSERT_EQUAL(replicas_parse(good, sizeof(good) - 1, sender, &l, &skipped, &why), FERRY_OK);
+    CU_ASSERT_EQUAL(l.n, 2);
+    replicas_list_free(&l);
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)(round % (int)sizeof(noise));
+
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            noise[i] = (char)(seed >> 16);
+        }
+        if (replicas_parse(noise, n, sender, &l, &skipped, &why) == FERRY_OK)
+            replicas_list_free(&l);
+        CU_ASSERT(strlen(sender) <= REPLICA_ID_MAX);
+    }
+}
+
 /* Helpers for the reconciliation tests. */
 static struct replica
 rep(const char *id, const char *tunnel)
@@ -356,6 +388,7 @@ main(void)
         { "bad entries and duplicates are skipped", test_bad_entries_and_duplicates_are_skipped },
         { "JSON round trip and cap", test_json_round_trip_and_cap },
         { "gateway list from the store's", test_gateway_list_from_store },
+        { "truncated and random input is refused", test_truncated_and_random_input_is_refused },
         { "reconcile adds new, drops gone", test_reconcile_adds_new_and_drops_gone },
         { "reconcile dedupes by the id that answered",
           test_reconcile_dedupes_by_the_id_that_answered },
