@@ -703,6 +703,19 @@ load_string(const char *text, const char *name, bool partial, struct ferry_conf 
         load_tenants(&c, top.tenants, conf);
     if (top.store != NULL)
         load_store(&c, top.store, conf);
+    if (conf->store != NULL && conf->tunnel.advertise != NULL) {
+        char        host[FERRY_CONF_HOST_MAX];
+        uint16_t    port;
+        const char *why = ferry_conf_host_port(conf->tunnel.advertise, host, sizeof(host),
+                                               &port);
+
+        /* Connectors dial every replica at what it registers: listen's wildcard (the
+         * default advertise) is no address to dial. */
+        if (why != NULL)
+            conf_error(&c, top.tunnel, "tunnel", "with store:, connectors dial each replica "
+                       "at its tunnel.advertise; '%s' will not do (%s): set advertise, e.g. "
+                       "${env:POD_IP}:8443", conf->tunnel.advertise, why);
+    }
     if (conf->store != NULL) {
         /* One truth: destinations beside the store would be a second one. */
         if (top.destinations != NULL)

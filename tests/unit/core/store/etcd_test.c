@@ -55,6 +55,12 @@ test_store_section_errors_point_at_the_value(void)
     CU_ASSERT_TRUE(errs_mention(&errs, "endpoints"));
     CU_ASSERT_EQUAL(conf_test_load("store: { redis: {} }\n", &conf, &errs), FERRY_EINVAL);
     CU_ASSERT_TRUE(errs_mention(&errs, "redis"));
+    /* A tunnel's default advertise is its listen: a wildcard no connector can dial. */
+    CU_ASSERT_EQUAL(conf_test_load(
+        "store: { etcd: { endpoints: [ \"http://127.0.0.1:2379\" ] } }\n"
+        "tunnel: { listen: \"0.0.0.0:8443\", cert: t.yaml, key: t.yaml }\n", &conf, &errs),
+        FERRY_EINVAL);
+    CU_ASSERT_TRUE(errs_have(&errs, 2, 9, "tunnel.advertise"));
 }
 
 static void
