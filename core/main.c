@@ -337,6 +337,9 @@ on_store_apply(void *arg, struct ferry_registry *reg)
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
+    /* Everything that keeps a pointer into the running conf moves to the new one
+     * before the old generation (and its conf) can go. */
+    gw_listener_use_conf(gw->tunnels, conf);
     ferry_store_set_conf(gw->store, conf);      /* same text, same tenants: no apply */
     ferry_gen_unref(old, gw->base);
     ferry_log(NULL, FERRY_DEBUG, "store: change applied", FLOG_INT("generation", (long long)g->id),

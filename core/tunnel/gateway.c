@@ -563,6 +563,13 @@ gw_listener_set_conf(struct gw_listener *g, const struct ferry_conf *conf, struc
 }
 
 void
+gw_listener_use_conf(struct gw_listener *g, const struct ferry_conf *conf)
+{
+    if (g != NULL)
+        g->conf = conf;
+}
+
+void
 gw_listener_drain(struct gw_listener *g)
 {
     if (g == NULL)

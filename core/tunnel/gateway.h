@@ -66,6 +66,11 @@ int  gw_listener_start(struct event_base *base, const struct ferry_conf *conf,
 /* A reload: new tenants and certificates apply to the next registration. */
 int  gw_listener_set_conf(struct gw_listener *g, const struct ferry_conf *conf,
                           struct ferry_err *err);
+/* The same configuration text loaded again (a store change: new destinations): the
+ * tenants the next registration is checked against live in this conf now. The TLS
+ * settings are unchanged, so nothing is read from disk. The old conf must not be used
+ * after this: the caller frees it. */
+void gw_listener_use_conf(struct gw_listener *g, const struct ferry_conf *conf);
 void gw_listener_drain(struct gw_listener *g);      /* refuse new registrations */
 
 /* One live replica as the store knows it (borrowed strings, copied by the call). */
