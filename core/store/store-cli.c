@@ -1,0 +1,930 @@
+/*
+ * store-cli.c: `ferry store import` and `ferry store export`, the bridge between
+ * destination files and etcd (DESIGN.md, "Several replicas: one truth in etcd").
+ *
+ * import reads SOURCE with conf's own loader (conf/dest-source.h: the validation and
+ * the file:line:col of `ferry check`, the tenants of the -c configuration) and writes
+ * each destination to <prefix>/destinations/<tenant>/<Name> as the JSON object of its
+ * properties, secret references expanded, in transactions of at most STORE_BATCH_KEYS
+ * keys: a failure leaves no half of a batch. export range-reads those keys page by page
+ * and writes one <Name>.yaml per destination (conf's renderer, atomic replace, 0600),
+ * or Kubernetes Services (store-k8s.c).
+ *
+ * A command-line tool: it runs its own loop with the etcd client (store/etcd.h) and
+ * blocks the process until it is done or STORE_DEADLINE_MS passed. It prints names and
+ * keys, never a property value: values are passwords as often as not.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "conf/dest-source.h"
+#include "dest/dest-int.h"
+#include "store/etcd.h"
+#include "store/store-cli-int.h"
+#include "store/store-cli.h"
+#include "tls/cache.h"
+
+/* The whole command, every endpoint and retry included; then "etcd unreachable". */
+#define STORE_DEADLINE_MS    30000
+/* One call (the client goes on to the next endpoint after this). */
+#define STORE_CALL_MS        10000
+/* etcd refuses a transaction of more than --max-txn-ops (128 by default) operations,
+ * or a request over --max-request-bytes (1.5 MiB): stay under both, base64 included. */
+#define STORE_BATCH_KEYS     100
+#define STORE_BATCH_BYTES    (768u * 1024)
+/* A range page; and bounds on what we accept back from etcd. */
+#define STORE_PAGE_KEYS      500
+#define STORE_MAX_DESTS      100000
+#define STORE_MAX_KEY_BYTES  4096
+#define STORE_MAX_VALUE_BYTES (4u * 1024 * 1024)
+/* As the loader (dest.c): longer names and other characters are not destinations. */
+#define STORE_MAX_NAME       200
+#define STORE_NAME_CHARS     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+
+struct store_args {
+    const char           *conf_path;
+    const char           *sub;          /* "import" or "export" */
+    const char           *operand;      /* SOURCE or DIR; NULL with --k8s-services */
+    bool                  dry_run;
+    bool                  k8s;
+    bool                  k8s_opts;     /* a --namespace/--selector/--port/... was given */
+    struct store_k8s_opts k8s_o;
+};
+
+/* The loop, the resolver and the etcd client of one command. */
+struct cli {
+    struct event_base      *base;       /* owns */
+    struct evdns_base      *dns;        /* owns */
+    struct ferry_tls_cache *tls;        /* owns; NULL without https endpoints */
+    struct etcd            *etcd;       /* owns */
+    struct event           *deadline;   /* owns */
+    bool                    expired;
+};
+
+void
+ferry_store_cli_usage(FILE *fp)
+{
+    fprintf(fp,
+        "       ferry store import -c FILE [--dry-run] SOURCE\n"
+        "                                      write SOURCE's destinations (a destinations\n"
+        "                                      directory, or a gateway config's destinations:\n"
+        "                                      and destinations_dir) into the etcd of FILE's\n"
+        "                                      store:, validated as by ferry check. Secret\n"
+        "                                      references are written EXPANDED: etcd becomes\n"
+        "                                      the truth. --dry-run: list the keys only\n"
+        "       ferry store export -c FILE DIR  write the destinations in etcd as DIR/<Name>.yaml\n"
+        "       ferry store export -c FILE --k8s-services [--namespace NS] [--selector K=V]\n"
+        "                          [--port 80] [--target-port N]\n"
+        "                                      print a Kubernetes Service per HTTP destination,\n"
+        "                                      to the transparent http listener of FILE; a\n"
+        "                                      Service named otherwise than its destination\n"
+        "                                      (lowercased, '-' for other characters) needs\n"
+        "                                      X-Destination-Name: <Name> from apps\n");
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "ferry store: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage:\n");
+    ferry_store_cli_usage(stderr);
+}
+
+/* ---- the loop and etcd ---------------------------------------------------------------- */
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct cli *cli = arg;
+
+    (void)fd;
+    (void)what;
+    cli->expired = true;
+    event_base_loopbreak(cli->base);
+}
+
+static void
+cli_close(struct cli *cli)
+{
+    etcd_free(cli->etcd);           /* cancels what still runs: no callback after this */
+    if (cli->deadline != NULL)
+        event_free(cli->deadline);
+    ferry_tls_cache_free(cli->tls);
+    if (cli->dns != NULL)
+        evdns_base_free(cli->dns, 0);
+    if (cli->base != NULL)
+        event_base_free(cli->base);
+    memset(cli, 0, sizeof(*cli));
+}
+
+static int
+cli_open(struct cli *cli, const struct ferry_conf_store *sc)
+{
+    struct timeval tv = { STORE_DEADLINE_MS / 1000, (STORE_DEADLINE_MS % 1000) * 1000 };
+    bool           https = false;
+
+    memset(cli, 0, sizeof(*cli));
+    for (size_t i = 0; i < sc->nendpoints; i++)
+        https = https || strncmp(sc->endpoints[i], "https://", 8) == 0;
+    if ((cli->base = event_base_new()) == NULL)
+        goto nomem;
+    /* No resolv.conf (a bare container): numeric endpoints still work. */
+    if ((cli->dns = evdns_base_new(cli->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
+        (cli->dns = evdns_base_new(cli->base, 0)) == NULL)
+        goto nomem;
+    if (https && ferry_tls_cache_new(cli->base, 4, &cli->tls) != FERRY_OK)
+        goto nomem;
+    if ((cli->etcd = etcd_new(cli->base, cli->dns, cli->tls, sc)) == NULL ||
+        (cli->deadline = evtimer_new(cli->base, on_deadline, cli)) == NULL ||
+        evtimer_add(cli->deadline, &tv) != 0)
+        goto nomem;
+    return FERRY_OK;
+nomem:
+    fprintf(stderr, "ferry store: out of memory\n");
+    cli_close(cli);
+    return FERRY_ENOMEM;
+}
+
+struct sync_call {
+    bool    done;
+    json_t *result;     /* owns a reference */
+    int     status;
+    char    why[256];
+};
+
+static void
+on_reply(const struct etcd_reply *r, void *arg)
+{
+    struct sync_call *sc = arg;
+
+    sc->done = true;
+    sc->status = r->status;
+    if (r->result != NULL)
+        sc->result = json_incref(r->result);
+    else
+        snprintf(sc->why, sizeof(sc->why), "%s", r->why != NULL ? r->why : "no answer");
+}
+
+/* One call, waited for. FERRY_OK and *out (a reference), or an error already printed:
+ * "etcd unreachable: ..." when no endpoint answered (or time ran out), else etcd's. */
+static int
+cli_call(struct cli *cli, const char *path, json_t *body, json_t **out)
+{
+    struct sync_call  sc = { .done = false };
+    struct etcd_call *call;
+
+    *out = NULL;
+    if (body == NULL) {
+        fprintf(stderr, "ferry store: out of memory\n");
+        return FERRY_ENOMEM;
+    }
+    if ((call = etcd_call(cli->etcd, path, body, STORE_CALL_MS, on_reply, &sc)) == NULL) {
+        fprintf(stderr, "ferry store: out of memory\n");
+        return FERRY_ENOMEM;
+    }
+    while (!sc.done && !cli->expired)
+        if (event_base_loop(cli->base, EVLOOP_ONCE) < 0)
+            break;
+    if (!sc.done) {
+        etcd_call_cancel(call);
+        fprintf(stderr, "etcd unreachable: no answer within %d s\n", STORE_DEADLINE_MS / 1000);
+        return FERRY_ETIMEDOUT;
+    }
+    if (sc.result == NULL) {
+        if (sc.status == 0)
+            fprintf(stderr, "etcd unreachable: %s\n", sc.why);
+        else
+            fprintf(stderr, "etcd %s: %s: %s (HTTP %d)\n", etcd_endpoint(cli->etcd), path,
+                    sc.why, sc.status);
+        return FERRY_EIO;
+    }
+    *out = sc.result;
+    return FERRY_OK;
+}
+
+/* ---- loading the -c configuration ----------------------------------------------------- */
+
+static struct ferry_conf *
+load_target(const char *path, const char *sub)
+{
+    struct ferry_errlist errs = {0};
+    struct ferry_conf   *conf = NULL;
+
+    if (ferry_conf_load_file(path, &conf, &errs) != FERRY_OK) {
+        if (errs.count == 0)
+            fprintf(stderr, "%s: cannot load the configuration\n", path);
+        ferry_errlist_print(&errs, stderr, false);
+        return NULL;
+    }
+    /* Listener options keep the list for later reports: not this frame's. */
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        ferry_opts_set_errlist(conf->listeners[i].opts, NULL);
+    ferry_errlist_print(&conf->warnings, stderr, true);
+    if (conf->store == NULL) {
+        fprintf(stderr, "%s: store %s needs a store: section\n", path, sub);
+        ferry_conf_free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+/* "<prefix>/destinations/" (the prefix has no trailing '/'). */
+static char *
+dests_prefix(const struct ferry_conf_store *sc)
+{
+    size_t n = strlen(sc->prefix) + sizeof("/destinations/");
+    char  *p = malloc(n);
+
+    if (p != NULL)
+        snprintf(p, n, "%s/destinations/", sc->prefix);
+    return p;
+}
+
+/* ---- import --------------------------------------------------------------------------- */
+
+struct put {
+    char  *key;         /* owns */
+    char  *value;       /* owns: JSON text, may hold secrets (wiped) */
+    size_t value_len;
+};
+
+static void
+puts_free(struct put *p, size_t n)
+{
+    for (size_t i = 0; p != NULL && i < n; i++) {
+        free(p[i].key);
+        if (p[i].value != NULL)
+            explicit_bzero(p[i].value, p[i].value_len);
+        free(p[i].value);
+    }
+    free(p);
+}
+
+/* A destination's value: its properties but tenant (the key has it), in file order.
+ * 2 after printing why (a value JSON cannot hold), 1 out of memory, else 0. */
+static int
+put_value(const struct ferry_dest *d, struct put *p)
+{
+    json_t *o = json_object();
+
+    if (o == NULL)
+        return 1;
+    for (size_t i = 0; i < d->nprops; i++) {
+        const struct ferry_prop *pr = &d->props[i];
+        json_t                  *v;
+
+        if (strcmp(pr->key, "tenant") == 0)
+            continue;
+        if ((v = json_string(pr->value)) == NULL) {
+            json_decref(o);
+            fprintf(stderr, "%s:%d:%d: destination '%s': property '%s' is not UTF-8 text; "
+                    "etcd's JSON cannot hold it\n", d->file != NULL ? d->file : "?", pr->line,
+                    pr->col, d->name, pr->key);
+            return 2;
+        }
+        if (json_object_set_new(o, pr->key, v) != 0) {
+            json_decref(o);
+            return 1;
+        }
+    }
+    /* jansson keeps insertion order: export writes the file in the same order, and a
+     * second import writes the very same bytes. */
+    p->value = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (p->value == NULL)
+        return 1;
+    p->value_len = strlen(p->value);
+    return 0;
+}
+
+/* Every key and value first: nothing is written unless all of them could be made. */
+static int
+make_puts(const struct ferry_registry *reg, const char *prefix, struct put **out)
+{
+    struct put *p = calloc(reg->n + 1, sizeof(*p));
+    int         rc;
+
+    *out = NULL;
+    if (p == NULL)
+        goto nomem;
+    for (size_t i = 0; i < reg->n; i++) {
+        const struct ferry_dest *d = &reg->dests[i];
+        size_t                   n = strlen(prefix) + strlen(d->tenant) + strlen(d->name) + 2;
+
+        if ((p[i].key = malloc(n)) == NULL)
+            goto nomem_free;
+        snprintf(p[i].key, n, "%s%s/%s", prefix, d->tenant, d->name);
+        if ((rc = put_value(d, &p[i])) == 2) {
+            puts_free(p, reg->n);
+            return STORE_EXIT_CONFIG;
+        }
+        if (rc != 0)
+            goto nomem_free;
+    }
+    *out = p;
+    return STORE_EXIT_OK;
+nomem_free:
+    puts_free(p, reg->n);
+nomem:
+    fprintf(stderr, "ferry store: out of memory\n");
+    return STORE_EXIT_FAIL;
+}
+
+/* One transaction for p[0..n): all of it or none. */
+static int
+put_batch(struct cli *cli, const struct put *p, size_t n)
+{
+    json_t *ops = json_array(), *result = NULL;
+    int     rc;
+
+    for (size_t i = 0; ops != NULL && i < n; i++) {
+        json_t *k = etcd_b64s(p[i].key), *v = etcd_b64(p[i].value, p[i].value_len);
+        json_t *op = k != NULL && v != NULL
+                     ? json_pack("{s:{s:o,s:o}}", "request_put", "key", k, "value", v) : NULL;
+
+        if (op == NULL) {
+            if (k != NULL && v != NULL)
+                k = v = NULL;               /* json_pack took them, even when it failed */
+            json_decref(k);
+            json_decref(v);
+            json_decref(ops);
+            ops = NULL;
+        } else if (json_array_append_new(ops, op) != 0) {
+            json_decref(ops);
+            ops = NULL;
+        }
+    }
+    /* No compare: a put-only transaction always takes the success branch. */
+    rc = cli_call(cli, "/v3/kv/txn", ops != NULL ? json_pack("{s:o}", "success", ops) : NULL,
+                  &result);
+    if (rc != FERRY_OK)
+        return rc;
+    if (!json_is_true(json_object_get(result, "succeeded"))) {
+        fprintf(stderr, "etcd %s: the transaction was not applied\n", etcd_endpoint(cli->etcd));
+        rc = FERRY_EIO;
+    }
+    json_decref(result);
+    return rc;
+}
+
+static int
+cmd_import(const struct store_args *a)
+{
+    struct ferry_errlist   errs = {0}, warnings = {0};
+    struct ferry_conf     *conf;
+    struct ferry_registry *reg = NULL;
+    struct put            *p = NULL;
+    struct cli             cli;
+    char                  *prefix = NULL;
+    size_t                 done = 0;
+    int                    rc;
+
+    if ((conf = load_target(a->conf_path, "import")) == NULL)
+        return STORE_EXIT_CONFIG;
+    rc = ferry_conf_dests_from(a->operand, conf, &reg, &errs, &warnings);
+    ferry_errlist_print(&warnings, stderr, true);
+    if (rc != FERRY_OK) {
+        if (errs.count == 0)
+            fprintf(stderr, "%s: %s\n", a->operand, rc == FERRY_ENOMEM ? "out of memory"
+                    : "cannot read destinations");
+        ferry_errlist_print(&errs, stderr, false);
+        fprintf(stderr, "ferry store: nothing imported\n");
+        ferry_conf_free(conf);
+        return rc == FERRY_ENOMEM ? STORE_EXIT_FAIL : STORE_EXIT_CONFIG;
+    }
+    rc = STORE_EXIT_CONFIG;
+    if (reg->n == 0) {
+        fprintf(stderr, "%s: no destinations to import\n", a->operand);
+        goto out;
+    }
+    if ((prefix = dests_prefix(conf->store)) == NULL) {
+        fprintf(stderr, "ferry store: out of memory\n");
+        rc = STORE_EXIT_FAIL;
+        goto out;
+    }
+    if ((rc = make_puts(reg, prefix, &p)) != STORE_EXIT_OK)
+        goto out;
+    if (a->dry_run) {
+        for (size_t i = 0; i < reg->n; i++)
+            printf("would write %s\n", p[i].key);
+        printf("dry run: %zu destinations would be imported into %s%s; nothing was written\n",
+               reg->n, conf->store->endpoints[0], conf->store->prefix);
+        goto out;
+    }
+    if (cli_open(&cli, conf->store) != FERRY_OK) {
+        rc = STORE_EXIT_FAIL;
+        goto out;
+    }
+    while (done < reg->n) {
+        size_t n = 0, bytes = 0;
+
+        /* At least one: a destination over the byte bound alone is etcd's to refuse. */
+        while (done + n < reg->n && n < STORE_BATCH_KEYS &&
+               (n == 0 || bytes + p[done + n].value_len + strlen(p[done + n].key) <=
+                          STORE_BATCH_BYTES)) {
+            bytes += p[done + n].value_len + strlen(p[done + n].key);
+            n++;
+        }
+        if (put_batch(&cli, p + done, n) != FERRY_OK) {
+            fprintf(stderr, "ferry store: %zu of %zu destinations were imported before the "
+                    "failure (each transaction of up to %d is all or nothing); the next "
+                    "would have been %s\n", done, reg->n, STORE_BATCH_KEYS, p[done].key);
+            break;
+        }
+        done += n;
+    }
+    if (done == reg->n) {
+        printf("imported %zu destinations into %s%s\n", done, etcd_endpoint(cli.etcd),
+               conf->store->prefix);
+        rc = STORE_EXIT_OK;
+    } else {
+        rc = STORE_EXIT_FAIL;
+    }
+    cli_close(&cli);
+out:
+    puts_free(p, p != NULL ? reg->n : 0);
+    free(prefix);
+    ferry_registry_unref(reg);
+    ferry_conf_free(conf);
+    return rc;
+}
+
+/* ---- reading destinations back -------------------------------------------------------- */
+
+/* A key or name for a message: control bytes and non-ASCII shown as '?'. */
+static char *
+printable(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+
+    if (p == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    p[n] = '\0';
+    return p;
+}
+
+static void
+entry_fini(struct store_entry *e)
+{
+    free(e->key);
+    free(e->tenant);
+    free(e->name);
+    json_decref(e->props);
+    memset(e, 0, sizeof(*e));
+}
+
+static void
+entries_free(struct store_entry *e, size_t n)
+{
+    for (size_t i = 0; e != NULL && i < n; i++)
+        entry_fini(&e[i]);
+    free(e);
+}
+
+/* Check one key and value into *e: NULL if fine, else why it is skipped (static or
+ * in buf; never a value). */
+static const char *
+entry_parse(const char *prefix, const char *key, size_t klen, const char *val, size_t vlen,
+            struct store_entry *e, char *buf, size_t cap)
+{
+    size_t       plen = strlen(prefix);
+    const char  *rest = key + plen, *slash, *k;
+    json_error_t je;
+    json_t      *v, *name;
+
+    if (klen != strlen(key) || klen <= plen || strncmp(key, prefix, plen) != 0 ||
+        (slash = strchr(rest, '/')) == NULL || slash == rest || slash[1] == '\0' ||
+        strchr(slash + 1, '/') != NULL)
+        return "not <prefix>/destinations/<tenant>/<Name>";
+    if (strlen(slash + 1) > STORE_MAX_NAME || slash[1] == '.' ||
+        slash[1 + strspn(slash + 1, STORE_NAME_CHARS)] != '\0')
+        return "the Name in the key is not one a destination file can have (letters, "
+               "digits, '-', '_', '.'; not starting with '.'; at most 200)";
+    if ((e->tenant = strndup(rest, (size_t)(slash - rest))) == NULL ||
+        (e->name = strdup(slash + 1)) == NULL)
+        return "out of memory";
+    if ((e->props = json_loadb(val, vlen, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+        snprintf(buf, cap, "the value is not JSON (line %d, column %d)", je.line, je.column);
+        return buf;
+    }
+    if (!json_is_object(e->props))
+        return "the value is not a JSON object of properties";
+    json_object_foreach(e->props, k, v) {
+        if (!json_is_string(v)) {
+            snprintf(buf, cap, "property '%.200s' is not a string", k);
+            return buf;
+        }
+    }
+    name = json_object_get(e->props, "Name");
+    if (name == NULL || strcmp(json_string_value(name), e->name) != 0)
+        return "the value's Name is not the key's";
+    if ((v = json_object_get(e->props, "tenant")) != NULL) {
+        if (strcmp(json_string_value(v), e->tenant) != 0)
+            return "the value's tenant is not the key's";
+        json_object_del(e->props, "tenant");        /* the key has it; export adds it back */
+    }
+    return NULL;
+}
+
+/* Every destination under prefix, a page at a time, in key order. Keys that do not
+ * parse are reported and counted in *skipped. FERRY_OK or an error already printed. */
+static int
+read_entries(struct cli *cli, const char *prefix, struct store_entry **out, size_t *n,
+             int *skipped)
+{
+    struct store_entry *e = NULL;
+    char               *from = strdup(prefix), *k = NULL, *v = NULL;
+    size_t              from_len = strlen(prefix), cap = 0;
+    json_t             *res = NULL;
+    bool                more = true;
+    int                 rc = FERRY_OK;
+
+    *out = NULL;
+    *n = 0;
+    while (rc == FERRY_OK && more) {
+        json_t *kvs, *kv;
+        size_t  i;
+
+        if (from == NULL) {
+            fprintf(stderr, "ferry store: out of memory\n");
+            rc = FERRY_ENOMEM;
+            break;
+        }
+        rc = cli_call(cli, "/v3/kv/range",
+                      json_pack("{s:o,s:o,s:i}", "key", etcd_b64(from, from_len),
+                                "range_end", etcd_prefix_end(prefix), "limit", STORE_PAGE_KEYS),
+                      &res);
+        if (rc != FERRY_OK)
+            break;
+        more = json_is_true(json_object_get(res, "more"));
+        kvs = json_object_get(res, "kvs");
+        if (json_array_size(kvs) == 0)
+            more = false;
+        json_array_foreach(kvs, i, kv) {
+            size_t      klen, vlen;
+            char        why[256];
+            const char *bad;
+
+            if ((k = etcd_unb64(json_object_get(kv, "key"), STORE_MAX_KEY_BYTES, &klen,
+                                false)) == NULL) {
+                fprintf(stderr, "etcd %s: a key that is not base64 or over %d bytes\n",
+                        etcd_endpoint(cli->etcd), STORE_MAX_KEY_BYTES);
+                rc = FERRY_EPROTO;
+                break;
+            }
+            /* The next page starts just after this key: key + "\0". */
+            free(from);
+            if ((from = malloc(klen + 1)) != NULL) {
+                memcpy(from, k, klen);
+                from[klen] = '\0';
+                from_len = klen + 1;
+            }
+            if (*n >= STORE_MAX_DESTS) {
+                fprintf(stderr, "ferry store: more than %d keys under %s\n", STORE_MAX_DESTS,
+                        prefix);
+                rc = FERRY_ELIMIT;
+                break;
+            }
+            if (*n == cap) {
+                struct store_entry *grown = realloc(e, (cap * 2 + 16) * sizeof(*e));
+
+                if (grown == NULL) {
+                    fprintf(stderr, "ferry store: out of memory\n");
+                    rc = FERRY_ENOMEM;
+                    break;
+                }
+                e = grown;
+                cap = cap * 2 + 16;
+            }
+            memset(&e[*n], 0, sizeof(e[*n]));
+            e[*n].key = printable(k, klen);
+            v = etcd_unb64(json_object_get(kv, "value"), STORE_MAX_VALUE_BYTES, &vlen, true);
+            if (e[*n].key == NULL)
+                bad = "out of memory";
+            else if (v == NULL)
+                bad = "the value is not base64 or over 4 MiB";
+            else
+                bad = entry_parse(prefix, k, klen, v, vlen, &e[*n], why, sizeof(why));
+            if (bad != NULL) {
+                fprintf(stderr, "%s: %s; skipped\n", e[*n].key != NULL ? e[*n].key : "?", bad);
+                entry_fini(&e[*n]);
+                (*skipped)++;
+            } else {
+                (*n)++;
+            }
+            if (v != NULL)
+                explicit_bzero(v, vlen);
+            free(v);
+            free(k);
+            v = k = NULL;
+        }
+        json_decref(res);
+        res = NULL;
+    }
+    free(k);
+    free(from);
+    if (rc != FERRY_OK) {
+        entries_free(e, *n);
+        *n = 0;
+        return rc;
+    }
+    *out = e;
+    return FERRY_OK;
+}
+
+/* ---- export to files ------------------------------------------------------------------ */
+
+/* mkdir -p, new directories 0700: the files will hold credentials. */
+static int
+make_dir(const char *dir)
+{
+    char   *p = strdup(dir);
+    size_t  n;
+    int     rc = FERRY_OK;
+
+    if (p == NULL)
+        return FERRY_ENOMEM;
+    n = strlen(p);
+    for (size_t i = 1; i <= n && rc == FERRY_OK; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        p[i] = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "%s: cannot create: %s\n", p, strerror(errno));
+            rc = FERRY_EIO;
+        }
+        if (i < n)
+            p[i] = '/';
+    }
+    free(p);
+    return rc;
+}
+
+/* One <Name>.yaml: the properties in etcd's order with tenant after Name. */
+static int
+write_entry(const char *dir, const char *endpoint, const struct store_entry *e)
+{
+    size_t           n = json_object_size(e->props) + 1, i = 0, len = 0;
+    const char     **keys = calloc(n, sizeof(*keys)), **vals = calloc(n, sizeof(*vals));
+    struct ferry_err err = {0};
+    char             comment[512], *text = NULL, *path = NULL;
+    const char      *k;
+    json_t          *v;
+    int              rc = FERRY_ENOMEM;
+
+    if (keys == NULL || vals == NULL)
+        goto out;
+    json_object_foreach(e->props, k, v) {
+        keys[i] = k;
+        vals[i++] = json_string_value(v);
+        if (strcmp(k, "Name") == 0) {
+            keys[i] = "tenant";
+            vals[i++] = e->tenant;
+        }
+    }
+    snprintf(comment, sizeof(comment), "Exported by `ferry store export` from %s%s.",
+             endpoint, e->key);
+    if ((rc = ferry_conf_dest_render(keys, vals, i, comment, &text, &len, &err)) != FERRY_OK) {
+        fprintf(stderr, "%s: %s\n", e->key, err.msg);
+        goto out;
+    }
+    n = strlen(dir) + strlen(e->name) + 8;
+    if ((path = malloc(n)) == NULL) {
+        rc = FERRY_ENOMEM;
+        goto out;
+    }
+    snprintf(path, n, "%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e->name);
+    if ((rc = ferry_conf_file_replace(path, text, len, 0600, &err)) != FERRY_OK)
+        fprintf(stderr, "%s\n", err.msg);
+out:
+    if (rc == FERRY_ENOMEM)
+        fprintf(stderr, "ferry store: out of memory\n");
+    if (text != NULL)
+        explicit_bzero(text, len);
+    free(text);
+    free(path);
+    free(keys);
+    free(vals);
+    return rc;
+}
+
+static int
+export_files(const char *dir, const char *endpoint, const struct store_entry *e, size_t n,
+             int skipped)
+{
+    size_t written = 0;
+
+    if (make_dir(dir) != FERRY_OK)
+        return STORE_EXIT_FAIL;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+
+        /* Names are unique across a gateway: a second tenant's would overwrite the file. */
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = strcmp(e[j].name, e[i].name) == 0;
+        if (dup) {
+            fprintf(stderr, "%s: another tenant has a destination '%s' (names are unique "
+                    "across a gateway); skipped\n", e[i].key, e[i].name);
+            skipped++;
+            continue;
+        }
+        if (write_entry(dir, endpoint, &e[i]) != FERRY_OK)
+            return STORE_EXIT_FAIL;
+        written++;
+    }
+    printf("exported %zu destinations to %s\n", written, dir);
+    if (skipped > 0) {
+        fprintf(stderr, "ferry store: %d keys skipped\n", skipped);
+        return STORE_EXIT_FAIL;
+    }
+    return STORE_EXIT_OK;
+}
+
+static int
+cmd_export(const struct store_args *a)
+{
+    struct ferry_conf  *conf;
+    struct store_entry *e = NULL;
+    struct cli          cli;
+    char               *prefix;
+    size_t              n = 0;
+    int                 skipped = 0, rc = STORE_EXIT_FAIL;
+
+    if ((conf = load_target(a->conf_path, "export")) == NULL)
+        return STORE_EXIT_CONFIG;
+    if ((prefix = dests_prefix(conf->store)) == NULL || cli_open(&cli, conf->store) != FERRY_OK) {
+        free(prefix);
+        ferry_conf_free(conf);
+        return STORE_EXIT_FAIL;
+    }
+    if (read_entries(&cli, prefix, &e, &n, &skipped) == FERRY_OK) {
+        if (a->k8s) {
+            rc = store_k8s_print(conf, e, n, &a->k8s_o, stdout);
+            if (rc == STORE_EXIT_OK && skipped > 0) {
+                fprintf(stderr, "ferry store: %d keys skipped\n", skipped);
+                rc = STORE_EXIT_FAIL;
+            }
+        } else {
+            rc = export_files(a->operand, etcd_endpoint(cli.etcd), e, n, skipped);
+        }
+    }
+    entries_free(e, n);
+    cli_close(&cli);
+    free(prefix);
+    ferry_conf_free(conf);
+    return rc;
+}
+
+/* ---- the command line ----------------------------------------------------------------- */
+
+static int
+parse_port(const char *s, unsigned *out)
+{
+    char         *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || !isdigit((unsigned char)*s) || v < 1 ||
+        v > 65535)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct store_args *a)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { "k8s-services", no_argument, NULL, 'k' },
+        { "namespace", required_argument, NULL, 'N' },
+        { "selector", required_argument, NULL, 'S' },
+        { "port", required_argument, NULL, 'P' },
+        { "target-port", required_argument, NULL, 'T' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *why;
+    int         opt;
+
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            a->conf_path = optarg;
+            break;
+        case 'n':
+            a->dry_run = true;
+            break;
+        case 'k':
+            a->k8s = true;
+            break;
+        case 'N':
+            if ((why = store_k8s_check_namespace(optarg)) != NULL) {
+                usage_error("--namespace: %s", why);
+                return STORE_EXIT_CONFIG;
+            }
+            a->k8s_o.ns = optarg;
+            a->k8s_opts = true;
+            break;
+        case 'S':
+            if ((why = store_k8s_check_selector(optarg)) != NULL) {
+                usage_error("--selector: %s", why);
+                return STORE_EXIT_CONFIG;
+            }
+            if (a->k8s_o.nselectors == STORE_K8S_MAX_SELECTORS) {
+                usage_error("--selector: at most %d", STORE_K8S_MAX_SELECTORS);
+                return STORE_EXIT_CONFIG;
+            }
+            a->k8s_o.selector[a->k8s_o.nselectors++] = optarg;
+            a->k8s_opts = true;
+            break;
+        case 'P':
+        case 'T':
+            if (parse_port(optarg, opt == 'P' ? &a->k8s_o.port : &a->k8s_o.target_port) != 0) {
+                usage_error("want a port from 1 to 65535, not '%s'", optarg);
+                return STORE_EXIT_CONFIG;
+            }
+            a->k8s_opts = true;
+            break;
+        case 'h':
+            printf("usage:\n");
+            ferry_store_cli_usage(stdout);
+            return STORE_EXIT_OK;
+        default:
+            usage_error("%s", "unknown option");
+            return STORE_EXIT_CONFIG;
+        }
+    }
+    if (optind >= argc) {
+        usage_error("%s", "want a subcommand: import or export");
+        return STORE_EXIT_CONFIG;
+    }
+    a->sub = argv[optind++];
+    if (strcmp(a->sub, "import") != 0 && strcmp(a->sub, "export") != 0) {
+        usage_error("unknown subcommand '%s'", a->sub);
+        return STORE_EXIT_CONFIG;
+    }
+    if (strcmp(a->sub, "import") == 0 && (a->k8s || a->k8s_opts)) {
+        usage_error("%s", "--k8s-services and its options are for `store export`");
+        return STORE_EXIT_CONFIG;
+    }
+    if (strcmp(a->sub, "export") == 0 && a->dry_run) {
+        usage_error("%s", "--dry-run is for `store import`");
+        return STORE_EXIT_CONFIG;
+    }
+    if (a->k8s_opts && !a->k8s) {
+        usage_error("%s", "--namespace, --selector, --port and --target-port need "
+                    "--k8s-services");
+        return STORE_EXIT_CONFIG;
+    }
+    if (a->k8s) {
+        if (optind < argc) {
+            usage_error("--k8s-services prints to stdout: unexpected '%s'", argv[optind]);
+            return STORE_EXIT_CONFIG;
+        }
+        return -1;
+    }
+    if (argc - optind != 1) {
+        usage_error("%s", strcmp(a->sub, "import") == 0 ? "store import wants one SOURCE"
+                    : "store export wants one DIR (or --k8s-services)");
+        return STORE_EXIT_CONFIG;
+    }
+    a->operand = argv[optind];
+    if (a->operand[0] == '\0') {
+        usage_error("%s", "an empty path");
+        return STORE_EXIT_CONFIG;
+    }
+    return -1;                      /* go on */
+}
+
+int
+ferry_store_cli_main(int argc, char **argv)
+{
+    struct store_args a = { .conf_path = "conf/ferry.yaml", .k8s_o.port = 80 };
+    int               rc;
+
+    if ((rc = parse_args(argc, argv, &a)) >= 0)
+        return rc;
+    return strcmp(a.sub, "import") == 0 ? cmd_import(&a) : cmd_export(&a);
+}
