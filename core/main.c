@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -31,6 +32,7 @@
 #include "plugin/loader.h"
 #include "stats/stats.h"
 #include "store/store-cli.h"
+#include "store/store.h"
 #include "tls/cache.h"
 #include "tunnel/connector.h"
 #include "tunnel/gateway.h"
@@ -56,6 +58,12 @@ struct gateway {
     struct event             *drain_deadline;
     bool                      draining;
     struct reload_wait       *waits;         /* admin reloads not yet on every worker */
+    /* With `store:`: the etcd mirror, and the configuration text it was loaded from
+     * (an etcd change builds a generation from the same text, not from a file that may
+     * have been edited since: the file counts on SIGHUP only). */
+    struct ferry_store       *store;
+    struct evdns_base        *dns;
+    char                     *conf_text;
 };
 
 static void
@@ -117,6 +125,11 @@ set_exe_dir(void)
     }
 }
 
+static struct ferry_conf *load_checked_with(const char *path, const char *text,
+                                            struct ferry_store *store, const struct gen *prev,
+                                            struct ferry_policy_set **policies,
+                                            struct ferry_errlist *errs);
+
 /* Load and fully validate: every phase reports into errs in one run — the YAML's
  * sections, destinations, then (on what did load) policies and each plugin's options.
  * prev: the running generation on a reload (policies that no longer load fall back on
@@ -126,13 +139,28 @@ static struct ferry_conf *
 load_checked(const char *path, const struct gen *prev, struct ferry_policy_set **policies,
              struct ferry_errlist *errs)
 {
+    return load_checked_with(path, NULL, NULL, prev, policies, errs);
+}
+
+/* The same, from text when not NULL (else the file), with a store's destinations when
+ * store is not NULL (a conf with `store:` has none of its own). */
+static struct ferry_conf *
+load_checked_with(const char *path, const char *text, struct ferry_store *store,
+                  const struct gen *prev, struct ferry_policy_set **policies,
+                  struct ferry_errlist *errs)
+{
     struct ferry_conf *conf = NULL;
     struct gen        *g;
 
     *policies = NULL;
-    ferry_conf_load_file_partial(path, &conf, errs);
+    if (text != NULL)
+        ferry_conf_load_string_partial(text, path, &conf, errs);
+    else
+        ferry_conf_load_file_partial(path, &conf, errs);
     if (conf == NULL)
         return NULL;
+    if (store != NULL && conf->store != NULL && ferry_store_registry(store) != NULL)
+        ferry_conf_set_registry(conf, ferry_store_registry(store));
     ferry_errlist_print(&conf->warnings, stderr, true);
     /* Validation generation: plugins check their options; nothing binds. */
     if ((g = ferry_gen_new(conf, NULL, prev, 0, errs)) == NULL) {
@@ -191,11 +219,28 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
 {
     struct ferry_conf       *conf;
     struct ferry_policy_set *policies;
-    struct gen              *g;
+    struct gen              *g, *old;
+    char                    *text = NULL;
+    size_t                   len = 0;
+    struct ferry_err         rerr = { 0 };
 
     ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path),
               FLOG_STR("by", by));
-    if ((conf = load_checked(gw->conf_path, gw->gen, &policies, errs)) == NULL) {
+    if (ferry_conf_file_read(gw->conf_path, &text, &len, &rerr) != FERRY_OK) {
+        ferry_errlist_add(errs, gw->conf_path, 0, 0, "%s", rerr.msg);
+        conf = NULL;
+    } else {
+        conf = load_checked_with(gw->conf_path, text, gw->store, gw->gen, &policies, errs);
+    }
+    if (conf != NULL && (conf->store != NULL) != (gw->store != NULL)) {
+        ferry_errlist_add(errs, gw->conf_path, 0, 0, "adding or removing `store:` needs a "
+                          "restart");
+        ferry_policy_set_free(policies);
+        ferry_conf_free(conf);
+        conf = NULL;
+    }
+    if (conf == NULL) {
+        free(text);
         ferry_errlist_print(errs, stderr, false);
         gw->st.reloads_failed++;
         ferry_log(NULL, FERRY_ERROR, "reload failed: configuration has errors; keeping the "
@@ -203,6 +248,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
         return FERRY_EINVAL;
     }
     if ((g = ferry_gen_new(conf, policies, gw->gen, gw->nworkers, errs)) == NULL) {
+        free(text);
         ferry_errlist_print(errs, stderr, false);
         ferry_policy_set_free(policies);
         ferry_conf_free(conf);
@@ -219,6 +265,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
                       "running configuration", FLOG_STR("error", err.msg));
             ferry_errlist_add(errs, gw->conf_path, 0, 0, "tunnel: %s", err.msg);
             ferry_gen_unref(g, gw->base);
+            free(text);
             gw->st.reloads_failed++;
             return FERRY_EINVAL;
         }
@@ -237,15 +284,70 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
             ferry_log(NULL, FERRY_WARN, "TLS: the system trust store did not load",
                       FLOG_STR("error", err.msg));
     }
-    ferry_gen_unref(gw->gen, gw->base);
+    old = gw->gen;
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
     gw->st.reloads_ok++;
+    free(gw->conf_text);
+    gw->conf_text = text;
+    /* New tenants: the store validates its destinations against them again (and may
+     * switch once more, from this text). The old conf is still alive to compare with. */
+    if (gw->store != NULL)
+        ferry_store_set_conf(gw->store, conf);
+    ferry_gen_unref(old, gw->base);
     ferry_log(NULL, FERRY_INFO, "reloaded", FLOG_INT("generation", (long long)g->id),
               FLOG_INT("listeners", (long long)conf->nlisteners),
               FLOG_INT("destinations", (long long)conf->registry->n));
     return FERRY_OK;
+}
+
+/* The store applied a change (an etcd event, a snapshot): a new generation with the
+ * same configuration text and the store's destinations, the way SIGHUP switches, so
+ * live connections keep theirs. Before the first generation (start), nothing to do. */
+static void
+on_store_apply(void *arg, struct ferry_registry *reg)
+{
+    struct gateway         *gw = arg;
+    struct ferry_errlist    errs = { 0 };
+    struct ferry_conf      *conf = NULL;
+    struct gen             *g, *old;
+
+    if (gw->gen == NULL || gw->draining || gw->conf_text == NULL)
+        return;
+    if (ferry_conf_load_string(gw->conf_text, gw->conf_path, &conf, &errs) != FERRY_OK) {
+        ferry_errlist_print(&errs, stderr, false);
+        ferry_log(NULL, FERRY_ERROR, "store: the configuration no longer loads; the change "
+                  "waits for a good reload", FLOG_STR("config", gw->conf_path));
+        ferry_conf_free(conf);
+        return;
+    }
+    ferry_conf_set_registry(conf, reg);
+    if ((g = ferry_gen_new(conf, NULL, gw->gen, gw->nworkers, &errs)) == NULL) {
+        ferry_errlist_print(&errs, stderr, false);
+        ferry_conf_free(conf);
+        gw->st.reloads_failed++;
+        ferry_log(NULL, FERRY_ERROR, "store: applying a change failed; keeping the running "
+                  "destinations");
+        return;
+    }
+    ferry_workers_switch(gw->workers, gw->nworkers, g);
+    old = gw->gen;
+    gw->gen = g;
+    gw->st.generation = g->id;
+    gw->st.conf = conf;
+    ferry_store_set_conf(gw->store, conf);      /* same text, same tenants: no apply */
+    ferry_gen_unref(old, gw->base);
+    ferry_log(NULL, FERRY_DEBUG, "store: change applied", FLOG_INT("generation", (long long)g->id),
+              FLOG_INT("destinations", (long long)conf->registry->n));
+}
+
+static void
+on_store_replicas(void *arg, const struct store_replica *r, size_t n)
+{
+    (void)arg;
+    (void)r;
+    ferry_log(NULL, FERRY_INFO, "store: live replicas", FLOG_INT("replicas", (long long)n));
 }
 
 static void
@@ -412,6 +514,7 @@ on_terminate(evutil_socket_t sig, short what, void *arg)
               FLOG_INT("active", (long long)ferry_workers_active(gw->workers, gw->nworkers)),
               FLOG_INT("drain_timeout_ms", ms));
     gw_listener_drain(gw->tunnels);
+    ferry_store_leave(gw->store);
     ferry_workers_drain(gw->workers, gw->nworkers);
     deadline.tv_sec = ms / 1000;
     deadline.tv_usec = (ms % 1000) * 1000;
@@ -457,14 +560,41 @@ cmd_gateway(const char *path)
         ferry_conf_free(conf);
         goto out;
     }
+    if (ferry_tls_cache_new(gw.base, FERRY_TLS_CACHE_MAX, &gw.tls) != FERRY_OK) {
+        ferry_policy_set_free(policies);
+        ferry_conf_free(conf);
+        goto out;
+    }
+    if (conf->store != NULL) {
+        /* The store first: a cache gives the first generation its destinations. */
+        struct store_self  self = { .tunnel = conf->tunnel.listen, .slots = gw.nworkers,
+                                    .version = FERRY_VERSION };
+        struct store_hooks hooks = { .apply = on_store_apply,
+                                     .replicas = on_store_replicas, .arg = &gw };
+
+        if (ferry_conf_file_read(path, &gw.conf_text, &(size_t){ 0 }, &err) != FERRY_OK ||
+            (gw.dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL ||
+            ferry_store_start(gw.base, gw.dns, gw.tls, conf, &self, &hooks, &gw.store,
+                              &err) != FERRY_OK) {
+            ferry_log(NULL, FERRY_ERROR, "cannot start the store", FLOG_STR("error", err.msg));
+            ferry_policy_set_free(policies);
+            ferry_conf_free(conf);
+            goto out;
+        }
+        if (ferry_store_registry(gw.store) != NULL) {
+            /* Policies were loaded for the file's (empty) destinations: again, for these. */
+            ferry_conf_set_registry(conf, ferry_store_registry(gw.store));
+            ferry_policy_set_free(policies);
+            policies = NULL;
+        }
+        gw.st.store = gw.store;
+    }
     if ((gw.gen = ferry_gen_new(conf, policies, NULL, gw.nworkers, &errs)) == NULL) {
         ferry_errlist_print(&errs, stderr, false);
         ferry_policy_set_free(policies);
         ferry_conf_free(conf);
         goto out;
     }
-    if (ferry_tls_cache_new(gw.base, FERRY_TLS_CACHE_MAX, &gw.tls) != FERRY_OK)
-        goto out;
     /* The system store's context serves ferry.http.request and most HTTPS upstreams:
      * build it now rather than on the first request. */
     if (ferry_tls_cache_load(gw.tls, &(struct ferry_tls_settings){ 0 }, &err) != FERRY_OK)
@@ -528,6 +658,10 @@ out:
         event_free(sig_int);
     ferry_admin_stop(gw.admin);
     gw_listener_stop(gw.tunnels);
+    ferry_store_free(gw.store);     /* before the TLS cache its https calls use */
+    if (gw.dns != NULL)
+        evdns_base_free(gw.dns, 0);
+    free(gw.conf_text);
     ferry_tls_cache_free(gw.tls);   /* workers are gone; builds not run yet go with it */
     if (gw.base != NULL) {
         event_base_loop(gw.base, EVLOOP_NONBLOCK);    /* run posted frees */

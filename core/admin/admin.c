@@ -17,6 +17,7 @@
 #include "admin/admin-int.h"
 #include "conf/conf.h"
 #include "stats/stats.h"
+#include "store/store.h"
 
 static void
 reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
@@ -93,10 +94,40 @@ admin_pending_del(struct admin_pending *p)
     p->pprev = NULL;
 }
 
+/* A gateway with a store is ready once it has destinations to serve (a snapshot, or
+ * the cache); etcd going away later leaves it ready (degraded), not unready. */
 static bool
 admin_is_ready(const struct ferry_admin_state *st)
 {
-    return st->ready && (st->live == NULL || atomic_load(st->live) > 0);
+    struct store_stats ss = { .have_data = true };
+
+    if (st->store != NULL)
+        ferry_store_stats(st->store, &ss);
+    return st->ready && ss.have_data && (st->live == NULL || atomic_load(st->live) > 0);
+}
+
+static void
+store_metrics(struct evbuffer *out, const struct ferry_store *store)
+{
+    struct store_stats ss;
+
+    ferry_store_stats(store, &ss);
+    evbuffer_add_printf(out,
+        "# HELP ferry_store_up 1 while etcd answers and the watch is live\n"
+        "# TYPE ferry_store_up gauge\nferry_store_up %d\n"
+        "# HELP ferry_store_revision The last etcd revision applied\n"
+        "# TYPE ferry_store_revision gauge\nferry_store_revision %lld\n"
+        "# HELP ferry_store_events_total Changes applied from the etcd watch\n"
+        "# TYPE ferry_store_events_total counter\nferry_store_events_total %llu\n"
+        "# HELP ferry_store_resyncs_total Snapshots read again (compaction, restore, "
+        "bad answers)\n"
+        "# TYPE ferry_store_resyncs_total counter\nferry_store_resyncs_total %llu\n"
+        "# HELP ferry_store_rejected_total Values in etcd skipped as invalid\n"
+        "# TYPE ferry_store_rejected_total counter\nferry_store_rejected_total %llu\n"
+        "# HELP ferry_replicas Live gateway replicas registered in etcd\n"
+        "# TYPE ferry_replicas gauge\nferry_replicas %zu\n",
+        ss.up ? 1 : 0, (long long)ss.revision, (unsigned long long)ss.events,
+        (unsigned long long)ss.resyncs, (unsigned long long)ss.rejected, ss.replicas);
 }
 
 static void
@@ -118,8 +149,16 @@ on_request(struct evhttp_request *req, void *arg)
     } else if (strcmp(path, "/healthz") == 0) {
         reply_text(req, 200, "OK", "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
-        if (admin_is_ready(a->st))
+        struct store_stats ss = { .up = true };
+
+        if (a->st->store != NULL)
+            ferry_store_stats(a->st->store, &ss);
+        if (admin_is_ready(a->st) && !ss.up)
+            reply_text(req, 200, "OK", "ready\nstore: degraded\n");
+        else if (admin_is_ready(a->st))
             reply_text(req, 200, "OK", "ready\n");
+        else if (a->st->store != NULL && !ss.have_data)
+            reply_text(req, 503, "Service Unavailable", "not ready\nstore: no snapshot yet\n");
         else
             reply_text(req, 503, "Service Unavailable", "not ready\n");
     } else if (strcmp(path, "/metrics") == 0) {
@@ -149,6 +188,8 @@ on_request(struct evhttp_request *req, void *arg)
                 evbuffer_add_printf(out, "# HELP ferry_connector_tunnels_up Tunnel connections "
                                     "up to gateways\n# TYPE ferry_connector_tunnels_up gauge\n"
                                     "ferry_connector_tunnels_up %d\n", atomic_load(a->st->live));
+            if (a->st->store != NULL)
+                store_metrics(out, a->st->store);
             admin_metrics_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");

@@ -16,6 +16,7 @@ struct ferry_admin;
 struct worker;
 struct ferry_conf;
 struct ferry_errlist;
+struct ferry_store;
 
 /* Process-level facts the admin reports; owned by main, read at scrape time. */
 struct ferry_admin_state {
@@ -35,6 +36,9 @@ struct ferry_admin_state {
      * applied(arg) runs later on the main thread once every worker serves it, or never
      * when the process stops first (ferry_admin_stop answers whatever still waits).
      * Otherwise errs says why and the running configuration is unchanged. */
+    /* With `store:` (gateway): the etcd mirror, for readiness, metrics and the
+     * destination API's writes; NULL: destinations from files. */
+    struct ferry_store *store;
     int   (*reload)(void *self, struct ferry_errlist *errs, void (*applied)(void *arg),
                     void *arg);
     void   *reload_self;

@@ -25,7 +25,7 @@
  * tenants before destinations, destinations before listeners. */
 struct top {
     const yaml_node_t *workers, *log, *admin, *tunnel, *tenants, *destinations, *listeners;
-    const yaml_node_t *affinity;
+    const yaml_node_t *affinity, *store;
     const yaml_node_t *destinations_dir_node;
     char              *plugins_dir;
     char              *destinations_dir;
@@ -41,6 +41,7 @@ static const struct conf_key top_keys[] = {
     { "drain_timeout_ms", CONF_U32,  false, offsetof(struct top, drain_timeout_ms), 0, 3600000 },
     { "tunnel",           CONF_NODE, false, offsetof(struct top, tunnel), 0, 0 },
     { "tenants",          CONF_NODE, false, offsetof(struct top, tenants), 0, 0 },
+    { "store",            CONF_NODE, false, offsetof(struct top, store), 0, 0 },
     { "destinations_dir", CONF_PATH, false, offsetof(struct top, destinations_dir), 0, 0 },
     { "destinations",     CONF_NODE, false, offsetof(struct top, destinations), 0, 0 },
     { "listeners",        CONF_NODE, false, offsetof(struct top, listeners), 0, 0 },
@@ -66,6 +67,30 @@ static const struct conf_key tunnel_keys[] = {
     { "client_ca", CONF_PATH, false, TUNNEL_OFF(client_ca), 0, 0 },
     { "keepalive_ms", CONF_U32, false, TUNNEL_OFF(keepalive_ms), 100, 3600000 },
     { "dead_peer_timeout_ms", CONF_U32, false, TUNNEL_OFF(dead_peer_timeout_ms), 100, 3600000 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+/* `store: etcd: {...}`: the one backend there is. */
+static const struct conf_key store_keys[] = {
+    { "etcd", CONF_NODE, true, 0, 0, 0 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+struct etcd_conf {
+    const yaml_node_t *endpoints;
+    char              *prefix, *user, *password, *ca, *cert, *key, *cache;
+};
+
+#define E_OFF(f) offsetof(struct etcd_conf, f)
+static const struct conf_key etcd_keys[] = {
+    { "endpoints", CONF_NODE, true,  E_OFF(endpoints), 0, 0 },
+    { "prefix",    CONF_STR,  false, E_OFF(prefix), 0, 0 },
+    { "user",      CONF_STR,  false, E_OFF(user), 0, 0 },
+    { "password",  CONF_STR,  false, E_OFF(password), 0, 0 },
+    { "ca",        CONF_PATH, false, E_OFF(ca), 0, 0 },
+    { "cert",      CONF_PATH, false, E_OFF(cert), 0, 0 },
+    { "key",       CONF_PATH, false, E_OFF(key), 0, 0 },
+    { "cache",     CONF_PATH, false, E_OFF(cache), 0, 0 },
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
@@ -179,6 +204,144 @@ load_tunnel(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *c
     conf_must_read(c, n, "tunnel", "cert", conf->tunnel.cert);
     conf_must_read(c, n, "tunnel", "key", conf->tunnel.key);
     conf_must_read(c, n, "tunnel", "client_ca", conf->tunnel.client_ca);
+}
+
+#define CONF_MAX_ENDPOINTS 16
+
+/* One etcd endpoint: http:// or https://, a host, an optional port, nothing after. */
+static bool
+endpoint_ok(const char *s)
+{
+    const char *host;
+    size_t      n;
+
+    if (strncmp(s, "http://", 7) == 0)
+        host = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        host = s + 8;
+    else
+        return false;
+    n = strlen(host);
+    if (n == 0 || n > 255 || host[0] == ':' || host[0] == '/')
+        return false;
+    if (host[n - 1] == '/')         /* "http://h:2379/" is fine; a path is not */
+        n--;
+    for (size_t i = 0; i < n; i++)
+        if (host[i] == '/' || host[i] == '?' || host[i] == '#' || host[i] == '@' ||
+            (unsigned char)host[i] <= ' ')
+            return false;
+    return true;
+}
+
+static bool
+prefix_ok(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')
+              || strchr("/-_.", *s) != NULL) || (s[0] == '/' && s[1] == '/'))
+            return false;
+    return true;
+}
+
+static void
+store_free(struct ferry_conf_store *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->nendpoints; i++)
+        free(st->endpoints[i]);
+    free(st->endpoints);
+    free(st->prefix);
+    free(st->user);
+    if (st->password != NULL)
+        explicit_bzero(st->password, strlen(st->password));
+    free(st->password);
+    free(st->ca);
+    free(st->cert);
+    free(st->key);
+    free(st->cache);
+    free(st);
+}
+
+static void
+load_store(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    struct {
+        const yaml_node_t *etcd;
+    } top = { 0 };
+    struct etcd_conf          ec = { 0 };
+    struct ferry_conf_store  *st;
+    const yaml_node_t        *eps;
+    size_t                    count;
+
+    if (conf_mapping(c, n, "store", store_keys, &top, NULL, NULL) > 0 || top.etcd == NULL)
+        return;
+    if ((st = calloc(1, sizeof(*st))) == NULL) {
+        conf_error(c, n, "store", "out of memory");
+        return;
+    }
+    st->line = (int)n->start_mark.line + 1;
+    st->col = (int)n->start_mark.column + 1;
+    conf_mapping(c, top.etcd, "store.etcd", etcd_keys, &ec, NULL, NULL);
+    st->prefix = ec.prefix;
+    st->user = ec.user;
+    st->password = ec.password;
+    st->ca = ec.ca;
+    st->cert = ec.cert;
+    st->key = ec.key;
+    st->cache = ec.cache;
+    conf->store = st;
+    if (st->prefix == NULL && (st->prefix = strdup("/ferry")) == NULL) {
+        conf_error(c, top.etcd, "store.etcd", "out of memory");
+        return;
+    }
+    if (st->prefix[0] != '/' || st->prefix[strlen(st->prefix) - 1] == '/' ||
+        strlen(st->prefix) > 200 || !prefix_ok(st->prefix))
+        conf_error(c, conf_value(c, top.etcd, "prefix"), "store.etcd",
+                   "prefix: want a key path like /ferry (a leading '/', no trailing '/', "
+                   "letters, digits, '/', '-', '_', '.')");
+    if ((st->user == NULL) != (st->password == NULL))
+        conf_error(c, top.etcd, "store.etcd", "user and password go together");
+    if ((st->cert == NULL) != (st->key == NULL))
+        conf_error(c, top.etcd, "store.etcd", "cert and key go together");
+    conf_must_read(c, top.etcd, "store.etcd", "ca", st->ca);
+    conf_must_read(c, top.etcd, "store.etcd", "cert", st->cert);
+    conf_must_read(c, top.etcd, "store.etcd", "key", st->key);
+    if ((eps = ec.endpoints) == NULL)
+        return;
+    if (eps->type == YAML_SCALAR_NODE) {
+        count = 1;
+    } else if (eps->type == YAML_SEQUENCE_NODE) {
+        count = (size_t)(eps->data.sequence.items.top - eps->data.sequence.items.start);
+    } else {
+        conf_error(c, eps, "store.etcd", "endpoints: want a list of http://host:port");
+        return;
+    }
+    if (count == 0 || count > CONF_MAX_ENDPOINTS) {
+        conf_error(c, eps, "store.etcd", "endpoints: want 1 to %d of them",
+                   CONF_MAX_ENDPOINTS);
+        return;
+    }
+    if ((st->endpoints = calloc(count, sizeof(*st->endpoints))) == NULL) {
+        conf_error(c, eps, "store.etcd", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *e = eps->type == YAML_SCALAR_NODE
+                               ? eps : conf_node(c, eps->data.sequence.items.start[i]);
+        const char        *t = e != NULL ? conf_text(e) : NULL;
+
+        if (t == NULL || !endpoint_ok(t)) {
+            conf_error(c, e != NULL ? e : eps, "store.etcd",
+                       "endpoints[%zu]: want http://host:port or https://host:port", i);
+            continue;
+        }
+        if ((st->endpoints[st->nendpoints] = strdup(t)) == NULL) {
+            conf_error(c, e, "store.etcd", "out of memory");
+            return;
+        }
+        st->nendpoints++;
+    }
 }
 
 static void
@@ -335,7 +498,10 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
             }
         }
     }
-    if (l->destination != NULL && ferry_registry_find(conf->registry, l->destination) == NULL
+    /* With a store the destinations come later (and change): a listener bound to one
+     * that is missing answers "destination not found" until it exists. */
+    if (l->destination != NULL && conf->store == NULL &&
+        ferry_registry_find(conf->registry, l->destination) == NULL
         && !name_in(dnames, ndnames, l->destination)) {
         const char *s = ferry_suggest(l->destination, (const char *const *)dnames,
                                            ndnames, 2);
@@ -482,7 +648,7 @@ load_string(const char *text, const char *name, bool partial, struct ferry_conf 
     /* `key:` with nothing after it means the default, as if the key were absent. */
     const yaml_node_t **nodes[] = { &top.workers, &top.affinity, &top.log, &top.admin,
                                     &top.tunnel, &top.tenants, &top.destinations,
-                                    &top.listeners };
+                                    &top.listeners, &top.store };
 
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
         if (*nodes[i] != NULL && conf_is_null(*nodes[i]))
@@ -502,6 +668,23 @@ load_string(const char *text, const char *name, bool partial, struct ferry_conf 
         load_tunnel(&c, top.tunnel, conf);
     if (top.tenants != NULL)
         load_tenants(&c, top.tenants, conf);
+    if (top.store != NULL)
+        load_store(&c, top.store, conf);
+    if (conf->store != NULL) {
+        /* One truth: destinations beside the store would be a second one. */
+        if (top.destinations != NULL)
+            conf_error(&c, top.destinations, "destinations", "with store:, destinations "
+                       "live in etcd: move these there with `ferry store import -c %s %s`",
+                       name, name);
+        if (top.destinations_dir_node != NULL)
+            conf_error(&c, top.destinations_dir_node, "destinations_dir", "with store:, "
+                       "destinations live in etcd: move these there with `ferry store "
+                       "import -c %s %s`", name, conf->destinations_dir != NULL
+                       ? conf->destinations_dir : "DIR");
+        top.destinations = NULL;
+        free(conf->destinations_dir);
+        conf->destinations_dir = NULL;
+    }
     dests_rc = load_destinations(&c, &top, conf, &dnames, &ndnames);
     if (top.listeners != NULL)
         load_listeners(&c, top.listeners, conf, dnames, ndnames);
@@ -629,5 +812,13 @@ ferry_conf_free(struct ferry_conf *conf)
     free(conf->tunnel.key);
     free(conf->tunnel.client_ca);
     free(conf->destinations_dir);
+    store_free(conf->store);
     free(conf);
+}
+
+void
+ferry_conf_set_registry(struct ferry_conf *conf, struct ferry_registry *reg)
+{
+    ferry_registry_unref(conf->registry);
+    conf->registry = ferry_registry_ref(reg);
 }

@@ -105,6 +105,9 @@ int  ferry_conf_load_file_partial(const char *path, struct ferry_conf **out,
 int  ferry_conf_load_string_partial(const char *text, const char *name,
                                     struct ferry_conf **out, struct ferry_errlist *errs);
 void ferry_conf_free(struct ferry_conf *conf);
+/* With a store: the destinations come from it, not from the file. conf takes a
+ * reference to reg and drops the one it had. */
+void ferry_conf_set_registry(struct ferry_conf *conf, struct ferry_registry *reg);
 
 /* Find a tenant by id; NULL if absent. */
 const struct ferry_conf_tenant *ferry_conf_tenant(const struct ferry_conf *conf, const char *id);

@@ -42,6 +42,7 @@ struct hclient {
     struct ferry_tls_wait      *tls_wait;   /* a context still being built */
     hclient_cb                  cb;
     void                       *arg;
+    void                      (*on_data)(int status, const void *data, size_t len, void *arg);
     bool                        cancelled, done;
     enum evhttp_request_error   err;
     bool                        have_err;
@@ -159,6 +160,19 @@ on_done(struct evhttp_request *req, void *arg)
     free(body);
     /* The connection may not be freed from inside its own callback. */
     event_base_once(h->base, -1, EV_TIMEOUT, hclient_free_later, h, &now);
+}
+
+/* A streamed response: hand each piece over as it arrives (evhttp drains it after). */
+static void
+on_chunk(struct evhttp_request *req, void *arg)
+{
+    struct hclient  *h = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t           n = evbuffer_get_length(in);
+
+    if (h->cancelled || h->done || n == 0)
+        return;
+    h->on_data(evhttp_request_get_response_code(req), evbuffer_pullup(in, -1), n, h->arg);
 }
 
 static enum evhttp_cmd_type
@@ -284,12 +298,16 @@ hclient_request(struct event_base *base, struct evdns_base *dns, const struct hc
     h->port = (uint16_t)port;
     h->timeout_ms = rq->timeout_ms != 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
     h->max_body = rq->max_body != 0 ? rq->max_body : DEFAULT_MAX_BODY;
+    if ((h->on_data = rq->on_data) != NULL)
+        h->max_body = (size_t)EV_SSIZE_MAX;     /* a stream has no end to bound */
     snprintf(h->host, sizeof(h->host), "%s", host);
     if ((h->req = evhttp_request_new(on_done, h)) == NULL) {
         *why = "out of memory";
         goto fail;
     }
     evhttp_request_set_error_cb(h->req, on_error);
+    if (h->on_data != NULL)
+        evhttp_request_set_chunked_cb(h->req, on_chunk);
     if ((tls && port == 443) || (!tls && port == 80))
         snprintf(hosthdr, sizeof(hosthdr), "%s", host);
     else

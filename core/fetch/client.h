@@ -39,13 +39,19 @@ struct hclient_req {
     size_t                       nheaders;
     const void                  *body;
     size_t                       body_len;
-    uint32_t                     timeout_ms;  /* 0: 10 s */
+    uint32_t                     timeout_ms;  /* 0: 10 s; with on_data: the longest
+                                                 silence of the connection */
     size_t                       max_body;    /* 0: 1 MiB */
     /* https only. */
     struct ferry_tls_cache      *tls_cache;   /* borrowed: where contexts come from */
     const struct ferry_post     *home;        /* borrowed: this thread, for a context that
                                                  is still being built */
     struct ferry_tls_settings    tls;         /* zero: the system store, verified */
+    /* A streamed response (an etcd watch): each piece of the body as it arrives, with
+     * the response's status; the body is not kept (max_body does not apply) and cb
+     * runs at the end with an empty body. NULL: the whole body, to cb. Same arg. */
+    void                       (*on_data)(int status, const void *data, size_t len,
+                                          void *arg);
 };
 
 struct hclient_resp {
