@@ -16,7 +16,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -257,6 +259,65 @@ dests_prefix(const struct ferry_conf_store *sc)
     return p;
 }
 
+/* ---- file paths in properties --------------------------------------------------------- */
+
+/* Properties naming files. A file resolves them against its own directory; the gateway
+ * resolves etcd's against its configuration's (store.c): import and export move the
+ * base, so that a relative path keeps naming the same file. */
+static const char *const path_props[] = {
+    "policy", "TrustStoreLocation", "KeyStoreLocation", "tokenService.KeyStoreLocation",
+};
+
+static bool
+is_path_prop(const char *key)
+{
+    for (size_t i = 0; i < sizeof(path_props) / sizeof(path_props[0]); i++)
+        if (strcmp(key, path_props[i]) == 0)
+            return true;
+    return false;
+}
+
+/* path (relative to from_dir, or absolute) as a path relative to to_dir; the same text
+ * when it is relative and both are one directory. NULL when the file or a directory
+ * does not exist (or ENOMEM). */
+static char *
+rebase(const char *from_dir, const char *path, const char *to_dir)
+{
+    char   fdir[PATH_MAX], tdir[PATH_MAX], joined[PATH_MAX], target[PATH_MAX];
+    char  *out;
+    size_t i = 0, last = 0, ups = 0, n;
+
+    if (realpath(from_dir, fdir) == NULL || realpath(to_dir, tdir) == NULL)
+        return NULL;
+    if (path[0] != '/' && strcmp(fdir, tdir) == 0)
+        return strdup(path);
+    if (path[0] == '/')
+        snprintf(joined, sizeof(joined), "%s", path);
+    else if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", fdir, path) >= sizeof(joined))
+        return NULL;
+    if (realpath(joined, target) == NULL)
+        return NULL;
+    /* The common directories: last is the '/' that ends them in target. */
+    for (; target[i] != '\0' && target[i] == tdir[i]; i++)
+        if (target[i] == '/')
+            last = i;
+    if (tdir[i] == '\0' && target[i] == '/')
+        last = i;
+    if (tdir[last] != '\0' && tdir[last + 1] != '\0') {
+        ups = 1;
+        for (const char *p = tdir + last + 1; *p != '\0'; p++)
+            ups += *p == '/';
+    }
+    n = ups * 3 + strlen(target + last + 1) + 1;
+    if ((out = malloc(n)) == NULL)
+        return NULL;
+    out[0] = '\0';
+    for (size_t u = 0; u < ups; u++)
+        strcat(out, "../");
+    strcat(out, target + last + 1);
+    return out;
+}
+
 /* ---- import --------------------------------------------------------------------------- */
 
 struct put {
@@ -277,23 +338,64 @@ puts_free(struct put *p, size_t n)
     free(p);
 }
 
+/* A path property of a validated destination whose file is in base, as the gateway
+ * will resolve it from conf_dir: *out NULL when it stays as it is (absolute). Validation
+ * resolved the key and trust stores already (their values are base/<as written>, from
+ * the working directory); policy is as written, relative to base. 0, or -1 when the
+ * file is gone (a race with validation) or out of memory. */
+static int
+import_path(const struct ferry_prop *pr, const char *base, const char *conf_dir, char **out)
+{
+    size_t blen = strlen(base);
+
+    *out = NULL;
+    if (strcmp(pr->key, "policy") == 0) {
+        if (pr->value[0] != '/')
+            *out = rebase(base, pr->value, conf_dir);
+    } else if (pr->value[0] != '/') {
+        *out = rebase(".", pr->value, conf_dir);
+    } else if (base[0] == '/' && strncmp(pr->value, base, blen) == 0 &&
+               pr->value[blen] == '/') {
+        *out = rebase("/", pr->value, conf_dir);    /* written relative to an absolute base */
+    } else {
+        return 0;                                   /* written absolute: stays so */
+    }
+    return *out != NULL ? 0 : -1;
+}
+
 /* A destination's value: its properties but tenant (the key has it), in file order.
  * 2 after printing why (a value JSON cannot hold), 1 out of memory, else 0. */
 static int
-put_value(const struct ferry_dest *d, struct put *p)
+put_value(const struct ferry_dest *d, const char *conf_dir, struct put *p)
 {
-    json_t *o = json_object();
+    json_t     *o = json_object();
+    char       *dir = NULL;         /* owns: a copy of d->file that dirname() cuts */
+    const char *base = NULL;        /* the directory d's relative paths start from */
 
     if (o == NULL)
         return 1;
     for (size_t i = 0; i < d->nprops; i++) {
         const struct ferry_prop *pr = &d->props[i];
+        char                    *moved = NULL;
         json_t                  *v;
 
         if (strcmp(pr->key, "tenant") == 0)
             continue;
-        if ((v = json_string(pr->value)) == NULL) {
+        if (base == NULL && is_path_prop(pr->key) && (dir = strdup(d->file)) != NULL)
+            base = dirname(dir);
+        if (is_path_prop(pr->key) &&
+            (base == NULL || import_path(pr, base, conf_dir, &moved) != 0)) {
+            fprintf(stderr, "%s:%d:%d: destination '%s': %s: cannot name the file relative "
+                    "to %s\n", d->file, pr->line, pr->col, d->name, pr->key, conf_dir);
             json_decref(o);
+            free(dir);
+            return 2;
+        }
+        v = json_string(moved != NULL ? moved : pr->value);
+        free(moved);
+        if (v == NULL) {
+            json_decref(o);
+            free(dir);
             fprintf(stderr, "%s:%d:%d: destination '%s': property '%s' is not UTF-8 text; "
                     "etcd's JSON cannot hold it\n", d->file != NULL ? d->file : "?", pr->line,
                     pr->col, d->name, pr->key);
@@ -301,9 +403,11 @@ put_value(const struct ferry_dest *d, struct put *p)
         }
         if (json_object_set_new(o, pr->key, v) != 0) {
             json_decref(o);
+            free(dir);
             return 1;
         }
     }
+    free(dir);
     /* jansson keeps insertion order: export writes the file in the same order, and a
      * second import writes the very same bytes. */
     p->value = json_dumps(o, JSON_COMPACT);
@@ -316,7 +420,8 @@ put_value(const struct ferry_dest *d, struct put *p)
 
 /* Every key and value first: nothing is written unless all of them could be made. */
 static int
-make_puts(const struct ferry_registry *reg, const char *prefix, struct put **out)
+make_puts(const struct ferry_registry *reg, const char *prefix, const char *conf_dir,
+          struct put **out)
 {
     struct put *p = calloc(reg->n + 1, sizeof(*p));
     int         rc;
@@ -331,7 +436,7 @@ make_puts(const struct ferry_registry *reg, const char *prefix, struct put **out
         if ((p[i].key = malloc(n)) == NULL)
             goto nomem_free;
         snprintf(p[i].key, n, "%s%s/%s", prefix, d->tenant, d->name);
-        if ((rc = put_value(d, &p[i])) == 2) {
+        if ((rc = put_value(d, conf_dir, &p[i])) == 2) {
             puts_free(p, reg->n);
             return STORE_EXIT_CONFIG;
         }
@@ -419,7 +524,7 @@ cmd_import(const struct store_args *a)
         rc = STORE_EXIT_FAIL;
         goto out;
     }
-    if ((rc = make_puts(reg, prefix, &p)) != STORE_EXIT_OK)
+    if ((rc = make_puts(reg, prefix, conf->dir, &p)) != STORE_EXIT_OK)
         goto out;
     if (a->dry_run) {
         for (size_t i = 0; i < reg->n; i++)
@@ -443,9 +548,13 @@ cmd_import(const struct store_args *a)
             n++;
         }
         if (put_batch(&cli, p + done, n) != FERRY_OK) {
-            fprintf(stderr, "ferry store: %zu of %zu destinations were imported before the "
-                    "failure (each transaction of up to %d is all or nothing); the next "
-                    "would have been %s\n", done, reg->n, STORE_BATCH_KEYS, p[done].key);
+            if (done == 0)
+                fprintf(stderr, "ferry store: nothing imported\n");
+            else
+                fprintf(stderr, "ferry store: %zu of %zu destinations were imported before "
+                        "the failure (each transaction of up to %d is all or nothing); the "
+                        "next would have been %s\n", done, reg->n, STORE_BATCH_KEYS,
+                        p[done].key);
             break;
         }
         done += n;
@@ -500,8 +609,31 @@ entries_free(struct store_entry *e, size_t n)
     free(e);
 }
 
-/* Check one key and value into *e: NULL if fine, else why it is skipped (static or
- * in buf; never a value). */
+/* A property as the gateway reads it from etcd (store.c): strings as they are, whole
+ * numbers and booleans spelled; NULL for anything else. */
+static json_t *
+prop_string(const json_t *v)
+{
+    char buf[64];
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return json_string(json_string_value(v));
+    case JSON_INTEGER:
+        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return json_string(buf);
+    case JSON_TRUE:
+        return json_string("true");
+    case JSON_FALSE:
+        return json_string("false");
+    default:
+        return NULL;
+    }
+}
+
+/* Check one key and value into *e, as the gateway reads them (store.c): Name and tenant
+ * come from the key, and the value may repeat them but not contradict them. NULL if
+ * fine, else why it is skipped (static or in buf; never a value). */
 static const char *
 entry_parse(const char *prefix, const char *key, size_t klen, const char *val, size_t vlen,
             struct store_entry *e, char *buf, size_t cap)
@@ -509,7 +641,7 @@ entry_parse(const char *prefix, const char *key, size_t klen, const char *val, s
     size_t       plen = strlen(prefix);
     const char  *rest = key + plen, *slash, *k;
     json_error_t je;
-    json_t      *v, *name;
+    json_t      *o, *v, *name;
 
     if (klen != strlen(key) || klen <= plen || strncmp(key, prefix, plen) != 0 ||
         (slash = strchr(rest, '/')) == NULL || slash == rest || slash[1] == '\0' ||
@@ -520,28 +652,48 @@ entry_parse(const char *prefix, const char *key, size_t klen, const char *val, s
         return "the Name in the key is not one a destination file can have (letters, "
                "digits, '-', '_', '.'; not starting with '.'; at most 200)";
     if ((e->tenant = strndup(rest, (size_t)(slash - rest))) == NULL ||
-        (e->name = strdup(slash + 1)) == NULL)
+        (e->name = strdup(slash + 1)) == NULL || (e->props = json_object()) == NULL)
         return "out of memory";
-    if ((e->props = json_loadb(val, vlen, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+    if ((o = json_loadb(val, vlen, JSON_REJECT_DUPLICATES, &je)) == NULL) {
         snprintf(buf, cap, "the value is not JSON (line %d, column %d)", je.line, je.column);
         return buf;
     }
-    if (!json_is_object(e->props))
+    if (!json_is_object(o)) {
+        json_decref(o);
         return "the value is not a JSON object of properties";
-    json_object_foreach(e->props, k, v) {
-        if (!json_is_string(v)) {
-            snprintf(buf, cap, "property '%.200s' is not a string", k);
+    }
+    name = json_object_get(o, "Name");
+    if (name != NULL && (!json_is_string(name) || strcmp(json_string_value(name), e->name) != 0)) {
+        json_decref(o);
+        return "the value's Name is not the key's";
+    }
+    v = json_object_get(o, "tenant");
+    if (v != NULL && (!json_is_string(v) || strcmp(json_string_value(v), e->tenant) != 0)) {
+        json_decref(o);
+        return "the value's tenant is not the key's";
+    }
+    /* Name first when the value left it out; tenant out: export adds it back after Name. */
+    if (name == NULL && json_object_set_new(e->props, "Name", json_string(e->name)) != 0) {
+        json_decref(o);
+        return "out of memory";
+    }
+    json_object_foreach(o, k, v) {
+        json_t *text;
+
+        if (strcmp(k, "tenant") == 0)
+            continue;
+        if (*k == '\0' || (text = prop_string(v)) == NULL) {
+            snprintf(buf, cap, *k == '\0' ? "an empty property name"
+                     : "property '%.200s' is not a string", k);
+            json_decref(o);
             return buf;
         }
+        if (json_object_set_new(e->props, k, text) != 0) {
+            json_decref(o);
+            return "out of memory";
+        }
     }
-    name = json_object_get(e->props, "Name");
-    if (name == NULL || strcmp(json_string_value(name), e->name) != 0)
-        return "the value's Name is not the key's";
-    if ((v = json_object_get(e->props, "tenant")) != NULL) {
-        if (strcmp(json_string_value(v), e->tenant) != 0)
-            return "the value's tenant is not the key's";
-        json_object_del(e->props, "tenant");        /* the key has it; export adds it back */
-    }
+    json_decref(o);
     return NULL;
 }
 
@@ -681,21 +833,31 @@ make_dir(const char *dir)
 
 /* One <Name>.yaml: the properties in etcd's order with tenant after Name. */
 static int
-write_entry(const char *dir, const char *endpoint, const struct store_entry *e)
+write_entry(const char *conf_dir, const char *dir, const char *endpoint,
+            const struct store_entry *e)
 {
-    size_t           n = json_object_size(e->props) + 1, i = 0, len = 0;
+    size_t           n = json_object_size(e->props) + 1, i = 0, len = 0, nmoved = 0;
     const char     **keys = calloc(n, sizeof(*keys)), **vals = calloc(n, sizeof(*vals));
+    char           **moved = calloc(n, sizeof(*moved));
     struct ferry_err err = {0};
     char             comment[512], *text = NULL, *path = NULL;
     const char      *k;
     json_t          *v;
     int              rc = FERRY_ENOMEM;
 
-    if (keys == NULL || vals == NULL)
+    if (keys == NULL || vals == NULL || moved == NULL)
         goto out;
     json_object_foreach(e->props, k, v) {
         keys[i] = k;
         vals[i++] = json_string_value(v);
+        if (is_path_prop(k) && vals[i - 1][0] != '/' && vals[i - 1][0] != '\0') {
+            /* etcd's is relative to the configuration; the file's is to DIR. */
+            if ((moved[nmoved] = rebase(conf_dir, vals[i - 1], dir)) != NULL)
+                vals[i - 1] = moved[nmoved++];
+            else
+                fprintf(stderr, "%s: warning: %s names a file not found from %s; written as "
+                        "it is\n", e->key, k, conf_dir);
+        }
         if (strcmp(k, "Name") == 0) {
             keys[i] = "tenant";
             vals[i++] = e->tenant;
@@ -722,14 +884,17 @@ out:
         explicit_bzero(text, len);
     free(text);
     free(path);
+    for (size_t j = 0; j < nmoved; j++)
+        free(moved[j]);
+    free(moved);
     free(keys);
     free(vals);
     return rc;
 }
 
 static int
-export_files(const char *dir, const char *endpoint, const struct store_entry *e, size_t n,
-             int skipped)
+export_files(const char *conf_dir, const char *dir, const char *endpoint,
+             const struct store_entry *e, size_t n, int skipped)
 {
     size_t written = 0;
 
@@ -747,7 +912,7 @@ export_files(const char *dir, const char *endpoint, const struct store_entry *e,
             skipped++;
             continue;
         }
-        if (write_entry(dir, endpoint, &e[i]) != FERRY_OK)
+        if (write_entry(conf_dir, dir, endpoint, &e[i]) != FERRY_OK)
             return STORE_EXIT_FAIL;
         written++;
     }
@@ -784,7 +949,7 @@ cmd_export(const struct store_args *a)
                 rc = STORE_EXIT_FAIL;
             }
         } else {
-            rc = export_files(a->operand, etcd_endpoint(cli.etcd), e, n, skipped);
+            rc = export_files(conf->dir, a->operand, etcd_endpoint(cli.etcd), e, n, skipped);
         }
     }
     entries_free(e, n);

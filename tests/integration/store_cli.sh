@@ -11,10 +11,13 @@
 #    destinations: and destinations_dir) is read too.
 # 2. import: exit 0, `imported 3 destinations into http://127.0.0.1:P/ferry-it`; etcd
 #    holds exactly 3 keys <prefix>/destinations/<tenant>/<Name> whose values are the
-#    JSON objects of the properties (strings, tenant left out, the secret expanded).
+#    JSON objects of the properties (strings, tenant left out, the secret expanded,
+#    TrustStoreLocation ../tls/ca.pem and policy ../policies/ro.lua of src/ now
+#    relative to the configuration's directory, where the gateway resolves etcd's
+#    paths: tls/ca.pem, policies/ro.lua).
 # 3. export to a new DIR: one <Name>.yaml each, mode 600; `ferry check` of a config with
 #    destinations_dir: DIR and the same tenants passes; the files' properties are the
-#    originals (secret expanded) plus tenant.
+#    originals (secret expanded, the paths relative to DIR) plus tenant.
 # 4. import(export(x)) leaves every value in etcd unchanged.
 # 5. An invalid destination in SOURCE: exit 2, file:line:col on stderr, nothing written;
 #    a config without store: exit 2 naming it; an unknown subcommand exit 2 with usage.
@@ -24,8 +27,9 @@
 #    --target-port/--selector change them; a Name that is not a DNS label gets a
 #    lowercased Service and a note to send X-Destination-Name; two names that map to
 #    one Service: exit 1 naming both keys, nothing printed.
-# 7. A value in etcd that is not a JSON object of strings: export reports its key,
-#    skips it, writes the rest, exit 1.
+# 7. A value in etcd that is not a JSON object of strings (or of the whole numbers and
+#    booleans the gateway reads as text): export reports its key, skips it, writes the
+#    rest, exit 1.
 # 8. etcd stopped: import and export exit 1 with `etcd unreachable:` within the 30 s
 #    deadline.
 # The secret never appears in any output of ferry.
@@ -78,7 +82,10 @@ if ! "$FERRY" check -c "$dir/gw.yaml" >"$dir/check.out" 2>&1; then
     fail "ferry check refuses the store configuration"
 fi
 
-mkdir "$dir/src"
+mkdir "$dir/src" "$dir/tls" "$dir/policies"
+cp "$SRC_ROOT/examples/policies/ldap-read-only.lua" "$dir/policies/ro.lua"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=store-it-ca -days 2 \
+    -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.pem" >/dev/null 2>&1 || fail "openssl req"
 cat >"$dir/src/billing.yaml" <<'YAML'
 Name: billing
 Type: HTTP
@@ -88,6 +95,7 @@ Authentication: BasicAuthentication
 User: ferry
 Password: ${env:FERRY_IT_STORE_PW}
 URL.headers.X-Client: ferry
+TrustStoreLocation: ../tls/ca.pem
 tenant: acme
 YAML
 cat >"$dir/src/erp-tcp.yaml" <<'YAML'
@@ -103,6 +111,7 @@ Name: corp-ad
 Type: LDAP
 ldap.url: ldap://ad.internal:389
 ProxyType: Internet
+policy: ../policies/ro.lua
 Description: "the directory: say \"hi\""
 tenant: acme
 YAML
@@ -113,12 +122,14 @@ cat >"$dir/want.json" <<JSON
  "/ferry-it/destinations/acme/billing": {"Name": "billing", "Type": "HTTP",
    "URL": "https://billing.example.com/api", "ProxyType": "Internet",
    "Authentication": "BasicAuthentication", "User": "ferry",
-   "Password": "$FERRY_IT_STORE_PW", "URL.headers.X-Client": "ferry"},
+   "Password": "$FERRY_IT_STORE_PW", "URL.headers.X-Client": "ferry",
+   "TrustStoreLocation": "tls/ca.pem"},
  "/ferry-it/destinations/beta/erp-tcp": {"Name": "erp-tcp", "Type": "TCP",
    "Address": "tcp://erp.internal:3300", "ProxyType": "OnPremise",
    "CloudConnectorLocationId": "berlin"},
  "/ferry-it/destinations/acme/corp-ad": {"Name": "corp-ad", "Type": "LDAP",
    "ldap.url": "ldap://ad.internal:389", "ProxyType": "Internet",
+   "policy": "policies/ro.lua",
    "Description": "the directory: say \"hi\""}
 }
 JSON
@@ -213,7 +224,9 @@ if got != want:
     print("want keys", sorted(want), "got", sorted(got), file=sys.stderr)
     for k in want:
         if got.get(k) != want[k]:
-            print("differs:", k, file=sys.stderr)
+            g = got.get(k) or {}
+            print("differs:", k, "in", sorted(p for p in set(g) | set(want[k])
+                                              if g.get(p) != want[k].get(p)), file=sys.stderr)
     sys.exit(1)
 for k, v in got.items():
     assert all(isinstance(x, str) for x in v.values()), k
@@ -246,6 +259,11 @@ want = json.load(open(sys.argv[1]))
 for key, props in want.items():
     _, _, _, tenant, name = key.split("/")
     got = yaml.safe_load(open(os.path.join(sys.argv[2], name + ".yaml")))
+    # Paths relative to the file's directory now.
+    if "TrustStoreLocation" in props:
+        props = dict(props, TrustStoreLocation="../../tls/ca.pem")
+    if "policy" in props:
+        props = dict(props, policy="../../policies/ro.lua")
     if got != dict(props, tenant=tenant):
         print("differs:", name, sorted(got), file=sys.stderr)
         sys.exit(1)
@@ -326,7 +344,7 @@ ctl del /ferry-it/destinations/beta/Shop_API >/dev/null
 
 # ---- 7. a value that is not a destination ------------------------------------------------
 ctl put /ferry-it/destinations/acme/junk 'not json' >/dev/null
-ctl put /ferry-it/destinations/acme/nums '{"Name":"nums","Type":"HTTP","Port":8080}' >/dev/null
+ctl put /ferry-it/destinations/acme/nums '{"Name":"nums","Type":"HTTP","Port":[8080]}' >/dev/null
 ferry_run export-bad 1 store export -c "$dir/gw.yaml" "$dir/exp/bad"
 grep -q "^/ferry-it/destinations/acme/junk: the value is not JSON.*skipped" "$dir/export-bad.err" &&
     grep -q "^/ferry-it/destinations/acme/nums: property 'Port' is not a string; skipped" \
