@@ -15,6 +15,7 @@
 #    TrustStoreLocation ../tls/ca.pem and policy ../policies/ro.lua of src/ now
 #    relative to the configuration's directory, where the gateway resolves etcd's
 #    paths: tls/ca.pem, policies/ro.lua).
+#    A gateway on that etcd serves the 3 (destination API) and rejects none.
 # 3. export to a new DIR: one <Name>.yaml each, mode 600; `ferry check` of a config with
 #    destinations_dir: DIR and the same tenants passes; the files' properties are the
 #    originals (secret expanded, the paths relative to DIR) plus tenant.
@@ -41,7 +42,7 @@ set -euo pipefail
 FERRY=$BUILD/core/ferry
 PLUGINS=$BUILD/plugins
 [ -x "$FERRY" ] || fail "no ferry binary at $FERRY (build first)"
-for tool in etcd etcdctl python3; do
+for tool in etcd etcdctl python3 curl openssl; do
     command -v "$tool" >/dev/null || fail "$tool is missing (bash tests/deps.sh installs it)"
 done
 python3 -c 'import yaml' 2>/dev/null || fail "python3-yaml is missing (bash tests/deps.sh)"
@@ -232,6 +233,29 @@ for k, v in got.items():
     assert all(isinstance(x, str) for x in v.values()), k
     assert "tenant" not in v, k
 PY
+
+# The gateway reads what import wrote: every destination served, none rejected (the
+# relative paths resolve from gw.yaml's directory).
+start_bg gateway "$FERRY" gateway -c "$dir/gw.yaml"
+GW_PID=$BG_PID
+ready=0
+for ((i = 0; i < 100; i++)); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/readyz")" = 200 ]; then
+        ready=1
+        break
+    fi
+    kill -0 "$GW_PID" 2>/dev/null || fail "the gateway exited"
+    sleep 0.1
+done
+[ "$ready" = 1 ] || fail "the gateway is not ready within 10 s"
+for pair in acme:billing acme:corp-ad beta:erp-tcp; do
+    code=$(curl -s -o "$dir/find.json" -w '%{http_code}' -H "Authorization: Bearer ${pair%%:*}-token" \
+        "http://127.0.0.1:$admin/destination-configuration/v1/destinations/${pair#*:}?\$skipTokenRetrieval=true")
+    [ "$code" = 200 ] || fail "the gateway does not serve ${pair#*:}: HTTP $code"
+done
+curl -s "http://127.0.0.1:$admin/metrics" | grep -qx 'ferry_store_rejected_total 0' ||
+    fail "the gateway rejected values: $(curl -s "http://127.0.0.1:$admin/metrics" | grep ferry_store_)"
+stop_pid "$GW_PID" 10 || fail "the gateway did not exit cleanly"
 
 # ---- 3. export ---------------------------------------------------------------------------
 ferry_run export 0 store export -c "$dir/gw.yaml" "$dir/exp/new"
