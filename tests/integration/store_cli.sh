@@ -33,7 +33,7 @@
 #    rest, exit 1.
 # 8. etcd stopped: import and export exit 1 with `etcd unreachable:` within the 30 s
 #    deadline.
-# The secret never appears in any output of ferry.
+# The secret never appears in any output of ferry; no sanitizer report either.
 # shellcheck disable=SC2016  # '${env:…}' is config text for ferry, not for the shell
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -46,6 +46,11 @@ for tool in etcd etcdctl python3 curl openssl; do
     command -v "$tool" >/dev/null || fail "$tool is missing (bash tests/deps.sh installs it)"
 done
 python3 -c 'import yaml' 2>/dev/null || fail "python3-yaml is missing (bash tests/deps.sh)"
+
+# Sanitizer reports (an ASan build) fail the test however ferry exited.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+SANITIZER_RE='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:'
 
 export FERRY_IT_STORE_PW='st0re-Secret:pw-7731'
 dir=$(tmpdir)
@@ -253,8 +258,10 @@ for pair in acme:billing acme:corp-ad beta:erp-tcp; do
         "http://127.0.0.1:$admin/destination-configuration/v1/destinations/${pair#*:}?\$skipTokenRetrieval=true")
     [ "$code" = 200 ] || fail "the gateway does not serve ${pair#*:}: HTTP $code"
 done
-curl -s "http://127.0.0.1:$admin/metrics" | grep -qx 'ferry_store_rejected_total 0' ||
-    fail "the gateway rejected values: $(curl -s "http://127.0.0.1:$admin/metrics" | grep ferry_store_)"
+# Into a file first: grep -q quitting early would fail curl's side of a pipe (pipefail).
+curl -s -o "$dir/metrics.txt" "http://127.0.0.1:$admin/metrics" || fail "no /metrics"
+grep -qx 'ferry_store_rejected_total 0' "$dir/metrics.txt" ||
+    fail "the gateway rejected values: $(grep ferry_store_ "$dir/metrics.txt")"
 stop_pid "$GW_PID" 10 || fail "the gateway did not exit cleanly"
 
 # ---- 3. export ---------------------------------------------------------------------------
@@ -390,7 +397,11 @@ grep -q "^etcd unreachable: " "$dir/down-export.err" ||
     fail "etcd down (export): $(cat "$dir/down-export.err")"
 [ $((SECONDS - start)) -le 70 ] || fail "etcd down: took $((SECONDS - start)) s"
 
-if grep -qF "$FERRY_IT_STORE_PW" "$OUT"; then
+if grep -Eq "$SANITIZER_RE" "$OUT" "$(bg_log gateway)"; then
+    grep -E -A20 "$SANITIZER_RE" "$OUT" "$(bg_log gateway)" >&2 || true
+    fail "a sanitizer report in ferry's output (above)"
+fi
+if grep -qF "$FERRY_IT_STORE_PW" "$OUT" "$(bg_log gateway)"; then
     fail "the secret appears in ferry's output"
 fi
 echo "PASS: $(basename "$0")"
