@@ -3,7 +3,8 @@
  * destination files and etcd (DESIGN.md, "Several replicas: one truth in etcd").
  *
  * import reads SOURCE with conf's own loader (conf/dest-source.h: the validation and
- * the file:line:col of `ferry check`, the tenants of the -c configuration) and writes
+ * the file:line:col of `ferry check`, the tenants of the -c configuration), refuses a
+ * Name that etcd holds for another tenant (names are unique across a gateway), writes
  * each destination to <prefix>/destinations/<tenant>/<Name> as the JSON object of its
  * properties, secret references expanded, in transactions of at most STORE_BATCH_KEYS
  * keys: a failure leaves no half of a batch. export range-reads those keys page by page
@@ -489,92 +490,6 @@ put_batch(struct cli *cli, const struct put *p, size_t n)
     return rc;
 }
 
-static int
-cmd_import(const struct store_args *a)
-{
-    struct ferry_errlist   errs = {0}, warnings = {0};
-    struct ferry_conf     *conf;
-    struct ferry_registry *reg = NULL;
-    struct put            *p = NULL;
-    struct cli             cli;
-    char                  *prefix = NULL;
-    size_t                 done = 0;
-    int                    rc;
-
-    if ((conf = load_target(a->conf_path, "import")) == NULL)
-        return STORE_EXIT_CONFIG;
-    rc = ferry_conf_dests_from(a->operand, conf, &reg, &errs, &warnings);
-    ferry_errlist_print(&warnings, stderr, true);
-    if (rc != FERRY_OK) {
-        if (errs.count == 0)
-            fprintf(stderr, "%s: %s\n", a->operand, rc == FERRY_ENOMEM ? "out of memory"
-                    : "cannot read destinations");
-        ferry_errlist_print(&errs, stderr, false);
-        fprintf(stderr, "ferry store: nothing imported\n");
-        ferry_conf_free(conf);
-        return rc == FERRY_ENOMEM ? STORE_EXIT_FAIL : STORE_EXIT_CONFIG;
-    }
-    rc = STORE_EXIT_CONFIG;
-    if (reg->n == 0) {
-        fprintf(stderr, "%s: no destinations to import\n", a->operand);
-        goto out;
-    }
-    if ((prefix = dests_prefix(conf->store)) == NULL) {
-        fprintf(stderr, "ferry store: out of memory\n");
-        rc = STORE_EXIT_FAIL;
-        goto out;
-    }
-    if ((rc = make_puts(reg, prefix, conf->dir, &p)) != STORE_EXIT_OK)
-        goto out;
-    if (a->dry_run) {
-        for (size_t i = 0; i < reg->n; i++)
-            printf("would write %s\n", p[i].key);
-        printf("dry run: %zu destinations would be imported into %s%s; nothing was written\n",
-               reg->n, conf->store->endpoints[0], conf->store->prefix);
-        goto out;
-    }
-    if (cli_open(&cli, conf->store) != FERRY_OK) {
-        rc = STORE_EXIT_FAIL;
-        goto out;
-    }
-    while (done < reg->n) {
-        size_t n = 0, bytes = 0;
-
-        /* At least one: a destination over the byte bound alone is etcd's to refuse. */
-        while (done + n < reg->n && n < STORE_BATCH_KEYS &&
-               (n == 0 || bytes + p[done + n].value_len + strlen(p[done + n].key) <=
-                          STORE_BATCH_BYTES)) {
-            bytes += p[done + n].value_len + strlen(p[done + n].key);
-            n++;
-        }
-        if (put_batch(&cli, p + done, n) != FERRY_OK) {
-            if (done == 0)
-                fprintf(stderr, "ferry store: nothing imported\n");
-            else
-                fprintf(stderr, "ferry store: %zu of %zu destinations were imported before "
-                        "the failure (each transaction of up to %d is all or nothing); the "
-                        "next would have been %s\n", done, reg->n, STORE_BATCH_KEYS,
-                        p[done].key);
-            break;
-        }
-        done += n;
-    }
-    if (done == reg->n) {
-        printf("imported %zu destinations into %s%s\n", done, etcd_endpoint(cli.etcd),
-               conf->store->prefix);
-        rc = STORE_EXIT_OK;
-    } else {
-        rc = STORE_EXIT_FAIL;
-    }
-    cli_close(&cli);
-out:
-    puts_free(p, p != NULL ? reg->n : 0);
-    free(prefix);
-    ferry_registry_unref(reg);
-    ferry_conf_free(conf);
-    return rc;
-}
-
 /* ---- reading destinations back -------------------------------------------------------- */
 
 /* A key or name for a message: control bytes and non-ASCII shown as '?'. */
@@ -609,6 +524,27 @@ entries_free(struct store_entry *e, size_t n)
     free(e);
 }
 
+/* The tenant and Name of a key into *e: NULL, or why not (static text). */
+static const char *
+key_parse(const char *prefix, const char *key, size_t klen, struct store_entry *e)
+{
+    size_t      plen = strlen(prefix);
+    const char *rest = key + plen, *slash;
+
+    if (klen != strlen(key) || klen <= plen || strncmp(key, prefix, plen) != 0 ||
+        (slash = strchr(rest, '/')) == NULL || slash == rest || slash[1] == '\0' ||
+        strchr(slash + 1, '/') != NULL)
+        return "not <prefix>/destinations/<tenant>/<Name>";
+    if (strlen(slash + 1) > STORE_MAX_NAME || slash[1] == '.' ||
+        slash[1 + strspn(slash + 1, STORE_NAME_CHARS)] != '\0')
+        return "the Name in the key is not one a destination file can have (letters, "
+               "digits, '-', '_', '.'; not starting with '.'; at most 200)";
+    if ((e->tenant = strndup(rest, (size_t)(slash - rest))) == NULL ||
+        (e->name = strdup(slash + 1)) == NULL)
+        return "out of memory";
+    return NULL;
+}
+
 /* A property as the gateway reads it from etcd (store.c): strings as they are, whole
  * numbers and booleans spelled; NULL for anything else. */
 static json_t *
@@ -638,21 +574,13 @@ static const char *
 entry_parse(const char *prefix, const char *key, size_t klen, const char *val, size_t vlen,
             struct store_entry *e, char *buf, size_t cap)
 {
-    size_t       plen = strlen(prefix);
-    const char  *rest = key + plen, *slash, *k;
+    const char  *bad, *k;
     json_error_t je;
     json_t      *o, *v, *name;
 
-    if (klen != strlen(key) || klen <= plen || strncmp(key, prefix, plen) != 0 ||
-        (slash = strchr(rest, '/')) == NULL || slash == rest || slash[1] == '\0' ||
-        strchr(slash + 1, '/') != NULL)
-        return "not <prefix>/destinations/<tenant>/<Name>";
-    if (strlen(slash + 1) > STORE_MAX_NAME || slash[1] == '.' ||
-        slash[1 + strspn(slash + 1, STORE_NAME_CHARS)] != '\0')
-        return "the Name in the key is not one a destination file can have (letters, "
-               "digits, '-', '_', '.'; not starting with '.'; at most 200)";
-    if ((e->tenant = strndup(rest, (size_t)(slash - rest))) == NULL ||
-        (e->name = strdup(slash + 1)) == NULL || (e->props = json_object()) == NULL)
+    if ((bad = key_parse(prefix, key, klen, e)) != NULL)
+        return bad;
+    if ((e->props = json_object()) == NULL)
         return "out of memory";
     if ((o = json_loadb(val, vlen, JSON_REJECT_DUPLICATES, &je)) == NULL) {
         snprintf(buf, cap, "the value is not JSON (line %d, column %d)", je.line, je.column);
@@ -697,11 +625,13 @@ entry_parse(const char *prefix, const char *key, size_t klen, const char *val, s
     return NULL;
 }
 
-/* Every destination under prefix, a page at a time, in key order. Keys that do not
- * parse are reported and counted in *skipped. FERRY_OK or an error already printed. */
+/* Every destination under prefix, a page at a time, in key order. Keys or values that
+ * do not parse are reported and counted in *skipped; with keys_only, values are not
+ * read (props stay NULL) and keys that do not parse are passed over in silence.
+ * FERRY_OK or an error already printed. */
 static int
-read_entries(struct cli *cli, const char *prefix, struct store_entry **out, size_t *n,
-             int *skipped)
+read_entries(struct cli *cli, const char *prefix, bool keys_only, struct store_entry **out,
+             size_t *n, int *skipped)
 {
     struct store_entry *e = NULL;
     char               *from = strdup(prefix), *k = NULL, *v = NULL;
@@ -722,8 +652,9 @@ read_entries(struct cli *cli, const char *prefix, struct store_entry **out, size
             break;
         }
         rc = cli_call(cli, "/v3/kv/range",
-                      json_pack("{s:o,s:o,s:i}", "key", etcd_b64(from, from_len),
-                                "range_end", etcd_prefix_end(prefix), "limit", STORE_PAGE_KEYS),
+                      json_pack("{s:o,s:o,s:i,s:b}", "key", etcd_b64(from, from_len),
+                                "range_end", etcd_prefix_end(prefix), "limit", STORE_PAGE_KEYS,
+                                "keys_only", keys_only),
                       &res);
         if (rc != FERRY_OK)
             break;
@@ -769,14 +700,20 @@ read_entries(struct cli *cli, const char *prefix, struct store_entry **out, size
             }
             memset(&e[*n], 0, sizeof(e[*n]));
             e[*n].key = printable(k, klen);
-            v = etcd_unb64(json_object_get(kv, "value"), STORE_MAX_VALUE_BYTES, &vlen, true);
+            if (!keys_only)
+                v = etcd_unb64(json_object_get(kv, "value"), STORE_MAX_VALUE_BYTES, &vlen,
+                               true);
             if (e[*n].key == NULL)
                 bad = "out of memory";
+            else if (keys_only)
+                bad = key_parse(prefix, k, klen, &e[*n]);
             else if (v == NULL)
                 bad = "the value is not base64 or over 4 MiB";
             else
                 bad = entry_parse(prefix, k, klen, v, vlen, &e[*n], why, sizeof(why));
-            if (bad != NULL) {
+            if (bad != NULL && keys_only && strcmp(bad, "out of memory") != 0) {
+                entry_fini(&e[*n]);     /* not a destination: no clash with one */
+            } else if (bad != NULL) {
                 fprintf(stderr, "%s: %s; skipped\n", e[*n].key != NULL ? e[*n].key : "?", bad);
                 entry_fini(&e[*n]);
                 (*skipped)++;
@@ -801,6 +738,145 @@ read_entries(struct cli *cli, const char *prefix, struct store_entry **out, size
     }
     *out = e;
     return FERRY_OK;
+}
+
+/* ---- import, continued ------------------------------------------------------------------ */
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct store_entry *)a)->name, ((const struct store_entry *)b)->name);
+}
+
+/* Names are unique across a gateway, tenants or not: a Name etcd has for another tenant
+ * would make the gateway skip one of the two. 0, or the number of clashes (printed). */
+static int
+clashes(const struct ferry_registry *reg, struct store_entry *have, size_t nhave)
+{
+    int bad = 0;
+
+    if (nhave > 0)
+        qsort(have, nhave, sizeof(*have), name_cmp);
+    for (size_t i = 0; i < reg->n; i++) {
+        const struct ferry_dest *d = &reg->dests[i];
+        struct store_entry       key = { .name = d->name };
+        struct store_entry      *hit = nhave > 0 ? bsearch(&key, have, nhave, sizeof(*have),
+                                                           name_cmp) : NULL;
+
+        if (hit == NULL)
+            continue;
+        while (hit > have && strcmp(hit[-1].name, d->name) == 0)
+            hit--;
+        for (; hit < have + nhave && strcmp(hit->name, d->name) == 0; hit++) {
+            if (strcmp(hit->tenant, d->tenant) == 0)
+                continue;
+            fprintf(stderr, "%s:%d:%d: destination '%s' (tenant %s): etcd has it for tenant "
+                    "%s already (%s); names are unique across a gateway\n", d->file, d->line,
+                    d->col, d->name, d->tenant, hit->tenant, hit->key);
+            bad++;
+            break;
+        }
+    }
+    return bad;
+}
+
+static int
+cmd_import(const struct store_args *a)
+{
+    struct ferry_errlist   errs = {0}, warnings = {0};
+    struct ferry_conf     *conf;
+    struct ferry_registry *reg = NULL;
+    struct put            *p = NULL;
+    struct store_entry    *have = NULL;     /* the keys etcd has now (no values) */
+    struct cli             cli;
+    char                  *prefix = NULL;
+    size_t                 done = 0, nhave = 0;
+    int                    rc, skipped = 0;
+
+    if ((conf = load_target(a->conf_path, "import")) == NULL)
+        return STORE_EXIT_CONFIG;
+    rc = ferry_conf_dests_from(a->operand, conf, &reg, &errs, &warnings);
+    ferry_errlist_print(&warnings, stderr, true);
+    if (rc != FERRY_OK) {
+        if (errs.count == 0)
+            fprintf(stderr, "%s: %s\n", a->operand, rc == FERRY_ENOMEM ? "out of memory"
+                    : "cannot read destinations");
+        ferry_errlist_print(&errs, stderr, false);
+        fprintf(stderr, "ferry store: nothing imported\n");
+        ferry_conf_free(conf);
+        return rc == FERRY_ENOMEM ? STORE_EXIT_FAIL : STORE_EXIT_CONFIG;
+    }
+    rc = STORE_EXIT_CONFIG;
+    if (reg->n == 0) {
+        fprintf(stderr, "%s: no destinations to import\n", a->operand);
+        goto out;
+    }
+    if ((prefix = dests_prefix(conf->store)) == NULL) {
+        fprintf(stderr, "ferry store: out of memory\n");
+        rc = STORE_EXIT_FAIL;
+        goto out;
+    }
+    if ((rc = make_puts(reg, prefix, conf->dir, &p)) != STORE_EXIT_OK)
+        goto out;
+    if (a->dry_run) {
+        for (size_t i = 0; i < reg->n; i++)
+            printf("would write %s\n", p[i].key);
+        printf("dry run: %zu destinations would be imported into %s%s; nothing was written\n",
+               reg->n, conf->store->endpoints[0], conf->store->prefix);
+        goto out;
+    }
+    if (cli_open(&cli, conf->store) != FERRY_OK) {
+        rc = STORE_EXIT_FAIL;
+        goto out;
+    }
+    if (read_entries(&cli, prefix, true, &have, &nhave, &skipped) != FERRY_OK) {
+        fprintf(stderr, "ferry store: nothing imported\n");
+        rc = STORE_EXIT_FAIL;
+        goto close;
+    }
+    if (clashes(reg, have, nhave) > 0) {
+        fprintf(stderr, "ferry store: nothing imported\n");
+        rc = STORE_EXIT_CONFIG;
+        goto close;
+    }
+    while (done < reg->n) {
+        size_t n = 0, bytes = 0;
+
+        /* At least one: a destination over the byte bound alone is etcd's to refuse. */
+        while (done + n < reg->n && n < STORE_BATCH_KEYS &&
+               (n == 0 || bytes + p[done + n].value_len + strlen(p[done + n].key) <=
+                          STORE_BATCH_BYTES)) {
+            bytes += p[done + n].value_len + strlen(p[done + n].key);
+            n++;
+        }
+        if (put_batch(&cli, p + done, n) != FERRY_OK) {
+            if (done == 0)
+                fprintf(stderr, "ferry store: nothing imported\n");
+            else
+                fprintf(stderr, "ferry store: %zu of %zu destinations were imported before "
+                        "the failure (each transaction of up to %d is all or nothing); the "
+                        "next would have been %s\n", done, reg->n, STORE_BATCH_KEYS,
+                        p[done].key);
+            break;
+        }
+        done += n;
+    }
+    if (done == reg->n) {
+        printf("imported %zu destinations into %s%s\n", done, etcd_endpoint(cli.etcd),
+               conf->store->prefix);
+        rc = STORE_EXIT_OK;
+    } else {
+        rc = STORE_EXIT_FAIL;
+    }
+close:
+    cli_close(&cli);
+out:
+    entries_free(have, nhave);
+    puts_free(p, p != NULL ? reg->n : 0);
+    free(prefix);
+    ferry_registry_unref(reg);
+    ferry_conf_free(conf);
+    return rc;
 }
 
 /* ---- export to files ------------------------------------------------------------------ */
@@ -941,7 +1017,7 @@ cmd_export(const struct store_args *a)
         ferry_conf_free(conf);
         return STORE_EXIT_FAIL;
     }
-    if (read_entries(&cli, prefix, &e, &n, &skipped) == FERRY_OK) {
+    if (read_entries(&cli, prefix, false, &e, &n, &skipped) == FERRY_OK) {
         if (a->k8s) {
             rc = store_k8s_print(conf, e, n, &a->k8s_o, stdout);
             if (rc == STORE_EXIT_OK && skipped > 0) {

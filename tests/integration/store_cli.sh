@@ -19,8 +19,10 @@
 # 3. export to a new DIR: one <Name>.yaml each, mode 600; `ferry check` of a config with
 #    destinations_dir: DIR and the same tenants passes; the files' properties are the
 #    originals (secret expanded, the paths relative to DIR) plus tenant.
-# 4. import(export(x)) leaves every value in etcd unchanged.
+# 4. import(export(x)) leaves every value in etcd unchanged. 520 more destinations go
+#    in (6 transactions) and come out (2 range pages) whole.
 # 5. An invalid destination in SOURCE: exit 2, file:line:col on stderr, nothing written;
+#    the same for a Name that etcd has for another tenant;
 #    a config without store: exit 2 naming it; an unknown subcommand exit 2 with usage.
 # 6. export --k8s-services: YAML documents (python3-yaml) with one Service per HTTP
 #    destination: name, namespace, port 80 -> the transparent listener's port (the
@@ -151,6 +153,13 @@ import base64, json, sys
 r = json.load(sys.stdin)
 print(json.dumps({base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
                   for kv in r.get("kvs", [])}, sort_keys=True))'
+}
+
+# etcd's current revision: one more per transaction.
+revision() {
+    ctl endpoint status -w json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])'
 }
 
 # ferry_run NAME WANT_RC ARGS...: run ferry, keep stdout/stderr in $dir/NAME.{out,err},
@@ -305,6 +314,26 @@ ferry_run reimport 0 store import -c "$dir/gw.yaml" "$dir/exp/new"
 [ "$(etcd_values)" = "$(cat "$dir/after-import.json")" ] ||
     fail "import(export(x)) changed etcd: $(etcd_values)"
 
+# Many: 520 destinations are 6 transactions (at most 100 keys each) on the way in and
+# 2 range pages (500 keys each) on the way out.
+mkdir "$dir/bulk"
+for ((i = 0; i < 520; i++)); do
+    printf 'Name: bulk-%03d\nType: HTTP\nURL: http://bulk%d.example/\ntenant: acme\n' "$i" "$i" \
+        >"$dir/bulk/bulk-$(printf %03d "$i").yaml"
+done
+rev_before=$(revision)
+ferry_run bulk 0 store import -c "$dir/gw.yaml" "$dir/bulk"
+[ $(($(revision) - rev_before)) = 6 ] ||
+    fail "bulk import: $(($(revision) - rev_before)) revisions, want 6 transactions"
+grep -qx "imported 520 destinations into http://127.0.0.1:$P/ferry-it" "$dir/bulk.out" ||
+    fail "bulk import: $(cat "$dir/bulk.out")"
+ferry_run bulk-export 0 store export -c "$dir/gw.yaml" "$dir/exp/bulk"
+grep -qx "exported 523 destinations to $dir/exp/bulk" "$dir/bulk-export.out" ||
+    fail "bulk export: $(cat "$dir/bulk-export.out")"
+[ "$(find "$dir/exp/bulk" -name 'bulk-*.yaml' | wc -l)" = 520 ] || fail "bulk export: files missing"
+ctl del --prefix /ferry-it/destinations/acme/bulk- >/dev/null
+[ "$(etcd_values)" = "$(cat "$dir/after-import.json")" ] || fail "bulk keys left behind"
+
 # ---- 5. refusals -------------------------------------------------------------------------
 mkdir "$dir/bad"
 cp "$dir/more/shop.yaml" "$dir/bad/shop.yaml"
@@ -319,6 +348,15 @@ grep -Eq "^$dir/bad/broken\.yaml:[0-9]+:[0-9]+: .*Type" "$dir/bad.err" ||
 grep -Eq "^$dir/bad/broken\.yaml:3:[0-9]+: .*unknown tenant 'nobody'" "$dir/bad.err" ||
     fail "invalid SOURCE: no error at the tenant (line 3): $(cat "$dir/bad.err")"
 [ "$(etcd_values)" = "$(cat "$dir/after-import.json")" ] || fail "an invalid SOURCE wrote to etcd"
+
+# A Name etcd has for another tenant: the gateway would keep only one of the two.
+ctl put /ferry-it/destinations/beta/billing '{"Name":"billing","Type":"HTTP","URL":"http://b/"}' >/dev/null
+etcd_values >"$dir/with-clash.json"
+ferry_run clash 2 store import -c "$dir/gw.yaml" "$dir/src"
+grep -q "^$dir/src/billing.yaml:1:1: destination 'billing' (tenant acme): etcd has it for tenant beta" \
+    "$dir/clash.err" || fail "a clash with etcd: $(cat "$dir/clash.err")"
+[ "$(etcd_values)" = "$(cat "$dir/with-clash.json")" ] || fail "a clash with etcd wrote to etcd"
+ctl del /ferry-it/destinations/beta/billing >/dev/null
 
 grep -v '^store:\|^  etcd:\|^    endpoints:\|^    prefix:' "$dir/gw.yaml" >"$dir/nostore.yaml"
 ferry_run nostore 2 store import -c "$dir/nostore.yaml" "$dir/src"
