@@ -12,8 +12,9 @@
  * or Kubernetes Services (store-k8s.c).
  *
  * A command-line tool: it runs its own loop with the etcd client (store/etcd.h) and
- * blocks the process until it is done or STORE_DEADLINE_MS passed. It prints names and
- * keys, never a property value: values are passwords as often as not.
+ * blocks the process until it is done, or until etcd was silent for STORE_DEADLINE_MS.
+ * It prints names and keys, never a property value: values are passwords as often as
+ * not.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -37,7 +38,8 @@
 #include "store/store-cli.h"
 #include "tls/cache.h"
 
-/* The whole command, every endpoint and retry included; then "etcd unreachable". */
+/* etcd silent this long, every endpoint and retry included: "etcd unreachable". Each
+ * answer starts it again, so a large import is bounded by progress, not by its size. */
 #define STORE_DEADLINE_MS    30000
 /* One call (the client goes on to the next endpoint after this). */
 #define STORE_CALL_MS        10000
@@ -137,11 +139,19 @@ cli_close(struct cli *cli)
     memset(cli, 0, sizeof(*cli));
 }
 
+/* (Re)start the deadline. */
+static int
+cli_arm(struct cli *cli)
+{
+    struct timeval tv = { STORE_DEADLINE_MS / 1000, (STORE_DEADLINE_MS % 1000) * 1000 };
+
+    return evtimer_add(cli->deadline, &tv);
+}
+
 static int
 cli_open(struct cli *cli, const struct ferry_conf_store *sc)
 {
-    struct timeval tv = { STORE_DEADLINE_MS / 1000, (STORE_DEADLINE_MS % 1000) * 1000 };
-    bool           https = false;
+    bool https = false;
 
     memset(cli, 0, sizeof(*cli));
     for (size_t i = 0; i < sc->nendpoints; i++)
@@ -156,7 +166,7 @@ cli_open(struct cli *cli, const struct ferry_conf_store *sc)
         goto nomem;
     if ((cli->etcd = etcd_new(cli->base, cli->dns, cli->tls, sc)) == NULL ||
         (cli->deadline = evtimer_new(cli->base, on_deadline, cli)) == NULL ||
-        evtimer_add(cli->deadline, &tv) != 0)
+        cli_arm(cli) != 0)
         goto nomem;
     return FERRY_OK;
 nomem:
@@ -219,6 +229,7 @@ cli_call(struct cli *cli, const char *path, json_t *body, json_t **out)
         return FERRY_EIO;
     }
     *out = sc.result;
+    cli_arm(cli);
     return FERRY_OK;
 }
 

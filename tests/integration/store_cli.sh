@@ -33,8 +33,8 @@
 # 7. A value in etcd that is not a JSON object of strings (or of the whole numbers and
 #    booleans the gateway reads as text): export reports its key, skips it, writes the
 #    rest, exit 1.
-# 8. etcd stopped: import and export exit 1 with `etcd unreachable:` within the 30 s
-#    deadline.
+# 8. etcd frozen (SIGSTOP): export exits 1 with `etcd unreachable:` within the 30 s
+#    deadline; etcd stopped: import and export exit 1 with `etcd unreachable:` at once.
 # The secret never appears in any output of ferry; no sanitizer report either.
 # shellcheck disable=SC2016  # '${env:…}' is config text for ferry, not for the shell
 set -euo pipefail
@@ -426,6 +426,15 @@ ctl del /ferry-it/destinations/acme/junk >/dev/null
 ctl del /ferry-it/destinations/acme/nums >/dev/null
 
 # ---- 8. etcd down ------------------------------------------------------------------------
+# Frozen: connections are accepted by the kernel, nothing answers; the deadline ends it.
+kill -STOP "$ETCD_PID"
+start=$SECONDS
+ferry_run frozen 1 store export -c "$dir/gw.yaml" "$dir/exp/frozen"
+kill -CONT "$ETCD_PID"
+grep -q "^etcd unreachable: " "$dir/frozen.err" || fail "etcd frozen: $(cat "$dir/frozen.err")"
+[ $((SECONDS - start)) -le 35 ] || fail "etcd frozen: took $((SECONDS - start)) s, want <= 30"
+echo "etcd frozen: gave up after $((SECONDS - start)) s: $(head -1 "$dir/frozen.err")"
+
 stop_pid "$ETCD_PID" 10 || true
 start=$SECONDS
 ferry_run down 1 store import -c "$dir/gw.yaml" "$dir/src"
