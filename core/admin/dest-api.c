@@ -23,6 +23,7 @@
 #include "admin/tokens.h"
 #include "conf/conf.h"
 #include "dest/dest-int.h"
+#include "store/store.h"
 
 /* How long a find waits for token retrieval before it answers with an error entry. */
 #define TOKEN_TIMEOUT_MS 15000
@@ -339,6 +340,26 @@ has_no_tokens(const char *auth)
            strcmp(auth, "PrincipalPropagation") == 0;
 }
 
+/* With a store: the ETag of a destination is its key's mod_revision in etcd (what
+ * If-Match compares); of a list, the revision this replica has applied. */
+static void
+set_etag(struct evhttp_request *req, int64_t rev)
+{
+    char v[32];
+
+    if (rev <= 0)
+        return;
+    snprintf(v, sizeof(v), "\"%lld\"", (long long)rev);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "ETag", v);
+}
+
+static void
+dest_etag(struct ferry_admin *a, struct evhttp_request *req, const struct ferry_dest *d)
+{
+    if (a->st->store != NULL)
+        set_etag(req, ferry_store_etag(a->st->store, d->tenant, d->name));
+}
+
 static void
 api_find(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
          const char *name, const char *query)
@@ -350,6 +371,7 @@ api_find(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
         admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
         return;
     }
+    dest_etag(a, req, d);
     resp = json_pack("{s:{s:s,s:n},s:o}", "owner", "SubaccountId", tenant, "InstanceId",
                      "destinationConfiguration", admin_dest_json(d));
     if (resp == NULL || skip_tokens(query) || d->type != FERRY_DEST_HTTP ||
@@ -372,6 +394,12 @@ api_list(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
     const struct ferry_registry *reg = a->st->conf->registry;
     json_t                      *arr = json_array();
 
+    if (a->st->store != NULL) {
+        struct store_stats ss;
+
+        ferry_store_stats(a->st->store, &ss);
+        set_etag(req, ss.revision);
+    }
     for (size_t i = 0; arr != NULL && i < reg->n; i++) {
         if (strcmp(reg->dests[i].tenant, tenant) != 0)
             continue;
@@ -389,10 +417,12 @@ api_get(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
 {
     const struct ferry_dest *d = admin_dest_find(a->st->conf, tenant, name);
 
-    if (d == NULL)
+    if (d == NULL) {
         admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
-    else
-        admin_reply_json(req, 200, admin_dest_json(d));
+        return;
+    }
+    dest_etag(a, req, d);
+    admin_reply_json(req, 200, admin_dest_json(d));
 }
 
 static void

@@ -27,6 +27,7 @@
 #include "admin/admin-int.h"
 #include "conf/conf.h"
 #include "dest/dest-int.h"
+#include "store/store.h"
 
 #define CHANGE_MAX_BATCH 100    /* destinations in one POST or PUT body */
 #define CHANGE_MAX_PROPS 512    /* properties of one destination, as the loader's bound */
@@ -47,6 +48,7 @@ struct change_file {
     char    *text;          /* owns: the new content; NULL: remove the file */
     size_t   text_len;
     bool     written;       /* the disk has the change: a rollback puts `old` back */
+    json_t  *value;         /* owns, with a store: the properties etcd gets (no tenant) */
 };
 
 struct change {
@@ -56,6 +58,8 @@ struct change {
     char                *tenant;    /* owns */
     struct change_file  *files;     /* owns, n entries */
     size_t               n;
+    int64_t              if_match;  /* with a store: If-Match's mod_revision, 0: none */
+    struct ferry_store_wait *wait;  /* with a store: the write in flight */
 };
 
 /* Why a change is refused: an HTTP status and a message without property values. */
@@ -97,6 +101,7 @@ change_free(struct change *ch)
         free(f->path);
         wipe_free(f->old, f->old_len);
         wipe_free(f->text, f->text_len);
+        json_decref(f->value);
     }
     free(ch->files);
     free(ch->tenant);
@@ -182,7 +187,7 @@ keep_old(struct change_file *f, struct refusal *rf)
 static bool
 change_allowed(struct ferry_admin *a, struct evhttp_request *req)
 {
-    if (a->st->conf->destinations_dir == NULL) {
+    if (a->st->conf->destinations_dir == NULL && a->st->store == NULL) {
         admin_reply_error(req, 501, "changing destinations needs destinations_dir in the "
                           "gateway's configuration; ask the operator");
         return false;
@@ -393,6 +398,31 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
         refuse(rf, 500, "out of memory");
         goto out;
     }
+    if (conf->store != NULL) {
+        /* etcd decides (409, 404, 412 in its transaction); these answer early what the
+         * replica knows already. The key holds the tenant: the value does not. */
+        if (create && old != NULL) {
+            refuse(rf, 409, "destination '%s' exists already (names are unique across the "
+                   "gateway)", d.name);
+            goto out;
+        }
+        if (!create && (old == NULL || strcmp(old->tenant, tenant) != 0)) {
+            refuse(rf, 404, ADMIN_NOT_FOUND_MSG);
+            goto out;
+        }
+        if ((f->value = json_object()) == NULL) {
+            refuse(rf, 500, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < it.n; i++)
+            if (strcmp(it.keys[i], "tenant") != 0 &&
+                json_object_set_new(f->value, it.keys[i], json_string(it.vals[i])) != 0) {
+                refuse(rf, 500, "out of memory");
+                goto out;
+            }
+        rc = 0;
+        goto out;
+    }
     if (create) {
         if (old != NULL) {
             refuse(rf, 409, "destination '%s' exists already (names are unique across the "
@@ -512,12 +542,117 @@ reply_reload_failed(struct evhttp_request *req, const struct change *ch,
                           "change (the gateway's log has the errors); nothing changed");
 }
 
+/* With a store: etcd answered (and this replica applied the change, or etcd said no). */
+static void
+store_written(void *arg, int status, const char *why, const char *name, int64_t revision)
+{
+    struct change *ch = arg;
+    struct evhttp_request *req = ch->p.req;
+
+    (void)revision;
+    ch->wait = NULL;
+    admin_pending_del(&ch->p);
+    if (status == 200 || status == 201) {
+        for (size_t i = 0; i < ch->n; i++)
+            ferry_log(NULL, FERRY_INFO, "destination changed", FLOG_STR("tenant", ch->tenant),
+                      FLOG_STR("destination", ch->files[i].name),
+                      FLOG_STR("action", ch->action), FLOG_INT("revision", revision));
+        admin_reply_json(req, ch->status, json_pack("{s:I}", "Count", (json_int_t)ch->n));
+    } else if (status == 404) {
+        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+    } else if (status == 409) {
+        admin_reply_error(req, 409, "destination '%s' exists already (names are unique "
+                          "across the gateway)", name != NULL ? name : "?");
+    } else if (status == 412) {
+        admin_reply_error(req, 412, "destination '%s' changed since that ETag (If-Match); "
+                          "read it again", name != NULL ? name : "?");
+    } else if (status == 503) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "ferry-error",
+                          "store-unavailable");
+        admin_reply_error(req, 503, "the destination store (etcd) is unreachable; nothing "
+                          "changed, try again");
+    } else {
+        ferry_log(NULL, FERRY_ERROR, "admin: etcd refused a destination change",
+                  FLOG_STR("tenant", ch->tenant), FLOG_STR("action", ch->action),
+                  FLOG_STR("error", why));
+        admin_reply_error(req, 500, "the destination store refused the change (see the "
+                          "gateway's log)");
+    }
+    change_free(ch);
+}
+
+static void
+store_change_stop(struct admin_pending *p)
+{
+    struct change *ch = (struct change *)p;
+
+    admin_pending_del(p);
+    ferry_store_write_cancel(ch->wait);
+    admin_reply_error(p->req, 503, "the gateway is stopping; the change may or may not be "
+                      "made: read the destination again");
+    change_free(ch);
+}
+
+static void
+store_change_run(struct ferry_admin *a, struct evhttp_request *req, struct change *ch)
+{
+    struct store_write *w = calloc(ch->n, sizeof(*w));
+
+    if (w == NULL) {
+        admin_reply_error(req, 500, "out of memory");
+        change_free(ch);
+        return;
+    }
+    for (size_t i = 0; i < ch->n; i++) {
+        w[i].op = strcmp(ch->action, "create") == 0 ? STORE_CREATE
+                  : strcmp(ch->action, "update") == 0 ? STORE_UPDATE : STORE_DELETE;
+        w[i].tenant = ch->tenant;
+        w[i].name = ch->files[i].name;
+        w[i].value = ch->files[i].value;
+        w[i].if_match = ch->if_match;
+    }
+    ch->p.stop = store_change_stop;
+    admin_pending_add(a, &ch->p, req);
+    if (ferry_store_write(a->st->store, w, ch->n, store_written, ch, &ch->wait) != FERRY_OK) {
+        admin_pending_del(&ch->p);
+        admin_reply_error(req, 500, "out of memory");
+        change_free(ch);
+    }
+    free(w);
+}
+
+/* If-Match: "<mod_revision>" (an ETag of ours), W/ and quotes allowed; "*": any. 0 when
+ * absent or "*", -1 when it cannot be one of ours (a 412 then, as RFC 9110 says). */
+static int64_t
+if_match(struct evhttp_request *req)
+{
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "If-Match");
+    char       *end;
+    long long   r;
+
+    if (v == NULL || strcmp(v, "*") == 0)
+        return 0;
+    if (strncmp(v, "W/", 2) == 0)
+        v += 2;
+    if (*v == '"')
+        v++;
+    r = strtoll(v, &end, 10);
+    if (end == v || r <= 0 || (*end != '"' && *end != '\0'))
+        return -1;
+    return r;
+}
+
 /* Write, reload, answer when applied; or put everything back and answer why not. */
 static void
 change_run(struct ferry_admin *a, struct evhttp_request *req, struct change *ch)
 {
     struct ferry_errlist errs = {0};
     int                  rc;
+
+    if (a->st->store != NULL) {
+        store_change_run(a, req, ch);
+        return;
+    }
 
     for (size_t i = 0; i < ch->n; i++) {
         struct change_file *f = &ch->files[i];
@@ -597,6 +732,11 @@ change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenan
     }
     if ((ch = change_new(tenant, create ? "create" : "update", create ? 201 : 200, n)) == NULL)
         goto refused;
+    if (a->st->store != NULL && !create && (ch->if_match = if_match(req)) != 0 &&
+        json_is_array(root)) {
+        refuse(&rf, 400, "If-Match applies to one destination: send one object");
+        goto refused;
+    }
     for (size_t i = 0; i < n; i++) {
         const json_t *obj = json_is_array(root) ? json_array_get(root, i) : root;
 
@@ -647,7 +787,7 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
         admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
         return;
     }
-    if (!in_dest_dir(conf, d->file)) {
+    if (a->st->store == NULL && !in_dest_dir(conf, d->file)) {
         admin_reply_error(req, 409, "destination '%s' is defined in the gateway's "
                           "configuration file, not in destinations_dir: the operator "
                           "removes it there", d->name);
@@ -662,6 +802,18 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
                               d->name);
             return;
         }
+    }
+    if (a->st->store != NULL) {
+        if ((ch = change_new(tenant, "delete", 200, 1)) == NULL ||
+            (ch->files[0].name = strdup(d->name)) == NULL) {
+            if (ch != NULL)
+                change_free(ch);
+            admin_reply_error(req, 500, "out of memory");
+            return;
+        }
+        ch->if_match = if_match(req);
+        store_change_run(a, req, ch);
+        return;
     }
     if ((ch = change_new(tenant, "delete", 200, 1)) == NULL ||
         (ch->files[0].name = strdup(d->name)) == NULL ||

@@ -17,6 +17,22 @@
 /* Written only by the main thread; workers only follow pointers they were handed. */
 static struct stats_slot *slots;
 
+/* An index by (kind, name): a generation asks for one slot per destination, and with
+ * thousands of destinations (a store) a walk of the list for each made every change
+ * quadratic. Tunnel slots are found by tenant and location, not indexed. */
+#define SLOT_BUCKETS 4096
+static struct stats_slot *buckets[SLOT_BUCKETS];
+
+static size_t
+slot_bucket(enum stats_kind kind, const char *name)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)kind;   /* FNV-1a */
+
+    for (; *name != '\0'; name++)
+        h = (h ^ (unsigned char)*name) * 1099511628211ull;
+    return (size_t)(h % SLOT_BUCKETS);
+}
+
 static void pairs_free(void);
 static void counters_free(void);
 
@@ -88,7 +104,9 @@ ferry_stats_slot(enum stats_kind kind, const char *name)
 {
     struct stats_slot *s;
 
-    for (s = slots; s != NULL && kind != STATS_TUNNEL; s = s->next)
+    size_t             b = slot_bucket(kind, name);
+
+    for (s = buckets[b]; s != NULL && kind != STATS_TUNNEL; s = s->hnext)
         if (s->kind == kind && strcmp(s->name, name) == 0)
             return s;
     if ((s = aligned_alloc(64, sizeof(*s))) == NULL)
@@ -101,6 +119,10 @@ ferry_stats_slot(enum stats_kind kind, const char *name)
     s->kind = kind;
     s->next = slots;
     slots = s;
+    if (kind != STATS_TUNNEL) {
+        s->hnext = buckets[b];
+        buckets[b] = s;
+    }
     return s;
 }
 
@@ -137,6 +159,7 @@ ferry_stats_free_all(void)
         free(slots);
         slots = next;
     }
+    memset(buckets, 0, sizeof(buckets));
 }
 
 const uint64_t stats_bucket_us[STATS_BUCKETS] = {

@@ -40,6 +40,7 @@ struct stats_cell {
 
 struct stats_slot {
     struct stats_slot *next;
+    struct stats_slot *hnext;          /* the next in its bucket of the name index */
     enum stats_kind    kind;
     char              *name;           /* tunnels: "tenant/location" */
     char              *tenant, *location; /* tunnels only */

@@ -98,6 +98,7 @@ struct ferry_store {
     bool                     have_data;
     bool                     up;        /* the watch is live and the lease is kept */
     bool                     stopping;
+    bool                     ever_up;
     uint64_t                 events, resyncs, rejected;
 
     /* The cycle. */
@@ -107,6 +108,7 @@ struct ferry_store {
     struct event            *retry;         /* the next snapshot or watch attempt */
     uint32_t                 backoff_ms;
     bool                     need_snapshot;
+    unsigned                 snap_failures;
     struct event            *apply_ev;      /* coalesces changes into one apply */
     bool                     dirty, replicas_dirty;
 
@@ -721,13 +723,21 @@ set_up(struct ferry_store *s, bool up, const char *why)
     if (s->up == up)
         return;
     s->up = up;
-    if (up)
+    if (up && !s->ever_up)
+        ferry_log(NULL, FERRY_INFO, "store: in step with etcd",
+                  FLOG_STR("endpoint", etcd_endpoint(s->etcd)),
+                  FLOG_INT("revision", s->revision));
+    else if (up)
         ferry_log(NULL, FERRY_INFO, "store: etcd is back; in step again",
                   FLOG_STR("endpoint", etcd_endpoint(s->etcd)),
                   FLOG_INT("revision", s->revision));
-    else
+    else if (s->have_data)
         ferry_log(NULL, FERRY_WARN, "store: etcd unreachable; serving the last snapshot "
                   "(degraded)", FLOG_STR("reason", why), FLOG_INT("revision", s->revision));
+    else
+        ferry_log(NULL, FERRY_WARN, "store: etcd unreachable and no cache: not ready until "
+                  "the first snapshot", FLOG_STR("reason", why));
+    s->ever_up |= up;
 }
 
 /* One key-value of a range or an event. put: false for a DELETE. */
@@ -783,6 +793,12 @@ on_snapshot(const struct etcd_reply *r, void *arg)
 
     s->snap_call = NULL;
     if (r->result == NULL) {
+        /* Said once, then every 30th try: a replica started before etcd waits quietly. */
+        if (s->snap_failures++ % 30 == 0)
+            ferry_log(NULL, FERRY_WARN, s->have_data ? "store: cannot read the snapshot; "
+                      "serving what this replica has" : "store: cannot read the snapshot; "
+                      "not ready until it can", FLOG_STR("reason", r->why),
+                      FLOG_INT("tries", (long long)s->snap_failures));
         set_up(s, false, r->why);
         cycle_schedule(s, true, r->why);
         return;
@@ -832,6 +848,7 @@ on_snapshot(const struct etcd_reply *r, void *arg)
     s->dirty = true;
     s->replicas_dirty = true;
     s->need_snapshot = false;
+    s->snap_failures = 0;
     ferry_log(NULL, FERRY_INFO, "store: snapshot read", FLOG_INT("revision", rev),
               FLOG_INT("destinations", (long long)s->n),
               FLOG_INT("replicas", (long long)s->nreplicas),
@@ -912,11 +929,16 @@ static void
 on_watch_end(const char *why, void *arg)
 {
     struct ferry_store *s = arg;
+    bool                was_live = s->watch_live;
 
     s->watch = NULL;
     s->watch_live = false;
     if (s->stopping)
         return;
+    /* A live watch that ends may just be a member going away: one quick retry first.
+     * A watch that could not even start means etcd is not there. */
+    if (!was_live)
+        set_up(s, false, why);
     /* The revision stays: the next watch starts after the last change applied. */
     cycle_schedule(s, false, why);
 }
@@ -1226,7 +1248,7 @@ on_txn(const struct etcd_reply *r, void *arg)
                 wait_answer(wt, 404, "no such destination", wt->w[i].name);
                 return;
             }
-            if (wt->w[i].if_match > 0 && mr != wt->w[i].if_match) {
+            if (wt->w[i].if_match != 0 && mr != wt->w[i].if_match) {
                 wait_answer(wt, 412, "the destination changed since that ETag",
                             wt->w[i].name);
                 return;
@@ -1288,7 +1310,7 @@ ferry_store_write(struct ferry_store *s, const struct store_write *w, size_t n,
             json_array_append_new(cmp, json_pack("{s:o, s:s, s:s, s:i}", "key",
                                   etcd_b64s(key), "target", "CREATE", "result", "GREATER",
                                   "create_revision", 0));
-        if (w[i].if_match > 0)
+        if (w[i].if_match != 0)
             json_array_append_new(cmp, json_pack("{s:o, s:s, s:s, s:I}", "key",
                                   etcd_b64s(key), "target", "MOD", "result", "EQUAL",
                                   "mod_revision", (json_int_t)w[i].if_match));

@@ -112,9 +112,11 @@ stop_ferry() {
 }
 
 # metric ADMIN_PORT SERIES: the value of one series of /metrics (exact name+labels match).
+# awk reads to the end: quitting at the match would close the pipe under curl, which
+# then fails (exit 23) and, with pipefail, fails the caller when the series comes early.
 metric() {
     curl -sf --max-time 5 "http://127.0.0.1:$1/metrics" |
-        awk -v s="$2" '$1 == s { print $2; found = 1; exit } END { if (!found) print "" }'
+        awk -v s="$2" '$1 == s && !found { print $2; found = 1 } END { if (!found) print "" }'
 }
 
 # wait_metric ADMIN_PORT SERIES OP VALUE TIMEOUT_S: poll until `SERIES OP VALUE` holds
