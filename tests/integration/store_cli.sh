@@ -44,7 +44,7 @@ set -euo pipefail
 FERRY=$BUILD/core/ferry
 PLUGINS=$BUILD/plugins
 [ -x "$FERRY" ] || fail "no ferry binary at $FERRY (build first)"
-for tool in etcd etcdctl python3 curl openssl; do
+for tool in python3 curl openssl; do
     command -v "$tool" >/dev/null || fail "$tool is missing (bash tests/deps.sh installs it)"
 done
 python3 -c 'import yaml' 2>/dev/null || fail "python3-yaml is missing (bash tests/deps.sh)"
@@ -56,8 +56,7 @@ SANITIZER_RE='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:'
 
 export FERRY_IT_STORE_PW='st0re-Secret:pw-7731'
 dir=$(tmpdir)
-P=$(free_port)
-Q=$(free_port)
+P=$(free_port)              # etcd's client port: a free one until etcd runs (below)
 apps=$(free_port)
 fwd=$(free_port)
 admin=$(free_port)
@@ -67,7 +66,9 @@ OUT=$dir/out.log            # every output of ferry, for the secret check at the
 tenants='tenants:
   - { id: acme, token: acme-token }
   - { id: beta, token: beta-token }'
-cat >"$dir/gw.yaml" <<YAML
+# The gateway configuration of every command: etcd at port $P.
+write_gw() {
+    cat >"$dir/gw.yaml" <<YAML
 plugins_dir: $PLUGINS
 admin: { listen: 127.0.0.1:$admin }
 $tenants
@@ -79,6 +80,8 @@ listeners:
   - { name: proxy, plugin: http, listen: 127.0.0.1:$fwd, mode: forward }
   - { name: apps, plugin: http, listen: 127.0.0.1:$apps, mode: transparent }
 YAML
+}
+write_gw
 
 # Before the store section is parsed, nothing here can run.
 if ! "$FERRY" check -c "$dir/gw.yaml" >"$dir/check.out" 2>&1; then
@@ -143,7 +146,7 @@ cat >"$dir/want.json" <<JSON
 JSON
 
 ctl() {
-    etcdctl --endpoints "127.0.0.1:$P" --command-timeout=5s "$@"
+    ectl "$@"
 }
 
 # The values under the prefix as {key: value text}, from etcdctl's JSON (base64).
@@ -176,21 +179,12 @@ ferry_run() {
     fi
 }
 
-start_bg etcd etcd --name t --data-dir "$dir/etcd" \
-    --listen-client-urls "http://127.0.0.1:$P" --advertise-client-urls "http://127.0.0.1:$P" \
-    --listen-peer-urls "http://127.0.0.1:$Q" --initial-advertise-peer-urls "http://127.0.0.1:$Q" \
-    --initial-cluster "t=http://127.0.0.1:$Q"
-ETCD_PID=$BG_PID
-healthy=0
-for ((i = 0; i < 100; i++)); do
-    if ctl endpoint health >/dev/null 2>&1; then
-        healthy=1
-        break
-    fi
-    kill -0 "$ETCD_PID" 2>/dev/null || fail "etcd exited at start"
-    sleep 0.2
-done
-[ "$healthy" = 1 ] || fail "etcd not healthy within 20 s"
+# shellcheck source=tests/integration/tools/etcd_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tools/etcd_lib.sh"
+start_etcd 1                # waits until it is healthy
+P=${ETCD_CLIENT[0]}
+ETCD=${ETCD_PID[0]}
+write_gw
 
 # ---- 1. dry run --------------------------------------------------------------------------
 ferry_run dry 0 store import -c "$dir/gw.yaml" --dry-run "$dir/src"
@@ -427,15 +421,15 @@ ctl del /ferry-it/destinations/acme/nums >/dev/null
 
 # ---- 8. etcd down ------------------------------------------------------------------------
 # Frozen: connections are accepted by the kernel, nothing answers; the deadline ends it.
-kill -STOP "$ETCD_PID"
+kill -STOP "$ETCD"
 start=$SECONDS
 ferry_run frozen 1 store export -c "$dir/gw.yaml" "$dir/exp/frozen"
-kill -CONT "$ETCD_PID"
+kill -CONT "$ETCD"
 grep -q "^etcd unreachable: " "$dir/frozen.err" || fail "etcd frozen: $(cat "$dir/frozen.err")"
 [ $((SECONDS - start)) -le 35 ] || fail "etcd frozen: took $((SECONDS - start)) s, want <= 30"
 echo "etcd frozen: gave up after $((SECONDS - start)) s: $(head -1 "$dir/frozen.err")"
 
-stop_pid "$ETCD_PID" 10 || true
+stop_pid "$ETCD" 10 || true
 start=$SECONDS
 ferry_run down 1 store import -c "$dir/gw.yaml" "$dir/src"
 grep -q "^etcd unreachable: " "$dir/down.err" || fail "etcd down: $(cat "$dir/down.err")"
