@@ -64,7 +64,9 @@ ferry_store_cli_usage(FILE *fp)
         "       ferry store export -c FILE --k8s-services [--namespace NS] [--selector K=V]\n"
         "                          [--port 80] [--target-port N]\n"
         "                                      print a Kubernetes Service per HTTP destination,\n"
-        "                                      to the transparent http listener of FILE; a\n"
+        "                                      to the transparent http listener of FILE on the\n"
+        "                                      pods app.kubernetes.io/name=ferry,\n"
+        "                                      app.kubernetes.io/component=gateway; a\n"
         "                                      Service named otherwise than its destination\n"
         "                                      (lowercased, '-' for other characters) needs\n"
         "                                      X-Destination-Name: <Name> from apps\n");

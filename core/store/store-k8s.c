@@ -28,8 +28,9 @@
 #include "store/store-cli-int.h"
 
 #define K8S_NAME_MAX     63         /* a Service name is an RFC 1035 label */
-#define K8S_DEFAULT_KEY  "app.kubernetes.io/name"
-#define K8S_DEFAULT_VAL  "ferry-gateway"   /* the gateway pods' label in deploy/kubernetes */
+/* The gateway pods' labels in deploy/kubernetes (base/deployment.yaml). */
+#define K8S_DEFAULT_SELECTOR "    app.kubernetes.io/name: ferry\n" \
+                             "    app.kubernetes.io/component: gateway\n"
 
 struct svc {
     char                      name[K8S_NAME_MAX + 1];
@@ -158,7 +159,10 @@ print_service(FILE *out, const struct svc *s, const struct store_k8s_opts *o, un
     fprintf(out, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: %s\n", s->name);
     if (o->ns != NULL)
         fprintf(out, "  namespace: %s\n", o->ns);
-    fprintf(out, "  labels:\n    app.kubernetes.io/part-of: ferry\n"
+    /* component: destination, as deploy/kubernetes/README.md shows them: `kubectl
+     * delete svc -l app.kubernetes.io/component=destination` finds them all. */
+    fprintf(out, "  labels:\n    app.kubernetes.io/name: ferry\n"
+                 "    app.kubernetes.io/component: destination\n"
                  "    app.kubernetes.io/managed-by: ferry-store-export\n"
                  "  annotations:\n    ferry.io/destination: ");
     put_str(out, s->e->name);
@@ -166,7 +170,7 @@ print_service(FILE *out, const struct svc *s, const struct store_k8s_opts *o, un
     put_str(out, s->e->tenant);
     fprintf(out, "\nspec:\n  type: ClusterIP\n  selector:\n");
     if (o->nselectors == 0)
-        fprintf(out, "    %s: %s\n", K8S_DEFAULT_KEY, K8S_DEFAULT_VAL);
+        fputs(K8S_DEFAULT_SELECTOR, out);
     for (size_t i = 0; i < o->nselectors; i++) {
         const char *eq = strchr(o->selector[i], '=');
         char        key[256];

@@ -374,7 +374,9 @@ assert s["apiVersion"] == "v1" and s["kind"] == "Service", s
 assert s["metadata"]["name"] == "billing", s["metadata"]
 assert s["metadata"]["namespace"] == "apps", s["metadata"]
 assert s["metadata"]["annotations"]["ferry.io/destination"] == "billing", s["metadata"]
-assert s["spec"]["selector"] == {"app.kubernetes.io/name": "ferry-gateway"}, s["spec"]
+assert s["spec"]["selector"] == {"app.kubernetes.io/name": "ferry",
+                                 "app.kubernetes.io/component": "gateway"}, s["spec"]
+assert s["metadata"]["labels"]["app.kubernetes.io/component"] == "destination", s["metadata"]
 assert s["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 80,
                                "targetPort": int(sys.argv[2])}], s["spec"]["ports"]
 PY

@@ -83,7 +83,9 @@ test_names_ports_selector_and_http_only(void)
     CU_ASSERT_PTR_NULL(strstr(out, "name: erp"));             /* TCP: no Service */
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "ferry.io/destination: \"Shop_API\"\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "  namespace: apps\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "    app.kubernetes.io/name: ferry-gateway\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  selector:\n    app.kubernetes.io/name: ferry\n"
+                                       "    app.kubernetes.io/component: gateway\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "    app.kubernetes.io/component: destination\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "      port: 80\n      targetPort: 8080\n"));
     free(out);
     entries_fini(e, 4);
@@ -100,7 +102,7 @@ test_options_replace_selector_and_ports(void)
 
     CU_ASSERT_EQUAL(rc, 0);     /* --target-port: no transparent listener needed */
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "    \"app\": \"gw\"\n    \"tier\": \"edge\"\n"));
-    CU_ASSERT_PTR_NULL(strstr(out, "ferry-gateway"));
+    CU_ASSERT_PTR_NULL(strstr(out, "component: gateway"));
     CU_ASSERT_PTR_NULL(strstr(out, "namespace"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "      port: 8000\n      targetPort: 9999\n"));
     free(out);
