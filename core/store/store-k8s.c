@@ -64,7 +64,7 @@ store_k8s_check_selector(const char *kv)
     size_t      klen, vlen;
 
     if (eq == NULL || eq == kv)
-        return "want KEY=VALUE, e.g. app.kubernetes.io/name=ferry-gateway";
+        return "want KEY=VALUE, e.g. app.kubernetes.io/component=gateway";
     klen = (size_t)(eq - kv);
     vlen = strlen(eq + 1);
     if (klen > 253 || vlen > 63)

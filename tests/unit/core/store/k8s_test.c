@@ -145,7 +145,7 @@ test_option_checks(void)
     CU_ASSERT_PTR_NOT_NULL(store_k8s_check_namespace("Apps"));
     CU_ASSERT_PTR_NOT_NULL(store_k8s_check_namespace("-a"));
     CU_ASSERT_PTR_NOT_NULL(store_k8s_check_namespace(""));
-    CU_ASSERT_PTR_NULL(store_k8s_check_selector("app.kubernetes.io/name=ferry-gateway"));
+    CU_ASSERT_PTR_NULL(store_k8s_check_selector("app.kubernetes.io/component=gateway"));
     CU_ASSERT_PTR_NULL(store_k8s_check_selector("app="));
     CU_ASSERT_PTR_NOT_NULL(store_k8s_check_selector("app"));
     CU_ASSERT_PTR_NOT_NULL(store_k8s_check_selector("=x"));
