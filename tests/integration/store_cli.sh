@@ -215,8 +215,8 @@ listeners:
   - { name: apps, plugin: http, listen: 127.0.0.1:$apps }
 YAML
 ferry_run dry-conf 0 store import -c "$dir/gw.yaml" --dry-run "$dir/old-gw.yaml"
-grep -qx "would write /ferry-it/destinations/acme/inline-one" "$dir/dry-conf.out" &&
-    grep -qx "would write /ferry-it/destinations/beta/shop" "$dir/dry-conf.out" ||
+{ grep -qx "would write /ferry-it/destinations/acme/inline-one" "$dir/dry-conf.out" &&
+    grep -qx "would write /ferry-it/destinations/beta/shop" "$dir/dry-conf.out"; } ||
     fail "dry run of a gateway config: $(cat "$dir/dry-conf.out")"
 [ "$(etcd_values)" = "{}" ] || fail "dry run wrote to etcd"
 
@@ -357,10 +357,10 @@ ferry_run nostore 2 store import -c "$dir/nostore.yaml" "$dir/src"
 grep -qx "$dir/nostore.yaml: store import needs a store: section" "$dir/nostore.err" ||
     fail "no store: section: $(cat "$dir/nostore.err")"
 ferry_run badsub 2 store frobnicate -c "$dir/gw.yaml"
-grep -q "unknown subcommand 'frobnicate'" "$dir/badsub.err" && grep -q "usage" "$dir/badsub.err" ||
+{ grep -q "unknown subcommand 'frobnicate'" "$dir/badsub.err" && grep -q usage "$dir/badsub.err"; } ||
     fail "unknown subcommand: $(cat "$dir/badsub.err")"
 ferry_run help 0 --help
-grep -q "ferry store import" "$dir/help.out" && grep -q "ferry store export" "$dir/help.out" ||
+{ grep -q "ferry store import" "$dir/help.out" && grep -q "ferry store export" "$dir/help.out"; } ||
     fail "ferry --help does not list the store commands"
 
 # ---- 6. Kubernetes Services --------------------------------------------------------------
@@ -411,12 +411,13 @@ ctl del /ferry-it/destinations/beta/Shop_API >/dev/null
 ctl put /ferry-it/destinations/acme/junk 'not json' >/dev/null
 ctl put /ferry-it/destinations/acme/nums '{"Name":"nums","Type":"HTTP","Port":[8080]}' >/dev/null
 ferry_run export-bad 1 store export -c "$dir/gw.yaml" "$dir/exp/bad"
-grep -q "^/ferry-it/destinations/acme/junk: the value is not JSON.*skipped" "$dir/export-bad.err" &&
-    grep -q "^/ferry-it/destinations/acme/nums: property 'Port' is not a string; skipped" \
-        "$dir/export-bad.err" || fail "export of bad values: $(cat "$dir/export-bad.err")"
+grep -q "^/ferry-it/destinations/acme/junk: the value is not JSON.*skipped" "$dir/export-bad.err" ||
+    fail "export of a value that is not JSON: $(cat "$dir/export-bad.err")"
+grep -q "^/ferry-it/destinations/acme/nums: property 'Port' is not a string; skipped" \
+    "$dir/export-bad.err" || fail "export of a list value: $(cat "$dir/export-bad.err")"
 grep -qx "exported 3 destinations to $dir/exp/bad" "$dir/export-bad.out" ||
     fail "export of bad values: $(cat "$dir/export-bad.out")"
-[ ! -e "$dir/exp/bad/junk.yaml" ] && [ ! -e "$dir/exp/bad/nums.yaml" ] ||
+{ [ ! -e "$dir/exp/bad/junk.yaml" ] && [ ! -e "$dir/exp/bad/nums.yaml" ]; } ||
     fail "export wrote a skipped destination"
 ctl del /ferry-it/destinations/acme/junk >/dev/null
 ctl del /ferry-it/destinations/acme/nums >/dev/null
