@@ -34,7 +34,8 @@
 #    booleans the gateway reads as text): export reports its key, skips it, writes the
 #    rest, exit 1.
 # 8. etcd frozen (SIGSTOP): export exits 1 with `etcd unreachable:` within the 30 s
-#    deadline; etcd stopped: import and export exit 1 with `etcd unreachable:` at once.
+#    deadline; etcd stopped: import and export exit 1 with `etcd unreachable:` at once,
+#    a dry run still works.
 # The secret never appears in any output of ferry; no sanitizer report either.
 # shellcheck disable=SC2016  # '${env:…}' is config text for ferry, not for the shell
 set -euo pipefail
@@ -440,6 +441,8 @@ ferry_run down-export 1 store export -c "$dir/gw.yaml" "$dir/exp/down"
 grep -q "^etcd unreachable: " "$dir/down-export.err" ||
     fail "etcd down (export): $(cat "$dir/down-export.err")"
 [ $((SECONDS - start)) -le 70 ] || fail "etcd down: took $((SECONDS - start)) s"
+# A dry run reads SOURCE only: it works without etcd.
+ferry_run down-dry 0 store import -c "$dir/gw.yaml" --dry-run "$dir/src"
 
 if grep -Eq "$SANITIZER_RE" "$OUT" "$(bg_log gateway)"; then
     grep -E -A20 "$SANITIZER_RE" "$OUT" "$(bg_log gateway)" >&2 || true
