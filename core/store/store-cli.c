@@ -584,29 +584,64 @@ out:
 }
 
 static int
+by_name_then_place(const void *a, const void *b)
+{
+    const struct store_entry *x = *(const struct store_entry *const *)a;
+    const struct store_entry *y = *(const struct store_entry *const *)b;
+    int                       c = strcmp(x->name, y->name);
+
+    return c != 0 ? c : (x < y ? -1 : x > y);
+}
+
+/* dup[i]: an earlier entry (in key order) has e[i]'s Name. NULL on ENOMEM (printed). */
+static bool *
+later_duplicates(const struct store_entry *e, size_t n)
+{
+    const struct store_entry **by = calloc(n + 1, sizeof(*by));
+    bool                      *dup = calloc(n + 1, sizeof(*dup));
+
+    if (by == NULL || dup == NULL) {
+        fprintf(stderr, "ferry store: out of memory\n");
+        free(by);
+        free(dup);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        by[i] = &e[i];
+    if (n > 1)
+        qsort(by, n, sizeof(*by), by_name_then_place);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(by[i - 1]->name, by[i]->name) == 0)
+            dup[by[i] - e] = true;
+    free(by);
+    return dup;
+}
+
+static int
 export_files(const char *conf_dir, const char *dir, const char *endpoint,
              const struct store_entry *e, size_t n, int skipped)
 {
     size_t written = 0;
+    bool  *dup;
 
-    if (make_dir(dir) != FERRY_OK)
+    if (make_dir(dir) != FERRY_OK || (dup = later_duplicates(e, n)) == NULL)
         return STORE_EXIT_FAIL;
     for (size_t i = 0; i < n; i++) {
-        bool dup = false;
-
         /* Names are unique across a gateway: a second tenant's would overwrite the file. */
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = strcmp(e[j].name, e[i].name) == 0;
-        if (dup) {
+        if (dup[i]) {
             fprintf(stderr, "%s: another tenant has a destination '%s' (names are unique "
                     "across a gateway); skipped\n", e[i].key, e[i].name);
             skipped++;
             continue;
         }
-        if (write_entry(conf_dir, dir, endpoint, &e[i]) != FERRY_OK)
+        if (write_entry(conf_dir, dir, endpoint, &e[i]) != FERRY_OK) {
+            fprintf(stderr, "ferry store: stopped after %zu files\n", written);
+            free(dup);
             return STORE_EXIT_FAIL;
+        }
         written++;
     }
+    free(dup);
     printf("exported %zu destinations to %s\n", written, dir);
     if (skipped > 0) {
         fprintf(stderr, "ferry store: %d keys skipped\n", skipped);

@@ -145,6 +145,15 @@ transparent_port(const struct ferry_conf *conf)
     return 0;
 }
 
+static int
+svc_cmp(const void *a, const void *b)
+{
+    const struct svc *x = a, *y = b;
+    int               c = strcmp(x->name, y->name);
+
+    return c != 0 ? c : (x->e < y->e ? -1 : x->e > y->e);
+}
+
 static bool
 is_http(const struct store_entry *e)
 {
@@ -220,15 +229,18 @@ store_k8s_print(const struct ferry_conf *conf, const struct store_entry *e, size
             continue;
         }
         s->e = &e[i];
-        for (size_t j = 0; j < ns; j++) {
-            if (strcmp(svcs[j].name, s->name) == 0) {
-                fprintf(stderr, "%s and %s: both would be Service '%s'; rename one\n",
-                        svcs[j].e->key, e[i].key, s->name);
-                free(svcs);
-                return STORE_EXIT_FAIL;
-            }
-        }
         ns++;
+    }
+    /* By name (then key order, for a stable message): a clash is two neighbours. */
+    if (ns > 1)
+        qsort(svcs, ns, sizeof(*svcs), svc_cmp);
+    for (size_t i = 1; i < ns; i++) {
+        if (strcmp(svcs[i - 1].name, svcs[i].name) == 0) {
+            fprintf(stderr, "%s and %s: both would be Service '%s'; rename one\n",
+                    svcs[i - 1].e->key, svcs[i].e->key, svcs[i].name);
+            free(svcs);
+            return STORE_EXIT_FAIL;
+        }
     }
     for (size_t i = 0; i < ns; i++) {
         if (strcmp(svcs[i].name, svcs[i].e->name) != 0)

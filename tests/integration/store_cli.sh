@@ -31,8 +31,8 @@
 #    lowercased Service and a note to send X-Destination-Name; two names that map to
 #    one Service: exit 1 naming both keys, nothing printed.
 # 7. A value in etcd that is not a JSON object of strings (or of the whole numbers and
-#    booleans the gateway reads as text): export reports its key, skips it, writes the
-#    rest, exit 1.
+#    booleans the gateway reads as text), and a second tenant's destination of a Name
+#    already written: export reports the key, skips it, writes the rest, exit 1.
 # 8. etcd frozen (SIGSTOP): export exits 1 with `etcd unreachable:` within the 30 s
 #    deadline; etcd stopped: import and export exit 1 with `etcd unreachable:` at once,
 #    a dry run still works.
@@ -411,17 +411,23 @@ ctl del /ferry-it/destinations/beta/Shop_API >/dev/null
 # ---- 7. a value that is not a destination ------------------------------------------------
 ctl put /ferry-it/destinations/acme/junk 'not json' >/dev/null
 ctl put /ferry-it/destinations/acme/nums '{"Name":"nums","Type":"HTTP","Port":[8080]}' >/dev/null
+ctl put /ferry-it/destinations/beta/billing '{"Name":"billing","Type":"HTTP","URL":"http://b/"}' >/dev/null
 ferry_run export-bad 1 store export -c "$dir/gw.yaml" "$dir/exp/bad"
 grep -q "^/ferry-it/destinations/acme/junk: the value is not JSON.*skipped" "$dir/export-bad.err" ||
     fail "export of a value that is not JSON: $(cat "$dir/export-bad.err")"
 grep -q "^/ferry-it/destinations/acme/nums: property 'Port' is not a string; skipped" \
     "$dir/export-bad.err" || fail "export of a list value: $(cat "$dir/export-bad.err")"
+grep -q "^/ferry-it/destinations/beta/billing: another tenant has a destination 'billing'" \
+    "$dir/export-bad.err" || fail "export of a second billing: $(cat "$dir/export-bad.err")"
+grep -q "URL: \"https://billing.example.com/api\"" "$dir/exp/bad/billing.yaml" ||
+    fail "export: the second billing (beta) replaced the first (acme)"
 grep -qx "exported 3 destinations to $dir/exp/bad" "$dir/export-bad.out" ||
     fail "export of bad values: $(cat "$dir/export-bad.out")"
 { [ ! -e "$dir/exp/bad/junk.yaml" ] && [ ! -e "$dir/exp/bad/nums.yaml" ]; } ||
     fail "export wrote a skipped destination"
 ctl del /ferry-it/destinations/acme/junk >/dev/null
 ctl del /ferry-it/destinations/acme/nums >/dev/null
+ctl del /ferry-it/destinations/beta/billing >/dev/null
 
 # ---- 8. etcd down ------------------------------------------------------------------------
 # Frozen: connections are accepted by the kernel, nothing answers; the deadline ends it.
