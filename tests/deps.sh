@@ -17,7 +17,7 @@ build_pkgs=(cmake gcc libc6-dev make pkg-config
             libevent-dev libssl-dev libyaml-dev libcunit1-dev
             liblua5.4-dev libnghttp2-dev libjansson-dev)
 # What the integration tests and examples/quickstart.sh drive or run beside ferry
-# (slapd: each ldap test starts its own, etcd-server store_cli.sh; the packages' system
+# (slapd: each ldap test starts its own, etcd-server each store test; the packages' system
 # services are never used).
 tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2
            slapd ldap-utils jq etcd-server etcd-client python3-yaml)
