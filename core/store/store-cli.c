@@ -618,7 +618,7 @@ later_duplicates(const struct store_entry *e, size_t n)
 }
 
 static int
-export_files(const char *conf_dir, const char *dir, const char *endpoint,
+export_files(const struct ferry_conf *conf, const char *dir, const char *endpoint,
              const struct store_entry *e, size_t n, int skipped)
 {
     size_t written = 0;
@@ -634,7 +634,12 @@ export_files(const char *conf_dir, const char *dir, const char *endpoint,
             skipped++;
             continue;
         }
-        if (write_entry(conf_dir, dir, endpoint, &e[i]) != FERRY_OK) {
+        /* Written all the same: a copy of what etcd holds, which the gateway skips. */
+        if (ferry_conf_tenant(conf, e[i].tenant) == NULL)
+            fprintf(stderr, "%s: warning: tenant '%s' is not one of %s's: the gateway skips "
+                    "this destination and ferry check refuses its file\n", e[i].key,
+                    e[i].tenant, conf->path);
+        if (write_entry(conf->dir, dir, endpoint, &e[i]) != FERRY_OK) {
             fprintf(stderr, "ferry store: stopped after %zu files\n", written);
             free(dup);
             return STORE_EXIT_FAIL;
@@ -676,7 +681,7 @@ cmd_export(const struct store_args *a)
                 rc = STORE_EXIT_FAIL;
             }
         } else {
-            rc = export_files(conf->dir, a->operand, etcd_endpoint(cli.etcd), e, n, skipped);
+            rc = export_files(conf, a->operand, etcd_endpoint(cli.etcd), e, n, skipped);
         }
     }
     store_entries_free(e, n);

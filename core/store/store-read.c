@@ -245,7 +245,8 @@ entry_parse(const char *prefix, const char *key, size_t klen, const char *val, s
         return bad;
     if ((e->props = json_object()) == NULL)
         return "out of memory";
-    if ((o = json_loadb(val, vlen, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+    /* No JSON_REJECT_DUPLICATES: the gateway takes the last of a repeated property. */
+    if ((o = json_loadb(val, vlen, 0, &je)) == NULL) {
         snprintf(buf, cap, "the value is not JSON (line %d, column %d)", je.line, je.column);
         return buf;
     }

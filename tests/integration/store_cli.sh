@@ -32,7 +32,8 @@
 #    one Service: exit 1 naming both keys, nothing printed.
 # 7. A value in etcd that is not a JSON object of strings (or of the whole numbers and
 #    booleans the gateway reads as text), and a second tenant's destination of a Name
-#    already written: export reports the key, skips it, writes the rest, exit 1.
+#    already written: export reports the key, skips it, writes the rest, exit 1. A
+#    tenant FILE does not have: written, with a warning.
 # 8. etcd frozen (SIGSTOP): export exits 1 with `etcd unreachable:` within the 30 s
 #    deadline; etcd stopped: import and export exit 1 with `etcd unreachable:` at once,
 #    a dry run still works.
@@ -352,6 +353,7 @@ grep -q "^$dir/src/billing.yaml:1:1: destination 'billing' (tenant acme): etcd h
     "$dir/clash.err" || fail "a clash with etcd: $(cat "$dir/clash.err")"
 [ "$(etcd_values)" = "$(cat "$dir/with-clash.json")" ] || fail "a clash with etcd wrote to etcd"
 ctl del /ferry-it/destinations/beta/billing >/dev/null
+ctl del /ferry-it/destinations/gamma/ghost >/dev/null
 
 grep -v '^store:\|^  etcd:\|^    endpoints:\|^    prefix:' "$dir/gw.yaml" >"$dir/nostore.yaml"
 ferry_run nostore 2 store import -c "$dir/nostore.yaml" "$dir/src"
@@ -412,6 +414,7 @@ ctl del /ferry-it/destinations/beta/Shop_API >/dev/null
 ctl put /ferry-it/destinations/acme/junk 'not json' >/dev/null
 ctl put /ferry-it/destinations/acme/nums '{"Name":"nums","Type":"HTTP","Port":[8080]}' >/dev/null
 ctl put /ferry-it/destinations/beta/billing '{"Name":"billing","Type":"HTTP","URL":"http://b/"}' >/dev/null
+ctl put /ferry-it/destinations/gamma/ghost '{"Name":"ghost","Type":"HTTP","URL":"http://g/"}' >/dev/null
 ferry_run export-bad 1 store export -c "$dir/gw.yaml" "$dir/exp/bad"
 grep -q "^/ferry-it/destinations/acme/junk: the value is not JSON.*skipped" "$dir/export-bad.err" ||
     fail "export of a value that is not JSON: $(cat "$dir/export-bad.err")"
@@ -421,13 +424,17 @@ grep -q "^/ferry-it/destinations/beta/billing: another tenant has a destination 
     "$dir/export-bad.err" || fail "export of a second billing: $(cat "$dir/export-bad.err")"
 grep -q "URL: \"https://billing.example.com/api\"" "$dir/exp/bad/billing.yaml" ||
     fail "export: the second billing (beta) replaced the first (acme)"
-grep -qx "exported 3 destinations to $dir/exp/bad" "$dir/export-bad.out" ||
+grep -q "^/ferry-it/destinations/gamma/ghost: warning: tenant 'gamma' is not one of" \
+    "$dir/export-bad.err" || fail "export of an unknown tenant's: $(cat "$dir/export-bad.err")"
+[ -f "$dir/exp/bad/ghost.yaml" ] || fail "export: an unknown tenant's destination not written"
+grep -qx "exported 4 destinations to $dir/exp/bad" "$dir/export-bad.out" ||
     fail "export of bad values: $(cat "$dir/export-bad.out")"
 { [ ! -e "$dir/exp/bad/junk.yaml" ] && [ ! -e "$dir/exp/bad/nums.yaml" ]; } ||
     fail "export wrote a skipped destination"
 ctl del /ferry-it/destinations/acme/junk >/dev/null
 ctl del /ferry-it/destinations/acme/nums >/dev/null
 ctl del /ferry-it/destinations/beta/billing >/dev/null
+ctl del /ferry-it/destinations/gamma/ghost >/dev/null
 
 # ---- 8. etcd down ------------------------------------------------------------------------
 # Frozen: connections are accepted by the kernel, nothing answers; the deadline ends it.
