@@ -205,8 +205,12 @@ cmd_check(const char *path)
         ferry_errlist_print(&errs, stderr, false);
         return EXIT_CONFIG;
     }
-    printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path, conf->nlisteners,
-           conf->registry->n, conf->ntenants);
+    if (conf->store != NULL)
+        printf("%s: ok (%zu listeners, destinations in etcd under %s/, %zu tenants)\n", path,
+               conf->nlisteners, conf->store->prefix, conf->ntenants);
+    else
+        printf("%s: ok (%zu listeners, %zu destinations, %zu tenants)\n", path,
+               conf->nlisteners, conf->registry->n, conf->ntenants);
     ferry_policy_set_free(policies);
     ferry_conf_free(conf);
     return 0;
@@ -554,6 +558,7 @@ cmd_gateway(const char *path)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     gw.nworkers = count_workers(conf);
+    ferry_stats_set_workers(gw.nworkers);   /* before the first generation's slots */
     if ((gw.base = event_base_new()) == NULL ||
         (gw.workers = calloc(gw.nworkers, sizeof(*gw.workers))) == NULL) {
         ferry_policy_set_free(policies);

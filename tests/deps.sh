@@ -20,7 +20,10 @@ build_pkgs=(cmake gcc libc6-dev make pkg-config
 # (slapd: each ldap test starts its own, etcd-server each store test; the packages' system
 # services are never used).
 tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2
-           slapd ldap-utils jq etcd-server etcd-client python3-yaml)
+           slapd ldap-utils jq yamllint python3-yaml etcd-server etcd-client)
+# kubectl renders deploy/kubernetes (k8s_manifests.sh). Debian's is kubernetes-client;
+# a kubectl installed another way is kept (both ship /usr/bin/kubectl).
+command -v kubectl >/dev/null 2>&1 || tool_pkgs+=(kubernetes-client)
 
 bench=0
 extra=()

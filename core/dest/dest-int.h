@@ -68,6 +68,10 @@ int  ferry_dest_init(struct ferry_dest *d, struct ferry_prop *props, size_t npro
                      const char *file, const char *dir, int line, int col,
                      const struct ferry_dest_env *env);
 void ferry_dest_fini(struct ferry_dest *d);
+/* A deep copy of a validated destination into *dst: the same as validating its
+ * properties again, without the cost (a store rebuilds its registry on every change).
+ * FERRY_OK or FERRY_ENOMEM (*dst then empty). */
+int  ferry_dest_copy(struct ferry_dest *dst, const struct ferry_dest *src);
 
 /* Is this property a credential by its name alone (Password, clientSecret, ...)? */
 bool ferry_dest_prop_is_secret(const char *key);

@@ -729,3 +729,49 @@ ferry_dest_fini(struct ferry_dest *d)
     free(d->file);
     memset(d, 0, sizeof(*d));
 }
+
+static int
+copy_str(char **dst, const char *src)
+{
+    if (src == NULL) {
+        *dst = NULL;
+        return 0;
+    }
+    return (*dst = strdup(src)) == NULL ? -1 : 0;
+}
+
+int
+ferry_dest_copy(struct ferry_dest *dst, const struct ferry_dest *src)
+{
+    int bad = 0;
+
+    *dst = *src;                    /* the scalars; every pointer is replaced below */
+    dst->props = NULL;
+    dst->nprops = 0;
+    bad |= copy_str(&dst->name, src->name);
+    bad |= copy_str(&dst->tenant, src->tenant);
+    bad |= copy_str(&dst->location, src->location);
+    bad |= copy_str(&dst->authentication, src->authentication);
+    bad |= copy_str(&dst->scheme, src->scheme);
+    bad |= copy_str(&dst->host, src->host);
+    bad |= copy_str(&dst->path, src->path);
+    bad |= copy_str(&dst->policy, src->policy);
+    bad |= copy_str(&dst->file, src->file);
+    if (!bad && src->nprops > 0) {
+        if ((dst->props = calloc(src->nprops, sizeof(*dst->props))) == NULL) {
+            bad = 1;
+        } else {
+            for (size_t i = 0; i < src->nprops && !bad; i++) {
+                dst->props[i] = src->props[i];
+                bad |= copy_str(&dst->props[i].key, src->props[i].key);
+                bad |= copy_str(&dst->props[i].value, src->props[i].value);
+                dst->nprops = i + 1;
+            }
+        }
+    }
+    if (bad) {
+        ferry_dest_fini(dst);
+        return FERRY_ENOMEM;
+    }
+    return FERRY_OK;
+}

@@ -16,6 +16,14 @@
 
 /* Written only by the main thread; workers only follow pointers they were handed. */
 static struct stats_slot *slots;
+static unsigned           slot_cells = FERRY_MAX_WORKERS;
+
+void
+ferry_stats_set_workers(unsigned n)
+{
+    if (slots == NULL && n > 0 && n <= FERRY_MAX_WORKERS)
+        slot_cells = n;
+}
 
 /* An index by (kind, name): a generation asks for one slot per destination, and with
  * thousands of destinations (a store) a walk of the list for each made every change
@@ -103,15 +111,16 @@ struct stats_slot *
 ferry_stats_slot(enum stats_kind kind, const char *name)
 {
     struct stats_slot *s;
-
     size_t             b = slot_bucket(kind, name);
+    size_t             size = sizeof(*s) + slot_cells * sizeof(s->cell[0]);
 
     for (s = buckets[b]; s != NULL && kind != STATS_TUNNEL; s = s->hnext)
         if (s->kind == kind && strcmp(s->name, name) == 0)
             return s;
-    if ((s = aligned_alloc(64, sizeof(*s))) == NULL)
+
+    if ((s = aligned_alloc(64, (size + 63) / 64 * 64)) == NULL)
         return NULL;
-    memset(s, 0, sizeof(*s));
+    memset(s, 0, size);
     if ((s->name = strdup(name)) == NULL) {
         free(s);
         return NULL;
@@ -172,7 +181,7 @@ stats_request(struct stats_slot *s, unsigned w, uint64_t us)
     struct stats_cell *cell;
     unsigned           b = 0;
 
-    if (s == NULL || w >= FERRY_MAX_WORKERS)
+    if (s == NULL || w >= slot_cells)
         return;
     cell = &s->cell[w];
     while (b < STATS_BUCKETS && us > stats_bucket_us[b])

@@ -46,11 +46,15 @@ struct stats_slot {
     char              *tenant, *location; /* tunnels only */
     atomic_int         active;         /* connections, or streams for tunnels */
     atomic_int         tunnels;        /* tunnels only: live tunnel connections */
-    struct stats_cell  cell[FERRY_MAX_WORKERS];
+    struct stats_cell  cell[];         /* one per worker: ferry_stats_set_workers() */
 };
 
 /* Find or create (main thread only). NULL when out of memory. */
 struct stats_slot *ferry_stats_slot(enum stats_kind kind, const char *name);
+/* Before the first slot: how many workers count into a slot (default and at most
+ * FERRY_MAX_WORKERS). A slot per destination is a cell per worker: with thousands of
+ * destinations, cells for workers that do not exist were most of the memory. */
+void               ferry_stats_set_workers(unsigned n);
 /* The slot of a (tenant, location) pair's tunnels (main thread only). For tunnel slots
  * conns_total counts streams, conns_rejected refusals by the connector, conns_failed
  * other stream failures. */

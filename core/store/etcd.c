@@ -622,21 +622,29 @@ watch_unlink_free(struct etcd_watch *w)
     free(w);
 }
 
+/* broken: etcd's answer was not what its API promises (not JSON, no result, too big):
+ * the caller should not trust what it built from this stream. */
 static void
-watch_end(struct etcd_watch *w, const char *why)
+watch_end_as(struct etcd_watch *w, const char *why, bool broken)
 {
     if (w->over)
         return;
     w->over = true;
     exchange_stop(&w->x);
     w->in_cb = true;
-    w->end(why, w->arg);
+    w->end(why, broken, w->arg);
     w->in_cb = false;
     watch_unlink_free(w);
 }
 
 /* Complete lines are complete messages: etcd's gateway writes one JSON object per
  * line, and JSON text has no raw newline inside a string. */
+static void
+watch_end(struct etcd_watch *w, const char *why)
+{
+    watch_end_as(w, why, false);
+}
+
 static void
 watch_lines(struct etcd_watch *w)
 {
@@ -659,7 +667,7 @@ watch_lines(struct etcd_watch *w)
         }
         if ((o = json_loadb(w->buf + start, n, 0, &jerr)) == NULL || !json_is_object(o)) {
             json_decref(o);
-            watch_end(w, "a watch message is not JSON");
+            watch_end_as(w, "a watch message is not JSON", true);
             return;
         }
         start += n + 1;
@@ -673,7 +681,7 @@ watch_lines(struct etcd_watch *w)
             snprintf(why, sizeof(why), "etcd ended the watch: %s",
                      msg != NULL ? msg : "no result in a message");
             json_decref(o);
-            watch_end(w, why);
+            watch_end_as(w, why, msg == NULL);
             return;
         }
         w->in_cb = true;
@@ -702,8 +710,8 @@ watch_on_data(int status, const void *data, size_t len, void *arg)
     w->status = status;
     w->streaming = status == 200;
     if (w->len + len > limit) {
-        watch_end(w, status == 200 ? "a watch message over 64 MiB"
-                                   : "an error answer that is too long");
+        watch_end_as(w, status == 200 ? "a watch message over 64 MiB"
+                                      : "an error answer that is too long", true);
         return;
     }
     if (w->len + len + 1 > w->cap) {

@@ -63,9 +63,10 @@ void etcd_call_cancel(struct etcd_call *c);
 /* A watch stream (/v3/watch with one create_request): msg runs for each message
  * etcd sends (the object under "result"; borrowed), end runs once when the stream is
  * over, with why (never NULL): the connection closed, no data for idle_ms, a message
- * that is not JSON or over 64 MiB, or an error object. After end, the watch is freed. */
+ * that is not JSON or over 64 MiB, or an error object. broken: etcd's answers were not
+ * what its API promises (not JSON, no result, too big). After end, the watch is freed. */
 typedef void (*etcd_watch_msg_cb)(json_t *result, void *arg);
-typedef void (*etcd_watch_end_cb)(const char *why, void *arg);
+typedef void (*etcd_watch_end_cb)(const char *why, bool broken, void *arg);
 struct etcd_watch *etcd_watch(struct etcd *e, json_t *create_request, uint32_t idle_ms,
                               etcd_watch_msg_cb msg, etcd_watch_end_cb end, void *arg);
 /* Neither callback runs any more. NULL is fine. */

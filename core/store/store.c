@@ -53,6 +53,7 @@ struct entry {
     char    *value;         /* owns: the last good JSON text; secret */
     size_t   value_len;
     int64_t  mod_rev;
+    struct ferry_dest dest; /* owns: that value, validated (copied into registries) */
 };
 
 struct replica {
@@ -111,6 +112,7 @@ struct ferry_store {
     unsigned                 snap_failures;
     struct event            *apply_ev;      /* coalesces changes into one apply */
     bool                     dirty, replicas_dirty;
+    bool                     revalidate;    /* the tenants changed: validate again */
 
     /* This replica's key and lease. */
     int64_t                  lease;
@@ -123,6 +125,7 @@ struct ferry_store {
     time_t                   cache_written;
 
     struct ferry_store_wait *waits;     /* writes committed, waiting to be applied */
+    struct ferry_errlist    *errs;      /* owns: reused by every validation (it is big) */
 };
 
 static void cycle_schedule(struct ferry_store *s, bool snapshot, const char *why);
@@ -139,6 +142,7 @@ entry_fini(struct entry *e)
     if (e->value != NULL)
         explicit_bzero(e->value, e->value_len);
     free(e->value);
+    ferry_dest_fini(&e->dest);
     memset(e, 0, sizeof(*e));
 }
 
@@ -325,15 +329,13 @@ tenant_ids(const struct ferry_conf *conf)
 /* Validate a value as a file's destination would be: FERRY_OK and *d filled (when d),
  * or why (the loader's first message: never a secret value). */
 static int
-validate(const struct ferry_store *s, const char *key, const char *tenant, const char *name,
+validate(struct ferry_store *s, const char *key, const char *tenant, const char *name,
          const char *value, size_t len, struct ferry_dest *d, char *why, size_t whylen)
 {
-    struct ferry_errlist errs = { 0 };
-    struct ferry_dest    tmp;
-    struct ferry_prop   *props;
-    size_t               n;
-    const char         **ids;
-    int                  rc;
+    struct ferry_prop *props;
+    size_t             n;
+    const char       **ids;
+    int                rc;
 
     if (len > STORE_MAX_VALUE) {
         snprintf(why, whylen, "value over %d bytes", STORE_MAX_VALUE);
@@ -346,18 +348,17 @@ validate(const struct ferry_store *s, const char *key, const char *tenant, const
         snprintf(why, whylen, "out of memory");
         return FERRY_ENOMEM;
     }
+    ferry_errlist_reset(s->errs);
     {
         struct ferry_dest_env env = { .tenants = ids, .ntenants = s->conf->ntenants,
-                                      .errs = &errs };
+                                      .errs = s->errs };
 
-        rc = ferry_dest_init(d != NULL ? d : &tmp, props, n, key, s->conf->dir, 0, 0, &env);
+        rc = ferry_dest_init(d, props, n, key, s->conf->dir, 0, 0, &env);
     }
     free(ids);
     if (rc != FERRY_OK) {
-        snprintf(why, whylen, "%s", errs.count > 0 ? errs.items[0].msg : "invalid");
-        ferry_dest_fini(d != NULL ? d : &tmp);
-    } else if (d == NULL) {
-        ferry_dest_fini(&tmp);
+        snprintf(why, whylen, "%s", s->errs->count > 0 ? s->errs->items[0].msg : "invalid");
+        ferry_dest_fini(d);
     }
     return rc;
 }
@@ -415,7 +416,7 @@ dest_put(struct ferry_store *s, const char *key, const char *value, size_t len, 
         reject(s, key, "out of memory");
         return;
     }
-    if (validate(s, key, e.tenant, e.name, value, len, NULL, why, sizeof(why)) != FERRY_OK) {
+    if (validate(s, key, e.tenant, e.name, value, len, &e.dest, why, sizeof(why)) != FERRY_OK) {
         entry_fini(&e);
         reject(s, key, why);
         return;
@@ -504,44 +505,82 @@ replica_put(struct ferry_store *s, const char *key, const char *id, const char *
 
 /* ---- applying ----------------------------------------------------------------------- */
 
-/* Build the registry from the entries. Every entry was valid when it arrived; one that
- * is not any more (a tenant removed by a reload) is skipped and logged. So are later
- * duplicates of a Name (two tenants): the registry finds destinations by Name. */
+/* Names in key order, to find a Name used by two tenants. */
+struct by_name {
+    const char *name;
+    size_t      idx;
+};
+
+static int
+by_name_cmp(const void *a, const void *b)
+{
+    const struct by_name *x = a, *y = b;
+    int                   c = strcmp(x->name, y->name);
+
+    return c != 0 ? c : x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Build the registry from the entries (copies of their validated destinations). A Name
+ * used by two tenants is kept for the first key only: the registry finds destinations
+ * by Name. With revalidate (the tenants or the directory changed), each value is
+ * validated again and one that no longer passes is left out and logged. */
 static struct ferry_registry *
-registry_build(struct ferry_store *s)
+registry_build(struct ferry_store *s, bool revalidate)
 {
     struct ferry_dest     *dests = calloc(s->n + 1, sizeof(*dests));
+    struct by_name        *order = calloc(s->n + 1, sizeof(*order));
+    bool                  *skip = calloc(s->n + 1, sizeof(*skip));
     struct ferry_registry *reg = NULL;
-    struct ferry_errlist   errs = { 0 };
     size_t                 n = 0;
     char                   why[512];
 
-    if (dests == NULL)
-        return NULL;
+    if (dests == NULL || order == NULL || skip == NULL)
+        goto out;
+    for (size_t i = 0; i < s->n; i++) {
+        order[i].name = s->entries[i].name;
+        order[i].idx = i;
+    }
+    qsort(order, s->n, sizeof(*order), by_name_cmp);
+    for (size_t i = 1; i < s->n; i++) {
+        if (strcmp(order[i].name, order[i - 1].name) == 0) {
+            skip[order[i].idx] = true;
+            ferry_log(NULL, FERRY_WARN, "store: a destination name is used by two tenants; "
+                      "the first key wins", FLOG_STR("key", s->entries[order[i].idx].key),
+                      FLOG_STR("first", s->entries[order[i - 1].idx].key));
+        }
+    }
     for (size_t i = 0; i < s->n; i++) {
         struct entry *e = &s->entries[i];
 
-        if (validate(s, e->key, e->tenant, e->name, e->value, e->value_len, &dests[n], why,
-                     sizeof(why)) != FERRY_OK) {
-            ferry_log(NULL, FERRY_WARN, "store: a destination no longer validates; left out",
-                      FLOG_STR("key", e->key), FLOG_STR("reason", why));
+        if (skip[i])
             continue;
-        }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(dests[j].name, dests[n].name) == 0) {
-                ferry_log(NULL, FERRY_WARN, "store: a destination name is used by two "
-                          "tenants; the first key wins", FLOG_STR("key", e->key),
-                          FLOG_STR("first", dests[j].file));
-                ferry_dest_fini(&dests[n]);
-                goto next;
+        if (revalidate) {
+            struct ferry_dest fresh;
+
+            if (validate(s, e->key, e->tenant, e->name, e->value, e->value_len, &fresh, why,
+                         sizeof(why)) != FERRY_OK) {
+                ferry_log(NULL, FERRY_WARN, "store: a destination no longer validates; "
+                          "left out", FLOG_STR("key", e->key), FLOG_STR("reason", why));
+                continue;
             }
+            ferry_dest_fini(&e->dest);
+            e->dest = fresh;
+        }
+        if (ferry_dest_copy(&dests[n], &e->dest) != FERRY_OK) {
+            for (size_t j = 0; j < n; j++)
+                ferry_dest_fini(&dests[j]);
+            goto out;
         }
         n++;
-next:
-        ;
     }
-    if (ferry_registry_new(dests, n, &reg, &errs) != FERRY_OK)
+    ferry_errlist_reset(s->errs);
+    if (ferry_registry_new(dests, n, &reg, s->errs) != FERRY_OK)
         reg = NULL;
+    dests = NULL;                   /* the registry took it, whatever the outcome */
+out:
+    free(dests);
+    free(order);
+    free(skip);
     return reg;
 }
 
@@ -552,7 +591,7 @@ static void
 apply_now(struct ferry_store *s)
 {
     if (s->dirty || !s->have_data) {
-        struct ferry_registry *reg = registry_build(s);
+        struct ferry_registry *reg = registry_build(s, s->revalidate);
 
         if (reg == NULL) {
             ferry_log(NULL, FERRY_ERROR, "store: out of memory building the registry; "
@@ -562,6 +601,7 @@ apply_now(struct ferry_store *s)
         ferry_registry_unref(s->registry);
         s->registry = reg;
         s->dirty = false;
+        s->revalidate = false;
         s->have_data = true;
         if (s->hooks.apply != NULL)
             s->hooks.apply(s->hooks.arg, reg);
@@ -926,7 +966,7 @@ on_watch_msg(json_t *res, void *arg)
 }
 
 static void
-on_watch_end(const char *why, void *arg)
+on_watch_end(const char *why, bool broken, void *arg)
 {
     struct ferry_store *s = arg;
     bool                was_live = s->watch_live;
@@ -939,8 +979,9 @@ on_watch_end(const char *why, void *arg)
      * A watch that could not even start means etcd is not there. */
     if (!was_live)
         set_up(s, false, why);
-    /* The revision stays: the next watch starts after the last change applied. */
-    cycle_schedule(s, false, why);
+    /* The revision stays: the next watch starts after the last change applied. An
+     * answer that broke etcd's API: read the whole snapshot again, trust nothing. */
+    cycle_schedule(s, broken, why);
 }
 
 static void
@@ -1426,6 +1467,7 @@ ferry_store_start(struct event_base *base, struct evdns_base *dns, struct ferry_
         (s->rep_prefix = join(s->prefix, "replicas/")) == NULL || s->self_value == NULL ||
         (conf->store->cache != NULL && (s->cache_path = strdup(conf->store->cache)) == NULL) ||
         (s->etcd = etcd_new(base, dns, tls, conf->store)) == NULL ||
+        (s->errs = calloc(1, sizeof(*s->errs))) == NULL ||
         (s->retry = evtimer_new(base, on_retry, s)) == NULL ||
         (s->apply_ev = evtimer_new(base, on_apply, s)) == NULL ||
         (s->keepalive = evtimer_new(base, on_lease_timer, s)) == NULL ||
@@ -1464,6 +1506,7 @@ ferry_store_set_conf(struct ferry_store *s, const struct ferry_conf *conf)
     s->conf = conf;
     if (!same && s->have_data) {
         s->dirty = true;
+        s->revalidate = true;
         apply_now(s);
     }
 }
@@ -1528,6 +1571,7 @@ ferry_store_free(struct ferry_store *s)
     free(s->rep_prefix);
     free(s->cache_path);
     free(s->self_value);
+    free(s->errs);
     free(s);
 }
 

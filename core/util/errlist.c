@@ -64,6 +64,14 @@ is_after(const struct ferry_errlist *l, int i, unsigned place, int line, int col
 }
 
 void
+ferry_errlist_reset(struct ferry_errlist *l)
+{
+    l->count = 0;
+    l->dropped = 0;
+    l->nfiles = 0;
+}
+
+void
 ferry_errlist_add(struct ferry_errlist *l, const char *file, int line, int col,
                   const char *fmt, ...)
 {

@@ -30,6 +30,10 @@ struct ferry_errlist {
     unsigned         nfiles;
 };
 
+/* Empty the list again, cheaply (it is large: a caller validating many things in a row
+ * keeps one and resets it rather than zeroing a new one each time). */
+void ferry_errlist_reset(struct ferry_errlist *l);
+
 /* Add in file order; file may be NULL, line/col 1-based (0 = the whole file, first). */
 void ferry_errlist_add(struct ferry_errlist *l, const char *file, int line, int col,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));

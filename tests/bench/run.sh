@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh: ferry side by side with its peers, in one run, on loopback.
 #
-#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|all]
+#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|store|all]
 #                                                     (env: SECS=3 ROUNDS=3 IDLE_CONNS)
 #   BASELINE=OTHER_BUILD_DIR bash tests/bench/run.sh build tcp|http
 #                                      adds `base`: ferry from OTHER_BUILD_DIR (e.g. a build
@@ -15,6 +15,8 @@
 #         keep-alive req/s and p99 latency for 1 KiB and 1 MiB responses.
 # policy: ferry's http plugin without and with a Lua policy rewriting three header fields,
 #         nginx proxy_pass without and with the same rewrite in rewrite_by_lua (policy.sh).
+# store:  ferry with store: etcd: req/s against files, propagation, 10,000 destinations,
+#         recovery (store.sh).
 # ldap:   ferry's ldap plugin (bind injected, and pass-through), HAProxy `mode tcp`, direct
 #         slapd (ldap.sh): 1,000 lookups on one connection, ms per run and CPU per lookup.
 # Figures: bulk throughput of one stream (MiB/s), new connections per second
@@ -27,7 +29,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 SECTION=${2:-all}
 if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ] || [ "$SECTION" = http ] ||
-   [ "$SECTION" = policy ] || [ "$SECTION" = ldap ]; then
+   [ "$SECTION" = policy ] || [ "$SECTION" = ldap ] || [ "$SECTION" = store ]; then
     exec env BUILD="$BUILD" bash "$ROOT/tests/bench/$SECTION.sh"
 fi
 # 9,900, not 10,000: this sandbox's hard RLIMIT_NOFILE is 20,000 and cannot be raised,
