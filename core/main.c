@@ -346,12 +346,26 @@ on_store_apply(void *arg, struct ferry_registry *reg)
               FLOG_INT("destinations", (long long)conf->registry->n));
 }
 
+/* The live replicas changed: connectors hear it through the tunnel listener (the
+ * registration reply, and a notice to those registered already). */
 static void
 on_store_replicas(void *arg, const struct store_replica *r, size_t n)
 {
-    (void)arg;
-    (void)r;
+    struct gateway    *gw = arg;
+    struct gw_replica *list;
+
     ferry_log(NULL, FERRY_INFO, "store: live replicas", FLOG_INT("replicas", (long long)n));
+    if (gw->tunnels == NULL || gw->store == NULL || gw->draining || n == 0)
+        return;
+    if ((list = calloc(n, sizeof(*list))) == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        list[i].id = r[i].id;
+        list[i].tunnel = r[i].tunnel;
+        list[i].slots = r[i].slots;
+    }
+    gw_listener_set_replicas(gw->tunnels, list, n);
+    free(list);
 }
 
 static void
@@ -572,7 +586,7 @@ cmd_gateway(const char *path)
     }
     if (conf->store != NULL) {
         /* The store first: a cache gives the first generation its destinations. */
-        struct store_self  self = { .tunnel = conf->tunnel.listen, .slots = gw.nworkers,
+        struct store_self  self = { .tunnel = conf->tunnel.advertise, .slots = gw.nworkers,
                                     .version = FERRY_VERSION };
         struct store_hooks hooks = { .apply = on_store_apply,
                                      .replicas = on_store_replicas, .arg = &gw };
@@ -635,6 +649,13 @@ cmd_gateway(const char *path)
         ferry_workers_join(gw.workers, gw.nworkers);
         goto out;
     }
+    if (gw.tunnels != NULL && gw.store != NULL) {
+        struct store_stats ss;
+
+        ferry_store_stats(gw.store, &ss);
+        gw_listener_set_id(gw.tunnels, ss.replica_id);
+        ferry_store_replicas_again(gw.store);   /* the list it had before the listener */
+    }
     gw.st.ready = true;
     ferry_log(NULL, FERRY_INFO, "ferry gateway started", FLOG_STR("version", FERRY_VERSION),
               FLOG_STR("config", path), FLOG_INT("workers", gw.nworkers),
@@ -662,8 +683,11 @@ out:
     if (sig_int != NULL)
         event_free(sig_int);
     ferry_admin_stop(gw.admin);
+    /* The store after the admin (which cancels the writes it waits for) and before the
+     * tunnel listener its replica list feeds and the TLS cache its https calls use. */
+    ferry_store_free(gw.store);
+    gw.store = NULL;
     gw_listener_stop(gw.tunnels);
-    ferry_store_free(gw.store);     /* before the TLS cache its https calls use */
     if (gw.dns != NULL)
         evdns_base_free(gw.dns, 0);
     free(gw.conf_text);
@@ -767,6 +791,7 @@ cmd_connector(const char *path)
     m.st.role = "connector";
     m.st.ready = true;
     m.st.live = ferry_connector_live(m.cn);
+    m.st.replicas = ferry_connector_replicas(m.cn);
     m.st.nworkers = ferry_connector_workers(m.cn);
     if (ferry_connector_admin_listen(m.cn) != NULL &&
         ferry_admin_start(m.base, ferry_connector_admin_listen(m.cn), &m.st, &admin, &err) !=

@@ -190,6 +190,13 @@ on_request(struct evhttp_request *req, void *arg)
                                     "ferry_connector_tunnels_up %d\n", atomic_load(a->st->live));
             if (a->st->store != NULL)
                 store_metrics(out, a->st->store);
+            if (a->st->replicas != NULL)
+                evbuffer_add_printf(out, "# HELP ferry_connector_gateway_replicas Gateway "
+                                    "replicas in the latest list a gateway sent (0: no list, "
+                                    "the configured gateways only)\n"
+                                    "# TYPE ferry_connector_gateway_replicas gauge\n"
+                                    "ferry_connector_gateway_replicas %d\n",
+                                    atomic_load(a->st->replicas));
             admin_metrics_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");

@@ -27,6 +27,7 @@ struct ferry_admin_state {
     uint64_t reloads_failed;
     const char *role;           /* "gateway" | "connector" */
     atomic_int *live;           /* connector: tunnels up; ready only while > 0 */
+    atomic_int *replicas;       /* connector: gateway replicas in the latest list, or NULL */
     /* Gateway only; the connector leaves them NULL (no destination API). */
     const struct ferry_conf *conf;   /* the current generation's: main keeps it current */
     struct worker *token_worker;     /* borrowed: where authTokens are retrieved (Lua runs

@@ -62,6 +62,7 @@ static const struct conf_key log_keys[] = {
 #define TUNNEL_OFF(f) offsetof(struct ferry_conf, tunnel.f)
 static const struct conf_key tunnel_keys[] = {
     { "listen",    CONF_ADDR, true,  TUNNEL_OFF(listen), 0, 0 },
+    { "advertise", CONF_STR,  false, TUNNEL_OFF(advertise), 0, 0 },
     { "cert",      CONF_PATH, true,  TUNNEL_OFF(cert), 0, 0 },
     { "key",       CONF_PATH, true,  TUNNEL_OFF(key), 0, 0 },
     { "client_ca", CONF_PATH, false, TUNNEL_OFF(client_ca), 0, 0 },
@@ -182,6 +183,37 @@ load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf
     free(lc.access);
 }
 
+/* tunnel.advertise: what other replicas tell connectors to dial (DESIGN.md, "Several
+ * replicas"). Given, it must be dialable; absent, it is listen as written, which is
+ * right for one gateway or a test on loopback and harmless otherwise: without a store
+ * nobody hears it. */
+static void
+load_advertise(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
+{
+    const yaml_node_t *at = conf_value(c, n, "advertise");
+    char               host[FERRY_CONF_HOST_MAX];
+    uint16_t           port;
+    const char        *why;
+
+    if (conf->tunnel.advertise == NULL) {
+        if (at == NULL && conf->tunnel.listen != NULL &&
+            conf_set_dup(&conf->tunnel.advertise, conf->tunnel.listen) != FERRY_OK)
+            conf_error(c, n, "tunnel", "out of memory");
+        return;
+    }
+    if ((why = ferry_conf_host_port(conf->tunnel.advertise, host, sizeof(host), &port)) != NULL) {
+        /* Quote it as written: a reference (${env:POD_IP}:8443) names no secret, and
+         * the expanded text is what was wrong with it. */
+        conf_error(c, at, "tunnel", "advertise: '%s'%s%s%s: %s", conf_text(at),
+                   strcmp(conf_text(at), conf->tunnel.advertise) != 0 ? " (is '" : "",
+                   strcmp(conf_text(at), conf->tunnel.advertise) != 0
+                       ? conf->tunnel.advertise : "",
+                   strcmp(conf_text(at), conf->tunnel.advertise) != 0 ? "')" : "", why);
+        free(conf->tunnel.advertise);
+        conf->tunnel.advertise = NULL;
+    }
+}
+
 static void
 load_tunnel(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
@@ -201,6 +233,7 @@ load_tunnel(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *c
         conf->tunnel.dead_peer_timeout_ms = 30000;
     if (compare && conf->tunnel.dead_peer_timeout_ms <= conf->tunnel.keepalive_ms)
         conf_error(c, n, "tunnel", "dead_peer_timeout_ms must be longer than keepalive_ms");
+    load_advertise(c, n, conf);
     conf_must_read(c, n, "tunnel", "cert", conf->tunnel.cert);
     conf_must_read(c, n, "tunnel", "key", conf->tunnel.key);
     conf_must_read(c, n, "tunnel", "client_ca", conf->tunnel.client_ca);
@@ -808,6 +841,7 @@ ferry_conf_free(struct ferry_conf *conf)
     free(conf->access_log);
     free(conf->admin_listen);
     free(conf->tunnel.listen);
+    free(conf->tunnel.advertise);
     free(conf->tunnel.cert);
     free(conf->tunnel.key);
     free(conf->tunnel.client_ca);

@@ -73,6 +73,8 @@ struct ferry_conf {
     uint32_t                    drain_timeout_ms;/* default 30000 */
     struct {
         char *listen;                            /* NULL if no tunnel section */
+        char *advertise;                         /* "host:port" as connectors reach this
+                                                    replica; default: a copy of listen */
         char *cert, *key, *client_ca;            /* resolved paths; client_ca may be NULL */
         uint32_t keepalive_ms;                   /* PING interval, default 10000 */
         uint32_t dead_peer_timeout_ms;           /* no frame this long: dead, default 30000 */
@@ -129,6 +131,15 @@ void ferry_opts_set_errlist(struct ferry_opts *o, struct ferry_errlist *errs);
  * never its value nor the text around it. */
 int  ferry_conf_expand(const char *value, const char *base_dir, char **out, bool *secret,
                        struct ferry_err *err);
+
+/* A gateway's tunnel address as connectors dial it: "host:port" or "[v6]:port", the
+ * host a DNS name, an IPv4 or an IPv6 address, never a wildcard ("0.0.0.0", "::", "*")
+ * nor a sapgwNN port. NULL and host (at most host_cap bytes with its NUL; IPv6 without
+ * brackets, canonical) and *port set, or the reason it is not one (static text).
+ * Shared by tunnel.advertise and the connector's reading of a replica list. */
+#define FERRY_CONF_HOST_MAX 254                  /* a DNS name (253) and its NUL */
+const char *ferry_conf_host_port(const char *text, char *host, size_t host_cap,
+                                 uint16_t *port);
 
 /* Destination files for the admin API (conf-dest-file.c; main thread, blocking I/O). */
 /* One destination as a destinations_dir file: `# comment` (if not NULL), then a YAML

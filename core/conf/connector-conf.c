@@ -221,6 +221,28 @@ host_key(const char *in, char *out, size_t cap)
     return true;
 }
 
+const char *
+ferry_conf_host_port(const char *text, char *host, size_t host_cap, uint16_t *port)
+{
+    struct target   t;
+    const char     *why;
+    struct in6_addr a6;
+    struct in_addr  a4;
+
+    if ((why = parse_target(text, "want a port number, not sapgwNN", &t)) != NULL)
+        return why;
+    /* A wildcard is where a gateway listens, never where anyone can dial it. */
+    if ((inet_pton(AF_INET, t.host, &a4) == 1 && a4.s_addr == htonl(INADDR_ANY)) ||
+        (inet_pton(AF_INET6, t.host, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6)))
+        return "a wildcard address (0.0.0.0, ::) cannot be dialed: name this replica's "
+               "own address";
+    if (strlen(t.host) >= host_cap)
+        return "host name too long";
+    memcpy(host, t.host, strlen(t.host) + 1);
+    *port = t.port;
+    return NULL;
+}
+
 static void
 load_log(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_connector_conf *conf)
 {

@@ -372,6 +372,21 @@ error_of(json_t *body, const char **msg)
     return (int)etcd_int(body, "code", 0);
 }
 
+/* The start of an answer that is not JSON (etcd's own plain-text refusals, a proxy's
+ * page), printable characters only, for a log line: never a secret of ours. */
+static const char *
+body_text(const struct hclient_resp *r, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; r->body != NULL && i < r->body_len && n + 1 < size && n < 120; i++)
+        buf[n++] = (r->body[i] >= 0x20 && r->body[i] < 0x7f) ? r->body[i] : ' ';
+    while (n > 0 && buf[n - 1] == ' ')
+        n--;
+    buf[n] = '\0';
+    return n > 0 ? buf : "an empty answer";
+}
+
 /* Is this error the endpoint's, so that another may do better? gRPC Unavailable (14):
  * no leader, a member stopping, a leader change. */
 static bool
@@ -410,8 +425,15 @@ exchange_take_token(struct exchange *x, const struct hclient_resp *r)
         return FERRY_OK;
     }
     error_of(body, &msg);
-    snprintf(x->why, sizeof(x->why), "etcd authentication as '%s' failed: %s", e->user,
-             msg != NULL ? msg : r->error != NULL ? r->error : "no token in the answer");
+    if (msg == NULL && body == NULL && r->status != 200) {
+        char text[128];
+
+        snprintf(x->why, sizeof(x->why), "etcd authentication as '%s' failed: HTTP %d: %s",
+                 e->user, r->status, body_text(r, text, sizeof(text)));
+    } else {
+        snprintf(x->why, sizeof(x->why), "etcd authentication as '%s' failed: %s", e->user,
+                 msg != NULL ? msg : r->error != NULL ? r->error : "no token in the answer");
+    }
     json_decref(body);
     return FERRY_EINVAL;
 }
@@ -488,8 +510,10 @@ call_on_resp(const struct hclient_resp *r, void *arg)
         return;
     }
     if ((body = json_loadb(r->body, r->body_len, 0, NULL)) == NULL) {
-        snprintf(c->x.why, sizeof(c->x.why), "etcd %s: HTTP %d, and the answer is not JSON",
-                 e->endpoints[e->cur], r->status);
+        char text[128];
+
+        snprintf(c->x.why, sizeof(c->x.why), "etcd %s: HTTP %d, and the answer is not JSON: %s",
+                 e->endpoints[e->cur], r->status, body_text(r, text, sizeof(text)));
         call_fail(c, r->status, 0);
         return;
     }

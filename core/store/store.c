@@ -1575,6 +1575,15 @@ ferry_store_free(struct ferry_store *s)
     free(s);
 }
 
+void
+ferry_store_replicas_again(struct ferry_store *s)
+{
+    if (s->nreplicas > 0) {
+        s->replicas_dirty = true;
+        apply_soon(s);
+    }
+}
+
 struct ferry_registry *
 ferry_store_registry(const struct ferry_store *s)
 {

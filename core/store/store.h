@@ -78,6 +78,9 @@ void ferry_store_set_conf(struct ferry_store *s, const struct ferry_conf *conf);
 void ferry_store_leave(struct ferry_store *s);
 void ferry_store_free(struct ferry_store *s);
 
+/* Call hooks.replicas again soon with the current list (a listener started later). */
+void ferry_store_replicas_again(struct ferry_store *s);
+
 /* The destinations to serve now (borrowed), or NULL before a snapshot or cache. */
 struct ferry_registry *ferry_store_registry(const struct ferry_store *s);
 

@@ -22,18 +22,41 @@
 #include "http/parse.h"
 #include "stats/stats.h"
 #include "tunnel/audit.h"
+#include "tunnel/replicas.h"
 #include "tunnel/session.h"
 
 struct dial;
 
 #define MAX_CWORKERS       64
 #define MAX_GATEWAYS       16
+#define MAX_TARGETS        (MAX_GATEWAYS + REPLICAS_MAX)   /* configured + discovered */
 #define MAX_SLOTS          64
 #define BACKOFF_FIRST_MS   250
 #define REGISTER_TIMEOUT_MS 10000
-#define REPLY_MAX_BYTES    4096
+/* A reply with a replica list: the gateway's bound (gateway.c, REPLY_MAX_BYTES). The
+ * buffer starts at REPLY_FIRST_BYTES and grows to the announced length only. */
+#define REPLY_MAX_BYTES    (REPLICAS_JSON_MAX + 1024)
+#define REPLY_FIRST_BYTES  4096
 
 struct connector;
+
+/* Where links go: a configured gateway (entries 0 .. ngateways-1, for the process's
+ * life) or a replica learned from a list (the rest; an entry is reused only once no
+ * link refers to it). Workers read text/host/port without the lock: they are written
+ * only while the entry is unused, before the lock that publishes it as active. */
+struct target {
+    char        text[FERRY_CONF_HOST_MAX + 10];   /* "host:port", for logs */
+    char        host[FERRY_CONF_HOST_MAX];        /* dialed, checked against the cert */
+    uint16_t    port;
+    bool        configured;
+    /* Under connector.mu: */
+    bool        active;                  /* links wanted (configured: always) */
+    char        id[REPLICA_ID_MAX + 1];  /* the replica: "" until a reply names it */
+    unsigned    gen;                     /* bumped on each reuse: old links retire */
+    /* Any thread: */
+    atomic_uint slots;                   /* the gateway's worker count, as learned */
+    atomic_uint nlinks;                  /* link objects pointing here */
+};
 
 struct cworker {
     unsigned           id;
@@ -58,7 +81,10 @@ struct connector {
     unsigned                     ninit;      /* workers cworker_init ran for */
     unsigned                     nstarted;   /* worker threads running */
     atomic_int                   live;       /* tunnels up, for /readyz */
-    atomic_uint                  slots[MAX_GATEWAYS];
+    atomic_int                   replicas;   /* in the latest list, for /metrics */
+    atomic_uint                  skipped;    /* its entries left out, to warn on change */
+    pthread_mutex_t              mu;         /* targets' id, active, gen */
+    struct target               *targets;    /* owns: MAX_TARGETS */
     char                         id[33];
     char                        *systems_json;  /* virtual names only, for the hello */
     SSL_CTX                    **sys_ctx;       /* per system: TLS to the internal host */
@@ -72,7 +98,10 @@ enum link_state { L_WAIT, L_DIAL, L_TLS, L_HELLO_OUT, L_HELLO_IN, L_UP, L_STOPPE
 struct link {
     struct link     *next;
     struct cworker  *w;
-    unsigned         gw, slot;
+    unsigned         gw, slot;    /* gw: its target's index */
+    unsigned         gen;         /* the target's gen when the link was made */
+    bool             retired;     /* its replica left the list: closing, then freed */
+    bool             doomed;      /* worker_sync_links: to retire once the lock is off */
     enum link_state  st;
     struct event     ev, timer;
     bool             ev_added;
@@ -81,8 +110,8 @@ struct link {
     struct dial     *dial;
     struct tunnel   *t;
     uint32_t         backoff_ms;
-    uint8_t         *buf;
-    size_t           len, off;
+    uint8_t         *buf;         /* owns: the hello, then the reply; cap bytes */
+    size_t           cap, len, off;
     bool             warned;      /* a refusal is logged once per outage, then debug */
 };
 

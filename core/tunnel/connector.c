@@ -7,6 +7,13 @@
  * checked against `ca` and the dialed name), registration, then an HTTP/2 server
  * session (session.c). A lost link comes back with jittered exponential backoff.
  * Slot 0 learns the gateway's slot count; slot s lives on worker s % workers.
+ *
+ * Replicas: the configured gateways are where the connector starts. A gateway with a
+ * store names itself in its reply and lists the live replicas, there and later in
+ * notices (replicas.h). Every listed replica that no configured gateway reaches gets a
+ * link set of its own at its advertised address; one that leaves the list loses it
+ * (GOAWAY: its streams finish, other replicas' streams never notice). Without a list
+ * nothing of this happens: the configured gateways, as before.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -41,6 +48,13 @@
 
 static void link_start(evutil_socket_t fd, short what, void *arg);
 static void link_step(struct link *l);
+static void wake_all(struct connector *cn);
+
+static struct target *
+link_target(const struct link *l)
+{
+    return &l->w->cn->targets[l->gw];
+}
 
 /* ---- links to gateways ------------------------------------------------------------------ */
 
@@ -86,7 +100,7 @@ link_retry(struct link *l, const char *why)
     RAND_bytes((unsigned char *)&r, sizeof(r));
     delay = l->backoff_ms / 2 + (l->backoff_ms > 1 ? r % (l->backoff_ms / 2) : 0);
     ferry_log(NULL, l->warned ? FERRY_DEBUG : FERRY_WARN, "gateway link down, retrying",
-              FLOG_STR("gateway", cn->conf->gateways[l->gw].text), FLOG_INT("slot", l->slot),
+              FLOG_STR("gateway", link_target(l)->text), FLOG_INT("slot", l->slot),
               FLOG_STR("reason", why), FLOG_INT("retry_ms", delay));
     l->warned = true;
     l->st = L_WAIT;
@@ -150,6 +164,9 @@ hello_json(struct link *l)
     json_object_set_new(o, "connector", json_string(cn->id));
     json_object_set_new(o, "slot", json_integer(l->slot));
     json_object_set_new(o, "systems", json_loads(cn->systems_json, 0, &jerr));
+    /* This connector follows replica lists: the gateway may list them in its reply
+     * and push changes (an older connector is sent neither). */
+    json_object_set_new(o, "replicas", json_true());
     text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -169,13 +186,14 @@ link_dial_done(void *owner, int fd, int status, const char *reason)
         return;
     }
     l->fd = fd;
-    if ((l->ssl = tls_client_ssl(cn->ctx, fd, cn->conf->gateways[l->gw].host)) == NULL ||
+    if ((l->ssl = tls_client_ssl(cn->ctx, fd, link_target(l)->host)) == NULL ||
         (text = hello_json(l)) == NULL) {
         link_retry(l, "out of memory");
         return;
     }
     n = strlen(text);
-    if ((l->buf = malloc(n + 4 > REPLY_MAX_BYTES + 4 ? n + 4 : REPLY_MAX_BYTES + 4)) == NULL) {
+    l->cap = n + 4 > REPLY_FIRST_BYTES + 4 ? n + 4 : REPLY_FIRST_BYTES + 4;
+    if ((l->buf = malloc(l->cap)) == NULL) {
         OPENSSL_cleanse(text, n);
         free(text);
         link_retry(l, "out of memory");
@@ -200,15 +218,240 @@ static const struct dial_ops link_dial_ops = {
 };
 
 static void cn_on_tunnel_close(struct tunnel *t, const char *reason);
+static int  cn_on_notice(struct tunnel *t, const char *path, const char *value, size_t len,
+                         bool too_big, const char **error);
 
 static const struct tunnel_ops cn_ops = {
     .on_request      = cn_on_request,
     .on_stream_end   = cn_on_stream_end,
     .on_bytes        = cn_on_bytes,
     .on_tunnel_close = cn_on_tunnel_close,
+    .on_notice       = cn_on_notice,
 };
 
-static void wake_all(struct connector *cn);
+/* ---- replicas ------------------------------------------------------------------------------ */
+
+/* A free entry for a discovered replica (under cn->mu), or NULL when all are taken. */
+static struct target *
+target_free_entry(struct connector *cn)
+{
+    for (size_t i = cn->conf->ngateways; i < MAX_TARGETS; i++) {
+        struct target *t = &cn->targets[i];
+
+        if (!t->active && atomic_load(&t->nlinks) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* The latest list wins, whichever replica sent it: all read the same store. Called on
+ * the worker that received it; the lock orders it against the others. */
+static void
+replicas_apply(struct connector *cn, const struct replica_list *list)
+{
+    struct recon_cfg cfg[MAX_GATEWAYS];
+    struct replica  *have = NULL;
+    unsigned        *where = NULL;
+    bool            *keep = NULL;
+    size_t          *add = NULL;
+    struct recon     r = { 0 };
+    bool             changed = false;
+
+    if ((have = calloc(MAX_TARGETS, sizeof(*have))) == NULL ||
+        (where = calloc(MAX_TARGETS, sizeof(*where))) == NULL ||
+        (keep = calloc(MAX_TARGETS, sizeof(*keep))) == NULL ||
+        (add = calloc(list->n + 1, sizeof(*add))) == NULL) {
+        ferry_log(NULL, FERRY_ERROR, "cannot apply the gateway replica list: out of memory");
+        goto out;
+    }
+    pthread_mutex_lock(&cn->mu);
+    for (size_t i = 0; i < cn->conf->ngateways && i < MAX_GATEWAYS; i++) {
+        struct target *t = &cn->targets[i];
+        bool           listed = t->id[0] == '\0';
+
+        for (size_t j = 0; !listed && j < list->n; j++)
+            listed = strcmp(list->r[j].id, t->id) == 0;
+        /* Its lease expired: the configured address stays (it is where the connector
+         * starts, maybe a balancer), but it no longer stands for that replica. */
+        if (!listed) {
+            ferry_log(NULL, FERRY_INFO, "gateway replica dropped", FLOG_STR("replica", t->id),
+                      FLOG_STR("gateway", t->text), FLOG_STR("note", "configured: still dialed"));
+            t->id[0] = '\0';
+        }
+        cfg[i] = (struct recon_cfg){ t->id[0] != '\0' ? t->id : NULL, t->host, t->port };
+    }
+    for (size_t i = cn->conf->ngateways; i < MAX_TARGETS; i++) {
+        struct target *t = &cn->targets[i];
+
+        if (!t->active)
+            continue;
+        memcpy(have[r.nhave].id, t->id, sizeof(t->id));
+        memcpy(have[r.nhave].host, t->host, sizeof(t->host));
+        have[r.nhave].port = t->port;
+        where[r.nhave++] = (unsigned)i;
+    }
+    r.cfg = cfg;
+    r.ncfg = cn->conf->ngateways < MAX_GATEWAYS ? cn->conf->ngateways : MAX_GATEWAYS;
+    r.have = have;
+    r.want = list->r;
+    r.nwant = list->n;
+    r.keep = keep;
+    r.add = add;
+    replicas_reconcile(&r);
+    for (size_t i = 0; i < r.nhave; i++) {
+        struct target *t = &cn->targets[where[i]];
+
+        if (keep[i])
+            continue;
+        t->active = false;              /* workers retire its links on the wake below */
+        changed = true;
+        ferry_log(NULL, FERRY_INFO, "gateway replica dropped", FLOG_STR("replica", t->id),
+                  FLOG_STR("gateway", t->text));
+    }
+    for (size_t k = 0; k < r.nadd; k++) {
+        const struct replica *w = &list->r[add[k]];
+        struct target        *t = target_free_entry(cn);
+
+        if (t == NULL) {
+            ferry_log(NULL, FERRY_WARN, "gateway replica not dialed: too many replicas",
+                      FLOG_STR("replica", w->id), FLOG_STR("gateway", w->tunnel));
+            continue;
+        }
+        snprintf(t->text, sizeof(t->text), "%s", w->tunnel);
+        memcpy(t->host, w->host, sizeof(t->host));
+        t->port = w->port;
+        memcpy(t->id, w->id, sizeof(t->id));
+        t->gen++;
+        atomic_store(&t->slots, 1);     /* slot 0 first; it learns the rest */
+        t->active = true;
+        changed = true;
+        ferry_log(NULL, FERRY_INFO, "gateway replica added", FLOG_STR("replica", w->id),
+                  FLOG_STR("gateway", w->tunnel));
+    }
+    atomic_store(&cn->replicas, (int)list->n);
+    pthread_mutex_unlock(&cn->mu);
+    if (changed)
+        wake_all(cn);                   /* each worker makes or retires its share */
+out:
+    free(have);
+    free(where);
+    free(keep);
+    free(add);
+}
+
+/* A reply (or notice) named the replica that answered, and may carry a list (NULL:
+ * none yet, the gateway's store has not answered it). A configured gateway is the
+ * replica its slot 0 reached; with a list, another slot that reached a different one
+ * (a balancer spreads connections) or a discovered address that reached another
+ * replica is redialed: the list gives that one its own link set. false: this link
+ * must not stay. */
+static bool
+replicas_learn(struct link *l, const char *sender, const struct replica_list *list)
+{
+    struct connector *cn = l->w->cn;
+    struct target    *t = link_target(l);
+    bool              ok = true;
+
+    pthread_mutex_lock(&cn->mu);
+    if (sender[0] != '\0' && t->configured && l->slot == 0 && strcmp(t->id, sender) != 0) {
+        ferry_log(NULL, FERRY_INFO, "gateway answered as replica", FLOG_STR("gateway", t->text),
+                  FLOG_STR("replica", sender));
+        snprintf(t->id, sizeof(t->id), "%s", sender);
+    } else if (list != NULL && sender[0] != '\0' && t->id[0] != '\0' &&
+               strcmp(t->id, sender) != 0) {
+        ok = false;
+    }
+    pthread_mutex_unlock(&cn->mu);
+    if (list != NULL)
+        replicas_apply(cn, list);
+    return ok;
+}
+
+/* Every reply and notice carries the list: a bad entry (a replica advertising a
+ * wildcard) is worth one warning per change of the count, not one per tunnel. */
+static void
+list_skipped(struct link *l, unsigned skipped, const char *why)
+{
+    struct connector *cn = l->w->cn;
+    bool              news = atomic_exchange(&cn->skipped, skipped) != skipped;
+
+    if (skipped > 0)
+        ferry_log(NULL, news ? FERRY_WARN : FERRY_DEBUG, "gateway replica list: entries left out",
+                  FLOG_STR("gateway", link_target(l)->text), FLOG_INT("skipped", skipped),
+                  FLOG_STR("reason", why));
+}
+
+/* Connector side of a notice (session.h): POST /.ferry/replicas from a gateway. */
+static int
+cn_on_notice(struct tunnel *t, const char *path, const char *value, size_t len, bool too_big,
+             const char **error)
+{
+    struct link        *l = tunnel_owner(t);
+    struct replica_list list;
+    char                sender[REPLICA_ID_MAX + 1];
+    unsigned            skipped = 0;
+    const char         *why = NULL;
+    int                 rc;
+
+    if (strcmp(path, REPLICAS_PATH) != 0) {
+        *error = "unknown-notice";
+        return 404;
+    }
+    rc = too_big ? FERRY_ELIMIT : replicas_parse(value, len, sender, &list, &skipped, &why);
+    if (rc != FERRY_OK) {
+        ferry_log(NULL, FERRY_WARN, "bad replica list from gateway",
+                  FLOG_STR("gateway", link_target(l)->text),
+                  FLOG_STR("reason", why != NULL ? why : "no replicas"));
+        *error = "bad-replica-list";
+        return 400;
+    }
+    list_skipped(l, skipped, why);
+    /* The link is up already: a mismatch here only means the list is ahead of it. */
+    (void)replicas_learn(l, sender, &list);
+    replicas_list_free(&list);
+    return 204;
+}
+
+/* The reply's replica part. false: the link reached another replica than the one it
+ * stands for, and must be redialed. */
+static bool
+link_reply_replicas(struct link *l)
+{
+    struct replica_list list;
+    char                sender[REPLICA_ID_MAX + 1];
+    unsigned            skipped = 0;
+    const char         *why = NULL;
+    bool                ok;
+    int                 rc;
+
+    rc = replicas_parse((const char *)l->buf + 4, l->len - 4, sender, &list, &skipped, &why);
+    if (rc == FERRY_ENOTFOUND)          /* no list: no store (then no id either), or */
+        return replicas_learn(l, sender, NULL);     /* its store has not answered yet */
+    if (rc != FERRY_OK) {
+        ferry_log(NULL, FERRY_WARN, "bad replica list from gateway",
+                  FLOG_STR("gateway", link_target(l)->text), FLOG_STR("reason", why));
+        return true;                    /* the tunnel itself is fine */
+    }
+    list_skipped(l, skipped, why);
+    ok = replicas_learn(l, sender, &list);
+    replicas_list_free(&list);
+    return ok;
+}
+
+static void
+link_free(struct link *l)
+{
+    struct link **pp;
+
+    for (pp = &l->w->links; *pp != NULL && *pp != l; pp = &(*pp)->next)
+        ;
+    if (*pp == l)
+        *pp = l->next;
+    evtimer_del(&l->timer);
+    link_close_transport(l);
+    atomic_fetch_sub(&link_target(l)->nlinks, 1);
+    free(l);
+}
 
 static void
 link_registered(struct link *l, json_t *reply)
@@ -223,7 +466,7 @@ link_registered(struct link *l, json_t *reply)
         n = 1;
     if (n > MAX_SLOTS)
         n = MAX_SLOTS;
-    if (atomic_exchange(&cn->slots[l->gw], n) != n)
+    if (atomic_exchange(&link_target(l)->slots, n) != n)
         wake_all(cn);                   /* workers create the links for new slots */
     link_unwatch(l);
     free(l->buf);
@@ -241,7 +484,7 @@ link_registered(struct link *l, json_t *reply)
     l->warned = false;
     atomic_fetch_add(&cn->live, 1);
     atomic_fetch_add(&cn->stats->tunnels, 1);
-    ferry_log(NULL, FERRY_INFO, "tunnel up", FLOG_STR("gateway", cn->conf->gateways[l->gw].text),
+    ferry_log(NULL, FERRY_INFO, "tunnel up", FLOG_STR("gateway", link_target(l)->text),
               FLOG_INT("slot", l->slot), FLOG_STR("tenant", cn->conf->tenant),
               FLOG_STR("location", cn->conf->location_id), FLOG_STR("cipher", cipher));
 }
@@ -255,8 +498,16 @@ cn_on_tunnel_close(struct tunnel *t, const char *reason)
     l->t = NULL;
     atomic_fetch_sub(&cn->live, 1);
     atomic_fetch_sub(&cn->stats->tunnels, 1);
-    ferry_log(NULL, FERRY_INFO, "tunnel down", FLOG_STR("gateway", cn->conf->gateways[l->gw].text),
+    ferry_log(NULL, FERRY_INFO, "tunnel down", FLOG_STR("gateway", link_target(l)->text),
               FLOG_INT("slot", l->slot), FLOG_STR("reason", reason));
+    if (l->retired) {                   /* its replica left the list: no redial */
+        struct cworker *w = l->w;
+
+        link_free(l);
+        if (atomic_load(&cn->draining) && w->nstreams == 0)
+            event_base_loopexit(w->base, NULL);
+        return;
+    }
     if (atomic_load(&cn->draining)) {
         l->st = L_STOPPED;
         if (l->w->nstreams == 0)
@@ -305,6 +556,16 @@ link_step(struct link *l)
                     link_retry(l, "bad registration reply");
                     return;
                 }
+                if (4 + want > l->cap) {        /* a replica list came with it */
+                    uint8_t *bigger = realloc(l->buf, 4 + want);
+
+                    if (bigger == NULL) {
+                        link_retry(l, "out of memory");
+                        return;
+                    }
+                    l->buf = bigger;
+                    l->cap = 4 + want;
+                }
                 l->len = 4 + want;
                 continue;
             }
@@ -313,13 +574,15 @@ link_step(struct link *l)
                 json_t *ok = json_object_get(o, "ok");
                 json_t *err = json_object_get(o, "error");
 
-                if (json_is_true(ok)) {
+                if (json_is_true(ok) && !link_reply_replicas(l)) {
+                    link_retry(l, "reached another gateway replica than the one listed here");
+                } else if (json_is_true(ok)) {
                     link_registered(l, o);
                 } else {
                     const char *why = json_is_string(err) ? json_string_value(err) : "refused";
 
                     ferry_log(NULL, FERRY_ERROR, "gateway refused registration",
-                              FLOG_STR("gateway", cn->conf->gateways[l->gw].text),
+                              FLOG_STR("gateway", link_target(l)->text),
                               FLOG_INT("slot", l->slot), FLOG_STR("tenant", cn->conf->tenant),
                               FLOG_STR("reason", why));
                     l->warned = true;
@@ -363,9 +626,9 @@ link_step(struct link *l)
 static void
 link_start(evutil_socket_t fd, short what, void *arg)
 {
-    struct link              *l = arg;
-    struct connector         *cn = l->w->cn;
-    struct ferry_conf_gateway_addr *g = &cn->conf->gateways[l->gw];
+    struct link      *l = arg;
+    struct connector *cn = l->w->cn;
+    struct target    *g = link_target(l);
 
     (void)fd;
     (void)what;
@@ -377,22 +640,48 @@ link_start(evutil_socket_t fd, short what, void *arg)
         link_retry(l, "out of memory");
 }
 
+/* A link whose replica left the list (or whose entry now stands for another): GOAWAY
+ * when up, so its streams finish and it is freed when the tunnel closes; else now. */
+static void
+link_retire(struct link *l)
+{
+    if (l->retired)
+        return;
+    l->retired = true;
+    if (l->t != NULL)
+        tunnel_shutdown(l->t);          /* may close, and free l, at once */
+    else
+        link_free(l);
+}
+
 static void
 worker_sync_links(struct cworker *w)
 {
     struct connector *cn = w->cn;
+    struct link      *l, *next;
 
-    for (unsigned g = 0; g < cn->conf->ngateways; g++) {
-        unsigned n = atomic_load(&cn->slots[g]);
+    /* Decided under the lock, retired after it: a tunnel's GOAWAY runs its I/O, and a
+     * notice read there takes the lock again (replicas_learn). */
+    pthread_mutex_lock(&cn->mu);
+    for (l = w->links; l != NULL; l = l->next) {
+        const struct target *t = link_target(l);
+
+        l->doomed = !t->configured && (!t->active || t->gen != l->gen);
+    }
+    for (unsigned g = 0; g < MAX_TARGETS; g++) {
+        unsigned n;
+
+        if (!cn->targets[g].configured && !cn->targets[g].active)
+            continue;
+        n = atomic_load(&cn->targets[g].slots);
 
         for (unsigned s = 0; s < n; s++) {
-            struct link   *l;
             struct timeval now = { 0, 0 };
 
             if (s % cn->nworkers != w->id)
                 continue;
             for (l = w->links; l != NULL; l = l->next)
-                if (l->gw == g && l->slot == s)
+                if (l->gw == g && l->slot == s && !l->retired && !l->doomed)
                     break;
             if (l != NULL) {
                 if (l->st == L_STOPPED && !atomic_load(&cn->draining)) {
@@ -405,14 +694,22 @@ worker_sync_links(struct cworker *w)
                 continue;
             l->w = w;
             l->gw = g;
+            l->gen = cn->targets[g].gen;
             l->slot = s;
             l->fd = -1;
             l->st = L_WAIT;
+            atomic_fetch_add(&cn->targets[g].nlinks, 1);
             evtimer_assign(&l->timer, w->base, link_start, l);
             l->next = w->links;
             w->links = l;
             evtimer_add(&l->timer, &now);
         }
+    }
+    pthread_mutex_unlock(&cn->mu);
+    for (l = w->links; l != NULL; l = next) {
+        next = l->next;                 /* a retired link may be freed at once */
+        if (l->doomed)
+            link_retire(l);
     }
 }
 
@@ -449,8 +746,12 @@ on_cworker_cmd(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (atomic_load(&cn->draining) && !w->draining) {
+        struct link *next;
+
         w->draining = true;
-        for (struct link *l = w->links; l != NULL; l = l->next) {
+        /* next first: a retired link's tunnel may close, and free it, at once. */
+        for (struct link *l = w->links; l != NULL; l = next) {
+            next = l->next;
             evtimer_del(&l->timer);
             if (l->t != NULL)
                 tunnel_shutdown(l->t);      /* GOAWAY: no new streams, finish the rest */
@@ -472,13 +773,17 @@ cworker_main(void *arg)
     struct cworker *w = arg;
 
     event_base_dispatch(w->base);
-    /* Stopping: close what is left. */
-    for (struct link *l = w->links; l != NULL; l = l->next) {
+    /* Stopping: close what is left. A retired link is freed by its tunnel's close. */
+    for (struct link *l = w->links, *next; l != NULL; l = next) {
+        bool gone = l->retired && l->t != NULL;
+
+        next = l->next;
         evtimer_del(&l->timer);
         l->st = L_STOPPED;
         if (l->t != NULL)
             tunnel_close(l->t, "connector stopping");
-        link_close_transport(l);
+        if (!gone)
+            link_close_transport(l);
     }
     return NULL;
 }
@@ -517,6 +822,7 @@ cworker_fini(struct cworker *w)
         w->links = l->next;
         evtimer_del(&l->timer);
         link_close_transport(l);
+        atomic_fetch_sub(&w->cn->targets[l->gw].nlinks, 1);
         free(l);
     }
     if (w->dns != NULL)
@@ -562,6 +868,7 @@ ferry_connector_new(const char *conf_path, struct connector **out)
 
     if ((cn = calloc(1, sizeof(*cn))) == NULL)
         return FERRY_ENOMEM;
+    pthread_mutex_init(&cn->mu, NULL);
     cn->conf_path = conf_path;
     if (ferry_connector_conf_load_file(conf_path, &cn->conf, &errs) != FERRY_OK) {
         ferry_errlist_print(&errs, stderr, false);
@@ -594,8 +901,19 @@ ferry_connector_new(const char *conf_path, struct connector **out)
         }
     }
     cn->stats = ferry_stats_tunnel_slot(cn->conf->tenant, cn->conf->location_id);
-    for (size_t g = 0; g < cn->conf->ngateways && g < MAX_GATEWAYS; g++)
-        atomic_store(&cn->slots[g], 1);      /* slot 0 first; it learns the rest */
+    if ((cn->targets = calloc(MAX_TARGETS, sizeof(*cn->targets))) == NULL)
+        goto fail;
+    for (size_t g = 0; g < cn->conf->ngateways && g < MAX_GATEWAYS; g++) {
+        struct target                        *t = &cn->targets[g];
+        const struct ferry_conf_gateway_addr *a = &cn->conf->gateways[g];
+
+        snprintf(t->text, sizeof(t->text), "%s", a->text);
+        snprintf(t->host, sizeof(t->host), "%s", a->host);
+        t->port = a->port;
+        t->configured = true;
+        t->active = true;
+        atomic_store(&t->slots, 1);     /* slot 0 first; it learns the rest */
+    }
     ncpu = cn->conf->workers != 0 ? (long)cn->conf->workers : (long)ferry_ncpu();
     cn->nworkers = ncpu < 1 ? 1 : ncpu > MAX_CWORKERS ? MAX_CWORKERS : (unsigned)ncpu;
     if (cn->systems_json == NULL || cn->stats == NULL)
@@ -680,6 +998,8 @@ ferry_connector_free(struct connector *cn)
     free(cn->sys_ctx);
     SSL_CTX_free(cn->ctx);
     ferry_connector_conf_free(cn->conf);
+    free(cn->targets);
+    pthread_mutex_destroy(&cn->mu);
     free(cn);
 }
 
@@ -687,6 +1007,12 @@ atomic_int *
 ferry_connector_live(struct connector *cn)
 {
     return &cn->live;
+}
+
+atomic_int *
+ferry_connector_replicas(struct connector *cn)
+{
+    return &cn->replicas;
 }
 
 unsigned

@@ -1,9 +1,10 @@
 /*
  * connector.h: `ferry connector`, the on-premise agent. It dials out to every
- * configured gateway (one TLS tunnel per gateway worker, "slots"), registers with its
- * tenant token, and serves the gateway's CONNECT streams by dialing the internal host
- * of a configured system: nothing else is reachable. Every stream and every refusal
- * is written to the hash-chained audit log.
+ * configured gateway and to every replica the gateways list (one TLS tunnel per
+ * gateway worker, "slots"), registers with its tenant token, and serves the gateway's
+ * CONNECT streams by dialing the internal host of a configured system: nothing else
+ * is reachable. Every stream and every refusal is written to the hash-chained audit
+ * log.
  *
  * The process around it (signals, the drain deadline, the admin listener with
  * /readyz) is main's: this room starts, drains and stops the connector on request.
@@ -34,6 +35,8 @@ void ferry_connector_free(struct connector *cn);        /* stops it first */
 
 /* Tunnels up now: /readyz answers 200 only while this is > 0. */
 atomic_int *ferry_connector_live(struct connector *cn);
+/* Gateway replicas in the latest list a gateway sent (0: none sent one), for /metrics. */
+atomic_int *ferry_connector_replicas(struct connector *cn);
 unsigned    ferry_connector_workers(const struct connector *cn);
 uint32_t    ferry_connector_drain_timeout_ms(const struct connector *cn);
 const char *ferry_connector_admin_listen(const struct connector *cn);  /* NULL: off */

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 #include "stats/stats.h"
 #include "tls/tls.h"
 #include "tunnel/gateway.h"
+#include "tunnel/replicas.h"
 #include "tunnel/session.h"
 #include "util/addr.h"
 
@@ -34,6 +37,16 @@
 #define REGISTER_TIMEOUT_MS  10000
 #define MAX_PENDING          256      /* registrations in progress at once */
 #define MAX_SYSTEMS          4096
+/* A reply: the fixed fields, the replica id and a replica list (replicas.h's bound). */
+#define REPLY_MAX_BYTES      (REPLICAS_JSON_MAX + 1024)
+
+/* The replica list as workers push it: immutable text, shared by every worker that
+ * sends it; the last unref frees it (any thread). */
+struct gw_list {
+    atomic_int refs;
+    size_t     len;
+    char       text[];                 /* {"replica":…,"replicas":[…]}, NUL-terminated */
+};
 
 struct gw_handoff {
     struct gw_worker  *gw;             /* where it goes */
@@ -45,6 +58,8 @@ struct gw_handoff {
     unsigned           slot;
     struct stats_slot *stats;
     uint32_t           keepalive_ms, dead_peer_timeout_ms;
+    bool               follows;        /* the connector announced it follows replica lists */
+    struct gw_list    *push;           /* ref: a list newer than the reply, for slot 0 */
 };
 
 struct gw_tunnel {
@@ -65,8 +80,9 @@ struct pending {
     struct event        ev, timer;
     uint8_t            *buf;           /* HELLO_MAX_BYTES + 4 */
     size_t              have;
-    char                reply[512];
+    char               *reply;          /* owns: 4-byte length + JSON */
     size_t              reply_len, reply_off;
+    uint64_t            reply_gen;      /* the list generation the reply carried */
     struct gw_handoff  *h;             /* set when accepted, handed off after the reply */
     char                peer[64];
 };
@@ -81,7 +97,32 @@ struct gw_listener {
     struct pending          *pending;
     unsigned                 npending;
     bool                     draining;
+    char                     id[REPLICA_ID_MAX + 1];  /* "" until main sets it */
+    json_t                  *replicas;  /* owns: the list's array for replies; NULL: none */
+    struct gw_list          *list;      /* ref: the same as text, for pushes */
+    uint64_t                 gen;       /* bumped when the list changes */
 };
+
+/* A list on its way to one worker. */
+struct gw_push {
+    struct gw_worker *gw;
+    struct gw_list   *l;                /* ref */
+};
+
+static void
+list_unref(struct gw_list *l)
+{
+    if (l != NULL && atomic_fetch_sub(&l->refs, 1) == 1)
+        free(l);
+}
+
+static struct gw_list *
+list_ref(struct gw_list *l)
+{
+    if (l != NULL)
+        atomic_fetch_add(&l->refs, 1);
+    return l;
+}
 
 /* ---- handoffs ------------------------------------------------------------------------ */
 
@@ -102,6 +143,7 @@ handoff_free(struct gw_handoff *h)
     free(h->connector);
     free(h->version);
     free(h->peer);
+    list_unref(h->push);
     free(h);
 }
 
@@ -141,15 +183,19 @@ pending_free(struct pending *p)
         close(p->fd);
     handoff_free(p->h);
     free(p->buf);
+    free(p->reply);
     free(p);
 }
 
+/* The reply names this replica when it has an id and lists the replicas to a
+ * connector that follows lists: an older one would refuse a reply over its 4 KiB. */
 static void
 reply_set(struct pending *p, bool ok, const char *error, unsigned slots)
 {
-    json_t *o = json_object();
-    char   *text;
-    size_t  n;
+    struct gw_listener *g = p->g;
+    json_t             *o = json_object();
+    char               *text;
+    size_t              n;
 
     json_object_set_new(o, "ok", json_boolean(ok));
     if (ok)
@@ -157,11 +203,30 @@ reply_set(struct pending *p, bool ok, const char *error, unsigned slots)
     else
         json_object_set_new(o, "error", json_string(error));
     json_object_set_new(o, "version", json_string(FERRY_VERSION));
+    if (ok && g->id[0] != '\0')
+        json_object_set_new(o, "replica", json_string(g->id));
+    if (ok && g->replicas != NULL && p->h != NULL && p->h->follows)
+        json_object_set(o, "replicas", g->replicas);
+    p->reply_gen = g->gen;
     text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     n = text != NULL ? strlen(text) : 0;
-    if (n > sizeof(p->reply) - 4)
-        n = sizeof(p->reply) - 4;
+    free(p->reply);
+    /* Past the bound (the list's own cap keeps it below) or out of memory: an empty
+     * reply, which the connector refuses and redials. */
+    if (n > REPLY_MAX_BYTES || (p->reply = malloc(n + 4)) == NULL) {
+        free(text);
+        text = NULL;
+        n = 0;
+        p->reply = malloc(4);
+    }
+    if (p->reply == NULL) {             /* out of memory: close without a word */
+        handoff_free(p->h);
+        p->h = NULL;
+        p->st = PEND_REPLY;
+        p->reply_len = p->reply_off = 0;
+        return;
+    }
     p->reply[0] = (char)(n >> 24);
     p->reply[1] = (char)(n >> 16);
     p->reply[2] = (char)(n >> 8);
@@ -212,6 +277,7 @@ hello_check(struct pending *p, const uint8_t *data, size_t len, const char **why
     h->connector = json_str_dup(o, "connector", 64);
     h->version = json_str_dup(o, "version", 32);
     h->peer = strdup(p->peer);
+    h->follows = json_is_true(json_object_get(o, "replicas"));
     tok = json_object_get(o, "token");
     token = json_is_string(tok) ? json_string_value(tok) : NULL;
     slot = json_object_get(o, "slot");
@@ -273,6 +339,10 @@ pending_handoff(struct pending *p)
     h->ssl = p->ssl;
     h->keepalive_ms = g->conf->tunnel.keepalive_ms;
     h->dead_peer_timeout_ms = g->conf->tunnel.dead_peer_timeout_ms;
+    /* The list changed while the reply was on its way: the push went to the tunnels
+     * of the time, not to this one. */
+    if (h->follows && h->slot == 0 && p->reply_gen != g->gen)
+        h->push = list_ref(g->list);
     p->fd = -1;
     p->ssl = NULL;
     p->h = NULL;
@@ -515,7 +585,106 @@ gw_listener_stop(struct gw_listener *g)
         pending_free(g->pending);
     if (g->ctx != NULL)
         SSL_CTX_free(g->ctx);
+    json_decref(g->replicas);
+    list_unref(g->list);
     free(g);
+}
+
+void
+gw_listener_set_id(struct gw_listener *g, const char *id)
+{
+    if (!replica_id_ok(id)) {
+        ferry_log(NULL, FERRY_ERROR, "tunnel: not a usable replica id; replies name none",
+                  FLOG_STR("id", id));
+        g->id[0] = '\0';
+        return;
+    }
+    snprintf(g->id, sizeof(g->id), "%s", id);
+}
+
+static void gw_worker_push(void *arg, bool run);
+
+static void
+replica_skipped(void *arg, const struct gw_replica *e, const char *why)
+{
+    (void)arg;
+    ferry_log(NULL, FERRY_WARN, "tunnel: replica left out of the list for connectors",
+              FLOG_STR("replica", e->id != NULL ? e->id : ""),
+              FLOG_STR("tunnel", e->tunnel != NULL ? e->tunnel : ""), FLOG_STR("reason", why));
+}
+
+int
+gw_listener_set_replicas(struct gw_listener *g, const struct gw_replica *r, size_t n)
+{
+    struct replica_list list = { NULL, 0 };
+    struct gw_list     *l = NULL;
+    json_t             *o = NULL, *arr;
+    char               *text = NULL;
+    size_t              len = 0;
+    int                 rc;
+
+    if (n == 0) {                       /* no store: replies as without replicas */
+        json_decref(g->replicas);
+        g->replicas = NULL;
+        list_unref(g->list);
+        g->list = NULL;
+        g->gen++;
+        return FERRY_OK;
+    }
+    if (n > REPLICAS_MAX) {
+        ferry_log(NULL, FERRY_ERROR, "tunnel: more than 256 replicas; connectors keep the "
+                  "previous list", FLOG_INT("replicas", (long long)n));
+        return FERRY_ELIMIT;
+    }
+    if ((rc = replicas_from_store(r, n, g->id, g->conf->tunnel.advertise, &list,
+                                  replica_skipped, NULL)) != FERRY_OK ||
+        (rc = replicas_json(g->id[0] != '\0' ? g->id : NULL, &list, &text, &len)) != FERRY_OK) {
+        if (rc == FERRY_ELIMIT)
+            ferry_log(NULL, FERRY_ERROR, "tunnel: the replica list exceeds 32 KiB of JSON; "
+                      "connectors keep the previous one", FLOG_INT("replicas", (long long)n));
+        goto out;
+    }
+    if (g->list != NULL && g->list->len == len && memcmp(g->list->text, text, len) == 0)
+        goto out;                       /* the same list (a slot count changed): no news */
+    rc = FERRY_ENOMEM;
+    if ((o = json_loadb(text, len, 0, NULL)) == NULL ||
+        (arr = json_object_get(o, "replicas")) == NULL ||
+        (l = malloc(sizeof(*l) + len + 1)) == NULL)
+        goto out;
+    atomic_init(&l->refs, 1);
+    l->len = len;
+    memcpy(l->text, text, len + 1);
+    json_decref(g->replicas);
+    g->replicas = json_incref(arr);
+    list_unref(g->list);
+    g->list = l;
+    l = NULL;
+    g->gen++;
+    ferry_log(NULL, FERRY_INFO, "tunnel: replica list for connectors",
+              FLOG_INT("replicas", (long long)list.n));
+    /* Every worker gets it; each tells the connectors on its slot-0 tunnels. */
+    for (unsigned i = 0; i < g->slots.n; i++) {
+        struct gw_push *p = malloc(sizeof(*p));
+
+        if (p != NULL) {
+            p->gw = g->slots.at(g->slots.ctx, i);
+            p->l = list_ref(g->list);
+        }
+        if (p == NULL || ferry_post_run(&p->gw->post, gw_worker_push, p) != FERRY_OK) {
+            if (p != NULL)
+                list_unref(p->l);
+            free(p);
+            ferry_log(NULL, FERRY_ERROR, "tunnel: cannot hand the replica list to a worker: "
+                      "out of memory", FLOG_INT("worker", i));
+        }
+    }
+    rc = FERRY_OK;
+out:
+    json_decref(o);
+    free(text);
+    free(l);
+    replicas_list_free(&list);
+    return rc;
 }
 
 /* ---- workers: live tunnels ------------------------------------------------------------ */
@@ -581,7 +750,47 @@ gw_on_goaway(struct tunnel *t)
         gt->gw->goaway(gt->gw, t);
 }
 
+/* A connector from before replica lists never gets one (it did not announce that it
+ * follows them); a refusal here is a connector that changed its mind: not our error. */
+static void
+gw_on_notice_reply(struct tunnel *t, int status, const char *error)
+{
+    struct gw_tunnel *gt = tunnel_owner(t);
+
+    if (status != 204)
+        ferry_log(NULL, FERRY_DEBUG, "connector did not take the replica list",
+                  FLOG_STR("tenant", gt->info->tenant), FLOG_STR("connector", gt->info->connector),
+                  FLOG_INT("status", status), FLOG_STR("error", error != NULL ? error : ""));
+}
+
+static void
+tunnel_push(struct gw_tunnel *gt, const struct gw_list *l)
+{
+    if (tunnel_notify(gt->t, REPLICAS_PATH, l->text, l->len) != 0)
+        ferry_log(NULL, FERRY_DEBUG, "cannot send the replica list on a tunnel",
+                  FLOG_STR("tenant", gt->info->tenant),
+                  FLOG_STR("connector", gt->info->connector));
+}
+
+/* On each worker: one notice per connector that follows lists, on its slot-0 tunnel
+ * (a connector shares what it learns among its links). */
+static void
+gw_worker_push(void *arg, bool run)
+{
+    struct gw_push   *p = arg;
+    struct gw_tunnel *gt, *next;
+
+    for (gt = run ? p->gw->tunnels : NULL; gt != NULL; gt = next) {
+        next = gt->next;                /* a failed write may close gt on the spot */
+        if (gt->info->follows && gt->info->slot == 0 && tunnel_is_usable(gt->t))
+            tunnel_push(gt, p->l);
+    }
+    list_unref(p->l);
+    free(p);
+}
+
 static const struct tunnel_ops gw_ops = {
+    .on_notice_reply = gw_on_notice_reply,
     .on_goaway       = gw_on_goaway,
     .on_response     = gw_on_response,
     .on_stream_end   = gw_on_stream_end,
@@ -618,6 +827,13 @@ gw_worker_adopt(struct gw_worker *gw, struct gw_handoff *h)
     ferry_log(NULL, FERRY_INFO, "tunnel up", FLOG_STR("tenant", h->tenant),
               FLOG_STR("location", h->location), FLOG_STR("connector", h->connector),
               FLOG_INT("slot", h->slot), FLOG_INT("worker", gw->id));
+    if (h->push != NULL && tunnel_is_usable(gt->t)) {
+        struct gw_list *l = h->push;
+
+        h->push = NULL;
+        tunnel_push(gt, l);             /* may close the tunnel: gt is not used after */
+        list_unref(l);
+    }
 }
 
 void

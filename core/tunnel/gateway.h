@@ -8,6 +8,12 @@
  * connection per slot, so every worker has its own tunnel to every connector and a
  * proxied connection never leaves the worker that accepted it.
  *
+ * Several replicas (DESIGN.md, "Several replicas"): main hands the listener the live
+ * replicas it learns from the store. Registration replies name this replica and list
+ * them (to connectors that announce they follow the list); when the list changes,
+ * each worker tells the connectors on its slot-0 tunnels with a notice
+ * (POST /.ferry/replicas, replicas.h has the format).
+ *
  * Worker thread: the registry of live tunnels by (tenant, location) and stream opening
  * for OnPremise destinations. Each worker embeds a struct gw_worker and fills in how to
  * reach it (its loop, a post) and two hooks; this room never sees struct worker.
@@ -61,6 +67,27 @@ int  gw_listener_start(struct event_base *base, const struct ferry_conf *conf,
 int  gw_listener_set_conf(struct gw_listener *g, const struct ferry_conf *conf,
                           struct ferry_err *err);
 void gw_listener_drain(struct gw_listener *g);      /* refuse new registrations */
+
+/* One live replica as the store knows it (borrowed strings, copied by the call). */
+struct gw_replica {
+    const char *id;                     /* the store's replica id */
+    const char *tunnel;                 /* its tunnel.advertise, "host:port" */
+    unsigned    slots;                  /* its workers (informative: connectors learn
+                                           the count from each replica's reply) */
+};
+/* Main thread. This replica's id (the store's; stable for the process). Replies name
+ * it ("replica"), and the listener adds itself (with tunnel.advertise) to a list that
+ * lacks it. Unset: replies name no replica. Call it before the first
+ * gw_listener_set_replicas (the list it sends names its sender). */
+void gw_listener_set_id(struct gw_listener *g, const char *id);
+/* Main thread: the live replicas, this one included or not. Copied. Entries with a
+ * bad id or address are left out (logged), duplicates by id too. The next
+ * registration replies with the list; connectors already registered hear it within
+ * a second (at once, unless it is the list they have). n == 0: no store, replies carry
+ * no list, as without replicas. FERRY_OK; FERRY_ELIMIT when more than 256 replicas
+ * or more than 32 KiB of JSON (the previous list stays); FERRY_ENOMEM. */
+int  gw_listener_set_replicas(struct gw_listener *g, const struct gw_replica *r, size_t n);
+/* Neither may be called after gw_listener_stop (stop the store's callbacks first). */
 void gw_listener_stop(struct gw_listener *g);
 
 /* Worker thread. */

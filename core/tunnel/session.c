@@ -45,11 +45,15 @@
 #define MAX_STREAMS      65536
 
 struct hdrs {                     /* headers of one request/response, until delivered */
-    char authority[300];
-    char protocol[24];
-    char error[64];
-    int  status;
-    bool is_connect;
+    char   authority[300];
+    char   protocol[24];
+    char   error[64];
+    char   path[64];
+    char  *notice;                /* owns: the ferry-notice value, NOTICE_MAX_BYTES + 1 */
+    size_t notice_len;
+    bool   notice_big;
+    int    status;
+    bool   is_connect;
 };
 
 struct tunnel {
@@ -137,6 +141,8 @@ stream_free(struct tstream *s)
         SSL_free(s->ssl);
     if (s->own_fd >= 0)
         close(s->own_fd);
+    if (s->hdrs != NULL)
+        free(s->hdrs->notice);
     free(s->hdrs);
     free(s);
 }
@@ -614,8 +620,29 @@ hdrs_of(struct tstream *s)
 static void
 hdrs_done(struct tstream *s)
 {
+    if (s->hdrs != NULL)
+        free(s->hdrs->notice);
     free(s->hdrs);
     s->hdrs = NULL;
+}
+
+/* A notice's value, kept up to NOTICE_MAX_BYTES: past that the notice is refused,
+ * not the tunnel. Only a connector reads notices (the gateway never receives one). */
+static int
+notice_keep(struct tunnel *t, struct hdrs *h, const uint8_t *v, size_t len)
+{
+    if (t->role != TUNNEL_CONNECTOR || h->notice != NULL || h->notice_big)
+        return 0;
+    if (len > NOTICE_MAX_BYTES) {
+        h->notice_big = true;
+        return 0;
+    }
+    if ((h->notice = malloc(len + 1)) == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;    /* resets this stream only */
+    memcpy(h->notice, v, len);
+    h->notice[len] = '\0';
+    h->notice_len = len;
+    return 0;
 }
 
 static void
@@ -648,7 +675,27 @@ on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size
         copy_val(h->protocol, sizeof(h->protocol), value, valuelen);
     else if (namelen == 11 && memcmp(name, "ferry-error", 11) == 0)
         copy_val(h->error, sizeof(h->error), value, valuelen);
+    else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+        copy_val(h->path, sizeof(h->path), value, valuelen);
+    else if (namelen == 12 && memcmp(name, "ferry-notice", 12) == 0)
+        return notice_keep(ud, h, value, valuelen);
     return 0;
+}
+
+/* Connector: a request that is not a CONNECT. A notice when the owner knows its path;
+ * anything else is refused as before notices existed. */
+static void
+on_notice_request(struct tunnel *t, struct tstream *s, struct hdrs *h)
+{
+    const char *error = "method-not-allowed";
+    int         status = 405;
+
+    if (h->path[0] == '/' && t->ops->on_notice != NULL) {
+        error = NULL;
+        status = t->ops->on_notice(t, h->path, h->notice != NULL ? h->notice : "",
+                                   h->notice_len, h->notice_big, &error);
+    }
+    tstream_respond(s, status, status == 204 ? NULL : error);
 }
 
 static int
@@ -669,10 +716,17 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
         if (s == NULL || (h = hdrs_of(s)) == NULL)
             break;
+        if (t->role == TUNNEL_CONNECTOR && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+            !h->is_connect) {
+            on_notice_request(t, s, h);
+            hdrs_done(s);
+            break;
+        }
         copy = *h;
+        copy.notice = NULL;             /* hdrs_done frees it */
         hdrs_done(s);
         if (t->role == TUNNEL_CONNECTOR && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-            if (!copy.is_connect || copy.authority[0] == '\0') {
+            if (copy.authority[0] == '\0') {
                 tstream_respond(s, 405, "method-not-allowed");
                 break;
             }
@@ -680,6 +734,8 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         } else if (t->role == TUNNEL_GATEWAY && f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
             if (s->owner != NULL && t->ops->on_response != NULL)
                 t->ops->on_response(s, copy.status, copy.error[0] ? copy.error : NULL);
+            else if (s->notice && t->ops->on_notice_reply != NULL)
+                t->ops->on_notice_reply(t, copy.status, copy.error[0] ? copy.error : NULL);
         }
         if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
             s->h2_eof = true;
@@ -1139,6 +1195,36 @@ tunnel_shutdown(struct tunnel *t)
                           nghttp2_session_get_last_proc_stream_id(t->h2), NGHTTP2_NO_ERROR,
                           NULL, 0);
     tunnel_io(t);
+}
+
+int
+tunnel_notify(struct tunnel *t, const char *path, const char *value, size_t len)
+{
+    struct tstream *s;
+    /* NO_INDEX: a one-off value of kilobytes would only evict useful HPACK entries. */
+    nghttp2_nv      nva[5] = {
+        { (uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)":scheme", (uint8_t *)"https", 7, 5, NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)":authority", (uint8_t *)"ferry", 10, 5, NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)":path", (uint8_t *)path, 5, strlen(path), NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)"ferry-notice", (uint8_t *)value, 12, len, NGHTTP2_NV_FLAG_NO_INDEX },
+    };
+
+    if (t->role != TUNNEL_GATEWAY || len > NOTICE_MAX_BYTES || !tunnel_is_usable(t) ||
+        (s = stream_new(t)) == NULL)
+        return -1;
+    s->notice = true;
+    /* No data provider: the HEADERS frame carries END_STREAM, so a connector that
+     * refuses the request (405) leaves nothing behind on either side. */
+    s->id = nghttp2_submit_request(t->h2, NULL, nva, 5, NULL, s);
+    if (s->id < 0) {
+        s->ended = true;
+        s->id = 0;
+        stream_free(s);
+        return -1;
+    }
+    tunnel_io(t);
+    return 0;
 }
 
 struct tstream *

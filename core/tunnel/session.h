@@ -56,7 +56,21 @@ struct tunnel_ops {
     void (*on_goaway)(struct tunnel *t);
     /* The tunnel is closed (every stream already ended); after this t is freed. */
     void (*on_tunnel_close)(struct tunnel *t, const char *reason);
+    /* Connector, optional: a notice arrived (tunnel_notify: a request that is not a
+     * CONNECT, with a :path and its `ferry-notice` value, NUL-terminated, len bytes;
+     * value is "" when absent, too_big when it was cut at NOTICE_MAX_BYTES). Return the
+     * status to answer: 204 taken, 4xx with *error (static text) otherwise. Without
+     * this hook, or for a path it does not know, a notice is answered 404 (older
+     * connectors answer 405). */
+    int  (*on_notice)(struct tunnel *t, const char *path, const char *value, size_t len,
+                      bool too_big, const char **error);
+    /* Gateway, optional: the answer to a tunnel_notify(). */
+    void (*on_notice_reply)(struct tunnel *t, int status, const char *error);
 };
+
+/* A notice's value: one HPACK field (nghttp2 refuses a field past 64 KiB as a
+ * connection error, so the sender must stay well below). */
+#define NOTICE_MAX_BYTES (48 * 1024)
 
 struct tunnel_params {
     uint32_t keepalive_ms;          /* PING interval */
@@ -93,6 +107,7 @@ struct tstream {
     bool             deferred;      /* the data provider waits for the socket */
     bool             h2_closed;     /* nghttp2 closed the stream */
     bool             ended;         /* on_stream_end delivered */
+    bool             notice;        /* gateway: a tunnel_notify stream, no owner */
     uint64_t         bytes_in;      /* socket -> h2 */
     uint64_t         bytes_out;     /* h2 -> socket */
 };
@@ -110,6 +125,12 @@ void           tunnel_shutdown(struct tunnel *t);
 /* Close now: every stream ends with TSTREAM_TUNNEL_LOST. */
 void           tunnel_close(struct tunnel *t, const char *reason);
 
+/* Gateway: tell the connector something outside any stream of data: a request
+ * `POST path` (a reserved path, "/.ferry/...") whose header `ferry-notice` is value
+ * (at most NOTICE_MAX_BYTES, no CR/LF/NUL), END_STREAM at once, no owner. The answer
+ * comes to ops->on_notice_reply. 0 queued, -1 not (tunnel unusable, out of memory,
+ * value too long). */
+int  tunnel_notify(struct tunnel *t, const char *path, const char *value, size_t len);
 /* Gateway: open a CONNECT stream to authority ("host:port"). NULL on failure. */
 struct tstream *tstream_open(struct tunnel *t, const char *authority, const char *protocol,
                              void *owner, int *fd, bool *readable, bool *writable);

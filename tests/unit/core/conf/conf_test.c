@@ -517,6 +517,82 @@ test_tenants_parsed_and_checked(void)
     CU_ASSERT(!errs_mention(&errs, "t1"));
 }
 
+/* tunnel.advertise: default listen; ${env:} works; a wildcard or a bad address is an
+ * error at the value, quoted as written. */
+static void
+test_tunnel_advertise_default_env_and_errors(void)
+{
+    char *dir = tmpdir_new();
+    char  path[512];
+    const char *head = "tunnel:\n  listen: '0.0.0.0:8443'\n  cert: gw.crt\n  key: gw.key\n";
+    char  text[512];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    CU_ASSERT(file_write(dir, "gw.crt", "cert\n"));
+    CU_ASSERT(file_write(dir, "gw.key", "key\n"));
+    snprintf(path, sizeof(path), "%s/ferry.yaml", dir);
+
+    /* Absent: a copy of listen, even a wildcard one, and no complaint. */
+    CU_ASSERT(file_write(dir, "ferry.yaml", head));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->tunnel.advertise, "0.0.0.0:8443");
+    CU_ASSERT_EQUAL(conf->warnings.count, 0);
+
+    setenv("FERRY_TEST_POD_IP", "10.1.2.3", 1);
+    snprintf(text, sizeof(text), "%s  advertise: ${env:FERRY_TEST_POD_IP}:8443\n", head);
+    CU_ASSERT(file_write(dir, "ferry.yaml", text));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->tunnel.advertise, "10.1.2.3:8443");
+
+    snprintf(text, sizeof(text), "%s  advertise: gw-0.ferry.svc:8443\n", head);
+    CU_ASSERT(file_write(dir, "ferry.yaml", text));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT_STRING_EQUAL(conf->tunnel.advertise, "gw-0.ferry.svc:8443");
+
+    /* Given explicitly, a wildcard cannot be dialed by anyone. */
+    snprintf(text, sizeof(text), "%s  advertise: 0.0.0.0:8443\n", head);
+    CU_ASSERT(file_write(dir, "ferry.yaml", text));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 14, "tunnel: advertise: '0.0.0.0:8443'"));
+    CU_ASSERT(errs_have(&errs, 5, 14, "wildcard"));
+    snprintf(text, sizeof(text), "%s  advertise: '[::]:8443'\n", head);
+    CU_ASSERT(file_write(dir, "ferry.yaml", text));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 14, "wildcard"));
+
+    /* An empty variable leaves ":8443": the message shows both forms. */
+    setenv("FERRY_TEST_POD_IP", "", 1);
+    snprintf(text, sizeof(text), "%s  advertise: ${env:FERRY_TEST_POD_IP}:8443\n", head);
+    CU_ASSERT(file_write(dir, "ferry.yaml", text));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 14, "'${env:FERRY_TEST_POD_IP}:8443' (is ':8443')"));
+    CU_ASSERT(errs_have(&errs, 5, 14, "missing host"));
+
+    snprintf(text, sizeof(text), "%s  advertise: gw:99999\n", head);
+    CU_ASSERT(file_write(dir, "ferry.yaml", text));
+    memset(&errs, 0, sizeof(errs));
+    ferry_conf_free(conf);
+    CU_ASSERT_EQUAL(ferry_conf_load_file(path, &conf, &errs), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 14, "port must be 1..65535"));
+    unsetenv("FERRY_TEST_POD_IP");
+    tmpdir_free(dir);
+}
+
 static void
 test_tunnel_needs_cert_and_key_that_exist(void)
 {
@@ -870,6 +946,7 @@ main(void)
           test_without_an_errlist_plugin_errors_are_dropped_safely },
         { "tenants parsed and checked", test_tenants_parsed_and_checked },
         { "tunnel needs cert and key that exist", test_tunnel_needs_cert_and_key_that_exist },
+        { "tunnel.advertise: default, env, errors", test_tunnel_advertise_default_env_and_errors },
         { "relative paths resolve against the config's directory",
           test_relative_paths_resolve_against_the_config_directory },
         { "destinations_dir: every yaml file, sorted, errors name the file",

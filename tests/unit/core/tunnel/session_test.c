@@ -343,13 +343,48 @@ on_tunnel_close(struct tunnel *t, const char *reason)
         cn_t = NULL;
 }
 
+/* Notices: what the connector heard, what the gateway was answered. */
+static char   notice_path[64], notice_value[64];
+static size_t notice_len;
+static bool   notice_big;
+static int    notice_status;
+static char   notice_error[64];
+
+static int
+cn_on_notice(struct tunnel *t, const char *path, const char *value, size_t len, bool too_big,
+             const char **error)
+{
+    (void)t;
+    snprintf(notice_path, sizeof(notice_path), "%s", path);
+    snprintf(notice_value, sizeof(notice_value), "%s", value);
+    notice_len = len;
+    notice_big = too_big;
+    if (strcmp(path, "/.ferry/test") != 0) {
+        *error = "unknown-notice";
+        return 404;
+    }
+    return 204;
+}
+
+static void
+gw_on_notice_reply(struct tunnel *t, int status, const char *error)
+{
+    (void)t;
+    notice_status = status;
+    snprintf(notice_error, sizeof(notice_error), "%s", error != NULL ? error : "");
+    pipe_check_done();
+}
+
 static const struct tunnel_ops gw_ops = {
     .on_response = gw_on_response, .on_stream_end = gw_on_stream_end,
     .on_bytes = gw_on_bytes, .on_tunnel_close = on_tunnel_close,
+    .on_notice_reply = gw_on_notice_reply,
 };
-static const struct tunnel_ops cn_ops = {
+/* Not const: a test takes on_notice away to play a connector from before notices. */
+static struct tunnel_ops cn_ops = {
     .on_request = cn_on_request, .on_stream_end = cn_on_stream_end,
     .on_bytes = cn_on_bytes, .on_tunnel_close = on_tunnel_close,
+    .on_notice = cn_on_notice,
 };
 
 /* ---- set-up and the loop --------------------------------------------------------------- */
@@ -554,6 +589,70 @@ test_stalled_client_holds_back_only_its_stream_within_one_window(void)
     tunnels_down();
 }
 
+static bool
+notice_answered(void)
+{
+    return notice_status != 0;
+}
+
+static bool
+notice_streams_gone(void)
+{
+    return gw_t != NULL && cn_t != NULL && tunnel_streams(gw_t) == 0 &&
+           tunnel_streams(cn_t) == 0;
+}
+
+static void
+notice_send(const char *path, const char *value, size_t len)
+{
+    notice_status = 0;
+    notice_path[0] = notice_value[0] = notice_error[0] = '\0';
+    CU_ASSERT_EQUAL_FATAL(tunnel_notify(gw_t, path, value, len), 0);
+    CU_ASSERT_FATAL(run_until(notice_answered, 5));
+    CU_ASSERT(run_until(notice_streams_gone, 5));   /* nothing left behind, either side */
+}
+
+static void
+test_notice_reaches_the_connector_and_is_answered(void)
+{
+    char *big = malloc(NOTICE_MAX_BYTES + 2);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    tunnels_up();
+    notice_send("/.ferry/test", "{\"replicas\":[]}", 15);
+    CU_ASSERT_EQUAL(notice_status, 204);
+    CU_ASSERT_STRING_EQUAL(notice_path, "/.ferry/test");
+    CU_ASSERT_STRING_EQUAL(notice_value, "{\"replicas\":[]}");
+    CU_ASSERT_EQUAL(notice_len, 15);
+    CU_ASSERT(!notice_big);
+
+    notice_send("/.ferry/other", "x", 1);
+    CU_ASSERT_EQUAL(notice_status, 404);
+    CU_ASSERT_STRING_EQUAL(notice_error, "unknown-notice");
+
+    /* The sender's bound is the receiver's: one byte more is not sent at all. */
+    memset(big, 'a', NOTICE_MAX_BYTES + 1);
+    CU_ASSERT_EQUAL(tunnel_notify(gw_t, "/.ferry/test", big, NOTICE_MAX_BYTES + 1), -1);
+    notice_send("/.ferry/test", big, NOTICE_MAX_BYTES);
+    CU_ASSERT_EQUAL(notice_status, 204);
+    CU_ASSERT_EQUAL(notice_len, NOTICE_MAX_BYTES);
+
+    /* A connector without the hook (as before notices) refuses; the tunnel lives on. */
+    cn_ops.on_notice = NULL;
+    notice_send("/.ferry/test", "x", 1);
+    cn_ops.on_notice = cn_on_notice;
+    CU_ASSERT_EQUAL(notice_status, 405);
+    CU_ASSERT_PTR_NOT_NULL(gw_t);
+    CU_ASSERT(gw_t != NULL && tunnel_is_usable(gw_t));
+
+    /* And a stream opened after all that still works. */
+    pipe_open(0, 100000, 100000, true);
+    CU_ASSERT(run_until(pipe0_done, 10));
+    CU_ASSERT(!pipes[0].bad);
+    tunnels_down();
+    free(big);
+}
+
 int
 main(void)
 {
@@ -562,6 +661,8 @@ main(void)
           test_bulk_both_ways_whole_in_order_in_frames_over_16k },
         { "a stalled client holds back only its stream, within one window",
           test_stalled_client_holds_back_only_its_stream_within_one_window },
+        { "a notice reaches the connector and is answered",
+          test_notice_reaches_the_connector_and_is_answered },
         { NULL, NULL },
     };
 
