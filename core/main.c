@@ -31,6 +31,7 @@
 #include "lua/ptest.h"
 #include "plugin/loader.h"
 #include "stats/stats.h"
+#include "store/store-cli.h"
 #include "store/store.h"
 #include "tls/cache.h"
 #include "tunnel/connector.h"
@@ -77,7 +78,9 @@ usage(FILE *fp)
         "                                      show a sample request as it would leave\n"
         "                                      ferry (on_request, then what the destination\n"
         "                                      adds); with --response, on_response on FILE\n"
-        "                                      (a raw HTTP response head)\n"
+        "                                      (a raw HTTP response head)\n");
+    ferry_store_cli_usage(fp);
+    fprintf(fp,
         "       ferry --version | --help\n"
         "\n"
         "options:\n"
@@ -850,6 +853,11 @@ main(int argc, char **argv)
         cmd = argv[1];
         argv++;
         argc--;
+    }
+    /* Its own options (--dry-run, --k8s-services, ...): it parses them itself. */
+    if (strcmp(cmd, "store") == 0) {
+        evthread_use_pthreads();
+        return ferry_store_cli_main(argc, argv);
     }
     while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
