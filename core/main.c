@@ -216,6 +216,22 @@ cmd_check(const char *path)
     return 0;
 }
 
+/* The configuration's text, kept (a store change loads it again): as long as the file,
+ * not the reader's 4 MiB buffer. */
+static int
+read_text(const char *path, char **out, struct ferry_err *err)
+{
+    char  *buf = NULL;
+    size_t len = 0;
+
+    *out = NULL;
+    if (ferry_conf_file_read(path, &buf, &len, err) != FERRY_OK)
+        return FERRY_EIO;
+    *out = strndup(buf, len);
+    free(buf);
+    return *out != NULL ? FERRY_OK : ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+}
+
 /* Load the configuration from disk and switch to it: SIGHUP and the admin API. Errors go
  * to stderr and to errs; on failure the running configuration stays. */
 static int
@@ -225,12 +241,11 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
     struct ferry_policy_set *policies;
     struct gen              *g, *old;
     char                    *text = NULL;
-    size_t                   len = 0;
     struct ferry_err         rerr = { 0 };
 
     ferry_log(NULL, FERRY_INFO, "reload requested", FLOG_STR("config", gw->conf_path),
               FLOG_STR("by", by));
-    if (ferry_conf_file_read(gw->conf_path, &text, &len, &rerr) != FERRY_OK) {
+    if (read_text(gw->conf_path, &text, &rerr) != FERRY_OK) {
         ferry_errlist_add(errs, gw->conf_path, 0, 0, "%s", rerr.msg);
         conf = NULL;
     } else {
@@ -594,7 +609,7 @@ cmd_gateway(const char *path)
         struct store_hooks hooks = { .apply = on_store_apply,
                                      .replicas = on_store_replicas, .arg = &gw };
 
-        if (ferry_conf_file_read(path, &gw.conf_text, &(size_t){ 0 }, &err) != FERRY_OK ||
+        if (read_text(path, &gw.conf_text, &err) != FERRY_OK ||
             (gw.dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL ||
             ferry_store_start(gw.base, gw.dns, gw.tls, conf, &self, &hooks, &gw.store,
                               &err) != FERRY_OK) {

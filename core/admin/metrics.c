@@ -100,7 +100,7 @@ render_requests(struct evbuffer *out, unsigned nworkers)
 
         if (s->kind != STATS_LISTENER)
             continue;
-        for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++) {
+        for (unsigned w = 0; w < nworkers && w < s->ncells; w++) {
             for (int b = 0; b <= STATS_BUCKETS; b++)
                 h[b] += atomic_load_explicit(&s->cell[w].req_hist[b], memory_order_relaxed);
             sum += atomic_load_explicit(&s->cell[w].req_us_sum, memory_order_relaxed);
@@ -138,7 +138,7 @@ slot_sum(const struct stats_slot *s, unsigned nworkers)
 {
     struct sum r = { 0 };
 
-    for (unsigned w = 0; w < nworkers && w < FERRY_MAX_WORKERS; w++) {
+    for (unsigned w = 0; w < nworkers && w < s->ncells; w++) {
         r.total += atomic_load_explicit(&s->cell[w].conns_total, memory_order_relaxed);
         r.rejected += atomic_load_explicit(&s->cell[w].conns_rejected, memory_order_relaxed);
         r.failed += atomic_load_explicit(&s->cell[w].conns_failed, memory_order_relaxed);

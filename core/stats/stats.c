@@ -21,7 +21,7 @@ static unsigned           slot_cells = FERRY_MAX_WORKERS;
 void
 ferry_stats_set_workers(unsigned n)
 {
-    if (slots == NULL && n > 0 && n <= FERRY_MAX_WORKERS)
+    if (n > 0 && n <= FERRY_MAX_WORKERS)
         slot_cells = n;
 }
 
@@ -121,6 +121,7 @@ ferry_stats_slot(enum stats_kind kind, const char *name)
     if ((s = aligned_alloc(64, (size + 63) / 64 * 64)) == NULL)
         return NULL;
     memset(s, 0, size);
+    s->ncells = slot_cells;
     if ((s->name = strdup(name)) == NULL) {
         free(s);
         return NULL;
@@ -181,7 +182,7 @@ stats_request(struct stats_slot *s, unsigned w, uint64_t us)
     struct stats_cell *cell;
     unsigned           b = 0;
 
-    if (s == NULL || w >= slot_cells)
+    if (s == NULL || w >= s->ncells)
         return;
     cell = &s->cell[w];
     while (b < STATS_BUCKETS && us > stats_bucket_us[b])

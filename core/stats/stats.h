@@ -42,6 +42,7 @@ struct stats_slot {
     struct stats_slot *next;
     struct stats_slot *hnext;          /* the next in its bucket of the name index */
     enum stats_kind    kind;
+    unsigned           ncells;         /* cell[] entries: workers when it was made */
     char              *name;           /* tunnels: "tenant/location" */
     char              *tenant, *location; /* tunnels only */
     atomic_int         active;         /* connections, or streams for tunnels */
@@ -51,9 +52,11 @@ struct stats_slot {
 
 /* Find or create (main thread only). NULL when out of memory. */
 struct stats_slot *ferry_stats_slot(enum stats_kind kind, const char *name);
-/* Before the first slot: how many workers count into a slot (default and at most
- * FERRY_MAX_WORKERS). A slot per destination is a cell per worker: with thousands of
- * destinations, cells for workers that do not exist were most of the memory. */
+/* How many workers count into the slots made from now on (default and at most
+ * FERRY_MAX_WORKERS; a slot made earlier keeps its cells). Workers write cell[w] with
+ * w below this, readers read below min(workers, ncells). A slot per destination is a
+ * cell per worker: with thousands of destinations, cells for workers that do not
+ * exist were most of the memory (12 KiB a destination). */
 void               ferry_stats_set_workers(unsigned n);
 /* The slot of a (tenant, location) pair's tunnels (main thread only). For tunnel slots
  * conns_total counts streams, conns_rejected refusals by the connector, conns_failed

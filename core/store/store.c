@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -894,6 +896,10 @@ on_snapshot(const struct etcd_reply *r, void *arg)
               FLOG_INT("replicas", (long long)s->nreplicas),
               FLOG_STR("endpoint", etcd_endpoint(s->etcd)));
     apply_now(s);
+    /* A snapshot of thousands of destinations parsed a large answer and built the old
+     * and the new registry side by side: give what is free back to the system, or the
+     * peak stays in the RSS for the life of the process. */
+    malloc_trim(0);
     watch_start(s);
 }
 
