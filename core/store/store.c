@@ -922,6 +922,7 @@ on_watch_msg(json_t *res, void *arg)
     int64_t             rev = etcd_int(json_object_get(res, "header"), "revision", -1);
     json_t             *events = json_object_get(res, "events"), *ev;
     size_t              i;
+    int64_t             high = 0;
 
     if (json_is_true(json_object_get(res, "canceled")) ||
         etcd_int(res, "compact_revision", 0) > 0) {
@@ -961,10 +962,18 @@ on_watch_msg(json_t *res, void *arg)
             continue;
         kv_apply(s, kv, !del);
         s->events++;
+        if (mr > high)
+            high = mr;
     }
-    /* Every event up to the header's revision was sent (events, or a progress note). */
-    if (rev > s->revision)
+    /* A response with events has come as far as its last event: a watcher catching up
+     * gets history in batches whose header already says the store's current revision.
+     * Only a response without events (a progress note) vouches for the header's. */
+    if (json_array_size(events) > 0) {
+        if (high > s->revision)
+            s->revision = high;
+    } else if (rev > s->revision) {
         s->revision = rev;
+    }
     if (s->dirty || s->replicas_dirty)
         apply_soon(s);
     else
