@@ -25,6 +25,7 @@
 #     (ferry_store_up 0), the last snapshot served.
 #  5. range with one value not base64, or over 1 MiB: that key skipped and counted
 #     (ferry_store_rejected_total), its last good version kept, the rest applied.
+#     The same two in a watch event: skipped and counted, no resync, later events applied.
 #  6. every unary call hangs: the lease keepalive times out, degraded; both listeners
 #     keep answering; good again: up.
 # Then SIGTERM: exit 0, no sanitizer report.
@@ -268,6 +269,25 @@ for mode in range_value_not_b64 range_value_huge; do
         "key=$PFX/destinations/acme/keep" "reason~not base64"
     wait_route "during-$mode" 200 15        # the rest of that snapshot is applied
     wait_route "victim-$mode" 404 15
+    alive "$mode"
+    converge "$mode"
+done
+
+# --- 5b. the same in a watch event: skipped and counted, the stream goes on ------------------
+for mode in watch_value_not_b64 watch_value_huge; do
+    before "$mode"
+    n=$(log_lines "$GW_LOG" "store: skipping a bad value; the last good one stays" \
+        "key=$PFX/destinations/acme/keep")
+    ctl "{\"mode\": \"$mode\", \"key\": \"$PFX/destinations/acme/keep\"}"
+    put keep
+    change "$mode"
+    need_metric "$admin" ferry_store_rejected_total -ge $((J0 + 1)) 20
+    need_log "$mode" "store: skipping a bad value; the last good one stays" $((n + 1)) 20 \
+        "key=$PFX/destinations/acme/keep" "reason~not base64"
+    wait_route "during-$mode" 200 15        # later events of the same stream are applied
+    wait_route "victim-$mode" 404 15
+    want_eq "$mode: resyncs (a bad value is not a broken stream)" \
+        "$(metric "$admin" ferry_store_resyncs_total)" "$R0"
     alive "$mode"
     converge "$mode"
 done

@@ -56,6 +56,9 @@ Range (/v3/kv/range only):
   range_500            500 {"error": "etcdserver: no leader", "code": 14}
   range_value_not_b64  the value of "key" is not base64
   range_value_huge     the value of "key" is 1 MiB + 1 byte (base64)
+Watch events (a good stream otherwise):
+  watch_value_not_b64  in events, the value of "key" is not base64
+  watch_value_huge     in events, the value of "key" is 1 MiB + 1 byte (base64)
 Unary calls:
   hang_unary           every /v3/kv/* and /v3/lease/* call gets no answer until the mode
                        changes (then the connection is closed); watches work
@@ -78,7 +81,7 @@ MODES = {
     "good", "watch_not_json", "watch_no_result", "watch_truncated", "watch_huge",
     "watch_huge_chunk", "watch_hang", "range_not_json", "range_array",
     "range_kvs_not_list", "range_500", "range_value_not_b64", "range_value_huge",
-    "hang_unary",
+    "watch_value_not_b64", "watch_value_huge", "hang_unary",
 }
 
 
@@ -127,6 +130,12 @@ S = State()
 
 def b64(b):
     return base64.b64encode(b).decode()
+
+
+# What the value_* modes put in place of the chosen key's value.
+SPOILED = {"range_value_not_b64": "!!not*base64!!", "watch_value_not_b64": "!!not*base64!!",
+           "range_value_huge": b64(b"{" + b" " * (1 << 20)),
+           "watch_value_huge": b64(b"{" + b" " * (1 << 20))}
 
 
 def unb64(s):
@@ -360,13 +369,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             elif mode == "range_500":
                 self.send_json(500, {"error": "etcdserver: no leader", "code": 14,
                                      "message": "etcdserver: no leader"})
-            elif mode == "range_value_not_b64":
+            elif mode in SPOILED:
                 with LOCK:
-                    out = do_range(req, spoil="!!not*base64!!")
-                self.send_json(200, out)
-            elif mode == "range_value_huge":
-                with LOCK:
-                    out = do_range(req, spoil=b64(b"{" + b" " * (1 << 20)))
+                    out = do_range(req, spoil=SPOILED[mode])
                 self.send_json(200, out)
             return
         with LOCK:
@@ -435,6 +440,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     if rev <= sent or not in_range(key, start, end):
                         continue
                     ev = {"kv": kv_json(key, kv)}
+                    if mode.startswith("watch_value_") and key == S.spoil_key:
+                        ev["kv"]["value"] = SPOILED[mode]
                     if kind == "DELETE":
                         ev = {"type": "DELETE", "kv": {"key": b64(key),
                                                        "mod_revision": str(rev)}}
