@@ -97,6 +97,7 @@ for ((i = 0; i < 300; i++)); do
     kill -0 "$GW" 2>/dev/null || fail "ferry exited at startup"
     sleep 0.05
 done
+curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$admin/healthz" || fail "ferry: no /healthz within 15 s"
 
 # route DEST: the status the transparent listener answers for Host DEST.
 route() {
