@@ -17,6 +17,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>     /* body_size: see on_chunk */
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -130,6 +131,7 @@ on_done(struct evhttp_request *req, void *arg)
 
         if (code == 0) {
             r.error = err_text(h, why, sizeof(why));
+            r.too_large = h->have_err && h->err == EVREQ_HTTP_DATA_TOO_LONG;
         } else {
             struct evbuffer    *in = evhttp_request_get_input_buffer(req);
             struct evkeyvalq   *kv = evhttp_request_get_input_headers(req);
@@ -170,6 +172,12 @@ on_chunk(struct evhttp_request *req, void *arg)
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t           n = evbuffer_get_length(in);
 
+    /* evhttp counts a response's bytes from its start against max_body_size, and a
+     * stream has no end: start the count again with each piece, so that the bound is
+     * the largest chunk. evhttp checks it when a chunk's size line arrives, before
+     * buffering the chunk: without a bound, one chunk announcing 4 GiB was held whole
+     * in memory before the caller saw a byte of it. */
+    req->body_size = 0;
     if (h->cancelled || h->done || n == 0)
         return;
     h->on_data(evhttp_request_get_response_code(req), evbuffer_pullup(in, -1), n, h->arg);
@@ -298,8 +306,8 @@ hclient_request(struct event_base *base, struct evdns_base *dns, const struct hc
     h->port = (uint16_t)port;
     h->timeout_ms = rq->timeout_ms != 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
     h->max_body = rq->max_body != 0 ? rq->max_body : DEFAULT_MAX_BODY;
-    if ((h->on_data = rq->on_data) != NULL)
-        h->max_body = (size_t)EV_SSIZE_MAX;     /* a stream has no end to bound */
+    if ((h->on_data = rq->on_data) != NULL)     /* per piece: see on_chunk */
+        h->max_body = rq->max_body != 0 ? rq->max_body : (size_t)EV_SSIZE_MAX;
     snprintf(h->host, sizeof(h->host), "%s", host);
     if ((h->req = evhttp_request_new(on_done, h)) == NULL) {
         *why = "out of memory";

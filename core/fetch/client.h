@@ -41,15 +41,17 @@ struct hclient_req {
     size_t                       body_len;
     uint32_t                     timeout_ms;  /* 0: 10 s; with on_data: the longest
                                                  silence of the connection */
-    size_t                       max_body;    /* 0: 1 MiB */
+    size_t                       max_body;    /* 0: 1 MiB; with on_data: the largest
+                                                 piece (chunk) held at once, 0: none */
     /* https only. */
     struct ferry_tls_cache      *tls_cache;   /* borrowed: where contexts come from */
     const struct ferry_post     *home;        /* borrowed: this thread, for a context that
                                                  is still being built */
     struct ferry_tls_settings    tls;         /* zero: the system store, verified */
     /* A streamed response (an etcd watch): each piece of the body as it arrives, with
-     * the response's status; the body is not kept (max_body does not apply) and cb
-     * runs at the end with an empty body. NULL: the whole body, to cb. Same arg. */
+     * the response's status; the body is not kept and cb runs at the end with an
+     * empty body. A chunk announced over max_body ends the request before its bytes
+     * are read (too_large). NULL: the whole body, to cb. Same arg. */
     void                       (*on_data)(int status, const void *data, size_t len,
                                           void *arg);
 };
@@ -57,6 +59,7 @@ struct hclient_req {
 struct hclient_resp {
     int                          status;      /* 0 when there is no response */
     const char                  *error;       /* NULL, or why there is no response */
+    bool                         too_large;   /* the body (or one piece) over max_body */
     const char                  *body;        /* NUL-terminated copy */
     size_t                       body_len;
     const struct hclient_header *headers;

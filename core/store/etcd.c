@@ -344,7 +344,9 @@ exchange_send(struct exchange *x, hclient_cb cb, void (*on_data)(int, const void
         }
     }
     rq.url = url;
-    rq.max_body = ETCD_MAX_BODY;
+    /* A watch: the bound is one chunk (a message is at most ETCD_MAX_MESSAGE anyway),
+     * checked before the chunk is read. */
+    rq.max_body = on_data != NULL && !x->authing ? ETCD_MAX_MESSAGE : ETCD_MAX_BODY;
     rq.tls_cache = e->tls;
     rq.home = &e->home;
     rq.tls = e->tls_settings;
@@ -791,6 +793,12 @@ watch_on_resp(const struct hclient_resp *r, void *arg)
         }
         w->x.authing = false;
         watch_step(w);
+        return;
+    }
+    if (r->too_large) {
+        /* A chunk over the bound, refused before it was read: the stream broke the
+         * API as a long line does (watch_on_data), whichever came first. */
+        watch_end_as(w, "a watch message over 64 MiB", true);
         return;
     }
     if (r->status == 0 && !w->streaming) {

@@ -823,6 +823,20 @@ out:
 
 static void watch_start(struct ferry_store *s);
 
+/* The snapshot could not be read: degraded, logged, tried again. */
+static void
+snapshot_failed(struct ferry_store *s, const char *why)
+{
+    /* Said once, then every 30th try: a replica started before etcd waits quietly. */
+    if (s->snap_failures++ % 30 == 0)
+        ferry_log(NULL, FERRY_WARN, s->have_data ? "store: cannot read the snapshot; "
+                  "serving what this replica has" : "store: cannot read the snapshot; "
+                  "not ready until it can", FLOG_STR("reason", why),
+                  FLOG_INT("tries", (long long)s->snap_failures));
+    set_up(s, false, why);
+    cycle_schedule(s, true, why);
+}
+
 static void
 on_snapshot(const struct etcd_reply *r, void *arg)
 {
@@ -835,20 +849,15 @@ on_snapshot(const struct etcd_reply *r, void *arg)
 
     s->snap_call = NULL;
     if (r->result == NULL) {
-        /* Said once, then every 30th try: a replica started before etcd waits quietly. */
-        if (s->snap_failures++ % 30 == 0)
-            ferry_log(NULL, FERRY_WARN, s->have_data ? "store: cannot read the snapshot; "
-                      "serving what this replica has" : "store: cannot read the snapshot; "
-                      "not ready until it can", FLOG_STR("reason", r->why),
-                      FLOG_INT("tries", (long long)s->snap_failures));
-        set_up(s, false, r->why);
-        cycle_schedule(s, true, r->why);
+        snapshot_failed(s, r->why);
         return;
     }
     rev = etcd_int(json_object_get(r->result, "header"), "revision", -1);
     kvs = json_object_get(r->result, "kvs");
     if (rev < 0 || (kvs != NULL && !json_is_array(kvs))) {
-        cycle_schedule(s, true, "a range answer without header.revision or kvs");
+        /* JSON, but not a range answer (an array, kvs an object): as much a failure as
+         * no answer. Without this, a resync already under way retried silently. */
+        snapshot_failed(s, "a range answer without header.revision, or kvs not a list");
         return;
     }
     /* A fresh picture: destinations that are gone go, bad values keep their last good
