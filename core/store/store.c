@@ -38,7 +38,11 @@
 
 #define CALL_TIMEOUT_MS      5000
 #define SNAPSHOT_TIMEOUT_MS  30000
-#define WATCH_IDLE_MS        60000      /* silence before the watch is made again */
+/* Silence before the watch is made again. etcd sends nothing on a quiet prefix (its
+ * progress notes come every 10 minutes by default), so this is long; a stuck etcd is
+ * found by the 3 s lease keepalive instead, which starts the watch over. */
+#define WATCH_IDLE_MS        300000
+#define WATCH_CREATE_MS      5000       /* a new watch unanswered this long: degraded */
 #define LEASE_TTL_S          10
 #define KEEPALIVE_MS         3000
 #define BACKOFF_MIN_MS       100
@@ -108,6 +112,7 @@ struct ferry_store {
     struct etcd_call        *snap_call;
     struct etcd_watch       *watch;
     bool                     watch_live;    /* etcd said "created" */
+    struct event            *watch_deadline;/* a new watch's "created" is late */
     struct event            *retry;         /* the next snapshot or watch attempt */
     uint32_t                 backoff_ms;
     bool                     need_snapshot;
@@ -131,6 +136,7 @@ struct ferry_store {
 };
 
 static void cycle_schedule(struct ferry_store *s, bool snapshot, const char *why);
+static void cycle_schedule_quiet(struct ferry_store *s);
 static void lease_schedule(struct ferry_store *s, uint32_t ms);
 
 /* ---- entries ------------------------------------------------------------------------ */
@@ -955,6 +961,7 @@ on_watch_msg(json_t *res, void *arg)
         return;
     }
     if (json_is_true(json_object_get(res, "created"))) {
+        evtimer_del(s->watch_deadline);
         s->watch_live = true;
         s->backoff_ms = 0;
         if (s->lease_ok)
@@ -997,8 +1004,17 @@ on_watch_end(const char *why, bool broken, void *arg)
 
     s->watch = NULL;
     s->watch_live = false;
+    evtimer_del(s->watch_deadline);
     if (s->stopping)
         return;
+    /* A quiet prefix times a live watch out now and then: routine, not news. */
+    if (was_live && !broken && strstr(why, "timed out") != NULL) {
+        ferry_log(NULL, FERRY_DEBUG, "store: a quiet watch is made again",
+                  FLOG_INT("from_revision", s->revision + 1));
+        s->backoff_ms = 0;
+        cycle_schedule_quiet(s);
+        return;
+    }
     /* A live watch that ends may just be a member going away: one quick retry first.
      * A watch that could not even start means etcd is not there. */
     if (!was_live)
@@ -1017,8 +1033,28 @@ watch_start(struct ferry_store *s)
                            "progress_notify", 1);
 
     if (cr == NULL ||
-        (s->watch = etcd_watch(s->etcd, cr, WATCH_IDLE_MS, on_watch_msg, on_watch_end, s)) == NULL)
+        (s->watch = etcd_watch(s->etcd, cr, WATCH_IDLE_MS, on_watch_msg, on_watch_end, s)) == NULL) {
         cycle_schedule(s, false, "out of memory");
+        return;
+    }
+    {
+        struct timeval tv = { WATCH_CREATE_MS / 1000, (WATCH_CREATE_MS % 1000) * 1000 };
+
+        evtimer_add(s->watch_deadline, &tv);
+    }
+}
+
+/* A new watch that etcd does not confirm: not in step, whatever the lease says; the
+ * watch itself goes on waiting (its idle timeout, or the keepalive, ends it). */
+static void
+on_watch_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_store *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->watch != NULL && !s->watch_live)
+        set_up(s, false, "etcd does not confirm a new watch");
 }
 
 static void
@@ -1068,6 +1104,16 @@ cycle_schedule(struct ferry_store *s, bool snapshot, const char *why)
     etcd_call_cancel(s->snap_call);
     s->snap_call = NULL;
     evtimer_add(s->retry, &tv);
+}
+
+/* The watch again at once, without a word (a quiet watch that timed out). */
+static void
+cycle_schedule_quiet(struct ferry_store *s)
+{
+    static const struct timeval now = { 0, 0 };
+
+    if (!s->stopping)
+        evtimer_add(s->retry, &now);
 }
 
 /* ---- this replica's lease ----------------------------------------------------------- */
@@ -1493,6 +1539,7 @@ ferry_store_start(struct event_base *base, struct evdns_base *dns, struct ferry_
         (s->etcd = etcd_new(base, dns, tls, conf->store)) == NULL ||
         (s->errs = calloc(1, sizeof(*s->errs))) == NULL ||
         (s->retry = evtimer_new(base, on_retry, s)) == NULL ||
+        (s->watch_deadline = evtimer_new(base, on_watch_deadline, s)) == NULL ||
         (s->apply_ev = evtimer_new(base, on_apply, s)) == NULL ||
         (s->keepalive = evtimer_new(base, on_lease_timer, s)) == NULL ||
         (s->cache_path != NULL && (s->cache_ev = evtimer_new(base, on_cache, s)) == NULL)) {
@@ -1580,6 +1627,8 @@ ferry_store_free(struct ferry_store *s)
     etcd_free(s->etcd);     /* cancels the snapshot, the watch and the lease calls */
     if (s->retry != NULL)
         event_free(s->retry);
+    if (s->watch_deadline != NULL)
+        event_free(s->watch_deadline);
     if (s->apply_ev != NULL)
         event_free(s->apply_ev);
     if (s->keepalive != NULL)
