@@ -46,7 +46,12 @@ struct connector;
  * only while the entry is unused, before the lock that publishes it as active. */
 struct target {
     char        text[FERRY_CONF_HOST_MAX + 10];   /* "host:port", for logs */
-    char        host[FERRY_CONF_HOST_MAX];        /* dialed, checked against the cert */
+    char        host[FERRY_CONF_HOST_MAX];        /* dialed */
+    /* The name its certificate must carry (and the SNI): a configured gateway's own
+     * host; a listed replica's, the host of the configured gateway whose list named it.
+     * Replicas of one fleet share the tunnel certificate of the name connectors are
+     * given, while their advertised addresses (pod IPs) come and go. */
+    char        verify[FERRY_CONF_HOST_MAX];
     uint16_t    port;
     bool        configured;
     /* Under connector.mu: */

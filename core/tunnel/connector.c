@@ -186,7 +186,7 @@ link_dial_done(void *owner, int fd, int status, const char *reason)
         return;
     }
     l->fd = fd;
-    if ((l->ssl = tls_client_ssl(cn->ctx, fd, link_target(l)->host)) == NULL ||
+    if ((l->ssl = tls_client_ssl(cn->ctx, fd, link_target(l)->verify)) == NULL ||
         (text = hello_json(l)) == NULL) {
         link_retry(l, "out of memory");
         return;
@@ -247,7 +247,7 @@ target_free_entry(struct connector *cn)
 /* The latest list wins, whichever replica sent it: all read the same store. Called on
  * the worker that received it; the lock orders it against the others. */
 static void
-replicas_apply(struct connector *cn, const struct replica_list *list)
+replicas_apply(struct connector *cn, const struct replica_list *list, const char *verify)
 {
     struct recon_cfg cfg[MAX_GATEWAYS];
     struct replica  *have = NULL;
@@ -319,6 +319,7 @@ replicas_apply(struct connector *cn, const struct replica_list *list)
         }
         snprintf(t->text, sizeof(t->text), "%s", w->tunnel);
         memcpy(t->host, w->host, sizeof(t->host));
+        snprintf(t->verify, sizeof(t->verify), "%s", verify);
         t->port = w->port;
         memcpy(t->id, w->id, sizeof(t->id));
         t->gen++;
@@ -351,8 +352,10 @@ replicas_learn(struct link *l, const char *sender, const struct replica_list *li
     struct connector *cn = l->w->cn;
     struct target    *t = link_target(l);
     bool              ok = true;
+    char              verify[FERRY_CONF_HOST_MAX];
 
     pthread_mutex_lock(&cn->mu);
+    snprintf(verify, sizeof(verify), "%s", t->verify);
     if (sender[0] != '\0' && t->configured && l->slot == 0 && strcmp(t->id, sender) != 0) {
         ferry_log(NULL, FERRY_INFO, "gateway answered as replica", FLOG_STR("gateway", t->text),
                   FLOG_STR("replica", sender));
@@ -363,7 +366,7 @@ replicas_learn(struct link *l, const char *sender, const struct replica_list *li
     }
     pthread_mutex_unlock(&cn->mu);
     if (list != NULL)
-        replicas_apply(cn, list);
+        replicas_apply(cn, list, verify);
     return ok;
 }
 
@@ -909,6 +912,7 @@ ferry_connector_new(const char *conf_path, struct connector **out)
 
         snprintf(t->text, sizeof(t->text), "%s", a->text);
         snprintf(t->host, sizeof(t->host), "%s", a->host);
+        snprintf(t->verify, sizeof(t->verify), "%s", a->host);
         t->port = a->port;
         t->configured = true;
         t->active = true;

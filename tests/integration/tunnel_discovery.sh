@@ -5,6 +5,9 @@
 #
 # A single-member etcd; gateways A and B share it (`store:`, `tunnel.advertise`); the
 # connector is configured with gateway A only.
+# The tunnel certificate names `localhost` only, the connector is given localhost:A, and
+# the replicas advertise 127.0.0.1:port: a replica is checked against the name the
+# connector was given, not the address it dials.
 # 1. The connector gets tunnels to B as well (B's ferry_tunnels gauge), and a TCP echo
 #    through a listener of B reaches the on-premise echo server.
 # 2. Replica C, started later, is dialed within 2 s of A and B learning it (measured
@@ -30,7 +33,10 @@ skip() {
 command -v etcd >/dev/null || skip "etcd is not installed (Debian: etcd-server)"
 dir=$(tmpdir)
 make_ca "$dir" ca
-make_cert "$dir" gw ca
+# One certificate for the fleet, by name only (no IP SAN), as in Kubernetes: the
+# connector is given the name; replicas advertise addresses (pod IPs) the certificate
+# does not list, and are checked against the name it was given.
+make_cert "$dir" gw ca DNS:localhost
 
 etcd_client=$(free_port)
 etcd_peer=$(free_port)
@@ -106,7 +112,7 @@ etcdctl --endpoints "http://127.0.0.1:$etcd_client" put "$prefix/destinations/ac
 {
 cn_admin=$(free_port)
 cat >"$dir/cn.yaml" <<YAML
-gateway: 127.0.0.1:$a_tport
+gateway: localhost:$a_tport
 admin: { listen: 127.0.0.1:$cn_admin }
 log: { level: debug }
 tenant: acme
@@ -193,7 +199,7 @@ wait "$a_pid" 2>/dev/null || true
 t_kill=$(date +%s%N)
 touch "$dir/session.stop.killed"
 [ "$(readyz "$cn_admin")" = 200 ] || fail "connector not ready with B and C up"
-wait_log "$cn_log" "\"msg\":\"gateway replica dropped\".*127[.]0[.]0[.]1:$a_tport\"" 20 "$cn_pid" ||
+wait_log "$cn_log" "\"msg\":\"gateway replica dropped\".*(127[.]0[.]0[.]1|localhost):$a_tport\"" 20 "$cn_pid" ||
     fail "the connector did not drop A within 20 s of its death (lease: 10 s)"
 dropped_ms=$(( ($(date +%s%N) - t_kill) / 1000000 ))
 echo "replica A: dropped by the connector ${dropped_ms} ms after SIGKILL"
