@@ -155,6 +155,7 @@ test_issued_certificate_verifies_and_has_subject_validity_and_extensions(void)
     X509_STORE_CTX            *sctx = X509_STORE_CTX_new();
     ASN1_TIME                 *t_now = ASN1_TIME_set(NULL, now);
     BIGNUM                    *serial;
+    BASIC_CONSTRAINTS         *bc;
     char                       text[256];
     int                        crit = -1;
 
@@ -199,9 +200,13 @@ test_issued_certificate_verifies_and_has_subject_validity_and_extensions(void)
 
     CU_ASSERT((X509_get_extension_flags(x) & EXFLAG_BCONS) != 0);
     CU_ASSERT((X509_get_extension_flags(x) & EXFLAG_CA) == 0);
-    CU_ASSERT_PTR_NOT_NULL(X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL) != NULL ?
-                           (void *)1 : NULL);
+    bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+    CU_ASSERT_PTR_NOT_NULL(bc);
     CU_ASSERT_EQUAL(crit, 1);
+    if (bc != NULL) {
+        CU_ASSERT_EQUAL(bc->ca, 0);
+        BASIC_CONSTRAINTS_free(bc);
+    }
     CU_ASSERT_EQUAL(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
     CU_ASSERT_EQUAL(X509_EXTENSION_get_critical(
                         X509_get_ext(x, X509_get_ext_by_NID(x, NID_key_usage, -1))), 1);
