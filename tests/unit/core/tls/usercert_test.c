@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "cu.h"
@@ -294,7 +295,8 @@ test_cache_reuses_until_a_minute_before_expiry(void)
                                      *renewed = NULL, *other = NULL;
     struct ferry_tls_usercache_counts n;
     json_t                           *alice = claims("{\"user_name\":\"alice\",\"x\":1}");
-    json_t                           *alice2 = claims("{\"email\":\"q@x\",\"user_name\":\"alice\"}");
+    json_t                           *alice2 = claims("{\"email\":\"q@x\","
+                                                      "\"user_name\":\"alice\"}");
     json_t                           *bob = claims("{\"user_name\":\"bob\"}");
     time_t                            t0 = time(NULL);
 
