@@ -422,9 +422,7 @@ ferry_tls_subject_build(const struct ferry_tls_subject *s, const json_t *claims,
             goto toolong;
         o += (size_t)n;
     }
-    if (dn_size == 0)
-        goto toolong;
-    dn[o] = '\0';
+    dn[o] = '\0';                                /* o < dn_size: the escape left room */
     if (name != NULL)
         *name = nm;
     return FERRY_OK;

@@ -9,6 +9,8 @@
  * (and a column for patterns). The CAs are made here with OpenSSL's C API into a fresh
  * temporary directory. Prints the median cost of one issue (EC and RSA CAs).
  */
+#include "tls/usercert.h"        /* first: the header compiles alone */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,6 @@
 #include <openssl/x509v3.h>
 
 #include "cu.h"
-#include "tls/usercert.h"
 
 static char      dir[] = "/tmp/ferry-usercert-XXXXXX";
 static EVP_PKEY *ec_ca_key;
