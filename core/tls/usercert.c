@@ -27,6 +27,7 @@ struct ferry_tls_issuer {
     EVP_PKEY                 *user_key;    /* owns: EC P-256, in every user certificate */
     struct ferry_tls_subject *subject;     /* owns */
     long                      validity_s;
+    time_t                    ca_not_after; /* no user certificate outlives its CA */
     X509_EXTENSION           *exts[NEXTS]; /* owns: copied into each certificate */
 };
 
@@ -78,9 +79,10 @@ load_ca(const char *cert_path, const char *key_path, X509 **cert, EVP_PKEY **key
 /* RFC 5280 4.2.1.9 and 4.2.1.3: only a CA with keyCertSign may sign certificates. */
 static int
 check_ca(X509 *ca, EVP_PKEY *key, const char *cert_path, const char *key_path,
-         struct ferry_err *err)
+         time_t *not_after, struct ferry_err *err)
 {
-    uint32_t flags = X509_get_extension_flags(ca);
+    uint32_t  flags = X509_get_extension_flags(ca);
+    struct tm tm;
 
     if (X509_check_private_key(ca, key) != 1) {
         ERR_clear_error();
@@ -102,6 +104,9 @@ check_ca(X509 *ca, EVP_PKEY *key, const char *cert_path, const char *key_path,
     if (X509_cmp_current_time(X509_get0_notAfter(ca)) <= 0)
         return ferry_err_set(err, FERRY_EINVAL, "%s: the CA certificate has expired",
                              cert_path);
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(ca), &tm) != 1)
+        return ferry_err_set(err, FERRY_EINVAL, "%s: its notAfter does not parse", cert_path);
+    *not_after = timegm(&tm);
     return FERRY_OK;
 }
 
@@ -158,7 +163,8 @@ ferry_tls_issuer_new(const char *ca_cert, const char *ca_key, const char *patter
         goto bad;
     if ((rc = load_ca(ca_cert, ca_key, &iss->ca, &iss->ca_key, err)) != FERRY_OK)
         goto bad;
-    if ((rc = check_ca(iss->ca, iss->ca_key, ca_cert, ca_key, err)) != FERRY_OK)
+    if ((rc = check_ca(iss->ca, iss->ca_key, ca_cert, ca_key, &iss->ca_not_after, err)) !=
+        FERRY_OK)
         goto bad;
     if ((iss->user_key = EVP_EC_gen("P-256")) == NULL) {
         rc = ferry_err_set(err, FERRY_ENOMEM, "user certificates: EC P-256 key: %s",
@@ -259,16 +265,22 @@ issue(const struct ferry_tls_issuer *iss, const json_t *claims, time_t now, char
 {
     X509_NAME *name = NULL;
     X509      *x = NULL;
+    time_t     not_after = now + iss->validity_s;
     char       msg[256];
     int        rc;
 
+    if (not_after > iss->ca_not_after)
+        not_after = iss->ca_not_after;
+    if (not_after <= now + FERRY_TLS_REUSE_MARGIN_S)
+        return ferry_err_set(err, FERRY_EUNAVAIL, "user certificates: the CA expires %s",
+                             not_after <= now ? "now" : "within a minute");
     if ((rc = ferry_tls_subject_build(iss->subject, claims, &name, dn, FERRY_TLS_DN_MAX_BYTES,
                                       err)) != FERRY_OK)
         return rc;
     if ((x = X509_new()) == NULL || X509_set_version(x, X509_VERSION_3) != 1 ||
         set_serial(x) != 0 ||
         X509_time_adj_ex(X509_getm_notBefore(x), 0, -FERRY_TLS_BACKDATE_S, &now) == NULL ||
-        X509_time_adj_ex(X509_getm_notAfter(x), 0, iss->validity_s, &now) == NULL ||
+        X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &not_after) == NULL ||
         X509_set_subject_name(x, name) != 1 ||
         X509_set_issuer_name(x, X509_get_subject_name(iss->ca)) != 1 ||
         X509_set_pubkey(x, iss->user_key) != 1)
@@ -278,7 +290,7 @@ issue(const struct ferry_tls_issuer *iss, const json_t *claims, time_t now, char
             goto fail;
     if (X509_sign(x, iss->ca_key, EVP_sha256()) <= 0)
         goto fail;
-    if (usercert_wrap(x, dn, now + iss->validity_s, out) != FERRY_OK) {
+    if (usercert_wrap(x, dn, not_after, out) != FERRY_OK) {
         rc = ferry_err_set(err, FERRY_ENOMEM, "user certificate: out of memory");
         goto out;
     }

@@ -86,7 +86,9 @@ void ferry_tls_issuer_free(struct ferry_tls_issuer *iss);
 EVP_PKEY *ferry_tls_issuer_key(const struct ferry_tls_issuer *iss);
 
 /* Issue a new certificate for claims at time now (no cache): version 3, a random
- * positive 128-bit serial, valid from now - FERRY_TLS_BACKDATE_S to now + validity,
+ * positive 128-bit serial, valid from now - FERRY_TLS_BACKDATE_S to now + validity (or
+ * to the CA's own notAfter if that comes first; FERRY_EUNAVAIL once the CA has less
+ * than FERRY_TLS_REUSE_MARGIN_S left),
  * subject from the pattern, issuer the CA's subject, basicConstraints CA:FALSE and
  * keyUsage digitalSignature (both critical), extendedKeyUsage clientAuth, subject and
  * authority key identifiers; signed by the CA key with SHA-256. FERRY_OK: the caller

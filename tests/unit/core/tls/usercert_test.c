@@ -59,7 +59,7 @@ add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 /* A self-signed certificate for key with the given basicConstraints and keyUsage,
  * written to name; NULL if that fails. */
 static X509 *
-make_ca(EVP_PKEY *key, const char *name, const char *bc, const char *ku)
+make_ca_for(EVP_PKEY *key, const char *name, const char *bc, const char *ku, long lifetime_s)
 {
     X509 *x = X509_new();
     FILE *fp;
@@ -69,7 +69,7 @@ make_ca(EVP_PKEY *key, const char *name, const char *bc, const char *ku)
     X509_set_version(x, X509_VERSION_3);
     ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
     X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
+    X509_gmtime_adj(X509_getm_notAfter(x), lifetime_s);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                (const unsigned char *)"ferry test user CA", -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
@@ -85,6 +85,12 @@ make_ca(EVP_PKEY *key, const char *name, const char *bc, const char *ku)
 bad:
     X509_free(x);
     return NULL;
+}
+
+static X509 *
+make_ca(EVP_PKEY *key, const char *name, const char *bc, const char *ku)
+{
+    return make_ca_for(key, name, bc, ku, 86400L * 365);
 }
 
 static int
@@ -616,7 +622,7 @@ test_bad_cas_and_settings_are_refused(void)
     struct ferry_tls_issuer *iss = NULL;
     struct ferry_err         err = {0};
     EVP_PKEY                *other = EVP_EC_gen("P-256");
-    X509                    *leaf, *nosign;
+    X509                    *leaf, *nosign, *short_ca;
 
     leaf = make_ca(ec_ca_key, "leaf.crt", "critical,CA:FALSE", "critical,digitalSignature");
     nosign = make_ca(ec_ca_key, "nosign.crt", "critical,CA:TRUE", "critical,digitalSignature");
@@ -657,6 +663,34 @@ test_bad_cas_and_settings_are_refused(void)
     CU_ASSERT_PTR_NULL(iss);
     CU_ASSERT_PTR_NOT_NULL(iss = issuer("CN=${name}", FERRY_TLS_VALIDITY_MAX_MIN));
     ferry_tls_issuer_free(iss);
+    iss = NULL;
+    /* A CA with 5 minutes left: a 10-minute certificate ends with it; at its end no more. */
+    short_ca = make_ca_for(ec_ca_key, "short.crt", "critical,CA:TRUE", "critical,keyCertSign",
+                           300);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(short_ca);
+    CU_ASSERT_EQUAL_FATAL(ferry_tls_issuer_new(path_of("short.crt"), path_of("ec-ca.key"),
+                                               "CN=${name}", 10, &iss, &err), FERRY_OK);
+    {
+        struct ferry_tls_usercert *uc = NULL;
+        json_t                    *j = claims("{\"user_name\":\"alice\"}");
+        time_t                     now = time(NULL);
+        X509                      *x;
+
+        CU_ASSERT_EQUAL_FATAL(ferry_tls_issuer_issue(iss, j, now, &uc, &err), FERRY_OK);
+        x = ferry_tls_usercert_x509(uc);
+        CU_ASSERT_EQUAL(ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(short_ca)),
+                        0);
+        CU_ASSERT(ferry_tls_usercert_not_after(uc) <= now + 300);
+        CU_ASSERT(ferry_tls_usercert_not_after(uc) >= now + 298);
+        ferry_tls_usercert_unref(uc);
+        uc = NULL;
+        CU_ASSERT_EQUAL(ferry_tls_issuer_issue(iss, j, now + 250, &uc, &err), FERRY_EUNAVAIL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "the CA expires"));
+        CU_ASSERT_PTR_NULL(uc);
+        json_decref(j);
+    }
+    ferry_tls_issuer_free(iss);
+    X509_free(short_ca);
     X509_free(leaf);
     X509_free(nosign);
     EVP_PKEY_free(other);
@@ -732,7 +766,7 @@ remove_dir(void)
 {
     static const char *const names[] = {
         "ec-ca.crt", "ec-ca.key", "leaf.crt", "nosign.crt", "other.key", "rsa-ca.crt",
-        "rsa-ca.key",
+        "rsa-ca.key", "short.crt",
     };
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
