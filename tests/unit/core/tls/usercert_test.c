@@ -11,6 +11,7 @@
  */
 #include "tls/usercert.h"        /* first: the header compiles alone */
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -696,6 +697,57 @@ test_bad_cas_and_settings_are_refused(void)
     EVP_PKEY_free(other);
 }
 
+struct worker_run {
+    struct ferry_tls_issuer *iss;       /* shared by every worker */
+    int                      id;
+    int                      verified;
+};
+
+/* One worker: its own cache, the shared issuer. */
+static void *
+worker_issue(void *arg)
+{
+    struct worker_run          *w = arg;
+    struct ferry_tls_usercache *c = NULL;
+    char                        user[32];
+
+    if (ferry_tls_usercache_new(w->iss, 8, &c) != FERRY_OK)
+        return NULL;
+    for (int i = 0; i < 40; i++) {
+        struct ferry_tls_usercert *uc = NULL;
+        json_t                    *j;
+
+        snprintf(user, sizeof(user), "w%d-u%d", w->id, i % 12);
+        j = json_pack("{s:s}", "user_name", user);
+        if (ferry_tls_usercache_get(c, j, time(NULL), &uc, NULL) == FERRY_OK &&
+            X509_verify(ferry_tls_usercert_x509(uc), ec_ca_key) == 1)
+            w->verified++;
+        ferry_tls_usercert_unref(uc);
+        json_decref(j);
+    }
+    ferry_tls_usercache_free(c);
+    return NULL;
+}
+
+static void
+test_workers_share_one_issuer(void)
+{
+    struct ferry_tls_issuer *iss = issuer("CN=${name},O=Acme", 10);
+    struct worker_run        runs[4];
+    pthread_t                threads[4];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(iss);
+    for (int i = 0; i < 4; i++) {
+        runs[i] = (struct worker_run){ iss, i, 0 };
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&threads[i], NULL, worker_issue, &runs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CU_ASSERT_EQUAL(runs[i].verified, 40);
+    }
+    ferry_tls_issuer_free(iss);
+}
+
 static int
 cmp_long(const void *a, const void *b)
 {
@@ -795,6 +847,7 @@ main(void)
         { "bad patterns are refused with the column",
           test_bad_patterns_are_refused_with_the_column },
         { "bad CAs and settings are refused", test_bad_cas_and_settings_are_refused },
+        { "workers share one issuer", test_workers_share_one_issuer },
         { "issue cost with EC and RSA CAs (printed)", test_issue_cost_with_ec_and_rsa_cas },
         { NULL, NULL },
     };
