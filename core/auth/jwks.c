@@ -174,7 +174,6 @@ rsa_key(json_t *key, EVP_PKEY **pkey)
     }
     why = "RSA key OpenSSL refuses";
     if ((bld = OSSL_PARAM_BLD_new()) == NULL
-        || (bld = OSSL_PARAM_BLD_new()) == NULL
         || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n)
         || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e)
         || (*pkey = pkey_fromdata("RSA", bld)) == NULL)
