@@ -180,7 +180,7 @@ claims(long exp_in, const char *extra)
     return buf;
 }
 
-/* The reason a token gets at now (NULL: accepted), without a cache. */
+/* The reason a token gets at now ("OK": accepted), without a cache. */
 static const char *
 verdict_at(const char *tok, int64_t now)
 {
@@ -191,12 +191,12 @@ verdict_at(const char *tok, int64_t now)
     if (rc == FERRY_OK) {
         CU_ASSERT_PTR_NOT_NULL(cl);
         json_decref(cl);
-        return NULL;
+        return "OK";
     }
     CU_ASSERT_EQUAL(rc, FERRY_EDENIED);
     CU_ASSERT_PTR_NULL(cl);
     CU_ASSERT_PTR_NOT_NULL(reason);
-    return reason;
+    return reason != NULL ? reason : "(none)";
 }
 
 static const char *
@@ -210,11 +210,10 @@ static int
 reason_is(const char *tok, const char *want, int line)
 {
     const char *got = verdict(tok);
-    int         same = want == NULL ? got == NULL : got != NULL && strcmp(got, want) == 0;
+    int         same = strcmp(got, want != NULL ? want : "OK") == 0;
 
     if (!same)
-        fprintf(stderr, "\n    line %d: wanted %s, got %s\n", line, want ? want : "OK",
-                got ? got : "OK");
+        fprintf(stderr, "\n    line %d: wanted %s, got %s\n", line, want ? want : "OK", got);
     return same;
 }
 
@@ -397,7 +396,7 @@ test_alg_none_hs256_confusion_and_others_are_refused(void)
     p = b64url((const uint8_t *)claims(300, ""), strlen(claims(300, "")));
     input = malloc(strlen(h) + strlen(p) + 64);
     sprintf(input, "%s.%s.", h, p);
-    CU_ASSERT_PTR_NOT_NULL(verdict(input));
+    CU_ASSERT_STRING_NOT_EQUAL(verdict(input), "OK");
     sprintf(input, "%s.%s.AAAA", h, p);
     ASSERT_REASON(input, "bad-algorithm");
     free(h);
@@ -598,7 +597,7 @@ test_rsa_1024_key_is_refused(void)
     t = token(rsa1024_key, "small", claims(300, ""));
     CU_ASSERT_EQUAL(ferry_jwt_verify(NULL, k, &conf, t, strlen(t), NOW, &cl, &reason),
                     FERRY_EDENIED);
-    CU_ASSERT_STRING_EQUAL(reason, "unknown-key");
+    CU_ASSERT_STRING_EQUAL(reason != NULL ? reason : "OK", "unknown-key");
     free(t);
     ferry_jwks_unref(k);
     free(small);
@@ -634,12 +633,12 @@ test_cache_verifies_each_token_once(void)
 
         CU_ASSERT_EQUAL(ferry_jwt_verify(c, keys, &other, a, strlen(a), NOW, &cl, &reason),
                         FERRY_EDENIED);
-        CU_ASSERT_STRING_EQUAL(reason, "wrong-audience");
+        CU_ASSERT_STRING_EQUAL(reason != NULL ? reason : "OK", "wrong-audience");
     }
     /* Expired entries are not served and leave the cache. */
     CU_ASSERT_EQUAL(ferry_jwt_verify(c, keys, &conf, a, strlen(a), NOW + 360, &cl, &reason),
                     FERRY_EDENIED);
-    CU_ASSERT_STRING_EQUAL(reason, "expired");
+    CU_ASSERT_STRING_EQUAL(reason != NULL ? reason : "OK", "expired");
     CU_ASSERT_PTR_NULL(cl);
     CU_ASSERT_EQUAL(ferry_jwt_cache_size(c), 1);
     CU_ASSERT_EQUAL(n->cache_hits, 1);
@@ -649,7 +648,7 @@ test_cache_verifies_each_token_once(void)
                     FERRY_EDENIED);
     CU_ASSERT_EQUAL(ferry_jwt_verify(c, keys, &conf, a, strlen(a), NOW, &cl, &reason),
                     FERRY_EDENIED);
-    CU_ASSERT_STRING_EQUAL(reason, "bad-signature");
+    CU_ASSERT_STRING_EQUAL(reason != NULL ? reason : "OK", "bad-signature");
     CU_ASSERT_EQUAL(n->verifications, 4);
     CU_ASSERT_EQUAL(ferry_jwt_cache_size(c), 1);
     free(a);
@@ -710,7 +709,7 @@ test_cache_entry_is_tied_to_its_key_set(void)
     /* r1 rotated out: the cached verdict of the old set does not carry over. */
     CU_ASSERT_EQUAL(ferry_jwt_verify(c, only_r2, &conf, t, strlen(t), NOW, &cl, &reason),
                     FERRY_EDENIED);
-    CU_ASSERT_STRING_EQUAL(reason, "unknown-key");
+    CU_ASSERT_STRING_EQUAL(reason != NULL ? reason : "OK", "unknown-key");
     CU_ASSERT_EQUAL(n->cache_hits, 0);
     ferry_jwks_unref(only_r2);
     free(r2);
@@ -748,7 +747,7 @@ test_jwks_with_rsa_and_ec_keys_and_skipped_ones(void)
 
         CU_ASSERT_EQUAL(ferry_jwt_verify(NULL, k, &conf, t, strlen(t), NOW, &cl, &reason),
                         FERRY_EDENIED);
-        CU_ASSERT_STRING_EQUAL(reason, "unknown-key");
+        CU_ASSERT_STRING_EQUAL(reason != NULL ? reason : "OK", "unknown-key");
         free(t);
         t = token(ec_key, "e1", claims(300, ""));
         CU_ASSERT_EQUAL(ferry_jwt_verify(NULL, k, &conf, t, strlen(t), NOW, &cl, &reason),
