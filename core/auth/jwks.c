@@ -15,8 +15,11 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include <ferry/log.h>
+
 #include "auth/jwks.h"
 #include "auth/jwt.h"
+#include "fetch/client.h"
 
 #define KID_MAX      256        /* longer kids are a bad key */
 #define RSA_MAX_BYTES 1024      /* 8192-bit modulus: more is a bad key */
@@ -437,10 +440,12 @@ ferry_jwks_find(const struct ferry_jwks *k, enum jwks_type type, const char *kid
 }
 
 struct ferry_jwks_source {
-    struct ferry_jwks *keys;        /* ref */
-    char              *url;         /* owns; NULL: no URL */
-    int64_t            last_try;    /* unix s of the last refetch allowed */
-    int                tried;
+    struct ferry_jwks      *keys;       /* ref */
+    char                   *url;        /* owns; NULL: no URL */
+    int64_t                 last_try;   /* unix s of the last refetch allowed */
+    int                     tried;
+    struct hclient         *fetching;   /* the running refetch, or NULL */
+    struct ferry_jwks_fetch fetch;      /* its settings (done, arg) */
 };
 
 struct ferry_jwks_source *
@@ -463,6 +468,8 @@ ferry_jwks_source_free(struct ferry_jwks_source *s)
 {
     if (s == NULL)
         return;
+    if (s->fetching != NULL)
+        hclient_cancel(s->fetching);
     ferry_jwks_unref(s->keys);
     free(s->url);
     free(s);
@@ -509,10 +516,54 @@ ferry_jwks_source_may_refresh(struct ferry_jwks_source *s, int64_t now)
     return 1;
 }
 
-int
-ferry_jwks_source_refresh(struct ferry_jwks_source *s, int64_t now)
+static void
+source_on_answer(const struct hclient_resp *r, void *arg)
 {
-    (void)s;
-    (void)now;
-    return FERRY_EUNAVAIL;
+    struct ferry_jwks_source *s = arg;
+    struct ferry_err          err = {0};
+    int                       rc;
+
+    s->fetching = NULL;
+    if (r->status != 200) {
+        rc = FERRY_EUNAVAIL;
+        ferry_err_set(&err, rc, "%s", r->error != NULL ? r->error
+                      : r->too_large ? "answer over 1 MiB" : "status not 200");
+    } else {
+        rc = ferry_jwks_source_update(s, r->body, r->body_len, &err);
+    }
+    if (rc == FERRY_OK)
+        ferry_log(NULL, FERRY_INFO, "jwks: refetched", FLOG_STR("url", s->url),
+                  FLOG_INT("keys", ferry_jwks_count(s->keys)));
+    else
+        ferry_log(NULL, FERRY_WARN, "jwks: refetch failed, keeping the last good keys",
+                  FLOG_STR("url", s->url), FLOG_INT("status", r->status),
+                  FLOG_STR("error", err.msg));
+    if (s->fetch.done != NULL)
+        s->fetch.done(s->fetch.arg, rc);
+}
+
+int
+ferry_jwks_source_refresh(struct ferry_jwks_source *s, const struct ferry_jwks_fetch *f,
+                          int64_t now)
+{
+    struct hclient_req rq = {0};
+    const char        *why = NULL;
+
+    if (s->url == NULL)
+        return FERRY_EINVAL;
+    if (s->fetching != NULL || !ferry_jwks_source_may_refresh(s, now))
+        return FERRY_EAGAIN;
+    s->fetch = *f;
+    rq.method = "GET";
+    rq.url = s->url;
+    rq.timeout_ms = f->timeout_ms;
+    rq.max_body = FERRY_JWKS_MAX_BYTES;
+    rq.tls_cache = f->tls_cache;
+    rq.home = f->home;
+    if ((s->fetching = hclient_request(f->base, f->dns, &rq, source_on_answer, s, &why)) == NULL) {
+        ferry_log(NULL, FERRY_WARN, "jwks: refetch could not start", FLOG_STR("url", s->url),
+                  FLOG_STR("error", why != NULL ? why : "unknown"));
+        return FERRY_EUNAVAIL;
+    }
+    return FERRY_OK;
 }

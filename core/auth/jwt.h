@@ -22,7 +22,8 @@
  *                    algorithm produces, and what the alg-confusion and "none" attacks
  *                    produce; an operator must be able to tell that from garbage;
  *   "unknown-key"    no key in the set for the token's kid (and type), or no kid and
- *                    not exactly one key of the algorithm's type;
+ *                    not exactly one key of the algorithm's type (a caller whose keys
+ *                    come from a jwks_url then calls ferry_jwks_source_refresh());
  *   "bad-signature"  the signature does not verify with that key (an RS256 one of
  *                    another size than the key's modulus included);
  *   "wrong-issuer"   "iss" missing or not exactly the configured issuer;
@@ -134,7 +135,32 @@ int  ferry_jwks_source_update(struct ferry_jwks_source *s, const char *json, siz
 /* May a refetch start now (an unknown kid was seen)? True at most once per
  * FERRY_JWKS_REFRESH_MIN_S for a source with a URL; records the attempt. */
 int  ferry_jwks_source_may_refresh(struct ferry_jwks_source *s, int64_t now);
-/* Not done yet: fetching the URL through fetch/client.h. Returns FERRY_EUNAVAIL. */
-int  ferry_jwks_source_refresh(struct ferry_jwks_source *s, int64_t now);
+
+struct event_base;
+struct evdns_base;
+struct ferry_tls_cache;
+struct ferry_post;
+
+/* Where a refetch runs: the source's own thread (fetch/client.h's hclient_request). */
+struct ferry_jwks_fetch {
+    struct event_base       *base;        /* borrowed: this thread's loop */
+    struct evdns_base       *dns;         /* borrowed */
+    struct ferry_tls_cache  *tls_cache;   /* borrowed: https contexts */
+    const struct ferry_post *home;        /* borrowed: this thread, for a context still
+                                             being built */
+    uint32_t                 timeout_ms;  /* 0: 10 s */
+    /* Optional: the fetch is over; rc FERRY_OK (the set was swapped) or why not. */
+    void                   (*done)(void *arg, int rc);
+    void                    *arg;
+};
+
+/* Refetch the URL when ferry_jwks_source_may_refresh() allows it (and no fetch is
+ * running): FERRY_OK, started (f->done reports); FERRY_EAGAIN, too soon or one is
+ * running; FERRY_EINVAL, no URL; FERRY_EUNAVAIL, the request could not start. An answer
+ * that is not 200 with a JWKS holding a usable key keeps the last good set and is logged
+ * (warn, with the URL and the reason; the body is never logged). f is copied. Freeing
+ * the source cancels a running fetch (done does not run). */
+int  ferry_jwks_source_refresh(struct ferry_jwks_source *s, const struct ferry_jwks_fetch *f,
+                               int64_t now);
 
 #endif
