@@ -102,10 +102,11 @@ const struct ferry_jwt_counters *ferry_jwt_cache_counters(const struct ferry_jwt
 
 /* Validate token[0..len) against keys and cf at now (unix seconds; tests pass a fixed
  * time). FERRY_OK: *claims is a new reference to the payload (json_decref it). A token
- * is verified once per cache: its claims are kept (keyed by SHA-256 of the issuer, the
- * audience and the token, and tied to this key set) and checked again against now on
- * each hit, until exp or eviction (least recently used first). c may be NULL (no
- * caching). FERRY_EDENIED: *reason is one of the strings above. FERRY_ENOMEM: out of
+ * is verified once per cache: its claims are kept (keyed by SHA-256 of the token, tied
+ * to the key set that verified it: another set verifies again) and on each hit checked
+ * again against cf and now, so one cache may serve several tenants; an entry goes at
+ * exp or by eviction (least recently used first). Refused tokens are not kept. c may
+ * be NULL (no caching). FERRY_EDENIED: *reason is one of the strings above. FERRY_ENOMEM: out of
  * memory while hashing (treat as a server error); other allocation failures deny. */
 int  ferry_jwt_verify(struct ferry_jwt_cache *c, const struct ferry_jwks *keys,
                       const struct ferry_jwt_conf *cf, const char *token, size_t len,
