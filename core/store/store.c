@@ -1436,8 +1436,10 @@ ferry_store_write(struct ferry_store *s, const struct store_write *w, size_t n,
             explicit_bzero(text, strlen(text));
             free(text);
         }
-        json_array_append_new(fail, json_pack("{s:{s:o}}", "request_range", "key",
-                              etcd_b64s(key)));
+        /* Keys only: the failure branch tells 404, 409 and 412 apart by existence and
+         * mod_revision; the values (credentials) need not come back. */
+        json_array_append_new(fail, json_pack("{s:{s:o, s:b}}", "request_range", "key",
+                              etcd_b64s(key), "keys_only", 1));
     }
     body = json_pack("{s:o, s:o, s:o}", "compare", cmp, "success", ok, "failure", fail);
     cmp = ok = fail = NULL;
