@@ -33,10 +33,10 @@
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "store/etcd.h"
+#include "store/store-int.h"
 #include "store/store.h"
 #include "util/errlist.h"
 
-#define CALL_TIMEOUT_MS      5000
 #define SNAPSHOT_TIMEOUT_MS  30000
 /* Silence before the watch is made again. etcd sends nothing on a quiet prefix (its
  * progress notes come every 10 minutes by default), so this is long; a stuck etcd is
@@ -48,92 +48,8 @@
 #define BACKOFF_MIN_MS       100
 #define BACKOFF_MAX_MS       2000
 #define CACHE_MIN_INTERVAL_S 1
-#define WRITE_APPLY_WAIT_MS  5000       /* a committed write answers by then at the latest */
 #define MAX_REPLICAS         256
-#define MAX_WRITES           128
 
-struct entry {
-    char    *key;           /* owns: the full etcd key */
-    char    *tenant;        /* owns */
-    char    *name;          /* owns */
-    char    *value;         /* owns: the last good JSON text; secret */
-    size_t   value_len;
-    int64_t  mod_rev;
-    struct ferry_dest dest; /* owns: that value, validated (copied into registries) */
-};
-
-struct replica {
-    char    *id, *tunnel;
-    unsigned slots;
-};
-
-struct ferry_store_wait {
-    struct ferry_store_wait *next;
-    struct ferry_store      *s;
-    struct etcd_call        *call;
-    store_write_cb           cb;
-    void                    *arg;
-    struct store_write_copy {
-        enum store_op op;
-        char         *name;
-        int64_t       if_match;
-    }                       *w;
-    size_t                   n;
-    int64_t                  revision;  /* committed at; waits until applied */
-    struct event            *timer;     /* the apply wait's deadline */
-    bool                     cancelled;
-};
-
-struct ferry_store {
-    struct event_base       *base;
-    struct etcd             *etcd;
-    const struct ferry_conf *conf;      /* borrowed: tenants, dir */
-    struct store_hooks       hooks;
-    char                    *prefix;    /* owns: "<prefix>/" */
-    char                    *dest_prefix, *rep_prefix;  /* owns */
-    char                    *cache_path;
-    char                     id[96];
-    char                    *self_value;    /* owns: this replica's JSON */
-
-    struct entry            *entries;   /* sorted by key */
-    size_t                   n, cap;
-    struct replica          *replicas;
-    size_t                   nreplicas;
-
-    struct ferry_registry   *registry;  /* one reference: what we serve */
-    int64_t                  revision;  /* last applied */
-    bool                     have_data;
-    bool                     up;        /* the watch is live and the lease is kept */
-    bool                     stopping;
-    bool                     ever_up;
-    uint64_t                 events, resyncs, rejected;
-
-    /* The cycle. */
-    struct etcd_call        *snap_call;
-    struct etcd_watch       *watch;
-    bool                     watch_live;    /* etcd said "created" */
-    struct event            *watch_deadline;/* a new watch's "created" is late */
-    struct event            *retry;         /* the next snapshot or watch attempt */
-    uint32_t                 backoff_ms;
-    bool                     need_snapshot;
-    unsigned                 snap_failures;
-    struct event            *apply_ev;      /* coalesces changes into one apply */
-    bool                     dirty, replicas_dirty;
-    bool                     revalidate;    /* the tenants changed: validate again */
-
-    /* This replica's key and lease. */
-    int64_t                  lease;
-    struct etcd_call        *lease_call;
-    struct event            *keepalive;
-    bool                     lease_ok;
-
-    /* The cache file. */
-    struct event            *cache_ev;
-    time_t                   cache_written;
-
-    struct ferry_store_wait *waits;     /* writes committed, waiting to be applied */
-    struct ferry_errlist    *errs;      /* owns: reused by every validation (it is big) */
-};
 
 static void cycle_schedule(struct ferry_store *s, bool snapshot, const char *why);
 static void cycle_schedule_quiet(struct ferry_store *s);
@@ -593,7 +509,6 @@ out:
 }
 
 static void cache_schedule(struct ferry_store *s);
-static void waits_check(struct ferry_store *s);
 
 static void
 apply_now(struct ferry_store *s)
@@ -627,7 +542,7 @@ apply_now(struct ferry_store *s)
         if (s->hooks.replicas != NULL)
             s->hooks.replicas(s->hooks.arg, r, s->nreplicas);
     }
-    waits_check(s);
+    store_waits_check(s);
 }
 
 static void
@@ -765,8 +680,8 @@ cache_read(struct ferry_store *s)
 
 /* ---- snapshot and watch ------------------------------------------------------------- */
 
-static void
-set_up(struct ferry_store *s, bool up, const char *why)
+void
+store_set_up(struct ferry_store *s, bool up, const char *why)
 {
     if (s->up == up)
         return;
@@ -839,7 +754,7 @@ snapshot_failed(struct ferry_store *s, const char *why)
                   "serving what this replica has" : "store: cannot read the snapshot; "
                   "not ready until it can", FLOG_STR("reason", why),
                   FLOG_INT("tries", (long long)s->snap_failures));
-    set_up(s, false, why);
+    store_set_up(s, false, why);
     cycle_schedule(s, true, why);
 }
 
@@ -965,7 +880,7 @@ on_watch_msg(json_t *res, void *arg)
         s->watch_live = true;
         s->backoff_ms = 0;
         if (s->lease_ok)
-            set_up(s, true, NULL);
+            store_set_up(s, true, NULL);
         return;
     }
     json_array_foreach(events, i, ev) {
@@ -993,7 +908,7 @@ on_watch_msg(json_t *res, void *arg)
     if (s->dirty || s->replicas_dirty)
         apply_soon(s);
     else
-        waits_check(s);
+        store_waits_check(s);
 }
 
 static void
@@ -1018,7 +933,7 @@ on_watch_end(const char *why, bool broken, void *arg)
     /* A live watch that ends may just be a member going away: one quick retry first.
      * A watch that could not even start means etcd is not there. */
     if (!was_live)
-        set_up(s, false, why);
+        store_set_up(s, false, why);
     /* The revision stays: the next watch starts after the last change applied. An
      * answer that broke etcd's API: read the whole snapshot again, trust nothing. */
     cycle_schedule(s, broken, why);
@@ -1054,7 +969,7 @@ on_watch_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (s->watch != NULL && !s->watch_live)
-        set_up(s, false, "etcd does not confirm a new watch");
+        store_set_up(s, false, "etcd does not confirm a new watch");
 }
 
 static void
@@ -1124,7 +1039,7 @@ static void
 lease_lost(struct ferry_store *s, const char *why)
 {
     s->lease_ok = false;
-    set_up(s, false, why);
+    store_set_up(s, false, why);
     /* A watch on a connection that no longer answers would wait for its idle timeout:
      * start it over now, from the last applied revision. */
     if (s->watch != NULL && !s->stopping)
@@ -1144,7 +1059,7 @@ on_put_self(const struct etcd_reply *r, void *arg)
     }
     s->lease_ok = true;
     if (s->watch_live)
-        set_up(s, true, NULL);
+        store_set_up(s, true, NULL);
     lease_schedule(s, KEEPALIVE_MS);
 }
 
@@ -1212,7 +1127,7 @@ on_keepalive(const struct etcd_reply *r, void *arg)
     if (!s->lease_ok) {
         s->lease_ok = true;
         if (s->watch_live)
-            set_up(s, true, NULL);
+            store_set_up(s, true, NULL);
     }
     lease_schedule(s, KEEPALIVE_MS);
 }
@@ -1244,242 +1159,6 @@ lease_schedule(struct ferry_store *s, uint32_t ms)
 
     if (!s->stopping)
         evtimer_add(s->keepalive, &tv);
-}
-
-/* ---- writes ------------------------------------------------------------------------- */
-
-static void
-wait_free(struct ferry_store_wait *wt)
-{
-    for (size_t i = 0; i < wt->n; i++)
-        free(wt->w[i].name);
-    free(wt->w);
-    if (wt->timer != NULL)
-        event_free(wt->timer);
-    etcd_call_cancel(wt->call);
-    free(wt);
-}
-
-static void
-wait_unlink(struct ferry_store_wait *wt)
-{
-    for (struct ferry_store_wait **pp = &wt->s->waits; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == wt) {
-            *pp = wt->next;
-            return;
-        }
-    }
-}
-
-static void
-wait_answer(struct ferry_store_wait *wt, int status, const char *why, const char *name)
-{
-    wait_unlink(wt);
-    if (!wt->cancelled)
-        wt->cb(wt->arg, status, why, name, wt->revision);
-    wait_free(wt);
-}
-
-static int
-wait_ok_status(const struct ferry_store_wait *wt)
-{
-    return wt->n > 0 && wt->w[0].op == STORE_CREATE ? 201 : 200;
-}
-
-/* Answer the writes this replica has applied by now. */
-static void
-waits_check(struct ferry_store *s)
-{
-    struct ferry_store_wait *wt = s->waits, *next;
-
-    for (; wt != NULL; wt = next) {
-        next = wt->next;
-        if (wt->call == NULL && wt->revision > 0 && s->revision >= wt->revision &&
-            !s->dirty)
-            wait_answer(wt, wait_ok_status(wt), NULL, NULL);
-    }
-}
-
-static void
-on_wait_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    struct ferry_store_wait *wt = arg;
-
-    (void)fd;
-    (void)what;
-    /* Committed in etcd, only not seen here yet (the watch is being made again): the
-     * change is done; say so rather than keep the client waiting. */
-    ferry_log(NULL, FERRY_WARN, "store: a committed write is not applied here yet; "
-              "answering anyway", FLOG_INT("revision", wt->revision),
-              FLOG_INT("applied", wt->s->revision));
-    wait_answer(wt, wait_ok_status(wt), NULL, NULL);
-}
-
-static void
-on_degraded(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    wait_answer(arg, 503, "the store (etcd) is unreachable; try again", NULL);
-}
-
-static void
-on_txn(const struct etcd_reply *r, void *arg)
-{
-    struct ferry_store_wait *wt = arg;
-    struct ferry_store      *s = wt->s;
-    json_t                  *resps;
-    size_t                   i;
-
-    wt->call = NULL;
-    if (r->result == NULL) {
-        if (r->status == 0 || r->code == 14) {
-            set_up(s, false, r->why);
-            wait_answer(wt, 503, "the store (etcd) is unreachable; try again", NULL);
-        } else {
-            wait_answer(wt, 500, r->why, NULL);
-        }
-        return;
-    }
-    wt->revision = etcd_int(json_object_get(r->result, "header"), "revision", 0);
-    if (!json_is_true(json_object_get(r->result, "succeeded"))) {
-        /* Which compare failed: the failure branch read each key. */
-        resps = json_object_get(r->result, "responses");
-        for (i = 0; i < wt->n; i++) {
-            const json_t *rr = json_object_get(json_array_get(resps, i), "response_range");
-            const json_t *kv = json_array_get(json_object_get(rr, "kvs"), 0);
-            bool          exists = kv != NULL;
-            int64_t       mr = etcd_int(kv, "mod_revision", 0);
-
-            if (wt->w[i].op == STORE_CREATE && exists) {
-                wait_answer(wt, 409, "a destination of this name exists", wt->w[i].name);
-                return;
-            }
-            if (wt->w[i].op != STORE_CREATE && !exists) {
-                wait_answer(wt, 404, "no such destination", wt->w[i].name);
-                return;
-            }
-            if (wt->w[i].if_match != 0 && mr != wt->w[i].if_match) {
-                wait_answer(wt, 412, "the destination changed since that ETag",
-                            wt->w[i].name);
-                return;
-            }
-        }
-        wait_answer(wt, 409, "the store changed meanwhile; try again", NULL);
-        return;
-    }
-    /* Committed: answer once this replica serves it (or by the deadline). */
-    if (s->revision >= wt->revision && !s->dirty) {
-        wait_answer(wt, wait_ok_status(wt), NULL, NULL);
-        return;
-    }
-    if ((wt->timer = evtimer_new(s->base, on_wait_deadline, wt)) != NULL) {
-        struct timeval tv = { WRITE_APPLY_WAIT_MS / 1000, 0 };
-
-        evtimer_add(wt->timer, &tv);
-    }
-}
-
-int
-ferry_store_write(struct ferry_store *s, const struct store_write *w, size_t n,
-                  store_write_cb cb, void *arg, struct ferry_store_wait **out)
-{
-    struct ferry_store_wait *wt;
-    json_t                  *cmp = json_array(), *ok = json_array(), *fail = json_array();
-    json_t                  *body = NULL;
-    char                     key[1024];
-
-    *out = NULL;
-    if (n == 0 || n > MAX_WRITES || cmp == NULL || ok == NULL || fail == NULL ||
-        (wt = calloc(1, sizeof(*wt))) == NULL) {
-        json_decref(cmp);
-        json_decref(ok);
-        json_decref(fail);
-        return FERRY_ENOMEM;
-    }
-    wt->s = s;
-    wt->cb = cb;
-    wt->arg = arg;
-    if ((wt->w = calloc(n, sizeof(*wt->w))) == NULL)
-        goto oom;
-    for (size_t i = 0; i < n; i++) {
-        char *text = NULL;
-
-        snprintf(key, sizeof(key), "%s%s/%s", s->dest_prefix, w[i].tenant, w[i].name);
-        wt->w[i].op = w[i].op;
-        wt->w[i].if_match = w[i].if_match;
-        if ((wt->w[i].name = strdup(w[i].name)) == NULL)
-            goto oom;
-        wt->n++;
-        /* Compares: a create needs the key absent (create_revision 0), an update or a
-         * delete needs it present, and If-Match its mod_revision. */
-        if (w[i].op == STORE_CREATE)
-            json_array_append_new(cmp, json_pack("{s:o, s:s, s:s, s:i}", "key",
-                                  etcd_b64s(key), "target", "CREATE", "result", "EQUAL",
-                                  "create_revision", 0));
-        else
-            json_array_append_new(cmp, json_pack("{s:o, s:s, s:s, s:i}", "key",
-                                  etcd_b64s(key), "target", "CREATE", "result", "GREATER",
-                                  "create_revision", 0));
-        if (w[i].if_match != 0)
-            json_array_append_new(cmp, json_pack("{s:o, s:s, s:s, s:I}", "key",
-                                  etcd_b64s(key), "target", "MOD", "result", "EQUAL",
-                                  "mod_revision", (json_int_t)w[i].if_match));
-        if (w[i].op == STORE_DELETE) {
-            json_array_append_new(ok, json_pack("{s:{s:o}}", "request_delete_range", "key",
-                                  etcd_b64s(key)));
-        } else {
-            if ((text = json_dumps(w[i].value, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
-                goto oom;
-            json_array_append_new(ok, json_pack("{s:{s:o, s:o}}", "request_put", "key",
-                                  etcd_b64s(key), "value", etcd_b64s(text)));
-            explicit_bzero(text, strlen(text));
-            free(text);
-        }
-        /* Keys only: the failure branch tells 404, 409 and 412 apart by existence and
-         * mod_revision; the values (credentials) need not come back. */
-        json_array_append_new(fail, json_pack("{s:{s:o, s:b}}", "request_range", "key",
-                              etcd_b64s(key), "keys_only", 1));
-    }
-    body = json_pack("{s:o, s:o, s:o}", "compare", cmp, "success", ok, "failure", fail);
-    cmp = ok = fail = NULL;
-    if (body == NULL)
-        goto oom;
-    wt->next = s->waits;
-    s->waits = wt;
-    if (!s->up) {
-        /* Degraded: say so now, from the loop, rather than after every endpoint's
-         * timeout. The change is not made: etcd is the truth and it cannot be told. */
-        static const struct timeval now = { 0, 0 };
-
-        json_decref(body);
-        if ((wt->timer = evtimer_new(s->base, on_degraded, wt)) == NULL) {
-            wait_unlink(wt);
-            goto oom;
-        }
-        evtimer_add(wt->timer, &now);
-        *out = wt;
-        return FERRY_OK;
-    }
-    if ((wt->call = etcd_call(s->etcd, "/v3/kv/txn", body, CALL_TIMEOUT_MS, on_txn, wt)) == NULL) {
-        wait_unlink(wt);
-        goto oom;
-    }
-    *out = wt;
-    return FERRY_OK;
-oom:
-    json_decref(cmp);
-    json_decref(ok);
-    json_decref(fail);
-    wait_free(wt);
-    return FERRY_ENOMEM;
-}
-
-void
-ferry_store_write_cancel(struct ferry_store_wait *wt)
-{
-    if (wt != NULL)
-        wt->cancelled = true;
 }
 
 /* ---- life --------------------------------------------------------------------------- */
@@ -1621,7 +1300,7 @@ ferry_store_free(struct ferry_store *s)
     while (s->waits != NULL) {
         struct ferry_store_wait *wt = s->waits;
 
-        wait_answer(wt, 503, "the gateway is stopping", NULL);
+        store_wait_answer(wt, 503, "the gateway is stopping", NULL);
     }
     if (s->cache_path != NULL && s->have_data && s->cache_ev != NULL &&
         evtimer_pending(s->cache_ev, NULL))
