@@ -164,6 +164,8 @@ struct policy_call {
     const char                  *op_type;  /* on_ldap */
     const char                  *dn;       /* on_ldap */
     struct ferry_policy_http    *http;     /* on_request, on_response */
+    struct ferry_user           *user;     /* on_request: req.user (validated claims),
+                                              NULL: nil */
     const struct policy_home    *home;     /* where a wait resumes; NULL: no waiting */
     const char                  *offline_token;  /* `ferry policy test`: ferry.tokens.get
                                                     answers this Bearer token, fetches

@@ -150,7 +150,7 @@ struct cstream {
 
 /* cstream.c: the tunnel callbacks for streams. */
 void cn_on_request(struct tunnel *t, struct tstream *s, const char *authority,
-                   const char *protocol);
+                   const char *protocol, const char *user, bool user_big);
 void cn_on_stream_end(struct tstream *s, enum tstream_end why);
 void cn_on_bytes(struct tstream *s, uint64_t in, uint64_t out);
 

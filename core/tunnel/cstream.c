@@ -471,7 +471,8 @@ static const struct dial_ops cs_dial_ops = {
 };
 
 void
-cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const char *protocol)
+cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const char *protocol,
+              const char *user, bool user_big)
 {
     struct link                    *l = tunnel_owner(t);
     struct cworker                 *w = l->w;
@@ -481,6 +482,8 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     char                            host[260];
     uint16_t                        port = 0;
 
+    (void)user;                         /* principal propagation: not yet */
+    (void)user_big;
     stats_add(&cn->stats->cell[w->id].conns_total, 1);
     sys = split_authority(authority, host, sizeof(host), &port)
         ? ferry_connector_find_system(cn->conf, host, port) : NULL;

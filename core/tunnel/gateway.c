@@ -896,7 +896,8 @@ gw_open_stream(struct gw_worker *gw, struct gw_owner *o, const struct gw_stream_
         return FERRY_ENOTUNNEL;
     if (r->must_expose && !best_has)
         return FERRY_ENOTFOUND;
-    *ts = tstream_open(best->t, r->authority, r->protocol, o, r->fd, r->readable, r->writable);
+    *ts = tstream_open(best->t, r->authority, r->protocol, r->user, o, r->fd, r->readable,
+                       r->writable);
     if (*ts == NULL)
         return FERRY_ENOTUNNEL;
     *tstats = best->info->stats;

@@ -116,6 +116,7 @@ struct gw_stream_req {
     const char *authority;          /* "host:port" */
     const char *protocol;           /* what the connector checks: "http", "tcp", ... */
     bool        must_expose;        /* FERRY_ENOTFOUND unless a connector announced it */
+    const char *user;               /* the calling user's claims (compact JSON) or NULL */
     int        *fd;                 /* the socket end, as tstream_open() */
     bool       *readable, *writable;
 };

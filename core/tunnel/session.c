@@ -52,6 +52,8 @@ struct hdrs {                     /* headers of one request/response, until deli
     char  *notice;                /* owns: the ferry-notice value, NOTICE_MAX_BYTES + 1 */
     size_t notice_len;
     bool   notice_big;
+    char  *user;                  /* owns: the ferry-user value (connector), NUL-ended */
+    bool   user_big;              /* one came, over USER_MAX_BYTES */
     int    status;
     bool   is_connect;
 };
@@ -141,8 +143,10 @@ stream_free(struct tstream *s)
         SSL_free(s->ssl);
     if (s->own_fd >= 0)
         close(s->own_fd);
-    if (s->hdrs != NULL)
+    if (s->hdrs != NULL) {
         free(s->hdrs->notice);
+        free(s->hdrs->user);
+    }
     free(s->hdrs);
     free(s);
 }
@@ -620,8 +624,10 @@ hdrs_of(struct tstream *s)
 static void
 hdrs_done(struct tstream *s)
 {
-    if (s->hdrs != NULL)
+    if (s->hdrs != NULL) {
         free(s->hdrs->notice);
+        free(s->hdrs->user);
+    }
     free(s->hdrs);
     s->hdrs = NULL;
 }
@@ -642,6 +648,23 @@ notice_keep(struct tunnel *t, struct hdrs *h, const uint8_t *v, size_t len)
     memcpy(h->notice, v, len);
     h->notice[len] = '\0';
     h->notice_len = len;
+    return 0;
+}
+
+/* A CONNECT's user claims (connector only; the first value counts). */
+static int
+user_keep(struct tunnel *t, struct hdrs *h, const uint8_t *v, size_t len)
+{
+    if (t->role != TUNNEL_CONNECTOR || h->user != NULL || h->user_big)
+        return 0;
+    if (len > USER_MAX_BYTES) {
+        h->user_big = true;
+        return 0;
+    }
+    if ((h->user = malloc(len + 1)) == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;    /* resets this stream only */
+    memcpy(h->user, v, len);
+    h->user[len] = '\0';
     return 0;
 }
 
@@ -679,6 +702,8 @@ on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size
         copy_val(h->path, sizeof(h->path), value, valuelen);
     else if (namelen == 12 && memcmp(name, "ferry-notice", 12) == 0)
         return notice_keep(ud, h, value, valuelen);
+    else if (namelen == 10 && memcmp(name, "ferry-user", 10) == 0)
+        return user_keep(ud, h, value, valuelen);
     return 0;
 }
 
@@ -724,13 +749,18 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         }
         copy = *h;
         copy.notice = NULL;             /* hdrs_done frees it */
+        copy.user = h->user;            /* kept for on_request, freed below */
+        h->user = NULL;
         hdrs_done(s);
         if (t->role == TUNNEL_CONNECTOR && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
             if (copy.authority[0] == '\0') {
+                free(copy.user);
                 tstream_respond(s, 405, "method-not-allowed");
                 break;
             }
-            t->ops->on_request(t, s, copy.authority, copy.protocol);
+            t->ops->on_request(t, s, copy.authority, copy.protocol, copy.user,
+                               copy.user_big);
+            free(copy.user);
         } else if (t->role == TUNNEL_GATEWAY && f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
             if (s->owner != NULL && t->ops->on_response != NULL)
                 t->ops->on_response(s, copy.status, copy.error[0] ? copy.error : NULL);
@@ -1228,19 +1258,24 @@ tunnel_notify(struct tunnel *t, const char *path, const char *value, size_t len)
 }
 
 struct tstream *
-tstream_open(struct tunnel *t, const char *authority, const char *protocol, void *owner, int *fd,
-             bool *readable, bool *writable)
+tstream_open(struct tunnel *t, const char *authority, const char *protocol, const char *user,
+             void *owner, int *fd, bool *readable, bool *writable)
 {
     struct tstream      *s;
     nghttp2_data_provider prd;
-    nghttp2_nv           nva[3] = {
+    nghttp2_nv           nva[4] = {
         { (uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, NGHTTP2_NV_FLAG_NONE },
         { (uint8_t *)":authority", (uint8_t *)authority, 10, strlen(authority),
           NGHTTP2_NV_FLAG_NONE },
         { (uint8_t *)"ferry-protocol", (uint8_t *)protocol, 14, strlen(protocol),
           NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)"ferry-user", (uint8_t *)user, 10, user != NULL ? strlen(user) : 0,
+          NGHTTP2_NV_FLAG_NONE },
     };
+    size_t               nnv = user != NULL ? 4 : 3;
 
+    if (user != NULL && (strlen(user) > USER_MAX_BYTES || strpbrk(user, "\r\n") != NULL))
+        return NULL;
     if (!tunnel_is_usable(t) || (s = stream_new(t)) == NULL)
         return NULL;
     s->owner = owner;
@@ -1249,7 +1284,7 @@ tstream_open(struct tunnel *t, const char *authority, const char *protocol, void
     s->writable = writable;
     prd.source.ptr = s;
     prd.read_callback = on_data_read;
-    s->id = nghttp2_submit_request(t->h2, NULL, nva, 3, &prd, s);
+    s->id = nghttp2_submit_request(t->h2, NULL, nva, nnv, &prd, s);
     if (s->id < 0) {
         s->owner = NULL;
         s->ended = true;

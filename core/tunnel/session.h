@@ -40,9 +40,13 @@ enum tstream_end {
 };
 
 struct tunnel_ops {
-    /* Connector: a CONNECT arrived. Answer with tstream_respond() (now or later). */
+    /* Connector: a CONNECT arrived. Answer with tstream_respond() (now or later).
+     * user: the `ferry-user` header (the validated claims of the calling user as
+     * compact JSON, principal propagation), NUL-terminated, or NULL when the stream
+     * carries no user; user_big: one was sent but passed USER_MAX_BYTES (refuse the
+     * stream). Borrowed for the call only. */
     void (*on_request)(struct tunnel *t, struct tstream *s, const char *authority,
-                       const char *protocol);
+                       const char *protocol, const char *user, bool user_big);
     /* Gateway: the answer to tstream_open(); status 200 = connected. error is the
      * connector's `ferry-error` header or NULL. */
     void (*on_response)(struct tstream *s, int status, const char *error);
@@ -71,6 +75,8 @@ struct tunnel_ops {
 /* A notice's value: one HPACK field (nghttp2 refuses a field past 64 KiB as a
  * connection error, so the sender must stay well below). */
 #define NOTICE_MAX_BYTES (48 * 1024)
+/* A stream's user claims (`ferry-user`): a JWT is at most 16 KiB, its claims less. */
+#define USER_MAX_BYTES   (16 * 1024)
 
 struct tunnel_params {
     uint32_t keepalive_ms;          /* PING interval */
@@ -131,9 +137,12 @@ void           tunnel_close(struct tunnel *t, const char *reason);
  * comes to ops->on_notice_reply. 0 queued, -1 not (tunnel unusable, out of memory,
  * value too long). */
 int  tunnel_notify(struct tunnel *t, const char *path, const char *value, size_t len);
-/* Gateway: open a CONNECT stream to authority ("host:port"). NULL on failure. */
+/* Gateway: open a CONNECT stream to authority ("host:port"). user: the calling user's
+ * claims as compact JSON (the `ferry-user` header: at most USER_MAX_BYTES, no CR/LF/NUL),
+ * or NULL. NULL on failure. */
 struct tstream *tstream_open(struct tunnel *t, const char *authority, const char *protocol,
-                             void *owner, int *fd, bool *readable, bool *writable);
+                             const char *user, void *owner, int *fd, bool *readable,
+                             bool *writable);
 /* Connector: answer a CONNECT. status 200 keeps the stream open for data. */
 int  tstream_respond(struct tstream *s, int status, const char *error);
 /* Start moving bytes between the socket end and the stream; `raw` (may be empty) is

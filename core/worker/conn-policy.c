@@ -21,6 +21,7 @@
 #include <ferry/route.h>
 
 #include "lua/lua-int.h"
+#include "util/abi.h"
 #include "worker/conn-int.h"
 
 static const struct ferry_policy_set *
@@ -155,12 +156,24 @@ ferry_policy_ldap(struct ferry_conn *c, const struct ferry_dest *d, const char *
 
 /* The http struct is read and written in place (a hook may wait, keeping the pointer),
  * so nothing of it may lie past a 1.2 plugin's end: that is fields before size only.
- * A field appended after size must be read through abi_struct_size() (util/abi.h). */
+ * A field appended after size is read (never written) through abi_struct_size()
+ * (util/abi.h): `user` (1.4) is the last one so far. */
 _Static_assert(sizeof(struct ferry_policy_http) ==
-               (offsetof(struct ferry_policy_http, size) + sizeof(uint32_t) +
-                _Alignof(struct ferry_policy_http) - 1) / _Alignof(struct ferry_policy_http) *
-               _Alignof(struct ferry_policy_http),
-               "a field past ferry_policy_http.size: gate it on the plugin's size");
+               offsetof(struct ferry_policy_http, user) + sizeof(struct ferry_user *),
+               "a field past ferry_policy_http.user: gate it on the plugin's size");
+
+/* req->user when the plugin's struct has it (1.4 on), else NULL. */
+static struct ferry_user *
+request_user(const struct ferry_conn *c, const struct ferry_policy_http *req)
+{
+    static const size_t legacy[3] = { 0, 0, 0 };    /* below 1.3: no user field */
+    size_t n = abi_struct_size(conn_abi_minor(c), req, offsetof(struct ferry_policy_http, size),
+                               sizeof(*req), legacy);
+
+    if (n < offsetof(struct ferry_policy_http, user) + sizeof(req->user))
+        return NULL;
+    return req->user;
+}
 
 FERRY_API int
 ferry_policy_request(struct ferry_conn *c, const struct ferry_dest *d,
@@ -169,6 +182,7 @@ ferry_policy_request(struct ferry_conn *c, const struct ferry_dest *d,
 {
     struct policy_call pc = { .hook = POLICY_ON_REQUEST, .dest = d, .http = req };
 
+    pc.user = request_user(c, req);
     return call(c, &pc, v, cb, arg);
 }
 

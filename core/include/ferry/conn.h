@@ -25,6 +25,7 @@
 #include <ferry/log.h>
 
 struct ferry_conn;
+struct ferry_user;
 
 /* "127.0.0.1:41522" / "[::1]:41522"; valid until the connection closes. */
 FERRY_API const char *ferry_conn_peer(const struct ferry_conn *c);
@@ -60,6 +61,10 @@ struct ferry_target {
                                           * against ("http", "ldap", ...); NULL: the
                                           * destination's Type, else "tcp" */
     uint32_t                 size;       /* ABI 1.3: sizeof(struct ferry_target) */
+    /* ABI 1.4 (FERRY_HAS_FIELD): */
+    struct ferry_user       *user;       /* borrowed; NULL: none. A tunnel stream carries
+                                          * the user's claims to the connector (principal
+                                          * propagation, ferry/user.h) */
 };
 #define FERRY_TARGET_INIT FERRY_STRUCT_INIT(ferry_target)
 

@@ -32,14 +32,16 @@
 #include <ferry/err.h>
 
 #define FERRY_PLUGIN_ABI_MAJOR 1
-#define FERRY_PLUGIN_ABI_MINOR 3     /* 1.1: ferry/route.h, ferry_target.direct_ok;
+#define FERRY_PLUGIN_ABI_MINOR 4     /* 1.1: ferry/route.h, ferry_target.direct_ok;
                                         1.2: ferry/io.h, ferry_target.protocol, dest
                                         accessors, ferry_base64_encode;
                                         1.3: size in growing structs, opaque HTTP
                                         parser, cleanup list, ferry/timer.h,
                                         ferry/metrics.h, ferry_io_tls.cert_password and
                                         .wildcard_any_depth, ferry_io_tls_from_dest
-                                        (plugins/README.md) */
+                                        (plugins/README.md);
+                                        1.4: ferry/user.h, ferry_target.user,
+                                        ferry_policy_http.user */
 
 struct ferry_conn;
 struct ferry_opts;

@@ -82,6 +82,8 @@ struct ferry_policy_http {
     uint32_t                     owned;     /* set by core: which of method/path/query
                                                were replaced (FERRY_POLICY_OWN_*) */
     uint32_t                     size;      /* ABI 1.3: sizeof(struct ferry_policy_http) */
+    /* ABI 1.4 (FERRY_HAS_FIELD): */
+    struct ferry_user           *user;      /* borrowed: req.user (on_request); NULL: nil */
 };
 #define FERRY_POLICY_HTTP_INIT FERRY_STRUCT_INIT(ferry_policy_http)
 #define FERRY_POLICY_OWN_METHOD 0x1u

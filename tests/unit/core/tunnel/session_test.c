@@ -289,13 +289,18 @@ gw_on_stream_end(struct tstream *s, enum tstream_end why)
 }
 
 static void
-cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const char *protocol)
+cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const char *protocol,
+              const char *user, bool user_big)
 {
     struct pipe *p = next_request;
 
     (void)t;
     CU_ASSERT_STRING_EQUAL(authority, "origin.internal:9");
     CU_ASSERT_STRING_EQUAL(protocol, "tcp");
+    /* The user's claims travel with the CONNECT (principal propagation). */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(user);
+    CU_ASSERT_STRING_EQUAL(user, "{\"sub\":\"u1\"}");
+    CU_ASSERT_FALSE(user_big);
     next_request = NULL;
     if (p == NULL) {
         tstream_respond(s, 403, "access-denied");
@@ -433,7 +438,7 @@ pipe_open(unsigned i, uint64_t down_bytes, uint64_t up_bytes, bool client_reads)
     if (down_bytes == 0)
         shutdown(p->origin_fd, SHUT_WR);
     next_request = p;
-    p->gs = tstream_open(gw_t, "origin.internal:9", "tcp", p, &p->gfd, &p->g_readable,
+    p->gs = tstream_open(gw_t, "origin.internal:9", "tcp", "{\"sub\":\"u1\"}", p, &p->gfd, &p->g_readable,
                          &p->g_writable);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p->gs);
     event_assign(&p->gev, base, p->gfd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, on_gw_sock, p);
