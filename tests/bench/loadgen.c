@@ -22,6 +22,9 @@
  *                                  other than 200, no Content-Length, EOF or reset mid
  *                                  response, refused connect) costs the connection, which
  *                                  is dialled again; its first line goes to stderr.
+ *                                  LOADGEN_HEADERS=FILE: one header field per line; each
+ *                                  request carries the next line, round-robin over all
+ *                                  requests (50 users' tokens: 50 lines).
  *
  * With LOADGEN_SOCKS5=PORT in the environment, bulk and rate connect to a SOCKS5 proxy
  * on 127.0.0.1:PORT (method 00, no authentication) and CONNECT to HOST:PORT through it;
@@ -481,6 +484,9 @@ struct hrun {
     int                       ep;
     const char               *req;
     size_t                    nreq;
+    char                    **hdrs;           /* LOADGEN_HEADERS lines, or NULL */
+    size_t                    nhdrs, next_hdr;
+    const char               *path, *host, *port;
     double                    count_from_s;   /* end of the warm-up */
     uint64_t                  done, errors, reconnects;
     uint32_t                 *lat_us;         /* latencies of counted responses */
@@ -531,7 +537,23 @@ http_redial(struct hrun *h, struct hconn *c)
 static bool
 http_send(struct hrun *h, struct hconn *c)
 {
-    if (send(c->fd, h->req, h->nreq, MSG_NOSIGNAL) != (ssize_t)h->nreq) {
+    static char one[20000];
+    const char *req = h->req;
+    size_t      nreq = h->nreq;
+
+    if (h->nhdrs > 0) {
+        int n = snprintf(one, sizeof(one), "GET %s HTTP/1.1\r\nHost: %s:%s\r\n"
+                         "User-Agent: ferry-loadgen\r\nAccept: */*\r\n%s\r\n\r\n", h->path,
+                         h->host, h->port, h->hdrs[h->next_hdr++ % h->nhdrs]);
+
+        if (n < 0 || (size_t)n >= sizeof(one)) {
+            http_err(h, "a LOADGEN_HEADERS line is too long");
+            return false;
+        }
+        req = one;
+        nreq = (size_t)n;
+    }
+    if (send(c->fd, req, nreq, MSG_NOSIGNAL) != (ssize_t)nreq) {
         http_err(h, "send: %s", strerror(errno));
         return false;
     }
@@ -674,6 +696,26 @@ http_bench(const char *host, const char *port, double secs, int conc, const char
     }
     h.req = req;
     h.nreq = (size_t)n;
+    h.path = path;
+    h.host = host;
+    h.port = port;
+    if (getenv("LOADGEN_HEADERS") != NULL) {
+        FILE  *f = fopen(getenv("LOADGEN_HEADERS"), "r");
+        char   line[16384];
+
+        if (f == NULL)
+            die("LOADGEN_HEADERS");
+        while (fgets(line, sizeof(line), f) != NULL) {
+            line[strcspn(line, "\r\n")] = '\0';
+            if (line[0] == '\0')
+                continue;
+            if ((h.hdrs = realloc(h.hdrs, (h.nhdrs + 1) * sizeof(*h.hdrs))) == NULL ||
+                (h.hdrs[h.nhdrs] = strdup(line)) == NULL)
+                die("LOADGEN_HEADERS");
+            h.nhdrs++;
+        }
+        fclose(f);
+    }
     h.count_from_s = t0 + (secs > 1.0 ? 0.5 : 0.0);
     if ((h.ep = epoll_create1(0)) < 0 || (hc = calloc((size_t)conc, sizeof(*hc))) == NULL)
         die("epoll/calloc");
