@@ -12,9 +12,9 @@
 #    tests/fixtures/plugins/http11.c parses HTTP with the structs 1.1 had plugins
 #    allocate (ferry_http_req_init, ferry_http_parse_request, ferry_http_chunked_*),
 #    which 1.3 keeps exported with that layout: curl's GET and chunked POST answered.
-# 2. A plugin declaring ABI 1.4 that calls a function this ferry lacks
-#    (tests/fixtures/plugins/future14.c) is refused by `ferry check` and by `ferry
-#    gateway` with exit 2 and "built for ferry plugin ABI 1.4, this ferry provides 1.3",
+# 2. A plugin declaring the next ABI minor that calls a function this ferry lacks
+#    (tests/fixtures/plugins/future.c) is refused by `ferry check` and by `ferry
+#    gateway` with exit 2 and "built for ferry plugin ABI 1.N+1, this ferry provides 1.N",
 #    not the dynamic linker's "undefined symbol".
 # 3. A 1.3 plugin (tests/fixtures/plugins/abitest.c): its timer answers, a cancelled
 #    timer and one pending at close never fire, its cleanups run 3, 2, 1 and then the old
@@ -135,24 +135,25 @@ wait_log "$gw_log" '"msg":"abitest: timer fired"' 1 "$gw_pid" \
 stop_proc "$cn_pid" "$cn_log" connector
 stop_proc "$gw_pid" "$gw_log" gateway
 
-# --- 2. a plugin for ABI 1.4 --------------------------------------------------------
-build future14 "$FIX/plugins/future14.c" "$SRC_ROOT/core/include"
+# --- 2. a plugin for the next ABI minor ------------------------------------------------
+minor=$(awk '$2 == "FERRY_PLUGIN_ABI_MINOR" { print $3 }' "$SRC_ROOT/core/include/ferry/plugin.h")
+build future "$FIX/plugins/future.c" "$SRC_ROOT/core/include"
 bad=$(free_port)
 cat >"$dir/future.yaml" <<YAML
 plugins_dir: $plugdir
 admin: { listen: 127.0.0.1:$(free_port) }
 tenants: [ { id: acme, token: acme-token } ]
 listeners:
-  - { name: future, plugin: future14, listen: "127.0.0.1:$bad" }
+  - { name: future, plugin: future, listen: "127.0.0.1:$bad" }
 YAML
-want="plugin $plugdir/ferry_future14.so: built for ferry plugin ABI 1.4, this ferry provides 1.3"
+want="plugin $plugdir/ferry_future.so: built for ferry plugin ABI 1.$((minor + 1)), this ferry provides 1.$minor"
 for cmd in check gateway; do
     rc=0
     out=$(timeout 20 "$FERRY" "$cmd" -c "$dir/future.yaml" 2>&1) || rc=$?
-    [ "$rc" -eq 2 ] || fail "ferry $cmd with an ABI 1.4 plugin: exit $rc (want 2): $out"
+    [ "$rc" -eq 2 ] || fail "ferry $cmd with an ABI 1.$((minor + 1)) plugin: exit $rc (want 2): $out"
     grep -qF "$want" <<<"$out" || fail "ferry $cmd: want [$want] in: $out"
     grep -q "undefined symbol" <<<"$out" && fail "ferry $cmd: the dynamic linker spoke first: $out"
 done
 
 echo "ok: 1.1 plugins load and carry traffic (hello, relay11 through a tunnel, http11);" \
-     "ABI 1.4 refused with both versions; 1.3 timers, cleanup order and counters work"
+     "ABI 1.$((minor + 1)) refused with both versions; 1.3 timers, cleanup order and counters work"
