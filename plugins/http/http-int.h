@@ -86,7 +86,7 @@ void slice_copy(char *out, size_t size, const char *p, size_t n);
  * instead of once per question asked. */
 enum hkind {
     H_OTHER = 0, H_HOP, H_TE, H_UPGRADE, H_HOST, H_XDEST, H_LOC, H_CONSUMER, H_XREQID,
-    H_XFF, H_XFP, H_XFH, H_AUTHZ, H_PROXYAUTHZ, H_SAPAUTH, H_KINDS
+    H_XFF, H_XFP, H_XFH, H_AUTHZ, H_PROXYAUTHZ, H_SAPAUTH, H_SSLCERT, H_KINDS
 };
 /* One pass over a head's fields: each field's kind, the first and the count of each. */
 struct hidx {

@@ -107,7 +107,10 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
 
 /* req without the fields that carry the user's token (into out, over kept): neither the
  * policy nor the backend sees the token. The backend authenticates the user by the
- * certificate the connector issues, so its Authorization has nothing left to say. */
+ * certificate the connector issues, so its Authorization has nothing left to say, and
+ * an SSL_CLIENT_CERT of the client's would claim to be that certificate: it goes too
+ * (the connector drops one as well; a connector that predates principal propagation
+ * would not). */
 static const struct ferry_http_request *
 strip_token(const struct ferry_http_request *req, const struct hidx *x,
             struct ferry_http_request *out, struct ferry_http_header *kept)
@@ -115,7 +118,7 @@ strip_token(const struct ferry_http_request *req, const struct hidx *x,
     size_t k = 0;
 
     for (size_t i = 0; i < req->header_count && i < HTTP_MAX_HEADERS_CAP; i++)
-        if (x->kind[i] != H_AUTHZ && x->kind[i] != H_SAPAUTH)
+        if (x->kind[i] != H_AUTHZ && x->kind[i] != H_SAPAUTH && x->kind[i] != H_SSLCERT)
             kept[k++] = req->headers[i];
     *out = *req;
     out->headers = kept;
