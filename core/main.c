@@ -75,10 +75,12 @@ usage(FILE *fp)
         "       ferry connector --verify-audit FILE   check an audit log's hash chain\n"
         "       ferry check -c FILE            validate a configuration (exit 2 on errors)\n"
         "       ferry policy test -c FILE DESTINATION REQUEST_FILE [--response FILE]\n"
+        "                         [--user FILE]\n"
         "                                      show a sample request as it would leave\n"
         "                                      ferry (on_request, then what the destination\n"
         "                                      adds); with --response, on_response on FILE\n"
-        "                                      (a raw HTTP response head)\n");
+        "                                      (a raw HTTP response head); with --user,\n"
+        "                                      req.user is FILE's claims (a JSON object)\n");
     ferry_store_cli_usage(fp);
     fprintf(fp,
         "       ferry --version | --help\n"
@@ -857,12 +859,14 @@ main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { "verify-audit", required_argument, NULL, 'A' },
         { "response", required_argument, NULL, 'R' },
+        { "user", required_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     const char *cmd = "gateway";
     const char *path = NULL;
     const char *audit = NULL;
     const char *response = NULL;
+    const char *user = NULL;
     int         opt;
 
     if (argc > 1 && argv[1][0] != '-') {
@@ -892,6 +896,9 @@ main(int argc, char **argv)
         case 'R':
             response = optarg;
             break;
+        case 'U':
+            user = optarg;
+            break;
         default:
             usage(stderr);
             return EXIT_CONFIG;
@@ -899,9 +906,10 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "policy") == 0)
         return ferry_policy_test_main(path != NULL ? path : "conf/ferry.yaml", response,
-                                      argc - optind, argv + optind);
-    if (response != NULL) {
-        fprintf(stderr, "ferry: --response is an option of `ferry policy test`\n");
+                                      user, argc - optind, argv + optind);
+    if (response != NULL || user != NULL) {
+        fprintf(stderr, "ferry: --%s is an option of `ferry policy test`\n",
+                response != NULL ? "response" : "user");
         usage(stderr);
         return EXIT_CONFIG;
     }

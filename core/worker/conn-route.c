@@ -9,6 +9,7 @@
 
 #include <ferry/conn.h>
 #include <ferry/route.h>
+#include <ferry/user.h>
 
 #include "dest/dest-int.h"
 #include "route/route.h"
@@ -56,6 +57,11 @@ conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route
         r->req.authority = r->p.authority;
         r->req.protocol = r->p.protocol;
         r->req.must_expose = r->p.must_expose;
+        r->req.user = NULL;
+        if (t->user != NULL && (r->req.user = ferry_user_claims_json(t->user)) == NULL) {
+            r->p.reason = "out of memory";
+            return FERRY_ENOMEM;
+        }
     }
     return kind;
 }
