@@ -863,6 +863,7 @@ cmd_connector(const char *path)
     m.st.ready = true;
     m.st.live = ferry_connector_live(m.cn);
     m.st.replicas = ferry_connector_replicas(m.cn);
+    ferry_connector_pp_counts(m.cn, &m.st.pp_issued, &m.st.pp_reused, &m.st.pp_refused);
     m.st.nworkers = ferry_connector_workers(m.cn);
     if (ferry_connector_admin_listen(m.cn) != NULL &&
         ferry_admin_start(m.base, ferry_connector_admin_listen(m.cn), &m.st, &admin, &err) !=

@@ -197,6 +197,23 @@ on_request(struct evhttp_request *req, void *arg)
                                     "# TYPE ferry_connector_gateway_replicas gauge\n"
                                     "ferry_connector_gateway_replicas %d\n",
                                     atomic_load(a->st->replicas));
+            if (a->st->pp_issued != NULL)
+                evbuffer_add_printf(out, "# HELP ferry_pp_certificates_issued_total User "
+                                    "certificates signed (principal propagation)\n"
+                                    "# TYPE ferry_pp_certificates_issued_total counter\n"
+                                    "ferry_pp_certificates_issued_total %llu\n"
+                                    "# HELP ferry_pp_certificates_reused_total Streams served "
+                                    "a cached user certificate\n"
+                                    "# TYPE ferry_pp_certificates_reused_total counter\n"
+                                    "ferry_pp_certificates_reused_total %llu\n"
+                                    "# HELP ferry_pp_refused_total Streams with a user "
+                                    "refused (no principal propagation for the system, "
+                                    "claims without a subject)\n"
+                                    "# TYPE ferry_pp_refused_total counter\n"
+                                    "ferry_pp_refused_total %llu\n",
+                                    (unsigned long long)atomic_load(a->st->pp_issued),
+                                    (unsigned long long)atomic_load(a->st->pp_reused),
+                                    (unsigned long long)atomic_load(a->st->pp_refused));
             admin_metrics_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");

@@ -28,6 +28,8 @@ struct ferry_admin_state {
     const char *role;           /* "gateway" | "connector" */
     atomic_int *live;           /* connector: tunnels up; ready only while > 0 */
     atomic_int *replicas;       /* connector: gateway replicas in the latest list, or NULL */
+    /* Connector: principal propagation's user certificates, or NULL. */
+    _Atomic uint64_t *pp_issued, *pp_reused, *pp_refused;
     /* Gateway only; the connector leaves them NULL (no destination API). */
     const struct ferry_conf *conf;   /* the current generation's: main keeps it current */
     struct worker *token_worker;     /* borrowed: where authTokens are retrieved (Lua runs
