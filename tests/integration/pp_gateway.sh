@@ -21,7 +21,7 @@
 # 3. Two users on one client connection never share an upstream stream (the pool key
 #    has the user); one user's requests do.
 # 4. req.user: pp-alice lets alice through (the origin sees X-User alice), bob gets 403
-#    policy-denied.
+#    policy-denied; `ferry policy test --user FILE` gives the same verdicts offline.
 # 5. Forward mode: SAP-Connectivity-Authentication: Bearer with a tenant's
 #    Proxy-Authorization reaches the origin (the field is not forwarded); an invalid one
 #    is 401 user-token-invalid.
@@ -233,6 +233,21 @@ fi
 grep -q '"target": "/echo/bob"' "$main_log" && fail_later "the origin saw bob's denied request"
 hreq "pp-alice: no token" "http://127.0.0.1:$l_alice/echo"
 want_error 401 user-token-missing transparent
+
+# `ferry policy test --user`: the same policy offline, req.user from a claims file.
+printf '{method: GET, path: /echo}\n' >"$dir/req.yaml"
+claims bob >"$dir/bob.json"
+claims alice >"$dir/alice.json"
+rc=0
+out=$("$FERRY" policy test -c "$dir/gw.yaml" pp-alice "$dir/req.yaml" --user "$dir/bob.json" 2>&1) ||
+    rc=$?
+[ "$rc" = 1 ] && [[ "$out" == *'"status": 403'*'only alice'* ]] ||
+    fail_later "policy test --user bob: want exit 1 and the 403, got $rc: $out"
+rc=0
+out=$("$FERRY" policy test -c "$dir/gw.yaml" pp-alice "$dir/req.yaml" --user "$dir/alice.json" \
+    2>&1) || rc=$?
+[ "$rc" = 0 ] && [[ "$out" == *'["X-User", "alice"]'* ]] ||
+    fail_later "policy test --user alice: want exit 0 and X-User alice, got $rc: $out"
 
 # --- 5. forward mode ---------------------------------------------------------------------------------
 P=(-x "http://127.0.0.1:$lp" --proxy-header 'Proxy-Authorization: Bearer acme-token')
