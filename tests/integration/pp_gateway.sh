@@ -17,7 +17,8 @@
 # 2. No token: 401 user-token-missing; an expired token, a wrong audience, a wrong
 #    issuer, a bad signature, an unknown kid, alg none, a token over 16 KiB: 401
 #    user-token-invalid, the failed check named in the body and in x-error-message; none
-#    of them reaches the origin.
+#    of them reaches the origin; nor do two Authorization fields (malformed) or a token
+#    for a destination of a tenant without `jwt:` (no-jwt-config).
 # 3. Two users on one client connection never share an upstream stream (the pool key
 #    has the user); one user's requests do.
 # 4. req.user: pp-alice lets alice through (the origin sees X-User alice), bob gets 403
@@ -75,7 +76,7 @@ ALL_TOKENS=("$alice_rs" "$alice_es" "$bob" "$expired" "$wrong_aud" "$wrong_iss" 
 
 # --- gateway and connector ----------------------------------------------------------------------
 gw_admin=$(free_port); tport=$(free_port); cn_admin=$(free_port)
-l_pp=$(free_port); l_alice=$(free_port); lp=$(free_port)
+l_pp=$(free_port); l_alice=$(free_port); l_beta=$(free_port); lp=$(free_port)
 access=$dir/access.log
 cat >"$dir/gw.yaml" <<YAML
 workers: 2
@@ -87,22 +88,32 @@ tenants:
   - id: acme
     token: acme-token
     jwt: { issuer: "$ISS", audience: ferry, jwks: $dir/jwks.json }
+  - { id: beta, token: beta-token }         # no jwt: no user tokens
 destinations:
   - Name: pp
     Type: HTTP
     URL: http://virtual.host:80
     ProxyType: OnPremise
     Authentication: PrincipalPropagation
+    tenant: acme
   - Name: pp-alice
     Type: HTTP
     URL: http://virtual.host:80
     ProxyType: OnPremise
     Authentication: PrincipalPropagation
+    tenant: acme
     policy: $SRC_ROOT/examples/policies/one-user.lua
+  - Name: pp-beta
+    Type: HTTP
+    URL: http://virtual.host:80
+    ProxyType: OnPremise
+    Authentication: PrincipalPropagation
+    tenant: beta
 listeners:
   # Room for a head with a 17 KB token: ferry's own 16 KiB token limit is what refuses it.
   - { name: pp, plugin: http, listen: "127.0.0.1:$l_pp", destination: pp, max_header_bytes: 32768 }
   - { name: pp-alice, plugin: http, listen: "127.0.0.1:$l_alice", destination: pp-alice }
+  - { name: pp-beta, plugin: http, listen: "127.0.0.1:$l_beta", destination: pp-beta }
   - { name: proxy, plugin: http, listen: "127.0.0.1:$lp", mode: forward }
 YAML
 # The connector in one place: its principal_propagation settings (the connector issues
@@ -200,7 +211,16 @@ invalid "bad signature" "$bad_sig" bad-signature
 invalid "unknown kid" "$unknown_kid" unknown-key
 invalid "alg none" "$alg_none" bad-algorithm malformed
 invalid "a token over 16 KiB" "$huge" malformed
-for r in expired wrong-audience wrong-issuer bad-signature unknown-key bad-algorithm malformed; do
+hreq "two Authorization fields" -H "Authorization: Bearer $alice_rs" \
+    -H "Authorization: Bearer $bob" "$pp/echo/two"
+want_error 401 user-token-invalid transparent && grep -q malformed "$HR_BODY" ||
+    fail_later "$HR_WHAT: not refused as malformed: $(body)"
+hreq "a tenant without jwt:" -H "Authorization: Bearer $alice_rs" \
+    "http://127.0.0.1:$l_beta/echo/no-jwt-config"
+want_error 401 user-token-invalid transparent && grep -q no-jwt-config "$HR_BODY" ||
+    fail_later "$HR_WHAT: not refused as no-jwt-config: $(body)"
+for r in expired wrong-audience wrong-issuer bad-signature unknown-key bad-algorithm malformed \
+    two no-jwt-config; do
     if grep -q "\"target\": \"/echo/$r\"" "$main_log"; then
         fail_later "the origin saw the request with the $r token"
     fi
