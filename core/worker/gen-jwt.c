@@ -286,6 +286,17 @@ gen_jwt_looks_like(const char *text, size_t len)
     return dots == 2;
 }
 
+static bool
+has_keys(struct gen_jwt *j)
+{
+    bool have;
+
+    pthread_mutex_lock(&j->mu);
+    have = j->keys != NULL;
+    pthread_mutex_unlock(&j->mu);
+    return have;
+}
+
 /* How far a refusal got in auth/jwt.h's order of checks ("other" counts least). */
 static int
 reason_rank(const char *reason)
@@ -307,6 +318,7 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
     struct gen_jwt *ask[JWT_ASK_MAX];
     size_t          nask = 0;
     const char     *best = NULL;
+    bool            no_keys = false;
 
     *out = NULL;
     for (size_t i = 0; i < g->njwt; i++) {
@@ -317,6 +329,14 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
 
         if (tenant_id != NULL && strcmp(j->t->id, tenant_id) != 0)
             continue;
+        if (!has_keys(j)) {
+            /* A jwks_url not fetched yet: "unknown-key", but only when no tenant with
+             * keys had a better reason (a malformed token is malformed). */
+            no_keys = true;
+            if (nask < JWT_ASK_MAX)
+                ask[nask++] = j;
+            continue;
+        }
         rc = gen_jwt_verify(j, cache, cell, false, token, len, &claims, &why);
         if (rc == FERRY_OK) {
             json_decref(claims);
@@ -330,10 +350,12 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
         if (best == NULL || reason_rank(why) > reason_rank(best))
             best = why;
     }
-    if (best == NULL) {
+    if (best == NULL && !no_keys) {
         *reason = "no-jwt-config";
         return FERRY_EDENIED;
     }
+    if (best == NULL)
+        best = "unknown-key";
     /* No tenant took it: one whose keys come from a URL may have rotated. Asked only
      * now, so that a good token of the second tenant never refetches the first's keys
      * (and each tenant's asks stay bounded to one a minute). */

@@ -17,7 +17,8 @@
 # 5. One ES256 token used 5 times: ferry_jwt_verifications_total +1, cache hits +4.
 # 6. jwks_url: beta's token is accepted once the first fetch has landed; the server then
 #    serves a new kid: a token with it is accepted after the refetch an unknown kid asks
-#    for (polled, bounded).
+#    for (polled, bounded). Tenant gamma's URL answers HTML: a warning with the URL, not
+#    the body. SIGHUP keeps beta's fetched keys (same URL): no fetch, the new kid works.
 # 7. Refusals: expired, wrong audience, wrong issuer, corrupt signature, unknown kid,
 #    alg none (malformed without a signature, bad-algorithm with one) and HS256 are
 #    407 / SOCKS5 auth failure / 401, each reason in the log and in
@@ -43,6 +44,7 @@ for k in rs:rs256 es:es256 b1:es256 b2:es256 stranger:es256; do
 done
 python3 "$MINT" jwks "r1=$dir/rs.pem" "e1=$dir/es.pem" >"$dir/acme-jwks.json"
 python3 "$MINT" jwks "b1=$dir/b1.pem" >"$dir/www/beta.json"
+echo '<html>no-key-set-here</html>' >"$dir/www/gamma.html"
 
 ISS=https://idp.acme
 # mint KEY KID [CLAIMS-JSON]: a token of acme's issuer, valid 10 minutes by default.
@@ -91,6 +93,8 @@ tenants:
     jwt: { issuer: "$ISS", audience: ferry, jwks: acme-jwks.json, leeway_s: 5 }
   - id: beta
     jwt: { issuer: "$ISS", audience: ferry, jwks_url: "http://127.0.0.1:$wp/beta.json" }
+  - id: gamma
+    jwt: { issuer: "$ISS", audience: ferry, jwks_url: "http://127.0.0.1:$wp/gamma.html" }
 destinations:
   - { Name: inline-acme, Type: HTTP, URL: "http://127.0.0.1:$op", tenant: acme }
 listeners:
@@ -178,6 +182,19 @@ done
 [ "$ok" = 1 ] || fail_later "a token with the rotated kid b2 is still refused after 10 s"
 wait_lines "$gw_log" "jwt: tenant keys loaded" 1 5 tenant=beta keys=2 ||
     fail_later "the refetch of beta's keys is not logged with keys=2"
+# gamma's URL answers HTML: logged with the URL and the reason, never the body; its
+# tokens stay refused.
+wait_lines "$gw_log" "jwks: refetch failed, keeping the last good keys" 1 10 \
+    "url=http://127.0.0.1:$wp/gamma.html" || fail_later "gamma's garbage JWKS answer is not logged"
+! grep -q no-key-set-here "$gw_log" || fail_later "the body of a garbage JWKS answer is in the log"
+# A reload keeps beta's fetched keys (same URL): the rotated kid works at once, and
+# beta's keys are not fetched again.
+kill -HUP "$gw_pid"
+wait_lines "$gw_log" reloaded 1 10 || fail "the gateway did not reload"
+proxy_as "the rotated kid right after a reload" "$b2_tok" 200
+want_eq "fetches of beta's keys at start (none on reload)" \
+    "$(log_lines "$gw_log" "jwt: fetching tenant keys; its tokens are refused until they land" \
+        tenant=beta)" 1
 
 # --- 7. refusals -----------------------------------------------------------------------
 # REASON TOKEN pairs; alg none without a signature is not even a JWS (malformed), with
