@@ -23,7 +23,8 @@
 #    alg none (malformed without a signature, bad-algorithm with one) and HS256 are
 #    407 / SOCKS5 auth failure / 401, each reason in the log and in
 #    ferry_jwt_refused_total.
-# 8. No token appears in the gateway's log, the access log or /metrics.
+# 8. A connector of beta (no static token) is rejected: bad token for tenant.
+# 9. No token appears in the gateway's log, the access log or /metrics.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -80,13 +81,16 @@ want_eq "ferry check on a garbage jwks: exit status" "$rc" 2
     fail_later "ferry check on a garbage jwks: want bad.yaml:5:42: tenants[0] (acme): jwt.jwks: .../garbage.json:2:N: JWKS is not JSON..., got: $out"
 
 # --- the gateway -----------------------------------------------------------------------
-admin=$(free_port); lp=$(free_port); ls=$(free_port)
+admin=$(free_port); lp=$(free_port); ls=$(free_port); tport=$(free_port); cn_admin=$(free_port)
 access=$dir/access.log
+make_ca "$dir" ca
+make_cert "$dir" gw ca
 cat >"$dir/gw.yaml" <<YAML
 workers: 1
 plugins_dir: $PLUGINS
 log: { level: info, access: $access }
 admin: { listen: 127.0.0.1:$admin }
+tunnel: { listen: 127.0.0.1:$tport, cert: gw.crt, key: gw.key }
 tenants:
   - id: acme
     token: acme-token
@@ -247,7 +251,25 @@ done
 s5 "RFC 1929, another tenant's name + acme's JWT" handshake --port "$ls" --user beta \
     --password "$es_tok" --expect-auth 0101
 
-# --- 8. tokens never logged ------------------------------------------------------------
+# --- 8. a connector of a tenant without a static token -------------------------------
+# beta has jwt: only: its connectors cannot register (and the gateway stays up).
+cat >"$dir/cn.yaml" <<YAML
+gateway: 127.0.0.1:$tport
+admin: { listen: 127.0.0.1:$cn_admin }
+tenant: beta
+token: any-token
+ca: ca.crt
+audit_log: audit.jsonl
+systems: []
+YAML
+start_bg connector "$FERRY" connector -c "$dir/cn.yaml"
+cn_pid=$BG_PID
+wait_lines "$gw_log" "connector rejected" 1 10 tenant=beta "reason=bad token for tenant" ||
+    fail_later "a connector of the token-less tenant beta is not rejected with 'bad token'"
+kill -0 "$gw_pid" 2>/dev/null || fail "the gateway died on a connector of a token-less tenant"
+stop_pid "$cn_pid" 10 || true
+
+# --- 9. tokens never logged ------------------------------------------------------------
 curl -sf --max-time 5 "http://127.0.0.1:$admin/metrics" >"$dir/metrics.txt"
 for tok in "${ALL_TOKENS[@]}"; do
     sig=${tok##*.}
