@@ -354,6 +354,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
+    gw->st.gen = g;
     gw->st.reloads_ok++;
     free(gw->conf_text);
     gw->conf_text = text;
@@ -403,6 +404,7 @@ on_store_apply(void *arg, struct ferry_registry *reg)
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
+    gw->st.gen = g;
     /* Everything that keeps a pointer into the running conf moves to the new one
      * before the old generation (and its conf) can go. */
     gw_listener_use_conf(gw->tunnels, conf);
@@ -694,6 +696,7 @@ cmd_gateway(const char *path)
     gw.st.token_worker = &gw.workers[0];
     gw.st.generation = gw.gen->id;
     gw.st.conf = conf;
+    gw.st.gen = gw.gen;
     if (conf->admin_listen != NULL &&
         ferry_admin_start(gw.base, conf->admin_listen, &gw.st, &gw.admin, &err) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));

@@ -281,7 +281,20 @@ gen_jwt_looks_like(const char *text, size_t len)
             return false;
         part = 0;
     }
-    return dots == 2 && part > 0;
+    /* An empty signature ("alg": "none") is still tried: refused as malformed, and
+     * logged as such, rather than passed over silently. */
+    return dots == 2;
+}
+
+static bool
+has_keys(struct gen_jwt *j)
+{
+    bool have;
+
+    pthread_mutex_lock(&j->mu);
+    have = j->keys != NULL;
+    pthread_mutex_unlock(&j->mu);
+    return have;
 }
 
 /* How far a refusal got in auth/jwt.h's order of checks ("other" counts least). */
@@ -294,13 +307,18 @@ reason_rank(const char *reason)
     return -1;
 }
 
+/* Tenants a refused token may ask to refetch: bounded, the rest wait for the next. */
+#define JWT_ASK_MAX 16
+
 int
 gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_cell *cell,
                const char *tenant_id, const char *token, size_t len,
                const struct ferry_conf_tenant **out, const char **reason)
 {
-    const char *best = NULL;
-    bool        unknown_key = false;
+    struct gen_jwt *ask[JWT_ASK_MAX];
+    size_t          nask = 0;
+    const char     *best = NULL;
+    bool            no_keys = false;
 
     *out = NULL;
     for (size_t i = 0; i < g->njwt; i++) {
@@ -311,6 +329,14 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
 
         if (tenant_id != NULL && strcmp(j->t->id, tenant_id) != 0)
             continue;
+        if (!has_keys(j)) {
+            /* A jwks_url not fetched yet: "unknown-key", but only when no tenant with
+             * keys had a better reason (a malformed token is malformed). */
+            no_keys = true;
+            if (nask < JWT_ASK_MAX)
+                ask[nask++] = j;
+            continue;
+        }
         rc = gen_jwt_verify(j, cache, cell, false, token, len, &claims, &why);
         if (rc == FERRY_OK) {
             json_decref(claims);
@@ -319,20 +345,22 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
         }
         if (rc != FERRY_EDENIED)
             return rc;
-        unknown_key |= strcmp(why, "unknown-key") == 0;
+        if (strcmp(why, "unknown-key") == 0 && j->refetch != NULL && nask < JWT_ASK_MAX)
+            ask[nask++] = j;
         if (best == NULL || reason_rank(why) > reason_rank(best))
             best = why;
     }
-    if (best == NULL) {
+    if (best == NULL && !no_keys) {
         *reason = "no-jwt-config";
         return FERRY_EDENIED;
     }
+    if (best == NULL)
+        best = "unknown-key";
     /* No tenant took it: one whose keys come from a URL may have rotated. Asked only
      * now, so that a good token of the second tenant never refetches the first's keys
-     * (each tenant's asks stay bounded to one a minute). */
-    for (size_t i = 0; unknown_key && i < g->njwt; i++)
-        if (tenant_id == NULL || strcmp(g->jwt[i].t->id, tenant_id) == 0)
-            gen_jwt_ask_refetch(&g->jwt[i]);
+     * (and each tenant's asks stay bounded to one a minute). */
+    for (size_t i = 0; i < nask; i++)
+        gen_jwt_ask_refetch(ask[i]);
     stats_jwt_refused(cell, best);
     *reason = best;
     return FERRY_EDENIED;

@@ -180,7 +180,8 @@ int  gen_jwt_verify(struct gen_jwt *j, struct ferry_jwt_cache *cache,
                     json_t **claims, const char **reason);
 /* Ask the main thread to refetch j's jwks_url (rate-limited; any thread). */
 void gen_jwt_ask_refetch(struct gen_jwt *j);
-/* Does text look like a compact JWS (three non-empty dot-separated parts)? */
+/* Does text look like a compact JWS (three dot-separated parts, the first two
+ * non-empty)? */
 bool gen_jwt_looks_like(const char *text, size_t len);
 /* Which tenant does token belong to: tenant_id's if given, else the first tenant with
  * jwt: that validates it. FERRY_OK and *out; FERRY_EDENIED with *reason the refusal
