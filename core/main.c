@@ -64,7 +64,51 @@ struct gateway {
     struct ferry_store       *store;
     struct evdns_base        *dns;
     char                     *conf_text;
+    struct ferry_post         home;          /* this loop, for TLS contexts being built */
 };
+
+/* The main loop as a ferry_post: fetches that run here (tenants' jwks_url) get a TLS
+ * context still being built through it. */
+static void
+home_run(evutil_socket_t fd, short what, void *arg)
+{
+    void **pair = arg;
+    void (*fn)(void *, bool) = (void (*)(void *, bool))pair[0];
+
+    (void)fd;
+    (void)what;
+    fn(pair[1], true);
+    free(pair);
+}
+
+static int
+home_post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
+{
+    struct gateway       *gw = ctx;
+    void                **pair = malloc(2 * sizeof(void *));
+    static struct timeval now = { 0, 0 };
+
+    if (pair == NULL)
+        return FERRY_ENOMEM;
+    pair[0] = (void *)fn;
+    pair[1] = arg;
+    if (event_base_once(gw->base, -1, EV_TIMEOUT, home_run, pair, &now) != 0) {
+        free(pair);
+        return FERRY_ENOMEM;
+    }
+    return FERRY_OK;
+}
+
+/* A serving generation: its tenants' jwks_url keys are fetched on this loop. Before
+ * the workers see it, so they read the fetch settings it keeps. */
+static void
+gen_jwt_begin(struct gateway *gw, struct gen *g)
+{
+    struct ferry_jwks_fetch f = { .base = gw->base, .dns = gw->dns, .tls_cache = gw->tls,
+                                  .home = &gw->home, .timeout_ms = 10000 };
+
+    ferry_gen_jwt_start(g, &f);
+}
 
 static void
 usage(FILE *fp)
@@ -278,6 +322,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
                   FLOG_STR("config", gw->conf_path));
         return FERRY_EINVAL;
     }
+    gen_jwt_begin(gw, g);
     if (gw->tunnels != NULL && conf->tunnel.listen != NULL) {
         struct ferry_err err = { 0 };
 
@@ -309,6 +354,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
+    gw->st.gen = g;
     gw->st.reloads_ok++;
     free(gw->conf_text);
     gw->conf_text = text;
@@ -352,11 +398,13 @@ on_store_apply(void *arg, struct ferry_registry *reg)
                   "destinations");
         return;
     }
+    gen_jwt_begin(gw, g);
     ferry_workers_switch(gw->workers, gw->nworkers, g);
     old = gw->gen;
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
+    gw->st.gen = g;
     /* Everything that keeps a pointer into the running conf moves to the new one
      * before the old generation (and its conf) can go. */
     gw_listener_use_conf(gw->tunnels, conf);
@@ -604,6 +652,11 @@ cmd_gateway(const char *path)
         ferry_conf_free(conf);
         goto out;
     }
+    gw.home.post = home_post;
+    gw.home.ctx = &gw;
+    /* The main loop's resolver: the store's etcd and tenants' jwks_url. Without one
+     * (no resolv.conf), addresses still work. */
+    gw.dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (conf->store != NULL) {
         /* The store first: a cache gives the first generation its destinations. */
         struct store_self  self = { .tunnel = conf->tunnel.advertise, .slots = gw.nworkers,
@@ -611,8 +664,7 @@ cmd_gateway(const char *path)
         struct store_hooks hooks = { .apply = on_store_apply,
                                      .replicas = on_store_replicas, .arg = &gw };
 
-        if (read_text(path, &gw.conf_text, &err) != FERRY_OK ||
-            (gw.dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL ||
+        if (read_text(path, &gw.conf_text, &err) != FERRY_OK || gw.dns == NULL ||
             ferry_store_start(gw.base, gw.dns, gw.tls, conf, &self, &hooks, &gw.store,
                               &err) != FERRY_OK) {
             ferry_log(NULL, FERRY_ERROR, "cannot start the store", FLOG_STR("error", err.msg));
@@ -634,6 +686,7 @@ cmd_gateway(const char *path)
         ferry_conf_free(conf);
         goto out;
     }
+    gen_jwt_begin(&gw, gw.gen);
     /* The system store's context serves ferry.http.request and most HTTPS upstreams:
      * build it now rather than on the first request. */
     if (ferry_tls_cache_load(gw.tls, &(struct ferry_tls_settings){ 0 }, &err) != FERRY_OK)
@@ -643,6 +696,7 @@ cmd_gateway(const char *path)
     gw.st.token_worker = &gw.workers[0];
     gw.st.generation = gw.gen->id;
     gw.st.conf = conf;
+    gw.st.gen = gw.gen;
     if (conf->admin_listen != NULL &&
         ferry_admin_start(gw.base, conf->admin_listen, &gw.st, &gw.admin, &err) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));

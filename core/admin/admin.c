@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin/admin-int.h"
+#include "auth/jwt.h"
 #include "conf/conf.h"
 #include "stats/stats.h"
 #include "store/store.h"
@@ -244,7 +245,9 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     a->st = st;
     a->base = base;
+    a->jwt_cache = ferry_jwt_cache_new(0);  /* NULL only costs a verification per call */
     if ((a->http = evhttp_new(base)) == NULL) {
+        ferry_jwt_cache_free(a->jwt_cache);
         free(a);
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
@@ -255,6 +258,7 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
         if (fd >= 0)
             evutil_closesocket(fd);
         evhttp_free(a->http);
+        ferry_jwt_cache_free(a->jwt_cache);
         free(a);
         return ferry_err_set(err, FERRY_EIO, "admin: cannot listen on %s", listen_addr);
     }
@@ -278,5 +282,6 @@ ferry_admin_stop(struct ferry_admin *a)
     while (a->pending != NULL)
         a->pending->stop(a->pending);       /* answers and unlinks itself */
     evhttp_free(a->http);
+    ferry_jwt_cache_free(a->jwt_cache);
     free(a);
 }
