@@ -19,7 +19,7 @@
 #    stripped, none is added.
 # 4. tls mode: nginx sees the user certificate as the TLS client certificate: CN=alice.
 # 5. a system with principal_propagation: off: 403 access-denied, audited with the reason.
-# 6. /metrics: issued 2 (alice, bob: one worker), reused >= 2, refused >= 1; audit lines
+# 6. /metrics: issued 2 (alice, bob: one worker), reused >= 1, refused >= 1; audit lines
 #    name the subject; --verify-audit passes; no token in the connector's output.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -278,8 +278,10 @@ wait_log "$dir/audit.jsonl" '"virtual":"off.internal:80".*"outcome":"denied".*"r
 # --- 6. metrics, audit, no token -----------------------------------------------------------------
 m() { metric "$cn_admin" "$1"; }
 want_eq "ferry_pp_certificates_issued_total" "$(m ferry_pp_certificates_issued_total)" 2
-[ "$(m ferry_pp_certificates_reused_total)" -ge 2 ] 2>/dev/null ||
-    fail_later "ferry_pp_certificates_reused_total: $(m ferry_pp_certificates_reused_total), want >= 2"
+# alice's tls-mode stream is a new one, from the cache (her second header-mode request
+# may ride the gateway's pooled stream of her first: no new certificate asked then).
+[ "$(m ferry_pp_certificates_reused_total)" -ge 1 ] 2>/dev/null ||
+    fail_later "ferry_pp_certificates_reused_total: $(m ferry_pp_certificates_reused_total), want >= 1"
 [ "$(m ferry_pp_refused_total)" -ge 1 ] 2>/dev/null ||
     fail_later "ferry_pp_refused_total: $(m ferry_pp_refused_total), want >= 1"
 stop_proc "$gw_pid" "$gw_log" gateway     # streams end: their audit lines are written
