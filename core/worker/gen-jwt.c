@@ -130,6 +130,17 @@ gen_jwt_find(const struct gen *g, const char *id)
     return NULL;
 }
 
+static bool
+has_keys(struct gen_jwt *j)
+{
+    bool have;
+
+    pthread_mutex_lock(&j->mu);
+    have = j->keys != NULL;
+    pthread_mutex_unlock(&j->mu);
+    return have;
+}
+
 /* A fetch is over (main thread): publish the source's set to the readers. A failure
  * was logged by the source (URL and reason, never the body); the last good set stays. */
 static void
@@ -175,15 +186,9 @@ ferry_gen_jwt_start(struct gen *g, const struct ferry_jwks_fetch *f)
     for (size_t i = 0; i < g->njwt; i++) {
         struct gen_jwt         *j = &g->jwt[i];
         struct ferry_jwks_fetch fj = g->jwks_fetch;
-        bool                    have;
 
-        if (j->boot == NULL)
-            continue;
-        pthread_mutex_lock(&j->mu);
-        have = j->keys != NULL;
-        pthread_mutex_unlock(&j->mu);
-        if (have)
-            continue;                       /* the previous generation's, same URL */
+        if (j->boot == NULL || has_keys(j))
+            continue;                       /* a file, or the last generation's keys */
         fj.done = on_boot_done;
         fj.arg = j;
         ferry_log(NULL, FERRY_INFO, "jwt: fetching tenant keys; its tokens are refused "
@@ -194,7 +199,9 @@ ferry_gen_jwt_start(struct gen *g, const struct ferry_jwks_fetch *f)
 }
 
 /* Main thread: a worker saw an unknown kid. The request holds a generation reference,
- * so j is alive here whatever reloads happened since. */
+ * so j is alive here whatever reloads happened since. When that reference is the last
+ * one, nobody verifies with these keys any more — and at exit the loop runs this after
+ * the TLS cache a fetch would use is gone —, so nothing is fetched. */
 static void
 on_ask(evutil_socket_t fd, short what, void *arg)
 {
@@ -206,7 +213,8 @@ on_ask(evutil_socket_t fd, short what, void *arg)
     (void)what;
     fj.done = on_refetch_done;
     fj.arg = j;
-    ferry_jwks_source_refresh(j->refetch, &fj, (int64_t)time(NULL));
+    if (atomic_load(&g->refs) > 1)
+        ferry_jwks_source_refresh(j->refetch, &fj, (int64_t)time(NULL));
     ferry_gen_unref(g, NULL);               /* main thread: a last reference frees here */
 }
 
@@ -284,17 +292,6 @@ gen_jwt_looks_like(const char *text, size_t len)
     /* An empty signature ("alg": "none") is still tried: refused as malformed, and
      * logged as such, rather than passed over silently. */
     return dots == 2;
-}
-
-static bool
-has_keys(struct gen_jwt *j)
-{
-    bool have;
-
-    pthread_mutex_lock(&j->mu);
-    have = j->keys != NULL;
-    pthread_mutex_unlock(&j->mu);
-    return have;
 }
 
 /* How far a refusal got in auth/jwt.h's order of checks ("other" counts least). */
