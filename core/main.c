@@ -64,7 +64,51 @@ struct gateway {
     struct ferry_store       *store;
     struct evdns_base        *dns;
     char                     *conf_text;
+    struct ferry_post         home;          /* this loop, for TLS contexts being built */
 };
+
+/* The main loop as a ferry_post: fetches that run here (tenants' jwks_url) get a TLS
+ * context still being built through it. */
+static void
+home_run(evutil_socket_t fd, short what, void *arg)
+{
+    void **pair = arg;
+    void (*fn)(void *, bool) = (void (*)(void *, bool))pair[0];
+
+    (void)fd;
+    (void)what;
+    fn(pair[1], true);
+    free(pair);
+}
+
+static int
+home_post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
+{
+    struct gateway       *gw = ctx;
+    void                **pair = malloc(2 * sizeof(void *));
+    static struct timeval now = { 0, 0 };
+
+    if (pair == NULL)
+        return FERRY_ENOMEM;
+    pair[0] = (void *)fn;
+    pair[1] = arg;
+    if (event_base_once(gw->base, -1, EV_TIMEOUT, home_run, pair, &now) != 0) {
+        free(pair);
+        return FERRY_ENOMEM;
+    }
+    return FERRY_OK;
+}
+
+/* A serving generation: its tenants' jwks_url keys are fetched on this loop. Before
+ * the workers see it, so they read the fetch settings it keeps. */
+static void
+gen_jwt_begin(struct gateway *gw, struct gen *g)
+{
+    struct ferry_jwks_fetch f = { .base = gw->base, .dns = gw->dns, .tls_cache = gw->tls,
+                                  .home = &gw->home, .timeout_ms = 10000 };
+
+    ferry_gen_jwt_start(g, &f);
+}
 
 static void
 usage(FILE *fp)
@@ -75,10 +119,12 @@ usage(FILE *fp)
         "       ferry connector --verify-audit FILE   check an audit log's hash chain\n"
         "       ferry check -c FILE            validate a configuration (exit 2 on errors)\n"
         "       ferry policy test -c FILE DESTINATION REQUEST_FILE [--response FILE]\n"
+        "                         [--user FILE]\n"
         "                                      show a sample request as it would leave\n"
         "                                      ferry (on_request, then what the destination\n"
         "                                      adds); with --response, on_response on FILE\n"
-        "                                      (a raw HTTP response head)\n");
+        "                                      (a raw HTTP response head); with --user,\n"
+        "                                      req.user is FILE's claims (a JSON object)\n");
     ferry_store_cli_usage(fp);
     fprintf(fp,
         "       ferry --version | --help\n"
@@ -276,6 +322,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
                   FLOG_STR("config", gw->conf_path));
         return FERRY_EINVAL;
     }
+    gen_jwt_begin(gw, g);
     if (gw->tunnels != NULL && conf->tunnel.listen != NULL) {
         struct ferry_err err = { 0 };
 
@@ -307,6 +354,7 @@ gateway_reload(struct gateway *gw, const char *by, struct ferry_errlist *errs)
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
+    gw->st.gen = g;
     gw->st.reloads_ok++;
     free(gw->conf_text);
     gw->conf_text = text;
@@ -350,11 +398,13 @@ on_store_apply(void *arg, struct ferry_registry *reg)
                   "destinations");
         return;
     }
+    gen_jwt_begin(gw, g);
     ferry_workers_switch(gw->workers, gw->nworkers, g);
     old = gw->gen;
     gw->gen = g;
     gw->st.generation = g->id;
     gw->st.conf = conf;
+    gw->st.gen = g;
     /* Everything that keeps a pointer into the running conf moves to the new one
      * before the old generation (and its conf) can go. */
     gw_listener_use_conf(gw->tunnels, conf);
@@ -602,6 +652,11 @@ cmd_gateway(const char *path)
         ferry_conf_free(conf);
         goto out;
     }
+    gw.home.post = home_post;
+    gw.home.ctx = &gw;
+    /* The main loop's resolver: the store's etcd and tenants' jwks_url. Without one
+     * (no resolv.conf), addresses still work. */
+    gw.dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (conf->store != NULL) {
         /* The store first: a cache gives the first generation its destinations. */
         struct store_self  self = { .tunnel = conf->tunnel.advertise, .slots = gw.nworkers,
@@ -609,8 +664,7 @@ cmd_gateway(const char *path)
         struct store_hooks hooks = { .apply = on_store_apply,
                                      .replicas = on_store_replicas, .arg = &gw };
 
-        if (read_text(path, &gw.conf_text, &err) != FERRY_OK ||
-            (gw.dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL ||
+        if (read_text(path, &gw.conf_text, &err) != FERRY_OK || gw.dns == NULL ||
             ferry_store_start(gw.base, gw.dns, gw.tls, conf, &self, &hooks, &gw.store,
                               &err) != FERRY_OK) {
             ferry_log(NULL, FERRY_ERROR, "cannot start the store", FLOG_STR("error", err.msg));
@@ -632,6 +686,7 @@ cmd_gateway(const char *path)
         ferry_conf_free(conf);
         goto out;
     }
+    gen_jwt_begin(&gw, gw.gen);
     /* The system store's context serves ferry.http.request and most HTTPS upstreams:
      * build it now rather than on the first request. */
     if (ferry_tls_cache_load(gw.tls, &(struct ferry_tls_settings){ 0 }, &err) != FERRY_OK)
@@ -641,6 +696,7 @@ cmd_gateway(const char *path)
     gw.st.token_worker = &gw.workers[0];
     gw.st.generation = gw.gen->id;
     gw.st.conf = conf;
+    gw.st.gen = gw.gen;
     if (conf->admin_listen != NULL &&
         ferry_admin_start(gw.base, conf->admin_listen, &gw.st, &gw.admin, &err) != FERRY_OK) {
         ferry_log(NULL, FERRY_ERROR, "cannot start admin listener", FLOG_STR("error", err.msg));
@@ -810,6 +866,7 @@ cmd_connector(const char *path)
     m.st.ready = true;
     m.st.live = ferry_connector_live(m.cn);
     m.st.replicas = ferry_connector_replicas(m.cn);
+    ferry_connector_pp_counts(m.cn, &m.st.pp_issued, &m.st.pp_reused, &m.st.pp_refused);
     m.st.nworkers = ferry_connector_workers(m.cn);
     if (ferry_connector_admin_listen(m.cn) != NULL &&
         ferry_admin_start(m.base, ferry_connector_admin_listen(m.cn), &m.st, &admin, &err) !=
@@ -856,12 +913,14 @@ main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { "verify-audit", required_argument, NULL, 'A' },
         { "response", required_argument, NULL, 'R' },
+        { "user", required_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     const char *cmd = "gateway";
     const char *path = NULL;
     const char *audit = NULL;
     const char *response = NULL;
+    const char *user = NULL;
     int         opt;
 
     if (argc > 1 && argv[1][0] != '-') {
@@ -891,6 +950,9 @@ main(int argc, char **argv)
         case 'R':
             response = optarg;
             break;
+        case 'U':
+            user = optarg;
+            break;
         default:
             usage(stderr);
             return EXIT_CONFIG;
@@ -898,9 +960,10 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "policy") == 0)
         return ferry_policy_test_main(path != NULL ? path : "conf/ferry.yaml", response,
-                                      argc - optind, argv + optind);
-    if (response != NULL) {
-        fprintf(stderr, "ferry: --response is an option of `ferry policy test`\n");
+                                      user, argc - optind, argv + optind);
+    if (response != NULL || user != NULL) {
+        fprintf(stderr, "ferry: --%s is an option of `ferry policy test`\n",
+                response != NULL ? "response" : "user");
         usage(stderr);
         return EXIT_CONFIG;
     }

@@ -14,12 +14,15 @@ struct evhttp;
 struct evhttp_request;
 struct ferry_conf;
 struct ferry_dest;
+struct ferry_jwt_cache;
 
 struct ferry_admin {
     struct evhttp                  *http;      /* owns */
     const struct ferry_admin_state *st;        /* borrowed: main owns it */
     struct event_base              *base;      /* borrowed: the main thread's */
     struct admin_pending           *pending;   /* requests answered later */
+    struct ferry_jwt_cache         *jwt_cache; /* owns: tenants' JWTs verified on this
+                                                  (the main) thread; NULL: no caching */
 };
 
 /* A request answered later (after token retrieval, after a reload). evhttp keeps the

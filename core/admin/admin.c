@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin/admin-int.h"
+#include "auth/jwt.h"
 #include "conf/conf.h"
 #include "stats/stats.h"
 #include "store/store.h"
@@ -197,6 +198,23 @@ on_request(struct evhttp_request *req, void *arg)
                                     "# TYPE ferry_connector_gateway_replicas gauge\n"
                                     "ferry_connector_gateway_replicas %d\n",
                                     atomic_load(a->st->replicas));
+            if (a->st->pp_issued != NULL)
+                evbuffer_add_printf(out, "# HELP ferry_pp_certificates_issued_total User "
+                                    "certificates signed (principal propagation)\n"
+                                    "# TYPE ferry_pp_certificates_issued_total counter\n"
+                                    "ferry_pp_certificates_issued_total %llu\n"
+                                    "# HELP ferry_pp_certificates_reused_total Streams served "
+                                    "a cached user certificate\n"
+                                    "# TYPE ferry_pp_certificates_reused_total counter\n"
+                                    "ferry_pp_certificates_reused_total %llu\n"
+                                    "# HELP ferry_pp_refused_total Streams with a user "
+                                    "refused (no principal propagation for the system, "
+                                    "claims without a subject)\n"
+                                    "# TYPE ferry_pp_refused_total counter\n"
+                                    "ferry_pp_refused_total %llu\n",
+                                    (unsigned long long)atomic_load(a->st->pp_issued),
+                                    (unsigned long long)atomic_load(a->st->pp_reused),
+                                    (unsigned long long)atomic_load(a->st->pp_refused));
             admin_metrics_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");
@@ -227,7 +245,9 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     a->st = st;
     a->base = base;
+    a->jwt_cache = ferry_jwt_cache_new(0);  /* NULL only costs a verification per call */
     if ((a->http = evhttp_new(base)) == NULL) {
+        ferry_jwt_cache_free(a->jwt_cache);
         free(a);
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
@@ -238,6 +258,7 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
         if (fd >= 0)
             evutil_closesocket(fd);
         evhttp_free(a->http);
+        ferry_jwt_cache_free(a->jwt_cache);
         free(a);
         return ferry_err_set(err, FERRY_EIO, "admin: cannot listen on %s", listen_addr);
     }
@@ -261,5 +282,6 @@ ferry_admin_stop(struct ferry_admin *a)
     while (a->pending != NULL)
         a->pending->stop(a->pending);       /* answers and unlinks itself */
     evhttp_free(a->http);
+    ferry_jwt_cache_free(a->jwt_cache);
     free(a);
 }

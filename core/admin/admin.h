@@ -17,6 +17,7 @@ struct worker;
 struct ferry_conf;
 struct ferry_errlist;
 struct ferry_store;
+struct gen;
 
 /* Process-level facts the admin reports; owned by main, read at scrape time. */
 struct ferry_admin_state {
@@ -28,8 +29,12 @@ struct ferry_admin_state {
     const char *role;           /* "gateway" | "connector" */
     atomic_int *live;           /* connector: tunnels up; ready only while > 0 */
     atomic_int *replicas;       /* connector: gateway replicas in the latest list, or NULL */
+    /* Connector: principal propagation's user certificates, or NULL. */
+    _Atomic uint64_t *pp_issued, *pp_reused, *pp_refused;
     /* Gateway only; the connector leaves them NULL (no destination API). */
     const struct ferry_conf *conf;   /* the current generation's: main keeps it current */
+    struct gen *gen;                 /* borrowed: that generation (its tenants' JWT keys);
+                                        main keeps it current with conf */
     struct worker *token_worker;     /* borrowed: where authTokens are retrieved (Lua runs
                                         on workers only); NULL: no retrieval */
     /* Re-read the configuration from disk and switch to it, as SIGHUP does. FERRY_OK:

@@ -24,6 +24,7 @@
 #include "conf/conf.h"
 #include "dest/dest-int.h"
 #include "store/store.h"
+#include "worker/worker.h"
 
 /* How long a find waits for token retrieval before it answers with an error entry. */
 #define TOKEN_TIMEOUT_MS 15000
@@ -70,10 +71,32 @@ admin_dest_find(const struct ferry_conf *conf, const char *tenant, const char *n
     return d != NULL && strcmp(d->tenant, tenant) == 0 ? d : NULL;
 }
 
+/* The tenant of a JWT (a tenant with jwt:; SAP's clients send JWTs here), checked
+ * with the main thread's cache against the current generation's keys; NULL if none
+ * takes it (the reason logged, never the token). */
+static const struct ferry_conf_tenant *
+api_auth_jwt(struct ferry_admin *a, const char *token)
+{
+    const struct ferry_conf_tenant *t = NULL;
+    const char                     *reason = NULL;
+    size_t                          len = strlen(token);
+
+    if (a->st->gen == NULL || a->st->gen->njwt == 0 || !gen_jwt_looks_like(token, len))
+        return NULL;
+    if (gen_jwt_tenant(a->st->gen, a->jwt_cache, stats_jwt_cell(STATS_JWT_MAIN), NULL, token,
+                       len, &t, &reason) != FERRY_OK) {
+        ferry_log(NULL, FERRY_INFO, "admin: destination API: tenant JWT refused",
+                  FLOG_STR("reason", reason));
+        return NULL;
+    }
+    return t;
+}
+
 /* The tenant of `Authorization: Bearer <token>`, or NULL after answering 401. */
 static const char *
-api_auth(const struct ferry_conf *conf, struct evhttp_request *req)
+api_auth(struct ferry_admin *a, struct evhttp_request *req)
 {
+    const struct ferry_conf *conf = a->st->conf;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     const struct ferry_conf_tenant *t;
 
@@ -87,7 +110,8 @@ api_auth(const struct ferry_conf *conf, struct evhttp_request *req)
     }
     for (h += 7; *h == ' '; h++)
         ;
-    if ((t = ferry_conf_tenant_by_token(conf, NULL, h)) == NULL) {
+    if ((t = ferry_conf_tenant_by_token(conf, NULL, h)) == NULL &&
+        (t = api_auth_jwt(a, h)) == NULL) {
         char    *peer = NULL;
         uint16_t port = 0;
 
@@ -442,7 +466,7 @@ admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *pa
     const char             *tenant;
     char                   *name = NULL;
 
-    if ((tenant = api_auth(a->st->conf, req)) == NULL)
+    if ((tenant = api_auth(a, req)) == NULL)
         return;
     if ((name = path_name(rest, "destinations/")) != NULL) {
         if (get)

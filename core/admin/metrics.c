@@ -257,6 +257,38 @@ render_plugin_counters(struct evbuffer *out, unsigned nworkers)
     }
 }
 
+/* JWT validations (tenants' jwt:): the workers' cells and the main thread's. */
+static void
+render_jwt(struct evbuffer *out, unsigned nworkers)
+{
+    uint64_t ver = 0, hits = 0, refused[STATS_JWT_REASONS] = { 0 };
+
+    for (unsigned w = 0; w <= STATS_JWT_MAIN; w++) {
+        const struct stats_jwt_cell *c;
+
+        if (w >= nworkers && w != STATS_JWT_MAIN)
+            continue;
+        c = stats_jwt_cell(w);
+        ver += atomic_load_explicit(&c->verifications, memory_order_relaxed);
+        hits += atomic_load_explicit(&c->cache_hits, memory_order_relaxed);
+        for (unsigned r = 0; r < STATS_JWT_REASONS; r++)
+            refused[r] += atomic_load_explicit(&c->refused[r], memory_order_relaxed);
+    }
+    evbuffer_add_printf(out, "# HELP ferry_jwt_verifications_total JWT signatures checked "
+                        "(once per token and thread; the rest are cache hits)\n"
+                        "# TYPE ferry_jwt_verifications_total counter\n"
+                        "ferry_jwt_verifications_total %llu\n"
+                        "# HELP ferry_jwt_cache_hits_total JWTs answered from a thread's cache\n"
+                        "# TYPE ferry_jwt_cache_hits_total counter\n"
+                        "ferry_jwt_cache_hits_total %llu\n"
+                        "# HELP ferry_jwt_refused_total JWTs refused, by the failed check\n"
+                        "# TYPE ferry_jwt_refused_total counter\n",
+                        (unsigned long long)ver, (unsigned long long)hits);
+    for (unsigned r = 0; r < STATS_JWT_REASONS; r++)
+        evbuffer_add_printf(out, "ferry_jwt_refused_total{reason=\"%s\"} %llu\n",
+                            stats_jwt_reasons[r], (unsigned long long)refused[r]);
+}
+
 void
 admin_metrics_render(struct evbuffer *out, unsigned nworkers)
 {
@@ -266,6 +298,7 @@ admin_metrics_render(struct evbuffer *out, unsigned nworkers)
     render_kind(out, STATS_DEST, nworkers);
     render_requests(out, nworkers);
     render_plugin_counters(out, nworkers);
+    render_jwt(out, nworkers);
     for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next)
         any |= s->kind == STATS_TUNNEL;
     if (!any)

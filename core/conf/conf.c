@@ -95,11 +95,32 @@ static const struct conf_key etcd_keys[] = {
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
+/* A tenant as read, before its strings move into struct ferry_conf_tenant. token is
+ * required unless the tenant has jwt: (load_tenants checks that pair). */
+struct tenant_in {
+    char              *id;
+    char              *token;
+    const yaml_node_t *jwt;
+};
+
 static const struct conf_key tenant_keys[] = {
-    { "id",    CONF_STR, true, offsetof(struct ferry_conf_tenant, id), 0, 0 },
-    { "token", CONF_STR, true, offsetof(struct ferry_conf_tenant, token), 0, 0 },
+    { "id",    CONF_STR,  true,  offsetof(struct tenant_in, id), 0, 0 },
+    { "token", CONF_STR,  false, offsetof(struct tenant_in, token), 0, 0 },
+    { "jwt",   CONF_NODE, false, offsetof(struct tenant_in, jwt), 0, 0 },
     { NULL, CONF_END, false, 0, 0, 0 }
 };
+
+#define J_OFF(f) offsetof(struct ferry_conf_tenant_jwt, f)
+static const struct conf_key jwt_keys[] = {
+    { "issuer",   CONF_STR,  true,  J_OFF(issuer), 0, 0 },
+    { "audience", CONF_STR,  true,  J_OFF(audience), 0, 0 },
+    { "jwks",     CONF_PATH, false, J_OFF(jwks), 0, 0 },
+    { "jwks_url", CONF_STR,  false, J_OFF(jwks_url), 0, 0 },
+    { "leeway_s", CONF_U32,  false, J_OFF(leeway_s), 0, 3600 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+#define JWT_LEEWAY_S_DEFAULT 60
 
 #define L_OFF(f) offsetof(struct ferry_conf_listener, f)
 static const struct conf_key listener_keys[] = {
@@ -377,6 +398,56 @@ load_store(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *co
     }
 }
 
+/* A URL's scheme and a host: the fetch itself reports what else is wrong. */
+static bool
+is_http_url(const char *u)
+{
+    const char *rest;
+
+    if (strncmp(u, "http://", 7) == 0)
+        rest = u + 7;
+    else if (strncmp(u, "https://", 8) == 0)
+        rest = u + 8;
+    else
+        return false;
+    return *rest != '\0' && *rest != '/' && strpbrk(u, " \t\r\n") == NULL;
+}
+
+static void
+load_tenant_jwt(const struct conf_ctx *c, const yaml_node_t *n, const char *tenant_where,
+                struct ferry_conf_tenant *t)
+{
+    struct ferry_conf_tenant_jwt *j;
+    const yaml_node_t            *src;
+    char                          where[48];
+
+    snprintf(where, sizeof(where), "%s: jwt", tenant_where);
+    if ((j = calloc(1, sizeof(*j))) == NULL) {
+        conf_error(c, n, where, "out of memory");
+        return;
+    }
+    t->jwt = j;
+    j->leeway_s = JWT_LEEWAY_S_DEFAULT;
+    j->line = (int)n->start_mark.line + 1;
+    j->col = (int)n->start_mark.column + 1;
+    if (conf_mapping(c, n, where, jwt_keys, j, NULL, NULL) > 0)
+        return;                     /* one mistake, one error: no "missing" on top */
+    if (conf_value(c, n, "jwks") != NULL && conf_value(c, n, "jwks_url") != NULL) {
+        conf_error(c, conf_value(c, n, "jwks_url"), where, "jwks and jwks_url: set one "
+                   "of them, not both");
+        return;
+    }
+    if ((src = conf_value(c, n, "jwks")) == NULL && (src = conf_value(c, n, "jwks_url")) == NULL) {
+        conf_error(c, n, where, "missing required key 'jwks' (a file) or 'jwks_url'");
+        return;
+    }
+    j->jwks_line = (int)src->start_mark.line + 1;
+    j->jwks_col = (int)src->start_mark.column + 1;
+    if (j->jwks_url != NULL && !is_http_url(j->jwks_url))
+        conf_error(c, src, where, "jwks_url: want an http:// or https:// URL, not '%s'",
+                   conf_shown(c, n, "jwks_url", j->jwks_url));
+}
+
 static void
 load_tenants(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *conf)
 {
@@ -401,11 +472,20 @@ load_tenants(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *
         struct ferry_conf_tenant *t = &conf->tenants[conf->ntenants];
         char                      where[32];
 
+        struct tenant_in          in = { 0 };
+        int                       nerr;
+
         snprintf(where, sizeof(where), "tenants[%zu]", i);
         t->line = (int)tn->start_mark.line + 1;
         t->col = (int)tn->start_mark.column + 1;
-        conf_mapping(c, tn, where, tenant_keys, t, NULL, NULL);
+        nerr = conf_mapping(c, tn, where, tenant_keys, &in, NULL, NULL);
+        t->id = in.id;
+        t->token = in.token;
         conf->ntenants++;                   /* owned now, freed with conf */
+        if (in.jwt != NULL)
+            load_tenant_jwt(c, in.jwt, where, t);
+        else if (in.token == NULL && nerr == 0 && tn->type == YAML_MAPPING_NODE)
+            conf_error(c, tn, where, "missing required key 'token' (or 'jwt')");
         /* An id or token that did not load is reported; check the other one anyway. */
         if (t->id != NULL && !conf_is_word(t->id, "-.ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
             conf_error(c, conf_value(c, tn, "id"), where, "id '%s': use letters, digits, "
@@ -834,6 +914,13 @@ ferry_conf_free(struct ferry_conf *conf)
             explicit_bzero(conf->tenants[i].token, strlen(conf->tenants[i].token));
         free(conf->tenants[i].id);
         free(conf->tenants[i].token);
+        if (conf->tenants[i].jwt != NULL) {
+            free(conf->tenants[i].jwt->issuer);
+            free(conf->tenants[i].jwt->audience);
+            free(conf->tenants[i].jwt->jwks);
+            free(conf->tenants[i].jwt->jwks_url);
+            free(conf->tenants[i].jwt);
+        }
     }
     free(conf->tenants);
     for (size_t i = 0; i < conf->nlisteners; i++) {

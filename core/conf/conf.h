@@ -24,9 +24,23 @@
 struct ferry_registry;
 struct ferry_opts;
 
+/* `tenants[].jwt:` — JWTs of this issuer authenticate the tenant (DESIGN.md "User
+ * identity"). conf only reads the strings; worker/ loads the keys and verifies. */
+struct ferry_conf_tenant_jwt {
+    char    *issuer;            /* owns: compared exactly with "iss" */
+    char    *audience;          /* owns: must be "aud" or one of its elements */
+    char    *jwks;              /* owns: resolved path of a JWKS file, or NULL */
+    char    *jwks_url;          /* owns: http(s) URL of a JWKS, or NULL; exactly one is set */
+    uint32_t leeway_s;          /* clock skew allowed on exp/nbf/iat, default 60 */
+    int      line, col;         /* of the `jwt:` mapping */
+    int      jwks_line, jwks_col; /* of the jwks (or jwks_url) value, for load errors */
+};
+
 struct ferry_conf_tenant {
     char *id;
-    char *token;                /* owns; secret: never print */
+    char *token;                /* owns; secret: never print; NULL when jwt is set and
+                                   there is no static token */
+    struct ferry_conf_tenant_jwt *jwt;   /* owns; NULL: no `jwt:` */
     int   line, col;
 };
 

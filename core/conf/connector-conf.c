@@ -40,7 +40,7 @@ static const char *const proto_names[] = {
 
 /* Top-level keys land here, so sections can be read after the whole mapping is known. */
 struct top {
-    const yaml_node_t *workers, *log, *gateway, *admin, *location_id, *systems;
+    const yaml_node_t *workers, *log, *gateway, *admin, *location_id, *systems, *pp;
     char              *tenant, *token, *ca, *cert, *key, *audit_log;
     uint32_t           connect_timeout_ms, keepalive_ms, dead_peer_timeout_ms;
     uint32_t           reconnect_max_ms, drain_timeout_ms;
@@ -66,6 +66,7 @@ static const struct conf_key top_keys[] = {
     { "reconnect_max_ms",     CONF_U32,  false, T_OFF(reconnect_max_ms),     1, 3600000 },
     { "drain_timeout_ms",     CONF_U32,  false, T_OFF(drain_timeout_ms),     0, 3600000 },
     { "systems",              CONF_NODE, false, T_OFF(systems),              0, 0 },
+    { "principal_propagation", CONF_NODE, false, T_OFF(pp),                 0, 0 },
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
@@ -81,7 +82,7 @@ static const struct conf_key log_keys[] = {
 struct system_in {
     char              *virtual_target, *internal_target, *protocol;
     const yaml_node_t *paths;
-    char              *tls_ca, *tls_verify, *tls_server_name;
+    char              *tls_ca, *tls_verify, *tls_server_name, *pp;
 };
 
 #define S_OFF(f) offsetof(struct system_in, f)
@@ -93,6 +94,23 @@ static const struct conf_key system_keys[] = {
     { "tls_ca",   CONF_PATH, false, S_OFF(tls_ca),          0, 0 },
     { "tls_verify", CONF_STR, false, S_OFF(tls_verify),     0, 0 },
     { "tls_server_name", CONF_STR, false, S_OFF(tls_server_name), 0, 0 },
+    { "principal_propagation", CONF_STR, false, S_OFF(pp),  0, 0 },
+    { NULL, CONF_END, false, 0, 0, 0 }
+};
+
+struct pp_in {
+    char              *ca_cert, *ca_key;
+    const yaml_node_t *subject;          /* raw: its ${...} are claims, not references */
+    uint32_t           validity_minutes, cache_size;
+};
+
+#define P_OFF(f) offsetof(struct pp_in, f)
+static const struct conf_key pp_keys[] = {
+    { "ca_cert",          CONF_PATH, true,  P_OFF(ca_cert),          0, 0 },
+    { "ca_key",           CONF_PATH, true,  P_OFF(ca_key),           0, 0 },
+    { "subject",          CONF_NODE, false, P_OFF(subject),          0, 0 },
+    { "validity_minutes", CONF_U32,  false, P_OFF(validity_minutes), 1, 43200 },
+    { "cache_size",       CONF_U32,  false, P_OFF(cache_size),       1, 1048576 },
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
@@ -485,6 +503,106 @@ load_target(const struct conf_ctx *c, const yaml_node_t *sn, const char *where,
     return false;
 }
 
+/* A system's `principal_propagation:`; the default (HTTP/HTTPS with the connector's
+ * section: header) needs the protocol, so this runs after it is known. */
+static void
+load_system_pp(const struct conf_ctx *c, const yaml_node_t *sn, const char *where,
+               bool proto_ok, const char *v, const struct ferry_connector_conf *conf,
+               struct ferry_conf_system *s)
+{
+    bool http = proto_ok && (s->protocol == FERRY_SYS_HTTP || s->protocol == FERRY_SYS_HTTPS);
+
+    s->pp = FERRY_PP_OFF;
+    if (v == NULL) {
+        if (conf->pp != NULL && http)
+            s->pp = FERRY_PP_HEADER;
+        return;
+    }
+    if (strcasecmp(v, "off") == 0)
+        return;
+    if (strcasecmp(v, "header") != 0 && strcasecmp(v, "tls") != 0) {
+        conf_error(c, conf_value(c, sn, "principal_propagation"), where,
+                   "principal_propagation: want header, tls or off, not '%s'", v);
+        return;
+    }
+    if (conf->pp == NULL) {
+        conf_error(c, conf_value(c, sn, "principal_propagation"), where,
+                   "principal_propagation: %s needs the connector's top-level "
+                   "principal_propagation: section (ca_cert, ca_key)", v);
+        return;
+    }
+    if (!proto_ok)
+        return;                         /* the protocol's error is reported */
+    if (!http) {
+        conf_error(c, conf_value(c, sn, "principal_propagation"), where,
+                   "principal_propagation: only HTTP and HTTPS systems carry a user");
+        return;
+    }
+    if (strcasecmp(v, "tls") == 0 && s->protocol != FERRY_SYS_HTTPS) {
+        conf_error(c, conf_value(c, sn, "principal_propagation"), where,
+                   "principal_propagation: tls needs protocol HTTPS (the user certificate "
+                   "is the TLS client certificate to the internal host)");
+        return;
+    }
+    s->pp = strcasecmp(v, "tls") == 0 ? FERRY_PP_TLS : FERRY_PP_HEADER;
+}
+
+/* The top-level `principal_propagation:` section. conf->pp is set whenever the key is
+ * there, even with errors, so systems that name a mode are not reported a second time
+ * as lacking the section. */
+static void
+load_pp(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_connector_conf *conf)
+{
+    static const char where[] = "principal_propagation";
+    struct pp_in       in = { 0 };
+    struct ferry_conf_pp *pp;
+    const char        *text;
+
+    if ((pp = calloc(1, sizeof(*pp))) == NULL) {
+        conf_error(c, n, where, "out of memory");
+        return;
+    }
+    conf->pp = pp;
+    pp->line = (int)n->start_mark.line + 1;
+    pp->col = (int)n->start_mark.column + 1;
+    pp->validity_minutes = 10;
+    pp->cache_size = 4096;
+    if (n->type != YAML_MAPPING_NODE) {
+        conf_error(c, n, where, "want a mapping { ca_cert: ..., ca_key: ..., subject: ... }");
+        return;
+    }
+    conf_mapping(c, n, where, pp_keys, &in, NULL, NULL);
+    conf_must_read(c, n, where, "ca_cert", in.ca_cert);
+    conf_must_read(c, n, where, "ca_key", in.ca_key);
+    pp->ca_cert = in.ca_cert;
+    pp->ca_key = in.ca_key;
+    if (in.validity_minutes != 0)
+        pp->validity_minutes = in.validity_minutes;
+    if (in.cache_size != 0)
+        pp->cache_size = in.cache_size;
+    text = "CN=${name}";
+    pp->subject_line = pp->line;
+    pp->subject_col = pp->col;
+    if (in.subject != NULL && !conf_is_null(in.subject)) {
+        if ((text = conf_text(in.subject)) == NULL) {
+            conf_error(c, in.subject, where, "subject: want a single value, not a list or "
+                       "mapping");
+            return;
+        }
+        if (text[0] == '\0' || strlen(text) != in.subject->data.scalar.length) {
+            conf_error(c, in.subject, where, "subject: want a pattern such as CN=${name}");
+            return;
+        }
+        pp->subject_line = (int)in.subject->start_mark.line + 1;
+        /* The pattern starts after the quote of a quoted scalar. */
+        pp->subject_col = (int)in.subject->start_mark.column + 1 +
+                          (in.subject->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                           in.subject->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    }
+    if ((pp->subject = strdup(text)) == NULL)
+        conf_error(c, n, where, "out of memory");
+}
+
 static void
 load_system(const struct conf_ctx *c, const yaml_node_t *sn, size_t i,
             struct ferry_connector_conf *conf)
@@ -534,6 +652,7 @@ load_system(const struct conf_ctx *c, const yaml_node_t *sn, size_t i,
             ferry_errlist_add(&conf->warnings, c->file, s->line, s->col, "%s: tls_verify: "
                               "false: the internal host's certificate is not checked", where);
     }
+    load_system_pp(c, sn, where, proto_ok, in.pp, conf, s);
     conf_must_read(c, sn, where, "tls_ca", in.tls_ca);
     s->tls_ca = in.tls_ca;
     s->tls_server_name = in.tls_server_name;
@@ -566,6 +685,7 @@ out:
     free(in.tls_ca);
     free(in.tls_verify);
     free(in.tls_server_name);
+    free(in.pp);
 }
 
 static void
@@ -690,7 +810,8 @@ load_root(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connec
         top.dead_peer_timeout_ms = conf->dead_peer_timeout_ms;
     take_top(&top, conf);
     /* `key:` with nothing after it means the default, as if the key were absent. */
-    const yaml_node_t **nodes[] = { &top.workers, &top.log, &top.admin, &top.systems };
+    const yaml_node_t **nodes[] = { &top.workers, &top.log, &top.admin, &top.systems,
+                                    &top.pp };
 
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
         if (*nodes[i] != NULL && conf_is_null(*nodes[i]))
@@ -705,6 +826,9 @@ load_root(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connec
         load_gateways(c, top.gateway, conf);
     if (top.location_id != NULL)
         load_location(c, top.location_id, conf);
+    /* Before the systems: their default mode depends on the section being there. */
+    if (top.pp != NULL)
+        load_pp(c, top.pp, conf);
     if (top.systems != NULL)
         load_systems(c, top.systems, conf);
     if (root->type == YAML_MAPPING_NODE)
@@ -798,6 +922,12 @@ ferry_connector_conf_free(struct ferry_connector_conf *c)
         free(s->paths);
     }
     free(c->systems);
+    if (c->pp != NULL) {
+        free(c->pp->ca_cert);
+        free(c->pp->ca_key);
+        free(c->pp->subject);
+        free(c->pp);
+    }
     free(c->path);
     free(c->dir);
     free(c->admin_listen);
@@ -866,4 +996,10 @@ ferry_sys_proto_name(enum ferry_sys_proto p)
     if ((size_t)p >= NPROTO_SLOTS || p < FERRY_SYS_TCP)
         return "?";
     return proto_names[p];
+}
+
+const char *
+ferry_sys_pp_name(enum ferry_sys_pp pp)
+{
+    return pp == FERRY_PP_HEADER ? "header" : pp == FERRY_PP_TLS ? "tls" : "off";
 }

@@ -20,6 +20,10 @@ enum ferry_sys_proto {
     FERRY_SYS_LDAP, FERRY_SYS_LDAPS, FERRY_SYS_RFC, FERRY_SYS_RFCS,
 };
 
+/* Principal propagation per system (DESIGN.md, "User identity: principal propagation"):
+ * how a stream's user reaches the internal host. OFF: streams with a user are refused. */
+enum ferry_sys_pp { FERRY_PP_OFF = 0, FERRY_PP_HEADER, FERRY_PP_TLS };
+
 struct ferry_conf_system {
     char                *virtual_host;   /* lower-cased host of `virtual:` (IPv6: canonical,
                                             no brackets) */
@@ -34,6 +38,8 @@ struct ferry_conf_system {
     char                *tls_ca;         /* PEM trust anchors; NULL: the system store */
     char                *tls_server_name;/* SNI and the name checked; NULL: internal host */
     size_t               npaths;
+    enum ferry_sys_pp    pp;             /* default HEADER for HTTP/HTTPS when the
+                                            connector has `principal_propagation:` */
     int                  line, col;      /* of the system's mapping */
 };
 
@@ -42,6 +48,19 @@ struct ferry_conf_gateway_addr {
     char    *host;                       /* for DNS and the certificate check (IPv6: no
                                             brackets) */
     uint16_t port;
+};
+
+/* The top-level `principal_propagation:` section. The conf room keeps the strings; the
+ * tunnel room builds the issuer from them (the subject pattern is parsed there, so its
+ * errors are placed with subject_line/subject_col). */
+struct ferry_conf_pp {
+    char    *ca_cert, *ca_key;           /* resolved paths */
+    char    *subject;                    /* default "CN=${name}" */
+    uint32_t validity_minutes;           /* 1..43200, default 10 */
+    uint32_t cache_size;                 /* certificates per worker, default 4096 */
+    int      line, col;                  /* of the section */
+    int      subject_line, subject_col;  /* of the pattern's first character (best effort
+                                            for quoted scalars: escapes shift it) */
 };
 
 struct ferry_connector_conf {
@@ -65,6 +84,7 @@ struct ferry_connector_conf {
     uint32_t                        drain_timeout_ms;      /* default 30000 */
     struct ferry_conf_system       *systems;
     size_t                          nsystems;
+    struct ferry_conf_pp           *pp;               /* NULL: no principal propagation */
     struct ferry_errlist            warnings;         /* e.g. no systems */
 };
 
@@ -88,6 +108,9 @@ ferry_connector_find_system(const struct ferry_connector_conf *c, const char *ho
  * segments (also percent-encoded) are refused unless a prefix is "/", since a backend
  * would resolve "/api/../admin" to "/admin". */
 bool ferry_connector_path_allowed(const struct ferry_conf_system *s, const char *path);
+
+/* "off", "header", "tls" */
+const char *ferry_sys_pp_name(enum ferry_sys_pp pp);
 
 /* "TCP", "HTTPS", … ("?" for a value outside the enum) */
 const char *ferry_sys_proto_name(enum ferry_sys_proto p);

@@ -200,6 +200,8 @@ static void
 push_json(lua_State *L, json_t *j, int depth)
 {
     luaL_checkstack(L, 4, "ferry.json.decode: nesting too deep");
+    if (depth > JSON_MAX_DEPTH)
+        luaL_error(L, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
         const char *k;
@@ -242,6 +244,12 @@ push_json(lua_State *L, json_t *j, int depth)
         lua_pushlightuserdata(L, (void *)&null_mark);
         break;
     }
+}
+
+void
+policy_push_json(lua_State *L, json_t *j)
+{
+    push_json(L, j, 0);
 }
 
 static int

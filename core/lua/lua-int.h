@@ -38,6 +38,7 @@
 
 struct ferry_conf;
 struct ferry_errlist;
+struct json_t;
 
 enum policy_hook {
     POLICY_ON_REQUEST = 0,
@@ -275,6 +276,8 @@ int         policy_hook_of(const char *name);      /* -1 if unknown */
 /* The `ferry` table with its functions (into the sandbox template). Raises. */
 void policy_open_lib(lua_State *L);
 void policy_open_json(lua_State *L);                /* pushes the ferry.json table */
+/* Push j as ferry.json.decode would (a new table for an object). Raises. */
+void policy_push_json(lua_State *L, struct json_t *j);
 /* Registers the metatables of the objects hooks get. Raises. */
 void policy_open_objects(lua_State *L);
 /* Push the hook's first argument (req, res, conn or op) for run. Raises. */

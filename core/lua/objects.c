@@ -24,6 +24,7 @@
 
 #include <lauxlib.h>
 
+#include "auth/user.h"
 #include "lua/lua-int.h"
 
 #define NAME_MAX_BYTES   256
@@ -365,6 +366,23 @@ push_headers(lua_State *L, int req)
     lua_setiuservalue(L, req, 1);
 }
 
+/* req.user: the validated claims as a table (a copy, built once per call: a policy
+ * may change it, the claims stay what the token said), nil without a user. */
+static void
+push_user(lua_State *L, int req, const struct ferry_user *user)
+{
+    if (user == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    if (lua_getiuservalue(L, req, 2) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    policy_push_json(L, ferry_user_claims(user));
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, req, 2);
+}
+
 static int
 http_index(lua_State *L)
 {
@@ -386,6 +404,8 @@ http_index(lua_State *L)
         lua_pushstring(L, h->client);
     else if (!u->response && strcmp(k, "tenant") == 0)
         lua_pushstring(L, h->tenant);
+    else if (!u->response && strcmp(k, "user") == 0)
+        push_user(L, 1, u->vm->run->call->user);
     else
         lua_pushnil(L);
     return 1;
@@ -559,7 +579,7 @@ policy_push_arg(lua_State *L, struct policy_run *run)
     switch (c->hook) {
     case POLICY_ON_REQUEST:
     case POLICY_ON_RESPONSE:
-        u = lua_newuserdatauv(L, sizeof(*u), 1);
+        u = lua_newuserdatauv(L, sizeof(*u), 2);     /* headers, user */
         u->vm = run->vm;
         u->serial = run->serial;
         u->response = c->hook == POLICY_ON_RESPONSE;

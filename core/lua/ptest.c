@@ -1,5 +1,6 @@
 /*
- * ptest.c: `ferry policy test -c FILE DESTINATION REQUEST_FILE [--response FILE]`.
+ * ptest.c: `ferry policy test -c FILE DESTINATION REQUEST_FILE [--response FILE]
+ * [--user FILE]`.
  * Runs a destination's on_request against a request described in a small YAML or JSON
  * file, offline (no listener, no upstream), then applies what the destination adds the
  * way the http plugin does, and prints the request as it would leave ferry, as one
@@ -19,7 +20,10 @@
  * request-file, response-file or script error. Header values that are or contain a
  * secret are shown as "***". Nothing is fetched: ferry.http.request answers nil and a
  * reason, ferry.tokens.get a stand-in Bearer token (printed as ***), so an OAuth2*
- * destination shows "Authorization: Bearer ***" and a note.
+ * destination shows "Authorization: Bearer ***" and a note. With --user, FILE holds a
+ * user's claims as a JSON object: on_request sees them as req.user, as if a
+ * principal-propagation token with those claims had been validated (no token is
+ * checked here).
  *
  *   # req.yaml (JSON works too: it is YAML)
  *   method: POST
@@ -41,6 +45,7 @@
 
 #include "conf/conf.h"
 #include "dest/dest-int.h"
+#include "auth/user.h"
 #include "http/parse.h"           /* the parser's state: core may hold it */
 #include "lua/lua-int.h"
 #include "lua/ptest.h"
@@ -484,9 +489,43 @@ destination_adds(const char *conf_path, const struct ferry_dest *d,
     return FERRY_OK;
 }
 
+/* --user FILE: the claims (a JSON object, at most 64 KiB) as a user. NULL with why on
+ * stderr. */
+static struct ferry_user *
+load_user(const char *file)
+{
+    json_error_t       e;
+    json_t            *claims;
+    struct ferry_user *u;
+    FILE              *fp;
+    long               size;
+
+    if ((fp = fopen(file, "r")) == NULL) {
+        fprintf(stderr, "%s: %s\n", file, strerror(errno));
+        return NULL;
+    }
+    /* Claims come from a token of at most 16 KiB: a larger file is a mistake. */
+    if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || size > 64 * 1024 ||
+        fseek(fp, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "%s: not a file of at most 64 KiB\n", file);
+        fclose(fp);
+        return NULL;
+    }
+    claims = json_loadf(fp, JSON_REJECT_DUPLICATES, &e);
+    fclose(fp);
+    if (claims == NULL) {
+        fprintf(stderr, "%s:%d:%d: %s\n", file, e.line, e.column, e.text);
+        return NULL;
+    }
+    if ((u = ferry_user_new(claims)) == NULL)
+        fprintf(stderr, "%s: want a JSON object of claims\n", file);
+    json_decref(claims);
+    return u;
+}
+
 int
-ferry_policy_test_main(const char *conf_path, const char *response_path, int argc,
-                       char **argv)
+ferry_policy_test_main(const char *conf_path, const char *response_path,
+                       const char *user_path, int argc, char **argv)
 {
     struct ferry_errlist        errs = { 0 };
     struct ferry_conf          *conf = NULL;
@@ -502,14 +541,17 @@ ferry_policy_test_main(const char *conf_path, const char *response_path, int arg
     struct policy_call          call = { .hook = POLICY_ON_REQUEST, .offline_token = STAND_IN };
     struct ferry_dest_http     *add = NULL;
     struct outcome              o = { 0 };
+    struct ferry_user          *user = NULL;
     int                         rc = 2;
 
     memset(&sr, 0, sizeof(sr));
     if (argc != 3 || strcmp(argv[0], "test") != 0) {
         fprintf(stderr, "usage: ferry policy test -c FILE DESTINATION REQUEST_FILE "
-                        "[--response FILE]\n");
+                        "[--response FILE] [--user FILE]\n");
         return 2;
     }
+    if (user_path != NULL && (user = load_user(user_path)) == NULL)
+        return 2;
     if (ferry_conf_load_file(conf_path, &conf, &errs) != FERRY_OK ||
         ferry_policy_load(conf, NULL, &policies, &errs) != FERRY_OK) {
         ferry_errlist_print(&errs, stderr, false);
@@ -538,6 +580,7 @@ ferry_policy_test_main(const char *conf_path, const char *response_path, int arg
         goto out;
     call.dest = d;
     call.http = &h;
+    call.user = user;
     if (policies != NULL && (vm = ferry_policy_vm_new(policies)) == NULL) {
         fprintf(stderr, "out of memory\n");
         goto out;
@@ -575,5 +618,6 @@ out:
         yaml_document_delete(&doc);
     ferry_policy_set_free(policies);
     ferry_conf_free(conf);
+    ferry_user_unref(user);
     return rc;
 }

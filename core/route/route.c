@@ -93,12 +93,18 @@ route_decide(const struct ferry_target *t, const char *conn_tenant, uint32_t def
         p->protocol = t->protocol != NULL ? t->protocol : "tcp";
         p->must_expose = true;
         /* DESIGN.md's order: the tenant's virtual host, then egress, then why not. */
-        if (p->tenant != NULL)
-            return t->direct_ok ? ROUTE_TUNNEL_OR_DIRECT : ROUTE_TUNNEL;
+        if (p->tenant != NULL)     /* a user's target is never dialed (below) */
+            return t->direct_ok && t->user == NULL ? ROUTE_TUNNEL_OR_DIRECT : ROUTE_TUNNEL;
         if (!t->direct_ok) {
             p->reason = "target not allowed";
             return FERRY_EDENIED;
         }
+    }
+    if (t->user != NULL) {
+        /* Principal propagation is the connector's (it issues the user's certificate):
+         * dialed directly, the request would reach the backend as nobody. */
+        p->reason = "principal propagation needs an OnPremise destination (a tunnel)";
+        return FERRY_EDENIED;
     }
     return ROUTE_DIRECT;
 }

@@ -176,6 +176,31 @@ const uint64_t stats_bucket_us[STATS_BUCKETS] = {
     500, 1000, 2500, 5000, 10000, 25000, 100000, 500000, 2500000, 10000000,
 };
 
+const char *const stats_jwt_reasons[STATS_JWT_REASONS] = {
+    "malformed", "bad-algorithm", "unknown-key", "bad-signature", "wrong-issuer",
+    "wrong-audience", "expired", "not-yet-valid", "other",
+};
+
+/* Fixed size (65 cells of 128 bytes): no allocation, nothing to free at exit. */
+static struct stats_jwt_cell jwt_cells[FERRY_MAX_WORKERS + 1];
+
+struct stats_jwt_cell *
+stats_jwt_cell(unsigned thread)
+{
+    return &jwt_cells[thread <= STATS_JWT_MAIN ? thread : STATS_JWT_MAIN];
+}
+
+void
+stats_jwt_refused(struct stats_jwt_cell *c, const char *reason)
+{
+    unsigned i = 0;
+
+    while (i + 1 < STATS_JWT_REASONS &&
+           (reason == NULL || strcmp(stats_jwt_reasons[i], reason) != 0))
+        i++;
+    stats_add(&c->refused[i], 1);
+}
+
 void
 stats_request(struct stats_slot *s, unsigned w, uint64_t us)
 {

@@ -102,6 +102,25 @@ int stats_counter_get(const char *plugin, const char *name, const char *help, si
 /* The first counter (follow ->next; main thread only), sorted by name then plugin. */
 const struct ferry_counter *stats_counters(void);
 
+/* JWT validations (auth/jwt.h), per thread: cell w for worker w, cell
+ * STATS_JWT_MAIN for the main thread (the destination API). Each thread writes only its
+ * own cell; the renderer sums them. verifications counts signatures actually checked
+ * (cache misses that got that far): the number a bench compares with tokens x workers. */
+#define STATS_JWT_MAIN    FERRY_MAX_WORKERS
+#define STATS_JWT_REASONS 9
+/* "malformed", "bad-algorithm", "unknown-key", "bad-signature", "wrong-issuer",
+ * "wrong-audience", "expired", "not-yet-valid", "other" (static strings). */
+extern const char *const stats_jwt_reasons[STATS_JWT_REASONS];
+struct stats_jwt_cell {
+    _Atomic uint64_t verifications;
+    _Atomic uint64_t cache_hits;
+    _Atomic uint64_t refused[STATS_JWT_REASONS];
+} __attribute__((aligned(64)));
+/* The cell of thread (a worker id, or STATS_JWT_MAIN); lives until exit. */
+struct stats_jwt_cell *stats_jwt_cell(unsigned thread);
+/* Count one refusal under reason (an auth/jwt.h reason; anything else is "other"). */
+void stats_jwt_refused(struct stats_jwt_cell *c, const char *reason);
+
 /* For the renderer (main thread only, where slots are added): the first slot of the
  * list (follow ->next). */
 const struct stats_slot *ferry_stats_slots(void);

@@ -476,6 +476,43 @@ entry_find(struct ferry_tls_usercache *c, const char *dn, uint32_t hash)
     return NULL;
 }
 
+/* Keep uc under its subject (hash of its dn) at the front; the cache's own reference. */
+static void
+entry_add(struct ferry_tls_usercache *c, struct ferry_tls_usercert *uc, uint32_t hash)
+{
+    struct entry *e;
+
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return;                         /* not kept: the caller still has its certificate */
+    if (c->count == c->max)
+        entry_remove(c, c->tail);
+    e->uc = uc;
+    ferry_tls_usercert_ref(uc);
+    e->hash = hash;
+    e->hnext = c->buckets[hash & (c->nbuckets - 1)];
+    c->buckets[hash & (c->nbuckets - 1)] = e;
+    list_push_front(c, e);
+    c->count++;
+}
+
+/* A usable entry for dn moves to the front and is returned; one too close to its end
+ * leaves the cache. */
+static struct entry *
+lookup(struct ferry_tls_usercache *c, const char *dn, uint32_t hash, time_t now)
+{
+    struct entry *e = entry_find(c, dn, hash);
+
+    if (e == NULL)
+        return NULL;
+    if (now + FERRY_TLS_REUSE_MARGIN_S >= e->uc->not_after) {
+        entry_remove(c, e);
+        return NULL;
+    }
+    list_unlink(c, e);
+    list_push_front(c, e);
+    return e;
+}
+
 int
 ferry_tls_usercache_get(struct ferry_tls_usercache *c, const json_t *claims, time_t now,
                         struct ferry_tls_usercert **out, struct ferry_err *err)
@@ -491,34 +528,50 @@ ferry_tls_usercache_get(struct ferry_tls_usercache *c, const json_t *claims, tim
         FERRY_OK)
         return rc;
     hash = hash_of(dn);
-    if ((e = entry_find(c, dn, hash)) != NULL) {
-        if (now + FERRY_TLS_REUSE_MARGIN_S < e->uc->not_after) {
-            list_unlink(c, e);
-            list_push_front(c, e);
-            ferry_tls_usercert_ref(e->uc);
-            *out = e->uc;
-            c->reused++;
-            return FERRY_OK;
-        }
-        entry_remove(c, e);                 /* too close to its end: replaced below */
+    if ((e = lookup(c, dn, hash, now)) != NULL) {
+        ferry_tls_usercert_ref(e->uc);
+        *out = e->uc;
+        c->reused++;
+        return FERRY_OK;
     }
     if ((rc = issue(c->iss, claims, now, dn, &uc, err)) != FERRY_OK)
         return rc;
     c->issued++;
-    if ((e = calloc(1, sizeof(*e))) != NULL) {
-        /* Not kept if that fails: the caller still gets its certificate. */
-        if (c->count == c->max)
-            entry_remove(c, c->tail);
-        e->uc = uc;
-        ferry_tls_usercert_ref(uc);
-        e->hash = hash;
-        e->hnext = c->buckets[hash & (c->nbuckets - 1)];
-        c->buckets[hash & (c->nbuckets - 1)] = e;
-        list_push_front(c, e);
-        c->count++;
-    }
+    entry_add(c, uc, hash);
     *out = uc;
     return FERRY_OK;
+}
+
+int
+ferry_tls_usercache_find(struct ferry_tls_usercache *c, const json_t *claims, time_t now,
+                         char *dn, size_t dn_size, struct ferry_tls_usercert **out,
+                         struct ferry_err *err)
+{
+    struct entry *e;
+    int           rc;
+
+    if ((rc = ferry_tls_subject_build(c->iss->subject, claims, NULL, dn, dn_size, err)) !=
+        FERRY_OK)
+        return rc;
+    if ((e = lookup(c, dn, hash_of(dn), now)) == NULL)
+        return FERRY_ENOTFOUND;
+    ferry_tls_usercert_ref(e->uc);
+    *out = e->uc;
+    c->reused++;
+    return FERRY_OK;
+}
+
+void
+ferry_tls_usercache_put(struct ferry_tls_usercache *c, struct ferry_tls_usercert *uc)
+{
+    uint32_t      hash = hash_of(uc->dn);
+    struct entry *e = entry_find(c, uc->dn, hash);
+
+    /* Two streams of one user may both have asked the signer: the later one wins. */
+    if (e != NULL)
+        entry_remove(c, e);
+    c->issued++;
+    entry_add(c, uc, hash);
 }
 
 void

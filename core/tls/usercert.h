@@ -123,6 +123,22 @@ void ferry_tls_usercache_free(struct ferry_tls_usercache *c);
 int  ferry_tls_usercache_get(struct ferry_tls_usercache *c, const json_t *claims, time_t now,
                              struct ferry_tls_usercert **out, struct ferry_err *err);
 
+/* The cached certificate for claims at time now, without signing (the connector signs
+ * on another thread, ferry_tls_issuer_issue, and puts the result back). dn (dn_size
+ * bytes, FERRY_TLS_DN_MAX_BYTES suffice) gets the subject text either way, for the audit
+ * line of a refusal and the caller's bookkeeping. FERRY_OK: a hit with more than
+ * FERRY_TLS_REUSE_MARGIN_S left (counted as reused), the caller holds one reference.
+ * FERRY_ENOTFOUND: none usable (one too close to its end is dropped). FERRY_EDENIED
+ * with err as ferry_tls_subject_build (the claims make no subject). */
+int  ferry_tls_usercache_find(struct ferry_tls_usercache *c, const json_t *claims, time_t now,
+                              char *dn, size_t dn_size, struct ferry_tls_usercert **out,
+                              struct ferry_err *err);
+/* Keep uc (issued by this cache's issuer) under its subject, replacing any entry for the
+ * same subject, the least recently used leaving when full; counted as issued. The cache
+ * takes its own reference: the caller keeps its own. Without memory it is simply not
+ * kept (the caller's certificate stays good). */
+void ferry_tls_usercache_put(struct ferry_tls_usercache *c, struct ferry_tls_usercert *uc);
+
 struct ferry_tls_usercache_counts {
     uint64_t issued;    /* certificates signed through this cache */
     uint64_t reused;    /* answers from the cache */

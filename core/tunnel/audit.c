@@ -195,6 +195,7 @@ build_body(struct line *l, const struct ferry_audit_rec *r)
         { "outcome",  offsetof(struct ferry_audit_rec, outcome) },
         { "reason",   offsetof(struct ferry_audit_rec, reason) },
         { "path",     offsetof(struct ferry_audit_rec, path) },
+        { "user",     offsetof(struct ferry_audit_rec, user) },
     };
 
     l->cap = AUDIT_HEAD_ROOM + 512;

@@ -25,6 +25,7 @@ struct ferry_audit_rec {
     const char *outcome;         /* "ok", "denied", "refused", "unreachable", "timeout", "reset" */
     const char *reason;          /* short text or NULL */
     const char *path;            /* HTTP path for per-request records, or NULL */
+    const char *user;            /* the propagated user's subject DN (RFC 4514), or NULL */
     uint64_t    bytes_in;        /* gateway -> internal */
     uint64_t    bytes_out;       /* internal -> gateway */
     uint64_t    duration_ms;

@@ -23,6 +23,7 @@
 #include "stats/stats.h"
 #include "tunnel/audit.h"
 #include "tunnel/replicas.h"
+#include "tls/usercert.h"
 #include "tunnel/session.h"
 
 struct dial;
@@ -39,6 +40,35 @@ struct dial;
 #define REPLY_FIRST_BYTES  4096
 
 struct connector;
+struct cstream;
+
+/* Principal propagation (cpp.c): a user certificate is signed on the connector's
+ * signer thread, off the workers' loops. A worker posts a job (the claims, its stream)
+ * and continues with other streams; the signer signs and posts the job back to that
+ * worker's done list; the worker caches the certificate and resumes the stream. Only
+ * whole objects change hands: the claims go to the signer (it drops them), the
+ * certificate comes back with its one reference (usercert references are not atomic). */
+#define PP_QUEUE_MAX 1024               /* jobs waiting for the signer, all workers */
+
+struct pp_job {
+    struct pp_job             *next;
+    struct cworker            *w;       /* whose done list it returns to */
+    struct cstream            *cs;      /* worker only: NULL once the stream ended */
+    json_t                    *claims;  /* owns until the signer has signed */
+    struct ferry_tls_usercert *uc;      /* the result: one reference, or NULL */
+    int                        rc;
+    char                       reason[200];
+};
+
+struct signer {
+    pthread_t       thread;
+    bool            started;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    struct pp_job  *head, *tail;        /* under mu */
+    unsigned        n;
+    bool            stop;
+};
 
 /* Where links go: a configured gateway (entries 0 .. ngateways-1, for the process's
  * life) or a replica learned from a list (the rest; an entry is reused only once no
@@ -74,6 +104,14 @@ struct cworker {
     struct link       *links;
     unsigned           nstreams;
     bool               draining;
+    /* Principal propagation (NULL/-1 without `principal_propagation:`): */
+    struct ferry_tls_usercache *pp_cache;  /* this worker's, not shared */
+    int                pp_fd;              /* eventfd: the signer returned jobs */
+    struct event       pp_ev;
+    bool               pp_ev_added;
+    pthread_mutex_t    pp_mu;              /* pp_done */
+    bool               pp_mu_init;
+    struct pp_job     *pp_done;
 };
 
 struct connector {
@@ -96,6 +134,9 @@ struct connector {
     struct stats_slot           *stats;
     atomic_bool                  draining;
     atomic_bool                  stopping;
+    struct ferry_tls_issuer     *pp;         /* NULL: no principal propagation */
+    struct signer                signer;
+    _Atomic uint64_t             pp_issued, pp_reused, pp_refused;  /* for /metrics */
 };
 
 enum link_state { L_WAIT, L_DIAL, L_TLS, L_HELLO_OUT, L_HELLO_IN, L_UP, L_STOPPED };
@@ -146,9 +187,26 @@ struct cstream {
     SSL                            *ssl;        /* owns during the TLS handshake */
     struct timeval                  started;
     char                            vtarget[300];
+    struct ferry_tls_usercert      *uc;         /* ref: the user's certificate, or NULL */
+    struct pp_job                  *job;        /* waiting for the signer, or NULL */
 };
 
+/* cpp.c */
+/* The issuer for conf's `principal_propagation:` (*out NULL without one). Errors are
+ * printed to stderr as file:line:col (a bad subject points into the pattern) or with
+ * the CA file named. FERRY_OK, FERRY_EINVAL. Main thread. */
+int  cpp_issuer_new(const struct ferry_connector_conf *conf, struct ferry_tls_issuer **out);
+int  cpp_signer_start(struct connector *cn);
+void cpp_signer_stop(struct connector *cn);       /* after the workers are joined */
+int  cpp_worker_init(struct cworker *w);
+void cpp_worker_fini(struct cworker *w);
+/* Queue a job for the signer. false: the queue is full (the caller keeps the job). */
+bool cpp_post(struct connector *cn, struct pp_job *job);
+void cpp_job_free(struct pp_job *job);
+
 /* cstream.c: the tunnel callbacks for streams. */
+/* The signer answered for cs's user (job->uc taken on success). */
+void cs_pp_done(struct cstream *cs, struct pp_job *job);
 void cn_on_request(struct tunnel *t, struct tstream *s, const char *authority,
                    const char *protocol, const char *user, bool user_big);
 void cn_on_stream_end(struct tstream *s, enum tstream_end why);

@@ -799,6 +799,7 @@ cworker_init(struct cworker *w, unsigned id, struct connector *cn)
     w->id = id;
     w->cn = cn;
     w->cmd_fd = -1;
+    w->pp_fd = -1;
     if (cfg == NULL)
         return FERRY_ENOMEM;
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
@@ -812,6 +813,8 @@ cworker_init(struct cworker *w, unsigned id, struct connector *cn)
     evdns_base_load_hosts(w->dns, NULL);
     event_assign(&w->cmd_ev, w->base, w->cmd_fd, EV_READ | EV_PERSIST, on_cworker_cmd, w);
     event_add(&w->cmd_ev, NULL);
+    if (cpp_worker_init(w) != FERRY_OK)
+        return FERRY_ENOMEM;
     worker_sync_links(w);
     return FERRY_OK;
 }
@@ -828,6 +831,7 @@ cworker_fini(struct cworker *w)
         atomic_fetch_sub(&w->cn->targets[l->gw].nlinks, 1);
         free(l);
     }
+    cpp_worker_fini(w);
     if (w->dns != NULL)
         evdns_base_free(w->dns, 1);
     if (w->base != NULL) {
@@ -872,6 +876,8 @@ ferry_connector_new(const char *conf_path, struct connector **out)
     if ((cn = calloc(1, sizeof(*cn))) == NULL)
         return FERRY_ENOMEM;
     pthread_mutex_init(&cn->mu, NULL);
+    pthread_mutex_init(&cn->signer.mu, NULL);
+    pthread_cond_init(&cn->signer.cv, NULL);
     cn->conf_path = conf_path;
     if (ferry_connector_conf_load_file(conf_path, &cn->conf, &errs) != FERRY_OK) {
         ferry_errlist_print(&errs, stderr, false);
@@ -882,6 +888,8 @@ ferry_connector_new(const char *conf_path, struct connector **out)
         fprintf(stderr, "%s: %s\n", conf_path, err.msg);
         goto fail;
     }
+    if (cpp_issuer_new(cn->conf, &cn->pp) != FERRY_OK)
+        goto fail;
     if (cn->conf->audit_log != NULL &&
         ferry_audit_open(cn->conf->audit_log, &cn->audit, &err) != FERRY_OK) {
         fprintf(stderr, "%s: audit_log: %s\n", conf_path, err.msg);
@@ -932,6 +940,8 @@ fail:
 int
 ferry_connector_start(struct connector *cn)
 {
+    if (cpp_signer_start(cn) != FERRY_OK)
+        return FERRY_EIO;
     for (unsigned i = 0; i < cn->nworkers; i++) {
         cn->ninit = i + 1;                  /* cworker_fini undoes even a partial init */
         if (cworker_init(&cn->ws[i], i, cn) != FERRY_OK)
@@ -976,13 +986,16 @@ ferry_connector_idle(const struct connector *cn)
 void
 ferry_connector_stop(struct connector *cn)
 {
-    if (cn->nstarted == 0)
+    if (cn->nstarted == 0) {
+        cpp_signer_stop(cn);
         return;
+    }
     atomic_store(&cn->stopping, true);
     wake_all(cn);
     for (unsigned i = 0; i < cn->nstarted; i++)
         pthread_join(cn->ws[i].thread, NULL);
     cn->nstarted = 0;
+    cpp_signer_stop(cn);                /* after the workers: none posts any more */
     ferry_log(NULL, FERRY_INFO, "ferry connector stopped");
 }
 
@@ -1001,8 +1014,11 @@ ferry_connector_free(struct connector *cn)
         SSL_CTX_free(cn->sys_ctx[i]);
     free(cn->sys_ctx);
     SSL_CTX_free(cn->ctx);
+    ferry_tls_issuer_free(cn->pp);      /* after the workers' caches */
     ferry_connector_conf_free(cn->conf);
     free(cn->targets);
+    pthread_cond_destroy(&cn->signer.cv);
+    pthread_mutex_destroy(&cn->signer.mu);
     pthread_mutex_destroy(&cn->mu);
     free(cn);
 }
@@ -1017,6 +1033,15 @@ atomic_int *
 ferry_connector_replicas(struct connector *cn)
 {
     return &cn->replicas;
+}
+
+void
+ferry_connector_pp_counts(struct connector *cn, _Atomic uint64_t **issued,
+                          _Atomic uint64_t **reused, _Atomic uint64_t **refused)
+{
+    *issued = &cn->pp_issued;
+    *reused = &cn->pp_reused;
+    *refused = &cn->pp_refused;
 }
 
 unsigned
@@ -1044,6 +1069,7 @@ ferry_connector_check(const char *conf_path)
     struct ferry_connector_conf *conf = NULL;
     struct ferry_err             err = { 0 };
     SSL_CTX                     *ctx = NULL;
+    struct ferry_tls_issuer     *iss = NULL;
 
     if (ferry_connector_conf_load_file(conf_path, &conf, &errs) != FERRY_OK) {
         ferry_errlist_print(&errs, stderr, false);
@@ -1056,8 +1082,15 @@ ferry_connector_check(const char *conf_path)
         return 2;
     }
     SSL_CTX_free(ctx);
-    printf("%s: ok (connector: %zu gateways, %zu systems, tenant %s)\n", conf_path,
-           conf->ngateways, conf->nsystems, conf->tenant);
+    /* The CA and the subject pattern are checked as the connector would load them. */
+    if (cpp_issuer_new(conf, &iss) != FERRY_OK) {
+        ferry_connector_conf_free(conf);
+        return 2;
+    }
+    ferry_tls_issuer_free(iss);
+    printf("%s: ok (connector: %zu gateways, %zu systems, tenant %s%s)\n", conf_path,
+           conf->ngateways, conf->nsystems, conf->tenant,
+           conf->pp != NULL ? ", principal propagation" : "");
     ferry_connector_conf_free(conf);
     return 0;
 }

@@ -37,6 +37,9 @@ void ferry_connector_free(struct connector *cn);        /* stops it first */
 atomic_int *ferry_connector_live(struct connector *cn);
 /* Gateway replicas in the latest list a gateway sent (0: none sent one), for /metrics. */
 atomic_int *ferry_connector_replicas(struct connector *cn);
+/* Principal propagation counters for /metrics (zero without it). */
+void        ferry_connector_pp_counts(struct connector *cn, _Atomic uint64_t **issued,
+                                      _Atomic uint64_t **reused, _Atomic uint64_t **refused);
 unsigned    ferry_connector_workers(const struct connector *cn);
 uint32_t    ferry_connector_drain_timeout_ms(const struct connector *cn);
 const char *ferry_connector_admin_listen(const struct connector *cn);  /* NULL: off */

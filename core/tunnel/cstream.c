@@ -6,12 +6,18 @@
  * host is dialed (TLS for TCPS/HTTPS/LDAPS/RFCS systems), HTTP systems with `paths` get
  * a per-request filter, and every stream end and refusal is written to the audit log.
  * The internal address is used here and written only to the connector's own audit log.
+ *
+ * A stream with a user (principal propagation) first gets the user's certificate (this
+ * worker's cache, or the signer thread: cpp.c); then, per the system's mode, the
+ * certificate goes into each request head as SSL_CLIENT_CERT (header) or is the TLS
+ * client certificate to the internal host (tls).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -27,7 +33,7 @@
 static void
 audit(struct connector *cn, const char *vtarget, const struct ferry_conf_system *sys,
       const char *outcome, const char *reason, uint64_t in, uint64_t out,
-      const struct timeval *started, const char *asked)
+      const struct timeval *started, const char *asked, const char *user)
 {
     struct ferry_audit_rec r = { 0 };
     char                   itarget[300];
@@ -48,6 +54,7 @@ audit(struct connector *cn, const char *vtarget, const struct ferry_conf_system 
     }
     r.outcome = outcome;
     r.reason = reason;
+    r.user = user;
     r.bytes_in = in;
     r.bytes_out = out;
     if (started != NULL) {
@@ -56,6 +63,13 @@ audit(struct connector *cn, const char *vtarget, const struct ferry_conf_system 
         r.duration_ms = (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000;
     }
     ferry_audit_write(cn->audit, &r);
+}
+
+/* The subject DN a stream's audit lines name, or NULL without a user. */
+static const char *
+cs_user(const struct cstream *cs)
+{
+    return cs->uc != NULL ? ferry_tls_usercert_subject(cs->uc) : NULL;
 }
 
 /* Is a system of protocol p allowed for what the gateway asks (its destination Type)? */
@@ -118,6 +132,9 @@ cs_free(struct cstream *cs)
         if (cs->s != NULL)
             cs->s->filter = NULL;
     }
+    if (cs->job != NULL)
+        cs->job->cs = NULL;             /* the signer's answer finds no stream: dropped */
+    ferry_tls_usercert_unref(cs->uc);
     if (cs->ssl != NULL)
         SSL_free(cs->ssl);
     if (cs->dial != NULL)
@@ -203,6 +220,7 @@ hf_refuse(struct cstream *cs, int status, const char *error, const char *why, co
         r.outcome = "denied";
         r.reason = why;
         r.path = path;
+        r.user = cs_user(cs);
         ferry_audit_write(cn->audit, &r);
     }
     stats_add(&cn->stats->cell[cs->l->w->id].conns_rejected, 1);
@@ -211,6 +229,59 @@ hf_refuse(struct cstream *cs, int status, const char *error, const char *why, co
     cs->hf->st = HF_DENIED;
     tstream_reply(cs->s, resp, (size_t)n);
     return 0;
+}
+
+/* Is this header line an SSL_CLIENT_CERT field? Any case, and '-' for '_': CGI-style
+ * backends (Apache, ICM) map SSL-Client-Cert to the same variable as SSL_CLIENT_CERT. */
+static bool
+is_client_cert_field(const char *line, size_t len)
+{
+    static const char name[] = "ssl_client_cert";
+    const size_t      n = sizeof(name) - 1;
+
+    if (len <= n || line[n] != ':')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = line[i] >= 'A' && line[i] <= 'Z' ? (char)(line[i] - 'A' + 'a') : line[i];
+
+        if ((c == '-' ? '_' : c) != name[i])
+            return false;
+    }
+    return true;
+}
+
+/* Principal propagation, header mode: forward the head of `used` bytes without any
+ * SSL_CLIENT_CERT the client sent and with the connector's (the stream's user's
+ * certificate; none on a stream without a user), so the backend sees exactly one. */
+static int
+hf_forward_pp_head(struct cstream *cs, size_t used)
+{
+    const char *head = cs->hf->head, *end = head + used, *p = head;
+    const char *b64 = cs->uc != NULL ? ferry_tls_usercert_base64(cs->uc) : NULL;
+    size_t      cap = used + (b64 != NULL ? strlen(b64) + 32 : 0), n = 0;
+    char       *out;
+    bool        first = true;
+    int         rc;
+
+    if ((out = malloc(cap)) == NULL)
+        return -1;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t      len = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        bool        blank = len == 1 || (len == 2 && p[0] == '\r');
+
+        if (blank && b64 != NULL)
+            n += (size_t)snprintf(out + n, cap - n, "SSL_CLIENT_CERT: %s\r\n", b64);
+        if (first || blank || !is_client_cert_field(p, len)) {
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        first = false;
+        p += len;
+    }
+    rc = tstream_sock_write(cs->s, out, n);
+    free(out);
+    return rc;
 }
 
 /* A complete head of `used` bytes is in hf->head: decide, forward, set the body state. */
@@ -230,8 +301,12 @@ hf_head_done(struct cstream *cs, size_t used)
     }
     if (!ferry_connector_path_allowed(cs->sys, path))
         return hf_refuse(cs, 403, "access-denied", "path not allowed", path);
-    if (tstream_sock_write(cs->s, hf->head, used) < 0)
+    if (cs->sys->pp == FERRY_PP_HEADER) {
+        if (hf_forward_pp_head(cs, used) < 0)
+            return -1;
+    } else if (tstream_sock_write(cs->s, hf->head, used) < 0) {
         return -1;
+    }
     switch (hf->req.body) {
     case FERRY_HTTP_BODY_LENGTH:
         hf->remaining = hf->req.content_length;
@@ -332,12 +407,14 @@ hf_feed(struct tstream *s, const uint8_t *data, size_t len, void *arg)
     return 0;
 }
 
-/* HTTP/HTTPS systems with `paths` get the request filter; every other stream is a
- * plain relay. Without memory for it the stream fails rather than go unchecked. */
+/* HTTP/HTTPS systems with `paths` or principal propagation in header mode (with a user
+ * or not: a client's own SSL_CLIENT_CERT never passes) get the request filter; every
+ * other stream is a plain relay. Without memory for it the stream fails rather than
+ * go unchecked. */
 static bool
 cs_attach_filter(struct cstream *cs)
 {
-    if (cs->sys->paths == NULL ||
+    if ((cs->sys->paths == NULL && cs->sys->pp != FERRY_PP_HEADER) ||
         (cs->sys->protocol != FERRY_SYS_HTTP && cs->sys->protocol != FERRY_SYS_HTTPS))
         return true;
     if ((cs->hf = calloc(1, sizeof(*cs->hf))) == NULL ||
@@ -360,7 +437,7 @@ cs_fail(struct cstream *cs, int status, const char *error, const char *reason)
     struct tstream   *s = cs->s;
 
     audit(cn, cs->vtarget, cs->sys, strcmp(error, "upstream-timeout") == 0 ? "timeout" :
-          "tls-failed", reason, 0, 0, &cs->started, NULL);
+          "tls-failed", reason, 0, 0, &cs->started, NULL, cs_user(cs));
     stats_add(&cn->stats->cell[cs->l->w->id].conns_failed, 1);
     ferry_log(NULL, FERRY_WARN, "internal host TLS failed", FLOG_STR("virtual", cs->vtarget),
               FLOG_STR("error", reason));
@@ -384,7 +461,7 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
 
         audit(cn, cs->vtarget, cs->sys, status == FERRY_ETIMEDOUT ? "timeout" :
               status == FERRY_EUNAVAIL ? "refused" : "unreachable",
-              reason, 0, 0, &cs->started, NULL);
+              reason, 0, 0, &cs->started, NULL, cs_user(cs));
         stats_add(&cn->stats->cell[wid].conns_failed, 1);
         ferry_log(NULL, FERRY_WARN, "internal host not reachable", FLOG_STR("virtual", cs->vtarget),
                   FLOG_STR("error", reason));
@@ -409,6 +486,14 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
         }
         if (!cs->sys->tls_verify)
             SSL_set_verify(cs->ssl, SSL_VERIFY_NONE, NULL);
+        /* Principal propagation, tls mode: the user's certificate is this connection's
+         * client certificate (the backend trusts the PP CA; no chain is sent). */
+        if (cs->uc != NULL && cs->sys->pp == FERRY_PP_TLS &&
+            (SSL_use_certificate(cs->ssl, ferry_tls_usercert_x509(cs->uc)) != 1 ||
+             SSL_use_PrivateKey(cs->ssl, ferry_tls_issuer_key(cn->pp)) != 1)) {
+            cs_fail(cs, 502, "tls-failed", "cannot use the user certificate");
+            return;
+        }
         cs_tls_step(cs, 0);
         return;
     }
@@ -470,6 +555,108 @@ static const struct dial_ops cs_dial_ops = {
     .watch = cs_watch, .unwatch = cs_unwatch, .done = cs_dial_done,
 };
 
+/* Refuse a stream before it has a cstream: audited, counted, 403. */
+static void
+refuse(struct cworker *w, struct tstream *s, const char *authority,
+       const struct ferry_conf_system *sys, const char *protocol, const char *why,
+       const char *user, bool pp)
+{
+    struct connector *cn = w->cn;
+
+    /* Deny by default; the gateway turns 403 into the client protocol's refusal. */
+    audit(cn, authority, sys, "denied", why, 0, 0, NULL, sys == NULL ? protocol : NULL, user);
+    stats_add(&cn->stats->cell[w->id].conns_rejected, 1);
+    if (pp)
+        atomic_fetch_add_explicit(&cn->pp_refused, 1, memory_order_relaxed);
+    ferry_log(NULL, FERRY_WARN, "access denied", FLOG_STR("virtual", authority),
+              FLOG_STR("protocol", protocol), FLOG_STR("reason", why));
+    tstream_respond(s, 403, "access-denied");
+}
+
+/* Dial the internal host (with the user's certificate in hand, if there is a user). */
+static void
+cs_dial(struct cstream *cs)
+{
+    struct cworker *w = cs->l->w;
+    struct tstream *s = cs->s;
+
+    if (dial_begin(&cs->dial, w->base, w->dns, &cs_dial_ops, cs, cs->sys->internal_host,
+                   cs->sys->internal_port, w->cn->conf->connect_timeout_ms) != FERRY_OK) {
+        s->owner = NULL;
+        cs_free(cs);
+        tstream_respond(s, 502, "no-memory");
+    }
+}
+
+void
+cs_pp_done(struct cstream *cs, struct pp_job *job)
+{
+    struct connector *cn = cs->l->w->cn;
+    struct tstream   *s = cs->s;
+
+    if (job->rc == FERRY_OK) {
+        cs->uc = job->uc;               /* the job's reference moves to the stream */
+        job->uc = NULL;
+        cs_dial(cs);
+        return;
+    }
+    /* EDENIED: the claims make no subject (the reason names the field, not a value);
+     * else the CA or OpenSSL failed. */
+    audit(cn, cs->vtarget, cs->sys, "denied", job->reason, 0, 0, &cs->started, NULL, NULL);
+    stats_add(&cn->stats->cell[cs->l->w->id].conns_rejected, 1);
+    atomic_fetch_add_explicit(&cn->pp_refused, 1, memory_order_relaxed);
+    ferry_log(NULL, job->rc == FERRY_EDENIED ? FERRY_WARN : FERRY_ERROR,
+              "user certificate refused", FLOG_STR("virtual", cs->vtarget),
+              FLOG_STR("reason", job->reason));
+    s->owner = NULL;
+    cs_free(cs);
+    if (job->rc == FERRY_EDENIED)
+        tstream_respond(s, 403, "access-denied");
+    else
+        tstream_respond(s, 502, "user-certificate-failed");
+}
+
+/* A stream with a user: its certificate from the cache (*uc), or a job for the signer
+ * (*claims kept for it, *uc NULL). NULL, or why the stream is refused; dn gets the
+ * subject when the claims make one (for the audit line). */
+static const char *
+pp_prepare(struct cworker *w, const struct ferry_conf_system *sys, const char *user,
+           bool user_big, char *dn, size_t dn_size, json_t **claims,
+           struct ferry_tls_usercert **uc, char *why, size_t why_size)
+{
+    struct connector *cn = w->cn;
+    struct ferry_err  err = { 0 };
+    int               rc;
+
+    *claims = NULL;
+    *uc = NULL;
+    dn[0] = '\0';
+    if (user_big)
+        return "user claims over the size limit";
+    if (cn->pp == NULL || sys->pp == FERRY_PP_OFF)
+        return "principal propagation not configured for this system";
+    if ((*claims = json_loads(user, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+        !json_is_object(*claims)) {
+        json_decref(*claims);
+        *claims = NULL;
+        return "user claims are not a JSON object";
+    }
+    rc = ferry_tls_usercache_find(w->pp_cache, *claims, time(NULL), dn, dn_size, uc, &err);
+    if (rc == FERRY_OK) {
+        atomic_fetch_add_explicit(&cn->pp_reused, 1, memory_order_relaxed);
+        json_decref(*claims);
+        *claims = NULL;
+        return NULL;
+    }
+    if (rc == FERRY_ENOTFOUND)
+        return NULL;
+    json_decref(*claims);
+    *claims = NULL;
+    dn[0] = '\0';
+    snprintf(why, why_size, "%.280s", rc == FERRY_EDENIED ? err.msg : "no user subject");
+    return why;
+}
+
 void
 cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const char *protocol,
               const char *user, bool user_big)
@@ -479,42 +666,65 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     struct connector               *cn = w->cn;
     const struct ferry_conf_system *sys;
     struct cstream                 *cs;
-    char                            host[260];
+    struct ferry_tls_usercert      *uc = NULL;
+    struct pp_job                  *job = NULL;
+    json_t                         *claims = NULL;
+    char                            host[260], dn[FERRY_TLS_DN_MAX_BYTES], why[300];
     uint16_t                        port = 0;
 
-    (void)user;                         /* principal propagation: not yet */
-    (void)user_big;
     stats_add(&cn->stats->cell[w->id].conns_total, 1);
     sys = split_authority(authority, host, sizeof(host), &port)
         ? ferry_connector_find_system(cn->conf, host, port) : NULL;
     if (sys == NULL || !proto_fits(protocol, sys->protocol)) {
-        const char *why = sys == NULL ? "no system for this virtual host" : "protocol not allowed";
-
-        /* Deny by default; the gateway turns 403 into the client protocol's refusal. */
-        audit(cn, authority, NULL, "denied", why, 0, 0, NULL, protocol);
-        stats_add(&cn->stats->cell[w->id].conns_rejected, 1);
-        ferry_log(NULL, FERRY_WARN, "access denied", FLOG_STR("virtual", authority),
-                  FLOG_STR("protocol", protocol), FLOG_STR("reason", why));
-        tstream_respond(s, 403, "access-denied");
+        refuse(w, s, authority, NULL, protocol, sys == NULL ? "no system for this virtual host" :
+               "protocol not allowed", NULL, user != NULL || user_big);
         return;
     }
-    if ((cs = calloc(1, sizeof(*cs))) == NULL) {
+    if (user != NULL || user_big) {
+        const char *no = pp_prepare(w, sys, user, user_big, dn, sizeof(dn), &claims, &uc,
+                                    why, sizeof(why));
+
+        if (no != NULL) {
+            refuse(w, s, authority, sys, protocol, no, dn[0] != '\0' ? dn : NULL, true);
+            return;
+        }
+    }
+    if ((cs = calloc(1, sizeof(*cs))) == NULL ||
+        (claims != NULL && (job = calloc(1, sizeof(*job))) == NULL)) {
+        free(cs);
+        json_decref(claims);
+        ferry_tls_usercert_unref(uc);
         tstream_respond(s, 502, "no-memory");
         return;
     }
     cs->s = s;
     cs->l = l;
     cs->sys = sys;
+    cs->uc = uc;
     snprintf(cs->vtarget, sizeof(cs->vtarget), "%s", authority);
     gettimeofday(&cs->started, NULL);
     s->owner = cs;
     w->nstreams++;
     atomic_fetch_add(&cn->stats->active, 1);
-    if (dial_begin(&cs->dial, w->base, w->dns, &cs_dial_ops, cs, sys->internal_host,
-                   sys->internal_port, cn->conf->connect_timeout_ms) != FERRY_OK) {
+    if (job == NULL) {
+        cs_dial(cs);
+        return;
+    }
+    /* A new user (or a certificate near its end): signed off this loop; the stream
+     * waits, the others go on. */
+    job->w = w;
+    job->cs = cs;
+    job->claims = claims;
+    cs->job = job;                      /* it comes back through this loop: not before */
+    if (!cpp_post(cn, job)) {
+        cs->job = NULL;
+        cpp_job_free(job);
+        audit(cn, cs->vtarget, sys, "denied", "user certificate signer busy", 0, 0,
+              &cs->started, NULL, dn);
+        atomic_fetch_add_explicit(&cn->pp_refused, 1, memory_order_relaxed);
         s->owner = NULL;
         cs_free(cs);
-        tstream_respond(s, 502, "no-memory");
+        tstream_respond(s, 503, "overloaded");
     }
 }
 
@@ -530,7 +740,7 @@ cn_on_stream_end(struct tstream *s, enum tstream_end why)
     /* bytes_in here = read from the internal host; the record is from the gateway's
      * point of view (in = towards the internal host). */
     audit(cn, cs->vtarget, cs->sys, why == TSTREAM_DONE ? "ok" : why == TSTREAM_RESET ? "reset" :
-          "tunnel-lost", NULL, s->bytes_out, s->bytes_in, &cs->started, NULL);
+          "tunnel-lost", NULL, s->bytes_out, s->bytes_in, &cs->started, NULL, cs_user(cs));
     cs_free(cs);
 }
 

@@ -150,6 +150,10 @@ void  conn_leave(struct ferry_conn *c, bool outer);
 void  conn_arm_idle(struct ferry_conn *c, uint32_t ms);
 void  conn_arm_timer(struct ferry_conn *c, uint32_t ms);   /* a full-length deadline */
 char *conn_strdup(struct ferry_conn *c, const char *s);     /* from the arena */
+/* conn-user.c: the tenant token (a JWT) authenticates, tenant_id's if not NULL. FERRY_OK
+ * and *out, or FERRY_EDENIED (the reason logged at info, never the token). */
+int   conn_auth_tenant_jwt(struct ferry_conn *c, const char *tenant_id, const char *token,
+                           const struct ferry_conf_tenant **out);
 /* The connection's first upstream, for its access-log line (stream mode). */
 void  conn_set_target(struct ferry_conn *c, const char *authority);
 /* Make sure the client socket's event is registered. */

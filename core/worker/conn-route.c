@@ -6,12 +6,15 @@
  * ferry_io_open.
  */
 #include <stdatomic.h>
+#include <string.h>
 
 #include <ferry/conn.h>
 #include <ferry/route.h>
+#include <ferry/user.h>
 
 #include "dest/dest-int.h"
 #include "route/route.h"
+#include "tunnel/session.h"
 #include "worker/conn-int.h"
 
 /* Account c to destination d (its /metrics slot) once. */
@@ -56,6 +59,17 @@ conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route
         r->req.authority = r->p.authority;
         r->req.protocol = r->p.protocol;
         r->req.must_expose = r->p.must_expose;
+        r->req.user = NULL;
+        if (t->user != NULL && (r->req.user = ferry_user_claims_json(t->user)) == NULL) {
+            r->p.reason = "out of memory";
+            return FERRY_ENOMEM;
+        }
+        /* Escaped non-ASCII claims can outgrow the token; the stream would refuse them
+         * as "no tunnel", which they are not. */
+        if (r->req.user != NULL && strlen(r->req.user) > USER_MAX_BYTES) {
+            r->p.reason = "the user's claims are too large for a tunnel stream";
+            return FERRY_EDENIED;
+        }
     }
     return kind;
 }

@@ -66,7 +66,9 @@ ferry_conn_auth_tenant(struct ferry_conn *c, const char *tenant_id, const char *
 {
     const struct ferry_conf_tenant *t;
 
-    if ((t = ferry_conf_tenant_by_token(c->wg->g->conf, tenant_id, token)) == NULL)
+    /* A static token first (constant time); else a JWT of a tenant with jwt:. */
+    if ((t = ferry_conf_tenant_by_token(c->wg->g->conf, tenant_id, token)) == NULL &&
+        conn_auth_tenant_jwt(c, tenant_id, token, &t) != FERRY_OK)
         return FERRY_EDENIED;
     c->tenant = t->id;
     return FERRY_OK;

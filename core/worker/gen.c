@@ -81,6 +81,7 @@ gen_free(struct gen *g)
     free(g->listeners);
     free(g->dest_stats);
     ferry_policy_set_free(g->policies);     /* borrows the registry's destinations */
+    gen_jwt_free(g);                        /* borrows the conf's tenants */
     ferry_conf_free(g->conf);
     free(g);
 }
@@ -156,6 +157,16 @@ ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *policies, const 
         l->opened = true;
         ferry_opts_check_unused(lc->opts);
         if ((l->stats = ferry_stats_slot(STATS_LISTENER, lc->name)) == NULL)
+            bad = 1;
+    }
+    /* Tenants' JWT keys: a jwks file that does not load is a configuration error,
+     * reported by ferry check like the rest. */
+    {
+        int rc = gen_jwt_load(g, prev, errs);
+
+        if (rc == FERRY_ENOMEM)
+            goto fail;
+        if (rc != FERRY_OK)
             bad = 1;
     }
     if (bad || errs->count > 0 || conf->has_errors)

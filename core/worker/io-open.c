@@ -278,20 +278,22 @@ io_open_routed(struct ferry_io *io, int kind, struct conn_route *r)
 }
 
 /* A copy of r whose strings (the plugin's target may hold them) live with it. The
- * plan's tunnel strings are set for the tunnel kinds only. */
+ * plan's tunnel strings are set for the tunnel kinds only. The user's claims are
+ * copied too: the plugin may let its user go before the TLS context is built. */
 static struct conn_route *
 route_dup(const struct conn_route *r, int kind)
 {
     bool               tunnel = kind == ROUTE_TUNNEL || kind == ROUTE_TUNNEL_OR_DIRECT;
-    const char        *strs[4] = { r->p.host, tunnel ? r->p.tenant : NULL,
+    const char        *strs[5] = { r->p.host, tunnel ? r->p.tenant : NULL,
                                    tunnel ? r->p.location : NULL,
-                                   tunnel ? r->p.protocol : NULL };
-    const char       **to[4];
-    size_t             len[4], total = 0;
+                                   tunnel ? r->p.protocol : NULL,
+                                   tunnel ? r->req.user : NULL };
+    const char       **to[5];
+    size_t             len[5], total = 0;
     struct conn_route *d;
     char              *p;
 
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         total += len[i] = strs[i] != NULL ? strlen(strs[i]) + 1 : 0;
     if ((d = malloc(sizeof(*d) + total)) == NULL)
         return NULL;
@@ -300,8 +302,9 @@ route_dup(const struct conn_route *r, int kind)
     to[1] = &d->p.tenant;
     to[2] = &d->p.location;
     to[3] = &d->p.protocol;
+    to[4] = &d->req.user;
     p = (char *)(d + 1);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         if (strs[i] == NULL)
             continue;
         memcpy(p, strs[i], len[i]);

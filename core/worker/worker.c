@@ -247,6 +247,8 @@ worker_main(void *arg)
     ferry_conn_close_all(w);
     io_worker_free(w);
     gw_worker_close_all(&w->gw);
+    ferry_jwt_cache_free(w->jwt_cache);     /* its thread's: no connection uses it now */
+    w->jwt_cache = NULL;
     return NULL;
 }
 
@@ -301,6 +303,9 @@ worker_init(struct worker *w, unsigned id, struct gen *g, struct event_base *mai
         return FERRY_ENOMEM;
     /* Names in /etc/hosts (localhost, test hosts) resolve without a DNS server. */
     evdns_base_load_hosts(w->dns, NULL);
+    /* Tokens verified on this worker (one signature check per token and worker); a
+     * cache that did not allocate only makes every check verify. */
+    w->jwt_cache = ferry_jwt_cache_new(0);
     w->post.post = post_fn;
     w->post.ctx = w;
     w->gw.id = id;
@@ -461,6 +466,8 @@ ferry_workers_join(struct worker *ws, unsigned n)
             close(ws[i].pipes[ws[i].npipes][0]);
             close(ws[i].pipes[ws[i].npipes][1]);
         }
+        ferry_jwt_cache_free(ws[i].jwt_cache);     /* a worker that never ran */
+        ws[i].jwt_cache = NULL;
         if (ws[i].dns != NULL)
             evdns_base_free(ws[i].dns, 1);
         event_del(&ws[i].cmd_ev);

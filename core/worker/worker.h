@@ -25,6 +25,7 @@
 
 #include <ferry/plugin.h>
 
+#include "auth/jwt.h"
 #include "conf/conf.h"
 #include "lua/policy-home.h"
 #include "stats/stats.h"
@@ -49,6 +50,21 @@ struct ferry_listener {
     int                         *fds;       /* owns: one socket per worker */
 };
 
+/* One tenant's `jwt:` in one generation (gen-jwt.c). Workers and the main thread read
+ * its keys; only the main thread fetches a jwks_url and swaps them. */
+struct gen_jwt {
+    const struct ferry_conf_tenant *t;      /* borrowed from gen->conf */
+    struct ferry_jwt_conf   cf;             /* borrows t->jwt's strings */
+    pthread_mutex_t         mu;             /* guards keys only: held to take a ref */
+    struct ferry_jwks      *keys;           /* ref; NULL until a jwks_url's first answer */
+    /* jwks_url only, main thread: the first fetch when the generation starts serving,
+     * and the refetches an unknown kid asks for (at most one a minute: their own
+     * source, so the first fetch does not hold back the first refetch). */
+    struct ferry_jwks_source *boot, *refetch;
+    _Atomic int64_t         asked_s;        /* last refetch request (any thread), unix s */
+    struct gen             *g;              /* borrowed: the generation holding this */
+};
+
 struct gen {
     atomic_uint            refs;            /* main + each worker's wgen */
     uint64_t               id;
@@ -61,6 +77,10 @@ struct gen {
     unsigned               nworkers;
     struct stats_slot    **dest_stats;      /* owns the array: one per registry entry */
     bool                   serving;         /* has sockets: a gateway's, not a check's */
+    struct gen_jwt        *jwt;             /* owns: one per tenant with `jwt:` */
+    size_t                 njwt;
+    struct ferry_jwks_fetch jwks_fetch;     /* main's loop for jwks_url fetches; base NULL
+                                               until ferry_gen_jwt_start */
 };
 
 /* A listener's socket as one worker watches it. */
@@ -110,6 +130,7 @@ struct worker {
     size_t             pipe_size;          /* bytes asked with F_SETPIPE_SZ */
     struct event_base *main_base;          /* borrowed: to post frees to the main thread */
     int                cmd_fd;             /* eventfd: the base runs without locks */
+    struct ferry_jwt_cache *jwt_cache;     /* owns: tokens this worker verified */
     struct ferry_io   *io_pool;            /* idle upstream streams (io.c) */
     unsigned           io_npool;
     struct ferry_io   *io_linger;          /* upstream streams ending gracefully (io.c) */
@@ -140,6 +161,35 @@ struct gen *ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *poli
                           const struct gen *prev, unsigned nworkers,
                           struct ferry_errlist *errs);
 void        ferry_gen_unref(struct gen *g, struct event_base *main_base);
+
+/* Tenants' JWT keys (gen-jwt.c). */
+/* Load every jwks file of g's tenants (errors, naming tenant and file, go to errs) and
+ * take a jwks_url's last keys from prev when the URL is the same. Main thread. */
+int  gen_jwt_load(struct gen *g, const struct gen *prev, struct ferry_errlist *errs);
+void gen_jwt_free(struct gen *g);
+/* A serving generation starts: fetch every jwks_url that has no keys yet, on the main
+ * loop f describes (copied; f->done and f->arg are ferry's own). Main thread. */
+void ferry_gen_jwt_start(struct gen *g, const struct ferry_jwks_fetch *f);
+/* The jwt: of tenant id in g, or NULL. */
+struct gen_jwt *gen_jwt_find(const struct gen *g, const char *id);
+/* Verify token with j's current keys on the calling thread's cache, counting into cell
+ * (auth/jwt.h's ferry_jwt_verify otherwise). An unknown kid of a jwks_url tenant asks the
+ * main thread for a refetch when ask is true (at most once a minute). */
+int  gen_jwt_verify(struct gen_jwt *j, struct ferry_jwt_cache *cache,
+                    struct stats_jwt_cell *cell, bool ask, const char *token, size_t len,
+                    json_t **claims, const char **reason);
+/* Ask the main thread to refetch j's jwks_url (rate-limited; any thread). */
+void gen_jwt_ask_refetch(struct gen_jwt *j);
+/* Does text look like a compact JWS (three dot-separated parts, the first two
+ * non-empty)? */
+bool gen_jwt_looks_like(const char *text, size_t len);
+/* Which tenant does token belong to: tenant_id's if given, else the first tenant with
+ * jwt: that validates it. FERRY_OK and *out; FERRY_EDENIED with *reason the refusal
+ * of the tenant whose check got furthest ("no-jwt-config": no tenant to try). The
+ * refusal is counted; unknown kids ask for refetches. */
+int  gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_cell *cell,
+                    const char *tenant_id, const char *token, size_t len,
+                    const struct ferry_conf_tenant **out, const char **reason);
 
 /* Workers. */
 /* pin: worker i runs on the i-th usable CPU only (worker_cpu_affinity: auto). tls: the

@@ -174,7 +174,7 @@ kind_of(const struct ferry_http_str *n)
     case 10: return IS("connection") || IS("keep-alive") ? H_HOP : H_OTHER;
     case 12: return IS("x-request-id") ? H_XREQID : H_OTHER;
     case 13: return IS("authorization") ? H_AUTHZ : H_OTHER;
-    case 15: return IS("x-forwarded-for") ? H_XFF : H_OTHER;
+    case 15: return IS("x-forwarded-for") ? H_XFF : IS("ssl_client_cert") ? H_SSLCERT : H_OTHER;
     case 16: return IS("proxy-connection") ? H_HOP : IS("x-forwarded-host") ? H_XFH : H_OTHER;
     case 17: return IS("transfer-encoding") ? H_TE : IS("x-forwarded-proto") ? H_XFP : H_OTHER;
     case 18: return IS("x-destination-name") ? H_XDEST : IS("proxy-authenticate") ? H_HOP
@@ -227,7 +227,7 @@ hd_copy_fields(struct sbuf *b, const struct ferry_http_header *h, size_t n, cons
 {
     for (size_t i = 0; i < n && i < HTTP_MAX_HEADERS_CAP; i++) {
         switch (x->kind[i]) {
-        case H_OTHER:
+        case H_OTHER: case H_SSLCERT:      /* SSL_CLIENT_CERT: dropped for PP (rewrite.c) */
             break;
         case H_XFF: case H_XFP: case H_XFH:
             if (forwarded)

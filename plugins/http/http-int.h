@@ -6,6 +6,7 @@
  *   target.c   where a request goes: the destination (transparent mode) or the
  *              request's own host:port and location (forward mode)
  *   tenant.c   who a forward-mode client is (Proxy-Authorization)
+ *   user.c     who the calling user is (principal propagation: the user's JWT)
  *   rewrite.c  building heads: the upstream request (transparent and forward mode),
  *              the client's response, and ferry's own error replies
  *   head.c     the blocks heads are built from: sbuf, field classification, copying
@@ -25,6 +26,7 @@
 #include <ferry/route.h>
 
 struct hp_scratch;
+struct ferry_user;
 
 #define HTTP_MAX_HEADERS_CAP 256    /* upper bound of the max_headers option */
 
@@ -67,6 +69,8 @@ struct http_plan {
     char                     pool_key[600];
     uint32_t                 upstream_timeout_ms;
     bool                     waiting;       /* on_request waits on I/O (policy.c) */
+    struct ferry_user       *user;          /* owns (user_release): the validated user of
+                                               a principal-propagation request, or NULL */
     /* An error instead (status != 0): answer it and close. */
     int                      status;
     const char              *reason;
@@ -82,7 +86,7 @@ void slice_copy(char *out, size_t size, const char *p, size_t n);
  * instead of once per question asked. */
 enum hkind {
     H_OTHER = 0, H_HOP, H_TE, H_UPGRADE, H_HOST, H_XDEST, H_LOC, H_CONSUMER, H_XREQID,
-    H_XFF, H_XFP, H_XFH, H_AUTHZ, H_PROXYAUTHZ, H_SAPAUTH, H_KINDS
+    H_XFF, H_XFP, H_XFH, H_AUTHZ, H_PROXYAUTHZ, H_SAPAUTH, H_SSLCERT, H_KINDS
 };
 /* One pass over a head's fields: each field's kind, the first and the count of each. */
 struct hidx {
@@ -128,6 +132,19 @@ int  target_forward(const struct ferry_http_request *req, const struct hidx *x,
                     struct http_plan *p);
 /* Forward mode: authenticate c as a tenant from Proxy-Authorization. */
 bool tenant_auth(struct ferry_conn *c, const struct hidx *x);
+
+/* ---- user.c ------------------------------------------------------------------------- */
+
+/* The user's JWT of the head indexed by x (SAP-Connectivity-Authentication: Bearer; also
+ * Authorization: Bearer when authz_ok), checked against tenant's `jwt:` (NULL or "": the
+ * connection's tenant); the user goes to p->user. No token: fine unless required. false
+ * with the 401 (user-token-missing, user-token-invalid and the failed check) in p. */
+bool        user_take(struct ferry_conn *c, const char *tenant, const struct hidx *x,
+                      bool authz_ok, bool required, struct http_plan *p);
+/* The user's pool-key part ("" without one); NULL when out of memory. */
+const char *user_pool_part(struct http_plan *p);
+/* Let p->user go (a plan is reset, the connection ends). */
+void        user_release(struct http_plan *p);
 
 /* Transparent mode: choose the destination, build the upstream request head; the
  * request id (the client's X-Request-Id, or a new one) goes to reqid. When the

@@ -193,6 +193,7 @@ h_start_head(struct hconn *h)
     h->path[0] = '\0';
     h->method_name[0] = '\0';
     h->status = 0;
+    user_release(&h->plan);
     memset(&h->plan, 0, sizeof(h->plan));
     h->head.len = 0;                    /* the buffer is kept for the next request */
     ferry_io_timeout(h->cio, h->nreq == 0 ? h->l->request_timeout_ms : h->l->keepalive_timeout_ms);
@@ -291,6 +292,7 @@ h_read_head(struct hconn *h)
     ferry_http_chunked_reset(h->req_ch);
     h->connect_req = rq->method == FERRY_HTTP_CONNECT;
     h->upgrade_req = rq->upgrade && (rq->connection & FERRY_HTTP_CONN_UPGRADE) != 0;
+    user_release(&h->plan);
     memset(&h->plan, 0, sizeof(h->plan));
     h->head.len = 0;
     h->head.oom = false;
@@ -447,10 +449,13 @@ h_open(struct hconn *h, bool allow_pool)
         t.host = h->plan.host;
         t.port = h->plan.port;
         t.location = h->plan.location;      /* "" = the default location */
-        t.direct_ok = ferry_egress_allows(h->l->egress, h->plan.host, h->plan.port);
+        /* A user's request goes to a connector, which speaks for the user; never direct. */
+        t.direct_ok = h->plan.user == NULL &&
+                      ferry_egress_allows(h->l->egress, h->plan.host, h->plan.port);
         /* The connector checks HTTP systems per request; CONNECT is opaque bytes. */
         t.protocol = h->connect_req ? "tcp" : "http";
     }
+    t.user = h->plan.user;      /* borrowed: core copies the claims onto the stream */
     rc = ferry_io_open(h->c, &t, h->plan.tls ? &h->plan.tlsopt : NULL, 0, h_on_open, h);
     if (rc != FERRY_OK)
         h_fail(h, 502, "upstream-unreachable", "cannot open an upstream (%s)",
@@ -854,6 +859,7 @@ h_free(void *arg)
     sb_free(&h->head);
     hp_free(h->scratch);
     h->scratch = NULL;
+    user_release(&h->plan);
     ferry_http_parser_free(h->parser);
     ferry_http_chunked_free(h->req_ch);
     ferry_http_chunked_free(h->resp_ch);

@@ -174,6 +174,7 @@ hp_request(struct ferry_conn *c, const struct ferry_dest *d, const struct ferry_
     S->h.query = copy_slice(&req->query);
     S->h.client = ferry_conn_peer(c);
     S->h.tenant = tenant != NULL ? tenant : ferry_dest_tenant(d)[0] ? ferry_dest_tenant(d) : NULL;
+    S->h.user = p->user;        /* req.user; the plan holds the reference until it resets */
     S->req = *req;
     rc = ferry_policy_request(c, d, &S->h, &v, cb, arg);
     if (rc == FERRY_EAGAIN)

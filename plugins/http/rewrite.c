@@ -36,7 +36,7 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
     struct hidx              x;
     struct ferry_dest_http  *add = NULL;
     struct ferry_err         err = { 0 };
-    const char              *scheme, *q;
+    const char              *scheme, *q, *uid;
     uint16_t                 port;
     char                     portbuf[8];
     int                      rc;
@@ -50,9 +50,14 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
     scheme = ferry_dest_scheme(d);
     port = ferry_dest_port(d);
     hd_utoa(portbuf, sizeof(portbuf), port);
+    if ((uid = user_pool_part(p)) == NULL) {
+        plan_error(p, 500, "no-memory", "out of memory");
+        return;
+    }
     {
+        /* The user first: a long key is cut at its end, and the user must never be. */
         const char *parts[] = {
-            "t", ferry_dest_name(d), scheme, ferry_dest_host(d), portbuf, p->tlsopt.ca_file,
+            "t", uid, ferry_dest_name(d), scheme, ferry_dest_host(d), portbuf, p->tlsopt.ca_file,
             p->tlsopt.cert_file, p->tlsopt.insecure ? "1" : "0", p->has_location ? "L" : "-",
             p->location,
         };
@@ -100,6 +105,27 @@ transparent_head(struct ferry_conn *c, const struct http_listener *l,
     sb_add(b, "\r\n\r\n", 4);
 }
 
+/* req without the fields that carry the user's token (into out, over kept): neither the
+ * policy nor the backend sees the token. The backend authenticates the user by the
+ * certificate the connector issues, so its Authorization has nothing left to say, and
+ * an SSL_CLIENT_CERT of the client's would claim to be that certificate: it goes too
+ * (the connector drops one as well; a connector that predates principal propagation
+ * would not). */
+static const struct ferry_http_request *
+strip_token(const struct ferry_http_request *req, const struct hidx *x,
+            struct ferry_http_request *out, struct ferry_http_header *kept)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < req->header_count && i < HTTP_MAX_HEADERS_CAP; i++)
+        if (x->kind[i] != H_AUTHZ && x->kind[i] != H_SAPAUTH && x->kind[i] != H_SSLCERT)
+            kept[k++] = req->headers[i];
+    *out = *req;
+    out->headers = kept;
+    out->header_count = k;
+    return out;
+}
+
 void
 rw_transparent(struct ferry_conn *c, const struct http_listener *l,
                const struct ferry_http_request *req, char *reqid, size_t reqid_size,
@@ -109,7 +135,9 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
     struct hidx              x;
     const struct ferry_dest *d;
     const char              *auth;
-    bool                     policy;
+    bool                     policy, pp;
+    struct ferry_http_request stripped;
+    struct ferry_http_header  kept[HTTP_MAX_HEADERS_CAP];
 
     hd_classify(req->headers, req->header_count, req->connection, &x);
     hd_request_id(&x, reqid, reqid_size);
@@ -123,14 +151,28 @@ rw_transparent(struct ferry_conn *c, const struct http_listener *l,
     p->dest = d;
     auth = ferry_dest_authentication(d);
     policy = ferry_policy_has(c, d, "on_request");
+    pp = strcmp(auth, "PrincipalPropagation") == 0;
     /* OAuth2* run as Lua modules (lua/ferry/auth/), an implicit on_request. */
     if (strcmp(auth, "NoAuthentication") != 0 && strcmp(auth, "BasicAuthentication") != 0 &&
-        strcmp(auth, "ClientCertificateAuthentication") != 0 &&
+        strcmp(auth, "ClientCertificateAuthentication") != 0 && !pp &&
         (!policy || strncmp(auth, "OAuth2", 6) != 0)) {
         plan_error(p, 502, "auth-not-supported",
                    "destination '%s': Authentication %s is not supported yet",
                    ferry_dest_name(d), auth);
         return;
+    }
+    if (pp) {
+        /* The connector speaks for the user (it issues the certificate): no tunnel, no
+         * principal propagation. Said before the token is looked at. */
+        if (ferry_dest_proxy_type(d) != FERRY_PROXY_ONPREMISE) {
+            plan_error(p, 502, "destination-invalid",
+                       "destination '%s': PrincipalPropagation needs ProxyType OnPremise",
+                       ferry_dest_name(d));
+            return;
+        }
+        if (!user_take(c, ferry_dest_tenant(d), &x, true, true, p))
+            return;
+        req = strip_token(req, &x, &stripped, kept);
     }
     if (!policy) {
         transparent_head(c, l, req, reqid, p, b);
@@ -174,6 +216,7 @@ rw_forward(struct ferry_conn *c, const struct http_listener *l,
 {
     struct hidx x;
     char        portbuf[8];
+    const char *uid;
 
     hd_classify(req->headers, req->header_count, req->connection, &x);
     if (!l->auth_none && !tenant_auth(c, &x)) {
@@ -181,12 +224,21 @@ rw_forward(struct ferry_conn *c, const struct http_listener *l,
                    "send Proxy-Authorization: Bearer <tenant token> (or Basic tenant:token)");
         return;
     }
+    /* A user token is optional here: without one the request is the tenant's. With
+     * one, the stream to the connector carries the user (CONNECT too: a system with
+     * `principal_propagation: tls` presents the user's certificate). */
+    if (!user_take(c, NULL, &x, false, false, p))
+        return;
     if (target_forward(req, &x, p) <= 0)   /* an error, or CONNECT: no head to build */
         return;
     p->upstream_timeout_ms = l->upstream_timeout_ms;
     hd_utoa(portbuf, sizeof(portbuf), p->port);
+    if ((uid = user_pool_part(p)) == NULL) {
+        plan_error(p, 500, "no-memory", "out of memory");
+        return;
+    }
     {
-        const char *parts[] = { "f", ferry_conn_tenant(c), p->location, p->host, portbuf };
+        const char *parts[] = { "f", uid, ferry_conn_tenant(c), p->location, p->host, portbuf };
 
         hd_key_join(p->pool_key, sizeof(p->pool_key), parts, sizeof(parts) / sizeof(parts[0]));
     }
@@ -213,6 +265,7 @@ rw_phrase(int status)
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -293,6 +346,9 @@ rw_error(const struct http_listener *l, int status, const char *reason, const ch
     if (status == 407)
         sb_str(b, "Proxy-Authenticate: Bearer realm=\"ferry\"\r\n"
                   "Proxy-Authenticate: Basic realm=\"ferry\"\r\n");
+    if (status == 401)          /* the user's token (principal propagation), RFC 6750 */
+        sb_fmt(b, "WWW-Authenticate: Bearer realm=\"ferry\"%s\r\n",
+               strcmp(reason, "user-token-invalid") == 0 ? ", error=\"invalid_token\"" : "");
     if (!l->forward) {
         /* The SAP Transparent Proxy's error set, so SAP-trained clients read it as is. */
         sb_fmt(b, "x-error-message: %s\r\nx-error-origin: Transparent Proxy\r\n"

@@ -494,6 +494,71 @@ test_drain_timeout(void)
     CU_ASSERT_EQUAL(conf->drain_timeout_ms, 1500);
 }
 
+/* tenants[].jwt: every key, the default leeway, a path resolved against the file's
+ * directory; a tenant with jwt: needs no token; the errors point at the value. */
+static void
+test_tenant_jwt_parsed_and_checked(void)
+{
+    const struct ferry_conf_tenant *t;
+
+    CU_ASSERT_EQUAL_FATAL(load("tenants:\n"
+                               "  - id: acme\n"
+                               "    jwt:\n"
+                               "      issuer: https://idp.acme.example\n"
+                               "      audience: ferry\n"
+                               "      jwks: keys/acme.json\n"
+                               "  - id: beta\n"
+                               "    token: t2\n"
+                               "    jwt: { issuer: i, audience: a, leeway_s: 0,"
+                               " jwks_url: 'https://idp.beta.example/keys' }\n"), FERRY_OK);
+    t = ferry_conf_tenant(conf, "acme");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_PTR_NULL(t->token);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t->jwt);
+    CU_ASSERT_STRING_EQUAL(t->jwt->issuer, "https://idp.acme.example");
+    CU_ASSERT_STRING_EQUAL(t->jwt->audience, "ferry");
+    CU_ASSERT_STRING_EQUAL(t->jwt->jwks, "keys/acme.json");
+    CU_ASSERT_PTR_NULL(t->jwt->jwks_url);
+    CU_ASSERT_EQUAL(t->jwt->leeway_s, 60);
+    CU_ASSERT_EQUAL(t->jwt->jwks_line, 6);
+    CU_ASSERT_EQUAL(t->jwt->jwks_col, 13);
+    /* No static token: ferry_conf_tenant_by_token never matches it. */
+    CU_ASSERT_PTR_NULL(ferry_conf_tenant_by_token(conf, "acme", "x"));
+    t = ferry_conf_tenant(conf, "beta");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t->jwt);
+    CU_ASSERT_STRING_EQUAL(t->token, "t2");
+    CU_ASSERT_EQUAL(t->jwt->leeway_s, 0);
+    CU_ASSERT_PTR_NULL(t->jwt->jwks);
+    CU_ASSERT_STRING_EQUAL(t->jwt->jwks_url, "https://idp.beta.example/keys");
+    ferry_conf_free(conf);
+    conf = NULL;
+
+    CU_ASSERT_EQUAL(load("tenants:\n"
+                         "  - { id: a, jwt: { issuer: i, audience: a, jwks: k, jwks_ulr: u } }\n"
+                         "  - { id: b, jwt: { audience: a, jwks: k } }\n"
+                         "  - { id: c, jwt: { issuer: i, audience: a } }\n"
+                         "  - { id: d, jwt: { issuer: i, audience: a, jwks: k,"
+                         " jwks_url: 'http://x/' } }\n"
+                         "  - { id: e, jwt: { issuer: i, audience: a, jwks_url: 'ftp://x/k' } }\n"
+                         "  - { id: f, jwt: { issuer: i, audience: a, jwks: k, leeway_s: 3601 } }\n"
+                         "  - { id: g, jwt: [ i ] }\n"
+                         "  - { id: h }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 2, 54, "tenants[0]: jwt: unknown key 'jwks_ulr' (did you mean "
+                        "'jwks_url'?)"));
+    CU_ASSERT(errs_have(&errs, 3, 19, "tenants[1]: jwt: missing required key 'issuer'"));
+    CU_ASSERT(errs_have(&errs, 4, 19, "tenants[2]: jwt: missing required key 'jwks' (a file) "
+                        "or 'jwks_url'"));
+    CU_ASSERT(errs_have(&errs, 5, 64, "tenants[3]: jwt: jwks and jwks_url: set one of them"));
+    CU_ASSERT(errs_have(&errs, 6, 55, "tenants[4]: jwt: jwks_url: want an http:// or https:// "
+                        "URL"));
+    CU_ASSERT(errs_have(&errs, 7, 64, "tenants[5]: jwt: leeway_s: want a whole number from 0 "
+                        "to 3600"));
+    CU_ASSERT(errs_have(&errs, 8, 19, "tenants[6]: jwt: want a mapping"));
+    CU_ASSERT(errs_have(&errs, 9, 5, "tenants[7]: missing required key 'token' (or 'jwt')"));
+    CU_ASSERT_EQUAL(errs.count, 8);
+}
+
 static void
 test_tenants_parsed_and_checked(void)
 {
@@ -945,6 +1010,7 @@ main(void)
         { "without an errlist, plugin errors are dropped safely",
           test_without_an_errlist_plugin_errors_are_dropped_safely },
         { "tenants parsed and checked", test_tenants_parsed_and_checked },
+        { "tenant jwt: parsed and checked", test_tenant_jwt_parsed_and_checked },
         { "tunnel needs cert and key that exist", test_tunnel_needs_cert_and_key_that_exist },
         { "tunnel.advertise: default, env, errors", test_tunnel_advertise_default_env_and_errors },
         { "relative paths resolve against the config's directory",

@@ -641,6 +641,91 @@ test_load_file_reads_and_resolves_against_its_directory(void)
     CU_ASSERT_STRING_EQUAL(errs.items[0].file, path);
 }
 
+static void
+test_principal_propagation_section_and_modes(void)
+{
+    /* Defaults: the section makes HTTP/HTTPS systems `header`, others stay off. */
+    CU_ASSERT_EQUAL_FATAL(load(BASE "principal_propagation:\n"
+                               "  ca_cert: tls/ca.crt\n"
+                               "  ca_key: tls/connector.key\n"
+                               "systems:\n"
+                               "  - { virtual: a:1, internal: b:1, protocol: HTTP }\n"
+                               "  - { virtual: a:2, internal: b:1, protocol: HTTPS,"
+                               " principal_propagation: tls }\n"
+                               "  - { virtual: a:3, internal: b:1, protocol: TCP }\n"
+                               "  - { virtual: a:4, internal: b:1, protocol: HTTPS,"
+                               " principal_propagation: off }\n"), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cc->pp);
+    CU_ASSERT_STRING_EQUAL(cc->pp->ca_cert, in_dir("tls/ca.crt"));
+    CU_ASSERT_STRING_EQUAL(cc->pp->ca_key, in_dir("tls/connector.key"));
+    CU_ASSERT_STRING_EQUAL(cc->pp->subject, "CN=${name}");
+    CU_ASSERT_EQUAL(cc->pp->validity_minutes, 10);
+    CU_ASSERT_EQUAL(cc->pp->cache_size, 4096);
+    CU_ASSERT_EQUAL(cc->systems[0].pp, FERRY_PP_HEADER);
+    CU_ASSERT_EQUAL(cc->systems[1].pp, FERRY_PP_TLS);
+    CU_ASSERT_EQUAL(cc->systems[2].pp, FERRY_PP_OFF);
+    CU_ASSERT_EQUAL(cc->systems[3].pp, FERRY_PP_OFF);
+    CU_ASSERT_STRING_EQUAL(ferry_sys_pp_name(FERRY_PP_TLS), "tls");
+
+    /* Every key; the subject is kept raw (its ${...} are claims) with its column. */
+    CU_ASSERT_EQUAL_FATAL(load(BASE "principal_propagation:\n"
+                               "  ca_cert: tls/ca.crt\n"
+                               "  ca_key: tls/connector.key\n"
+                               "  subject: \"CN=${user_name},O=Acme\"\n"
+                               "  validity_minutes: 43200\n"
+                               "  cache_size: 7\n"
+                               "systems:\n"
+                               "  - { virtual: a:1, internal: b:1, protocol: HTTP }\n"),
+                          FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(cc->pp->subject, "CN=${user_name},O=Acme");
+    CU_ASSERT_EQUAL(cc->pp->subject_line, 8);
+    CU_ASSERT_EQUAL(cc->pp->subject_col, 13);
+    CU_ASSERT_EQUAL(cc->pp->validity_minutes, 43200);
+    CU_ASSERT_EQUAL(cc->pp->cache_size, 7);
+
+    /* Without the section: systems are off, and naming a mode is an error. */
+    CU_ASSERT_EQUAL_FATAL(load(BASE "systems:\n"
+                               "  - { virtual: a:1, internal: b:1, protocol: HTTP }\n"),
+                          FERRY_OK);
+    CU_ASSERT_PTR_NULL(cc->pp);
+    CU_ASSERT_EQUAL(cc->systems[0].pp, FERRY_PP_OFF);
+    CU_ASSERT_EQUAL(load(BASE "systems:\n"
+                         "  - { virtual: a:1, internal: b:1, protocol: HTTP,"
+                         " principal_propagation: header }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 6, 75, "systems[0]: principal_propagation: header needs the "
+                        "connector's top-level principal_propagation: section"));
+    CU_ASSERT_EQUAL(errs.count, 1);
+}
+
+static void
+test_principal_propagation_errors(void)
+{
+    CU_ASSERT_EQUAL(load(BASE "principal_propagation:\n"
+                         "  ca_cert: tls/missing.crt\n"
+                         "  validity_minutes: 43201\n"
+                         "  cache_size: 0\n"
+                         "  subject: [ CN ]\n"
+                         "systems:\n"
+                         "  - { virtual: a:1, internal: b:1, protocol: HTTP,"
+                         " principal_propagation: tls }\n"
+                         "  - { virtual: a:2, internal: b:1, protocol: TCP,"
+                         " principal_propagation: header }\n"
+                         "  - { virtual: a:3, internal: b:1, protocol: HTTPS,"
+                         " principal_propagation: both }\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 6, 3, "principal_propagation: missing required key 'ca_key'"));
+    CU_ASSERT(errs_have(&errs, 6, 12, "principal_propagation: ca_cert: cannot read"));
+    CU_ASSERT(errs_have(&errs, 7, 21, "principal_propagation: validity_minutes"));
+    CU_ASSERT(errs_have(&errs, 8, 15, "principal_propagation: cache_size"));
+    CU_ASSERT(errs_have(&errs, 9, 12, "principal_propagation: subject: want a single value"));
+    CU_ASSERT(errs_have(&errs, 11, 75, "systems[0]: principal_propagation: tls needs protocol "
+                        "HTTPS"));
+    CU_ASSERT(errs_have(&errs, 12, 74, "systems[1]: principal_propagation: only HTTP and HTTPS"));
+    CU_ASSERT(errs_have(&errs, 13, 76, "systems[2]: principal_propagation: want header, tls "
+                        "or off, not 'both'"));
+    CU_ASSERT_EQUAL(load(BASE "principal_propagation: tls/ca.crt\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 24, "principal_propagation: want a mapping"));
+}
+
 int
 main(void)
 {
@@ -668,6 +753,9 @@ main(void)
         { "errors are capped and counted", test_errors_are_capped_and_counted },
         { "load_file reads and resolves against its directory",
           test_load_file_reads_and_resolves_against_its_directory },
+        { "principal propagation section and modes",
+          test_principal_propagation_section_and_modes },
+        { "principal propagation errors", test_principal_propagation_errors },
         { NULL, NULL }
     };
     int rc;

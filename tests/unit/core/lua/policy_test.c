@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "auth/user.h"
 #include "core/conf/conf-test.h"
 #include "cu.h"
 #include "dest/dest-int.h"
@@ -804,6 +807,56 @@ test_reload_keeps_the_previous_script(void)
     fx_free();
 }
 
+/* req.user: the claims as Lua values (nested), the same table within a call, nil
+ * without a user. */
+static void
+test_req_user_is_the_claims(void)
+{
+    struct req                  r;
+    struct ferry_policy_verdict v;
+    json_t                     *claims;
+    struct ferry_user          *u;
+    struct policy_call          c = { .hook = POLICY_ON_REQUEST };
+
+    CU_ASSERT_EQUAL_FATAL(fx_load(
+        "return { on_request = function(req)\n"
+        "  local u = req.user\n"
+        "  if u == nil then req.headers['X-None'] = '1' return end\n"
+        "  req.headers['X-Sub'] = u.sub\n"
+        "  req.headers['X-G'] = u.groups[2] .. #u.groups\n"
+        "  req.headers['X-Admin'] = tostring(u.admin)\n"
+        "  req.headers['X-N'] = tostring(u.n)\n"
+        "  req.headers['X-Unit'] = u.org.unit\n"
+        "  req.headers['X-Same'] = tostring(rawequal(u, req.user))\n"
+        "end }\n"), FERRY_OK);
+    claims = json_loads("{\"sub\":\"alice\",\"groups\":[\"staff\",\"erp\"],\"admin\":true,"
+                        "\"n\":7,\"org\":{\"unit\":\"sales\"}}", 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(claims);
+    u = ferry_user_new(claims);
+    json_decref(claims);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    req_init(&r);
+    c.dest = F.d;
+    c.http = &r.http;
+    c.user = u;
+    CU_ASSERT_EQUAL(ferry_policy_vm_call(F.vm, &c, &v), FERRY_OK);
+    CU_ASSERT_TRUE(v.allowed);
+    CU_ASSERT_STRING_EQUAL(field(&r, "X-Sub"), "alice");
+    CU_ASSERT_STRING_EQUAL(field(&r, "X-G"), "erp2");
+    CU_ASSERT_STRING_EQUAL(field(&r, "X-Admin"), "true");
+    CU_ASSERT_STRING_EQUAL(field(&r, "X-N"), "7");
+    CU_ASSERT_STRING_EQUAL(field(&r, "X-Unit"), "sales");
+    CU_ASSERT_STRING_EQUAL(field(&r, "X-Same"), "true");
+    CU_ASSERT_PTR_NULL(field(&r, "X-None"));
+    ferry_policy_http_free(&r.http);
+    ferry_user_unref(u);
+    req_init(&r);
+    CU_ASSERT_EQUAL(request(&r, &v), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(field(&r, "X-None"), "1");
+    ferry_policy_http_free(&r.http);
+    fx_free();
+}
+
 int
 main(void)
 {
@@ -840,6 +893,7 @@ main(void)
         { "script must return a table of functions",
           test_script_must_return_a_table_of_functions },
         { "reload keeps the previous script", test_reload_keeps_the_previous_script },
+        { "req.user is the claims", test_req_user_is_the_claims },
         { NULL, NULL },
     };
     int rc = cu_run("lua policy", tests);

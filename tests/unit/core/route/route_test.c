@@ -116,6 +116,28 @@ test_refusals_say_why(void)
     CU_ASSERT_STRING_EQUAL(p.reason, "no tunnel for tenant/location");
 }
 
+/* Principal propagation: the connector speaks for the user, so a target with a user
+ * goes to a tunnel or nowhere (the user pointer is only compared with NULL here). */
+static void
+test_a_user_is_never_dialed(void)
+{
+    struct ferry_dest   in = dest_of(FERRY_DEST_HTTP, FERRY_PROXY_INTERNET, "erp", 443);
+    struct ferry_dest   on = dest_of(FERRY_DEST_HTTP, FERRY_PROXY_ONPREMISE, "erp", 443);
+    struct ferry_user  *user = (struct ferry_user *)&in;     /* any non-NULL */
+    struct ferry_target t = { .host = "shop.internal", .port = 80, .direct_ok = true,
+                              .user = user };
+    struct ferry_target td = { .dest = &on, .user = user };
+    struct route_plan   p;
+
+    /* Egress would allow the direct fallback: not for a user. */
+    CU_ASSERT_EQUAL(route_decide(&t, "acme", 5000, &p), ROUTE_TUNNEL);
+    CU_ASSERT_EQUAL(route_decide(&t, NULL, 5000, &p), FERRY_EDENIED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "principal propagation"));
+    CU_ASSERT_EQUAL(route_decide(&td, NULL, 5000, &p), ROUTE_TUNNEL);
+    td.dest = &in;
+    CU_ASSERT_EQUAL(route_decide(&td, NULL, 5000, &p), FERRY_EDENIED);
+}
+
 int
 main(void)
 {
@@ -127,6 +149,7 @@ main(void)
           test_tenant_host_tries_a_virtual_host_first },
         { "without a tenant only egress goes", test_without_tenant_only_egress_goes },
         { "refusals say why", test_refusals_say_why },
+        { "a user is never dialed", test_a_user_is_never_dialed },
         { NULL, NULL }
     };
 

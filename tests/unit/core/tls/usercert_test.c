@@ -347,6 +347,66 @@ test_cache_reuses_until_a_minute_before_expiry(void)
     ferry_tls_issuer_free(iss);
 }
 
+static void
+test_find_and_put_sign_off_the_cache(void)
+{
+    struct ferry_tls_issuer          *iss = issuer("CN=${name}", 10);
+    struct ferry_tls_usercache       *c = NULL;
+    struct ferry_tls_usercert        *uc = NULL, *hit = NULL, *again = NULL, *old = NULL;
+    struct ferry_tls_usercache_counts n;
+    struct ferry_err                  err = {0};
+    json_t                           *alice = claims("{\"user_name\":\"alice\"}");
+    json_t                           *nobody = claims("{\"aud\":\"x\"}");
+    char                              dn[FERRY_TLS_DN_MAX_BYTES];
+    time_t                            t0 = time(NULL);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(iss);
+    CU_ASSERT_EQUAL_FATAL(ferry_tls_usercache_new(iss, 2, &c), FERRY_OK);
+    /* A miss names the subject and signs nothing. */
+    CU_ASSERT_EQUAL(ferry_tls_usercache_find(c, alice, t0, dn, sizeof(dn), &hit, &err),
+                    FERRY_ENOTFOUND);
+    CU_ASSERT_STRING_EQUAL(dn, "CN=alice");
+    ferry_tls_usercache_counts(c, &n);
+    CU_ASSERT_EQUAL(n.issued + n.reused + n.entries, 0);
+    /* Claims without a name: refused, as the signer would. */
+    CU_ASSERT_EQUAL(ferry_tls_usercache_find(c, nobody, t0, dn, sizeof(dn), &hit, &err),
+                    FERRY_EDENIED);
+    /* Signed elsewhere (the signer thread), put back: found, the same certificate. */
+    CU_ASSERT_EQUAL_FATAL(ferry_tls_issuer_issue(iss, alice, t0, &uc, &err), FERRY_OK);
+    ferry_tls_usercache_put(c, uc);
+    CU_ASSERT_EQUAL(ferry_tls_usercache_find(c, alice, t0 + 1, dn, sizeof(dn), &hit, &err),
+                    FERRY_OK);
+    CU_ASSERT_PTR_EQUAL(hit, uc);
+    ferry_tls_usercache_counts(c, &n);
+    CU_ASSERT_EQUAL(n.issued, 1);
+    CU_ASSERT_EQUAL(n.reused, 1);
+    CU_ASSERT_EQUAL(n.entries, 1);
+    /* A second put for the subject replaces the first; its holders keep theirs. */
+    old = uc;
+    CU_ASSERT_EQUAL_FATAL(ferry_tls_issuer_issue(iss, alice, t0 + 2, &again, &err), FERRY_OK);
+    ferry_tls_usercache_put(c, again);
+    ferry_tls_usercache_counts(c, &n);
+    CU_ASSERT_EQUAL(n.entries, 1);
+    ferry_tls_usercert_unref(hit);
+    hit = NULL;
+    CU_ASSERT_EQUAL(ferry_tls_usercache_find(c, alice, t0 + 3, dn, sizeof(dn), &hit, &err),
+                    FERRY_OK);
+    CU_ASSERT_PTR_EQUAL(hit, again);
+    CU_ASSERT_STRING_EQUAL(ferry_tls_usercert_subject(old), "CN=alice");
+    ferry_tls_usercert_unref(hit);
+    /* A minute before its end it is no longer handed out, and leaves. */
+    CU_ASSERT_EQUAL(ferry_tls_usercache_find(c, alice, t0 + 2 + 540, dn, sizeof(dn), &hit,
+                                             &err), FERRY_ENOTFOUND);
+    ferry_tls_usercache_counts(c, &n);
+    CU_ASSERT_EQUAL(n.entries, 0);
+    ferry_tls_usercert_unref(old);
+    ferry_tls_usercert_unref(again);
+    ferry_tls_usercache_free(c);
+    json_decref(alice);
+    json_decref(nobody);
+    ferry_tls_issuer_free(iss);
+}
+
 static struct ferry_tls_usercert *
 get_user(struct ferry_tls_usercache *c, const char *user, time_t now)
 {
@@ -836,6 +896,7 @@ main(void)
         { "serials differ between users", test_serials_differ_between_users },
         { "cache reuses until a minute before expiry",
           test_cache_reuses_until_a_minute_before_expiry },
+        { "find and put: sign off the cache", test_find_and_put_sign_off_the_cache },
         { "cache keeps its bound, evicts the least recently used",
           test_cache_keeps_its_bound_and_evicts_the_least_recently_used },
         { "${name} falls back through SAP's claims", test_name_falls_back_through_sap_claims },

@@ -206,6 +206,7 @@ test_line_format(void)
     struct ferry_audit_rec r = {
         .tenant = "acme", .location = "", .virtual_target = "shop.internal:80",
         .outcome = "denied", .reason = "path not allowed", .path = "/admin",
+        .user = "CN=alice\\, B,O=Acme",
         .bytes_in = 0, .bytes_out = 0, .duration_ms = 18446744073709551615ull,
     };
     struct ferry_audit *a = NULL;
@@ -224,13 +225,16 @@ test_line_format(void)
     CU_ASSERT_STRING_EQUAL(s + 34, ",\"prev\":\"00000000000000000000000000000000000000000000"
                            "00000000000000000000\",\"tenant\":\"acme\",\"location\":\"\","
                            "\"virtual\":\"shop.internal:80\",\"outcome\":\"denied\","
-                           "\"reason\":\"path not allowed\",\"path\":\"/admin\",\"bytes_in\":0,"
+                           "\"reason\":\"path not allowed\",\"path\":\"/admin\","
+                           "\"user\":\"CN=alice\\\\, B,O=Acme\",\"bytes_in\":0,"
                            "\"bytes_out\":0,\"duration_ms\":18446744073709551615}\n");
     /* null fields are left out, not written as null */
     CU_ASSERT_PTR_NULL(strstr(s, "internal\""));
     CU_ASSERT_PTR_NULL(strstr(s, "protocol"));
     CU_ASSERT_PTR_NULL(strstr(s, "null"));
     free(s);
+    /* The user is part of the line, so the chain covers it. */
+    CU_ASSERT_EQUAL(verify(path, NULL, &err), FERRY_OK);
 }
 
 static void
