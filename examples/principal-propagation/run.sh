@@ -46,7 +46,8 @@ export ACME_TOKEN
 ACME_TOKEN=$(openssl rand -hex 24)
 "$FERRY" check -c gateway.yaml >/dev/null
 nginx -p "$PWD/run" -c "$PWD/nginx.conf" -e "$PWD/run/error.log" & pids+=($!)
-"$FERRY" gateway -c gateway.yaml 2>run/gateway.log & pids+=($!)
+"$FERRY" gateway -c gateway.yaml >run/access.log 2>run/gateway.log & pids+=($!)
+gw_pid=$!
 for _ in $(seq 1 100); do
     curl -sf http://127.0.0.1:9901/readyz >/dev/null && break
     sleep 0.1
@@ -65,6 +66,14 @@ echo "== as bob:"
 curl -sS -H "Authorization: Bearer $(token bob)" http://127.0.0.1:3310/
 echo "== without a token:"
 curl -sS -i http://127.0.0.1:3310/ | grep -i -E '^HTTP|^ferry-error'
+if [ -n "${EXAMPLE_KEEP:-}" ]; then
+    echo "running; Ctrl-C stops everything"
+    wait
+fi
+# A stream's audit line is written when it ends: stop the gateway (it drains), so the
+# connector's pooled streams end too.
+kill "$gw_pid"
+wait "$gw_pid" 2>/dev/null || true
 echo "== the audit log (each stream names the user's subject):"
 for _ in $(seq 1 50); do
     [ "$(grep -c '"user"' run/audit.jsonl 2>/dev/null)" -ge 2 ] && break
@@ -72,7 +81,3 @@ for _ in $(seq 1 50); do
 done
 grep '"user"' run/audit.jsonl || true
 "$FERRY" connector --verify-audit run/audit.jsonl
-if [ -n "${EXAMPLE_KEEP:-}" ]; then
-    echo "running; Ctrl-C stops everything"
-    wait
-fi
