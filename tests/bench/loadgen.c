@@ -699,7 +699,7 @@ http_bench(const char *host, const char *port, double secs, int conc, const char
     h.path = path;
     h.host = host;
     h.port = port;
-    if (getenv("LOADGEN_HEADERS") != NULL) {
+    if (getenv("LOADGEN_HEADERS") != NULL && getenv("LOADGEN_HEADERS")[0] != '\0') {
         FILE  *f = fopen(getenv("LOADGEN_HEADERS"), "r");
         char   line[16384];
 

@@ -32,6 +32,7 @@ nginx_conf origin 1 "    server {
         listen 127.0.0.1:$ORIGIN;
         root $work/www;
         default_type application/octet-stream;
+        underscores_in_headers on;      # SSL_CLIENT_CERT
         location = /cert { return 200 \"\$http_ssl_client_cert\"; }
     }"
 nginx -p "$work/origin" -e "$work/origin/error.log" -c "$work/origin/nginx.conf" & pids+=($!)
