@@ -205,6 +205,12 @@ bool cpp_post(struct connector *cn, struct pp_job *job);
 void cpp_job_free(struct pp_job *job);
 
 /* cstream.c: the tunnel callbacks for streams. */
+/* Principal propagation, header mode: a complete request head (len bytes) into out
+ * without any SSL_CLIENT_CERT field (any case, '-' for '_'), and with
+ * "SSL_CLIENT_CERT: <b64>" before its blank line unless b64 is NULL. cap >= len, plus
+ * strlen(b64) + CN_PP_HEAD_EXTRA with b64. Returns the length written. */
+#define CN_PP_HEAD_EXTRA 32
+size_t cn_pp_head_rewrite(const char *head, size_t len, const char *b64, char *out, size_t cap);
 /* The signer answered for cs's user (job->uc taken on success). */
 void cs_pp_done(struct cstream *cs, struct pp_job *job);
 void cn_on_request(struct tunnel *t, struct tstream *s, const char *authority,

@@ -250,35 +250,44 @@ is_client_cert_field(const char *line, size_t len)
     return true;
 }
 
+size_t
+cn_pp_head_rewrite(const char *head, size_t len, const char *b64, char *out, size_t cap)
+{
+    const char *end = head + len, *p = head;
+    size_t      n = 0;
+    bool        first = true;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t      ll = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        bool        blank = !first && (ll == 1 || (ll == 2 && p[0] == '\r'));
+
+        if (blank && b64 != NULL)
+            n += (size_t)snprintf(out + n, cap - n, "SSL_CLIENT_CERT: %s\r\n", b64);
+        if (first || blank || !is_client_cert_field(p, ll)) {
+            memcpy(out + n, p, ll);
+            n += ll;
+        }
+        first = false;
+        p += ll;
+    }
+    return n;
+}
+
 /* Principal propagation, header mode: forward the head of `used` bytes without any
  * SSL_CLIENT_CERT the client sent and with the connector's (the stream's user's
  * certificate; none on a stream without a user), so the backend sees exactly one. */
 static int
 hf_forward_pp_head(struct cstream *cs, size_t used)
 {
-    const char *head = cs->hf->head, *end = head + used, *p = head;
     const char *b64 = cs->uc != NULL ? ferry_tls_usercert_base64(cs->uc) : NULL;
-    size_t      cap = used + (b64 != NULL ? strlen(b64) + 32 : 0), n = 0;
+    size_t      cap = used + (b64 != NULL ? strlen(b64) + CN_PP_HEAD_EXTRA : 0), n;
     char       *out;
-    bool        first = true;
     int         rc;
 
     if ((out = malloc(cap)) == NULL)
         return -1;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t      len = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-        bool        blank = len == 1 || (len == 2 && p[0] == '\r');
-
-        if (blank && b64 != NULL)
-            n += (size_t)snprintf(out + n, cap - n, "SSL_CLIENT_CERT: %s\r\n", b64);
-        if (first || blank || !is_client_cert_field(p, len)) {
-            memcpy(out + n, p, len);
-            n += len;
-        }
-        first = false;
-        p += len;
-    }
+    n = cn_pp_head_rewrite(cs->hf->head, used, b64, out, cap);
     rc = tstream_sock_write(cs->s, out, n);
     free(out);
     return rc;
