@@ -133,7 +133,7 @@ cs_free(struct cstream *cs)
             cs->s->filter = NULL;
     }
     if (cs->job != NULL)
-        cs->job->cs = NULL;             /* the signer's answer finds no stream: dropped */
+        cpp_unwait(cs);                 /* the signer's answer finds no stream: dropped */
     ferry_tls_usercert_unref(cs->uc);
     if (cs->ssl != NULL)
         SSL_free(cs->ssl);
@@ -604,8 +604,8 @@ cs_pp_done(struct cstream *cs, struct pp_job *job)
     struct tstream   *s = cs->s;
 
     if (job->rc == FERRY_OK) {
-        cs->uc = job->uc;               /* the job's reference moves to the stream */
-        job->uc = NULL;
+        cs->uc = job->uc;               /* one reference per waiting stream */
+        ferry_tls_usercert_ref(cs->uc);
         cs_dial(cs);
         return;
     }
@@ -676,10 +676,10 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     const struct ferry_conf_system *sys;
     struct cstream                 *cs;
     struct ferry_tls_usercert      *uc = NULL;
-    struct pp_job                  *job = NULL;
     json_t                         *claims = NULL;
     char                            host[260], dn[FERRY_TLS_DN_MAX_BYTES], why[300];
     uint16_t                        port = 0;
+    int                             rc;
 
     stats_add(&cn->stats->cell[w->id].conns_total, 1);
     sys = split_authority(authority, host, sizeof(host), &port)
@@ -698,9 +698,7 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
             return;
         }
     }
-    if ((cs = calloc(1, sizeof(*cs))) == NULL ||
-        (claims != NULL && (job = calloc(1, sizeof(*job))) == NULL)) {
-        free(cs);
+    if ((cs = calloc(1, sizeof(*cs))) == NULL) {
         json_decref(claims);
         ferry_tls_usercert_unref(uc);
         tstream_respond(s, 502, "no-memory");
@@ -715,25 +713,20 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     s->owner = cs;
     w->nstreams++;
     atomic_fetch_add(&cn->stats->active, 1);
-    if (job == NULL) {
+    if (claims == NULL) {
         cs_dial(cs);
         return;
     }
     /* A new user (or a certificate near its end): signed off this loop; the stream
      * waits, the others go on. */
-    job->w = w;
-    job->cs = cs;
-    job->claims = claims;
-    cs->job = job;                      /* it comes back through this loop: not before */
-    if (!cpp_post(cn, job)) {
-        cs->job = NULL;
-        cpp_job_free(job);
-        audit(cn, cs->vtarget, sys, "denied", "user certificate signer busy", 0, 0,
-              &cs->started, NULL, dn);
+    if ((rc = cpp_wait(w, cs, dn, claims)) != FERRY_OK) {
+        audit(cn, cs->vtarget, sys, "denied", rc == FERRY_ELIMIT ?
+              "user certificate signer busy" : "out of memory", 0, 0, &cs->started, NULL, dn);
         atomic_fetch_add_explicit(&cn->pp_refused, 1, memory_order_relaxed);
         s->owner = NULL;
         cs_free(cs);
-        tstream_respond(s, 503, "overloaded");
+        tstream_respond(s, rc == FERRY_ELIMIT ? 503 : 502,
+                        rc == FERRY_ELIMIT ? "overloaded" : "no-memory");
     }
 }
 

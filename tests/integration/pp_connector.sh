@@ -15,7 +15,7 @@
 #    spelt SSL-Client-Cert, replaced), base64 DER that `openssl verify -CAfile pp-ca.crt`
 #    accepts, subject CN=alice, notAfter - notBefore = 600 + 60 s (backdated); never the
 #    token. alice again: the same serial; bob: another certificate. Eight new users at
-#    once each get their own certificate.
+#    once, two streams each, each get their own certificate, signed once per user.
 # 3. a stream without a user to a header-mode system: the client's SSL_CLIENT_CERT is
 #    stripped, none is added.
 # 4. tls mode: nginx sees the user certificate as the TLS client certificate: CN=alice.
@@ -258,26 +258,32 @@ if want_ok; then
     [ "$CERT_SERIAL" != "$serial_alice" ] || fail_later "bob got alice's certificate"
 fi
 
-# Eight new users at once: their certificates are signed one after the other on the
-# signer thread while the worker goes on; each stream gets its own user's.
+# Eight new users at once, each with two requests (two streams): the certificates are
+# signed one after the other on the signer thread while the worker goes on; a user's
+# second stream waits for the first's certificate (one signature per user); each
+# stream gets its own user's.
 many=()
 for i in 1 2 3 4 5 6 7 8; do
     mint token "$dir/es.pem" es1 "$(claims "user$i")" >"$dir/many$i.jwt"
 done
 for i in 1 2 3 4 5 6 7 8; do
-    curl -sS --max-time 20 -H "Authorization: Bearer $(cat "$dir/many$i.jwt")" \
-        -o "$dir/many$i.json" "http://127.0.0.1:$l_h/echo" &
-    many+=($!)
+    for k in a b; do
+        curl -sS --max-time 20 -H "Authorization: Bearer $(cat "$dir/many$i.jwt")" \
+            -o "$dir/many$i$k.json" "http://127.0.0.1:$l_h/echo" &
+        many+=($!)
+    done
 done
 for p in "${many[@]}"; do
     wait "$p" || fail_later "a request of the eight users failed"
 done
 for i in 1 2 3 4 5 6 7 8; do
-    b64=$(jq -r '(.headers // [])[] | select(.[0] | ascii_downcase == "ssl_client_cert") | .[1]' \
-        "$dir/many$i.json" 2>/dev/null || true)
-    printf '%s' "$b64" | base64 -d 2>/dev/null | openssl x509 -inform DER -noout -subject \
-        2>/dev/null | grep -q "CN *= *user$i\$" ||
-        fail_later "user$i (eight at once): not a certificate for CN=user$i"
+    for k in a b; do
+        b64=$(jq -r '(.headers // [])[] | select(.[0] | ascii_downcase == "ssl_client_cert")
+                     | .[1]' "$dir/many$i$k.json" 2>/dev/null || true)
+        printf '%s' "$b64" | base64 -d 2>/dev/null | openssl x509 -inform DER -noout \
+            -subject 2>/dev/null | grep -q "CN *= *user$i\$" ||
+            fail_later "user$i$k (eight at once): not a certificate for CN=user$i"
+    done
 done
 
 # --- 3. no user, header-mode system --------------------------------------------------------------
