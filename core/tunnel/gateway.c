@@ -288,8 +288,9 @@ hello_check(struct pending *p, const uint8_t *data, size_t len, const char **why
         goto bad;
     }
     tenant = ferry_conf_tenant(conf, h->tenant);
-    /* Constant-time: a token comparison must not leak how much of it matched. */
-    if (tenant == NULL || strlen(tenant->token) != strlen(token) ||
+    /* Constant-time: a token comparison must not leak how much of it matched. A tenant
+     * with jwt: only has no static token: its connectors cannot register. */
+    if (tenant == NULL || tenant->token == NULL || strlen(tenant->token) != strlen(token) ||
         CRYPTO_memcmp(tenant->token, token, strlen(token)) != 0) {
         *why = tenant == NULL ? "unknown tenant" : "bad token for tenant";
         goto bad;

@@ -6,6 +6,7 @@
  * ferry_io_open.
  */
 #include <stdatomic.h>
+#include <string.h>
 
 #include <ferry/conn.h>
 #include <ferry/route.h>
@@ -13,6 +14,7 @@
 
 #include "dest/dest-int.h"
 #include "route/route.h"
+#include "tunnel/session.h"
 #include "worker/conn-int.h"
 
 /* Account c to destination d (its /metrics slot) once. */
@@ -61,6 +63,12 @@ conn_route(struct ferry_conn *c, const struct ferry_target *t, struct conn_route
         if (t->user != NULL && (r->req.user = ferry_user_claims_json(t->user)) == NULL) {
             r->p.reason = "out of memory";
             return FERRY_ENOMEM;
+        }
+        /* Escaped non-ASCII claims can outgrow the token; the stream would refuse them
+         * as "no tunnel", which they are not. */
+        if (r->req.user != NULL && strlen(r->req.user) > USER_MAX_BYTES) {
+            r->p.reason = "the user's claims are too large for a tunnel stream";
+            return FERRY_EDENIED;
         }
     }
     return kind;

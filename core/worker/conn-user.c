@@ -55,8 +55,12 @@ conn_auth_tenant_jwt(struct ferry_conn *c, const char *tenant_id, const char *to
         return FERRY_EDENIED;
     rc = gen_jwt_tenant(c->wg->g, c->w->jwt_cache, stats_jwt_cell(c->w->id), tenant_id,
                         token, len, out, &reason);
-    if (rc == FERRY_EDENIED && strcmp(reason, "no-jwt-config") != 0)
+    if (rc != FERRY_EDENIED || strcmp(reason, "no-jwt-config") == 0)
+        return rc;
+    if (tenant_id != NULL)                  /* the tenant the client named */
         ferry_log(&c->logctx, FERRY_INFO, "tenant JWT refused", FLOG_STR("reason", reason),
                   FLOG_STR("tenant", tenant_id));
+    else
+        ferry_log(&c->logctx, FERRY_INFO, "tenant JWT refused", FLOG_STR("reason", reason));
     return rc;
 }

@@ -130,6 +130,17 @@ gen_jwt_find(const struct gen *g, const char *id)
     return NULL;
 }
 
+static bool
+has_keys(struct gen_jwt *j)
+{
+    bool have;
+
+    pthread_mutex_lock(&j->mu);
+    have = j->keys != NULL;
+    pthread_mutex_unlock(&j->mu);
+    return have;
+}
+
 /* A fetch is over (main thread): publish the source's set to the readers. A failure
  * was logged by the source (URL and reason, never the body); the last good set stays. */
 static void
@@ -175,15 +186,9 @@ ferry_gen_jwt_start(struct gen *g, const struct ferry_jwks_fetch *f)
     for (size_t i = 0; i < g->njwt; i++) {
         struct gen_jwt         *j = &g->jwt[i];
         struct ferry_jwks_fetch fj = g->jwks_fetch;
-        bool                    have;
 
-        if (j->boot == NULL)
-            continue;
-        pthread_mutex_lock(&j->mu);
-        have = j->keys != NULL;
-        pthread_mutex_unlock(&j->mu);
-        if (have)
-            continue;                       /* the previous generation's, same URL */
+        if (j->boot == NULL || has_keys(j))
+            continue;                       /* a file, or the last generation's keys */
         fj.done = on_boot_done;
         fj.arg = j;
         ferry_log(NULL, FERRY_INFO, "jwt: fetching tenant keys; its tokens are refused "
@@ -194,7 +199,9 @@ ferry_gen_jwt_start(struct gen *g, const struct ferry_jwks_fetch *f)
 }
 
 /* Main thread: a worker saw an unknown kid. The request holds a generation reference,
- * so j is alive here whatever reloads happened since. */
+ * so j is alive here whatever reloads happened since. When that reference is the last
+ * one, nobody verifies with these keys any more — and at exit the loop runs this after
+ * the TLS cache a fetch would use is gone —, so nothing is fetched. */
 static void
 on_ask(evutil_socket_t fd, short what, void *arg)
 {
@@ -206,7 +213,8 @@ on_ask(evutil_socket_t fd, short what, void *arg)
     (void)what;
     fj.done = on_refetch_done;
     fj.arg = j;
-    ferry_jwks_source_refresh(j->refetch, &fj, (int64_t)time(NULL));
+    if (atomic_load(&g->refs) > 1)
+        ferry_jwks_source_refresh(j->refetch, &fj, (int64_t)time(NULL));
     ferry_gen_unref(g, NULL);               /* main thread: a last reference frees here */
 }
 
@@ -307,6 +315,7 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
     struct gen_jwt *ask[JWT_ASK_MAX];
     size_t          nask = 0;
     const char     *best = NULL;
+    bool            no_keys = false;
 
     *out = NULL;
     for (size_t i = 0; i < g->njwt; i++) {
@@ -317,6 +326,14 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
 
         if (tenant_id != NULL && strcmp(j->t->id, tenant_id) != 0)
             continue;
+        if (!has_keys(j)) {
+            /* A jwks_url not fetched yet: "unknown-key", but only when no tenant with
+             * keys had a better reason (a malformed token is malformed). */
+            no_keys = true;
+            if (nask < JWT_ASK_MAX)
+                ask[nask++] = j;
+            continue;
+        }
         rc = gen_jwt_verify(j, cache, cell, false, token, len, &claims, &why);
         if (rc == FERRY_OK) {
             json_decref(claims);
@@ -330,10 +347,12 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
         if (best == NULL || reason_rank(why) > reason_rank(best))
             best = why;
     }
-    if (best == NULL) {
+    if (best == NULL && !no_keys) {
         *reason = "no-jwt-config";
         return FERRY_EDENIED;
     }
+    if (best == NULL)
+        best = "unknown-key";
     /* No tenant took it: one whose keys come from a URL may have rotated. Asked only
      * now, so that a good token of the second tenant never refetches the first's keys
      * (and each tenant's asks stay bounded to one a minute). */

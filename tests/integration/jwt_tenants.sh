@@ -17,12 +17,14 @@
 # 5. One ES256 token used 5 times: ferry_jwt_verifications_total +1, cache hits +4.
 # 6. jwks_url: beta's token is accepted once the first fetch has landed; the server then
 #    serves a new kid: a token with it is accepted after the refetch an unknown kid asks
-#    for (polled, bounded).
+#    for (polled, bounded). Tenant gamma's URL answers HTML: a warning with the URL, not
+#    the body. SIGHUP keeps beta's fetched keys (same URL): no fetch, the new kid works.
 # 7. Refusals: expired, wrong audience, wrong issuer, corrupt signature, unknown kid,
 #    alg none (malformed without a signature, bad-algorithm with one) and HS256 are
 #    407 / SOCKS5 auth failure / 401, each reason in the log and in
 #    ferry_jwt_refused_total.
-# 8. No token appears in the gateway's log, the access log or /metrics.
+# 8. A connector of beta (no static token) is rejected: bad token for tenant.
+# 9. No token appears in the gateway's log, the access log or /metrics.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,6 +45,7 @@ for k in rs:rs256 es:es256 b1:es256 b2:es256 stranger:es256; do
 done
 python3 "$MINT" jwks "r1=$dir/rs.pem" "e1=$dir/es.pem" >"$dir/acme-jwks.json"
 python3 "$MINT" jwks "b1=$dir/b1.pem" >"$dir/www/beta.json"
+echo '<html>no-key-set-here</html>' >"$dir/www/gamma.html"
 
 ISS=https://idp.acme
 # mint KEY KID [CLAIMS-JSON]: a token of acme's issuer, valid 10 minutes by default.
@@ -78,19 +81,24 @@ want_eq "ferry check on a garbage jwks: exit status" "$rc" 2
     fail_later "ferry check on a garbage jwks: want bad.yaml:5:42: tenants[0] (acme): jwt.jwks: .../garbage.json:2:N: JWKS is not JSON..., got: $out"
 
 # --- the gateway -----------------------------------------------------------------------
-admin=$(free_port); lp=$(free_port); ls=$(free_port)
+admin=$(free_port); lp=$(free_port); ls=$(free_port); tport=$(free_port); cn_admin=$(free_port)
 access=$dir/access.log
+make_ca "$dir" ca
+make_cert "$dir" gw ca
 cat >"$dir/gw.yaml" <<YAML
 workers: 1
 plugins_dir: $PLUGINS
 log: { level: info, access: $access }
 admin: { listen: 127.0.0.1:$admin }
+tunnel: { listen: 127.0.0.1:$tport, cert: gw.crt, key: gw.key }
 tenants:
   - id: acme
     token: acme-token
     jwt: { issuer: "$ISS", audience: ferry, jwks: acme-jwks.json, leeway_s: 5 }
   - id: beta
     jwt: { issuer: "$ISS", audience: ferry, jwks_url: "http://127.0.0.1:$wp/beta.json" }
+  - id: gamma
+    jwt: { issuer: "$ISS", audience: ferry, jwks_url: "http://127.0.0.1:$wp/gamma.html" }
 destinations:
   - { Name: inline-acme, Type: HTTP, URL: "http://127.0.0.1:$op", tenant: acme }
 listeners:
@@ -178,6 +186,19 @@ done
 [ "$ok" = 1 ] || fail_later "a token with the rotated kid b2 is still refused after 10 s"
 wait_lines "$gw_log" "jwt: tenant keys loaded" 1 5 tenant=beta keys=2 ||
     fail_later "the refetch of beta's keys is not logged with keys=2"
+# gamma's URL answers HTML: logged with the URL and the reason, never the body; its
+# tokens stay refused.
+wait_lines "$gw_log" "jwks: refetch failed, keeping the last good keys" 1 10 \
+    "url=http://127.0.0.1:$wp/gamma.html" || fail_later "gamma's garbage JWKS answer is not logged"
+! grep -q no-key-set-here "$gw_log" || fail_later "the body of a garbage JWKS answer is in the log"
+# A reload keeps beta's fetched keys (same URL): the rotated kid works at once, and
+# beta's keys are not fetched again.
+kill -HUP "$gw_pid"
+wait_lines "$gw_log" reloaded 1 10 || fail "the gateway did not reload"
+proxy_as "the rotated kid right after a reload" "$b2_tok" 200
+want_eq "fetches of beta's keys at start (none on reload)" \
+    "$(log_lines "$gw_log" "jwt: fetching tenant keys; its tokens are refused until they land" \
+        tenant=beta)" 1
 
 # --- 7. refusals -----------------------------------------------------------------------
 # REASON TOKEN pairs; alg none without a signature is not even a JWS (malformed), with
@@ -230,7 +251,25 @@ done
 s5 "RFC 1929, another tenant's name + acme's JWT" handshake --port "$ls" --user beta \
     --password "$es_tok" --expect-auth 0101
 
-# --- 8. tokens never logged ------------------------------------------------------------
+# --- 8. a connector of a tenant without a static token -------------------------------
+# beta has jwt: only: its connectors cannot register (and the gateway stays up).
+cat >"$dir/cn.yaml" <<YAML
+gateway: 127.0.0.1:$tport
+admin: { listen: 127.0.0.1:$cn_admin }
+tenant: beta
+token: any-token
+ca: ca.crt
+audit_log: audit.jsonl
+systems: []
+YAML
+start_bg connector "$FERRY" connector -c "$dir/cn.yaml"
+cn_pid=$BG_PID
+wait_lines "$gw_log" "connector rejected" 1 10 tenant=beta "reason=bad token for tenant" ||
+    fail_later "a connector of the token-less tenant beta is not rejected with 'bad token'"
+kill -0 "$gw_pid" 2>/dev/null || fail "the gateway died on a connector of a token-less tenant"
+stop_pid "$cn_pid" 10 || true
+
+# --- 9. tokens never logged ------------------------------------------------------------
 curl -sf --max-time 5 "http://127.0.0.1:$admin/metrics" >"$dir/metrics.txt"
 for tok in "${ALL_TOKENS[@]}"; do
     sig=${tok##*.}

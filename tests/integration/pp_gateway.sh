@@ -17,11 +17,12 @@
 # 2. No token: 401 user-token-missing; an expired token, a wrong audience, a wrong
 #    issuer, a bad signature, an unknown kid, alg none, a token over 16 KiB: 401
 #    user-token-invalid, the failed check named in the body and in x-error-message; none
-#    of them reaches the origin.
+#    of them reaches the origin; nor do two Authorization fields (malformed) or a token
+#    for a destination of a tenant without `jwt:` (no-jwt-config).
 # 3. Two users on one client connection never share an upstream stream (the pool key
 #    has the user); one user's requests do.
 # 4. req.user: pp-alice lets alice through (the origin sees X-User alice), bob gets 403
-#    policy-denied.
+#    policy-denied; `ferry policy test --user FILE` gives the same verdicts offline.
 # 5. Forward mode: SAP-Connectivity-Authentication: Bearer with a tenant's
 #    Proxy-Authorization reaches the origin (the field is not forwarded); an invalid one
 #    is 401 user-token-invalid.
@@ -75,7 +76,7 @@ ALL_TOKENS=("$alice_rs" "$alice_es" "$bob" "$expired" "$wrong_aud" "$wrong_iss" 
 
 # --- gateway and connector ----------------------------------------------------------------------
 gw_admin=$(free_port); tport=$(free_port); cn_admin=$(free_port)
-l_pp=$(free_port); l_alice=$(free_port); lp=$(free_port)
+l_pp=$(free_port); l_alice=$(free_port); l_beta=$(free_port); lp=$(free_port)
 access=$dir/access.log
 cat >"$dir/gw.yaml" <<YAML
 workers: 2
@@ -87,22 +88,32 @@ tenants:
   - id: acme
     token: acme-token
     jwt: { issuer: "$ISS", audience: ferry, jwks: $dir/jwks.json }
+  - { id: beta, token: beta-token }         # no jwt: no user tokens
 destinations:
   - Name: pp
     Type: HTTP
     URL: http://virtual.host:80
     ProxyType: OnPremise
     Authentication: PrincipalPropagation
+    tenant: acme
   - Name: pp-alice
     Type: HTTP
     URL: http://virtual.host:80
     ProxyType: OnPremise
     Authentication: PrincipalPropagation
+    tenant: acme
     policy: $SRC_ROOT/examples/policies/one-user.lua
+  - Name: pp-beta
+    Type: HTTP
+    URL: http://virtual.host:80
+    ProxyType: OnPremise
+    Authentication: PrincipalPropagation
+    tenant: beta
 listeners:
   # Room for a head with a 17 KB token: ferry's own 16 KiB token limit is what refuses it.
   - { name: pp, plugin: http, listen: "127.0.0.1:$l_pp", destination: pp, max_header_bytes: 32768 }
   - { name: pp-alice, plugin: http, listen: "127.0.0.1:$l_alice", destination: pp-alice }
+  - { name: pp-beta, plugin: http, listen: "127.0.0.1:$l_beta", destination: pp-beta }
   - { name: proxy, plugin: http, listen: "127.0.0.1:$lp", mode: forward }
 YAML
 # The connector in one place: its principal_propagation settings (the connector issues
@@ -182,13 +193,15 @@ hreq "no token" "$pp/echo"
 want_error 401 user-token-missing transparent
 hreq "Authorization: Basic is no user token" -u alice:secret "$pp/echo"
 want_error 401 user-token-missing transparent
+# invalid WHAT TOKEN REASON [ALSO]: 401 user-token-invalid naming REASON (or ALSO: alg
+# none with its empty signature may be refused as malformed before its alg is read).
 invalid() {
-    local what=$1 token=$2 reason=$3
+    local what=$1 token=$2 reason=$3 re=$3${4:+|$4}
     hreq "$what" -H "Authorization: Bearer $token" "$pp/echo/$reason"
     want_error 401 user-token-invalid transparent || return 0
-    grep -q "$reason" "$HR_BODY" || fail_later "$HR_WHAT: the body does not name '$reason': $(body)"
-    [[ "$(hdr x-error-message)" == *"$reason"* ]] ||
-        fail_later "$HR_WHAT: x-error-message does not name '$reason': $(hdr x-error-message)"
+    grep -Eq ": ($re)" "$HR_BODY" || fail_later "$HR_WHAT: the body does not name '$re': $(body)"
+    [[ "$(hdr x-error-message)" =~ :\ ($re) ]] ||
+        fail_later "$HR_WHAT: x-error-message does not name '$re': $(hdr x-error-message)"
     [ -n "$(hdr WWW-Authenticate)" ] || fail_later "$HR_WHAT: no WWW-Authenticate"
 }
 invalid "expired token" "$expired" expired
@@ -196,9 +209,18 @@ invalid "wrong audience" "$wrong_aud" wrong-audience
 invalid "wrong issuer" "$wrong_iss" wrong-issuer
 invalid "bad signature" "$bad_sig" bad-signature
 invalid "unknown kid" "$unknown_kid" unknown-key
-invalid "alg none" "$alg_none" bad-algorithm
+invalid "alg none" "$alg_none" bad-algorithm malformed
 invalid "a token over 16 KiB" "$huge" malformed
-for r in expired wrong-audience wrong-issuer bad-signature unknown-key bad-algorithm malformed; do
+hreq "two Authorization fields" -H "Authorization: Bearer $alice_rs" \
+    -H "Authorization: Bearer $bob" "$pp/echo/two"
+want_error 401 user-token-invalid transparent && grep -q malformed "$HR_BODY" ||
+    fail_later "$HR_WHAT: not refused as malformed: $(body)"
+hreq "a tenant without jwt:" -H "Authorization: Bearer $alice_rs" \
+    "http://127.0.0.1:$l_beta/echo/no-jwt-config"
+want_error 401 user-token-invalid transparent && grep -q no-jwt-config "$HR_BODY" ||
+    fail_later "$HR_WHAT: not refused as no-jwt-config: $(body)"
+for r in expired wrong-audience wrong-issuer bad-signature unknown-key bad-algorithm malformed \
+    two no-jwt-config; do
     if grep -q "\"target\": \"/echo/$r\"" "$main_log"; then
         fail_later "the origin saw the request with the $r token"
     fi
@@ -231,6 +253,21 @@ fi
 grep -q '"target": "/echo/bob"' "$main_log" && fail_later "the origin saw bob's denied request"
 hreq "pp-alice: no token" "http://127.0.0.1:$l_alice/echo"
 want_error 401 user-token-missing transparent
+
+# `ferry policy test --user`: the same policy offline, req.user from a claims file.
+printf '{method: GET, path: /echo}\n' >"$dir/req.yaml"
+claims bob >"$dir/bob.json"
+claims alice >"$dir/alice.json"
+rc=0
+out=$("$FERRY" policy test -c "$dir/gw.yaml" pp-alice "$dir/req.yaml" --user "$dir/bob.json" 2>&1) ||
+    rc=$?
+[ "$rc" = 1 ] && [[ "$out" == *'"status": 403'*'only alice'* ]] ||
+    fail_later "policy test --user bob: want exit 1 and the 403, got $rc: $out"
+rc=0
+out=$("$FERRY" policy test -c "$dir/gw.yaml" pp-alice "$dir/req.yaml" --user "$dir/alice.json" \
+    2>&1) || rc=$?
+[ "$rc" = 0 ] && [[ "$out" == *'["X-User", "alice"]'* ]] ||
+    fail_later "policy test --user alice: want exit 0 and X-User alice, got $rc: $out"
 
 # --- 5. forward mode ---------------------------------------------------------------------------------
 P=(-x "http://127.0.0.1:$lp" --proxy-header 'Proxy-Authorization: Bearer acme-token')

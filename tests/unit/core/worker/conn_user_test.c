@@ -299,6 +299,55 @@ test_tenant_auth_by_jwt_picks_the_tenant_whose_keys_validate(void)
     free(y);
 }
 
+/* A jwks_url tenant before its first answer: its tokens are unknown-key, it does not
+ * turn another tenant's better reason into unknown-key, and a next generation with the
+ * same URL starts from the keys the last one fetched. */
+static void
+test_a_url_tenant_without_keys_yet_and_keys_kept_across_generations(void)
+{
+    struct rig                      r;
+    struct gen                      next = { 0 };
+    struct ferry_jwks              *fetched = NULL;
+    struct ferry_errlist            errs = { 0 };
+    char                            y[1024];
+    char                           *b = token(beta_key, "b1", "https://idp.beta", "ferry", 600);
+    char                           *a = token(acme_key, "a1", "https://idp.acme", "ferry", -60);
+    struct ferry_user              *u = NULL;
+    const struct ferry_conf_tenant *t = NULL;
+    const char                     *why = NULL;
+
+    snprintf(y, sizeof(y), "tenants:\n"
+             "  - { id: acme, jwt: { issuer: 'https://idp.acme', audience: ferry, jwks: %s } }\n"
+             "  - { id: beta, jwt: { issuer: 'https://idp.beta', audience: ferry,"
+             " jwks_url: 'http://127.0.0.1:9/keys' } }\n", acme_jwks);
+    CU_ASSERT_EQUAL_FATAL(rig_up(&r, y, 7), FERRY_OK);
+    r.lc.tenant = "beta";
+    CU_ASSERT_EQUAL(ferry_conn_user_verify(&r.c, NULL, b, strlen(b), &u, &why), FERRY_EDENIED);
+    CU_ASSERT_STRING_EQUAL(why, "unknown-key");
+    /* acme's expired token stays "expired" although beta could not look at it. */
+    CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, a, &t), FERRY_EDENIED);
+    CU_ASSERT_EQUAL(stats_jwt_cell(7)->refused[6], 1);
+    CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, "x.y.z", &t), FERRY_EDENIED);
+    CU_ASSERT_EQUAL(stats_jwt_cell(7)->refused[0], 1);      /* malformed */
+    CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, b, &t), FERRY_EDENIED);
+    CU_ASSERT_EQUAL(stats_jwt_cell(7)->refused[2], 2);      /* unknown-key, both */
+
+    /* As if beta's first fetch had landed: the next generation starts with those keys. */
+    CU_ASSERT_EQUAL_FATAL(ferry_jwks_load_file(beta_jwks, &fetched, NULL), FERRY_OK);
+    gen_jwt_find(&r.g, "beta")->keys = fetched;
+    next.conf = r.conf;
+    CU_ASSERT_EQUAL_FATAL(gen_jwt_load(&next, &r.g, &errs), FERRY_OK);
+    r.wg.g = &next;
+    CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, b, &t), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(t->id, "beta");
+    CU_ASSERT_EQUAL(ferry_conn_user_verify(&r.c, NULL, b, strlen(b), &u, &why), FERRY_OK);
+    ferry_user_unref(u);
+    gen_jwt_free(&next);
+    rig_down(&r);
+    free(a);
+    free(b);
+}
+
 static void
 test_a_jwks_file_that_does_not_parse_is_a_load_error_naming_tenant_and_file(void)
 {
@@ -330,6 +379,8 @@ main(void)
           test_each_refusal_names_its_check_and_is_counted },
         { "tenant auth by JWT picks the tenant whose keys validate",
           test_tenant_auth_by_jwt_picks_the_tenant_whose_keys_validate },
+        { "a URL tenant without keys yet; keys kept across generations",
+          test_a_url_tenant_without_keys_yet_and_keys_kept_across_generations },
         { "a jwks file that does not parse is a load error naming tenant and file",
           test_a_jwks_file_that_does_not_parse_is_a_load_error_naming_tenant_and_file },
         { NULL, NULL }
