@@ -304,6 +304,35 @@ reason_rank(const char *reason)
     return -1;
 }
 
+/* The token's "iss" before any check (owned by the caller), or NULL when its payload
+ * does not decode to an object with a string "iss". Only to choose whose keys to try:
+ * the verification compares it again, after the signature. */
+static char *
+peek_issuer(const char *token, size_t len)
+{
+    const char *p1 = memchr(token, '.', len), *p2;
+    uint8_t    *buf;
+    size_t      plen;
+    long        n;
+    json_t     *o;
+    char       *iss = NULL;
+
+    if (p1 == NULL || (p2 = memchr(p1 + 1, '.', len - (size_t)(p1 + 1 - token))) == NULL)
+        return NULL;
+    if ((plen = (size_t)(p2 - p1 - 1)) == 0 || (buf = malloc(plen)) == NULL)
+        return NULL;                        /* base64 decodes to fewer bytes than it has */
+    n = ferry_jwt_b64url_decode(p1 + 1, plen, buf, plen);
+    if (n > 0 && (o = json_loadb((const char *)buf, (size_t)n, 0, NULL)) != NULL) {
+        const char *v = json_string_value(json_object_get(o, "iss"));
+
+        if (v != NULL)
+            iss = strdup(v);
+        json_decref(o);
+    }
+    free(buf);
+    return iss;
+}
+
 /* Tenants a refused token may ask to refetch: bounded, the rest wait for the next. */
 #define JWT_ASK_MAX 16
 
@@ -313,46 +342,65 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
                const struct ferry_conf_tenant **out, const char **reason)
 {
     struct gen_jwt *ask[JWT_ASK_MAX];
-    size_t          nask = 0;
+    size_t          nask = 0, tried = 0;
     const char     *best = NULL;
     bool            no_keys = false;
+    /* Without a tenant named, only tenants of the token's issuer are tried: a token
+     * must not cost a parse (or a signature check) per tenant in the configuration. */
+    bool            by_iss = tenant_id == NULL && g->njwt > 1;
+    char           *iss = by_iss ? peek_issuer(token, len) : NULL;
+    int             rc = FERRY_EDENIED;
 
     *out = NULL;
-    for (size_t i = 0; i < g->njwt; i++) {
-        struct gen_jwt *j = &g->jwt[i];
-        json_t         *claims = NULL;
-        const char     *why = NULL;
-        int             rc;
+    /* Pass 1: no tenant has that issuer; the first tenant with keys names the refusal
+     * (malformed, bad-signature, wrong-issuer ... in auth/jwt.h's order). */
+    for (int pass = 0; pass < 2 && rc == FERRY_EDENIED; pass++) {
+        if (pass == 1 && (!by_iss || tried > 0))
+            break;
+        for (size_t i = 0; i < g->njwt; i++) {
+            struct gen_jwt *j = &g->jwt[i];
+            json_t         *claims = NULL;
+            const char     *why = NULL;
 
-        if (tenant_id != NULL && strcmp(j->t->id, tenant_id) != 0)
-            continue;
-        if (!has_keys(j)) {
-            /* A jwks_url not fetched yet: "unknown-key", but only when no tenant with
-             * keys had a better reason (a malformed token is malformed). */
-            no_keys = true;
-            if (nask < JWT_ASK_MAX)
+            if (tenant_id != NULL && strcmp(j->t->id, tenant_id) != 0)
+                continue;
+            if (pass == 0 && by_iss && (iss == NULL || strcmp(j->cf.issuer, iss) != 0))
+                continue;
+            if (!has_keys(j)) {
+                /* A jwks_url not fetched yet: "unknown-key", but only when no tenant
+                 * with keys had a better reason (a malformed token is malformed). */
+                if (pass == 0) {
+                    tried++;
+                    no_keys = true;
+                    if (nask < JWT_ASK_MAX)
+                        ask[nask++] = j;
+                }
+                continue;
+            }
+            tried++;
+            rc = gen_jwt_verify(j, cache, cell, false, token, len, &claims, &why);
+            if (rc == FERRY_OK) {
+                json_decref(claims);
+                *out = j->t;
+                goto out;
+            }
+            if (rc != FERRY_EDENIED)
+                goto out;
+            if (pass == 0 && strcmp(why, "unknown-key") == 0 && j->refetch != NULL &&
+                nask < JWT_ASK_MAX)
                 ask[nask++] = j;
-            continue;
+            if (best == NULL || reason_rank(why) > reason_rank(best))
+                best = why;
+            if (pass == 1)
+                break;
         }
-        rc = gen_jwt_verify(j, cache, cell, false, token, len, &claims, &why);
-        if (rc == FERRY_OK) {
-            json_decref(claims);
-            *out = j->t;
-            return FERRY_OK;
-        }
-        if (rc != FERRY_EDENIED)
-            return rc;
-        if (strcmp(why, "unknown-key") == 0 && j->refetch != NULL && nask < JWT_ASK_MAX)
-            ask[nask++] = j;
-        if (best == NULL || reason_rank(why) > reason_rank(best))
-            best = why;
     }
-    if (best == NULL && !no_keys) {
+    if (best == NULL && !no_keys && !(by_iss && g->njwt > 0)) {
         *reason = "no-jwt-config";
-        return FERRY_EDENIED;
+        goto out;
     }
     if (best == NULL)
-        best = "unknown-key";
+        best = "unknown-key";           /* the tenants tried have no keys yet */
     /* No tenant took it: one whose keys come from a URL may have rotated. Asked only
      * now, so that a good token of the second tenant never refetches the first's keys
      * (and each tenant's asks stay bounded to one a minute). */
@@ -360,5 +408,7 @@ gen_jwt_tenant(struct gen *g, struct ferry_jwt_cache *cache, struct stats_jwt_ce
         gen_jwt_ask_refetch(ask[i]);
     stats_jwt_refused(cell, best);
     *reason = best;
-    return FERRY_EDENIED;
+out:
+    free(iss);
+    return rc;
 }

@@ -284,6 +284,20 @@ test_tenant_auth_by_jwt_picks_the_tenant_whose_keys_validate(void)
     CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, "acme", b, &t), FERRY_EDENIED);
     CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, "gamma", b, &t), FERRY_EDENIED);
     CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, bx, &t), FERRY_EDENIED);
+    /* Only the tenants of the token's issuer are tried: a token of an issuer nobody has
+     * costs one check (the first tenant's, to name the refusal), not one per tenant. */
+    {
+        char    *evil = token(acme_key, "a1", "https://idp.evil", "ferry", 600);
+        uint64_t v0 = stats_jwt_cell(5)->verifications;
+
+        CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, evil, &t), FERRY_EDENIED);
+        CU_ASSERT_EQUAL(stats_jwt_cell(5)->verifications - v0, 1);
+        CU_ASSERT_EQUAL(stats_jwt_cell(5)->refused[4], 1);      /* wrong-issuer */
+        free(evil);
+        v0 = stats_jwt_cell(5)->verifications;
+        CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, b, &t), FERRY_OK);
+        CU_ASSERT_EQUAL(stats_jwt_cell(5)->verifications - v0, 0);  /* beta's, cached */
+    }
     /* Not shaped like a JWT: never parsed (the static token path answered already). */
     CU_ASSERT_EQUAL(conn_auth_tenant_jwt(&r.c, NULL, "beta-token", &t), FERRY_EDENIED);
     CU_ASSERT_EQUAL(stats_jwt_cell(5)->refused[6], 1);
