@@ -496,7 +496,9 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
         if (!cs->sys->tls_verify)
             SSL_set_verify(cs->ssl, SSL_VERIFY_NONE, NULL);
         /* Principal propagation, tls mode: the user's certificate is this connection's
-         * client certificate (the backend trusts the PP CA; no chain is sent). */
+         * client certificate (the backend trusts the PP CA; no chain is sent). Every
+         * connection is a full handshake (no client session is kept or resumed), so
+         * none carries an earlier user's identity. */
         if (cs->uc != NULL && cs->sys->pp == FERRY_PP_TLS &&
             (SSL_use_certificate(cs->ssl, ferry_tls_usercert_x509(cs->uc)) != 1 ||
              SSL_use_PrivateKey(cs->ssl, ferry_tls_issuer_key(cn->pp)) != 1)) {
