@@ -38,8 +38,8 @@ cpp_issuer_new(const struct ferry_connector_conf *conf, struct ferry_tls_issuer 
         fprintf(stderr, "%s:%d:%d: principal_propagation: subject: %s\n", conf->path,
                 pp->subject_line, pp->subject_col + err.col - 1, err.msg);
     else
-        fprintf(stderr, "%s:%d:%d: principal_propagation: %s\n", conf->path, pp->line,
-                pp->col, err.msg);
+        fprintf(stderr, "%s:%d:%d: principal_propagation: %s\n", conf->path, pp->ca_line,
+                pp->ca_col, err.msg);
     return FERRY_EINVAL;
 }
 

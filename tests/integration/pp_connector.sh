@@ -96,7 +96,7 @@ principal_propagation:
   subject: CN=\${name
 systems: [ { virtual: a:80, internal: 127.0.0.1:1, protocol: HTTP } ]
 YAML
-check_conf not-a-ca 2 "gw.crt" <<YAML
+check_conf not-a-ca 2 "not-a-ca.yaml:6:12: principal_propagation: $dir/gw.crt: not a CA" <<YAML
 $CN_HEAD
 principal_propagation:
   ca_cert: gw.crt
