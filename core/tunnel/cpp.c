@@ -282,6 +282,7 @@ cpp_worker_init(struct cworker *w)
 void
 cpp_worker_fini(struct cworker *w)
 {
+    w->pp_pending = NULL;               /* those jobs were the signer's or are below */
     while (w->pp_done != NULL) {
         struct pp_job *job = w->pp_done;
 
