@@ -557,6 +557,7 @@ load_pp(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_connector_c
     struct pp_in       in = { 0 };
     struct ferry_conf_pp *pp;
     const char        *text;
+    const yaml_node_t *v;
 
     if ((pp = calloc(1, sizeof(*pp))) == NULL) {
         conf_error(c, n, where, "out of memory");
@@ -572,6 +573,12 @@ load_pp(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_connector_c
         return;
     }
     conf_mapping(c, n, where, pp_keys, &in, NULL, NULL);
+    pp->ca_line = pp->line;
+    pp->ca_col = pp->col;
+    if ((v = conf_value(c, n, "ca_cert")) != NULL) {
+        pp->ca_line = (int)v->start_mark.line + 1;
+        pp->ca_col = (int)v->start_mark.column + 1;
+    }
     conf_must_read(c, n, where, "ca_cert", in.ca_cert);
     conf_must_read(c, n, where, "ca_key", in.ca_key);
     pp->ca_cert = in.ca_cert;

@@ -59,6 +59,7 @@ struct ferry_conf_pp {
     uint32_t validity_minutes;           /* 1..43200, default 10 */
     uint32_t cache_size;                 /* certificates per worker, default 4096 */
     int      line, col;                  /* of the section */
+    int      ca_line, ca_col;            /* of ca_cert's value: where CA errors point */
     int      subject_line, subject_col;  /* of the pattern's first character (best effort
                                             for quoted scalars: escapes shift it) */
 };

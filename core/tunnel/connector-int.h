@@ -51,9 +51,14 @@ struct cstream;
 #define PP_QUEUE_MAX 1024               /* jobs waiting for the signer, all workers */
 
 struct pp_job {
-    struct pp_job             *next;
+    struct pp_job             *next;    /* the signer's queue, then the done list */
     struct cworker            *w;       /* whose done list it returns to */
-    struct cstream            *cs;      /* worker only: NULL once the stream ended */
+    /* Worker only (the signer never reads these): */
+    struct cstream            *waiters; /* streams of this subject, via cs->job_next; a
+                                           stream that ends leaves the list */
+    struct pp_job             *pend_next;  /* the worker's jobs still out */
+    char                      *dn;      /* owns: the subject, to join a job in flight */
+    /* Handed over whole: */
     json_t                    *claims;  /* owns until the signer has signed */
     struct ferry_tls_usercert *uc;      /* the result: one reference, or NULL */
     int                        rc;
@@ -112,6 +117,9 @@ struct cworker {
     pthread_mutex_t    pp_mu;              /* pp_done */
     bool               pp_mu_init;
     struct pp_job     *pp_done;
+    /* Jobs out at the signer: a second stream of a subject waits for the first's
+     * certificate instead of asking for another (one signature per user and worker). */
+    struct pp_job     *pp_pending;
 };
 
 struct connector {
@@ -189,6 +197,7 @@ struct cstream {
     char                            vtarget[300];
     struct ferry_tls_usercert      *uc;         /* ref: the user's certificate, or NULL */
     struct pp_job                  *job;        /* waiting for the signer, or NULL */
+    struct cstream                 *job_next;   /* the job's other waiters */
 };
 
 /* cpp.c */
@@ -200,11 +209,21 @@ int  cpp_signer_start(struct connector *cn);
 void cpp_signer_stop(struct connector *cn);       /* after the workers are joined */
 int  cpp_worker_init(struct cworker *w);
 void cpp_worker_fini(struct cworker *w);
-/* Queue a job for the signer. false: the queue is full (the caller keeps the job). */
-bool cpp_post(struct connector *cn, struct pp_job *job);
+/* cs waits for the certificate of subject dn (claims: owned, given to the signer if a
+ * new job is needed). FERRY_OK; FERRY_ELIMIT (the signer's queue is full), FERRY_ENOMEM:
+ * claims freed, cs not waiting. */
+int  cpp_wait(struct cworker *w, struct cstream *cs, const char *dn, json_t *claims);
+/* cs ended while waiting: it leaves its job's waiters. */
+void cpp_unwait(struct cstream *cs);
 void cpp_job_free(struct pp_job *job);
 
 /* cstream.c: the tunnel callbacks for streams. */
+/* Principal propagation, header mode: a complete request head (len bytes) into out
+ * without any SSL_CLIENT_CERT field (any case, '-' for '_'), and with
+ * "SSL_CLIENT_CERT: <b64>" before its blank line unless b64 is NULL. cap >= len, plus
+ * strlen(b64) + CN_PP_HEAD_EXTRA with b64. Returns the length written. */
+#define CN_PP_HEAD_EXTRA 32
+size_t cn_pp_head_rewrite(const char *head, size_t len, const char *b64, char *out, size_t cap);
 /* The signer answered for cs's user (job->uc taken on success). */
 void cs_pp_done(struct cstream *cs, struct pp_job *job);
 void cn_on_request(struct tunnel *t, struct tstream *s, const char *authority,

@@ -38,8 +38,8 @@ cpp_issuer_new(const struct ferry_connector_conf *conf, struct ferry_tls_issuer 
         fprintf(stderr, "%s:%d:%d: principal_propagation: subject: %s\n", conf->path,
                 pp->subject_line, pp->subject_col + err.col - 1, err.msg);
     else
-        fprintf(stderr, "%s:%d:%d: principal_propagation: %s\n", conf->path, pp->line,
-                pp->col, err.msg);
+        fprintf(stderr, "%s:%d:%d: principal_propagation: %s\n", conf->path, pp->ca_line,
+                pp->ca_col, err.msg);
     return FERRY_EINVAL;
 }
 
@@ -48,6 +48,7 @@ cpp_job_free(struct pp_job *job)
 {
     if (job == NULL)
         return;
+    free(job->dn);
     json_decref(job->claims);
     ferry_tls_usercert_unref(job->uc);
     free(job);
@@ -143,7 +144,7 @@ cpp_signer_stop(struct connector *cn)
     sg->n = 0;
 }
 
-bool
+static bool
 cpp_post(struct connector *cn, struct pp_job *job)
 {
     struct signer *sg = &cn->signer;
@@ -166,6 +167,63 @@ cpp_post(struct connector *cn, struct pp_job *job)
 
 /* ---- the worker's side ---------------------------------------------------------------- */
 
+int
+cpp_wait(struct cworker *w, struct cstream *cs, const char *dn, json_t *claims)
+{
+    struct pp_job *job;
+
+    for (job = w->pp_pending; job != NULL; job = job->pend_next)
+        if (strcmp(job->dn, dn) == 0)
+            break;
+    if (job != NULL) {
+        json_decref(claims);            /* the job in flight has the same subject's */
+    } else {
+        if ((job = calloc(1, sizeof(*job))) == NULL || (job->dn = strdup(dn)) == NULL) {
+            free(job);
+            json_decref(claims);
+            return FERRY_ENOMEM;
+        }
+        job->w = w;
+        job->claims = claims;
+        if (!cpp_post(w->cn, job)) {
+            cpp_job_free(job);
+            return FERRY_ELIMIT;
+        }
+        /* Posted: it comes back through this loop, so the lists below are set in time. */
+        job->pend_next = w->pp_pending;
+        w->pp_pending = job;
+    }
+    cs->job = job;
+    cs->job_next = job->waiters;
+    job->waiters = cs;
+    return FERRY_OK;
+}
+
+void
+cpp_unwait(struct cstream *cs)
+{
+    struct cstream **pp = &cs->job->waiters;
+
+    while (*pp != NULL && *pp != cs)
+        pp = &(*pp)->job_next;
+    if (*pp == cs)
+        *pp = cs->job_next;
+    cs->job = NULL;
+    cs->job_next = NULL;
+}
+
+/* The worker is done with a job the signer returned: off the pending list. */
+static void
+pending_remove(struct cworker *w, struct pp_job *job)
+{
+    struct pp_job **pp = &w->pp_pending;
+
+    while (*pp != NULL && *pp != job)
+        pp = &(*pp)->pend_next;
+    if (*pp == job)
+        *pp = job->pend_next;
+}
+
 static void
 on_pp_done(evutil_socket_t fd, short what, void *arg)
 {
@@ -187,9 +245,15 @@ on_pp_done(evutil_socket_t fd, short what, void *arg)
             ferry_tls_usercache_put(w->pp_cache, job->uc);
             atomic_fetch_add_explicit(&w->cn->pp_issued, 1, memory_order_relaxed);
         }
-        if (job->cs != NULL) {
-            job->cs->job = NULL;
-            cs_pp_done(job->cs, job);
+        pending_remove(w, job);
+        /* A stream that ended meanwhile is no longer listed: nothing to continue. */
+        while (job->waiters != NULL) {
+            struct cstream *cs = job->waiters;
+
+            job->waiters = cs->job_next;
+            cs->job = NULL;
+            cs->job_next = NULL;
+            cs_pp_done(cs, job);
         }
         cpp_job_free(job);
     }
@@ -218,6 +282,7 @@ cpp_worker_init(struct cworker *w)
 void
 cpp_worker_fini(struct cworker *w)
 {
+    w->pp_pending = NULL;               /* those jobs were the signer's or are below */
     while (w->pp_done != NULL) {
         struct pp_job *job = w->pp_done;
 

@@ -133,7 +133,7 @@ cs_free(struct cstream *cs)
             cs->s->filter = NULL;
     }
     if (cs->job != NULL)
-        cs->job->cs = NULL;             /* the signer's answer finds no stream: dropped */
+        cpp_unwait(cs);                 /* the signer's answer finds no stream: dropped */
     ferry_tls_usercert_unref(cs->uc);
     if (cs->ssl != NULL)
         SSL_free(cs->ssl);
@@ -250,35 +250,44 @@ is_client_cert_field(const char *line, size_t len)
     return true;
 }
 
+size_t
+cn_pp_head_rewrite(const char *head, size_t len, const char *b64, char *out, size_t cap)
+{
+    const char *end = head + len, *p = head;
+    size_t      n = 0;
+    bool        first = true;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t      ll = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        bool        blank = !first && (ll == 1 || (ll == 2 && p[0] == '\r'));
+
+        if (blank && b64 != NULL)
+            n += (size_t)snprintf(out + n, cap - n, "SSL_CLIENT_CERT: %s\r\n", b64);
+        if (first || blank || !is_client_cert_field(p, ll)) {
+            memcpy(out + n, p, ll);
+            n += ll;
+        }
+        first = false;
+        p += ll;
+    }
+    return n;
+}
+
 /* Principal propagation, header mode: forward the head of `used` bytes without any
  * SSL_CLIENT_CERT the client sent and with the connector's (the stream's user's
  * certificate; none on a stream without a user), so the backend sees exactly one. */
 static int
 hf_forward_pp_head(struct cstream *cs, size_t used)
 {
-    const char *head = cs->hf->head, *end = head + used, *p = head;
     const char *b64 = cs->uc != NULL ? ferry_tls_usercert_base64(cs->uc) : NULL;
-    size_t      cap = used + (b64 != NULL ? strlen(b64) + 32 : 0), n = 0;
+    size_t      cap = used + (b64 != NULL ? strlen(b64) + CN_PP_HEAD_EXTRA : 0), n;
     char       *out;
-    bool        first = true;
     int         rc;
 
     if ((out = malloc(cap)) == NULL)
         return -1;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t      len = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-        bool        blank = len == 1 || (len == 2 && p[0] == '\r');
-
-        if (blank && b64 != NULL)
-            n += (size_t)snprintf(out + n, cap - n, "SSL_CLIENT_CERT: %s\r\n", b64);
-        if (first || blank || !is_client_cert_field(p, len)) {
-            memcpy(out + n, p, len);
-            n += len;
-        }
-        first = false;
-        p += len;
-    }
+    n = cn_pp_head_rewrite(cs->hf->head, used, b64, out, cap);
     rc = tstream_sock_write(cs->s, out, n);
     free(out);
     return rc;
@@ -487,7 +496,9 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
         if (!cs->sys->tls_verify)
             SSL_set_verify(cs->ssl, SSL_VERIFY_NONE, NULL);
         /* Principal propagation, tls mode: the user's certificate is this connection's
-         * client certificate (the backend trusts the PP CA; no chain is sent). */
+         * client certificate (the backend trusts the PP CA; no chain is sent). Every
+         * connection is a full handshake (no client session is kept or resumed), so
+         * none carries an earlier user's identity. */
         if (cs->uc != NULL && cs->sys->pp == FERRY_PP_TLS &&
             (SSL_use_certificate(cs->ssl, ferry_tls_usercert_x509(cs->uc)) != 1 ||
              SSL_use_PrivateKey(cs->ssl, ferry_tls_issuer_key(cn->pp)) != 1)) {
@@ -595,8 +606,8 @@ cs_pp_done(struct cstream *cs, struct pp_job *job)
     struct tstream   *s = cs->s;
 
     if (job->rc == FERRY_OK) {
-        cs->uc = job->uc;               /* the job's reference moves to the stream */
-        job->uc = NULL;
+        cs->uc = job->uc;               /* one reference per waiting stream */
+        ferry_tls_usercert_ref(cs->uc);
         cs_dial(cs);
         return;
     }
@@ -667,10 +678,10 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     const struct ferry_conf_system *sys;
     struct cstream                 *cs;
     struct ferry_tls_usercert      *uc = NULL;
-    struct pp_job                  *job = NULL;
     json_t                         *claims = NULL;
     char                            host[260], dn[FERRY_TLS_DN_MAX_BYTES], why[300];
     uint16_t                        port = 0;
+    int                             rc;
 
     stats_add(&cn->stats->cell[w->id].conns_total, 1);
     sys = split_authority(authority, host, sizeof(host), &port)
@@ -689,9 +700,7 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
             return;
         }
     }
-    if ((cs = calloc(1, sizeof(*cs))) == NULL ||
-        (claims != NULL && (job = calloc(1, sizeof(*job))) == NULL)) {
-        free(cs);
+    if ((cs = calloc(1, sizeof(*cs))) == NULL) {
         json_decref(claims);
         ferry_tls_usercert_unref(uc);
         tstream_respond(s, 502, "no-memory");
@@ -706,25 +715,20 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     s->owner = cs;
     w->nstreams++;
     atomic_fetch_add(&cn->stats->active, 1);
-    if (job == NULL) {
+    if (claims == NULL) {
         cs_dial(cs);
         return;
     }
     /* A new user (or a certificate near its end): signed off this loop; the stream
      * waits, the others go on. */
-    job->w = w;
-    job->cs = cs;
-    job->claims = claims;
-    cs->job = job;                      /* it comes back through this loop: not before */
-    if (!cpp_post(cn, job)) {
-        cs->job = NULL;
-        cpp_job_free(job);
-        audit(cn, cs->vtarget, sys, "denied", "user certificate signer busy", 0, 0,
-              &cs->started, NULL, dn);
+    if ((rc = cpp_wait(w, cs, dn, claims)) != FERRY_OK) {
+        audit(cn, cs->vtarget, sys, "denied", rc == FERRY_ELIMIT ?
+              "user certificate signer busy" : "out of memory", 0, 0, &cs->started, NULL, dn);
         atomic_fetch_add_explicit(&cn->pp_refused, 1, memory_order_relaxed);
         s->owner = NULL;
         cs_free(cs);
-        tstream_respond(s, 503, "overloaded");
+        tstream_respond(s, rc == FERRY_ELIMIT ? 503 : 502,
+                        rc == FERRY_ELIMIT ? "overloaded" : "no-memory");
     }
 }
 

@@ -14,13 +14,15 @@
 # 2. header mode: the origin sees exactly one SSL_CLIENT_CERT (the client's own, also
 #    spelt SSL-Client-Cert, replaced), base64 DER that `openssl verify -CAfile pp-ca.crt`
 #    accepts, subject CN=alice, notAfter - notBefore = 600 + 60 s (backdated); never the
-#    token. alice again: the same serial; bob: another certificate.
+#    token. alice again: the same serial; bob: another certificate. Eight new users at
+#    once, two streams each, each get their own certificate, signed once per user.
 # 3. a stream without a user to a header-mode system: the client's SSL_CLIENT_CERT is
 #    stripped, none is added.
 # 4. tls mode: nginx sees the user certificate as the TLS client certificate: CN=alice.
 # 5. a system with principal_propagation: off: 403 access-denied, audited with the reason.
-# 6. /metrics: issued 2 (alice, bob: one worker), reused >= 1, refused >= 1; audit lines
-#    name the subject; --verify-audit passes; no token in the connector's output.
+# 6. /metrics: issued 10 (alice, bob, the eight: one worker), reused >= 1, refused >= 1;
+#    audit lines name the subject; --verify-audit passes; no token in the connector's
+#    output.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -94,7 +96,7 @@ principal_propagation:
   subject: CN=\${name
 systems: [ { virtual: a:80, internal: 127.0.0.1:1, protocol: HTTP } ]
 YAML
-check_conf not-a-ca 2 "gw.crt" <<YAML
+check_conf not-a-ca 2 "not-a-ca.yaml:6:12: principal_propagation: $dir/gw.crt: not a CA" <<YAML
 $CN_HEAD
 principal_propagation:
   ca_cert: gw.crt
@@ -256,6 +258,34 @@ if want_ok; then
     [ "$CERT_SERIAL" != "$serial_alice" ] || fail_later "bob got alice's certificate"
 fi
 
+# Eight new users at once, each with two requests (two streams): the certificates are
+# signed one after the other on the signer thread while the worker goes on; a user's
+# second stream waits for the first's certificate (one signature per user); each
+# stream gets its own user's.
+many=()
+for i in 1 2 3 4 5 6 7 8; do
+    mint token "$dir/es.pem" es1 "$(claims "user$i")" >"$dir/many$i.jwt"
+done
+for i in 1 2 3 4 5 6 7 8; do
+    for k in a b; do
+        curl -sS --max-time 20 -H "Authorization: Bearer $(cat "$dir/many$i.jwt")" \
+            -o "$dir/many$i$k.json" "http://127.0.0.1:$l_h/echo" &
+        many+=($!)
+    done
+done
+for p in "${many[@]}"; do
+    wait "$p" || fail_later "a request of the eight users failed"
+done
+for i in 1 2 3 4 5 6 7 8; do
+    for k in a b; do
+        b64=$(jq -r '(.headers // [])[] | select(.[0] | ascii_downcase == "ssl_client_cert")
+                     | .[1]' "$dir/many$i$k.json" 2>/dev/null || true)
+        printf '%s' "$b64" | base64 -d 2>/dev/null | openssl x509 -inform DER -noout \
+            -subject 2>/dev/null | grep -q "CN *= *user$i\$" ||
+            fail_later "user$i$k (eight at once): not a certificate for CN=user$i"
+    done
+done
+
 # --- 3. no user, header-mode system --------------------------------------------------------------
 hreq "no user, a forged SSL_CLIENT_CERT" -H 'SSL_CLIENT_CERT: forged' \
     -H 'ssl-client-cert: forged-too' "http://127.0.0.1:$l_plain/echo"
@@ -277,9 +307,9 @@ wait_log "$dir/audit.jsonl" '"virtual":"off.internal:80".*"outcome":"denied".*"r
 
 # --- 6. metrics, audit, no token -----------------------------------------------------------------
 m() { metric "$cn_admin" "$1"; }
-want_eq "ferry_pp_certificates_issued_total" "$(m ferry_pp_certificates_issued_total)" 2
-# alice's tls-mode stream is a new one, from the cache (her second header-mode request
-# may ride the gateway's pooled stream of her first: no new certificate asked then).
+want_eq "ferry_pp_certificates_issued_total" "$(m ferry_pp_certificates_issued_total)" 10
+# One per user: alice's tls-mode stream is a new one, from the cache (her second
+# header-mode request may ride the gateway's pooled stream of her first).
 [ "$(m ferry_pp_certificates_reused_total)" -ge 1 ] 2>/dev/null ||
     fail_later "ferry_pp_certificates_reused_total: $(m ferry_pp_certificates_reused_total), want >= 1"
 [ "$(m ferry_pp_refused_total)" -ge 1 ] 2>/dev/null ||

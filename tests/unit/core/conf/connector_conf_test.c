@@ -680,6 +680,8 @@ test_principal_propagation_section_and_modes(void)
     CU_ASSERT_STRING_EQUAL(cc->pp->subject, "CN=${user_name},O=Acme");
     CU_ASSERT_EQUAL(cc->pp->subject_line, 8);
     CU_ASSERT_EQUAL(cc->pp->subject_col, 13);
+    CU_ASSERT_EQUAL(cc->pp->ca_line, 6);
+    CU_ASSERT_EQUAL(cc->pp->ca_col, 12);
     CU_ASSERT_EQUAL(cc->pp->validity_minutes, 43200);
     CU_ASSERT_EQUAL(cc->pp->cache_size, 7);
 
