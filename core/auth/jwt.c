@@ -324,7 +324,10 @@ ferry_jwt_verify(struct ferry_jwt_cache *c, const struct ferry_jwks *keys,
     hlen = (size_t)(dot1 - token);
     plen = (size_t)(dot2 - dot1 - 1);
     slen = len - (size_t)(dot2 + 1 - token);
-    if (hlen == 0 || plen == 0 || slen == 0)
+    /* An empty signature is let through to the algorithm check: `alg: none` comes with
+     * one, and is "bad-algorithm" (an attack to name), not "malformed". RS256/ES256 with
+     * an empty signature fail its decoding below ("malformed"). */
+    if (hlen == 0 || plen == 0)
         return FERRY_EDENIED;
 
     if (c != NULL) {

@@ -11,13 +11,13 @@
  * Refusal reasons: ferry_jwt_verify() answers FERRY_EDENIED with *reason pointing at
  * one of these static strings, and nothing else (callers may put it in `ferry-error`
  * and logs; it never holds token bytes or claim values):
- *   "malformed"      not three non-empty base64url parts (no padding, no other
+ *   "malformed"      not three base64url parts, the first two non-empty (no padding, no other
  *                    characters), over FERRY_JWT_MAX_BYTES, header or payload not a JSON
  *                    object, no or non-string "alg", a "crit" header (no extension is
  *                    understood), a claim of the wrong type (exp not a number, ...),
  *                    no "exp", an ES256 signature that is not 64 bytes;
  *   "bad-algorithm"  a well-formed token whose "alg" is not RS256 or ES256 ("none",
- *                    HS256, RS384, ...). Kept apart from "malformed" on purpose: it is
+ *                    with or without an empty signature, HS256, RS384, ...). Kept apart from "malformed" on purpose: it is
  *                    what an identity provider configured for HMAC or another
  *                    algorithm produces, and what the alg-confusion and "none" attacks
  *                    produce; an operator must be able to tell that from garbage;

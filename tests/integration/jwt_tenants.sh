@@ -20,7 +20,7 @@
 #    for (polled, bounded). Tenant gamma's URL answers HTML: a warning with the URL, not
 #    the body. SIGHUP keeps beta's fetched keys (same URL): no fetch, the new kid works.
 # 7. Refusals: expired, wrong audience, wrong issuer, corrupt signature, unknown kid,
-#    alg none (malformed without a signature, bad-algorithm with one) and HS256 are
+#    alg none (bad-algorithm, with an empty signature or bytes in its place) and HS256 are
 #    407 / SOCKS5 auth failure / 401, each reason in the log and in
 #    ferry_jwt_refused_total.
 # 8. A connector of beta (no static token) is rejected: bad token for tenant.
@@ -201,8 +201,8 @@ want_eq "fetches of beta's keys at start (none on reload)" \
         tenant=beta)" 1
 
 # --- 7. refusals -----------------------------------------------------------------------
-# REASON TOKEN pairs; alg none without a signature is not even a JWS (malformed), with
-# bytes in the signature's place it is bad-algorithm, as HS256 is.
+# REASON TOKEN pairs; alg none is bad-algorithm with its empty signature and with bytes
+# in the signature's place, as HS256 is.
 none=$(JWT_ALG=none mint es e1)
 refusals=(
     expired "$(mint es e1 "{\"iss\":\"$ISS\",\"aud\":\"ferry\",\"exp\":\"@-60\"}")"
@@ -210,7 +210,7 @@ refusals=(
     wrong-issuer "$(mint rs r1 "{\"iss\":\"https://evil\",\"aud\":\"ferry\",\"exp\":\"@+600\"}")"
     bad-signature "$(JWT_CORRUPT=1 mint es e1)"
     unknown-key "$(mint stranger s1)"
-    malformed "$none"
+    bad-algorithm "$none"
     bad-algorithm "${none}AAAA"
     bad-algorithm "$(JWT_ALG=HS256 mint es e1)"
 )

@@ -29,7 +29,7 @@ static const struct expect expects[] = {
     { "tok-expired", "expired" },
     { "tok-wrong-iss", "wrong-issuer" },
     { "tok-unknown-kid", "unknown-key" },
-    { "tok-none", "malformed" },            /* no signature part at all */
+    { "tok-none", "bad-algorithm" },        /* an empty signature part: alg none */
     { "tok-hs256", "bad-algorithm" },
     { "jwks-good", "jwks-ok" },
     { "jwks-unusable", "jwks-error" },

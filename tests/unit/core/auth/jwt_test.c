@@ -396,7 +396,7 @@ test_alg_none_hs256_confusion_and_others_are_refused(void)
     p = b64url((const uint8_t *)claims(300, ""), strlen(claims(300, "")));
     input = malloc(strlen(h) + strlen(p) + 64);
     sprintf(input, "%s.%s.", h, p);
-    CU_ASSERT_STRING_NOT_EQUAL(verdict(input), "OK");
+    ASSERT_REASON(input, "bad-algorithm");      /* what the attack is, not "malformed" */
     sprintf(input, "%s.%s.AAAA", h, p);
     ASSERT_REASON(input, "bad-algorithm");
     free(h);
