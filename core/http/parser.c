@@ -31,8 +31,12 @@ ferry_http_parser_new(size_t max_headers)
         max_headers = FERRY_HTTP_MAX_HEADERS_DEFAULT;
     if (max_headers > PARSER_MAX_HEADERS)
         max_headers = PARSER_MAX_HEADERS;
-    if ((p = calloc(1, sizeof(*p) + max_headers * sizeof(p->headers[0]))) == NULL)
+    /* The header array is written before it is read (req_init/resp_init count what
+     * they filled): left unzeroed, its pages stay untouched until a head has that many
+     * fields, so an idle or slow connection costs the struct, not 256 entries. */
+    if ((p = malloc(sizeof(*p) + max_headers * sizeof(p->headers[0]))) == NULL)
         return NULL;
+    memset(p, 0, sizeof(*p));
     p->cap = max_headers;
     ferry_http_parser_reset(p);
     return p;

@@ -49,6 +49,7 @@
 #define IO_OUT_MAX      (8u * 1024 * 1024)  /* queued output past this is a plugin bug */
 #define IO_POOL_MAX     512                 /* idle upstream streams per worker */
 #define IO_BUF_CACHE    32                  /* spare input buffers per worker */
+#define IO_SMALL_BUF    1024                /* a partial message waits in this much */
 
 
 /* ---- input buffers ----------------------------------------------------------------- */
@@ -84,6 +85,28 @@ io_in_release(struct ferry_io *io)
     buf_put(io->w, io->in, io->in_size);
     io->in = NULL;
     io->in_off = io->in_len = 0;
+}
+
+/* After the plugin looked at new input: bytes it left for later (the start of a request
+ * head that has not ended: a slow client, a slowloris) move from the 64 KiB buffer to a
+ * small one, which grows again (io_fill) only if more comes than it holds. An idle
+ * partial message then costs IO_SMALL_BUF, not FERRY_IO_INBUF; a stream that consumes
+ * what it reads (the common case, and every bulk transfer) never gets here with bytes. */
+static void
+io_in_shrink(struct ferry_io *io)
+{
+    uint8_t *nb;
+
+    if (io->in == NULL || io->in_size != FERRY_IO_INBUF || io->in_len == 0 ||
+        io->in_len > IO_SMALL_BUF || (nb = malloc(IO_SMALL_BUF)) == NULL)
+        return;
+    memcpy(nb, io->in + io->in_off, io->in_len);
+    if (io->client)
+        explicit_bzero(io->in + io->in_off, io->in_len);
+    buf_put(io->w, io->in, io->in_size);
+    io->in = nb;
+    io->in_size = IO_SMALL_BUF;
+    io->in_off = 0;
 }
 
 void
@@ -804,7 +827,8 @@ io_process(struct ferry_io *io, unsigned ev)
         io->in = NULL;
         io->in_off = 0;
     }
-    io_dispatch(io, ev);
+    if (io_dispatch(io, ev))
+        io_in_shrink(io);
 }
 
 void

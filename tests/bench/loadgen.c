@@ -12,6 +12,12 @@
  *   loadgen rate HOST PORT SECS C  C concurrent connect+ping+pong+close loops, prints conn/s
  *   loadgen idle HOST PORT N       opens N relayed connections (1 byte echoed on each),
  *                                  prints "ready N", holds them until stdin closes
+ *   loadgen slow HOST PORT N SECS  slowloris: N connections, each sending an HTTP request
+ *                                  head that never ends ("GET / HTTP/1.1\r\nHost: s\r\n"
+ *                                  then one byte "X" every SECS seconds per connection);
+ *                                  one the server closes is dialled again. Prints
+ *                                  "ready N" once all N sent their first bytes, then holds
+ *                                  them until stdin closes, then "reopened K" on stderr.
  *   loadgen http HOST PORT SECS C PATH
  *                                  C keep-alive HTTP/1.1 connections, each sending
  *                                  "GET PATH" again as soon as the previous response
@@ -463,6 +469,72 @@ cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* ---- slowloris ------------------------------------------------------------------- */
+
+static int
+slow_open(const struct sockaddr_in *sa)
+{
+    static const char head[] = "GET / HTTP/1.1\r\nHost: s\r\n";
+    int               fd;
+
+    for (int tries = 0; tries < 100; tries++) {
+        struct pollfd p;
+
+        if ((fd = dial(sa, 0)) < 0) {
+            usleep(10000);
+            continue;
+        }
+        p.fd = fd;
+        p.events = POLLOUT;
+        if (poll(&p, 1, 5000) == 1 && send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL) ==
+            (ssize_t)(sizeof(head) - 1))
+            return fd;
+        close(fd);
+    }
+    die("slow connect");
+    return -1;
+}
+
+static int
+slow(const char *host, const char *port, int n, double every_s)
+{
+    struct sockaddr_in sa = addr_of(host, port);
+    int               *fds = calloc((size_t)n, sizeof(int));
+    unsigned long      reopened = 0;
+    double             next;
+    char               b;
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    if (fds == NULL)
+        die("calloc");
+    for (int i = 0; i < n; i++)
+        fds[i] = slow_open(&sa);
+    printf("ready %d\n", n);
+    fflush(stdout);
+    next = now_s() + every_s;
+    for (;;) {
+        struct pollfd in = { .fd = 0, .events = POLLIN };
+        int           ms = (int)((next - now_s()) * 1000);
+
+        if (poll(&in, 1, ms > 0 ? ms : 0) == 1 && read(0, &b, 1) <= 0)
+            break;
+        if (now_s() < next)
+            continue;
+        /* One byte each; a connection the server closed (its head timeout) comes back. */
+        for (int i = 0; i < n; i++) {
+            if (send(fds[i], "X", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1 && errno != EAGAIN) {
+                close(fds[i]);
+                fds[i] = slow_open(&sa);
+                reopened++;
+            }
+        }
+        next += every_s;
+    }
+    fprintf(stderr, "reopened %lu\n", reopened);
+    return 0;
+}
+
 /* ---- HTTP keep-alive client ------------------------------------------------------- */
 
 #define HEAD_BYTES 16384
@@ -808,6 +880,8 @@ main(int argc, char **argv)
         return rate(argv[2], argv[3], atof(argv[4]), atoi(argv[5]));
     if (argc >= 5 && strcmp(argv[1], "idle") == 0)
         return idle(argv[2], argv[3], atoi(argv[4]));
+    if (argc >= 6 && strcmp(argv[1], "slow") == 0)
+        return slow(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
     if (argc >= 7 && strcmp(argv[1], "http") == 0)
         return http_bench(argv[2], argv[3], atof(argv[4]), atoi(argv[5]), argv[6]);
     fprintf(stderr, "usage: see the comment at the top of loadgen.c\n");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh: ferry side by side with its peers, in one run, on loopback.
 #
-#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|store|pp|all]
+#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|store|pp|limits|all]
 #                                                     (env: SECS=3 ROUNDS=3 IDLE_CONNS)
 #   BASELINE=OTHER_BUILD_DIR bash tests/bench/run.sh build tcp|http
 #                                      adds `base`: ferry from OTHER_BUILD_DIR (e.g. a build
@@ -21,6 +21,8 @@
 #         with PrincipalPropagation (50 users' JWTs round-robin; certificates at the
 #         connector): req/s ratio, verifications and issues from /metrics, µs per
 #         verification and issue (pp.sh).
+# limits: http req/s with `allow` + `rate` on against off; 10,000 slowloris connections:
+#         gateway RSS growth and req/s beside them (limits.sh).
 # ldap:   ferry's ldap plugin (bind injected, and pass-through), HAProxy `mode tcp`, direct
 #         slapd (ldap.sh): 1,000 lookups on one connection, ms per run and CPU per lookup.
 # Figures: bulk throughput of one stream (MiB/s), new connections per second
@@ -34,7 +36,7 @@ BUILD=${1:-$ROOT/build}
 SECTION=${2:-all}
 if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ] || [ "$SECTION" = http ] ||
    [ "$SECTION" = policy ] || [ "$SECTION" = ldap ] || [ "$SECTION" = store ] ||
-   [ "$SECTION" = pp ]; then
+   [ "$SECTION" = pp ] || [ "$SECTION" = limits ]; then
     exec env BUILD="$BUILD" bash "$ROOT/tests/bench/$SECTION.sh"
 fi
 # 9,900, not 10,000: this sandbox's hard RLIMIT_NOFILE is 20,000 and cannot be raised,
