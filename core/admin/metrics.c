@@ -228,6 +228,30 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
     }
 }
 
+/* accept(2) failures for want of a descriptor, per listener (a pause each, worker.c). */
+static void
+render_accept_errors(struct evbuffer *out, unsigned nworkers)
+{
+    bool head = false;
+
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
+        uint64_t x = 0;
+
+        if (s->kind != STATS_LISTENER)
+            continue;
+        if (!head)
+            evbuffer_add_printf(out, "# HELP ferry_accept_errors_total accept() failures: "
+                                "emfile = out of file descriptors (the listener pauses)\n"
+                                "# TYPE ferry_accept_errors_total counter\n");
+        head = true;
+        for (unsigned w = 0; w < nworkers && w < s->ncells; w++)
+            x += atomic_load_explicit(&s->cell[w].accept_nofd, memory_order_relaxed);
+        evbuffer_add_printf(out, "ferry_accept_errors_total{listener=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\",reason=\"emfile\"} %llu\n", (unsigned long long)x);
+    }
+}
+
 /* Plugins' counters (ferry/metrics.h): one metric per name, a `plugin` label each. */
 static void
 render_plugin_counters(struct evbuffer *out, unsigned nworkers)
@@ -295,6 +319,7 @@ admin_metrics_render(struct evbuffer *out, unsigned nworkers)
     bool any = false;
 
     render_kind(out, STATS_LISTENER, nworkers);
+    render_accept_errors(out, nworkers);
     render_kind(out, STATS_DEST, nworkers);
     render_requests(out, nworkers);
     render_plugin_counters(out, nworkers);

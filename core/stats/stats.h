@@ -30,6 +30,7 @@ struct stats_cell {
     _Atomic uint64_t conns_total;
     _Atomic uint64_t conns_rejected;   /* over max_connections */
     _Atomic uint64_t conns_failed;     /* upstream could not be opened */
+    _Atomic uint64_t accept_nofd;      /* listeners: accept failed, EMFILE or ENFILE */
     _Atomic uint64_t bytes_in;         /* client -> upstream */
     _Atomic uint64_t bytes_out;        /* upstream -> client */
     /* Requests of message-level plugins (ferry_conn_request_done); status classes are
