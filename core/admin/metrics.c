@@ -252,6 +252,40 @@ render_accept_errors(struct evbuffer *out, unsigned nworkers)
     }
 }
 
+/* Per tenant (tenants[].max_connections): open connections counted against it and the
+ * ones refused over its bound. */
+static void
+render_tenants(struct evbuffer *out, unsigned nworkers)
+{
+    bool head = false;
+
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
+        if (s->kind != STATS_TENANT)
+            continue;
+        if (!head)
+            evbuffer_add_printf(out, "# HELP ferry_tenant_connections_active Open "
+                                "connections authenticated as (or bound to) the tenant\n"
+                                "# TYPE ferry_tenant_connections_active gauge\n");
+        head = true;
+        evbuffer_add_printf(out, "ferry_tenant_connections_active{tenant=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\"} %d\n", atomic_load(&s->active));
+    }
+    if (!head)
+        return;
+    evbuffer_add_printf(out, "# HELP ferry_tenant_connections_rejected_total Connections "
+                        "refused: the tenant had max_connections open\n"
+                        "# TYPE ferry_tenant_connections_rejected_total counter\n");
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
+        if (s->kind != STATS_TENANT)
+            continue;
+        evbuffer_add_printf(out, "ferry_tenant_connections_rejected_total{tenant=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\"} %llu\n",
+                            (unsigned long long)slot_sum(s, nworkers).rejected);
+    }
+}
+
 /* Plugins' counters (ferry/metrics.h): one metric per name, a `plugin` label each. */
 static void
 render_plugin_counters(struct evbuffer *out, unsigned nworkers)
@@ -320,6 +354,7 @@ admin_metrics_render(struct evbuffer *out, unsigned nworkers)
 
     render_kind(out, STATS_LISTENER, nworkers);
     render_accept_errors(out, nworkers);
+    render_tenants(out, nworkers);
     render_kind(out, STATS_DEST, nworkers);
     render_requests(out, nworkers);
     render_plugin_counters(out, nworkers);

@@ -24,7 +24,9 @@
 #define STATS_BUCKETS 10
 extern const uint64_t stats_bucket_us[STATS_BUCKETS];
 
-enum stats_kind { STATS_LISTENER, STATS_DEST, STATS_TUNNEL };
+/* STATS_TENANT: `active` is the tenant's open connections (tenants[].max_connections),
+ * conns_rejected the ones refused over it. */
+enum stats_kind { STATS_LISTENER, STATS_DEST, STATS_TUNNEL, STATS_TENANT };
 
 struct stats_cell {
     _Atomic uint64_t conns_total;

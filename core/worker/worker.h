@@ -76,6 +76,9 @@ struct gen {
     size_t                 nlisteners;
     unsigned               nworkers;
     struct stats_slot    **dest_stats;      /* owns the array: one per registry entry */
+    struct stats_slot    **tenant_stats;    /* owns the array: one per conf->tenants entry;
+                                               the slots live until exit, so a count
+                                               outlives a reload */
     bool                   serving;         /* has sockets: a gateway's, not a check's */
     struct gen_jwt        *jwt;             /* owns: one per tenant with `jwt:` */
     size_t                 njwt;
