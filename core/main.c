@@ -116,7 +116,9 @@ usage(FILE *fp)
     fprintf(fp,
         "usage: ferry [gateway] -c FILE        run the gateway (default)\n"
         "       ferry connector -c FILE        run the on-premise connector\n"
-        "       ferry connector --verify-audit FILE   check an audit log's hash chain\n"
+        "       ferry connector --verify-audit FILE...\n"
+        "                                      check an audit log's hash chain (a rotated\n"
+        "                                      log's files oldest first: one chain)\n"
         "       ferry check -c FILE            validate a configuration (exit 2 on errors)\n"
         "       ferry policy test -c FILE DESTINATION REQUEST_FILE [--response FILE]\n"
         "                         [--user FILE]\n"
@@ -132,7 +134,8 @@ usage(FILE *fp)
         "options:\n"
         "  -c, --config FILE   configuration file (default conf/ferry.yaml)\n"
         "\n"
-        "signals: SIGHUP reloads the configuration; SIGTERM drains and exits.\n");
+        "signals: SIGHUP reloads the configuration; SIGTERM drains and exits;\n"
+        "         the connector reopens its audit log on SIGHUP and SIGUSR1.\n");
 }
 
 static unsigned
@@ -837,9 +840,13 @@ on_connector_signal(evutil_socket_t sig, short what, void *arg)
 static void
 on_connector_hup(evutil_socket_t sig, short what, void *arg)
 {
-    (void)sig;
+    struct cmain *m = arg;
+
     (void)what;
-    (void)arg;
+    /* Both signals reopen the audit log (logrotate's postrotate sends either). */
+    ferry_connector_reopen_audit(m->cn);
+    if (sig != SIGHUP)
+        return;
     /* Swapping the systems table under running workers is not built yet; saying so
      * beats dying on the default action of SIGHUP. */
     ferry_log(NULL, FERRY_WARN, "SIGHUP: the connector does not reload its configuration "
@@ -853,7 +860,7 @@ cmd_connector(const char *path)
     struct cmain        m = { 0 };
     struct ferry_admin *admin = NULL;
     struct ferry_err    err = { 0 };
-    struct event       *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+    struct event       *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL, *sig_usr1 = NULL;
     int                 rc;
 
     if ((rc = ferry_connector_new(path, &m.cn)) != FERRY_OK)
@@ -868,6 +875,10 @@ cmd_connector(const char *path)
     m.st.replicas = ferry_connector_replicas(m.cn);
     ferry_connector_pp_counts(m.cn, &m.st.pp_issued, &m.st.pp_reused, &m.st.pp_refused);
     m.st.nworkers = ferry_connector_workers(m.cn);
+    if (ferry_connector_has_audit(m.cn)) {
+        m.st.audit_errors = ferry_connector_audit_errors;
+        m.st.audit_arg = m.cn;
+    }
     if (ferry_connector_admin_listen(m.cn) != NULL &&
         ferry_admin_start(m.base, ferry_connector_admin_listen(m.cn), &m.st, &admin, &err) !=
             FERRY_OK) {
@@ -877,9 +888,11 @@ cmd_connector(const char *path)
     sig_term = evsignal_new(m.base, SIGTERM, on_connector_signal, &m);
     sig_int = evsignal_new(m.base, SIGINT, on_connector_signal, &m);
     sig_hup = evsignal_new(m.base, SIGHUP, on_connector_hup, &m);
+    sig_usr1 = evsignal_new(m.base, SIGUSR1, on_connector_hup, &m);
     event_add(sig_term, NULL);
     event_add(sig_int, NULL);
     event_add(sig_hup, NULL);
+    event_add(sig_usr1, NULL);
     if (ferry_connector_start(m.cn) != FERRY_OK)
         goto out;
     event_base_dispatch(m.base);
@@ -893,6 +906,8 @@ out:
         event_free(sig_int);
     if (sig_hup != NULL)
         event_free(sig_hup);
+    if (sig_usr1 != NULL)
+        event_free(sig_usr1);
     if (m.poll != NULL)
         event_free(m.poll);
     if (m.deadline != NULL)
@@ -967,6 +982,20 @@ main(int argc, char **argv)
         usage(stderr);
         return EXIT_CONFIG;
     }
+    /* --verify-audit OLDEST ... NEWEST: the files of a rotated log, one chain. */
+    if (audit != NULL && strcmp(cmd, "connector") == 0) {
+        const char **files = calloc((size_t)(argc - optind) + 1, sizeof(*files));
+        int          vrc;
+
+        if (files == NULL)
+            return 2;
+        files[0] = audit;
+        for (int i = optind; i < argc; i++)
+            files[i - optind + 1] = argv[i];
+        vrc = ferry_connector_verify_audit(files, argc - optind + 1);
+        free(files);
+        return vrc;
+    }
     if (optind < argc) {
         fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
@@ -980,8 +1009,6 @@ main(int argc, char **argv)
         return cmd_gateway(path);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(path);
-    if (audit != NULL && strcmp(cmd, "connector") == 0)
-        return ferry_connector_verify_audit(audit);
     if (strcmp(cmd, "connector") == 0)
         return cmd_connector(path);
     fprintf(stderr, "ferry: unknown command '%s'\n", cmd);

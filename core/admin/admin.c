@@ -215,6 +215,13 @@ on_request(struct evhttp_request *req, void *arg)
                                     (unsigned long long)atomic_load(a->st->pp_issued),
                                     (unsigned long long)atomic_load(a->st->pp_reused),
                                     (unsigned long long)atomic_load(a->st->pp_refused));
+            if (a->st->audit_errors != NULL)
+                evbuffer_add_printf(out, "# HELP ferry_audit_errors_total Audit log writes "
+                                    "and opens that failed (audit_fail: closed refuses new "
+                                    "streams until one succeeds)\n"
+                                    "# TYPE ferry_audit_errors_total counter\n"
+                                    "ferry_audit_errors_total %llu\n",
+                                    (unsigned long long)a->st->audit_errors(a->st->audit_arg));
             admin_metrics_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");

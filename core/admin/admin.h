@@ -31,6 +31,10 @@ struct ferry_admin_state {
     atomic_int *replicas;       /* connector: gateway replicas in the latest list, or NULL */
     /* Connector: principal propagation's user certificates, or NULL. */
     _Atomic uint64_t *pp_issued, *pp_reused, *pp_refused;
+    /* Connector with an audit log: failed audit writes so far (audit_errors(audit_arg)),
+     * or NULL. */
+    uint64_t        (*audit_errors)(void *audit_arg);
+    void             *audit_arg;
     /* Gateway only; the connector leaves them NULL (no destination API). */
     const struct ferry_conf *conf;   /* the current generation's: main keeps it current */
     struct gen *gen;                 /* borrowed: that generation (its tenants' JWT keys);

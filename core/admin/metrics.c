@@ -228,6 +228,64 @@ render_kind(struct evbuffer *out, enum stats_kind kind, unsigned nworkers)
     }
 }
 
+/* accept(2) failures for want of a descriptor, per listener (a pause each, worker.c). */
+static void
+render_accept_errors(struct evbuffer *out, unsigned nworkers)
+{
+    bool head = false;
+
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
+        uint64_t x = 0;
+
+        if (s->kind != STATS_LISTENER)
+            continue;
+        if (!head)
+            evbuffer_add_printf(out, "# HELP ferry_accept_errors_total accept() failures: "
+                                "emfile = out of file descriptors (the listener pauses)\n"
+                                "# TYPE ferry_accept_errors_total counter\n");
+        head = true;
+        for (unsigned w = 0; w < nworkers && w < s->ncells; w++)
+            x += atomic_load_explicit(&s->cell[w].accept_nofd, memory_order_relaxed);
+        evbuffer_add_printf(out, "ferry_accept_errors_total{listener=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\",reason=\"emfile\"} %llu\n", (unsigned long long)x);
+    }
+}
+
+/* Per tenant (tenants[].max_connections): open connections counted against it and the
+ * ones refused over its bound. */
+static void
+render_tenants(struct evbuffer *out, unsigned nworkers)
+{
+    bool head = false;
+
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
+        if (s->kind != STATS_TENANT)
+            continue;
+        if (!head)
+            evbuffer_add_printf(out, "# HELP ferry_tenant_connections_active Open "
+                                "connections authenticated as (or bound to) the tenant\n"
+                                "# TYPE ferry_tenant_connections_active gauge\n");
+        head = true;
+        evbuffer_add_printf(out, "ferry_tenant_connections_active{tenant=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\"} %d\n", atomic_load(&s->active));
+    }
+    if (!head)
+        return;
+    evbuffer_add_printf(out, "# HELP ferry_tenant_connections_rejected_total Connections "
+                        "refused: the tenant had max_connections open\n"
+                        "# TYPE ferry_tenant_connections_rejected_total counter\n");
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
+        if (s->kind != STATS_TENANT)
+            continue;
+        evbuffer_add_printf(out, "ferry_tenant_connections_rejected_total{tenant=\"");
+        add_escaped(out, s->name);
+        evbuffer_add_printf(out, "\"} %llu\n",
+                            (unsigned long long)slot_sum(s, nworkers).rejected);
+    }
+}
+
 /* Plugins' counters (ferry/metrics.h): one metric per name, a `plugin` label each. */
 static void
 render_plugin_counters(struct evbuffer *out, unsigned nworkers)
@@ -295,6 +353,8 @@ admin_metrics_render(struct evbuffer *out, unsigned nworkers)
     bool any = false;
 
     render_kind(out, STATS_LISTENER, nworkers);
+    render_accept_errors(out, nworkers);
+    render_tenants(out, nworkers);
     render_kind(out, STATS_DEST, nworkers);
     render_requests(out, nworkers);
     render_plugin_counters(out, nworkers);

@@ -101,12 +101,15 @@ struct tenant_in {
     char              *id;
     char              *token;
     const yaml_node_t *jwt;
+    uint32_t           max_connections;
 };
 
 static const struct conf_key tenant_keys[] = {
     { "id",    CONF_STR,  true,  offsetof(struct tenant_in, id), 0, 0 },
     { "token", CONF_STR,  false, offsetof(struct tenant_in, token), 0, 0 },
     { "jwt",   CONF_NODE, false, offsetof(struct tenant_in, jwt), 0, 0 },
+    { "max_connections", CONF_U32, false, offsetof(struct tenant_in, max_connections),
+      0, 10000000 },
     { NULL, CONF_END, false, 0, 0, 0 }
 };
 
@@ -481,6 +484,7 @@ load_tenants(const struct conf_ctx *c, const yaml_node_t *n, struct ferry_conf *
         nerr = conf_mapping(c, tn, where, tenant_keys, &in, NULL, NULL);
         t->id = in.id;
         t->token = in.token;
+        t->max_connections = in.max_connections;
         conf->ntenants++;                   /* owned now, freed with conf */
         if (in.jwt != NULL)
             load_tenant_jwt(c, in.jwt, where, t);

@@ -41,6 +41,8 @@ struct ferry_conf_tenant {
     char *token;                /* owns; secret: never print; NULL when jwt is set and
                                    there is no static token */
     struct ferry_conf_tenant_jwt *jwt;   /* owns; NULL: no `jwt:` */
+    uint32_t max_connections;   /* open connections authenticated as it, per process;
+                                   0 (default): no bound */
     int   line, col;
 };
 

@@ -41,7 +41,7 @@ static const char *const proto_names[] = {
 /* Top-level keys land here, so sections can be read after the whole mapping is known. */
 struct top {
     const yaml_node_t *workers, *log, *gateway, *admin, *location_id, *systems, *pp;
-    char              *tenant, *token, *ca, *cert, *key, *audit_log;
+    char              *tenant, *token, *ca, *cert, *key, *audit_log, *audit_fail;
     uint32_t           connect_timeout_ms, keepalive_ms, dead_peer_timeout_ms;
     uint32_t           reconnect_max_ms, drain_timeout_ms;
 };
@@ -60,6 +60,7 @@ static const struct conf_key top_keys[] = {
     { "cert",                 CONF_PATH, false, T_OFF(cert),                 0, 0 },
     { "key",                  CONF_PATH, false, T_OFF(key),                  0, 0 },
     { "audit_log",            CONF_PATH, false, T_OFF(audit_log),            0, 0 },
+    { "audit_fail",           CONF_STR,  false, T_OFF(audit_fail),           0, 0 },
     { "connect_timeout_ms",   CONF_U32,  false, T_OFF(connect_timeout_ms),   1, 600000 },
     { "keepalive_ms",         CONF_U32,  false, T_OFF(keepalive_ms),         1, 3600000 },
     { "dead_peer_timeout_ms", CONF_U32,  false, T_OFF(dead_peer_timeout_ms), 1, 3600000 },
@@ -816,6 +817,12 @@ load_root(const struct conf_ctx *c, const yaml_node_t *root, struct ferry_connec
     if (top.dead_peer_timeout_ms == 0)
         top.dead_peer_timeout_ms = conf->dead_peer_timeout_ms;
     take_top(&top, conf);
+    if (top.audit_fail != NULL && strcmp(top.audit_fail, "open") == 0)
+        conf->audit_fail_open = true;
+    else if (top.audit_fail != NULL && strcmp(top.audit_fail, "closed") != 0)
+        conf_error(c, conf_value(c, root, "audit_fail"), NULL, "audit_fail: want closed "
+                   "(refuse new streams while the audit log cannot be written) or open");
+    free(top.audit_fail);
     /* `key:` with nothing after it means the default, as if the key were absent. */
     const yaml_node_t **nodes[] = { &top.workers, &top.log, &top.admin, &top.systems,
                                     &top.pp };

@@ -78,6 +78,7 @@ struct ferry_connector_conf {
     char                           *ca;               /* resolved path, required */
     char                           *cert, *key;       /* resolved paths or NULL (both or none) */
     char                           *audit_log;        /* resolved path or NULL (no audit) */
+    bool                            audit_fail_open;  /* audit_fail: open; default closed */
     uint32_t                        connect_timeout_ms;    /* to internal hosts, default 5000 */
     uint32_t                        keepalive_ms;          /* PING interval, default 10000 */
     uint32_t                        dead_peer_timeout_ms;  /* default 30000 */

@@ -42,13 +42,23 @@ struct dial {
     int                                 last_errno;
     uint32_t                            timeout_ms;
     char                                port_text[8];
+    /* A failure found inside dial_begin (socket() out of descriptors, a resolver that
+     * answers at once) is reported from the loop: the owner is still in the middle of
+     * starting the dial, and done() may free it under its caller's feet. */
+    bool                                in_begin;
+    struct event                       *later;   /* owns: that report, or NULL */
+    int                                 later_status;
+    const char                         *later_reason;  /* a literal */
 };
 
 static void dial_try_next(struct dial *d);
+static void dial_on_later(evutil_socket_t fd, short what, void *arg);
 
 static void
 dial_free(struct dial *d)
 {
+    if (d->later != NULL)
+        event_free(d->later);
     if (d->fd >= 0)
         close(d->fd);
     if (d->ai != NULL)
@@ -62,10 +72,31 @@ dial_fail(struct dial *d, int status, const char *reason)
     const struct dial_ops *ops = d->ops;
     void                  *owner = d->owner;
 
+    if (d->in_begin && d->later == NULL) {
+        static const struct timeval now = { 0, 0 };
+
+        d->later_status = status;
+        d->later_reason = reason;
+        if ((d->later = evtimer_new(d->base, dial_on_later, d)) != NULL &&
+            evtimer_add(d->later, &now) == 0)
+            return;
+        /* No timer: reporting now is the lesser evil than never. */
+    }
     ops->unwatch(owner);
     *d->slot = NULL;
     dial_free(d);
     ops->done(owner, -1, status, reason);
+}
+
+static void
+dial_on_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct dial *d = arg;
+
+    (void)fd;
+    (void)what;
+    d->in_begin = false;
+    dial_fail(d, d->later_status, d->later_reason);
 }
 
 short
@@ -236,9 +267,11 @@ dial_begin(struct dial **slot, struct event_base *base, struct evdns_base *dns,
         d->literal_len = sizeof(*s6);
         d->use_literal = true;
     }
+    d->in_begin = true;
     if (d->use_literal) {
         d->last_errno = ECONNREFUSED;
         dial_try_next(d);
+        d->in_begin = false;
         return FERRY_OK;
     }
     memset(&hints, 0, sizeof(hints));
@@ -248,9 +281,13 @@ dial_begin(struct dial **slot, struct event_base *base, struct evdns_base *dns,
     hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
     snprintf(d->port_text, sizeof(d->port_text), "%u", port);
     req = evdns_getaddrinfo(dns, host, d->port_text, &hints, dial_on_resolved, d);
-    /* NULL means it already finished (and called back) or failed synchronously. */
-    if (req != NULL && *slot == d)
-        d->req = req;
+    /* NULL means it already finished (and called back) or failed synchronously; a
+     * failure then waits in d->later, so d is still ours. */
+    if (*slot == d) {
+        d->in_begin = false;
+        if (req != NULL)
+            d->req = req;
+    }
     return FERRY_OK;
 }
 

@@ -24,12 +24,15 @@
 #define STATS_BUCKETS 10
 extern const uint64_t stats_bucket_us[STATS_BUCKETS];
 
-enum stats_kind { STATS_LISTENER, STATS_DEST, STATS_TUNNEL };
+/* STATS_TENANT: `active` is the tenant's open connections (tenants[].max_connections),
+ * conns_rejected the ones refused over it. */
+enum stats_kind { STATS_LISTENER, STATS_DEST, STATS_TUNNEL, STATS_TENANT };
 
 struct stats_cell {
     _Atomic uint64_t conns_total;
     _Atomic uint64_t conns_rejected;   /* over max_connections */
     _Atomic uint64_t conns_failed;     /* upstream could not be opened */
+    _Atomic uint64_t accept_nofd;      /* listeners: accept failed, EMFILE or ENFILE */
     _Atomic uint64_t bytes_in;         /* client -> upstream */
     _Atomic uint64_t bytes_out;        /* upstream -> client */
     /* Requests of message-level plugins (ferry_conn_request_done); status classes are

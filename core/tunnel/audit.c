@@ -7,11 +7,17 @@
  * and one write(2), so lines never interleave and the chain follows file order. No
  * fdatasync per line: the chain makes loss or edits visible, it does not prevent them.
  * One process writes one file: two processes appending would fork the chain.
+ *
+ * A line that cannot be written (disk full, the file gone after a failed reopen) is
+ * kept, with its time stamp, in a bounded pending queue and written first the next
+ * time: "prev" is computed only when a line reaches the file, so the chain never skips
+ * a record that failed. A write cut short is truncated away when the file allows it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -36,14 +42,37 @@
 /* The verifier refuses longer lines instead of growing without bound. */
 #define AUDIT_MAX_LINE    (1024 * 1024)
 #define AUDIT_MAX_DEPTH   16
+/* Lines kept while the file cannot be written. With audit_fail: closed only streams
+ * already open add to it; with open, lines past it are lost (and counted). */
+#define AUDIT_MAX_PENDING 1024
+/* While failing, one log line per this interval, with the count since the last. */
+#define AUDIT_LOG_EVERY_S 10
+#define AUDIT_STAMP_LEN   32
+
+struct line {
+    char  *p;           /* owns; the first AUDIT_HEAD_ROOM bytes are for the head */
+    size_t len, cap;
+    bool   oom, truncated;
+};
+
+struct pending {
+    struct line l;                           /* owns l.p */
+    char        stamp[AUDIT_STAMP_LEN];      /* when it happened, not when it was written */
+};
 
 struct ferry_audit {
     pthread_mutex_t mu;
-    int             fd;                      /* owns: O_APPEND */
-    char           *path;                    /* owns: for the process log */
-    unsigned char   prev[AUDIT_HASH_LEN];    /* hash of the file's last line */
+    int             fd;                      /* owns: O_APPEND; -1 after a failed reopen */
+    char           *path;                    /* owns: opened again on reopen */
+    unsigned char   prev[AUDIT_HASH_LEN];    /* hash of the chain's last line written */
     bool            need_newline;            /* the file ends inside a line: end it first */
     bool            failing;                 /* a failure was logged; cleared by success */
+    struct pending *pend;                    /* owns: AUDIT_MAX_PENDING slots, oldest first */
+    size_t          npend;
+    time_t          logged_at;               /* monotonic s of the last failure line */
+    uint64_t        unlogged;                /* failures since that line */
+    _Atomic uint64_t errors;                 /* for /metrics */
+    atomic_bool     healthy;                 /* nothing pending and a file open */
 };
 
 static bool
@@ -67,12 +96,6 @@ hex(const unsigned char h[AUDIT_HASH_LEN], char out[AUDIT_HEX_LEN + 1])
 }
 
 /* ---- building a line ---------------------------------------------------------- */
-
-struct line {
-    char  *p;           /* owns; the first AUDIT_HEAD_ROOM bytes are for the head */
-    size_t len, cap;
-    bool   oom, truncated;
-};
 
 static void
 put(struct line *l, const char *s, size_t n)
@@ -219,33 +242,71 @@ build_body(struct line *l, const struct ferry_audit_rec *r)
 
 /* ---- writing ------------------------------------------------------------------ */
 
+static time_t
+mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* One failure: counted always; logged at once when the log was healthy, then at most
+ * every AUDIT_LOG_EVERY_S with how many failed since (open mode fails per stream). */
 static void
 report(struct ferry_audit *a, const char *what, int errnum)
 {
-    if (a->failing)
+    time_t now = mono_s();
+
+    atomic_fetch_add_explicit(&a->errors, 1, memory_order_relaxed);
+    a->unlogged++;
+    if (a->failing && now - a->logged_at < AUDIT_LOG_EVERY_S)
         return;
     a->failing = true;
+    a->logged_at = now;
     ferry_log(NULL, FERRY_ERROR, "audit log write failed", FLOG_STR("path", a->path),
-              FLOG_STR("what", what), FLOG_STR("error", errnum != 0 ? strerror(errnum) : ""));
+              FLOG_STR("what", what), FLOG_STR("error", errnum != 0 ? strerror(errnum) : ""),
+              FLOG_INT("failures", a->unlogged), FLOG_INT("pending", a->npend));
+    a->unlogged = 0;
+}
+
+static void
+set_health(struct ferry_audit *a)
+{
+    bool ok = a->fd >= 0 && a->npend == 0;
+
+    if (ok && a->failing) {
+        a->failing = false;
+        ferry_log(NULL, FERRY_INFO, "audit log writable again", FLOG_STR("path", a->path));
+    }
+    atomic_store(&a->healthy, ok);
+}
+
+static void
+stamp_now(char out[AUDIT_STAMP_LEN])
+{
+    struct timespec ts;
+    struct tm       tm;
+
+    size_t          n;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    n = strftime(out, AUDIT_STAMP_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, AUDIT_STAMP_LEN - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
 /* The head goes right in front of the body, inside its reserved room. Returns where
  * the line (with a leading "\n" if needed) starts. */
 static char *
-put_head(struct ferry_audit *a, struct line *l)
+put_head(struct ferry_audit *a, struct line *l, const char *stamp)
 {
-    struct timespec ts;
-    struct tm       tm;
-    char            head[AUDIT_HEAD_ROOM], prev[AUDIT_HEX_LEN + 1];
-    int             n;
+    char head[AUDIT_HEAD_ROOM], prev[AUDIT_HEX_LEN + 1];
+    int  n;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
     hex(a->prev, prev);
-    n = snprintf(head, sizeof(head), "%s{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
-                 "\"prev\":\"%s\"", a->need_newline ? "\n" : "", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 ts.tv_nsec / 1000000, prev);
+    n = snprintf(head, sizeof(head), "%s{\"time\":\"%s\",\"prev\":\"%s\"",
+                 a->need_newline ? "\n" : "", stamp, prev);
     if (n < 0 || (size_t)n > AUDIT_HEAD_ROOM)
         return NULL;
     memcpy(l->p + AUDIT_HEAD_ROOM - (size_t)n, head, (size_t)n);
@@ -271,31 +332,33 @@ account(struct ferry_audit *a, const char *line, size_t len, size_t done, bool n
     a->need_newline = done < len;
 }
 
-void
-ferry_audit_write(struct ferry_audit *a, const struct ferry_audit_rec *r)
-{
-    struct line l = {0};
-    char       *line;
-    size_t      len, done = 0;
-    bool        nl;
-    int         errnum = 0;
+static int reopen_locked(struct ferry_audit *a, struct ferry_err *err);
 
-    if (a == NULL)
-        return;
-    if (!build_body(&l, r)) {
-        pthread_mutex_lock(&a->mu);
-        report(a, "out of memory", ENOMEM);
-        pthread_mutex_unlock(&a->mu);
-        free(l.p);
-        return;
+/* Under the lock: one line to the file. false (reported) if it did not get there whole;
+ * then the line is still the caller's to keep. */
+static bool
+emit(struct ferry_audit *a, struct line *l, const char *stamp)
+{
+    struct ferry_err err = { 0 };
+    char            *line;
+    size_t           len, done = 0;
+    off_t            before;
+    bool             nl;
+    int              errnum = 0;
+
+    /* After a failed reopen every line tries the path again: the operator's fix (space,
+     * permissions, a directory removed) is picked up without a signal. */
+    if (a->fd < 0 && reopen_locked(a, &err) != FERRY_OK) {
+        report(a, "open", errno);
+        return false;
     }
-    pthread_mutex_lock(&a->mu);
     nl = a->need_newline;
-    if ((line = put_head(a, &l)) == NULL) {
+    if ((line = put_head(a, l, stamp)) == NULL) {
         report(a, "line head", 0);
-        goto out;
+        return false;
     }
-    len = (size_t)(l.p + l.len - line);
+    len = (size_t)(l->p + l->len - line);
+    before = lseek(a->fd, 0, SEEK_END);     /* one writer (the lock): the line starts here */
     while (done < len) {
         ssize_t n = write(a->fd, line + done, len - done);
 
@@ -307,21 +370,106 @@ ferry_audit_write(struct ferry_audit *a, const struct ferry_audit_rec *r)
         }
         done += (size_t)n;
     }
+    /* A line cut short by a full disk would be a broken line in the chain; removing it
+     * lets the retry write the whole line where it belongs. */
+    if (done > 0 && done < len && before >= 0 && ftruncate(a->fd, before) == 0)
+        done = 0;
     account(a, line, len, done, nl);
-    if (done < len)
+    if (done < len) {
         report(a, "write", errnum);
-    else
-        a->failing = false;
-out:
+        return false;
+    }
+    return true;
+}
+
+/* Under the lock: write what is pending, oldest first; true when nothing is left. */
+static bool
+flush(struct ferry_audit *a)
+{
+    size_t i = 0;
+
+    while (i < a->npend && emit(a, &a->pend[i].l, a->pend[i].stamp)) {
+        free(a->pend[i].l.p);
+        i++;
+    }
+    if (i > 0) {
+        memmove(a->pend, a->pend + i, (a->npend - i) * sizeof(*a->pend));
+        a->npend -= i;
+    }
+    return a->npend == 0;
+}
+
+int
+ferry_audit_write(struct ferry_audit *a, const struct ferry_audit_rec *r)
+{
+    struct line l = {0};
+    char        stamp[AUDIT_STAMP_LEN];
+    int         rc = FERRY_OK;
+
+    if (a == NULL)
+        return FERRY_OK;
+    stamp_now(stamp);
+    if (!build_body(&l, r)) {
+        pthread_mutex_lock(&a->mu);
+        report(a, "out of memory", ENOMEM);
+        pthread_mutex_unlock(&a->mu);
+        free(l.p);
+        return FERRY_ENOMEM;
+    }
+    pthread_mutex_lock(&a->mu);
+    if (!flush(a) || !emit(a, &l, stamp)) {
+        rc = FERRY_EIO;
+        if (a->npend < AUDIT_MAX_PENDING) {
+            a->pend[a->npend].l = l;        /* the queue owns it now */
+            memcpy(a->pend[a->npend].stamp, stamp, sizeof(stamp));
+            a->npend++;
+            l.p = NULL;
+        }
+    }
+    set_health(a);
     pthread_mutex_unlock(&a->mu);
     free(l.p);
+    return rc;
+}
+
+int
+ferry_audit_retry(struct ferry_audit *a)
+{
+    struct ferry_err err = { 0 };
+    bool             ok;
+
+    if (a == NULL)
+        return FERRY_OK;
+    if (atomic_load(&a->healthy))
+        return FERRY_OK;
+    pthread_mutex_lock(&a->mu);
+    if (a->fd < 0 && reopen_locked(a, &err) != FERRY_OK)
+        report(a, "open", errno);
+    ok = a->fd >= 0 && flush(a);
+    set_health(a);
+    pthread_mutex_unlock(&a->mu);
+    return ok ? FERRY_OK : FERRY_EIO;
+}
+
+bool
+ferry_audit_is_healthy(struct ferry_audit *a)
+{
+    return a == NULL || atomic_load(&a->healthy);
+}
+
+uint64_t
+ferry_audit_errors(struct ferry_audit *a)
+{
+    return a == NULL ? 0 : atomic_load_explicit(&a->errors, memory_order_relaxed);
 }
 
 /* ---- opening: continue the chain ---------------------------------------------- */
 
-/* Hash of the file's last line (bytes after the last newline before `end`). */
+/* Hash of the file's last line (bytes after the last newline before `end`) into prev;
+ * *need_nl: the file ends inside a line. */
 static int
-hash_last_line(int fd, off_t size, struct ferry_audit *a, struct ferry_err *err)
+hash_last_line(int fd, off_t size, const char *path, unsigned char prev[AUDIT_HASH_LEN],
+               bool *need_nl, struct ferry_err *err)
 {
     EVP_MD_CTX   *ctx = NULL;
     char          buf[8192], last;
@@ -330,17 +478,16 @@ hash_last_line(int fd, off_t size, struct ferry_audit *a, struct ferry_err *err)
     int           rc = FERRY_EIO;
 
     if (pread(fd, &last, 1, size - 1) != 1)
-        return ferry_err_set(err, FERRY_EIO, "%s: %s", a->path, strerror(errno));
+        return ferry_err_set(err, FERRY_EIO, "%s: %s", path, strerror(errno));
+    *need_nl = last != '\n';                /* a line was cut short: end it first */
     if (last == '\n')
         end = size - 1;
-    else
-        a->need_newline = true;             /* a line was cut short: end it first */
     for (pos = end; pos > 0 && start == 0;) {
         size_t  chunk = pos > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)pos;
         ssize_t r = pread(fd, buf, chunk, pos - (off_t)chunk);
 
         if (r != (ssize_t)chunk)
-            return ferry_err_set(err, FERRY_EIO, "%s: %s", a->path,
+            return ferry_err_set(err, FERRY_EIO, "%s: %s", path,
                                  r < 0 ? strerror(errno) : "short read");
         pos -= (off_t)chunk;
         for (size_t i = chunk; i > 0; i--) {
@@ -359,14 +506,14 @@ hash_last_line(int fd, off_t size, struct ferry_audit *a, struct ferry_err *err)
         ssize_t r = pread(fd, buf, chunk, pos);
 
         if (r <= 0) {
-            rc = ferry_err_set(err, FERRY_EIO, "%s: %s", a->path,
+            rc = ferry_err_set(err, FERRY_EIO, "%s: %s", path,
                                r < 0 ? strerror(errno) : "short read");
             goto out;
         }
         EVP_DigestUpdate(ctx, buf, (size_t)r);
         pos += r;
     }
-    if (EVP_DigestFinal_ex(ctx, a->prev, &n) != 1 || n != AUDIT_HASH_LEN) {
+    if (EVP_DigestFinal_ex(ctx, prev, &n) != 1 || n != AUDIT_HASH_LEN) {
         rc = ferry_err_set(err, FERRY_EIO, "sha256 failed");
         goto out;
     }
@@ -376,35 +523,84 @@ out:
     return rc;
 }
 
+/* Under the lock (or before anyone shares a): open the path and continue the chain. An
+ * empty file continues from a->prev (zeros for a new log, the previous file's last line
+ * after a rotation); a file with lines continues from its last line. On failure a->fd
+ * stays -1 and errno says why. */
+static int
+reopen_locked(struct ferry_audit *a, struct ferry_err *err)
+{
+    unsigned char prev[AUDIT_HASH_LEN];
+    struct stat   st;
+    bool          need_nl = false;
+    int           fd, rc, saved;
+
+    if ((fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return ferry_err_set(err, FERRY_EIO, "cannot open %s: %s", a->path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return ferry_err_set(err, FERRY_EIO, "%s: not a regular file", a->path);
+    }
+    memcpy(prev, a->prev, sizeof(prev));
+    if (st.st_size > 0 &&
+        (rc = hash_last_line(fd, st.st_size, a->path, prev, &need_nl, err)) != FERRY_OK) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return rc;
+    }
+    a->fd = fd;
+    memcpy(a->prev, prev, sizeof(prev));
+    a->need_newline = need_nl;
+    return FERRY_OK;
+}
+
+int
+ferry_audit_reopen(struct ferry_audit *a, struct ferry_err *err)
+{
+    int rc;
+
+    if (a == NULL)
+        return FERRY_OK;
+    pthread_mutex_lock(&a->mu);
+    if (a->fd >= 0)
+        close(a->fd);
+    a->fd = -1;
+    if ((rc = reopen_locked(a, err)) != FERRY_OK)
+        report(a, "reopen", errno);
+    else
+        flush(a);
+    set_health(a);
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
 int
 ferry_audit_open(const char *path, struct ferry_audit **out, struct ferry_err *err)
 {
     struct ferry_audit *a;
-    struct stat         st;
     int                 rc;
 
     *out = NULL;
-    if ((a = calloc(1, sizeof(*a))) == NULL || (a->path = strdup(path)) == NULL) {
+    if ((a = calloc(1, sizeof(*a))) == NULL || (a->path = strdup(path)) == NULL ||
+        (a->pend = calloc(AUDIT_MAX_PENDING, sizeof(*a->pend))) == NULL) {
+        if (a != NULL)
+            free(a->path);
         free(a);
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
     a->fd = -1;
     if (pthread_mutex_init(&a->mu, NULL) != 0) {
+        free(a->pend);
         free(a->path);
         free(a);
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
-    if ((a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-        rc = ferry_err_set(err, FERRY_EIO, "cannot open %s: %s", path, strerror(errno));
+    if ((rc = reopen_locked(a, err)) != FERRY_OK)   /* new file: prev stays 64 zeros */
         goto fail;
-    }
-    if (fstat(a->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = ferry_err_set(err, FERRY_EIO, "%s: not a regular file", path);
-        goto fail;
-    }
-    if (st.st_size > 0 && (rc = hash_last_line(a->fd, st.st_size, a, err)) != FERRY_OK)
-        goto fail;
-    *out = a;                               /* st_size 0: prev stays 64 zeros */
+    atomic_store(&a->healthy, true);
+    *out = a;
     return FERRY_OK;
 fail:
     ferry_audit_close(a);
@@ -418,6 +614,9 @@ ferry_audit_close(struct ferry_audit *a)
         return;
     if (a->fd >= 0)
         close(a->fd);
+    for (size_t i = 0; i < a->npend; i++)
+        free(a->pend[i].l.p);
+    free(a->pend);
     pthread_mutex_destroy(&a->mu);
     free(a->path);
     free(a);
@@ -674,7 +873,8 @@ next_line(struct reader *r)
 }
 
 int
-ferry_audit_verify(const char *path, uint64_t *nlines, struct ferry_err *err)
+ferry_audit_verify_from(const char *path, char prev_hex[FERRY_AUDIT_HEX_LEN + 1],
+                        uint64_t *nlines, struct ferry_err *err)
 {
     static const char zeros[AUDIT_HEX_LEN + 1] =
         "0000000000000000000000000000000000000000000000000000000000000000";
@@ -683,6 +883,7 @@ ferry_audit_verify(const char *path, uint64_t *nlines, struct ferry_err *err)
     char           want[AUDIT_HEX_LEN + 1];
     uint64_t       n = 0;
     int            rc, more;
+    bool           first = memcmp(prev_hex, zeros, AUDIT_HEX_LEN) == 0;
 
     if (nlines != NULL)
         *nlines = 0;
@@ -692,7 +893,8 @@ ferry_audit_verify(const char *path, uint64_t *nlines, struct ferry_err *err)
         rc = ferry_err_set(err, FERRY_EIO, "cannot open %s: %s", path, strerror(errno));
         goto out;
     }
-    memcpy(want, zeros, sizeof(want));
+    memcpy(want, prev_hex, sizeof(want));
+    want[AUDIT_HEX_LEN] = '\0';
     while ((more = next_line(r)) == 1) {
         const char *prev = NULL, *why;
 
@@ -706,9 +908,14 @@ ferry_audit_verify(const char *path, uint64_t *nlines, struct ferry_err *err)
             goto out;
         }
         if (memcmp(prev, want, AUDIT_HEX_LEN) != 0) {
-            if (n == 1)
+            if (n == 1 && first)
                 rc = ferry_err_set(err, FERRY_EINVAL, "line 1: prev is not 64 zeros: the "
-                                   "first line of the file is not the chain's first");
+                                   "first line of the file is not the chain's first (a "
+                                   "rotated log? name the older files first)");
+            else if (n == 1)
+                rc = ferry_err_set(err, FERRY_EINVAL, "line 1: prev does not match the "
+                                   "previous file's last line: a gap between the files "
+                                   "(one missing, or not in order)");
             else
                 rc = ferry_err_set(err, FERRY_EINVAL, "line %" PRIu64 ": prev does not "
                                    "match line %" PRIu64, n, n - 1);
@@ -730,10 +937,22 @@ ferry_audit_verify(const char *path, uint64_t *nlines, struct ferry_err *err)
                            more == FERRY_ENOMEM ? "out of memory" : strerror(errno));
     else
         rc = FERRY_OK;
+    if (rc == FERRY_OK)
+        memcpy(prev_hex, want, sizeof(want));   /* where the next file must start */
 out:
     if (r->fd >= 0)
         close(r->fd);
     free(r->line);
     free(r);
     return rc;
+}
+
+int
+ferry_audit_verify(const char *path, uint64_t *nlines, struct ferry_err *err)
+{
+    char prev[FERRY_AUDIT_HEX_LEN + 1];
+
+    memset(prev, '0', FERRY_AUDIT_HEX_LEN);
+    prev[FERRY_AUDIT_HEX_LEN] = '\0';
+    return ferry_audit_verify_from(path, prev, nlines, err);
 }

@@ -1096,16 +1096,57 @@ ferry_connector_check(const char *conf_path)
 }
 
 int
-ferry_connector_verify_audit(const char *path)
+ferry_connector_verify_audit(const char *const *paths, int npaths)
 {
     struct ferry_err err = { 0 };
-    uint64_t         n = 0;
-    int              rc = ferry_audit_verify(path, &n, &err);
+    char             prev[FERRY_AUDIT_HEX_LEN + 1];
+    uint64_t         n = 0, total = 0;
+    int              rc;
 
-    if (rc == FERRY_OK) {
-        printf("%s: chain intact, %llu records\n", path, (unsigned long long)n);
-        return 0;
+    memset(prev, '0', FERRY_AUDIT_HEX_LEN);
+    prev[FERRY_AUDIT_HEX_LEN] = '\0';
+    for (int i = 0; i < npaths; i++) {
+        if ((rc = ferry_audit_verify_from(paths[i], prev, &n, &err)) != FERRY_OK) {
+            fprintf(stderr, "%s: %s\n", paths[i], err.msg);
+            return rc == FERRY_EIO ? 2 : 1;
+        }
+        total += n;
+        if (npaths > 1)
+            printf("%s: %llu records\n", paths[i], (unsigned long long)n);
     }
-    fprintf(stderr, "%s: %s\n", path, err.msg);
-    return rc == FERRY_EIO ? 2 : 1;
+    if (npaths == 1)
+        printf("%s: chain intact, %llu records\n", paths[0], (unsigned long long)total);
+    else
+        printf("chain intact across %d files, %llu records\n", npaths,
+               (unsigned long long)total);
+    return 0;
+}
+
+bool
+ferry_connector_has_audit(const struct connector *cn)
+{
+    return cn->audit != NULL;
+}
+
+uint64_t
+ferry_connector_audit_errors(void *arg)
+{
+    struct connector *cn = arg;
+
+    return ferry_audit_errors(cn->audit);
+}
+
+void
+ferry_connector_reopen_audit(struct connector *cn)
+{
+    struct ferry_err err = { 0 };
+
+    if (cn->audit == NULL)
+        return;
+    /* Blocking file I/O on the main thread, under the log's lock: workers writing a line
+     * wait for one open(2) and one hash of the new file's last line. */
+    if (ferry_audit_reopen(cn->audit, &err) == FERRY_OK)
+        ferry_log(NULL, FERRY_INFO, "audit log reopened", FLOG_STR("path", cn->conf->audit_log));
+    else
+        ferry_log(NULL, FERRY_ERROR, "audit log reopen failed", FLOG_STR("error", err.msg));
 }

@@ -46,7 +46,13 @@ const char *ferry_connector_admin_listen(const struct connector *cn);  /* NULL: 
 
 /* `ferry check -c connector.yaml`: 0 valid, 2 errors (printed as file:line:col). */
 int ferry_connector_check(const char *conf_path);
-/* `ferry connector --verify-audit FILE`: 0 chain intact, 1 broken, 2 unreadable. */
-int ferry_connector_verify_audit(const char *path);
+/* `ferry connector --verify-audit FILE...` (oldest first: a rotated series is one
+ * chain): 0 chain intact, 1 broken or a gap between files, 2 unreadable. */
+int ferry_connector_verify_audit(const char *const *paths, int npaths);
+/* Failed audit writes for /metrics (arg: the connector); false when it has no audit log. */
+bool     ferry_connector_has_audit(const struct connector *cn);
+uint64_t ferry_connector_audit_errors(void *cn);
+/* Reopen the audit log by its path (after logrotate renamed it): SIGHUP and SIGUSR1. */
+void     ferry_connector_reopen_audit(struct connector *cn);
 
 #endif

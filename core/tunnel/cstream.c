@@ -684,6 +684,16 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     int                             rc;
 
     stats_add(&cn->stats->cell[w->id].conns_total, 1);
+    /* audit_fail: closed: a stream that could not be audited is not opened. The retry
+     * writes what is pending first, so the first stream after a fix goes through. */
+    if (cn->audit != NULL && !cn->conf->audit_fail_open &&
+        ferry_audit_retry(cn->audit) != FERRY_OK) {
+        stats_add(&cn->stats->cell[w->id].conns_rejected, 1);
+        ferry_log(NULL, FERRY_WARN, "access denied", FLOG_STR("virtual", authority),
+                  FLOG_STR("protocol", protocol), FLOG_STR("reason", "audit-unavailable"));
+        tstream_respond(s, 403, "access-denied");
+        return;
+    }
     sys = split_authority(authority, host, sizeof(host), &port)
         ? ferry_connector_find_system(cn->conf, host, port) : NULL;
     if (sys == NULL || !proto_fits(protocol, sys->protocol)) {

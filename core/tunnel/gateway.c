@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -93,6 +94,12 @@ struct gw_listener {
     SSL_CTX                 *ctx;
     int                      fd;
     struct event             ev;
+    /* Out of descriptors: the socket is unwatched for pause_ms (100 doubling to 1000),
+     * or the loop would spin on it (as worker.c does for the listeners). */
+    struct event             pause;
+    uint32_t                 pause_ms;
+    uint64_t                 nofd;      /* refusals since the last log line */
+    time_t                   nofd_logged;
     struct gw_slots          slots;
     struct pending          *pending;
     unsigned                 npending;
@@ -469,6 +476,41 @@ pending_step(struct pending *p)
 }
 
 static void
+on_tunnel_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_listener *g = arg;
+
+    (void)fd;
+    (void)what;
+    if (g->fd >= 0)
+        event_add(&g->ev, NULL);
+}
+
+/* accept(2) said EMFILE/ENFILE: the connector waits in the queue; retrying at once would
+ * spin. Pause, and log at most once a second with the refusals since. */
+static void
+tunnel_accept_nofd(struct gw_listener *g, int errnum)
+{
+    struct timeval tv;
+    time_t         now = time(NULL);
+
+    g->nofd++;
+    if (now != g->nofd_logged) {
+        ferry_log(NULL, FERRY_ERROR, "tunnel: accept: out of file descriptors, pausing",
+                  FLOG_STR("error", strerror(errnum)), FLOG_INT("refusals", g->nofd));
+        g->nofd_logged = now;
+        g->nofd = 0;
+    }
+    if (g->pause_ms == 0)
+        g->pause_ms = 100;
+    tv.tv_sec = g->pause_ms / 1000;
+    tv.tv_usec = (g->pause_ms % 1000) * 1000;
+    event_del(&g->ev);
+    evtimer_add(&g->pause, &tv);
+    g->pause_ms = g->pause_ms >= 500 ? 1000 : g->pause_ms * 2;
+}
+
+static void
 on_tunnel_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_listener     *g = arg;
@@ -481,6 +523,7 @@ on_tunnel_accept(evutil_socket_t fd, short what, void *arg)
     (void)what;
     while ((cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
         len = sizeof(ss);
+        g->pause_ms = 0;                /* descriptors again: the next pause starts short */
         if (g->npending >= MAX_PENDING || (p = calloc(1, sizeof(*p))) == NULL) {
             close(cfd);
             continue;
@@ -508,6 +551,8 @@ on_tunnel_accept(evutil_socket_t fd, short what, void *arg)
         evtimer_add(&p->timer, &tv);
         pending_step(p);
     }
+    if (errno == EMFILE || errno == ENFILE)
+        tunnel_accept_nofd(g, errno);
 }
 
 int
@@ -543,6 +588,7 @@ gw_listener_start(struct event_base *base, const struct ferry_conf *conf,
         return FERRY_EIO;
     }
     event_assign(&g->ev, base, g->fd, EV_READ | EV_PERSIST, on_tunnel_accept, g);
+    evtimer_assign(&g->pause, base, on_tunnel_pause_end, g);
     event_add(&g->ev, NULL);
     *out = g;
     return FERRY_OK;
@@ -578,6 +624,7 @@ gw_listener_drain(struct gw_listener *g)
     g->draining = true;
     if (g->fd >= 0) {
         event_del(&g->ev);
+        event_del(&g->pause);
         close(g->fd);
         g->fd = -1;
     }

@@ -82,6 +82,7 @@ struct ferry_conn {
     struct wgen            *wg;             /* worker-local ref */
     struct ferry_listener  *l;              /* borrowed from wg->g */
     struct stats_slot      *dstats;         /* destination stats, once routed */
+    struct stats_slot      *tenstats;       /* the tenant it is counted against, or NULL */
     const struct ferry_dest *dest;          /* borrowed from wg->g->conf->registry */
     uint64_t                id;
     enum conn_state         state;

@@ -61,6 +61,49 @@ ferry_conn_lookup_dest(const struct ferry_conn *c, const char *name)
     return ferry_registry_find(c->wg->g->conf->registry, name);
 }
 
+/* Count c against tenant t (of c's generation): FERRY_ELIMIT when t is at its
+ * max_connections. The count is one atomic per tenant shared by every worker and
+ * generation (a stats slot lives until exit), released when c is freed; a connection
+ * that authenticates again as another tenant moves its count. */
+static struct stats_slot *
+tenant_slot(const struct gen *g, const struct ferry_conf_tenant *t)
+{
+    for (size_t i = 0; i < g->conf->ntenants; i++)
+        if (&g->conf->tenants[i] == t)
+            return g->tenant_stats[i];
+    return NULL;
+}
+
+/* One more open connection on s (tenant t), unless that is past t's bound. */
+static bool
+tenant_slot_take(struct stats_slot *s, const struct ferry_conf_tenant *t, unsigned wid)
+{
+    if (atomic_fetch_add(&s->active, 1) >= (int)t->max_connections && t->max_connections != 0) {
+        atomic_fetch_sub(&s->active, 1);
+        stats_add(&s->cell[wid].conns_rejected, 1);
+        return false;
+    }
+    return true;
+}
+
+static int
+conn_tenant_claim(struct ferry_conn *c, const struct ferry_conf_tenant *t)
+{
+    struct stats_slot *s = tenant_slot(c->wg->g, t);
+
+    if (s == NULL || s == c->tenstats)      /* not counted (no memory), or already */
+        return FERRY_OK;
+    if (!tenant_slot_take(s, t, c->w->id)) {
+        ferry_log(&c->logctx, FERRY_WARN, "tenant connection limit reached",
+                  FLOG_STR("tenant", t->id), FLOG_INT("max_connections", t->max_connections));
+        return FERRY_ELIMIT;
+    }
+    if (c->tenstats != NULL)
+        atomic_fetch_sub(&c->tenstats->active, 1);
+    c->tenstats = s;
+    return FERRY_OK;
+}
+
 FERRY_API int
 ferry_conn_auth_tenant(struct ferry_conn *c, const char *tenant_id, const char *token)
 {
@@ -70,6 +113,8 @@ ferry_conn_auth_tenant(struct ferry_conn *c, const char *tenant_id, const char *
     if ((t = ferry_conf_tenant_by_token(c->wg->g->conf, tenant_id, token)) == NULL &&
         conn_auth_tenant_jwt(c, tenant_id, token, &t) != FERRY_OK)
         return FERRY_EDENIED;
+    if (conn_tenant_claim(c, t) != FERRY_OK)
+        return FERRY_ELIMIT;
     c->tenant = t->id;
     return FERRY_OK;
 }
@@ -281,6 +326,8 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
     struct ferry_listener *l = wl->l;
     struct ferry_conn     *c;
     struct stats_cell     *cell = &l->stats->cell[w->id];
+    const struct ferry_conf_tenant *t = NULL;
+    struct stats_slot     *ts = NULL;
 
     stats_add(&cell->conns_total, 1);
     if (atomic_fetch_add(&l->stats->active, 1) >= (int)l->lc->max_connections) {
@@ -290,11 +337,25 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
         close(fd);
         return;
     }
-    if ((c = calloc(1, sizeof(*c))) == NULL) {
+    /* A listener bound to a tenant counts every connection against it; over the
+     * tenant's bound it is refused like one over the listener's (no protocol spoken
+     * yet to say more). */
+    if (l->lc->tenant != NULL &&
+        (t = ferry_conf_tenant(wl->wg->g->conf, l->lc->tenant)) != NULL &&
+        (ts = tenant_slot(wl->wg->g, t)) != NULL && !tenant_slot_take(ts, t, w->id)) {
         atomic_fetch_sub(&l->stats->active, 1);
+        stats_add(&cell->conns_rejected, 1);
         close(fd);
         return;
     }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        atomic_fetch_sub(&l->stats->active, 1);
+        if (ts != NULL)
+            atomic_fetch_sub(&ts->active, 1);
+        close(fd);
+        return;
+    }
+    c->tenstats = ts;
     c->logctx.fields = conn_log_fields;
     c->w = w;
     c->wg = wl->wg;
@@ -393,6 +454,8 @@ conn_free(struct ferry_conn *c)
         c->on_free(c->on_free_arg);
     if (c->dstats != NULL)
         atomic_fetch_sub(&c->dstats->active, 1);
+    if (c->tenstats != NULL)
+        atomic_fetch_sub(&c->tenstats->active, 1);
     atomic_fetch_sub(&c->l->stats->active, 1);
     if (c->prev != NULL)
         c->prev->next = c->next;

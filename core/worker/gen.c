@@ -80,6 +80,7 @@ gen_free(struct gen *g)
     }
     free(g->listeners);
     free(g->dest_stats);
+    free(g->tenant_stats);
     ferry_policy_set_free(g->policies);     /* borrows the registry's destinations */
     gen_jwt_free(g);                        /* borrows the conf's tenants */
     ferry_conf_free(g->conf);
@@ -103,7 +104,8 @@ ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *policies, const 
     g->nworkers = nworkers;
     g->nlisteners = conf->nlisteners;
     if ((g->listeners = calloc(conf->nlisteners + 1, sizeof(*g->listeners))) == NULL ||
-        (g->dest_stats = calloc(conf->registry->n + 1, sizeof(*g->dest_stats))) == NULL) {
+        (g->dest_stats = calloc(conf->registry->n + 1, sizeof(*g->dest_stats))) == NULL ||
+        (g->tenant_stats = calloc(conf->ntenants + 1, sizeof(*g->tenant_stats))) == NULL) {
         g->conf = NULL;
         gen_free(g);
         return NULL;
@@ -111,6 +113,9 @@ ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *policies, const 
     g->policies = policies;
     for (size_t i = 0; i < conf->registry->n; i++)
         g->dest_stats[i] = ferry_stats_slot(STATS_DEST, conf->registry->dests[i].name);
+    for (size_t i = 0; i < conf->ntenants; i++)     /* NULL (no memory): not bounded */
+        if (conf->tenants[i].id != NULL)
+            g->tenant_stats[i] = ferry_stats_slot(STATS_TENANT, conf->tenants[i].id);
     /* Policies load once per configuration, by its first generation: the validation
      * one of ferry check, of the start and of a reload (given prev: a destination whose
      * new script does not load keeps prev's). Without prev while a gateway runs, they

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -29,6 +30,64 @@
 
 #define PIPE_BYTES     (1024 * 1024)   /* throughput per splice scales with this */
 #define ACCEPT_BATCH   64              /* accepts per wake-up, then let others run */
+#define NOFD_PAUSE_MIN_MS   100        /* first pause after EMFILE/ENFILE */
+#define NOFD_PAUSE_MAX_MS   1000       /* doubling up to this */
+#define NOFD_LOG_EVERY_MS   1000       /* one log line per listener and worker at most */
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The pause is over: watch the socket again (unless the generation stopped meanwhile:
+ * wgen_arm(false) deletes this timer). */
+static void
+on_accept_backoff(evutil_socket_t fd, short what, void *arg)
+{
+    struct wlistener *wl = arg;
+
+    (void)fd;
+    (void)what;
+    wl->paused = false;
+    if (wl->armed)
+        event_add(&wl->ev, NULL);
+}
+
+/* accept(2) failed for want of a descriptor. The connection stays in the kernel's
+ * queue and the socket stays readable: retrying at once would spin a core until some
+ * connection closes. Pause instead, count, and say so at most once a second. */
+static void
+accept_nofd(struct wlistener *wl, int errnum)
+{
+    struct worker *w = wl->wg->w;
+    int64_t        now = mono_ms();
+    struct timeval tv;
+
+    stats_add(&wl->l->stats->cell[w->id].accept_nofd, 1);
+    wl->fd_refusals++;
+    if (now - wl->fd_logged_ms >= NOFD_LOG_EVERY_MS || wl->fd_logged_ms == 0) {
+        ferry_log(NULL, FERRY_ERROR, "accept: out of file descriptors, pausing the listener",
+                  FLOG_STR("listener", wl->l->lc->name), FLOG_INT("worker", w->id),
+                  FLOG_STR("error", strerror(errnum)), FLOG_INT("refusals", wl->fd_refusals),
+                  FLOG_INT("pause_ms", wl->backoff_ms == 0 ? NOFD_PAUSE_MIN_MS :
+                           wl->backoff_ms));
+        wl->fd_logged_ms = now;
+        wl->fd_refusals = 0;
+    }
+    if (wl->backoff_ms == 0)
+        wl->backoff_ms = NOFD_PAUSE_MIN_MS;
+    tv.tv_sec = wl->backoff_ms / 1000;
+    tv.tv_usec = (wl->backoff_ms % 1000) * 1000;
+    event_del(&wl->ev);
+    wl->paused = true;
+    evtimer_add(&wl->backoff, &tv);
+    wl->backoff_ms = wl->backoff_ms * 2 > NOFD_PAUSE_MAX_MS ? NOFD_PAUSE_MAX_MS
+                                                             : wl->backoff_ms * 2;
+}
 
 static void
 on_accept(evutil_socket_t fd, short what, void *arg)
@@ -44,10 +103,10 @@ on_accept(evutil_socket_t fd, short what, void *arg)
         cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EMFILE || errno == ENFILE)
-                ferry_log(NULL, FERRY_ERROR, "accept: out of file descriptors",
-                          FLOG_STR("listener", wl->l->lc->name));
+                accept_nofd(wl, errno);
             return;     /* EAGAIN, or an error the next wake-up will see again */
         }
+        wl->backoff_ms = 0;             /* descriptors again: the next pause starts short */
         ferry_conn_accepted(wl, cfd, (struct sockaddr *)&ss, len);
         if (wl->wg->w->cur != wl->wg)     /* a reload moved us on: stop using this one */
             return;
@@ -73,6 +132,7 @@ wgen_new(struct worker *w, struct gen *g)
         wl->l = &g->listeners[i];
         wl->fd = g->listeners[i].fds[w->id];
         event_assign(&wl->ev, w->base, wl->fd, EV_READ | EV_PERSIST, on_accept, wl);
+        evtimer_assign(&wl->backoff, w->base, on_accept_backoff, wl);
     }
     return wg;
 }
@@ -83,10 +143,14 @@ wgen_arm(struct wgen *wg, bool on)
     for (size_t i = 0; i < wg->g->nlisteners; i++) {
         struct wlistener *wl = &wg->wl[i];
 
-        if (on && !wl->armed)
+        if (on && !wl->armed && !wl->paused)   /* paused: the timer watches it again */
             event_add(&wl->ev, NULL);
         else if (!on && wl->armed)
             event_del(&wl->ev);
+        if (!on && wl->paused) {
+            evtimer_del(&wl->backoff);
+            wl->paused = false;
+        }
         wl->armed = on;
     }
 }

@@ -76,6 +76,9 @@ struct gen {
     size_t                 nlisteners;
     unsigned               nworkers;
     struct stats_slot    **dest_stats;      /* owns the array: one per registry entry */
+    struct stats_slot    **tenant_stats;    /* owns the array: one per conf->tenants entry;
+                                               the slots live until exit, so a count
+                                               outlives a reload */
     bool                   serving;         /* has sockets: a gateway's, not a check's */
     struct gen_jwt        *jwt;             /* owns: one per tenant with `jwt:` */
     size_t                 njwt;
@@ -90,6 +93,13 @@ struct wlistener {
     int                    fd;              /* borrowed from l->fds[worker] */
     struct event           ev;
     bool                   armed;
+    /* Out of fds (EMFILE/ENFILE): the readable socket would wake the loop again at once,
+     * so it is unwatched for backoff_ms (100 doubling to 1000) and watched again. */
+    struct event           backoff;         /* timer */
+    bool                   paused;          /* ev is off until backoff fires */
+    uint32_t               backoff_ms;      /* the next pause; 0: none yet */
+    uint64_t               fd_refusals;     /* since the last log line */
+    int64_t                fd_logged_ms;    /* monotonic ms of that line */
 };
 
 /* A worker's view of a generation; refs counts its connections (+1 while current). */

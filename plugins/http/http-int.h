@@ -131,7 +131,7 @@ void target_tls(const struct ferry_dest *d, struct http_plan *p);
 int  target_forward(const struct ferry_http_request *req, const struct hidx *x,
                     struct http_plan *p);
 /* Forward mode: authenticate c as a tenant from Proxy-Authorization. */
-bool tenant_auth(struct ferry_conn *c, const struct hidx *x);
+int  tenant_auth(struct ferry_conn *c, const struct hidx *x);
 
 /* ---- user.c ------------------------------------------------------------------------- */
 

@@ -217,11 +217,16 @@ rw_forward(struct ferry_conn *c, const struct http_listener *l,
     struct hidx x;
     char        portbuf[8];
     const char *uid;
+    int         rc;
 
     hd_classify(req->headers, req->header_count, req->connection, &x);
-    if (!l->auth_none && !tenant_auth(c, &x)) {
-        plan_error(p, 407, "proxy-auth-required",
-                   "send Proxy-Authorization: Bearer <tenant token> (or Basic tenant:token)");
+    if (!l->auth_none && (rc = tenant_auth(c, &x)) != FERRY_OK) {
+        if (rc == FERRY_ELIMIT)
+            plan_error(p, 429, "tenant-limit", "the tenant has max_connections open "
+                       "connections; retry when one has closed");
+        else
+            plan_error(p, 407, "proxy-auth-required",
+                       "send Proxy-Authorization: Bearer <tenant token> (or Basic tenant:token)");
         return;
     }
     /* A user token is optional here: without one the request is the tenant's. With
@@ -274,6 +279,7 @@ rw_phrase(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";

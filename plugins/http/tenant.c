@@ -15,21 +15,23 @@
 
 #include "http-int.h"
 
-/* Proxy-Authorization: Bearer <token> | Basic base64(tenant:token) | Basic base64(token:). */
-bool
+/* Proxy-Authorization: Bearer <token> | Basic base64(tenant:token) | Basic base64(token:).
+ * FERRY_OK, FERRY_EDENIED (no or a bad credential) or FERRY_ELIMIT (the tenant is at its
+ * max_connections). */
+int
 tenant_auth(struct ferry_conn *c, const struct hidx *x)
 {
     const struct ferry_http_header *h = x->first[H_PROXYAUTHZ];
     char                            buf[4096];
     uint8_t                         dec[3072];
-    bool                            ok = false;
+    int                             rc = FERRY_EDENIED;
 
     if (x->count[H_PROXYAUTHZ] != 1 || h->value.len >= sizeof(buf))
-        return false;
+        return FERRY_EDENIED;
     memcpy(buf, h->value.ptr, h->value.len);
     buf[h->value.len] = '\0';
     if (strncasecmp(buf, "Bearer ", 7) == 0) {
-        ok = ferry_conn_auth_tenant(c, NULL, buf + 7) == FERRY_OK;
+        rc = ferry_conn_auth_tenant(c, NULL, buf + 7);
     } else if (strncasecmp(buf, "Basic ", 6) == 0) {
         long  n = ferry_base64_decode(buf + 6, strlen(buf + 6), dec, sizeof(dec) - 1);
         char *colon;
@@ -39,13 +41,13 @@ tenant_auth(struct ferry_conn *c, const struct hidx *x)
             if ((colon = strchr((char *)dec, ':')) != NULL) {
                 *colon = '\0';
                 if (colon[1] == '\0')
-                    ok = ferry_conn_auth_tenant(c, NULL, (char *)dec) == FERRY_OK;
+                    rc = ferry_conn_auth_tenant(c, NULL, (char *)dec);
                 else
-                    ok = ferry_conn_auth_tenant(c, (char *)dec, colon + 1) == FERRY_OK;
+                    rc = ferry_conn_auth_tenant(c, (char *)dec, colon + 1);
             }
         }
         explicit_bzero(dec, sizeof(dec));   /* dead after: memset may be dropped */
     }
     explicit_bzero(buf, sizeof(buf));       /* the tenant's token */
-    return ok;
+    return rc;
 }

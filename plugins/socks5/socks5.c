@@ -50,6 +50,8 @@ struct socks5_session {
     char                          location[192];
     char                          host[256];
     uint16_t                      port;
+    bool                          over_limit;   /* the tenant is at max_connections: the
+                                                   credential was good, the CONNECT gets 02 */
 };
 
 /* Every option is read even after one failed: each reports its own error, so one
@@ -195,6 +197,16 @@ s5_auth_result(struct ferry_conn *c, struct socks5_session *s, bool ok, int used
     return used;
 }
 
+/* Did the credential check out? Over the tenant's max_connections it did: the
+ * sub-negotiation succeeds and the request is answered 02 (not allowed), the reply SAP's
+ * proxy gives for a limit, where a failed sub-negotiation would read as a bad token. */
+static bool
+s5_auth_rc(struct socks5_session *s, int rc)
+{
+    s->over_limit = rc == FERRY_ELIMIT;
+    return rc == FERRY_OK || rc == FERRY_ELIMIT;
+}
+
 /* RFC 1929: 01 ULEN UNAME PLEN PASSWD; user = tenant id, password = token. */
 static int
 s5_userpass(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
@@ -218,7 +230,7 @@ s5_userpass(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, si
     memcpy(pass, d + 3 + ulen, plen);
     pass[plen] = '\0';
     ok = ulen > 0 && memchr(user, 0, ulen) == NULL &&
-         ferry_conn_auth_tenant(c, user, pass) == FERRY_OK;
+         s5_auth_rc(s, ferry_conn_auth_tenant(c, user, pass));
     explicit_bzero(pass, sizeof(pass));     /* the tenant's token */
     return s5_auth_result(c, s, ok, (int)(3 + ulen + plen));
 }
@@ -247,7 +259,7 @@ s5_sap(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t 
     if ((token = ferry_conn_alloc(c, tlen + 1)) == NULL)
         return s5_auth_result(c, s, false, 0);
     memcpy(token, d + 5, tlen);
-    ok = memchr(token, 0, tlen) == NULL && ferry_conn_auth_tenant(c, NULL, token) == FERRY_OK;
+    ok = memchr(token, 0, tlen) == NULL && s5_auth_rc(s, ferry_conn_auth_tenant(c, NULL, token));
     explicit_bzero(token, tlen);          /* memset could be dropped: token is dead after */
     s->location[0] = '\0';
     if (ok && m > 0) {
@@ -303,6 +315,10 @@ s5_request(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, siz
     }
     if (n < need)
         return 0;
+    if (s->over_limit) {                /* the whole request read: the reply is not lost */
+        s5_reply(c, REP_NOT_ALLOWED, "tenant-limit");
+        return FERRY_EPROTO;
+    }
     if (d[1] != 0x01) {                 /* BIND, UDP ASSOCIATE: not a general proxy */
         s5_reply(c, REP_CMD, "command-not-supported");
         return FERRY_EPROTO;

@@ -164,6 +164,18 @@ test_listener_unknown_destination_and_tenant(void)
 }
 
 static void
+test_tenant_max_connections(void)
+{
+    CU_ASSERT_EQUAL_FATAL(load("tenants:\n  - { id: acme, token: t1, max_connections: 2 }\n"
+                               "  - { id: other, token: t2 }\n"), FERRY_OK);
+    CU_ASSERT_EQUAL(conf->tenants[0].max_connections, 2);
+    CU_ASSERT_EQUAL(conf->tenants[1].max_connections, 0);   /* no bound */
+    CU_ASSERT_EQUAL(load("tenants: [ { id: acme, token: t1, max_connections: -1 } ]\n"),
+                    FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 1, 0, "max_connections"));
+}
+
+static void
 test_listener_bound_to_known_destination_and_tenant(void)
 {
     CU_ASSERT_EQUAL(load("tenants: [ { id: acme, token: t1 } ]\n"
@@ -967,6 +979,7 @@ int
 main(void)
 {
     static const struct cu_test tests[] = {
+        { "tenant max_connections", test_tenant_max_connections },
         { "unknown key points at line:col and suggests",
           test_unknown_key_points_at_line_col_and_suggests },
         { "unknown top-level key suggests the closest",

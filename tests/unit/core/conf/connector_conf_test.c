@@ -125,6 +125,7 @@ test_minimal_config_gets_the_defaults(void)
     CU_ASSERT_PTR_NULL(cc->cert);
     CU_ASSERT_PTR_NULL(cc->key);
     CU_ASSERT_PTR_NULL(cc->audit_log);
+    CU_ASSERT_FALSE(cc->audit_fail_open);          /* closed: refuse what cannot be audited */
     CU_ASSERT_EQUAL(cc->connect_timeout_ms, 5000);
     CU_ASSERT_EQUAL(cc->keepalive_ms, 10000);
     CU_ASSERT_EQUAL(cc->dead_peer_timeout_ms, 30000);
@@ -271,6 +272,12 @@ test_values_out_of_range(void)
                         "keepalive_ms (500)"));
     CU_ASSERT_EQUAL(load(BASE "log: { level: debgu }\n"), FERRY_EINVAL);
     CU_ASSERT(errs_have(&errs, 5, 15, "(did you mean 'debug'?)"));
+    CU_ASSERT_EQUAL(load(BASE "audit_fail: ajar\n"), FERRY_EINVAL);
+    CU_ASSERT(errs_have(&errs, 5, 13, "audit_fail: want closed (refuse new streams while"));
+    CU_ASSERT_EQUAL_FATAL(load(BASE "audit_fail: open\n"), FERRY_OK);
+    CU_ASSERT_TRUE(cc->audit_fail_open);
+    CU_ASSERT_EQUAL_FATAL(load(BASE "audit_fail: closed\n"), FERRY_OK);
+    CU_ASSERT_FALSE(cc->audit_fail_open);
 }
 
 static void

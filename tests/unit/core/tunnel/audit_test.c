@@ -416,9 +416,11 @@ test_cut_or_malformed_last_line_still_opens(void)
     CU_ASSERT_STRING_EQUAL(err.msg, "line 1: not JSON");
 }
 
-/* A full disk in miniature: RLIMIT_FSIZE lets a write through only in part. */
+/* A full disk in miniature: RLIMIT_FSIZE lets a write through only in part. The cut
+ * line is taken back, the failed records wait, and the first write that works puts
+ * them in the file in order, chained: nothing lost, nothing broken. */
 static void
-test_short_write_is_ended_and_chained(void)
+test_short_write_is_removed_and_retried(void)
 {
     struct ferry_audit *a = NULL;
     struct ferry_err    err = {0};
@@ -426,12 +428,12 @@ test_short_write_is_ended_and_chained(void)
     struct stat         st;
     uint64_t            n = 0;
     size_t              len;
-    char               *s, *logged, h[65], logpath[160];
+    char               *s, *logged, logpath[160];
     int                 saved, fd;
 
     snprintf(logpath, sizeof(logpath), "%s/stderr.txt", dir);
     CU_ASSERT_EQUAL_FATAL(ferry_audit_open(new_path(), &a, &err), FERRY_OK);
-    ferry_audit_write(a, &rec_ok);
+    CU_ASSERT_EQUAL(ferry_audit_write(a, &rec_ok), FERRY_OK);
     CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
     CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, SIG_IGN);
@@ -443,31 +445,127 @@ test_short_write_is_ended_and_chained(void)
     lim = old;
     lim.rlim_cur = (rlim_t)st.st_size + 40;
     CU_ASSERT_EQUAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    ferry_audit_write(a, &rec_ok);                  /* 40 bytes get through */
-    ferry_audit_write(a, &rec_ok);                  /* nothing gets through */
+    CU_ASSERT_EQUAL(ferry_audit_write(a, &rec_ok), FERRY_EIO);  /* 40 bytes, taken back */
+    CU_ASSERT_EQUAL(ferry_audit_write(a, &rec_ok), FERRY_EIO);  /* waits behind it */
+    CU_ASSERT_FALSE(ferry_audit_is_healthy(a));
+    CU_ASSERT_EQUAL(ferry_audit_retry(a), FERRY_EIO);
+    CU_ASSERT_EQUAL(ferry_audit_errors(a), 3);
+    CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
     lim.rlim_cur = old.rlim_cur;
     CU_ASSERT_EQUAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    ferry_audit_write(a, &rec_ok);                  /* ends the cut line, then a record */
-    ferry_audit_write(a, &rec_ok);
+    CU_ASSERT_EQUAL(ferry_audit_retry(a), FERRY_OK);            /* the two, then healthy */
+    CU_ASSERT_TRUE(ferry_audit_is_healthy(a));
+    CU_ASSERT_EQUAL(ferry_audit_write(a, &rec_ok), FERRY_OK);
     ferry_audit_close(a);
     dup2(saved, 2);
     close(saved);
     close(fd);
 
     CU_ASSERT_FATAL((logged = slurp(logpath, &len)) != NULL);
-    CU_ASSERT_EQUAL(count_lines(logged), 1);        /* reported once, not per record */
+    CU_ASSERT_EQUAL(count_lines(logged), 2);        /* failing once, writable again */
     CU_ASSERT_PTR_NOT_NULL(strstr(logged, "audit log write failed"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(logged, "audit log writable again"));
     free(logged);
     CU_ASSERT_FATAL((s = slurp(path, &len)) != NULL);
     CU_ASSERT_EQUAL(count_lines(s), 4);
-    CU_ASSERT_EQUAL(strcspn(line_at(s, 2), "\n"), 40);
-    line_hash(s, 2, h);
-    CU_ASSERT_NSTRING_EQUAL(prev_of(s, 3), h, 64);
-    line_hash(s, 3, h);
-    CU_ASSERT_NSTRING_EQUAL(prev_of(s, 4), h, 64);
     free(s);
-    CU_ASSERT_EQUAL(verify(path, &n, &err), FERRY_EINVAL);
-    CU_ASSERT_STRING_EQUAL(err.msg, "line 2: not JSON");
+    CU_ASSERT_EQUAL(verify(path, &n, &err), FERRY_OK);
+    CU_ASSERT_EQUAL(n, 4);
+}
+
+/* logrotate: rename, reopen. The new file's first line carries the old file's last
+ * hash; the verifier follows the chain across both, and names a gap. */
+static void
+test_rotation_continues_the_chain_across_files(void)
+{
+    struct ferry_audit *a = NULL;
+    struct ferry_err    err = {0};
+    char                old[200], cur[160], prev[FERRY_AUDIT_HEX_LEN + 1], h[65], *s;
+    uint64_t            n = 0;
+    size_t              len;
+
+    snprintf(cur, sizeof(cur), "%s", new_path());
+    snprintf(old, sizeof(old), "%s.1", cur);
+    CU_ASSERT_EQUAL_FATAL(ferry_audit_open(cur, &a, &err), FERRY_OK);
+    ferry_audit_write(a, &rec_ok);
+    ferry_audit_write(a, &rec_ok);
+    CU_ASSERT_EQUAL_FATAL(rename(cur, old), 0);
+    CU_ASSERT_EQUAL(ferry_audit_reopen(a, &err), FERRY_OK);
+    ferry_audit_write(a, &rec_ok);
+    ferry_audit_close(a);
+
+    CU_ASSERT_FATAL((s = slurp(old, &len)) != NULL);
+    line_hash(s, 2, h);
+    free(s);
+    CU_ASSERT_FATAL((s = slurp(cur, &len)) != NULL);
+    CU_ASSERT_EQUAL(count_lines(s), 1);
+    CU_ASSERT_NSTRING_EQUAL(prev_of(s, 1), h, 64);
+    free(s);
+
+    memset(prev, '0', FERRY_AUDIT_HEX_LEN);
+    prev[FERRY_AUDIT_HEX_LEN] = '\0';
+    CU_ASSERT_EQUAL(ferry_audit_verify_from(old, prev, &n, &err), FERRY_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_NSTRING_EQUAL(prev, h, 64);
+    CU_ASSERT_EQUAL(ferry_audit_verify_from(cur, prev, &n, &err), FERRY_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    /* alone, the new file does not start the chain; after a foreign file, a gap */
+    CU_ASSERT_EQUAL(verify(cur, &n, &err), FERRY_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not the chain's first"));
+    memset(prev, '0', FERRY_AUDIT_HEX_LEN);
+    CU_ASSERT_EQUAL(ferry_audit_verify_from(cur, prev, &n, &err), FERRY_EINVAL);
+    write_n(new_path(), 1);
+    memset(prev, '0', FERRY_AUDIT_HEX_LEN);
+    CU_ASSERT_EQUAL(ferry_audit_verify_from(path, prev, &n, &err), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_audit_verify_from(cur, prev, &n, &err), FERRY_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "line 1: prev does not match the previous file"));
+}
+
+/* A reopen that fails (a directory where the file was) leaves no file: records wait,
+ * the log is unhealthy, and each retry tries the path again until it works. */
+static void
+test_failed_reopen_waits_and_recovers(void)
+{
+    struct ferry_audit *a = NULL;
+    struct ferry_err    err = {0};
+    char                cur[160], old[200], *s;
+    uint64_t            n = 0;
+    size_t              len;
+    int                 saved = dup(2), fd = open("/dev/null", O_WRONLY);
+
+    CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
+    dup2(fd, 2);                                    /* the failure lines are expected */
+    snprintf(cur, sizeof(cur), "%s", new_path());
+    snprintf(old, sizeof(old), "%s.1", cur);
+    CU_ASSERT_EQUAL_FATAL(ferry_audit_open(cur, &a, &err), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_audit_write(a, &rec_ok), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(rename(cur, old), 0);
+    CU_ASSERT_EQUAL_FATAL(mkdir(cur, 0700), 0);
+    CU_ASSERT_NOT_EQUAL(ferry_audit_reopen(a, &err), FERRY_OK);
+    CU_ASSERT_FALSE(ferry_audit_is_healthy(a));
+    CU_ASSERT_EQUAL(ferry_audit_retry(a), FERRY_EIO);
+    CU_ASSERT_EQUAL(ferry_audit_write(a, &rec_ok), FERRY_EIO);  /* kept */
+    CU_ASSERT_TRUE(ferry_audit_errors(a) >= 3);
+    CU_ASSERT_EQUAL_FATAL(rmdir(cur), 0);
+    CU_ASSERT_EQUAL(ferry_audit_retry(a), FERRY_OK);
+    CU_ASSERT_TRUE(ferry_audit_is_healthy(a));
+    ferry_audit_close(a);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+
+    CU_ASSERT_FATAL((s = slurp(cur, &len)) != NULL);
+    CU_ASSERT_EQUAL(count_lines(s), 1);             /* the record that waited */
+    free(s);
+    CU_ASSERT_EQUAL(verify(old, &n, &err), FERRY_OK);
+    {
+        char prev[FERRY_AUDIT_HEX_LEN + 1];
+
+        memset(prev, '0', FERRY_AUDIT_HEX_LEN);
+        prev[FERRY_AUDIT_HEX_LEN] = '\0';
+        CU_ASSERT_EQUAL(ferry_audit_verify_from(old, prev, &n, &err), FERRY_OK);
+        CU_ASSERT_EQUAL(ferry_audit_verify_from(cur, prev, &n, &err), FERRY_OK);
+    }
 }
 
 static void
@@ -547,7 +645,10 @@ main(void)
         { "edited byte is caught", test_edited_byte_is_caught },
         { "removed or reordered lines are caught", test_removed_or_reordered_lines_are_caught },
         { "cut or malformed last line still opens", test_cut_or_malformed_last_line_still_opens },
-        { "short write is ended and chained", test_short_write_is_ended_and_chained },
+        { "short write is removed and retried", test_short_write_is_removed_and_retried },
+        { "rotation continues the chain across files",
+          test_rotation_continues_the_chain_across_files },
+        { "failed reopen waits and recovers", test_failed_reopen_waits_and_recovers },
         { "verify reasons", test_verify_reasons },
         { "open errors", test_open_errors },
         { NULL, NULL }
