@@ -38,6 +38,7 @@ struct ferry_tls_cache;
 struct ferry_io;
 struct loaded_plugin;
 struct ferry_policy_set;
+struct ferry_rate_table;
 struct policy_vm;
 
 /* One config listener in one generation: shared by all workers, read-only. */
@@ -90,6 +91,9 @@ struct wlistener {
     int                    fd;              /* borrowed from l->fds[worker] */
     struct event           ev;
     bool                   armed;
+    int64_t                refused_log_s;   /* when this worker last logged a refusal */
+    uint64_t               refused_quiet;   /* refusals since, not logged (at most one
+                                               line a second per listener and worker) */
 };
 
 /* A worker's view of a generation; refs counts its connections (+1 while current). */
@@ -131,6 +135,9 @@ struct worker {
     struct event_base *main_base;          /* borrowed: to post frees to the main thread */
     int                cmd_fd;             /* eventfd: the base runs without locks */
     struct ferry_jwt_cache *jwt_cache;     /* owns: tokens this worker verified */
+    struct ferry_rate_table *rate;         /* owns: per-client buckets of `rate:`
+                                              listeners (util/rate.h's bound); NULL
+                                              until the first one is used */
     struct ferry_io   *io_pool;            /* idle upstream streams (io.c) */
     unsigned           io_npool;
     struct ferry_io   *io_linger;          /* upstream streams ending gracefully (io.c) */
