@@ -3,6 +3,7 @@
  * lookup reads one set of RATE_TABLE_WAYS entries, so its cost is fixed whatever the
  * number of clients.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,18 +21,27 @@ struct rate_entry {
 };
 
 struct ferry_rate_table {
+    pthread_mutex_t   mu[RATE_TABLE_LOCKS];   /* set s is guarded by mu[s % LOCKS] */
     struct rate_entry e[RATE_TABLE_SETS][RATE_TABLE_WAYS];
 };
 
 struct ferry_rate_table *
 ferry_rate_table_new(void)
 {
-    return calloc(1, sizeof(struct ferry_rate_table));
+    struct ferry_rate_table *t = calloc(1, sizeof(*t));
+
+    for (int i = 0; t != NULL && i < RATE_TABLE_LOCKS; i++)
+        pthread_mutex_init(&t->mu[i], NULL);
+    return t;
 }
 
 void
 ferry_rate_table_free(struct ferry_rate_table *t)
 {
+    if (t == NULL)
+        return;
+    for (int i = 0; i < RATE_TABLE_LOCKS; i++)
+        pthread_mutex_destroy(&t->mu[i]);
     free(t);
 }
 
@@ -51,11 +61,11 @@ set_of(const void *owner, const uint8_t addr[16])
     return (unsigned)(h % RATE_TABLE_SETS);
 }
 
-bool
-ferry_rate_take(struct ferry_rate_table *t, const void *owner, const uint8_t addr[16],
-                uint64_t now_ms, uint32_t per_s, uint32_t burst, uint32_t *retry_after_s)
+static bool
+take_locked(struct rate_entry *set, const void *owner, const uint8_t addr[16],
+            uint64_t now_ms, uint32_t per_s, uint32_t burst, uint32_t *retry_after_s)
 {
-    struct rate_entry *set = t->e[set_of(owner, addr)], *e = NULL, *victim = &set[0];
+    struct rate_entry *e = NULL, *victim = &set[0];
     uint64_t           cap = (uint64_t)burst * MILLI, milli;
 
     for (int i = 0; i < RATE_TABLE_WAYS; i++) {
@@ -94,4 +104,17 @@ ferry_rate_take(struct ferry_rate_table *t, const void *owner, const uint8_t add
             *retry_after_s = 1;
     }
     return false;
+}
+
+bool
+ferry_rate_take(struct ferry_rate_table *t, const void *owner, const uint8_t addr[16],
+                uint64_t now_ms, uint32_t per_s, uint32_t burst, uint32_t *retry_after_s)
+{
+    unsigned s = set_of(owner, addr);
+    bool     ok;
+
+    pthread_mutex_lock(&t->mu[s % RATE_TABLE_LOCKS]);
+    ok = take_locked(t->e[s], owner, addr, now_ms, per_s, burst, retry_after_s);
+    pthread_mutex_unlock(&t->mu[s % RATE_TABLE_LOCKS]);
+    return ok;
 }

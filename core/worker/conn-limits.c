@@ -168,13 +168,9 @@ conn_rate_take(struct ferry_conn *c, uint32_t *retry_after_s)
 
     if (retry_after_s != NULL)
         *retry_after_s = 0;
-    if (lc->rate_per_s == 0 || !ferry_addr_key((const struct sockaddr *)&c->peer, key))
+    if (c->l->rate == NULL || !ferry_addr_key((const struct sockaddr *)&c->peer, key))
         return FERRY_OK;
-    if (c->w->rate == NULL && (c->w->rate = ferry_rate_table_new()) == NULL)
-        return FERRY_OK;                /* out of memory: serve rather than refuse all */
-    /* The listener's stats slot is its identity across reloads: a reload keeps the
-     * clients' buckets. */
-    if (ferry_rate_take(c->w->rate, c->l->stats, key, (uint64_t)mono_ms(), lc->rate_per_s,
+    if (ferry_rate_take(c->l->rate, c->l, key, (uint64_t)mono_ms(), lc->rate_per_s,
                         lc->rate_burst, &retry))
         return FERRY_OK;
     conn_refused(conn_wl(c), (const struct sockaddr *)&c->peer, STATS_REFUSED_RATE_LIMITED);

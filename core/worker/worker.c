@@ -23,7 +23,6 @@
 #include "lua/lua-int.h"
 #include "tunnel/gateway.h"
 #include "util/ncpu.h"
-#include "util/rate.h"
 #include "worker/conn-int.h"
 #include "worker/io-int.h"
 #include "worker/worker.h"
@@ -250,8 +249,6 @@ worker_main(void *arg)
     gw_worker_close_all(&w->gw);
     ferry_jwt_cache_free(w->jwt_cache);     /* its thread's: no connection uses it now */
     w->jwt_cache = NULL;
-    ferry_rate_table_free(w->rate);
-    w->rate = NULL;
     return NULL;
 }
 

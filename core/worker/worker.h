@@ -49,6 +49,10 @@ struct ferry_listener {
     bool                         opened;    /* listener_open succeeded */
     struct stats_slot           *stats;     /* lives until exit */
     int                         *fds;       /* owns: one socket per worker */
+    struct ferry_rate_table     *rate;      /* owns: `rate:`'s per-client buckets, shared
+                                               by the workers (util/rate.h: bounded,
+                                               locked by stripes); NULL: no rate, or not
+                                               serving. A reload starts them afresh. */
 };
 
 /* One tenant's `jwt:` in one generation (gen-jwt.c). Workers and the main thread read
@@ -135,9 +139,6 @@ struct worker {
     struct event_base *main_base;          /* borrowed: to post frees to the main thread */
     int                cmd_fd;             /* eventfd: the base runs without locks */
     struct ferry_jwt_cache *jwt_cache;     /* owns: tokens this worker verified */
-    struct ferry_rate_table *rate;         /* owns: per-client buckets of `rate:`
-                                              listeners (util/rate.h's bound); NULL
-                                              until the first one is used */
     struct ferry_io   *io_pool;            /* idle upstream streams (io.c) */
     unsigned           io_npool;
     struct ferry_io   *io_linger;          /* upstream streams ending gracefully (io.c) */
