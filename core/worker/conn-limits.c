@@ -2,9 +2,9 @@
  * conn-limits.c: a listener's limits and source addresses (DESIGN.md "Limits and
  * source addresses"), applied to its connections: `allow` at accept (and again against
  * a PROXY header's address), `proxy_protocol` (the header is read here, before the
- * plugin gets the connection) and `rate` (one token per connection in the handoff
- * model, taken when it opens its upstream; per request through ferry_conn_rate_take
- * for message-level plugins such as http).
+ * plugin gets the connection) and `rate` (one token per connection, taken when it
+ * first opens an upstream, ferry_conn_open or ferry_io_open; per request instead for a
+ * plugin that calls ferry_conn_rate_take, as http does).
  *
  * Parsing is util's (cidr.h, proxy.h, rate.h); this file owns the socket reads of the
  * header, the counting and the refusal log lines. The plugin's reply to a rate refusal

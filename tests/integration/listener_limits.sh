@@ -25,7 +25,10 @@
 #    is 429 with ferry-error: rate-limited and Retry-After: 1; polling (bounded) gets a
 #    200 again once a token is back; reason rate-limited is counted.
 # 6. rate on socks5 (listener `s5`, per_client 1, burst 1): the first CONNECT gets 00
-#    and echoes, the next one at once gets 02.
+#    and echoes, the next one at once gets 02 (counted when it opens its upstream, as
+#    ldap's connections are, through ferry_io_open).
+# 7. rate on tcp (listener `rt`, per_client 1, burst 1): the first connection echoes, the
+#    next is closed without a byte and counted.
 # ferry exits 0 on SIGTERM with no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -110,7 +113,7 @@ ep=$ORIGIN_PORT
 start_http_origin web
 hp=$HO_PORT
 admin=$(free_port); la=$(free_port); l1=$(free_port); l2=$(free_port); lr=$(free_port)
-ls5=$(free_port)
+ls5=$(free_port); lt=$(free_port)
 access=$dir/access.log
 cat >"$dir/gw.yaml" <<YAML
 workers: 2
@@ -154,6 +157,11 @@ listeners:
     auth: none
     tenant: acme
     egress: [ "127.0.0.1:$ep" ]
+    rate: { per_client: 1, burst: 1 }
+  - name: rt
+    plugin: tcp
+    listen: 127.0.0.1:$lt
+    destination: echo
     rate: { per_client: 1, burst: 1 }
 YAML
 start_ferry "$dir/gw.yaml" "$admin"
@@ -222,6 +230,11 @@ done
 lim "s5: one connection, then over the rate" socks --port "$ls5" --dport "$ep" --count 2 \
     --expect-reply 00,02 --send s5
 need_metric "$admin" "$(refused_series s5 rate-limited)" -ge 1
+
+# --- 7. rate on tcp: no error reply, the close ---------------------------------------
+before=$(metric "$admin" "$(refused_series rt rate-limited)")
+lim "rt: one connection, then over the rate" refused --port "$lt" --after-echo rt --send x
+need_metric "$admin" "$(refused_series rt rate-limited)" -gt "$before"
 
 stop_ferry
 echo "listener_limits.sh: ok"

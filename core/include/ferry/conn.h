@@ -36,7 +36,8 @@ FERRY_API const char *ferry_conn_peer(const struct ferry_conn *c);
  * rate), or FERRY_ELIMIT with *retry_after_s (if not NULL) the whole seconds until
  * the client may try again (for Retry-After); the refusal is counted and logged. A
  * plugin that calls it counts per request: core then no longer takes the connection's
- * one token when it opens an upstream (ferry_conn_open). */
+ * one token when it first opens an upstream (ferry_conn_open, ferry_io_open), refused
+ * there as FERRY_EDENIED with reason "rate-limited". */
 FERRY_API int ferry_conn_rate_take(struct ferry_conn *c, uint32_t *retry_after_s);
 
 /* The destination the listener is bound to, from the registry snapshot this

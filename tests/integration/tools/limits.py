@@ -8,7 +8,8 @@ is what was expected, 1 (reason on stderr, prefixed "limits.py:") when not.
 
 Commands:
   refused   connect, send nothing (or --send TEXT), and expect the server to close
-            (EOF or RST) without sending a single byte.
+            (EOF or RST) without sending a single byte. --after-echo TEXT: an echo
+            connection (as `echo`) first, right before it.
   echo      send an optional PROXY header (--proxy v1|v2|v2-local, --src IP, --sport N),
             then --send TEXT, and expect TEXT back (an echo origin behind a tcp
             listener); the connection is then closed by us.
@@ -78,6 +79,8 @@ def read_until_close(s, deadline):
 
 
 def cmd_refused(a):
+    if a.after_echo:                    # one good connection first, in this process:
+        echo_once(a, a.after_echo)      # the next one follows within milliseconds
     t0 = time.monotonic()
     s = connect(a)
     if a.send:
@@ -95,8 +98,13 @@ def cmd_refused(a):
 
 
 def cmd_echo(a):
+    echo_once(a, a.send)
+    print(json.dumps(dict(ok=True, echo=a.send)))
+
+
+def echo_once(a, text):
     s = connect(a)
-    want = a.send.encode()
+    want = text.encode()
     s.sendall(header(a, a.port) + want)
     got = b""
     deadline = time.monotonic() + a.timeout
@@ -109,9 +117,8 @@ def cmd_echo(a):
             break
         got += b
     if got != want:
-        die("echo mismatch", got=got.decode(errors="replace"), want=a.send)
+        die("echo mismatch", got=got.decode(errors="replace"), want=text)
     s.close()
-    print(json.dumps(dict(ok=True, echo=got.decode())))
 
 
 def http_once(a):
@@ -183,6 +190,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--send", default="")
+    p.add_argument("--after-echo", default="")
     p.add_argument("--proxy", choices=["v1", "v2", "v2-local"])
     p.add_argument("--src", default="192.0.2.10")
     p.add_argument("--sport", type=int, default=51234)
