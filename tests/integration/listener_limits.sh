@@ -6,7 +6,8 @@
 #
 # 1. Config errors (`ferry check`, exit 2, FILE:LINE:COL at the bad value): a bad CIDR
 #    (with the network suggested when host bits are set), an empty allow list, a bad
-#    proxy_protocol (did you mean), a rate with per_client 0 and a misspelt key.
+#    proxy_protocol (did you mean), a rate with per_client 0 and a misspelt key, and
+#    `alow:` (did you mean 'allow').
 # One gateway (2 workers), an echo origin and an HTTP origin:
 # 2. allow: listener `allow4` (tcp, dual-stack [::]) admits 127.0.0.0/8 only: a
 #    127.0.0.1 client (an IPv4-mapped peer on that socket) echoes; a ::1 client is
@@ -106,6 +107,10 @@ f=$(bad_conf rate0 'rate: { per_client: 0 }')
 want_error "$f" '0 }' "per_client" "from 1 to 1000000"
 f=$(bad_conf ratekey 'rate: { per_client: 5, brust: 9 }')
 want_error "$f" 'brust' "unknown key 'brust'" "did you mean 'burst'"
+# A misspelt limit is an unknown key (left to the plugin, which reads no such option)
+# with the core key suggested.
+f=$(bad_conf alow 'alow: [ "10.0.0.0/8" ]')
+want_error "$f" 'alow' "unknown key 'alow'" "did you mean 'allow'"
 
 # --- the gateway ----------------------------------------------------------------------
 start_origin echo echo
