@@ -12,7 +12,7 @@
 # 2. allow: listener `allow4` (tcp, dual-stack [::]) admits 127.0.0.0/8 only: a
 #    127.0.0.1 client (an IPv4-mapped peer on that socket) echoes; a ::1 client is
 #    closed without a byte and ferry_listener_refused_total{reason="not-allowed"}
-#    counts it.
+#    counts it; 30 more are all counted but logged at most once a second per worker.
 # 3. proxy_protocol v1 (listener `pp1`, tcp, allow 127.0.0.1 and 192.0.2.0/24): a v1
 #    header naming 192.0.2.10:51234 then data: the data echoes and the access log's
 #    client is 192.0.2.10:51234; a v1 TCP6 header works too (allow has no IPv6 rule, so
@@ -179,6 +179,15 @@ if python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.connect(("::
     lim "allow4: ::1 refused" refused --host ::1 --port "$la" --send "hello"
     need_metric "$admin" "$(refused_series allow4 not-allowed)" -gt "$before"
     grep -q '"reason":"not-allowed"' "$FERRY_LOG" || fail "no 'client refused' log line"
+    # A flood is counted whole but logged at most once a second per worker (2).
+    before=$(metric "$admin" "$(refused_series allow4 not-allowed)")
+    lines=$(grep -c '"msg":"client refused","listener":"allow4"' "$FERRY_LOG" || true)
+    lim "allow4: 30 refusals" refused --host ::1 --port "$la" --count 30
+    need_metric "$admin" "$(refused_series allow4 not-allowed)" -eq $((before + 30))
+    secs=$(jq -r '.elapsed | ceil' <<<"$LIM_OUT")
+    lines=$(($(grep -c '"msg":"client refused","listener":"allow4"' "$FERRY_LOG") - lines))
+    [ "$lines" -le $((2 * (secs + 1))) ] ||
+        fail "allow4: $lines log lines for 30 refusals in ${secs}s: want at most one a second per worker"
 else
     echo "listener_limits.sh: no IPv6 loopback here: the ::1 half of 2 is skipped" >&2
 fi

@@ -9,7 +9,8 @@ is what was expected, 1 (reason on stderr, prefixed "limits.py:") when not.
 Commands:
   refused   connect, send nothing (or --send TEXT), and expect the server to close
             (EOF or RST) without sending a single byte. --after-echo TEXT: an echo
-            connection (as `echo`) first, right before it.
+            connection (as `echo`) first, right before it. --count N: N such
+            connections, one after the other (elapsed: seconds for all of them).
   echo      send an optional PROXY header (--proxy v1|v2|v2-local, --src IP, --sport N),
             then --send TEXT, and expect TEXT back (an echo origin behind a tcp
             listener); the connection is then closed by us.
@@ -81,19 +82,23 @@ def read_until_close(s, deadline):
 def cmd_refused(a):
     if a.after_echo:                    # one good connection first, in this process:
         echo_once(a, a.after_echo)      # the next one follows within milliseconds
-    t0 = time.monotonic()
-    s = connect(a)
-    if a.send:
-        try:
-            s.sendall(a.send.encode())
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-    got, how = read_until_close(s, t0 + a.timeout)
-    rec = dict(bytes=len(got), end=how, seconds=round(time.monotonic() - t0, 3))
-    if how == "timeout":
-        die("the server did not close", **rec)
-    if got:
-        die("the server sent bytes before closing: %r" % got[:64], **rec)
+    t_all = time.monotonic()
+    for _ in range(a.count):
+        t0 = time.monotonic()
+        s = connect(a)
+        if a.send:
+            try:
+                s.sendall(a.send.encode())
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        got, how = read_until_close(s, t0 + a.timeout)
+        s.close()
+        rec = dict(bytes=len(got), end=how, seconds=round(time.monotonic() - t0, 3))
+        if how == "timeout":
+            die("the server did not close", **rec)
+        if got:
+            die("the server sent bytes before closing: %r" % got[:64], **rec)
+    rec["elapsed"] = round(time.monotonic() - t_all, 3)
     print(json.dumps(dict(ok=True, **rec)))
 
 
@@ -196,7 +201,7 @@ def main():
     p.add_argument("--sport", type=int, default=51234)
     p.add_argument("--url")
     p.add_argument("--expect-status", type=int, default=0)
-    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--count", type=int, default=1)     # http, socks, refused
     p.add_argument("--dhost", default="127.0.0.1")
     p.add_argument("--dport", type=int, default=0)
     p.add_argument("--expect-reply", default="00")
