@@ -286,6 +286,30 @@ render_tenants(struct evbuffer *out, unsigned nworkers)
     }
 }
 
+/* Clients a listener refused (allow, proxy_protocol, rate), by reason: every reason of
+ * every listener, zeros included, so a rate() over them starts from the first scrape. */
+static void
+render_refused(struct evbuffer *out, unsigned nworkers)
+{
+    evbuffer_add_printf(out, "# HELP ferry_listener_refused_total Clients refused by the "
+                        "listener's allow, proxy_protocol or rate\n"
+                        "# TYPE ferry_listener_refused_total counter\n");
+    for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next) {
+        if (s->kind != STATS_LISTENER)
+            continue;
+        for (unsigned r = 0; r < STATS_REFUSED_REASONS; r++) {
+            uint64_t v = 0;
+
+            for (unsigned w = 0; w < nworkers && w < s->ncells; w++)
+                v += atomic_load_explicit(&s->cell[w].refused[r], memory_order_relaxed);
+            evbuffer_add_printf(out, "ferry_listener_refused_total{listener=\"");
+            add_escaped(out, s->name);
+            evbuffer_add_printf(out, "\",reason=\"%s\"} %llu\n", stats_refused_reasons[r],
+                                (unsigned long long)v);
+        }
+    }
+}
+
 /* Plugins' counters (ferry/metrics.h): one metric per name, a `plugin` label each. */
 static void
 render_plugin_counters(struct evbuffer *out, unsigned nworkers)
@@ -355,6 +379,7 @@ admin_metrics_render(struct evbuffer *out, unsigned nworkers)
     render_kind(out, STATS_LISTENER, nworkers);
     render_accept_errors(out, nworkers);
     render_tenants(out, nworkers);
+    render_refused(out, nworkers);
     render_kind(out, STATS_DEST, nworkers);
     render_requests(out, nworkers);
     render_plugin_counters(out, nworkers);

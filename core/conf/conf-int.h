@@ -63,6 +63,7 @@ enum conf_type {
     CONF_PATH,      /* char *, resolved against the file's directory */
     CONF_U32,       /* uint32_t in [min, max] */
     CONF_ADDR,      /* char *, checked with ferry_addr_parse */
+    CONF_LATER,     /* a known key the caller reads itself (conf_value); nothing stored */
 };
 
 struct conf_key {
@@ -116,6 +117,10 @@ int  conf_opts_add(struct ferry_opts *o, const struct conf_ctx *c, const yaml_no
 void conf_opts_free(struct ferry_opts *o);
 /* The listener's name, once known (for messages). */
 int  conf_opts_set_name(struct ferry_opts *o, const char *name);
+
+/* A listener's allow, proxy_protocol and rate (conf-limits.c), errors at their nodes. */
+void conf_listener_limits(const struct conf_ctx *c, const yaml_node_t *ln, const char *where,
+                          struct ferry_conf_listener *l);
 
 /* Core listener keys: every listener has them; suggestions for unknown options. */
 extern const char *const conf_listener_core_keys[];

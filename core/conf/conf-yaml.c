@@ -254,6 +254,8 @@ store(const struct conf_ctx *c, const struct conf_key *k, const yaml_node_t *val
         *(const yaml_node_t **)((char *)obj + k->off) = val;
         return 0;
     }
+    if (k->type == CONF_LATER)          /* the caller reads it with conf_value() */
+        return 0;
     if (conf_scalar(c, val, where, k->key, &s, &secret) != FERRY_OK)
         return 1;
     if (*s == '\0') {

@@ -136,6 +136,9 @@ static const struct conf_key listener_keys[] = {
     { "max_connections",    CONF_U32,  false, L_OFF(max_connections), 1, 1000000 },
     { "idle_timeout_ms",    CONF_U32,  false, L_OFF(idle_timeout_ms), 1, 86400000 },
     { "connect_timeout_ms", CONF_U32,  false, L_OFF(connect_timeout_ms), 1, 600000 },
+    { "allow",              CONF_LATER, false, 0,                    0, 0 },
+    { "proxy_protocol",     CONF_LATER, false, 0,                    0, 0 },
+    { "rate",               CONF_LATER, false, 0,                    0, 0 },
     { NULL, CONF_END, false, 0, 0, 0 }      /* the rest goes to the plugin (opts.c) */
 };
 
@@ -584,6 +587,7 @@ load_listener(const struct conf_ctx *c, const yaml_node_t *ln, size_t i,
     arg[0] = l->opts;
     arg[1] = (void *)c;
     conf_mapping(c, ln, where, listener_keys, l, pass_opt, arg);
+    conf_listener_limits(c, ln, where, l);
     if (l->name != NULL && conf_opts_set_name(l->opts, l->name) != FERRY_OK)
         conf_error(c, ln, where, "out of memory");
     for (size_t j = 0; l->name != NULL && j + 1 < conf->nlisteners; j++) {
@@ -935,6 +939,7 @@ ferry_conf_free(struct ferry_conf *conf)
         free(l->listen);
         free(l->destination);
         free(l->tenant);
+        free(l->allow);
         conf_opts_free(l->opts);
     }
     free(conf->listeners);

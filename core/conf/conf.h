@@ -19,6 +19,7 @@
 #include <ferry/log.h>
 
 #include "util/addr.h"
+#include "util/cidr.h"
 #include "util/errlist.h"
 
 struct ferry_registry;
@@ -46,6 +47,8 @@ struct ferry_conf_tenant {
     int   line, col;
 };
 
+#define FERRY_CONF_ALLOW_MAX 1024              /* rules in one listener's allow: */
+
 struct ferry_conf_listener {
     char                   *name;
     char                   *plugin;
@@ -57,6 +60,12 @@ struct ferry_conf_listener {
     uint32_t                max_connections; /* default 10000 */
     uint32_t                idle_timeout_ms; /* default 300000 */
     uint32_t                connect_timeout_ms; /* default 5000 */
+    /* Limits and source addresses (DESIGN.md): who may connect, who the client is. */
+    struct ferry_cidr      *allow;           /* owns; NULL: any client */
+    size_t                  nallow;          /* at most FERRY_CONF_ALLOW_MAX */
+    int                     proxy_protocol;  /* 0 off (default), 1 or 2: the header's version */
+    uint32_t                rate_per_s;      /* rate.per_client: tokens a second; 0: no rate */
+    uint32_t                rate_burst;      /* rate.burst: the bucket; default per_client */
     struct ferry_opts      *opts;            /* owns: the remaining keys, for the plugin */
     int                     index;           /* position in listeners[] */
     int                     line, col;       /* of the listener's mapping */

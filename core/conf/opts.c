@@ -43,7 +43,7 @@ struct ferry_opts {
 
 const char *const conf_listener_core_keys[] = {
     "name", "plugin", "listen", "destination", "tenant", "max_connections",
-    "idle_timeout_ms", "connect_timeout_ms",
+    "idle_timeout_ms", "connect_timeout_ms", "allow", "proxy_protocol", "rate",
 };
 const size_t conf_listener_core_nkeys =
     sizeof(conf_listener_core_keys) / sizeof(conf_listener_core_keys[0]);

@@ -172,6 +172,10 @@ ferry_stats_free_all(void)
     memset(buckets, 0, sizeof(buckets));
 }
 
+const char *const stats_refused_reasons[STATS_REFUSED_REASONS] = {
+    "not-allowed", "proxy-header", "rate-limited",
+};
+
 const uint64_t stats_bucket_us[STATS_BUCKETS] = {
     500, 1000, 2500, 5000, 10000, 25000, 100000, 500000, 2500000, 10000000,
 };

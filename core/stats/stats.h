@@ -28,11 +28,22 @@ extern const uint64_t stats_bucket_us[STATS_BUCKETS];
  * conns_rejected the ones refused over it. */
 enum stats_kind { STATS_LISTENER, STATS_DEST, STATS_TUNNEL, STATS_TENANT };
 
+/* Why a listener refused a client (DESIGN.md "Limits and source addresses"): the
+ * `reason` label of ferry_listener_refused_total, in this order. */
+enum stats_refused {
+    STATS_REFUSED_NOT_ALLOWED,         /* allow: the source (or its PROXY address) */
+    STATS_REFUSED_PROXY_HEADER,        /* proxy_protocol: no valid header in time */
+    STATS_REFUSED_RATE_LIMITED,        /* rate: over the client's budget */
+    STATS_REFUSED_REASONS
+};
+extern const char *const stats_refused_reasons[STATS_REFUSED_REASONS];
+
 struct stats_cell {
     _Atomic uint64_t conns_total;
     _Atomic uint64_t conns_rejected;   /* over max_connections */
     _Atomic uint64_t conns_failed;     /* upstream could not be opened */
     _Atomic uint64_t accept_nofd;      /* listeners: accept failed, EMFILE or ENFILE */
+    _Atomic uint64_t refused[STATS_REFUSED_REASONS];   /* listeners only */
     _Atomic uint64_t bytes_in;         /* client -> upstream */
     _Atomic uint64_t bytes_out;        /* upstream -> client */
     /* Requests of message-level plugins (ferry_conn_request_done); status classes are

@@ -66,7 +66,7 @@ conn_deliver_open(struct ferry_conn *c, int status, const char *reason)
     ferry_open_cb cb = c->open_cb;
 
     c->open_cb = NULL;
-    if (status != FERRY_OK) {
+    if (status != FERRY_OK && !c->rate_refused) {   /* a refused client is counted apart */
         stats_add(&c->l->stats->cell[c->w->id].conns_failed, 1);
         if (c->dstats != NULL)
             stats_add(&c->dstats->cell[c->w->id].conns_failed, 1);
@@ -196,6 +196,15 @@ ferry_conn_open(struct ferry_conn *c, const struct ferry_target *pt, ferry_open_
     ABI_COPY(&tt, pt, conn_abi_minor(c), ABI_TARGET_SIZES);
     c->open_cb = cb;
     c->open_arg = arg;
+    /* rate: counts new connections here, once, when the plugin knows what it wants:
+     * its refusal then is the plugin's usual one (SOCKS5 02, LDAP's error, a close). */
+    if (!c->rate_taken) {
+        c->rate_taken = true;
+        if (conn_rate_take(c, NULL) != FERRY_OK) {
+            c->rate_refused = true;
+            return conn_fail_later(c, FERRY_EDENIED, "rate-limited");
+        }
+    }
     if (c->hs_deadline_set) {
         /* The handshake is over: from here the connect timeout decides, and the plugin
          * still gets to send its error reply when it expires. The timer stays at the

@@ -73,6 +73,7 @@ enum conn_state {
     CONN_RELAY,                   /* relaying */
     CONN_CLOSING,                 /* flushing a reply before close */
     CONN_IO,                      /* stream mode: the plugin drives ferry_io streams */
+    CONN_PROXY,                   /* reading the PROXY header: no plugin has it yet */
 };
 
 struct ferry_conn {
@@ -128,6 +129,8 @@ struct ferry_conn {
     char                   *target;         /* arena: "host:port" routed to */
     struct conn_chunk      *chunks;         /* arena */
     struct policy_run      *policy_wait;    /* a policy hook waiting on I/O (conn-policy.c) */
+    bool                    rate_taken;     /* the handoff model's one token (rate:) */
+    bool                    rate_refused;   /* ...and it was refused */
     bool                    in_callback;    /* a plugin callback is running: defer free */
     bool                    close_pending;
 };
@@ -162,6 +165,23 @@ void  conn_watch_client(struct ferry_conn *c);
 /* The upstream socket's event, for dial.c (fd changes per attempt). */
 void  conn_watch_upstream(struct ferry_conn *c, int fd, uint32_t timeout_ms);
 void  conn_unwatch_upstream(struct ferry_conn *c);
+
+/* conn-limits.c: a listener's allow, proxy_protocol and rate (DESIGN.md "Limits and
+ * source addresses"). */
+/* May a client from sa connect to l? Counted and logged (at most once a second) when not. */
+bool conn_allowed(struct wlistener *wl, const struct sockaddr *sa);
+/* Count (and log, at most once a second) one client refused for reason. */
+void conn_refused(struct wlistener *wl, const struct sockaddr *sa, enum stats_refused reason);
+/* proxy_protocol: read the header before the plugin sees c (armed with its deadline);
+ * conn_proxy_io on every client event until then; conn_proxy_timeout when it is over. */
+void conn_proxy_start(struct ferry_conn *c);
+void conn_proxy_io(struct ferry_conn *c);
+void conn_proxy_timeout(struct ferry_conn *c);
+/* One token of c's client from its listener's rate. FERRY_OK (also with no rate), or
+ * FERRY_ELIMIT with *retry_after_s (counted and logged). */
+int  conn_rate_take(struct ferry_conn *c, uint32_t *retry_after_s);
+/* conn.c: hand c to its plugin (on_accept), once it is known who the client is. */
+void conn_start_plugin(struct ferry_conn *c);
 
 /* conn-route.c: route/'s plan and, for the tunnel kinds, the stream request from it. */
 struct conn_route {

@@ -211,6 +211,10 @@ on_idle_timer(evutil_socket_t fd, short what, void *arg)
         conn_finish(c, c->outcome != NULL ? c->outcome : "closed");
         return;
     }
+    if (c->state == CONN_PROXY) {
+        conn_proxy_timeout(c);
+        return;
+    }
     event_base_gettimeofday_cached(c->w->base, &now);
     if (c->state == CONN_PLUGIN && c->hs_deadline_set) {
         struct timeval left;
@@ -244,6 +248,10 @@ on_client_event(evutil_socket_t fd, short what, void *arg)
         c->c_writable = true;
     if (what & EV_CLOSED)
         c->c_hup = c->c_readable = true;
+    if (c->state == CONN_PROXY) {
+        conn_proxy_io(c);
+        return;
+    }
     if (c->cio != NULL) {
         if (c->state != CONN_CLOSING) {
             io_client_event(c->cio, what);
@@ -330,6 +338,11 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
     struct stats_slot     *ts = NULL;
 
     stats_add(&cell->conns_total, 1);
+    /* Before anything is read or allocated: a client from elsewhere costs one accept. */
+    if (!conn_allowed(wl, sa)) {
+        close(fd);
+        return;
+    }
     if (atomic_fetch_add(&l->stats->active, 1) >= (int)l->lc->max_connections) {
         /* Accept-and-close, never queue: the client learns at once (DESIGN.md). */
         atomic_fetch_sub(&l->stats->active, 1);
@@ -386,6 +399,17 @@ ferry_conn_accepted(struct wlistener *wl, int fd, const struct sockaddr *sa, soc
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+
+    if (l->lc->proxy_protocol != 0)
+        conn_proxy_start(c);            /* the plugin gets c once the header names the client */
+    else
+        conn_start_plugin(c);
+}
+
+void
+conn_start_plugin(struct ferry_conn *c)
+{
+    struct ferry_listener *l = c->l;
 
     c->in_callback = true;
     l->plugin->on_accept(c, l->pstate);

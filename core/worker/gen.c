@@ -16,6 +16,7 @@
 
 #include "dest/dest-int.h"
 #include "lua/lua-int.h"
+#include "util/rate.h"
 #include "plugin/loader.h"
 #include "worker/worker.h"
 
@@ -77,6 +78,7 @@ gen_free(struct gen *g)
         }
         if (l->opened && l->plugin->listener_close != NULL)
             l->plugin->listener_close(l->pstate);
+        ferry_rate_table_free(l->rate);     /* no connection of g is left to use it */
     }
     free(g->listeners);
     free(g->dest_stats);
@@ -181,6 +183,8 @@ ferry_gen_new(struct ferry_conf *conf, struct ferry_policy_set *policies, const 
         const struct ferry_listener *old = prev_listener_on(prev, l->lc);
 
         if ((l->fds = malloc(nworkers * sizeof(int))) == NULL)
+            goto fail;
+        if (l->lc->rate_per_s != 0 && (l->rate = ferry_rate_table_new()) == NULL)
             goto fail;
         for (unsigned w = 0; w < nworkers; w++)
             l->fds[w] = -1;

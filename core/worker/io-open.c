@@ -397,6 +397,15 @@ ferry_io_open(struct ferry_conn *c, const struct ferry_target *pt,
     io->open_cb = cb;
     io->open_arg = arg;
     io_link(&c->ios, io);
+    /* rate: a plugin that does not count requests itself (ferry_conn_rate_take, as
+     * http does) has its connections counted here, once, as in ferry_conn_open. */
+    if (!c->rate_taken) {
+        c->rate_taken = true;
+        if (conn_rate_take(c, NULL) != FERRY_OK) {
+            c->rate_refused = true;
+            return io_fail_later(io, FERRY_EDENIED, "rate-limited");
+        }
+    }
     kind = conn_route(c, t, &r);
     if (kind < 0)
         return io_fail_later(io, kind, r.p.reason);

@@ -38,6 +38,7 @@ struct ferry_tls_cache;
 struct ferry_io;
 struct loaded_plugin;
 struct ferry_policy_set;
+struct ferry_rate_table;
 struct policy_vm;
 
 /* One config listener in one generation: shared by all workers, read-only. */
@@ -48,6 +49,10 @@ struct ferry_listener {
     bool                         opened;    /* listener_open succeeded */
     struct stats_slot           *stats;     /* lives until exit */
     int                         *fds;       /* owns: one socket per worker */
+    struct ferry_rate_table     *rate;      /* owns: `rate:`'s per-client buckets, shared
+                                               by the workers (util/rate.h: bounded,
+                                               locked by stripes); NULL: no rate, or not
+                                               serving. A reload starts them afresh. */
 };
 
 /* One tenant's `jwt:` in one generation (gen-jwt.c). Workers and the main thread read
@@ -100,6 +105,9 @@ struct wlistener {
     uint32_t               backoff_ms;      /* the next pause; 0: none yet */
     uint64_t               fd_refusals;     /* since the last log line */
     int64_t                fd_logged_ms;    /* monotonic ms of that line */
+    int64_t                refused_log_s;   /* when this worker last logged a refusal */
+    uint64_t               refused_quiet;   /* refusals since, not logged (at most one
+                                               line a second per listener and worker) */
 };
 
 /* A worker's view of a generation; refs counts its connections (+1 while current). */

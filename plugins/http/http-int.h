@@ -169,9 +169,10 @@ void rw_forward(struct ferry_conn *c, const struct http_listener *l,
 enum { RW_CLOSE = 1, RW_KEEP_ALIVE = 2 };
 void rw_response(const struct http_listener *l, const struct ferry_http_response *resp,
                  const char *request_id, int conn, bool dechunk, struct sbuf *head);
-/* One of ferry's own error replies (always with Connection: close). */
+/* One of ferry's own error replies (always with Connection: close); a Retry-After
+ * header when retry_after_s is not 0. */
 void rw_error(const struct http_listener *l, int status, const char *reason, const char *text,
-              const char *request_id, struct sbuf *out);
+              const char *request_id, unsigned retry_after_s, struct sbuf *out);
 const char *rw_phrase(int status);
 
 /* The destination's on_request / on_response (policy.c): the head as the hook left

@@ -53,6 +53,7 @@ struct hconn {
     char                  method_name[24];
     char                  path[160];         /* for the access log; no query */
     char                  reqid[40];
+    uint32_t              retry_after_s;     /* rate: refused, for Retry-After (else 0) */
     unsigned              client_minor;
     bool                  client_keep;
     bool                  connect_req, upgrade_req;
@@ -148,7 +149,8 @@ h_fail(struct hconn *h, int status, const char *reason, const char *fmt, ...)
     if (!h->resp_head_done) {
         if (!h->l->forward && h->reqid[0] == '\0')
             rw_request_id(h->reqid, sizeof(h->reqid));
-        rw_error(h->l, status, reason, text, h->reqid[0] ? h->reqid : NULL, &out);
+        rw_error(h->l, status, reason, text, h->reqid[0] ? h->reqid : NULL, h->retry_after_s,
+                 &out);
         if (!out.oom) {
             ferry_io_write(h->cio, out.p, out.len);
             h->bytes_out += out.len;
@@ -296,6 +298,14 @@ h_read_head(struct hconn *h)
     memset(&h->plan, 0, sizeof(h->plan));
     h->head.len = 0;
     h->head.oom = false;
+    /* The listener's rate: counts requests, each one here, before any work for it
+     * (policy, token fetch, upstream). */
+    if (ferry_conn_rate_take(h->c, &h->retry_after_s) != FERRY_OK) {
+        ferry_io_consume(h->cio, (size_t)rc);
+        h_fail(h, 429, "rate-limited", "too many requests from this client; retry in %u s",
+               h->retry_after_s);
+        return false;
+    }
     if (h->connect_req && !h->l->forward) {
         ferry_io_consume(h->cio, (size_t)rc);
         h_fail(h, 405, "method-not-allowed", "CONNECT is for forward-mode listeners");

@@ -340,7 +340,7 @@ rw_response(const struct http_listener *l, const struct ferry_http_response *res
 
 void
 rw_error(const struct http_listener *l, int status, const char *reason, const char *text,
-         const char *request_id, struct sbuf *b)
+         const char *request_id, unsigned retry_after_s, struct sbuf *b)
 {
     char body[400];
     int  n = snprintf(body, sizeof(body), "%s: %s\n", reason, text);
@@ -352,6 +352,8 @@ rw_error(const struct http_listener *l, int status, const char *reason, const ch
     if (status == 407)
         sb_str(b, "Proxy-Authenticate: Bearer realm=\"ferry\"\r\n"
                   "Proxy-Authenticate: Basic realm=\"ferry\"\r\n");
+    if (retry_after_s != 0)     /* RFC 9110 10.2.3: delay-seconds */
+        sb_fmt(b, "Retry-After: %u\r\n", retry_after_s);
     if (status == 401)          /* the user's token (principal propagation), RFC 6750 */
         sb_fmt(b, "WWW-Authenticate: Bearer realm=\"ferry\"%s\r\n",
                strcmp(reason, "user-token-invalid") == 0 ? ", error=\"invalid_token\"" : "");

@@ -27,8 +27,18 @@
 struct ferry_conn;
 struct ferry_user;
 
-/* "127.0.0.1:41522" / "[::1]:41522"; valid until the connection closes. */
+/* "127.0.0.1:41522" / "[::1]:41522"; valid until the connection closes. The client:
+ * with the listener's proxy_protocol, the address its PROXY header named. */
 FERRY_API const char *ferry_conn_peer(const struct ferry_conn *c);
+
+/* ABI 1.5. The listener's `rate:` for one request of a message-level plugin (http):
+ * take one token of the client's bucket. FERRY_OK (also when the listener has no
+ * rate), or FERRY_ELIMIT with *retry_after_s (if not NULL) the whole seconds until
+ * the client may try again (for Retry-After); the refusal is counted and logged. A
+ * plugin that calls it counts per request: core then no longer takes the connection's
+ * one token when it first opens an upstream (ferry_conn_open, ferry_io_open), refused
+ * there as FERRY_EDENIED with reason "rate-limited". */
+FERRY_API int ferry_conn_rate_take(struct ferry_conn *c, uint32_t *retry_after_s);
 
 /* The destination the listener is bound to, from the registry snapshot this
  * connection holds; NULL if the listener has none or the name no longer exists. */

@@ -32,7 +32,7 @@
 #include <ferry/err.h>
 
 #define FERRY_PLUGIN_ABI_MAJOR 1
-#define FERRY_PLUGIN_ABI_MINOR 4     /* 1.1: ferry/route.h, ferry_target.direct_ok;
+#define FERRY_PLUGIN_ABI_MINOR 5     /* 1.1: ferry/route.h, ferry_target.direct_ok;
                                         1.2: ferry/io.h, ferry_target.protocol, dest
                                         accessors, ferry_base64_encode;
                                         1.3: size in growing structs, opaque HTTP
@@ -41,7 +41,9 @@
                                         .wildcard_any_depth, ferry_io_tls_from_dest
                                         (plugins/README.md);
                                         1.4: ferry/user.h, ferry_target.user,
-                                        ferry_policy_http.user */
+                                        ferry_policy_http.user;
+                                        1.5: ferry_conn_rate_take (a listener's
+                                        rate: per request) */
 
 struct ferry_conn;
 struct ferry_opts;
