@@ -23,7 +23,10 @@ set(FERRY_FUZZ_socks5_SOURCES ${PROJECT_SOURCE_DIR}/plugins/socks5/socks5-parse.
 set(FERRY_FUZZ_socks5_INCLUDES ${PROJECT_SOURCE_DIR}/plugins/socks5)
 set(FERRY_FUZZ_socks5_LIBS ferry_core_util)
 
-foreach(t socks5)
+set(FERRY_FUZZ_ldap_SOURCES ${PROJECT_SOURCE_DIR}/plugins/ldap/ber.c)
+set(FERRY_FUZZ_ldap_INCLUDES ${PROJECT_SOURCE_DIR}/plugins/ldap)
+
+foreach(t socks5 ldap)
     ferry_fuzz_seeds(${t} SOURCES ${FERRY_FUZZ_${t}_SOURCES}
                      INCLUDES ${FERRY_FUZZ_${t}_INCLUDES} LIBS ${FERRY_FUZZ_${t}_LIBS})
 endforeach()
