@@ -26,7 +26,10 @@ set(FERRY_FUZZ_socks5_LIBS ferry_core_util)
 set(FERRY_FUZZ_ldap_SOURCES ${PROJECT_SOURCE_DIR}/plugins/ldap/ber.c)
 set(FERRY_FUZZ_ldap_INCLUDES ${PROJECT_SOURCE_DIR}/plugins/ldap)
 
-foreach(t socks5 ldap)
+file(GLOB FERRY_FUZZ_conf_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/core/conf/*.c)
+set(FERRY_FUZZ_conf_LIBS ferry_core_dest)
+
+foreach(t socks5 ldap conf)
     ferry_fuzz_seeds(${t} SOURCES ${FERRY_FUZZ_${t}_SOURCES}
                      INCLUDES ${FERRY_FUZZ_${t}_INCLUDES} LIBS ${FERRY_FUZZ_${t}_LIBS})
 endforeach()
