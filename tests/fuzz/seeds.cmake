@@ -29,7 +29,10 @@ set(FERRY_FUZZ_ldap_INCLUDES ${PROJECT_SOURCE_DIR}/plugins/ldap)
 file(GLOB FERRY_FUZZ_conf_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/core/conf/*.c)
 set(FERRY_FUZZ_conf_LIBS ferry_core_dest)
 
-foreach(t socks5 ldap conf)
+set(FERRY_FUZZ_dest_api_SOURCES ${PROJECT_SOURCE_DIR}/core/admin/dest-change.c)
+set(FERRY_FUZZ_dest_api_LIBS ferry_core_admin)
+
+foreach(t socks5 ldap conf dest_api)
     ferry_fuzz_seeds(${t} SOURCES ${FERRY_FUZZ_${t}_SOURCES}
                      INCLUDES ${FERRY_FUZZ_${t}_INCLUDES} LIBS ${FERRY_FUZZ_${t}_LIBS})
 endforeach()
