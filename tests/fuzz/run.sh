@@ -14,7 +14,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${FERRY_FUZZ_BUILD:-$src/build-fuzz}
-all="http_parse_fuzz jwt_fuzz socks5_fuzz ldap_fuzz conf_fuzz dest_api_fuzz tunnel_fuzz"
+all="http_parse_fuzz jwt_fuzz socks5_fuzz ldap_fuzz conf_fuzz dest_api_fuzz tunnel_hello_fuzz tunnel_fuzz"
 
 if [ $# -lt 1 ] || ! [ "$1" -gt 0 ] 2>/dev/null; then
     echo "usage: $0 SECONDS [TARGET...]   (targets: $all)" >&2

@@ -32,7 +32,11 @@ set(FERRY_FUZZ_conf_LIBS ferry_core_dest)
 set(FERRY_FUZZ_dest_api_SOURCES ${PROJECT_SOURCE_DIR}/core/admin/dest-change.c)
 set(FERRY_FUZZ_dest_api_LIBS ferry_core_admin)
 
-foreach(t socks5 ldap conf dest_api)
+set(FERRY_FUZZ_tunnel_hello_SOURCES ${PROJECT_SOURCE_DIR}/core/tunnel/gateway.c
+    ${PROJECT_SOURCE_DIR}/core/tunnel/replicas.c)
+set(FERRY_FUZZ_tunnel_hello_LIBS ferry_core_tunnel)
+
+foreach(t socks5 ldap conf dest_api tunnel_hello)
     ferry_fuzz_seeds(${t} SOURCES ${FERRY_FUZZ_${t}_SOURCES}
                      INCLUDES ${FERRY_FUZZ_${t}_INCLUDES} LIBS ${FERRY_FUZZ_${t}_LIBS})
 endforeach()
