@@ -43,6 +43,9 @@ max_len_of() {
 if [ ! -f "$build/CMakeCache.txt" ]; then
     CC=clang cmake -S "$src" -B "$build" -DFERRY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         >/dev/null || exit 1
+else
+    # Again: a target added since the last configure has no rule until cmake has run.
+    cmake -S "$src" -B "$build" >/dev/null || exit 1
 fi
 
 pid=

@@ -36,7 +36,10 @@ set(FERRY_FUZZ_tunnel_hello_SOURCES ${PROJECT_SOURCE_DIR}/core/tunnel/gateway.c
     ${PROJECT_SOURCE_DIR}/core/tunnel/replicas.c)
 set(FERRY_FUZZ_tunnel_hello_LIBS ferry_core_tunnel)
 
-foreach(t socks5 ldap conf dest_api tunnel_hello)
+set(FERRY_FUZZ_tunnel_SOURCES ${PROJECT_SOURCE_DIR}/core/tunnel/session.c)
+set(FERRY_FUZZ_tunnel_LIBS ferry_core_tunnel)
+
+foreach(t socks5 ldap conf dest_api tunnel_hello tunnel)
     ferry_fuzz_seeds(${t} SOURCES ${FERRY_FUZZ_${t}_SOURCES}
                      INCLUDES ${FERRY_FUZZ_${t}_INCLUDES} LIBS ${FERRY_FUZZ_${t}_LIBS})
 endforeach()
