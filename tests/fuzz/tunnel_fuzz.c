@@ -19,7 +19,7 @@
  *
  * Checks besides the sanitizers: the tunnel closes with a reason once its peer is
  * gone; every stream the harness was told about ends exactly once, before the tunnel
- * is closed; responses and notices carry a status in 100..599.
+ * is closed; responses and notices carry a status of three digits at most.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -168,7 +168,9 @@ static void
 on_response(struct tstream *s, int status, const char *error)
 {
     (void)error;
-    CHECK(status >= 100 && status <= 599);
+    /* Three digits, nghttp2's check; 781 comes through as 781 and, like everything
+     * but 200, means the stream was refused. */
+    CHECK(status >= 0 && status <= 999);
     run.responses++;
     if (status == 200)
         tstream_start(s, NULL, 0, NULL, 0);     /* as a gateway conn does: relay */
@@ -216,7 +218,7 @@ on_notice_reply(struct tunnel *t, int status, const char *error)
 {
     (void)t;
     (void)error;
-    CHECK(status >= 100 && status <= 599);
+    CHECK(status >= 0 && status <= 999);
     run.notices++;
 }
 
@@ -372,6 +374,8 @@ static const struct fuzz_expect fuzz_expects[] = {
     { "cn-bad-frame-size", "connector requests 0 responses 0 notices 0: HTTP/2 session finished" },
     { "gw-settings-200", "gateway requests 0 responses 1 notices 0: peer closed the tunnel" },
     { "gw-502-error", "gateway requests 0 responses 1 notices 1: peer closed the tunnel" },
+    /* Found by the fuzzer: a status outside 100..599 reaches on_response as it is. */
+    { "gw-status-781", "gateway requests 0 responses 1 notices 0: peer closed the tunnel" },
     { "gw-no-settings", "gateway requests 0 responses 0 notices 0: HTTP/2 session finished" },
 };
 
