@@ -63,6 +63,27 @@ void admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const 
 void admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
                        const char *name);
 
+/* Why a change is refused: an HTTP status and a message without property values. */
+struct admin_refusal {
+    int  status;
+    char msg[2048];
+};
+struct dest_change;
+/* A POST (create) or PUT (update) body, JSON: one destination object or an array, into
+ * the change it asks for: each destination validated like a file and rendered as its
+ * destinations_dir file. No HTTP and no writes (it looks at destinations_dir: does a
+ * new file exist, the old content to roll back to), so tests/fuzz/dest_api_fuzz.c can
+ * call it. if_match: the If-Match revision (with a store, update), 0 if none. 0 and
+ * *out (admin_dest_change_free), or -1 with the refusal in rf. */
+int  admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant,
+                             const char *body, size_t len, bool create, int64_t if_match,
+                             struct dest_change **out, struct admin_refusal *rf);
+size_t admin_dest_change_count(const struct dest_change *ch);
+/* Destination i's file: its text (borrowed from ch, may hold secrets), *name, *len. */
+const char *admin_dest_change_file(const struct dest_change *ch, size_t i, const char **name,
+                                   size_t *len);
+void admin_dest_change_free(struct dest_change *ch);
+
 /* metrics.c: the Prometheus text of every counter (workers' cells summed). */
 void admin_metrics_render(struct evbuffer *out, unsigned nworkers);
 

@@ -51,7 +51,7 @@ struct change_file {
     json_t  *value;         /* owns, with a store: the properties etcd gets (no tenant) */
 };
 
-struct change {
+struct dest_change {
     struct admin_pending p;         /* first: the pending list holds &p */
     const char          *action;    /* "create", "update" or "delete" */
     int                  status;    /* the answer once applied: 201 or 200 */
@@ -62,17 +62,11 @@ struct change {
     struct ferry_store_wait *wait;  /* with a store: the write in flight */
 };
 
-/* Why a change is refused: an HTTP status and a message without property values. */
-struct refusal {
-    int  status;
-    char msg[2048];
-};
-
-static int refuse(struct refusal *rf, int status, const char *fmt, ...)
+static int refuse(struct admin_refusal *rf, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
-refuse(struct refusal *rf, int status, const char *fmt, ...)
+refuse(struct admin_refusal *rf, int status, const char *fmt, ...)
 {
     va_list ap;
 
@@ -92,7 +86,7 @@ wipe_free(char *s, size_t n)
 }
 
 static void
-change_free(struct change *ch)
+change_free(struct dest_change *ch)
 {
     for (size_t i = 0; ch->files != NULL && i < ch->n; i++) {
         struct change_file *f = &ch->files[i];
@@ -108,10 +102,10 @@ change_free(struct change *ch)
     free(ch);
 }
 
-static struct change *
+static struct dest_change *
 change_new(const char *tenant, const char *action, int status, size_t n)
 {
-    struct change *ch = calloc(1, sizeof(*ch));
+    struct dest_change *ch = calloc(1, sizeof(*ch));
 
     if (ch == NULL)
         return NULL;
@@ -162,7 +156,7 @@ new_dest_path(const char *dir, const char *name)
 
 /* Keep what is on disk now, for a rollback. */
 static int
-keep_old(struct change_file *f, struct refusal *rf)
+keep_old(struct change_file *f, struct admin_refusal *rf)
 {
     struct ferry_err err = {0};
     struct stat      st;
@@ -259,7 +253,7 @@ item_get(const struct item *it, const char *key)
 }
 
 static int
-item_read(const json_t *obj, const char *tenant, struct item *it, struct refusal *rf)
+item_read(const json_t *obj, const char *tenant, struct item *it, struct admin_refusal *rf)
 {
     size_t      cap = json_object_size(obj) + 1;    /* + tenant */
     const char *key;
@@ -304,7 +298,7 @@ item_read(const json_t *obj, const char *tenant, struct item *it, struct refusal
 /* Validate like a destination file; 400 with every message the loader would print. */
 static int
 item_validate(const struct ferry_conf *conf, const struct item *it, struct ferry_dest *d,
-              struct refusal *rf)
+              struct admin_refusal *rf)
 {
     struct ferry_errlist  errs = {0};
     struct ferry_prop    *props = calloc(it->n, sizeof(*props));
@@ -353,7 +347,7 @@ item_validate(const struct ferry_conf *conf, const struct item *it, struct ferry
 /* One destination of a POST (create) or PUT (update) body into f. */
 static int
 item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *obj,
-             bool create, struct change_file *f, struct refusal *rf)
+             bool create, struct change_file *f, struct admin_refusal *rf)
 {
     struct item              it = {0};
     struct ferry_dest        d;
@@ -471,7 +465,7 @@ out:
 
 /* Put every written file back as it was (newest first). */
 static void
-change_rollback(struct change *ch)
+change_rollback(struct dest_change *ch)
 {
     for (size_t i = ch->n; i-- > 0;) {
         struct change_file *f = &ch->files[i];
@@ -493,7 +487,7 @@ change_rollback(struct change *ch)
 static void
 change_applied(void *arg)
 {
-    struct change *ch = arg;
+    struct dest_change *ch = arg;
 
     admin_pending_del(&ch->p);
     admin_reply_json(ch->p.req, ch->status, json_pack("{s:I}", "Count", (json_int_t)ch->n));
@@ -503,7 +497,7 @@ change_applied(void *arg)
 static void
 change_stop(struct admin_pending *p)
 {
-    struct change *ch = (struct change *)p;
+    struct dest_change *ch = (struct dest_change *)p;
 
     admin_pending_del(p);
     admin_reply_error(p->req, 503, "the gateway is stopping; the change is saved and applies "
@@ -514,7 +508,7 @@ change_stop(struct admin_pending *p)
 /* The reload refused the change: say why, from the errors in our own files, or send the
  * operator to the log (other files' errors are none of the tenant's business). */
 static void
-reply_reload_failed(struct evhttp_request *req, const struct change *ch,
+reply_reload_failed(struct evhttp_request *req, const struct dest_change *ch,
                     const struct ferry_errlist *errs, int rc)
 {
     char   msg[2048];
@@ -546,7 +540,7 @@ reply_reload_failed(struct evhttp_request *req, const struct change *ch,
 static void
 store_written(void *arg, int status, const char *why, const char *name, int64_t revision)
 {
-    struct change *ch = arg;
+    struct dest_change *ch = arg;
     struct evhttp_request *req = ch->p.req;
 
     (void)revision;
@@ -584,7 +578,7 @@ store_written(void *arg, int status, const char *why, const char *name, int64_t 
 static void
 store_change_stop(struct admin_pending *p)
 {
-    struct change *ch = (struct change *)p;
+    struct dest_change *ch = (struct dest_change *)p;
 
     admin_pending_del(p);
     ferry_store_write_cancel(ch->wait);
@@ -594,7 +588,7 @@ store_change_stop(struct admin_pending *p)
 }
 
 static void
-store_change_run(struct ferry_admin *a, struct evhttp_request *req, struct change *ch)
+store_change_run(struct ferry_admin *a, struct evhttp_request *req, struct dest_change *ch)
 {
     struct store_write *w = calloc(ch->n, sizeof(*w));
 
@@ -644,7 +638,7 @@ if_match(struct evhttp_request *req)
 
 /* Write, reload, answer when applied; or put everything back and answer why not. */
 static void
-change_run(struct ferry_admin *a, struct evhttp_request *req, struct change *ch)
+change_run(struct ferry_admin *a, struct evhttp_request *req, struct dest_change *ch)
 {
     struct ferry_errlist errs = {0};
     int                  rc;
@@ -688,23 +682,18 @@ change_run(struct ferry_admin *a, struct evhttp_request *req, struct change *ch)
     admin_pending_add(a, &ch->p, req);
 }
 
-/* The body as JSON (the request's copy is wiped: it may hold passwords). */
+/* The body as JSON. */
 static json_t *
-body_json(struct evhttp_request *req, struct refusal *rf)
+body_json(const char *body, size_t len, struct admin_refusal *rf)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t           len = evbuffer_get_length(in);
-    unsigned char   *p = len > 0 ? evbuffer_pullup(in, -1) : NULL;
-    json_error_t     je;
-    json_t          *root;
+    json_error_t je;
+    json_t      *root;
 
-    if (p == NULL) {
+    if (len == 0) {
         refuse(rf, 400, "the body is empty: want a destination object or an array of them");
         return NULL;
     }
-    root = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &je);
-    explicit_bzero(p, len);
-    evbuffer_drain(in, len);
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL && json_error_code(&je) == json_error_duplicate_key)
         refuse(rf, 400, "the body names a property twice (line %d)", je.line);
     else if (root == NULL)
@@ -712,52 +701,101 @@ body_json(struct evhttp_request *req, struct refusal *rf)
     return root;
 }
 
-static void
-change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenant, bool create)
+int
+admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, const char *body,
+                        size_t len, bool create, int64_t if_match, struct dest_change **out,
+                        struct admin_refusal *rf)
 {
-    const struct ferry_conf *conf = a->st->conf;
-    struct refusal           rf = { .status = 500, .msg = "out of memory" };
-    struct change           *ch = NULL;
-    json_t                  *root;
-    size_t                   n;
+    struct dest_change *ch = NULL;
+    json_t             *root;
+    size_t              n;
 
-    if (!change_allowed(a, req))
-        return;
-    if ((root = body_json(req, &rf)) == NULL)
+    *out = NULL;
+    rf->status = 500;
+    snprintf(rf->msg, sizeof(rf->msg), "out of memory");
+    if ((root = body_json(body, len, rf)) == NULL)
         goto refused;
     n = json_is_array(root) ? json_array_size(root) : 1;
     if (n == 0 || n > CHANGE_MAX_BATCH) {
-        refuse(&rf, 400, "want 1 to %d destinations in one body", CHANGE_MAX_BATCH);
+        refuse(rf, 400, "want 1 to %d destinations in one body", CHANGE_MAX_BATCH);
         goto refused;
     }
     if ((ch = change_new(tenant, create ? "create" : "update", create ? 201 : 200, n)) == NULL)
         goto refused;
-    if (a->st->store != NULL && !create && (ch->if_match = if_match(req)) != 0 &&
-        json_is_array(root)) {
-        refuse(&rf, 400, "If-Match applies to one destination: send one object");
+    if ((ch->if_match = if_match) != 0 && json_is_array(root)) {
+        refuse(rf, 400, "If-Match applies to one destination: send one object");
         goto refused;
     }
     for (size_t i = 0; i < n; i++) {
         const json_t *obj = json_is_array(root) ? json_array_get(root, i) : root;
 
-        if (item_prepare(conf, tenant, obj, create, &ch->files[i], &rf) != 0)
+        if (item_prepare(conf, tenant, obj, create, &ch->files[i], rf) != 0)
             goto refused;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(ch->files[j].name, ch->files[i].name) == 0) {
-                refuse(&rf, 400, "destination '%s' appears twice in the body",
+                refuse(rf, 400, "destination '%s' appears twice in the body",
                        ch->files[i].name);
                 goto refused;
             }
         }
     }
     json_decref(root);
-    change_run(a, req, ch);
-    return;
+    *out = ch;
+    return 0;
 refused:
     json_decref(root);
     if (ch != NULL)
         change_free(ch);
-    admin_reply_error(req, rf.status, "%s", rf.msg);
+    return -1;
+}
+
+size_t
+admin_dest_change_count(const struct dest_change *ch)
+{
+    return ch->n;
+}
+
+const char *
+admin_dest_change_file(const struct dest_change *ch, size_t i, const char **name,
+                       size_t *len)
+{
+    *name = ch->files[i].name;
+    *len = ch->files[i].text_len;
+    return ch->files[i].text;
+}
+
+void
+admin_dest_change_free(struct dest_change *ch)
+{
+    if (ch != NULL)
+        change_free(ch);
+}
+
+static void
+change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenant, bool create)
+{
+    struct admin_refusal rf = { .status = 500, .msg = "out of memory" };
+    struct evbuffer     *in = evhttp_request_get_input_buffer(req);
+    size_t               len = evbuffer_get_length(in);
+    unsigned char       *p = len > 0 ? evbuffer_pullup(in, -1) : NULL;
+    struct dest_change  *ch = NULL;
+    int64_t              im;
+    int                  rc;
+
+    if (!change_allowed(a, req))
+        return;
+    im = a->st->store != NULL && !create ? if_match(req) : 0;
+    rc = admin_dest_change_parse(a->st->conf, tenant, p != NULL ? (const char *)p : "",
+                                 p != NULL ? len : 0, create, im, &ch, &rf);
+    /* The request's copy of the body is wiped: it may hold passwords. */
+    if (p != NULL)
+        explicit_bzero(p, len);
+    evbuffer_drain(in, len);
+    if (rc != 0) {
+        admin_reply_error(req, rf.status, "%s", rf.msg);
+        return;
+    }
+    change_run(a, req, ch);
 }
 
 void
@@ -778,8 +816,8 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
 {
     const struct ferry_conf *conf = a->st->conf;
     const struct ferry_dest *d;
-    struct refusal           rf = { .status = 500, .msg = "out of memory" };
-    struct change           *ch;
+    struct admin_refusal           rf = { .status = 500, .msg = "out of memory" };
+    struct dest_change           *ch;
 
     if (!change_allowed(a, req))
         return;

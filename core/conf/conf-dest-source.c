@@ -161,3 +161,29 @@ ferry_conf_dests_from(const char *source, const struct ferry_conf *target,
     free(ids);
     return rc;
 }
+
+int
+ferry_conf_dest_from_text(const char *text, size_t len, const char *name,
+                          const struct ferry_conf *target, struct ferry_registry **out,
+                          struct ferry_errlist *errs, struct ferry_errlist *warnings)
+{
+    struct conf_dest_in in = { .file_text = text, .file_len = len };
+    struct conf_ctx     c = { .file = name, .errs = errs };
+    char               *dir;
+    const char        **ids;
+    int                 rc;
+
+    *out = NULL;
+    if ((dir = conf_dirname(name)) == NULL ||
+        (ids = target_tenants(target, &in.ntenants)) == NULL) {
+        free(dir);
+        ferry_errlist_add(errs, name, 0, 0, "out of memory");
+        return FERRY_ENOMEM;
+    }
+    c.dir = dir;
+    in.tenants = ids;
+    rc = load_in(&c, &in, warnings, out);
+    free(ids);
+    free(dir);
+    return rc;
+}

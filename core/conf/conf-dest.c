@@ -170,31 +170,20 @@ is_dest_file(const char *name)
            || (n > 4 && strcmp(name + n - 4, ".yml") == 0);
 }
 
+/* One destination file's text (path names it in messages; relative references resolve
+ * against dir). Split from dest_file so a text that never was a file (a fuzzer's input,
+ * ferry_conf_dest_from_text) goes through the same validation. */
 static void
-dest_file(const struct conf_ctx *c, const char *dir, const char *fname,
-          const struct ferry_dest_env *env, struct dest_acc *acc)
+dest_text(const struct conf_ctx *c, const char *dir, const char *path, const char *text,
+          size_t len, const struct ferry_dest_env *env, struct dest_acc *acc)
 {
-    struct ferry_err err = {0};
-    yaml_document_t  doc;
-    struct conf_ctx  fc = { .dir = dir, .doc = &doc, .errs = c->errs };
-    char            *path = conf_path_join(dir, fname), *text = NULL;
-    size_t           len;
-    yaml_node_t     *root;
+    yaml_document_t doc;
+    struct conf_ctx fc = { .file = path, .dir = dir, .doc = &doc, .errs = c->errs };
+    yaml_node_t    *root;
 
-    if (path == NULL) {
-        ferry_errlist_add(c->errs, c->file, 0, 0, "out of memory");
-        acc->rc = FERRY_ENOMEM;
-        return;
-    }
-    fc.file = path;
-    if (conf_file_read(path, CONF_MAX_FILE_BYTES, &text, &len, &err) != FERRY_OK) {
-        ferry_errlist_add(c->errs, path, 0, 0, "%s", err.msg);
-        acc->rc = FERRY_EINVAL;
-        goto out;
-    }
     if (conf_doc_load(text, len, path, c->errs, &doc) != FERRY_OK) {
         acc->rc = FERRY_EINVAL;
-        goto out;
+        return;
     }
     if ((root = yaml_document_get_root_node(&doc)) == NULL) {
         ferry_errlist_add(c->errs, path, 0, 0, "empty file: want one destination mapping");
@@ -203,7 +192,27 @@ dest_file(const struct conf_ctx *c, const char *dir, const char *fname,
         dest_from_node(&fc, root, "destination", env, acc);
     }
     yaml_document_delete(&doc);
-out:
+}
+
+static void
+dest_file(const struct conf_ctx *c, const char *dir, const char *fname,
+          const struct ferry_dest_env *env, struct dest_acc *acc)
+{
+    struct ferry_err err = {0};
+    char            *path = conf_path_join(dir, fname), *text = NULL;
+    size_t           len;
+
+    if (path == NULL) {
+        ferry_errlist_add(c->errs, c->file, 0, 0, "out of memory");
+        acc->rc = FERRY_ENOMEM;
+        return;
+    }
+    if (conf_file_read(path, CONF_MAX_FILE_BYTES, &text, &len, &err) != FERRY_OK) {
+        ferry_errlist_add(c->errs, path, 0, 0, "%s", err.msg);
+        acc->rc = FERRY_EINVAL;
+    } else {
+        dest_text(c, dir, path, text, len, env, acc);
+    }
     free(text);
     free(path);
 }
@@ -300,6 +309,8 @@ conf_dests_load(const struct conf_ctx *c, const struct conf_dest_in *in,
     }
     if (in->dir != NULL)
         dest_dir(c, in, &env, &acc);
+    if (in->file_text != NULL)
+        dest_text(c, c->dir, c->file, in->file_text, in->file_len, &env, &acc);
     rc = ferry_registry_new(acc.dests, acc.n, out, c->errs);
     *names = acc.names;
     *nnames = acc.nnames;

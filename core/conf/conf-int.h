@@ -133,6 +133,8 @@ struct conf_dest_in {
     const yaml_node_t *inline_seq; /* NULL if no `destinations:` */
     const char        *dir;        /* resolved destinations_dir or NULL */
     const yaml_node_t *dir_node;   /* for errors about the directory */
+    const char        *file_text;  /* borrowed: one destination file's text, or NULL */
+    size_t             file_len;
 };
 /* *out: a registry of the destinations that are valid, also when others are not
  * (then the return value is not FERRY_OK). */

@@ -26,4 +26,12 @@ int ferry_conf_dests_from(const char *source, const struct ferry_conf *target,
                           struct ferry_registry **out, struct ferry_errlist *errs,
                           struct ferry_errlist *warnings);
 
+/* One destination file's text, validated as the loader validates a file of target's
+ * destinations_dir; name stands for the file in messages, its directory is the base of
+ * relative references. The same results as ferry_conf_dests_from(). No file is read
+ * but what a ${file:} reference names. */
+int ferry_conf_dest_from_text(const char *text, size_t len, const char *name,
+                              const struct ferry_conf *target, struct ferry_registry **out,
+                              struct ferry_errlist *errs, struct ferry_errlist *warnings);
+
 #endif

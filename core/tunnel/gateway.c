@@ -257,11 +257,10 @@ json_str_dup(json_t *o, const char *key, size_t max)
     return strdup(s);
 }
 
-/* Check a registration. NULL and *why set if refused. */
-static struct gw_handoff *
-hello_check(struct pending *p, const uint8_t *data, size_t len, const char **why)
+struct gw_handoff *
+gw_hello_check(const struct ferry_conf *conf, unsigned nslots, const char *peer,
+               const uint8_t *data, size_t len, const char **why)
 {
-    const struct ferry_conf        *conf = p->g->conf;
     const struct ferry_conf_tenant *tenant;
     struct gw_handoff              *h;
     json_error_t                    jerr;
@@ -283,7 +282,7 @@ hello_check(struct pending *p, const uint8_t *data, size_t len, const char **why
     h->location = json_str_dup(o, "location", 200);
     h->connector = json_str_dup(o, "connector", 64);
     h->version = json_str_dup(o, "version", 32);
-    h->peer = strdup(p->peer);
+    h->peer = strdup(peer);
     h->follows = json_is_true(json_object_get(o, "replicas"));
     tok = json_object_get(o, "token");
     token = json_is_string(tok) ? json_string_value(tok) : NULL;
@@ -302,7 +301,7 @@ hello_check(struct pending *p, const uint8_t *data, size_t len, const char **why
         *why = tenant == NULL ? "unknown tenant" : "bad token for tenant";
         goto bad;
     }
-    if (json_integer_value(slot) < 0 || json_integer_value(slot) >= (json_int_t)p->g->slots.n) {
+    if (json_integer_value(slot) < 0 || json_integer_value(slot) >= (json_int_t)nslots) {
         *why = "slot out of range";
         goto bad;
     }
@@ -333,6 +332,12 @@ bad:
         h->nsystems = 0;
     handoff_free(h);
     return NULL;
+}
+
+void
+gw_handoff_free(struct gw_handoff *h)
+{
+    handoff_free(h);
 }
 
 static void
@@ -417,7 +422,8 @@ pending_step(struct pending *p)
                 const char *why = NULL;
                 char        tenant[201] = "";
 
-                p->h = hello_check(p, p->buf + 4, p->have - 4, &why);
+                p->h = gw_hello_check(p->g->conf, p->g->slots.n, p->peer, p->buf + 4,
+                                      p->have - 4, &why);
                 if (p->h == NULL) {
                     json_t *o = json_loadb((const char *)p->buf + 4, p->have - 4, 0, NULL);
                     json_t *t = json_is_object(o) ? json_object_get(o, "tenant") : NULL;

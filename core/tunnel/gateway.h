@@ -22,6 +22,7 @@
 #define FERRY_TUNNEL_GATEWAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ferry/err.h>
@@ -127,5 +128,14 @@ struct gw_stream_req {
  * FERRY_ENOTFOUND when tunnels exist but no connector announced that virtual host. */
 int  gw_open_stream(struct gw_worker *gw, struct gw_owner *o, const struct gw_stream_req *r,
                     struct tstream **ts, struct stats_slot **tstats);
+
+/* Main thread, no I/O: check a connector's registration (the JSON after its 4-byte
+ * length) against conf's tenants, nslots the number of slots, peer its address. The
+ * handoff to give its worker (gw_handoff_free if it goes nowhere), or NULL and *why
+ * (static text, sent back to the connector). tests/fuzz/tunnel_hello_fuzz.c calls it. */
+struct gw_handoff *gw_hello_check(const struct ferry_conf *conf, unsigned nslots,
+                                  const char *peer, const uint8_t *data, size_t len,
+                                  const char **why);
+void gw_handoff_free(struct gw_handoff *h);
 
 #endif

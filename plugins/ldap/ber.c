@@ -146,7 +146,10 @@ ldap_parse(const uint8_t *msg, size_t len, struct ldap_msg *out, const char **wh
         break;
     case LDAP_BIND_RESP: case LDAP_SEARCH_DONE: case LDAP_MODIFY_RESP: case LDAP_ADD_RESP:
     case LDAP_DEL_RESP: case LDAP_MODDN_RESP: case LDAP_COMPARE_RESP: case LDAP_EXT_RESP:
-        if (next(&q, op_end, &tag, &c, &n) != 0 || tag != 0x0a || n == 0 || n > 4) {
+        /* resultCode is a non-negative ENUMERATED: a leading 1 bit would be a
+         * negative number, and shifting it into an int overflows. */
+        if (next(&q, op_end, &tag, &c, &n) != 0 || tag != 0x0a || n == 0 || n > 4 ||
+            (c[0] & 0x80)) {
             *why = "bad LDAPResult";
             return -1;
         }

@@ -13,7 +13,6 @@
  * supported (BIND, UDP ASSOCIATE), 08 address type not supported; 05 FF when no
  * offered method is acceptable; 01 01 for a failed sub-negotiation.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +23,10 @@
 #include <ferry/plugin.h>
 #include <ferry/route.h>
 
-#define HANDSHAKE_MAX_BYTES   (4 + 65536 + 1 + 255 + 8)   /* the 0x80 sub-negotiation */
-#define TOKEN_MAX_BYTES       65536
-#define M_NONE                0x00
-#define M_USERPASS            0x02
-#define M_SAP                 0x80
-#define M_REFUSE              0xff
+#include "socks5-parse.h"
+
+/* The longest message: the 0x80 sub-negotiation. */
+#define HANDSHAKE_MAX_BYTES   (4 + SOCKS5_TOKEN_MAX_BYTES + 1 + 255 + 8)
 
 enum rep {
     REP_OK = 0x00, REP_FAILURE = 0x01, REP_NOT_ALLOWED = 0x02, REP_NET_UNREACH = 0x03,
@@ -152,34 +149,23 @@ s5_on_open(struct ferry_conn *c, int status, const char *reason, void *arg)
 static int
 s5_greeting(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
 {
-    bool    has[256] = { false };
-    uint8_t choice = M_REFUSE;
-    uint8_t r[2] = { 0x05, M_REFUSE };
+    uint8_t r[2] = { 0x05, SOCKS5_M_REFUSE };
+    int     used = socks5_parse_greeting(d, n, s->l->auth_none, &r[1]);
 
-    if (n < 2)
-        return 0;
-    if (d[0] != 0x05 || d[1] == 0) {
+    if (used < 0) {
         ferry_conn_close(c, "not-socks5");
         return FERRY_EPROTO;
     }
-    if (n < 2u + d[1])
+    if (used == 0)
         return 0;
-    for (unsigned i = 0; i < d[1]; i++)
-        has[d[2 + i]] = true;
-    if (s->l->auth_none && has[M_NONE])
-        choice = M_NONE;
-    else if (!s->l->auth_none && has[M_SAP])
-        choice = M_SAP;             /* SAP's clients offer only 0x80; prefer it */
-    else if (!s->l->auth_none && has[M_USERPASS])
-        choice = M_USERPASS;
-    r[1] = choice;
     ferry_conn_write(c, r, sizeof(r));
-    if (choice == M_REFUSE) {
+    if (r[1] == SOCKS5_M_REFUSE) {
         ferry_conn_close(c, "no-acceptable-method");
         return FERRY_EPROTO;
     }
-    s->phase = choice == M_NONE ? P_REQUEST : choice == M_SAP ? P_AUTH_SAP : P_AUTH_USERPASS;
-    return (int)(2u + d[1]);
+    s->phase = r[1] == SOCKS5_M_NONE ? P_REQUEST
+             : r[1] == SOCKS5_M_SAP ? P_AUTH_SAP : P_AUTH_USERPASS;
+    return used;
 }
 
 static int
@@ -207,140 +193,73 @@ s5_auth_rc(struct socks5_session *s, int rc)
     return rc == FERRY_OK || rc == FERRY_ELIMIT;
 }
 
-/* RFC 1929: 01 ULEN UNAME PLEN PASSWD; user = tenant id, password = token. */
+/* RFC 1929: user = tenant id, password = token. */
 static int
 s5_userpass(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
 {
-    char   user[256], pass[256];
-    size_t ulen, plen;
-    bool   ok;
+    struct socks5_userpass up;
+    int                    used = socks5_parse_userpass(d, n, &up);
+    bool                   ok;
 
-    if (n < 2)
-        return 0;
-    if (d[0] != 0x01)
+    if (used < 0)
         return s5_auth_result(c, s, false, 0);
-    ulen = d[1];
-    if (n < 2 + ulen + 1)
+    if (used == 0)
         return 0;
-    plen = d[2 + ulen];
-    if (n < 3 + ulen + plen)
-        return 0;
-    memcpy(user, d + 2, ulen);
-    user[ulen] = '\0';
-    memcpy(pass, d + 3 + ulen, plen);
-    pass[plen] = '\0';
-    ok = ulen > 0 && memchr(user, 0, ulen) == NULL &&
-         s5_auth_rc(s, ferry_conn_auth_tenant(c, user, pass));
-    explicit_bzero(pass, sizeof(pass));     /* the tenant's token */
-    return s5_auth_result(c, s, ok, (int)(3 + ulen + plen));
+    ok = up.ok && s5_auth_rc(s, ferry_conn_auth_tenant(c, up.user, up.pass));
+    explicit_bzero(up.pass, sizeof(up.pass));     /* the tenant's token */
+    return s5_auth_result(c, s, ok, used);
 }
 
-/* SAP 0x80: 01, uint32 BE token length, token, uint8 M, M bytes of base64 location. */
+/* SAP 0x80: the token authenticates the tenant, the location id picks its connector. */
 static int
 s5_sap(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
 {
-    uint32_t tlen;
-    size_t   m;
-    char    *token;
-    bool     ok;
-    uint8_t  loc[192];
-    long     ll;
+    struct socks5_sap sap;
+    int               used = socks5_parse_sap(d, n, &sap);
+    char             *token;
+    bool              ok;
 
-    if (n < 5)
-        return 0;
-    tlen = (uint32_t)d[1] << 24 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 8 | d[4];
-    if (d[0] != 0x01 || tlen == 0 || tlen > TOKEN_MAX_BYTES)
+    if (used < 0)
         return s5_auth_result(c, s, false, 0);
-    if (n < 5 + (size_t)tlen + 1)
+    if (used == 0)
         return 0;
-    m = d[5 + tlen];
-    if (n < 6 + (size_t)tlen + m)
-        return 0;
-    if ((token = ferry_conn_alloc(c, tlen + 1)) == NULL)
+    /* The auth hook wants a C string; the token stays in the connection's arena. */
+    if ((token = ferry_conn_alloc(c, sap.tlen + 1)) == NULL)
         return s5_auth_result(c, s, false, 0);
-    memcpy(token, d + 5, tlen);
-    ok = memchr(token, 0, tlen) == NULL && s5_auth_rc(s, ferry_conn_auth_tenant(c, NULL, token));
-    explicit_bzero(token, tlen);          /* memset could be dropped: token is dead after */
-    s->location[0] = '\0';
-    if (ok && m > 0) {
-        /* base64 is the contract; a raw id (an older SDK sent one) is accepted too. */
-        ll = ferry_base64_decode((const char *)d + 6 + tlen, m, loc, sizeof(loc) - 1);
-        if (ll < 0) {
-            memcpy(s->location, d + 6 + tlen, m < sizeof(s->location) - 1 ? m : sizeof(s->location) - 1);
-            s->location[m < sizeof(s->location) - 1 ? m : sizeof(s->location) - 1] = '\0';
-        } else {
-            memcpy(s->location, loc, (size_t)ll);
-            s->location[ll] = '\0';
-        }
-        if (strlen(s->location) != (ll < 0 ? m : (size_t)ll))
-            ok = false;         /* a NUL inside the location id */
-    }
-    return s5_auth_result(c, s, ok, (int)(6 + tlen + m));
-}
-
-/* "a.b.c.d" without printf, whose machinery cost more than the rest of the request. */
-static void
-s5_ipv4_text(const uint8_t *a, char *out)
-{
-    for (int i = 0; i < 4; i++) {
-        if (a[i] >= 100)
-            *out++ = (char)('0' + a[i] / 100);
-        if (a[i] >= 10)
-            *out++ = (char)('0' + a[i] / 10 % 10);
-        *out++ = (char)('0' + a[i] % 10);
-        *out++ = i < 3 ? '.' : '\0';
-    }
+    memcpy(token, sap.token, sap.tlen);
+    token[sap.tlen] = '\0';
+    ok = sap.ok && s5_auth_rc(s, ferry_conn_auth_tenant(c, NULL, token));
+    explicit_bzero(token, sap.tlen);      /* memset could be dropped: token is dead after */
+    if (ok)
+        memcpy(s->location, sap.location, sizeof(s->location));
+    else
+        s->location[0] = '\0';
+    return s5_auth_result(c, s, ok, used);
 }
 
 /* 05 CMD 00 ATYP DST.ADDR DST.PORT */
 static int
 s5_request(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, size_t n)
 {
-    struct ferry_target t = FERRY_TARGET_INIT;
-    size_t              alen, need;
+    struct ferry_target   t = FERRY_TARGET_INIT;
+    struct socks5_request req;
+    int                   used = socks5_parse_request(d, n, &req);
 
-    if (n < 5)
-        return 0;
-    if (d[0] != 0x05) {
-        ferry_conn_close(c, "bad-request");
-        return FERRY_EPROTO;
-    }
-    switch (d[3]) {
-    case 0x01: alen = 4; need = 4 + 4 + 2; break;
-    case 0x04: alen = 16; need = 4 + 16 + 2; break;
-    case 0x03: alen = d[4]; need = 5 + alen + 2; break;
-    default:
-        s5_reply(c, REP_ATYP, "address-type");
-        return FERRY_EPROTO;
-    }
-    if (n < need)
-        return 0;
-    if (s->over_limit) {                /* the whole request read: the reply is not lost */
+    if (used > 0 && s->over_limit) {    /* the whole request read: the reply is not lost */
         s5_reply(c, REP_NOT_ALLOWED, "tenant-limit");
         return FERRY_EPROTO;
     }
-    if (d[1] != 0x01) {                 /* BIND, UDP ASSOCIATE: not a general proxy */
-        s5_reply(c, REP_CMD, "command-not-supported");
+    if (used < 0) {
+        if (req.reply)
+            s5_reply(c, (enum rep)req.rep, req.outcome);
+        else
+            ferry_conn_close(c, req.outcome);
         return FERRY_EPROTO;
     }
-    if (d[3] == 0x01) {
-        s5_ipv4_text(d + 4, s->host);
-    } else if (d[3] == 0x04) {
-        /* The canonical text ("::1"), as operators write it in egress rules and logs. */
-        inet_ntop(AF_INET6, d + 4, s->host, sizeof(s->host));
-    } else {
-        if (alen == 0 || memchr(d + 5, 0, alen) != NULL) {
-            s5_reply(c, REP_HOST_UNREACH, "bad-host");
-            return FERRY_EPROTO;
-        }
-        memcpy(s->host, d + 5, alen);
-        s->host[alen] = '\0';
-    }
-    s->port = (uint16_t)(d[need - 2] << 8 | d[need - 1]);
-    if (s->port == 0) {
-        s5_reply(c, REP_NOT_ALLOWED, "bad-port");
-        return FERRY_EPROTO;
-    }
+    if (used == 0)
+        return 0;
+    memcpy(s->host, req.host, sizeof(s->host));
+    s->port = req.port;
     t.host = s->host;
     t.port = s->port;
     t.location = s->location;
@@ -351,7 +270,7 @@ s5_request(struct ferry_conn *c, struct socks5_session *s, const uint8_t *d, siz
         s5_reply(c, REP_FAILURE, "no-memory");
         return FERRY_ENOMEM;
     }
-    return (int)need;
+    return used;
 }
 
 static int
