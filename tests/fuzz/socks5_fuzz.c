@@ -88,7 +88,7 @@ run_checked(int which, const uint8_t *d, size_t n)
 static const char *
 handshake(const uint8_t *d, size_t n)
 {
-    static char            verdict[300];
+    static char            verdict[600];    /* host 255, location 191, the words */
     struct socks5_userpass up;
     struct socks5_sap      sap;
     struct socks5_request  req;
