@@ -67,38 +67,6 @@ struct gateway {
     struct ferry_post         home;          /* this loop, for TLS contexts being built */
 };
 
-/* The main loop as a ferry_post: fetches that run here (tenants' jwks_url) get a TLS
- * context still being built through it. */
-static void
-home_run(evutil_socket_t fd, short what, void *arg)
-{
-    void **pair = arg;
-    void (*fn)(void *, bool) = (void (*)(void *, bool))pair[0];
-
-    (void)fd;
-    (void)what;
-    fn(pair[1], true);
-    free(pair);
-}
-
-static int
-home_post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
-{
-    struct gateway       *gw = ctx;
-    void                **pair = malloc(2 * sizeof(void *));
-    static struct timeval now = { 0, 0 };
-
-    if (pair == NULL)
-        return FERRY_ENOMEM;
-    pair[0] = (void *)fn;
-    pair[1] = arg;
-    if (event_base_once(gw->base, -1, EV_TIMEOUT, home_run, pair, &now) != 0) {
-        free(pair);
-        return FERRY_ENOMEM;
-    }
-    return FERRY_OK;
-}
-
 /* A serving generation: its tenants' jwks_url keys are fetched on this loop. Before
  * the workers see it, so they read the fetch settings it keeps. */
 static void
@@ -655,8 +623,7 @@ cmd_gateway(const char *path)
         ferry_conf_free(conf);
         goto out;
     }
-    gw.home.post = home_post;
-    gw.home.ctx = &gw;
+    ferry_post_init_base(&gw.home, gw.base);
     /* The main loop's resolver: the store's etcd and tenants' jwks_url. Without one
      * (no resolv.conf), addresses still work. */
     gw.dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);

@@ -172,37 +172,6 @@ etcd_prefix_end(const char *prefix)
 
 /* ---- the client --------------------------------------------------------------------- */
 
-/* The TLS cache answers a context still being built through a post to this loop. */
-static void
-home_run(evutil_socket_t fd, short what, void *arg)
-{
-    void **pair = arg;
-    void (*fn)(void *, bool) = (void (*)(void *, bool))pair[0];
-
-    (void)fd;
-    (void)what;
-    fn(pair[1], true);
-    free(pair);
-}
-
-static int
-home_post(void *ctx, void (*fn)(void *arg, bool run), void *arg)
-{
-    struct etcd          *e = ctx;
-    void                **pair = malloc(2 * sizeof(void *));
-    static struct timeval now = { 0, 0 };
-
-    if (pair == NULL)
-        return FERRY_ENOMEM;
-    pair[0] = (void *)fn;
-    pair[1] = arg;
-    if (event_base_once(e->base, -1, EV_TIMEOUT, home_run, pair, &now) != 0) {
-        free(pair);
-        return FERRY_ENOMEM;
-    }
-    return FERRY_OK;
-}
-
 static char *
 dup_or_null(const char *s, bool *bad)
 {
@@ -229,8 +198,7 @@ etcd_new(struct event_base *base, struct evdns_base *dns, struct ferry_tls_cache
     e->base = base;
     e->dns = dns;
     e->tls = tls;
-    e->home.post = home_post;
-    e->home.ctx = e;
+    ferry_post_init_base(&e->home, e->base);
     for (size_t i = 0; i < sc->nendpoints; i++) {
         size_t len = strlen(sc->endpoints[i]);
 

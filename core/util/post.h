@@ -17,6 +17,10 @@ struct ferry_post {
     void  *ctx;
 };
 
+struct event_base;
+/* p posts to base (a loop that outlives every poster: the main loop). */
+void ferry_post_init_base(struct ferry_post *p, struct event_base *base);
+
 static inline int
 ferry_post_run(const struct ferry_post *p, void (*fn)(void *arg, bool run), void *arg)
 {
