@@ -23,6 +23,11 @@ struct ferry_admin {
     struct admin_pending           *pending;   /* requests answered later */
     struct ferry_jwt_cache         *jwt_cache; /* owns: tenants' JWTs verified on this
                                                   (the main) thread; NULL: no caching */
+    struct evconnlistener          *listener;  /* evhttp owns it (bound to http) */
+    struct event                   *nofd_timer; /* owns: ends an accept pause */
+    unsigned                        nofd_ms;   /* the current pause; 0: not pausing */
+    int64_t                         nofd_logged_ms;
+    uint64_t                        nofd_total; /* accept() refusals for want of an fd */
 };
 
 /* A request answered later (after token retrieval, after a reload). evhttp keeps the

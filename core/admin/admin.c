@@ -4,6 +4,7 @@
  * from stats.c; process facts from the ferry_admin_state that main keeps current; the
  * destination API (gateway only) from dest-api.c and dest-change.c.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "admin/admin-int.h"
 #include "auth/jwt.h"
@@ -139,6 +141,7 @@ on_request(struct evhttp_request *req, void *arg)
     struct evhttp_uri  *u = evhttp_uri_parse(uri);
     const char         *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
 
+    a->nofd_ms = 0;     /* descriptors again: the next accept pause starts short */
     if (path == NULL) {
         reply_text(req, 400, "Bad Request", "bad request\n");
     } else if (a->st->conf != NULL &&
@@ -222,6 +225,12 @@ on_request(struct evhttp_request *req, void *arg)
                                     "# TYPE ferry_audit_errors_total counter\n"
                                     "ferry_audit_errors_total %llu\n",
                                     (unsigned long long)a->st->audit_errors(a->st->audit_arg));
+            evbuffer_add_printf(out, "# HELP ferry_admin_accept_errors_total accept() "
+                                "failures of the admin listener: emfile = out of file "
+                                "descriptors (it pauses)\n"
+                                "# TYPE ferry_admin_accept_errors_total counter\n"
+                                "ferry_admin_accept_errors_total{reason=\"emfile\"} %llu\n",
+                                (unsigned long long)a->nofd_total);
             admin_metrics_render(out, a->st->nworkers);
             evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");
@@ -233,6 +242,84 @@ on_request(struct evhttp_request *req, void *arg)
     }
     if (u != NULL)
         evhttp_uri_free(u);
+}
+
+#define NOFD_PAUSE_MIN_MS 100     /* as the workers' listeners (worker.c) */
+#define NOFD_PAUSE_MAX_MS 1000
+#define NOFD_LOG_EVERY_MS 1000
+
+static int64_t
+admin_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The running admins (one per process in practice: gateway or connector). The error
+ * callback receives the listener and its user data, which evhttp set to its own; the
+ * listener itself finds the admin here. Main thread only. */
+static struct ferry_admin *admins[4];
+
+static struct ferry_admin *
+admin_of_listener(struct evconnlistener *l)
+{
+    for (size_t i = 0; i < sizeof(admins) / sizeof(admins[0]); i++)
+        if (admins[i] != NULL && admins[i]->listener == l)
+            return admins[i];
+    return NULL;
+}
+
+static void
+admins_set(struct ferry_admin *from, struct ferry_admin *to)
+{
+    for (size_t i = 0; i < sizeof(admins) / sizeof(admins[0]); i++)
+        if (admins[i] == from) {
+            admins[i] = to;
+            return;
+        }
+}
+
+static void
+on_nofd_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct ferry_admin *a = arg;
+
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(a->listener);
+}
+
+/* accept(2) failed. libevent's listener logs and stays armed, so at EMFILE/ENFILE (the
+ * connection still queued, the socket still readable) the main loop would spin a core
+ * until a descriptor frees up. Pause the listener instead, doubling up to a second, and
+ * say so at most once a second. Other errors (ECONNABORTED and the like) pass. */
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct ferry_admin *a = admin_of_listener(l);
+    int                 e = EVUTIL_SOCKET_ERROR();
+    int64_t             now;
+    struct timeval      tv;
+
+    (void)arg;
+    if (a == NULL || (e != EMFILE && e != ENFILE))
+        return;
+    a->nofd_total++;
+    a->nofd_ms = a->nofd_ms == 0 ? NOFD_PAUSE_MIN_MS
+                                 : (a->nofd_ms * 2 > NOFD_PAUSE_MAX_MS ? NOFD_PAUSE_MAX_MS
+                                                                       : a->nofd_ms * 2);
+    now = admin_mono_ms();
+    if (a->nofd_logged_ms == 0 || now - a->nofd_logged_ms >= NOFD_LOG_EVERY_MS) {
+        ferry_log(NULL, FERRY_ERROR, "admin: accept: out of file descriptors, pausing",
+                  FLOG_STR("error", strerror(e)), FLOG_INT("pause_ms", a->nofd_ms));
+        a->nofd_logged_ms = now;
+    }
+    evconnlistener_disable(a->listener);
+    tv.tv_sec = a->nofd_ms / 1000;
+    tv.tv_usec = (a->nofd_ms % 1000) * 1000;
+    evtimer_add(a->nofd_timer, &tv);
 }
 
 int
@@ -261,14 +348,23 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0 ||
-        evhttp_accept_socket(a->http, fd) != 0) {
+        (a->nofd_timer = evtimer_new(base, on_nofd_timer, a)) == NULL ||
+        (a->listener = evconnlistener_new(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
+                                          LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, -1,
+                                          fd)) == NULL) {
         if (fd >= 0)
             evutil_closesocket(fd);
-        evhttp_free(a->http);
-        ferry_jwt_cache_free(a->jwt_cache);
-        free(a);
-        return ferry_err_set(err, FERRY_EIO, "admin: cannot listen on %s", listen_addr);
+        goto fail;
     }
+    /* evhttp takes the listener (and frees it) and sets its accept callback; the error
+     * callback stays ours: the EMFILE pause above. */
+    if (evhttp_bind_listener(a->http, a->listener) == NULL) {
+        evconnlistener_free(a->listener);
+        goto fail;
+    }
+    admins_set(NULL, a);        /* a fifth admin in one process only loses the pause */
+    evconnlistener_set_error_cb(a->listener, on_accept_error);
+    evconnlistener_enable(a->listener);
     evhttp_set_timeout(a->http, 10);
     evhttp_set_max_headers_size(a->http, 16384);
     evhttp_set_max_body_size(a->http, 1 << 20);
@@ -279,6 +375,14 @@ ferry_admin_start(struct event_base *base, const char *listen_addr,
     evhttp_set_gencb(a->http, on_request, a);
     *out = a;
     return FERRY_OK;
+
+fail:
+    if (a->nofd_timer != NULL)
+        event_free(a->nofd_timer);
+    evhttp_free(a->http);
+    ferry_jwt_cache_free(a->jwt_cache);
+    free(a);
+    return ferry_err_set(err, FERRY_EIO, "admin: cannot listen on %s", listen_addr);
 }
 
 void
@@ -288,7 +392,9 @@ ferry_admin_stop(struct ferry_admin *a)
         return;
     while (a->pending != NULL)
         a->pending->stop(a->pending);       /* answers and unlinks itself */
-    evhttp_free(a->http);
+    admins_set(a, NULL);
+    evhttp_free(a->http);           /* frees the listener too */
+    event_free(a->nofd_timer);
     ferry_jwt_cache_free(a->jwt_cache);
     free(a);
 }
