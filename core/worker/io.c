@@ -49,7 +49,8 @@
 #define IO_OUT_MAX      (8u * 1024 * 1024)  /* queued output past this is a plugin bug */
 #define IO_POOL_MAX     512                 /* idle upstream streams per worker */
 #define IO_BUF_CACHE    32                  /* spare input buffers per worker */
-#define IO_SMALL_BUF    1024                /* a partial message waits in this much */
+#define IO_SMALL_BUF    1024                /* a partial message waits in at most this, */
+#define IO_SMALL_MIN    256                 /* ...and at least this much */
 
 
 /* ---- input buffers ----------------------------------------------------------------- */
@@ -90,22 +91,29 @@ io_in_release(struct ferry_io *io)
 /* After the plugin looked at new input: bytes it left for later (the start of a request
  * head that has not ended: a slow client, a slowloris) move from the 64 KiB buffer to a
  * small one, which grows again (io_fill) only if more comes than it holds. An idle
- * partial message then costs IO_SMALL_BUF, not FERRY_IO_INBUF; a stream that consumes
- * what it reads (the common case, and every bulk transfer) never gets here with bytes. */
+ * partial message then costs IO_SMALL_MIN..IO_SMALL_BUF, not FERRY_IO_INBUF; a stream
+ * that consumes what it reads (the common case, and every bulk transfer) never gets
+ * here with bytes. */
 static void
 io_in_shrink(struct ferry_io *io)
 {
     uint8_t *nb;
+    size_t   size = IO_SMALL_MIN;
 
     if (io->in == NULL || io->in_size != FERRY_IO_INBUF || io->in_len == 0 ||
-        io->in_len > IO_SMALL_BUF || (nb = malloc(IO_SMALL_BUF)) == NULL)
+        io->in_len > IO_SMALL_BUF)
+        return;
+    /* Room for what waits plus a little: a trickle of bytes grows it by doubling. */
+    while (size < IO_SMALL_BUF && size < io->in_len + IO_SMALL_MIN / 4)
+        size *= 2;
+    if ((nb = malloc(size)) == NULL)
         return;
     memcpy(nb, io->in + io->in_off, io->in_len);
     if (io->client)
         explicit_bzero(io->in + io->in_off, io->in_len);
     buf_put(io->w, io->in, io->in_size);
     io->in = nb;
-    io->in_size = IO_SMALL_BUF;
+    io->in_size = size;
     io->in_off = 0;
 }
 

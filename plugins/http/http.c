@@ -62,8 +62,12 @@ struct hconn {
     struct ferry_http_chunked *req_ch;       /* owns (h_free), like parser, resp_ch */
     bool                  req_done;
     bool                  req_has_body;
-    struct http_plan      plan;
-    struct ferry_http_parser *parser;        /* request and response heads */
+    struct http_plan     *plan;              /* owns; NULL like parser until a head */
+    struct ferry_http_parser *parser;        /* request and response heads; allocated
+                                                (h_work) once a whole head is in: a slow
+                                                client's partial head costs none of it */
+    size_t                head_scan;         /* head bytes searched for its end so far */
+    bool                  head_bad;          /* ...and a byte no head holds was found */
     struct hp_scratch    *scratch;           /* owns: on_request's copy of the head */
     struct sbuf           head;              /* upstream request head: kept for a retry */
     bool                  from_pool, retried;
@@ -101,8 +105,10 @@ h_record(struct hconn *h, int status, const char *outcome)
     h->recorded = true;
     r.method = h->method_name;
     r.path = h->path;
-    r.dest = h->plan.dest;
-    r.target = h->uio != NULL ? ferry_io_target(h->uio) : h->plan.host[0] ? h->plan.host : NULL;
+    r.dest = h->plan != NULL ? h->plan->dest : NULL;
+    r.target = h->uio != NULL                          ? ferry_io_target(h->uio)
+               : h->plan != NULL && h->plan->host[0] ? h->plan->host
+                                                     : NULL;
     r.request_id = h->reqid[0] ? h->reqid : NULL;
     r.status = status;
     r.bytes_in = h->bytes_in;
@@ -162,7 +168,8 @@ h_fail(struct hconn *h, int status, const char *reason, const char *fmt, ...)
     }
     ferry_log(ferry_conn_log(h->c), status >= 500 ? FERRY_WARN : FERRY_INFO, "request failed",
               FLOG_INT("status", status), FLOG_STR("error", reason), FLOG_STR("detail", text),
-              FLOG_STR("destination", h->plan.dest != NULL ? ferry_dest_name(h->plan.dest) : NULL));
+              FLOG_STR("destination", h->plan != NULL && h->plan->dest != NULL
+                                          ? ferry_dest_name(h->plan->dest) : NULL));
     h_close(h, reason);
 }
 
@@ -195,8 +202,12 @@ h_start_head(struct hconn *h)
     h->path[0] = '\0';
     h->method_name[0] = '\0';
     h->status = 0;
-    user_release(&h->plan);
-    memset(&h->plan, 0, sizeof(h->plan));
+    h->head_scan = 0;
+    h->head_bad = false;
+    if (h->plan != NULL) {
+        user_release(h->plan);
+        memset(h->plan, 0, sizeof(*h->plan));
+    }
     h->head.len = 0;                    /* the buffer is kept for the next request */
     ferry_io_timeout(h->cio, h->nreq == 0 ? h->l->request_timeout_ms : h->l->keepalive_timeout_ms);
 }
@@ -218,8 +229,8 @@ reject_text(const char *reason)
 static bool
 h_head_done(struct hconn *h)
 {
-    if (h->plan.status != 0) {
-        h_fail(h, h->plan.status, h->plan.reason, "%s", h->plan.text);
+    if (h->plan->status != 0) {
+        h_fail(h, h->plan->status, h->plan->reason, "%s", h->plan->text);
         return false;
     }
     if (h->head.oom) {
@@ -240,17 +251,62 @@ h_policy_done(struct ferry_conn *c, const struct ferry_policy_verdict *v, void *
     (void)c;
     if (h->phase != PH_POLICY)
         return;
-    rw_transparent_resume(h->c, h->l, h->scratch, FERRY_OK, v, h->reqid, &h->plan, &h->head);
+    rw_transparent_resume(h->c, h->l, h->scratch, FERRY_OK, v, h->reqid, h->plan, &h->head);
     h->phase = PH_HEAD;                 /* h_open moves it on */
     if (h_head_done(h))
         h_drive(h);
+}
+
+/* What a request needs beyond the connection: the parser (its field array is most of
+ * it), the chunked decoders and the plan. Allocated when the first whole head is in, so
+ * that 10,000 clients trickling heads cost a few hundred bytes each, not 10 KiB. */
+static bool
+h_work(struct hconn *h)
+{
+    if (h->parser != NULL)
+        return true;
+    /* Requests are bounded by the listener's max_headers, responses by the cap. */
+    if ((h->plan = calloc(1, sizeof(*h->plan))) == NULL ||
+        (h->req_ch = ferry_http_chunked_new()) == NULL ||
+        (h->resp_ch = ferry_http_chunked_new()) == NULL ||
+        (h->parser = ferry_http_parser_new(HTTP_MAX_HEADERS_CAP)) == NULL)
+        return false;
+    return true;
+}
+
+/* Whether data[0..len) is worth a parse: it holds the end of a head (an empty line), is
+ * as long as a head may be (the parser refuses it), or has a byte no head can hold (a
+ * TLS hello, binary: refused now, not at the head timeout). Until then a partial head is
+ * only searched, from where the last search ended: linear in the bytes however slowly
+ * they come, where a parse from the start per arrival would be quadratic. */
+static bool
+h_head_ready(struct hconn *h, const uint8_t *data, size_t len)
+{
+    size_t i = h->head_scan > 2 ? h->head_scan - 2 : 0;
+
+    if (len >= h->l->lim.max_head_bytes)
+        return true;
+    for (; i < len; i++) {
+        uint8_t b = data[i];
+
+        if (b == '\n') {
+            if ((i >= 1 && data[i - 1] == '\n') ||
+                (i >= 2 && data[i - 1] == '\r' && data[i - 2] == '\n'))
+                return true;
+        } else if ((b < 0x20 && b != '\r' && b != '\t') || b == 0x7f) {
+            h->head_bad = true;
+            return true;
+        }
+    }
+    h->head_scan = len;
+    return false;
 }
 
 /* Returns true when it made progress (a head was taken). */
 static bool
 h_read_head(struct hconn *h)
 {
-    const struct ferry_http_request *rq = ferry_http_parser_request(h->parser);
+    const struct ferry_http_request *rq;
     const uint8_t                   *data;
     size_t                           len = ferry_io_peek(h->cio, &data);
     int                              rc;
@@ -270,8 +326,25 @@ h_read_head(struct hconn *h)
                h->l->request_timeout_ms);
         return false;
     }
+    if (!h_head_ready(h, data, len)) {
+        if (ferry_io_eof(h->cio))
+            h_close(h, "client-closed");
+        return false;
+    }
+    if (!h_work(h)) {
+        h_fail(h, 503, "no-memory", "out of memory");
+        return false;
+    }
+    rq = ferry_http_parser_request(h->parser);
     ferry_http_parser_reset(h->parser);     /* the bytes are whole again: from the start */
     rc = ferry_http_parser_request_head(h->parser, (const char *)data, len, &h->l->lim);
+    if (rc == 0 && h->head_bad) {
+        /* The parser waits for the line's end to judge it; no end makes it valid. */
+        h->t0 = ferry_now_us();
+        h_fail(h, 400, "bad-request", "the request is not valid HTTP/1.1 (a control byte "
+               "in the head)");
+        return false;
+    }
     if (rc == 0) {
         if (ferry_io_eof(h->cio))
             h_close(h, "client-closed");
@@ -294,8 +367,8 @@ h_read_head(struct hconn *h)
     ferry_http_chunked_reset(h->req_ch);
     h->connect_req = rq->method == FERRY_HTTP_CONNECT;
     h->upgrade_req = rq->upgrade && (rq->connection & FERRY_HTTP_CONN_UPGRADE) != 0;
-    user_release(&h->plan);
-    memset(&h->plan, 0, sizeof(h->plan));
+    user_release(h->plan);
+    memset(h->plan, 0, sizeof(*h->plan));
     h->head.len = 0;
     h->head.oom = false;
     /* The listener's rate: counts requests, each one here, before any work for it
@@ -319,12 +392,12 @@ h_read_head(struct hconn *h)
     /* The head is rewritten while its bytes are still in the input buffer (the
      * parser's slices point there); only then is it consumed. */
     if (h->l->forward)
-        rw_forward(h->c, h->l, rq, &h->plan, &h->head);
+        rw_forward(h->c, h->l, rq, h->plan, &h->head);
     else
-        rw_transparent(h->c, h->l, rq, h->reqid, sizeof(h->reqid), &h->plan, &h->head,
+        rw_transparent(h->c, h->l, rq, h->reqid, sizeof(h->reqid), h->plan, &h->head,
                        &h->scratch, h_policy_done, h);
     ferry_io_consume(h->cio, (size_t)rc);
-    if (h->plan.waiting) {
+    if (h->plan->waiting) {
         h->phase = PH_POLICY;           /* h_policy_done goes on; the policy has its deadline */
         ferry_io_timeout(h->cio, 0);
         return false;
@@ -345,10 +418,10 @@ h_up_cb(struct ferry_io *io, unsigned ev, void *arg)
     if (ev & FERRY_IO_TIMEOUT) {
         if (h->phase == PH_EXCHANGE && !h->resp_head_done)
             h_fail(h, 504, "upstream-timeout", "the upstream did not answer within %u ms",
-                   h->plan.upstream_timeout_ms);
+                   h->plan->upstream_timeout_ms);
         else
             h_fail(h, 504, "upstream-timeout", "the upstream stalled for %u ms",
-                   h->plan.upstream_timeout_ms);
+                   h->plan->upstream_timeout_ms);
         return;
     }
     h_drive(h);
@@ -375,7 +448,7 @@ h_upstream_ready(struct hconn *h)
     if (!h->req_has_body) {
         ferry_io_write(h->uio, h->head.p, h->head.len);
         h->req_done = true;
-        ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
+        ferry_io_timeout(h->uio, h->plan->upstream_timeout_ms);
     } else {
         /* The head and the body bytes already here leave in one write. */
         long n = pump_body(h->cio, h->uio, h->req_body, &h->req_left, h->req_ch, false,
@@ -387,7 +460,7 @@ h_upstream_ready(struct hconn *h)
         }
         h->bytes_in += (uint64_t)n;
         if (h->req_done) {
-            ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
+            ferry_io_timeout(h->uio, h->plan->upstream_timeout_ms);
         } else {
             /* The body is the client's to send: its silence is a 408, not a 504. */
             ferry_io_timeout(h->cio, h->l->request_timeout_ms);
@@ -407,7 +480,7 @@ h_on_open(struct ferry_conn *c, struct ferry_io *io, int status, const char *rea
         return;
     }
     if (status != FERRY_OK) {
-        const char *target = h->plan.dest != NULL ? ferry_dest_name(h->plan.dest) : h->plan.host;
+        const char *target = h->plan->dest != NULL ? ferry_dest_name(h->plan->dest) : h->plan->host;
 
         switch (status) {
         case FERRY_ENOTUNNEL:
@@ -444,29 +517,29 @@ h_open(struct hconn *h, bool allow_pool)
     int                 rc;
 
     h->phase = PH_OPEN;
-    if (allow_pool && !h->connect_req && !h->upgrade_req && h->plan.pool_key[0] != '\0' &&
-        (h->uio = ferry_io_pool_get(h->c, h->plan.pool_key)) != NULL) {
+    if (allow_pool && !h->connect_req && !h->upgrade_req && h->plan->pool_key[0] != '\0' &&
+        (h->uio = ferry_io_pool_get(h->c, h->plan->pool_key)) != NULL) {
         h->from_pool = true;
         h_upstream_ready(h);
         return;
     }
     h->from_pool = false;
-    if (h->plan.dest != NULL) {
-        t.dest = h->plan.dest;
-        if (h->plan.has_location)
-            t.location = h->plan.location;
+    if (h->plan->dest != NULL) {
+        t.dest = h->plan->dest;
+        if (h->plan->has_location)
+            t.location = h->plan->location;
     } else {
-        t.host = h->plan.host;
-        t.port = h->plan.port;
-        t.location = h->plan.location;      /* "" = the default location */
+        t.host = h->plan->host;
+        t.port = h->plan->port;
+        t.location = h->plan->location;      /* "" = the default location */
         /* A user's request goes to a connector, which speaks for the user; never direct. */
-        t.direct_ok = h->plan.user == NULL &&
-                      ferry_egress_allows(h->l->egress, h->plan.host, h->plan.port);
+        t.direct_ok = h->plan->user == NULL &&
+                      ferry_egress_allows(h->l->egress, h->plan->host, h->plan->port);
         /* The connector checks HTTP systems per request; CONNECT is opaque bytes. */
         t.protocol = h->connect_req ? "tcp" : "http";
     }
-    t.user = h->plan.user;      /* borrowed: core copies the claims onto the stream */
-    rc = ferry_io_open(h->c, &t, h->plan.tls ? &h->plan.tlsopt : NULL, 0, h_on_open, h);
+    t.user = h->plan->user;      /* borrowed: core copies the claims onto the stream */
+    rc = ferry_io_open(h->c, &t, h->plan->tls ? &h->plan->tlsopt : NULL, 0, h_on_open, h);
     if (rc != FERRY_OK)
         h_fail(h, 502, "upstream-unreachable", "cannot open an upstream (%s)",
                ferry_strerror(rc));
@@ -567,7 +640,7 @@ h_request_body(struct hconn *h)
     h->bytes_in += (uint64_t)n;
     if (h->req_done) {
         ferry_io_timeout(h->cio, 0);
-        ferry_io_timeout(h->uio, h->plan.upstream_timeout_ms);
+        ferry_io_timeout(h->uio, h->plan->upstream_timeout_ms);
     } else if (n == 0 && io_gone(h->cio) && ferry_io_peek(h->cio, &(const uint8_t *){ 0 }) == 0) {
         h_record(h, 499, "client-closed");
         h_close(h, "client-closed");
@@ -581,11 +654,11 @@ static bool
 h_policy_response(struct hconn *h, const struct ferry_http_response *resp, int conn,
                   struct sbuf *out)
 {
-    const struct ferry_http_response *r = hp_response(h->c, h->plan.dest, resp, &h->plan);
+    const struct ferry_http_response *r = hp_response(h->c, h->plan->dest, resp, h->plan);
 
     if (r == NULL) {
         sb_free(out);
-        h_fail(h, h->plan.status, h->plan.reason, "%s", h->plan.text);
+        h_fail(h, h->plan->status, h->plan->reason, "%s", h->plan->text);
         return false;
     }
     h->status = r->code;
@@ -655,7 +728,7 @@ h_response_head(struct hconn *h)
     h->dechunk = h->client_minor == 0 && rs->body == FERRY_HTTP_BODY_CHUNKED;
     h->close_after = !h->client_keep || rs->body == FERRY_HTTP_BODY_EOF || h->dechunk;
     conn = h->close_after ? RW_CLOSE : h->client_minor == 0 ? RW_KEEP_ALIVE : 0;
-    if (h->plan.dest != NULL && ferry_policy_has(h->c, h->plan.dest, "on_response")) {
+    if (h->plan->dest != NULL && ferry_policy_has(h->c, h->plan->dest, "on_response")) {
         if (!h_policy_response(h, rs, conn, &out))
             return false;
     } else {
@@ -726,8 +799,8 @@ static void
 h_finish(struct hconn *h)
 {
     h_record(h, h->status, "ok");
-    if (h->upstream_keep && !io_gone(h->uio) && h->plan.pool_key[0] != '\0')
-        ferry_io_pool_put(h->uio, h->plan.pool_key, h->l->pool_idle_ms);
+    if (h->upstream_keep && !io_gone(h->uio) && h->plan->pool_key[0] != '\0')
+        ferry_io_pool_put(h->uio, h->plan->pool_key, h->l->pool_idle_ms);
     else if (!io_gone(h->uio))
         ferry_io_finish(h->uio, 2000);      /* a clean end, not a reset */
     else
@@ -869,7 +942,9 @@ h_free(void *arg)
     sb_free(&h->head);
     hp_free(h->scratch);
     h->scratch = NULL;
-    user_release(&h->plan);
+    if (h->plan != NULL)
+        user_release(h->plan);
+    free(h->plan);
     ferry_http_parser_free(h->parser);
     ferry_http_chunked_free(h->req_ch);
     ferry_http_chunked_free(h->resp_ch);
@@ -886,11 +961,7 @@ http_on_accept(struct ferry_conn *c, void *state)
     }
     h->c = c;
     h->l = state;
-    /* Requests are bounded by the listener's max_headers, responses by the cap. */
-    if ((h->parser = ferry_http_parser_new(HTTP_MAX_HEADERS_CAP)) == NULL ||
-        (h->req_ch = ferry_http_chunked_new()) == NULL ||
-        (h->resp_ch = ferry_http_chunked_new()) == NULL ||
-        (h->cio = ferry_conn_io(c)) == NULL) {
+    if ((h->cio = ferry_conn_io(c)) == NULL) {
         ferry_conn_close(c, "no-memory");
         return;
     }
