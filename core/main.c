@@ -103,7 +103,8 @@ usage(FILE *fp)
         "  -c, --config FILE   configuration file (default conf/ferry.yaml)\n"
         "\n"
         "signals: SIGHUP reloads the configuration; SIGTERM drains and exits;\n"
-        "         the connector reopens its audit log on SIGHUP and SIGUSR1.\n");
+        "         the connector reloads (systems, access control, log level) and reopens\n"
+        "         its audit log on SIGHUP; SIGUSR1 reopens the audit log only.\n");
 }
 
 static unsigned
@@ -812,12 +813,9 @@ on_connector_hup(evutil_socket_t sig, short what, void *arg)
     (void)what;
     /* Both signals reopen the audit log (logrotate's postrotate sends either). */
     ferry_connector_reopen_audit(m->cn);
-    if (sig != SIGHUP)
+    if (sig != SIGHUP || ferry_connector_draining(m->cn))
         return;
-    /* Swapping the systems table under running workers is not built yet; saying so
-     * beats dying on the default action of SIGHUP. */
-    ferry_log(NULL, FERRY_WARN, "SIGHUP: the connector does not reload its configuration "
-              "yet; restart it (SIGTERM drains) to apply changes");
+    (void)ferry_connector_reload(m->cn);     /* it logs what happened */
 }
 
 /* Run until SIGTERM/SIGINT. Exit code: 0, 1 runtime error, 2 config error. */

@@ -42,6 +42,25 @@ struct dial;
 struct connector;
 struct cstream;
 
+/* What a reload (SIGHUP) replaces: the systems (access control, HTTP paths, TLS to the
+ * internal hosts, per-system principal propagation) and the settings read per stream
+ * (audit_fail, connect_timeout_ms; log.level is process-wide). The rest of the file
+ * (gateways, tenant, token, tunnel TLS, workers, admin, audit_log, the
+ * principal_propagation: section) is read at start only: a reload that changes it says
+ * so and keeps the running value. A worker holds a reference to the generation its new
+ * streams use; a stream holds one to the generation it began in, so a reload never
+ * changes a live stream's rules, and a generation is freed (on whichever thread drops
+ * the last reference) once no stream needs it. */
+struct cgen {
+    atomic_int                   refs;
+    unsigned                     id;            /* 1 at start, +1 per reload */
+    struct ferry_connector_conf *conf;          /* owns */
+    SSL_CTX                    **sys_ctx;       /* owns: per system, NULL without TLS */
+    char                        *systems_json;  /* owns: virtual names, for the hello */
+};
+struct cgen *cgen_ref(struct cgen *g);
+void         cgen_unref(struct cgen *g);
+
 /* Principal propagation (cpp.c): a user certificate is signed on the connector's
  * signer thread, off the workers' loops. A worker posts a job (the claims, its stream)
  * and continues with other streams; the signer signs and posts the job back to that
@@ -109,6 +128,7 @@ struct cworker {
     struct link       *links;
     unsigned           nstreams;
     bool               draining;
+    struct cgen       *gen;                /* a reference: what new streams use */
     /* Principal propagation (NULL/-1 without `principal_propagation:`): */
     struct ferry_tls_usercache *pp_cache;  /* this worker's, not shared */
     int                pp_fd;              /* eventfd: the signer returned jobs */
@@ -124,7 +144,10 @@ struct cworker {
 
 struct connector {
     const char                  *conf_path;  /* borrowed: main's argument */
-    struct ferry_connector_conf *conf;
+    struct ferry_connector_conf *conf;       /* the start's: first->conf */
+    struct cgen                 *first;      /* a reference, for conf's sake */
+    struct cgen                 *cur;        /* under mu; a reference: the latest */
+    unsigned                     reloads;    /* main thread: generations made */
     SSL_CTX                     *ctx;
     struct ferry_audit          *audit;      /* NULL: no audit_log */
     struct cworker               ws[MAX_CWORKERS];
@@ -137,8 +160,6 @@ struct connector {
     pthread_mutex_t              mu;         /* targets' id, active, gen */
     struct target               *targets;    /* owns: MAX_TARGETS */
     char                         id[33];
-    char                        *systems_json;  /* virtual names only, for the hello */
-    SSL_CTX                    **sys_ctx;       /* per system: TLS to the internal host */
     struct stats_slot           *stats;
     atomic_bool                  draining;
     atomic_bool                  stopping;
@@ -155,6 +176,9 @@ struct link {
     unsigned         gw, slot;    /* gw: its target's index */
     unsigned         gen;         /* the target's gen when the link was made */
     bool             retired;     /* its replica left the list: closing, then freed */
+    bool             superseded;  /* a reload changed the systems: a new link for its
+                                     gateway and slot says so; this one is retired
+                                     once that one is up (its streams finish) */
     bool             doomed;      /* worker_sync_links: to retire once the lock is off */
     enum link_state  st;
     struct event     ev, timer;
@@ -185,6 +209,7 @@ struct http_filter {
 };
 
 struct cstream {
+    struct cgen                    *gen;       /* a reference: sys lives in it */
     struct http_filter             *hf;        /* owns; NULL unless the system has paths */
     struct tstream                 *s;
     struct link                    *l;

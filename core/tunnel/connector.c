@@ -163,7 +163,7 @@ hello_json(struct link *l)
     json_object_set_new(o, "version", json_string(FERRY_VERSION));
     json_object_set_new(o, "connector", json_string(cn->id));
     json_object_set_new(o, "slot", json_integer(l->slot));
-    json_object_set_new(o, "systems", json_loads(cn->systems_json, 0, &jerr));
+    json_object_set_new(o, "systems", json_loads(l->w->gen->systems_json, 0, &jerr));
     /* This connector follows replica lists: the gateway may list them in its reply
      * and push changes (an older connector is sent neither). */
     json_object_set_new(o, "replicas", json_true());
@@ -218,6 +218,7 @@ static const struct dial_ops link_dial_ops = {
 };
 
 static void cn_on_tunnel_close(struct tunnel *t, const char *reason);
+static void link_retire(struct link *l);
 static int  cn_on_notice(struct tunnel *t, const char *path, const char *value, size_t len,
                          bool too_big, const char **error);
 
@@ -490,6 +491,13 @@ link_registered(struct link *l, json_t *reply)
     ferry_log(NULL, FERRY_INFO, "tunnel up", FLOG_STR("gateway", link_target(l)->text),
               FLOG_INT("slot", l->slot), FLOG_STR("tenant", cn->conf->tenant),
               FLOG_STR("location", cn->conf->location_id), FLOG_STR("cipher", cipher));
+    /* It registered the systems as they are now: the links it replaces get GOAWAY, so
+     * the gateway opens new streams here and theirs finish there. */
+    for (struct link *o = l->w->links, *next; o != NULL; o = next) {
+        next = o->next;                 /* a retired link may be freed at once */
+        if (o != l && o->superseded && !o->retired && o->gw == l->gw && o->slot == l->slot)
+            link_retire(o);
+    }
 }
 
 static void
@@ -503,7 +511,8 @@ cn_on_tunnel_close(struct tunnel *t, const char *reason)
     atomic_fetch_sub(&cn->stats->tunnels, 1);
     ferry_log(NULL, FERRY_INFO, "tunnel down", FLOG_STR("gateway", link_target(l)->text),
               FLOG_INT("slot", l->slot), FLOG_STR("reason", reason));
-    if (l->retired) {                   /* its replica left the list: no redial */
+    if (l->retired || l->superseded) {  /* its replica left the list, or a reload made a
+                                           new link for its slot: no redial */
         struct cworker *w = l->w;
 
         link_free(l);
@@ -684,7 +693,8 @@ worker_sync_links(struct cworker *w)
             if (s % cn->nworkers != w->id)
                 continue;
             for (l = w->links; l != NULL; l = l->next)
-                if (l->gw == g && l->slot == s && !l->retired && !l->doomed)
+                if (l->gw == g && l->slot == s && !l->retired && !l->doomed &&
+                    !l->superseded)
                     break;
             if (l != NULL) {
                 if (l->st == L_STOPPED && !atomic_load(&cn->draining)) {
@@ -734,6 +744,44 @@ wake_all(struct connector *cn)
         cworker_wake(&cn->ws[i]);
 }
 
+/* A reload made a new generation: new streams use it from now on. When its systems
+ * differ, every gateway must hear of them, and the names travel in the registration:
+ * each tunnel that is up gets a successor link (made by worker_sync_links) and is
+ * retired once that one is up, so no stream is dropped; a link still registering
+ * starts over with the new names; one waiting to dial sends them anyway. */
+static void
+worker_sync_gen(struct cworker *w)
+{
+    struct connector *cn = w->cn;
+    struct cgen      *old = w->gen, *g = NULL;
+    bool              announce;
+
+    pthread_mutex_lock(&cn->mu);
+    if (cn->cur != w->gen)
+        g = cgen_ref(cn->cur);
+    pthread_mutex_unlock(&cn->mu);
+    if (g == NULL)
+        return;
+    w->gen = g;
+    announce = strcmp(old->systems_json, g->systems_json) != 0;
+    cgen_unref(old);
+    if (!announce)
+        return;
+    for (struct link *l = w->links; l != NULL; l = l->next) {
+        struct timeval now = { 0, 0 };
+
+        if (l->retired || l->superseded)
+            continue;
+        if (l->t != NULL) {
+            l->superseded = true;
+        } else if (l->st == L_TLS || l->st == L_HELLO_OUT || l->st == L_HELLO_IN) {
+            link_close_transport(l);    /* its hello has the old names */
+            l->st = L_WAIT;
+            evtimer_add(&l->timer, &now);
+        }
+    }
+}
+
 static void
 on_cworker_cmd(evutil_socket_t fd, short what, void *arg)
 {
@@ -767,6 +815,7 @@ on_cworker_cmd(evutil_socket_t fd, short what, void *arg)
             event_base_loopexit(w->base, NULL);
         return;
     }
+    worker_sync_gen(w);
     worker_sync_links(w);
 }
 
@@ -778,7 +827,7 @@ cworker_main(void *arg)
     event_base_dispatch(w->base);
     /* Stopping: close what is left. A retired link is freed by its tunnel's close. */
     for (struct link *l = w->links, *next; l != NULL; l = next) {
-        bool gone = l->retired && l->t != NULL;
+        bool gone = (l->retired || l->superseded) && l->t != NULL;
 
         next = l->next;
         evtimer_del(&l->timer);
@@ -800,6 +849,9 @@ cworker_init(struct cworker *w, unsigned id, struct connector *cn)
     w->cn = cn;
     w->cmd_fd = -1;
     w->pp_fd = -1;
+    pthread_mutex_lock(&cn->mu);
+    w->gen = cgen_ref(cn->cur);
+    pthread_mutex_unlock(&cn->mu);
     if (cfg == NULL)
         return FERRY_ENOMEM;
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
@@ -840,6 +892,9 @@ cworker_fini(struct cworker *w)
     }
     if (w->cmd_fd >= 0)
         close(w->cmd_fd);
+    if (w->gen != NULL)
+        cgen_unref(w->gen);
+    w->gen = NULL;
 }
 
 /* ---- the connector as a whole (main drives it: signals, admin) -------------------------- */
@@ -863,15 +918,70 @@ systems_json(const struct ferry_connector_conf *conf)
     return text;
 }
 
+struct cgen *
+cgen_ref(struct cgen *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    return g;
+}
+
+void
+cgen_unref(struct cgen *g)
+{
+    if (g == NULL || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; g->sys_ctx != NULL && i < g->conf->nsystems; i++)
+        SSL_CTX_free(g->sys_ctx[i]);
+    free(g->sys_ctx);
+    free(g->systems_json);
+    ferry_connector_conf_free(g->conf);
+    free(g);
+}
+
+/* A generation of conf (taken: freed with it, or here on failure). Main thread: the
+ * internal hosts' CA files are read here. NULL with err set. */
+static struct cgen *
+cgen_new(struct ferry_connector_conf *conf, unsigned id, struct ferry_err *err)
+{
+    struct cgen *g = calloc(1, sizeof(*g));
+
+    if (g == NULL) {
+        ferry_connector_conf_free(conf);
+        ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+        return NULL;
+    }
+    atomic_init(&g->refs, 1);
+    g->id = id;
+    g->conf = conf;
+    if ((g->systems_json = systems_json(conf)) == NULL ||
+        (g->sys_ctx = calloc(conf->nsystems + 1, sizeof(SSL_CTX *))) == NULL) {
+        cgen_unref(g);
+        ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < conf->nsystems; i++) {
+        struct ferry_err e = { 0 };
+
+        if (conf->systems[i].tls &&
+            tls_backend_ctx(conf->systems[i].tls_ca, &g->sys_ctx[i], &e) != FERRY_OK) {
+            ferry_err_set(err, FERRY_EINVAL, "systems[%zu]: %s", i, e.msg);
+            cgen_unref(g);
+            return NULL;
+        }
+    }
+    return g;
+}
+
 int
 ferry_connector_new(const char *conf_path, struct connector **out)
 {
     struct connector    *cn;
-    struct ferry_errlist errs = { 0 };
-    struct ferry_err     err = { 0 };
-    unsigned char        rnd[16];
-    long                 ncpu;
-    int                  rc = FERRY_EINVAL;
+    struct ferry_connector_conf *conf = NULL;
+    struct ferry_errlist         errs = { 0 };
+    struct ferry_err             err = { 0 };
+    unsigned char                rnd[16];
+    long                         ncpu;
+    int                          rc = FERRY_EINVAL;
 
     if ((cn = calloc(1, sizeof(*cn))) == NULL)
         return FERRY_ENOMEM;
@@ -879,11 +989,19 @@ ferry_connector_new(const char *conf_path, struct connector **out)
     pthread_mutex_init(&cn->signer.mu, NULL);
     pthread_cond_init(&cn->signer.cv, NULL);
     cn->conf_path = conf_path;
-    if (ferry_connector_conf_load_file(conf_path, &cn->conf, &errs) != FERRY_OK) {
+    if (ferry_connector_conf_load_file(conf_path, &conf, &errs) != FERRY_OK) {
         ferry_errlist_print(&errs, stderr, false);
         goto fail;
     }
-    ferry_errlist_print(&cn->conf->warnings, stderr, true);
+    ferry_errlist_print(&conf->warnings, stderr, true);
+    if ((cn->first = cgen_new(conf, ++cn->reloads, &err)) == NULL) {
+        fprintf(stderr, "%s: %s\n", conf_path, err.msg);
+        rc = err.code == FERRY_ENOMEM ? FERRY_ENOMEM : FERRY_EINVAL;
+        goto fail;
+    }
+    cn->conf = cn->first->conf;
+    cn->cur = cgen_ref(cn->first);
+    ferry_log_set_level(cn->conf->log_level);
     if (tls_client_ctx(cn->conf->ca, cn->conf->cert, cn->conf->key, &cn->ctx, &err) != FERRY_OK) {
         fprintf(stderr, "%s: %s\n", conf_path, err.msg);
         goto fail;
@@ -900,17 +1018,6 @@ ferry_connector_new(const char *conf_path, struct connector **out)
     for (int i = 0; i < 16; i++)
         snprintf(cn->id + 2 * i, 3, "%02x", rnd[i]);
     rc = FERRY_ENOMEM;
-    cn->systems_json = systems_json(cn->conf);
-    if ((cn->sys_ctx = calloc(cn->conf->nsystems + 1, sizeof(SSL_CTX *))) == NULL)
-        goto fail;
-    for (size_t i = 0; i < cn->conf->nsystems; i++) {
-        if (cn->conf->systems[i].tls &&
-            tls_backend_ctx(cn->conf->systems[i].tls_ca, &cn->sys_ctx[i], &err) != FERRY_OK) {
-            fprintf(stderr, "%s: systems[%zu]: %s\n", conf_path, i, err.msg);
-            rc = FERRY_EINVAL;
-            goto fail;
-        }
-    }
     cn->stats = ferry_stats_tunnel_slot(cn->conf->tenant, cn->conf->location_id);
     if ((cn->targets = calloc(MAX_TARGETS, sizeof(*cn->targets))) == NULL)
         goto fail;
@@ -928,7 +1035,7 @@ ferry_connector_new(const char *conf_path, struct connector **out)
     }
     ncpu = cn->conf->workers != 0 ? (long)cn->conf->workers : (long)ferry_ncpu();
     cn->nworkers = ncpu < 1 ? 1 : ncpu > MAX_CWORKERS ? MAX_CWORKERS : (unsigned)ncpu;
-    if (cn->systems_json == NULL || cn->stats == NULL)
+    if (cn->stats == NULL)
         goto fail;
     *out = cn;
     return FERRY_OK;
@@ -1009,13 +1116,10 @@ ferry_connector_free(struct connector *cn)
         cworker_fini(&cn->ws[i]);
     if (cn->audit != NULL)
         ferry_audit_close(cn->audit);
-    free(cn->systems_json);
-    for (size_t i = 0; cn->sys_ctx != NULL && i < cn->conf->nsystems; i++)
-        SSL_CTX_free(cn->sys_ctx[i]);
-    free(cn->sys_ctx);
     SSL_CTX_free(cn->ctx);
     ferry_tls_issuer_free(cn->pp);      /* after the workers' caches */
-    ferry_connector_conf_free(cn->conf);
+    cgen_unref(cn->cur);                /* the workers' and streams' are gone */
+    cgen_unref(cn->first);              /* conf with it */
     free(cn->targets);
     pthread_cond_destroy(&cn->signer.cv);
     pthread_mutex_destroy(&cn->signer.mu);
@@ -1149,4 +1253,104 @@ ferry_connector_reopen_audit(struct connector *cn)
         ferry_log(NULL, FERRY_INFO, "audit log reopened", FLOG_STR("path", cn->conf->audit_log));
     else
         ferry_log(NULL, FERRY_ERROR, "audit log reopen failed", FLOG_STR("error", err.msg));
+}
+
+/* ---- reload ----------------------------------------------------------------------------- */
+
+static bool
+str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* Keys read at start only: a change is named (it needs a restart) and the running value
+ * stays. Returns how many differ. */
+static unsigned
+restart_only_changes(const struct ferry_connector_conf *run, const struct ferry_connector_conf *nc)
+{
+    const struct ferry_conf_pp *a = run->pp, *b = nc->pp;
+    const char                 *changed[20];
+    unsigned                    n = 0;
+    bool                        gw = run->ngateways != nc->ngateways;
+
+    for (size_t i = 0; !gw && i < run->ngateways; i++)
+        gw = strcmp(run->gateways[i].text, nc->gateways[i].text) != 0;
+    if (gw)
+        changed[n++] = "gateway";
+    if (strcmp(run->tenant, nc->tenant) != 0)
+        changed[n++] = "tenant";
+    if (strcmp(run->token, nc->token) != 0)
+        changed[n++] = "token";
+    if (strcmp(run->location_id, nc->location_id) != 0)
+        changed[n++] = "location_id";
+    if (str_differs(run->ca, nc->ca) || str_differs(run->cert, nc->cert) ||
+        str_differs(run->key, nc->key))
+        changed[n++] = "tls (ca, cert, key)";
+    if (run->workers != nc->workers)
+        changed[n++] = "workers";
+    if (str_differs(run->admin_listen, nc->admin_listen))
+        changed[n++] = "admin";
+    if (str_differs(run->audit_log, nc->audit_log))
+        changed[n++] = "audit_log";
+    if (run->keepalive_ms != nc->keepalive_ms ||
+        run->dead_peer_timeout_ms != nc->dead_peer_timeout_ms ||
+        run->reconnect_max_ms != nc->reconnect_max_ms ||
+        run->drain_timeout_ms != nc->drain_timeout_ms)
+        changed[n++] = "tunnel timers (keepalive_ms, dead_peer_timeout_ms, reconnect_max_ms, "
+                       "drain_timeout_ms)";
+    if ((a == NULL) != (b == NULL) ||
+        (a != NULL && (strcmp(a->ca_cert, b->ca_cert) != 0 || strcmp(a->ca_key, b->ca_key) != 0 ||
+                       strcmp(a->subject, b->subject) != 0 ||
+                       a->validity_minutes != b->validity_minutes ||
+                       a->cache_size != b->cache_size)))
+        changed[n++] = "principal_propagation";
+    for (unsigned i = 0; i < n; i++)
+        ferry_log(NULL, FERRY_WARN, "connector reload: this setting changed but is read at "
+                  "start only; the running value stays until a restart",
+                  FLOG_STR("setting", changed[i]), FLOG_STR("config", run->path));
+    return n;
+}
+
+int
+ferry_connector_reload(struct connector *cn)
+{
+    struct ferry_connector_conf *conf = NULL;
+    struct ferry_errlist         errs = { 0 };
+    struct ferry_err             err = { 0 };
+    struct cgen                 *g, *old;
+    bool                         announce;
+
+    ferry_log(NULL, FERRY_INFO, "connector reload requested", FLOG_STR("config", cn->conf_path));
+    if (ferry_connector_conf_load_file(cn->conf_path, &conf, &errs) != FERRY_OK) {
+        ferry_errlist_print(&errs, stderr, false);
+        for (int i = 0; i < errs.count; i++)
+            ferry_log(NULL, FERRY_ERROR, "connector reload: configuration error",
+                      FLOG_STR("file", errs.items[i].file), FLOG_INT("line", errs.items[i].line),
+                      FLOG_INT("col", errs.items[i].col), FLOG_STR("error", errs.items[i].msg));
+        ferry_log(NULL, FERRY_ERROR, "connector reload failed: configuration has errors; "
+                  "keeping the running one", FLOG_STR("config", cn->conf_path),
+                  FLOG_INT("errors", errs.count + errs.dropped));
+        return FERRY_EINVAL;
+    }
+    ferry_errlist_print(&conf->warnings, stderr, true);
+    (void)restart_only_changes(cn->conf, conf);
+    if ((g = cgen_new(conf, cn->reloads + 1, &err)) == NULL) {
+        ferry_log(NULL, FERRY_ERROR, "connector reload failed; keeping the running "
+                  "configuration", FLOG_STR("config", cn->conf_path), FLOG_STR("error", err.msg));
+        return err.code == FERRY_ENOMEM ? FERRY_ENOMEM : FERRY_EINVAL;
+    }
+    cn->reloads++;
+    pthread_mutex_lock(&cn->mu);
+    old = cn->cur;
+    cn->cur = g;                        /* the reference cgen_new gave */
+    pthread_mutex_unlock(&cn->mu);
+    announce = strcmp(old->systems_json, g->systems_json) != 0;
+    cgen_unref(old);                    /* workers and streams keep theirs */
+    wake_all(cn);
+    ferry_log(NULL, FERRY_INFO, "connector reloaded", FLOG_INT("generation", g->id),
+              FLOG_INT("systems", (long long)g->conf->nsystems),
+              FLOG_STR("virtual_names", announce ? "changed: re-registering every tunnel"
+                                                 : "unchanged"));
+    ferry_log_set_level(g->conf->log_level);    /* after the line that says it reloaded */
+    return FERRY_OK;
 }

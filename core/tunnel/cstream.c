@@ -143,6 +143,7 @@ cs_free(struct cstream *cs)
         event_del(&cs->ev);
     cs->l->w->nstreams--;
     atomic_fetch_sub(&cs->l->w->cn->stats->active, 1);
+    cgen_unref(cs->gen);                /* may free the systems of an older reload */
     free(cs);
 }
 
@@ -488,7 +489,7 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
         const char *name = cs->sys->tls_server_name != NULL ? cs->sys->tls_server_name
                                                             : cs->sys->internal_host;
 
-        cs->ssl = tls_client_ssl(cn->sys_ctx[cs->sys - cn->conf->systems], fd, name);
+        cs->ssl = tls_client_ssl(cs->gen->sys_ctx[cs->sys - cs->gen->conf->systems], fd, name);
         if (cs->ssl == NULL) {
             cs_fail(cs, 502, "no-memory", "out of memory");
             return;
@@ -592,7 +593,7 @@ cs_dial(struct cstream *cs)
     struct tstream *s = cs->s;
 
     if (dial_begin(&cs->dial, w->base, w->dns, &cs_dial_ops, cs, cs->sys->internal_host,
-                   cs->sys->internal_port, w->cn->conf->connect_timeout_ms) != FERRY_OK) {
+                   cs->sys->internal_port, cs->gen->conf->connect_timeout_ms) != FERRY_OK) {
         s->owner = NULL;
         cs_free(cs);
         tstream_respond(s, 502, "no-memory");
@@ -686,7 +687,7 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
     stats_add(&cn->stats->cell[w->id].conns_total, 1);
     /* audit_fail: closed: a stream that could not be audited is not opened. The retry
      * writes what is pending first, so the first stream after a fix goes through. */
-    if (cn->audit != NULL && !cn->conf->audit_fail_open &&
+    if (cn->audit != NULL && !w->gen->conf->audit_fail_open &&
         ferry_audit_retry(cn->audit) != FERRY_OK) {
         stats_add(&cn->stats->cell[w->id].conns_rejected, 1);
         ferry_log(NULL, FERRY_WARN, "access denied", FLOG_STR("virtual", authority),
@@ -695,7 +696,7 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
         return;
     }
     sys = split_authority(authority, host, sizeof(host), &port)
-        ? ferry_connector_find_system(cn->conf, host, port) : NULL;
+        ? ferry_connector_find_system(w->gen->conf, host, port) : NULL;
     if (sys == NULL || !proto_fits(protocol, sys->protocol)) {
         refuse(w, s, authority, NULL, protocol, sys == NULL ? "no system for this virtual host" :
                "protocol not allowed", NULL, user != NULL || user_big);
@@ -716,6 +717,7 @@ cn_on_request(struct tunnel *t, struct tstream *s, const char *authority, const 
         tstream_respond(s, 502, "no-memory");
         return;
     }
+    cs->gen = cgen_ref(w->gen);         /* sys is in it: this stream keeps its rules */
     cs->s = s;
     cs->l = l;
     cs->sys = sys;
