@@ -43,11 +43,12 @@ struct connector;
 struct cstream;
 
 /* What a reload (SIGHUP) replaces: the systems (access control, HTTP paths, TLS to the
- * internal hosts, per-system principal propagation) and the settings read per stream
+ * internal hosts, per-system principal propagation), the user-certificate issuer
+ * (principal_propagation:, built anew: a reload picks up a rotated CA file, and each
+ * worker's certificate cache starts empty) and the settings read per stream
  * (audit_fail, connect_timeout_ms; log.level is process-wide). The rest of the file
- * (gateways, tenant, token, tunnel TLS, workers, admin, audit_log, the
- * principal_propagation: section) is read at start only: a reload that changes it says
- * so and keeps the running value. A worker holds a reference to the generation its new
+ * (gateways, tenant, token, tunnel TLS, workers, admin, audit_log, the tunnel timers) is
+ * read at start only: a reload that changes it says so and keeps the running value. A worker holds a reference to the generation its new
  * streams use; a stream holds one to the generation it began in, so a reload never
  * changes a live stream's rules, and a generation is freed (on whichever thread drops
  * the last reference) once no stream needs it. */
@@ -57,6 +58,8 @@ struct cgen {
     struct ferry_connector_conf *conf;          /* owns */
     SSL_CTX                    **sys_ctx;       /* owns: per system, NULL without TLS */
     char                        *systems_json;  /* owns: virtual names, for the hello */
+    struct ferry_tls_issuer     *pp;            /* owns: principal_propagation:, or NULL;
+                                                   freed after every cache made for it */
 };
 struct cgen *cgen_ref(struct cgen *g);
 void         cgen_unref(struct cgen *g);
@@ -76,6 +79,7 @@ struct pp_job {
     struct cstream            *waiters; /* streams of this subject, via cs->job_next; a
                                            stream that ends leaves the list */
     struct pp_job             *pend_next;  /* the worker's jobs still out */
+    struct cgen               *gen;     /* a reference: its issuer signs this job */
     char                      *dn;      /* owns: the subject, to join a job in flight */
     /* Handed over whole: */
     json_t                    *claims;  /* owns until the signer has signed */
@@ -129,8 +133,9 @@ struct cworker {
     unsigned           nstreams;
     bool               draining;
     struct cgen       *gen;                /* a reference: what new streams use */
-    /* Principal propagation (NULL/-1 without `principal_propagation:`): */
-    struct ferry_tls_usercache *pp_cache;  /* this worker's, not shared */
+    /* Principal propagation (the signer's return path is always there: a reload may
+     * add `principal_propagation:`): */
+    struct ferry_tls_usercache *pp_cache;  /* this worker's, for gen->pp; NULL without */
     int                pp_fd;              /* eventfd: the signer returned jobs */
     struct event       pp_ev;
     bool               pp_ev_added;
@@ -163,7 +168,6 @@ struct connector {
     struct stats_slot           *stats;
     atomic_bool                  draining;
     atomic_bool                  stopping;
-    struct ferry_tls_issuer     *pp;         /* NULL: no principal propagation */
     struct signer                signer;
     _Atomic uint64_t             pp_issued, pp_reused, pp_refused;  /* for /metrics */
 };
@@ -226,10 +230,13 @@ struct cstream {
 };
 
 /* cpp.c */
-/* The issuer for conf's `principal_propagation:` (*out NULL without one). Errors are
- * printed to stderr as file:line:col (a bad subject points into the pattern) or with
- * the CA file named. FERRY_OK, FERRY_EINVAL. Main thread. */
-int  cpp_issuer_new(const struct ferry_connector_conf *conf, struct ferry_tls_issuer **out);
+/* The issuer for conf's `principal_propagation:` (*out NULL without one). An error goes
+ * to err as "file:line:col: principal_propagation: ..." (a bad subject points into the
+ * pattern; a CA error at ca_cert). FERRY_OK, FERRY_EINVAL. Main thread. */
+int  cpp_issuer_new(const struct ferry_connector_conf *conf, struct ferry_tls_issuer **out,
+                    struct ferry_err *err);
+/* w->gen changed: a cache for its issuer (or none), the old one dropped. */
+int  cpp_worker_regen(struct cworker *w);
 int  cpp_signer_start(struct connector *cn);
 void cpp_signer_stop(struct connector *cn);       /* after the workers are joined */
 int  cpp_worker_init(struct cworker *w);

@@ -764,7 +764,15 @@ worker_sync_gen(struct cworker *w)
         return;
     w->gen = g;
     announce = strcmp(old->systems_json, g->systems_json) != 0;
-    cgen_unref(old);
+    /* A new issuer (or none): its own cache. Out of memory: none, so principal
+     * propagation streams are refused until the next reload, not signed twice. */
+    if (cpp_worker_regen(w) != FERRY_OK) {
+        ferry_tls_usercache_free(w->pp_cache);
+        w->pp_cache = NULL;
+        ferry_log(NULL, FERRY_ERROR, "connector reload: no memory for the user certificate "
+                  "cache", FLOG_INT("worker", w->id));
+    }
+    cgen_unref(old);                    /* after the cache made for its issuer */
     if (!announce)
         return;
     for (struct link *l = w->links; l != NULL; l = l->next) {
@@ -934,12 +942,14 @@ cgen_unref(struct cgen *g)
         SSL_CTX_free(g->sys_ctx[i]);
     free(g->sys_ctx);
     free(g->systems_json);
+    ferry_tls_issuer_free(g->pp);       /* every cache made for it went before g */
     ferry_connector_conf_free(g->conf);
     free(g);
 }
 
 /* A generation of conf (taken: freed with it, or here on failure). Main thread: the
- * internal hosts' CA files are read here. NULL with err set. */
+ * internal hosts' CA files and the principal propagation CA are read here. NULL with
+ * err set to a whole message (the file named). */
 static struct cgen *
 cgen_new(struct ferry_connector_conf *conf, unsigned id, struct ferry_err *err)
 {
@@ -964,10 +974,14 @@ cgen_new(struct ferry_connector_conf *conf, unsigned id, struct ferry_err *err)
 
         if (conf->systems[i].tls &&
             tls_backend_ctx(conf->systems[i].tls_ca, &g->sys_ctx[i], &e) != FERRY_OK) {
-            ferry_err_set(err, FERRY_EINVAL, "systems[%zu]: %s", i, e.msg);
+            ferry_err_set(err, FERRY_EINVAL, "%s: systems[%zu]: %s", conf->path, i, e.msg);
             cgen_unref(g);
             return NULL;
         }
+    }
+    if (cpp_issuer_new(conf, &g->pp, err) != FERRY_OK) {
+        cgen_unref(g);
+        return NULL;
     }
     return g;
 }
@@ -995,7 +1009,7 @@ ferry_connector_new(const char *conf_path, struct connector **out)
     }
     ferry_errlist_print(&conf->warnings, stderr, true);
     if ((cn->first = cgen_new(conf, ++cn->reloads, &err)) == NULL) {
-        fprintf(stderr, "%s: %s\n", conf_path, err.msg);
+        fprintf(stderr, "%s\n", err.msg);
         rc = err.code == FERRY_ENOMEM ? FERRY_ENOMEM : FERRY_EINVAL;
         goto fail;
     }
@@ -1006,8 +1020,6 @@ ferry_connector_new(const char *conf_path, struct connector **out)
         fprintf(stderr, "%s: %s\n", conf_path, err.msg);
         goto fail;
     }
-    if (cpp_issuer_new(cn->conf, &cn->pp) != FERRY_OK)
-        goto fail;
     if (cn->conf->audit_log != NULL &&
         ferry_audit_open(cn->conf->audit_log, &cn->audit, &err) != FERRY_OK) {
         fprintf(stderr, "%s: audit_log: %s\n", conf_path, err.msg);
@@ -1117,7 +1129,6 @@ ferry_connector_free(struct connector *cn)
     if (cn->audit != NULL)
         ferry_audit_close(cn->audit);
     SSL_CTX_free(cn->ctx);
-    ferry_tls_issuer_free(cn->pp);      /* after the workers' caches */
     cgen_unref(cn->cur);                /* the workers' and streams' are gone */
     cgen_unref(cn->first);              /* conf with it */
     free(cn->targets);
@@ -1187,7 +1198,8 @@ ferry_connector_check(const char *conf_path)
     }
     SSL_CTX_free(ctx);
     /* The CA and the subject pattern are checked as the connector would load them. */
-    if (cpp_issuer_new(conf, &iss) != FERRY_OK) {
+    if (cpp_issuer_new(conf, &iss, &err) != FERRY_OK) {
+        fprintf(stderr, "%s\n", err.msg);
         ferry_connector_conf_free(conf);
         return 2;
     }
@@ -1268,10 +1280,9 @@ str_differs(const char *a, const char *b)
 static unsigned
 restart_only_changes(const struct ferry_connector_conf *run, const struct ferry_connector_conf *nc)
 {
-    const struct ferry_conf_pp *a = run->pp, *b = nc->pp;
-    const char                 *changed[20];
-    unsigned                    n = 0;
-    bool                        gw = run->ngateways != nc->ngateways;
+    const char *changed[20];
+    unsigned    n = 0;
+    bool        gw = run->ngateways != nc->ngateways;
 
     for (size_t i = 0; !gw && i < run->ngateways; i++)
         gw = strcmp(run->gateways[i].text, nc->gateways[i].text) != 0;
@@ -1298,12 +1309,6 @@ restart_only_changes(const struct ferry_connector_conf *run, const struct ferry_
         run->drain_timeout_ms != nc->drain_timeout_ms)
         changed[n++] = "tunnel timers (keepalive_ms, dead_peer_timeout_ms, reconnect_max_ms, "
                        "drain_timeout_ms)";
-    if ((a == NULL) != (b == NULL) ||
-        (a != NULL && (strcmp(a->ca_cert, b->ca_cert) != 0 || strcmp(a->ca_key, b->ca_key) != 0 ||
-                       strcmp(a->subject, b->subject) != 0 ||
-                       a->validity_minutes != b->validity_minutes ||
-                       a->cache_size != b->cache_size)))
-        changed[n++] = "principal_propagation";
     for (unsigned i = 0; i < n; i++)
         ferry_log(NULL, FERRY_WARN, "connector reload: this setting changed but is read at "
                   "start only; the running value stays until a restart",

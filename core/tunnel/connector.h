@@ -53,7 +53,8 @@ int ferry_connector_verify_audit(const char *const *paths, int npaths);
 bool     ferry_connector_has_audit(const struct connector *cn);
 uint64_t ferry_connector_audit_errors(void *cn);
 /* SIGHUP: load the file again and switch to its systems (access control, paths, TLS
- * to internal hosts), audit_fail, connect_timeout_ms and log level; live streams keep
+ * to internal hosts), principal propagation issuer, audit_fail, connect_timeout_ms and
+ * log level; live streams keep
  * the rules they began with; changed virtual names are registered anew with every
  * gateway without dropping a stream. A file with errors changes nothing (each error is
  * logged); settings read at start only are named in a warning and keep their value.

@@ -20,26 +20,27 @@
 #include "tunnel/connector-int.h"
 
 int
-cpp_issuer_new(const struct ferry_connector_conf *conf, struct ferry_tls_issuer **out)
+cpp_issuer_new(const struct ferry_connector_conf *conf, struct ferry_tls_issuer **out,
+               struct ferry_err *err)
 {
     const struct ferry_conf_pp *pp = conf->pp;
-    struct ferry_err            err = { 0 };
+    struct ferry_err            e = { 0 };
     int                         rc;
 
     *out = NULL;
     if (pp == NULL)
         return FERRY_OK;
     rc = ferry_tls_issuer_new(pp->ca_cert, pp->ca_key, pp->subject, pp->validity_minutes,
-                              out, &err);
+                              out, &e);
     if (rc == FERRY_OK)
         return FERRY_OK;
     /* A pattern error carries its column in the pattern: place it in the file. */
-    if (err.col > 0)
-        fprintf(stderr, "%s:%d:%d: principal_propagation: subject: %s\n", conf->path,
-                pp->subject_line, pp->subject_col + err.col - 1, err.msg);
+    if (e.col > 0)
+        ferry_err_set(err, FERRY_EINVAL, "%s:%d:%d: principal_propagation: subject: %s",
+                      conf->path, pp->subject_line, pp->subject_col + e.col - 1, e.msg);
     else
-        fprintf(stderr, "%s:%d:%d: principal_propagation: %s\n", conf->path, pp->ca_line,
-                pp->ca_col, err.msg);
+        ferry_err_set(err, FERRY_EINVAL, "%s:%d:%d: principal_propagation: %s", conf->path,
+                      pp->ca_line, pp->ca_col, e.msg);
     return FERRY_EINVAL;
 }
 
@@ -51,6 +52,7 @@ cpp_job_free(struct pp_job *job)
     free(job->dn);
     json_decref(job->claims);
     ferry_tls_usercert_unref(job->uc);
+    cgen_unref(job->gen);
     free(job);
 }
 
@@ -94,7 +96,7 @@ signer_main(void *arg)
         sg->n--;
         pthread_mutex_unlock(&sg->mu);
         job->next = NULL;
-        job->rc = ferry_tls_issuer_issue(cn->pp, job->claims, time(NULL), &job->uc, &err);
+        job->rc = ferry_tls_issuer_issue(job->gen->pp, job->claims, time(NULL), &job->uc, &err);
         if (job->rc != FERRY_OK)
             snprintf(job->reason, sizeof(job->reason), "%.190s", err.msg);
         /* The claims stay here: nothing of the job is shared once it goes back. */
@@ -112,7 +114,8 @@ cpp_signer_start(struct connector *cn)
 {
     struct signer *sg = &cn->signer;
 
-    if (cn->pp == NULL || sg->started)
+    /* Always: a reload may add `principal_propagation:`; idle, it waits on its cv. */
+    if (sg->started)
         return FERRY_OK;
     if (pthread_create(&sg->thread, NULL, signer_main, cn) != 0)
         return FERRY_EIO;
@@ -172,8 +175,10 @@ cpp_wait(struct cworker *w, struct cstream *cs, const char *dn, json_t *claims)
 {
     struct pp_job *job;
 
+    /* Joined only under the same issuer: after a reload a stream's certificate must
+     * come from its own generation's issuer (the key it presents is that one's). */
     for (job = w->pp_pending; job != NULL; job = job->pend_next)
-        if (strcmp(job->dn, dn) == 0)
+        if (job->gen == cs->gen && strcmp(job->dn, dn) == 0)
             break;
     if (job != NULL) {
         json_decref(claims);            /* the job in flight has the same subject's */
@@ -184,6 +189,7 @@ cpp_wait(struct cworker *w, struct cstream *cs, const char *dn, json_t *claims)
             return FERRY_ENOMEM;
         }
         job->w = w;
+        job->gen = cgen_ref(cs->gen);
         job->claims = claims;
         if (!cpp_post(w->cn, job)) {
             cpp_job_free(job);
@@ -241,8 +247,10 @@ on_pp_done(evutil_socket_t fd, short what, void *arg)
     for (struct pp_job *job = list; job != NULL; job = next) {
         next = job->next;
         if (job->rc == FERRY_OK) {
-            /* Kept even when its stream has ended: the user is likely to come back. */
-            ferry_tls_usercache_put(w->pp_cache, job->uc);
+            /* Kept even when its stream has ended: the user is likely to come back
+             * (unless a reload replaced the issuer meanwhile). */
+            if (job->gen == w->gen && w->pp_cache != NULL)
+                ferry_tls_usercache_put(w->pp_cache, job->uc);
             atomic_fetch_add_explicit(&w->cn->pp_issued, 1, memory_order_relaxed);
         }
         pending_remove(w, job);
@@ -260,17 +268,27 @@ on_pp_done(evutil_socket_t fd, short what, void *arg)
 }
 
 int
+cpp_worker_regen(struct cworker *w)
+{
+    struct ferry_tls_usercache *c = NULL;
+    const struct cgen          *g = w->gen;
+
+    if (g->pp != NULL &&
+        ferry_tls_usercache_new(g->pp, g->conf->pp->cache_size, &c) != FERRY_OK)
+        return FERRY_ENOMEM;
+    ferry_tls_usercache_free(w->pp_cache);
+    w->pp_cache = c;
+    return FERRY_OK;
+}
+
+int
 cpp_worker_init(struct cworker *w)
 {
-    struct connector *cn = w->cn;
-
     w->pp_fd = -1;
-    if (cn->pp == NULL)
-        return FERRY_OK;
     if (pthread_mutex_init(&w->pp_mu, NULL) != 0)
         return FERRY_ENOMEM;
     w->pp_mu_init = true;
-    if (ferry_tls_usercache_new(cn->pp, cn->conf->pp->cache_size, &w->pp_cache) != FERRY_OK ||
+    if (cpp_worker_regen(w) != FERRY_OK ||
         (w->pp_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
         return FERRY_ENOMEM;
     event_assign(&w->pp_ev, w->base, w->pp_fd, EV_READ | EV_PERSIST, on_pp_done, w);

@@ -502,7 +502,7 @@ cs_dial_done(void *owner, int fd, int status, const char *reason)
          * none carries an earlier user's identity. */
         if (cs->uc != NULL && cs->sys->pp == FERRY_PP_TLS &&
             (SSL_use_certificate(cs->ssl, ferry_tls_usercert_x509(cs->uc)) != 1 ||
-             SSL_use_PrivateKey(cs->ssl, ferry_tls_issuer_key(cn->pp)) != 1)) {
+             SSL_use_PrivateKey(cs->ssl, ferry_tls_issuer_key(cs->gen->pp)) != 1)) {
             cs_fail(cs, 502, "tls-failed", "cannot use the user certificate");
             return;
         }
@@ -645,7 +645,7 @@ pp_prepare(struct cworker *w, const struct ferry_conf_system *sys, const char *u
     dn[0] = '\0';
     if (user_big)
         return "user claims over the size limit";
-    if (cn->pp == NULL || sys->pp == FERRY_PP_OFF)
+    if (w->gen->pp == NULL || w->pp_cache == NULL || sys->pp == FERRY_PP_OFF)
         return "principal propagation not configured for this system";
     if ((*claims = json_loads(user, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
         !json_is_object(*claims)) {

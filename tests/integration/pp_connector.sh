@@ -23,6 +23,9 @@
 # 6. /metrics: issued 10 (alice, bob, the eight: one worker), reused >= 1, refused >= 1;
 #    audit lines name the subject; --verify-audit passes; no token in the connector's
 #    output.
+# 7. SIGHUP with another PP CA and subject pattern: a new user's certificate verifies
+#    against the new CA and has the new subject; SIGHUP without the section: 403
+#    access-denied for the next new user.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -314,6 +317,63 @@ want_eq "ferry_pp_certificates_issued_total" "$(m ferry_pp_certificates_issued_t
     fail_later "ferry_pp_certificates_reused_total: $(m ferry_pp_certificates_reused_total), want >= 1"
 [ "$(m ferry_pp_refused_total)" -ge 1 ] 2>/dev/null ||
     fail_later "ferry_pp_refused_total: $(m ferry_pp_refused_total), want >= 1"
+
+# --- 7. principal_propagation reloaded -----------------------------------------------------------
+# Another PP CA and subject, SIGHUP: a user's next certificate comes from the new issuer
+# (the cache started empty). Then the section removed: PP streams are refused.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ferry test PP CA 2" \
+    -keyout "$dir/pp-ca2.key" -out "$dir/pp-ca2.crt" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    >"$dir/openssl-pp2.log" 2>&1 || fail "openssl: cannot make the second PP CA"
+sed -e 's/pp-ca\.crt/pp-ca2.crt/; s/pp-ca\.key/pp-ca2.key/' \
+    -e 's/subject: "CN=\${name}"/subject: "CN=${name},O=Reloaded"/' "$dir/cn.yaml" >"$dir/cn2.yaml"
+grep -q 'O=Reloaded' "$dir/cn2.yaml" || fail "the test could not write the reloaded file"
+cp "$dir/cn2.yaml" "$dir/cn.yaml"
+reloaded() {
+    local n=$1 i
+    for ((i = 0; i < 200; i++)); do
+        [ "$(log_lines "$cn_log" "connector reloaded")" -ge "$n" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+kill -HUP "$cn_pid"
+reloaded 1 || fail "no \"connector reloaded\" line after SIGHUP"
+# carol: a user new to the gateway too, so a new stream (alice's may be pooled at the
+# gateway, and a live stream keeps the certificate it began with).
+carol=$(mint token "$dir/es.pem" es1 "$(claims carol)")
+hreq "carol after the PP CA was reloaded" -H "Authorization: Bearer $carol" \
+    "http://127.0.0.1:$l_h/echo"
+if want_ok; then
+    b64=$(eh SSL_CLIENT_CERT)
+    printf '%s' "$b64" | base64 -d 2>/dev/null |
+        openssl x509 -inform DER -out "$dir/user2.pem" 2>/dev/null ||
+        fail_later "after the reload: SSL_CLIENT_CERT is not base64 DER"
+    openssl verify -CAfile "$dir/pp-ca2.crt" "$dir/user2.pem" >/dev/null 2>&1 ||
+        fail_later "after the reload: the certificate is not from the new PP CA"
+    subj=$(openssl x509 -in "$dir/user2.pem" -noout -subject)
+    [[ "$subj" =~ CN\ *=\ *carol ]] && [[ "$subj" =~ O\ *=\ *Reloaded ]] ||
+        fail_later "after the reload: not the new subject pattern:" \
+            "$(openssl x509 -in "$dir/user2.pem" -noout -subject)"
+fi
+cat >"$dir/cn.yaml" <<YAML
+workers: 1
+gateway: 127.0.0.1:$tport
+admin: { listen: 127.0.0.1:$cn_admin }
+tenant: acme
+token: acme-token
+ca: ca.crt
+audit_log: audit.jsonl
+systems:
+  - { virtual: "hdr.internal:80", internal: "127.0.0.1:$op", protocol: HTTP }
+YAML
+kill -HUP "$cn_pid"
+reloaded 2 || fail "no second \"connector reloaded\" line: $(grep -i reload "$cn_log" | tail -3)"
+dave=$(mint token "$dir/es.pem" es1 "$(claims dave)")
+hreq "dave once principal_propagation was removed" -H "Authorization: Bearer $dave" \
+    "http://127.0.0.1:$l_h/echo"
+want_status 403 && want_eq "$HR_WHAT: ferry-error" "$(hdr ferry-error)" access-denied
+
 stop_proc "$gw_pid" "$gw_log" gateway     # streams end: their audit lines are written
 stop_proc "$cn_pid" "$cn_log" connector
 for u in alice bob; do
