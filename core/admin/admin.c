@@ -145,7 +145,8 @@ on_request(struct evhttp_request *req, void *arg)
     if (path == NULL) {
         reply_text(req, 400, "Bad Request", "bad request\n");
     } else if (a->st->conf != NULL &&
-               strncmp(path, ADMIN_API_PREFIX, strlen(ADMIN_API_PREFIX)) == 0) {
+               (strncmp(path, ADMIN_API_PREFIX, strlen(ADMIN_API_PREFIX)) == 0 ||
+                strncmp(path, ADMIN_API_PREFIX_V2, strlen(ADMIN_API_PREFIX_V2)) == 0)) {
         admin_dest_api(a, req, path, evhttp_uri_get_query(u));
     } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
                evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {

@@ -53,6 +53,7 @@ struct change_file {
 
 struct dest_change {
     struct admin_pending p;         /* first: the pending list holds &p */
+    bool                 instance;  /* instanceDestinations (else subaccountDestinations) */
     const char          *action;    /* "create", "update" or "delete" */
     int                  status;    /* the answer once applied: 201 or 200 */
     char                *tenant;    /* owns */
@@ -103,12 +104,13 @@ change_free(struct dest_change *ch)
 }
 
 static struct dest_change *
-change_new(const char *tenant, const char *action, int status, size_t n)
+change_new(const char *tenant, bool instance, const char *action, int status, size_t n)
 {
     struct dest_change *ch = calloc(1, sizeof(*ch));
 
     if (ch == NULL)
         return NULL;
+    ch->instance = instance;
     ch->action = action;
     ch->status = status;
     ch->n = n;
@@ -138,19 +140,22 @@ in_dest_dir(const struct ferry_conf *conf, const char *file)
     return n == (size_t)(slash - file) && strncmp(file, dir, n) == 0;
 }
 
-/* The file a new destination gets, joined as the loader joins it (see above). */
+/* The file a new destination gets, joined as the loader joins it (see above):
+ * <Name>.yaml, or <Name>@instance.yaml at the instance level (a Name has no '@'). */
 static char *
-new_dest_path(const char *dir, const char *name)
+new_dest_path(const char *dir, const char *name, bool instance)
 {
-    size_t n = strlen(dir) + strlen(name) + 8;
-    char  *p = malloc(n);
+    const char *suffix = instance ? "@instance" : "";
+    size_t      n = strlen(dir) + strlen(name) + 20;
+    char       *p = malloc(n);
 
     if (p == NULL)
         return NULL;
     if (dir[0] == '\0' || strcmp(dir, ".") == 0)
-        snprintf(p, n, "%s.yaml", name);
+        snprintf(p, n, "%s%s.yaml", name, suffix);
     else
-        snprintf(p, n, "%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+        snprintf(p, n, "%s%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name,
+                 suffix);
     return p;
 }
 
@@ -253,13 +258,14 @@ item_get(const struct item *it, const char *key)
 }
 
 static int
-item_read(const json_t *obj, const char *tenant, struct item *it, struct admin_refusal *rf)
+item_read(const json_t *obj, const char *tenant, bool instance, struct item *it,
+          struct admin_refusal *rf)
 {
-    size_t      cap = json_object_size(obj) + 1;    /* + tenant */
+    size_t      cap = json_object_size(obj) + 2;    /* + tenant, level */
     const char *key;
     json_t     *v;
 
-    if (cap == 1)
+    if (cap == 2)
         return refuse(rf, 400, "a destination needs its properties (Name, Type, ...)");
     if (cap > CHANGE_MAX_PROPS)
         return refuse(rf, 400, "a destination has at most %d properties", CHANGE_MAX_PROPS);
@@ -282,6 +288,20 @@ item_read(const json_t *obj, const char *tenant, struct item *it, struct admin_r
         if (strcmp(key, "tenant") == 0 && strcmp(it->vals[it->n - 1], tenant) != 0)
             return refuse(rf, 403, "tenant: a destination can only belong to the caller's "
                           "tenant");
+        if (strcmp(key, "level") == 0 &&
+            strcmp(it->vals[it->n - 1], instance ? "instance" : "subaccount") != 0)
+            return refuse(rf, 400, "level: this path is for %s-level destinations; use "
+                          "%sDestinations", instance ? "instance" : "subaccount",
+                          instance ? "subaccount" : "instance");
+    }
+    if (instance && item_get(it, "level") == NULL) {
+        /* The file says which level it is. */
+        if ((it->keys[it->n] = strdup("level")) == NULL ||
+            (it->vals[it->n] = strdup("instance")) == NULL) {
+            it->n++;
+            return refuse(rf, 500, "out of memory");
+        }
+        it->n++;
     }
     if (item_get(it, "tenant") == NULL) {
         /* Explicit in the file: with several tenants the loader requires it. */
@@ -346,13 +366,13 @@ item_validate(const struct ferry_conf *conf, const struct item *it, struct ferry
 
 /* One destination of a POST (create) or PUT (update) body into f. */
 static int
-item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *obj,
-             bool create, struct change_file *f, struct admin_refusal *rf)
+item_prepare(const struct ferry_conf *conf, const char *tenant, bool instance,
+             const json_t *obj, bool create, struct change_file *f, struct admin_refusal *rf)
 {
     struct item              it = {0};
     struct ferry_dest        d;
     struct ferry_err         err = {0};
-    const struct ferry_dest *old;
+    const struct ferry_dest *old, *other;
     const char              *name;
     char                     comment[160];
     int                      rc = -1;
@@ -363,10 +383,17 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
                "of them");
         goto out;
     }
-    if (item_read(obj, tenant, &it, rf) != 0)
+    if (item_read(obj, tenant, instance, &it, rf) != 0)
         goto out;
     name = item_get(&it, "Name");
-    old = name != NULL ? ferry_registry_find(conf->registry, name) : NULL;
+    old = name != NULL ? ferry_registry_find_level(conf->registry, name, instance) : NULL;
+    /* The name at the other level: only the same tenant may have it there too. */
+    other = name != NULL ? ferry_registry_find_level(conf->registry, name, !instance) : NULL;
+    if (old == NULL && other != NULL && strcmp(other->tenant, tenant) != 0) {
+        refuse(rf, 409, "destination '%s' exists already (names are unique across the "
+               "gateway)", name);
+        goto out;
+    }
     /* Before validation: validating resolves the paths, and its messages would tell
      * which files exist on the gateway. */
     for (size_t i = 0; i < sizeof(path_props) / sizeof(path_props[0]); i++) {
@@ -409,7 +436,7 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
             goto out;
         }
         for (size_t i = 0; i < it.n; i++)
-            if (strcmp(it.keys[i], "tenant") != 0 &&
+            if (strcmp(it.keys[i], "tenant") != 0 && strcmp(it.keys[i], "level") != 0 &&
                 json_object_set_new(f->value, it.keys[i], json_string(it.vals[i])) != 0) {
                 refuse(rf, 500, "out of memory");
                 goto out;
@@ -423,13 +450,13 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
                    "gateway)", d.name);
             goto out;
         }
-        if ((f->path = new_dest_path(conf->destinations_dir, d.name)) == NULL) {
+        if ((f->path = new_dest_path(conf->destinations_dir, d.name, instance)) == NULL) {
             refuse(rf, 500, "out of memory");
             goto out;
         }
         if (access(f->path, F_OK) == 0) {
-            refuse(rf, 409, "destination '%s': a file %s.yaml exists in destinations_dir "
-                   "already", d.name, d.name);
+            refuse(rf, 409, "destination '%s': a file %s%s.yaml exists in destinations_dir "
+                   "already", d.name, d.name, instance ? "@instance" : "");
             goto out;
         }
     } else {
@@ -602,6 +629,7 @@ store_change_run(struct ferry_admin *a, struct evhttp_request *req, struct dest_
                   : strcmp(ch->action, "update") == 0 ? STORE_UPDATE : STORE_DELETE;
         w[i].tenant = ch->tenant;
         w[i].name = ch->files[i].name;
+        w[i].instance = ch->instance;
         w[i].value = ch->files[i].value;
         w[i].if_match = ch->if_match;
     }
@@ -702,9 +730,9 @@ body_json(const char *body, size_t len, struct admin_refusal *rf)
 }
 
 int
-admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, const char *body,
-                        size_t len, bool create, int64_t if_match, struct dest_change **out,
-                        struct admin_refusal *rf)
+admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, bool instance,
+                        const char *body, size_t len, bool create, int64_t if_match,
+                        struct dest_change **out, struct admin_refusal *rf)
 {
     struct dest_change *ch = NULL;
     json_t             *root;
@@ -720,7 +748,8 @@ admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, const
         refuse(rf, 400, "want 1 to %d destinations in one body", CHANGE_MAX_BATCH);
         goto refused;
     }
-    if ((ch = change_new(tenant, create ? "create" : "update", create ? 201 : 200, n)) == NULL)
+    if ((ch = change_new(tenant, instance, create ? "create" : "update", create ? 201 : 200,
+                         n)) == NULL)
         goto refused;
     if ((ch->if_match = if_match) != 0 && json_is_array(root)) {
         refuse(rf, 400, "If-Match applies to one destination: send one object");
@@ -729,7 +758,7 @@ admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, const
     for (size_t i = 0; i < n; i++) {
         const json_t *obj = json_is_array(root) ? json_array_get(root, i) : root;
 
-        if (item_prepare(conf, tenant, obj, create, &ch->files[i], rf) != 0)
+        if (item_prepare(conf, tenant, instance, obj, create, &ch->files[i], rf) != 0)
             goto refused;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(ch->files[j].name, ch->files[i].name) == 0) {
@@ -772,7 +801,8 @@ admin_dest_change_free(struct dest_change *ch)
 }
 
 static void
-change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenant, bool create)
+change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+            bool instance, bool create)
 {
     struct admin_refusal rf = { .status = 500, .msg = "out of memory" };
     struct evbuffer     *in = evhttp_request_get_input_buffer(req);
@@ -785,7 +815,7 @@ change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenan
     if (!change_allowed(a, req))
         return;
     im = a->st->store != NULL && !create ? if_match(req) : 0;
-    rc = admin_dest_change_parse(a->st->conf, tenant, p != NULL ? (const char *)p : "",
+    rc = admin_dest_change_parse(a->st->conf, tenant, instance, p != NULL ? (const char *)p : "",
                                  p != NULL ? len : 0, create, im, &ch, &rf);
     /* The request's copy of the body is wiped: it may hold passwords. */
     if (p != NULL)
@@ -799,20 +829,22 @@ change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenan
 }
 
 void
-admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                  bool instance)
 {
-    change_body(a, req, tenant, true);
+    change_body(a, req, tenant, instance, true);
 }
 
 void
-admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                  bool instance)
 {
-    change_body(a, req, tenant, false);
+    change_body(a, req, tenant, instance, false);
 }
 
 void
 admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
-                  const char *name)
+                  bool instance, const char *name)
 {
     const struct ferry_conf *conf = a->st->conf;
     const struct ferry_dest *d;
@@ -821,7 +853,7 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
 
     if (!change_allowed(a, req))
         return;
-    if ((d = admin_dest_find(conf, tenant, name)) == NULL) {
+    if ((d = admin_dest_find(conf, tenant, name, instance)) == NULL) {
         admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
         return;
     }
@@ -834,7 +866,8 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
     for (size_t i = 0; i < conf->nlisteners; i++) {
         const char *bound = conf->listeners[i].destination;
 
-        if (bound != NULL && strcmp(bound, d->name) == 0) {
+        if (bound != NULL && strcmp(bound, d->name) == 0 &&
+            ferry_registry_find(conf->registry, bound) == d) {
             admin_reply_error(req, 409, "listener '%s' is bound to destination '%s': the "
                               "operator changes the listener first", conf->listeners[i].name,
                               d->name);
@@ -842,7 +875,7 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
         }
     }
     if (a->st->store != NULL) {
-        if ((ch = change_new(tenant, "delete", 200, 1)) == NULL ||
+        if ((ch = change_new(tenant, instance, "delete", 200, 1)) == NULL ||
             (ch->files[0].name = strdup(d->name)) == NULL) {
             if (ch != NULL)
                 change_free(ch);
@@ -853,7 +886,7 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
         store_change_run(a, req, ch);
         return;
     }
-    if ((ch = change_new(tenant, "delete", 200, 1)) == NULL ||
+    if ((ch = change_new(tenant, instance, "delete", 200, 1)) == NULL ||
         (ch->files[0].name = strdup(d->name)) == NULL ||
         (ch->files[0].path = strdup(d->file)) == NULL || keep_old(&ch->files[0], &rf) != 0) {
         if (ch != NULL)

@@ -97,7 +97,8 @@ fuzz_verdict(const uint8_t *data, size_t size)
         return "empty";
     create = (data[0] & 1) == 0;
     tenant = (data[0] & 2) ? "other" : "acme";
-    rc = admin_dest_change_parse(conf, tenant, (const char *)data + 1, size - 1, create,
+    rc = admin_dest_change_parse(conf, tenant, (data[0] & 8) != 0, (const char *)data + 1,
+                                 size - 1, create,
                                  (data[0] & 4) ? 7 : 0, &ch, &rf);
     if (rc != 0) {
         CHECK(ch == NULL && rf.msg[0] != '\0');
