@@ -21,7 +21,8 @@
 #    PUT ({"Count": 2}), 404 for an update or delete of a missing name, 409 for another
 #    tenant's name, 400 naming the property, 401 without a token; delete {"Count": 1}.
 # 5. A restart keeps the levels. 6. Through etcd: keys <Name>@instance (values without
-#    tenant and level), find order, v2, ETag, routing, create/update/delete, 409s.
+#    tenant and level), find order, v2, ETag, routing, create/update/delete, 409s;
+#    `ferry store export` writes <Name>@instance.yaml (level: instance), import reads it.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -325,6 +326,22 @@ want_eq "etcd keys" "$keys" \
 want_eq "an instance value holds neither tenant nor level" \
     "$(ectl get --print-value-only /lv/destinations/acme/inst-a@instance | jq -c -S '[has("tenant"), has("level"), .URL]')" \
     "[false,false,\"http://127.0.0.1:$op/a2\"]"
+# ferry store export writes <Name>@instance.yaml with level: instance; import reads it
+# back to the same key.
+"$FERRY" store export -c "$dir/store.yaml" "$dir/exported" >/dev/null 2>"$dir/export.err" ||
+    fail_later "store export failed: $(cat "$dir/export.err")"
+want_eq "exported files" "$(cd "$dir/exported" && ls | tr '\n' ' ')" \
+    "basic.yaml beta-sub.yaml inst-a@instance.yaml tcp-one.yaml twin.yaml twin@instance.yaml "
+grep -q '^level: "instance"$' "$dir/exported/twin@instance.yaml" ||
+    fail_later "twin@instance.yaml has no level line: $(cat "$dir/exported/twin@instance.yaml")"
+ectl del /lv/destinations/acme/twin@instance >/dev/null
+mkdir "$dir/reimport"
+cp "$dir/exported/twin@instance.yaml" "$dir/reimport/"
+"$FERRY" store import -c "$dir/store.yaml" "$dir/reimport" >/dev/null 2>"$dir/import.err" ||
+    fail_later "store import failed: $(cat "$dir/import.err")"
+want_eq "imported instance value" \
+    "$(ectl get --print-value-only /lv/destinations/acme/twin@instance | jq -c -S '[has("level"), .URL]')" \
+    "[false,\"http://127.0.0.1:$op/inst\"]"
 stop_ferry
 ! grep -qF basic-pw-4411 "$FERRY_LOG" || fail_later "the gateway's log holds a password (etcd)"
 
