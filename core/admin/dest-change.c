@@ -364,7 +364,8 @@ item_validate(const struct ferry_conf *conf, const struct item *it, struct ferry
     return -1;
 }
 
-/* One destination of a POST (create) or PUT (update) body into f. */
+/* One destination of a POST (create) or PUT (update) body into f: 0, 1 for an update of
+ * a name the caller has not at this level (SAP counts it out, no error), or -1 refused. */
 static int
 item_prepare(const struct ferry_conf *conf, const char *tenant, bool instance,
              const json_t *obj, bool create, struct change_file *f, struct admin_refusal *rf)
@@ -428,7 +429,7 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, bool instance,
             goto out;
         }
         if (!create && (old == NULL || strcmp(old->tenant, tenant) != 0)) {
-            refuse(rf, 404, ADMIN_NOT_FOUND_MSG);
+            rc = 1;                 /* nothing to update: not counted */
             goto out;
         }
         if ((f->value = json_object()) == NULL) {
@@ -461,7 +462,7 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, bool instance,
         }
     } else {
         if (old == NULL || strcmp(old->tenant, tenant) != 0) {
-            refuse(rf, 404, ADMIN_NOT_FOUND_MSG);
+            rc = 1;                 /* nothing to update: not counted */
             goto out;
         }
         if (!in_dest_dir(conf, old->file)) {
@@ -580,7 +581,8 @@ store_written(void *arg, int status, const char *why, const char *name, int64_t 
                       FLOG_STR("action", ch->action), FLOG_INT("revision", revision));
         admin_reply_json(req, ch->status, json_pack("{s:I}", "Count", (json_int_t)ch->n));
     } else if (status == 404) {
-        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+        /* Gone in the meantime: etcd's transaction changed nothing. */
+        admin_reply_json(req, 200, json_pack("{s:i}", "Count", 0));
     } else if (status == 409) {
         admin_reply_error(req, 409, "destination '%s' exists already (names are unique "
                           "across the gateway)", name != NULL ? name : "?");
@@ -671,6 +673,11 @@ change_run(struct ferry_admin *a, struct evhttp_request *req, struct dest_change
     struct ferry_errlist errs = {0};
     int                  rc;
 
+    if (ch->n == 0) {               /* an update of names the caller has not */
+        admin_reply_json(req, 200, json_pack("{s:i}", "Count", 0));
+        change_free(ch);
+        return;
+    }
     if (a->st->store != NULL) {
         store_change_run(a, req, ch);
         return;
@@ -755,18 +762,31 @@ admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, bool 
         refuse(rf, 400, "If-Match applies to one destination: send one object");
         goto refused;
     }
+    ch->n = 0;                      /* grows with each destination to change */
     for (size_t i = 0; i < n; i++) {
-        const json_t *obj = json_is_array(root) ? json_array_get(root, i) : root;
+        const json_t       *obj = json_is_array(root) ? json_array_get(root, i) : root;
+        struct change_file *f = &ch->files[ch->n];
+        int                 rc = item_prepare(conf, tenant, instance, obj, create, f, rf);
 
-        if (item_prepare(conf, tenant, instance, obj, create, &ch->files[i], rf) != 0)
+        if (rc < 0) {
+            ch->n++;                /* freed with ch */
             goto refused;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(ch->files[j].name, ch->files[i].name) == 0) {
-                refuse(rf, 400, "destination '%s' appears twice in the body",
-                       ch->files[i].name);
+        }
+        if (rc > 0) {
+            free(f->name);
+            free(f->path);
+            json_decref(f->value);
+            memset(f, 0, sizeof(*f));
+            continue;
+        }
+        for (size_t j = 0; j < ch->n; j++) {
+            if (strcmp(ch->files[j].name, f->name) == 0) {
+                refuse(rf, 400, "destination '%s' appears twice in the body", f->name);
+                ch->n++;
                 goto refused;
             }
         }
+        ch->n++;
     }
     json_decref(root);
     *out = ch;
@@ -854,7 +874,8 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
     if (!change_allowed(a, req))
         return;
     if ((d = admin_dest_find(conf, tenant, name, instance)) == NULL) {
-        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+        /* SAP: delete answers how many it deleted; 404 is for finds only. */
+        admin_reply_json(req, 200, json_pack("{s:i}", "Count", 0));
         return;
     }
     if (a->st->store == NULL && !in_dest_dir(conf, d->file)) {

@@ -18,8 +18,9 @@
 #    with Page-Count, $entityCount, bad options 400 naming the option; $skipCredentials
 #    leaves out Password and authTokens.
 # 4. Instance CRUD: create 201 (file <Name>@instance.yaml), 409 again, arrays for POST and
-#    PUT ({"Count": 2}), 404 for an update or delete of a missing name, 409 for another
-#    tenant's name, 400 naming the property, 401 without a token; delete {"Count": 1}.
+#    PUT ({"Count": 2}), {"Count": 0} for an update or delete of a missing name (404 is
+#    for finds; an array counts the existing ones), 409 for another tenant's name, 400
+#    naming the property, 401 without a token; delete {"Count": 1}.
 # 5. A restart keeps the levels. 6. Through etcd: keys <Name>@instance (values without
 #    tenant and level), find order, v2, ETag, routing, create/update/delete, 409s;
 #    `ferry store export` writes <Name>@instance.yaml (level: instance), import reads it.
@@ -220,10 +221,12 @@ crud_suite() {
     hreq "transparent Host: inst-b" -H 'Host: inst-b' "$shared/y"
     want_ok && want_eq "Host: inst-b" "$(ej path)" /b2/y
     api "update a missing name" acme-token PUT /v1/instanceDestinations '{"Name":"nope","Type":"HTTP","URL":"http://h"}'
-    want_api_error 404 "Configuration with the specified name was not found"
-    api "subaccount update of an instance name" acme-token PUT /v1/subaccountDestinations \
-        '{"Name":"inst-a","Type":"HTTP","URL":"http://h"}'
-    want_api_error 404
+    want_ok && want_eq "update of a missing name" "$(jget .)" '{"Count":0}'
+    api "subaccount update of an instance name, and one more" acme-token PUT /v1/subaccountDestinations \
+        "[{\"Name\":\"inst-a\",\"Type\":\"HTTP\",\"URL\":\"http://h\"},{\"Name\":\"tcp-one\",\"Type\":\"TCP\",\"Address\":\"tcp://127.0.0.1:$op\",\"Description\":\"d2\"}]"
+    want_ok && want_eq "only the existing one is counted" "$(jget .)" '{"Count":1}'
+    api "inst-a unchanged" acme-token GET /v1/instanceDestinations/inst-a
+    want_ok && want_eq "inst-a unchanged by the subaccount update" "$(jget .URL)" "http://127.0.0.1:$op/a2"
     api "subaccount twin of inst-a" acme-token POST /v1/subaccountDestinations \
         "{\"Name\":\"inst-a\",\"Type\":\"HTTP\",\"URL\":\"http://127.0.0.1:$op/sa\"}"
     want_status 201
@@ -233,7 +236,7 @@ crud_suite() {
     want_ok && want_eq "inst-a after the delete" "$(jget '[.owner.InstanceId, .destinationConfiguration.URL]')" \
         "[null,\"http://127.0.0.1:$op/sa\"]"
     api "delete instance inst-a again" acme-token DELETE /v1/instanceDestinations/inst-a
-    want_api_error 404
+    want_ok && want_eq "delete of a missing name" "$(jget .)" '{"Count":0}'
     api "PATCH" acme-token PATCH /v1/instanceDestinations '{}'
     want_api_error 405
 }
@@ -317,7 +320,7 @@ want_ok && want_eq "etcd: basic at the instance level" "$(jget '[.owner.Instance
 api "etcd: delete instance basic" acme-token DELETE /v1/instanceDestinations/basic
 want_ok && want_eq "etcd: delete's answer" "$(jget .)" '{"Count":1}'
 api "etcd: delete instance basic again" acme-token DELETE /v1/instanceDestinations/basic
-want_api_error 404
+want_ok && want_eq "etcd: delete of a missing name" "$(jget .)" '{"Count":0}'
 api "etcd: find basic: the subaccount one again" acme-token GET "/v2/destinations/basic@subaccount"
 want_ok && want_eq "etcd: basic at the subaccount level" "$(jget '.authTokens[0].type')" Basic
 keys=$(ectl get --prefix /lv/destinations/acme/ --keys-only | grep . | sort | tr '\n' ' ')
