@@ -49,12 +49,13 @@ void admin_reply_json(struct evhttp_request *req, int code, json_t *body);
 void admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+#define ADMIN_API_ROOT       "/destination-configuration/"
 #define ADMIN_API_PREFIX     "/destination-configuration/v1/"
 #define ADMIN_API_PREFIX_V2  "/destination-configuration/v2/"
 #define ADMIN_NOT_FOUND_MSG  "Configuration with the specified name was not found"
 
-/* dest-api.c: everything under ADMIN_API_PREFIX and ADMIN_API_PREFIX_V2 (path and query
- * as in the URI). */
+/* dest-api.c: everything under ADMIN_API_ROOT (v1, v2; another version is a 404 in SAP's
+ * error shape); path and query as in the URI. */
 void admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *path,
                     const char *query);
 /* A destination's properties as SAP's destinationConfiguration object (new ref); without

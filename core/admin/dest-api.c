@@ -529,9 +529,10 @@ void
 admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *path,
                const char *query)
 {
+    bool                    v1 = strncmp(path, ADMIN_API_PREFIX, strlen(ADMIN_API_PREFIX)) == 0;
     bool                    v2 = strncmp(path, ADMIN_API_PREFIX_V2,
                                          strlen(ADMIN_API_PREFIX_V2)) == 0;
-    const char             *rest = path + strlen(v2 ? ADMIN_API_PREFIX_V2 : ADMIN_API_PREFIX);
+    const char             *rest;
     enum evhttp_cmd_type    cmd = evhttp_request_get_command(req);
     bool                    get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
     const char             *tenant;
@@ -539,6 +540,12 @@ admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *pa
 
     if ((tenant = api_auth(a, req)) == NULL)
         return;
+    if (!v1 && !v2) {
+        admin_reply_error(req, 404, "unknown path: want " ADMIN_API_PREFIX " or "
+                          ADMIN_API_PREFIX_V2);
+        return;
+    }
+    rest = path + strlen(v2 ? ADMIN_API_PREFIX_V2 : ADMIN_API_PREFIX);
     if ((name = path_name(rest, "destinations/")) != NULL) {
         if (!get)
             not_allowed(req, "GET, HEAD");

@@ -124,6 +124,10 @@ levels_suite() {
     want_api_error 404
     api "v2 list path" acme-token GET /v2/instanceDestinations
     want_api_error 404
+    api "v3" acme-token GET /v3/destinations/twin
+    want_api_error 404 "unknown path"
+    api "v2 level not UTF-8" acme-token GET /v2/destinations/basic@%C3%28x
+    want_api_error 400 "unknown level"
     hreq "transparent Host: twin" -H 'Host: twin' "$shared/x"
     want_ok && want_eq "Host: twin goes to the instance level" "$(ej path)" /inst/x
 
