@@ -92,10 +92,11 @@ jget() {     # one jq per field: each process start costs on a loaded machine
 }
 
 want_api_error() {      # want_api_error STATUS [TEXT]: SAP's {"ErrorMessage": "..."} only
+    local got
     want_status "$1" || return 1
-    want_eq "$HR_WHAT: error body keys" "$(jget 'keys')" '["ErrorMessage"]'
-    [ -z "${2:-}" ] || [[ "$(jget .ErrorMessage)" == *"$2"* ]] ||
-        fail_later "$HR_WHAT: ErrorMessage '$(jget .ErrorMessage)' lacks '$2'"
+    got=$(jget 'if keys == ["ErrorMessage"] then .ErrorMessage else "<not SAP: \(.)>" end')
+    [[ "$got" != "<"* ]] || fail_later "$HR_WHAT: error body $got"
+    [ -z "${2:-}" ] || [[ "$got" == *"$2"* ]] || fail_later "$HR_WHAT: ErrorMessage '$got' lacks '$2'"
 }
 
 # levels_suite: sections 1 and 2 against the running gateway.
