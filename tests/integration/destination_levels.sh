@@ -328,7 +328,7 @@ api "etcd: delete instance basic again" acme-token DELETE /v1/instanceDestinatio
 want_ok && want_eq "etcd: delete of a missing name" "$(jget .)" '{"Count":0}'
 api "etcd: find basic: the subaccount one again" acme-token GET "/v2/destinations/basic@subaccount"
 want_ok && want_eq "etcd: basic at the subaccount level" "$(jget '.authTokens[0].type')" Basic
-keys=$(ectl get --prefix /lv/destinations/acme/ --keys-only | grep . | sort | tr '\n' ' ')
+keys=$(ectl get --prefix /lv/destinations/acme/ --keys-only | grep . | LC_ALL=C sort | tr '\n' ' ')
 want_eq "etcd keys" "$keys" \
     "/lv/destinations/acme/basic /lv/destinations/acme/inst-a@instance /lv/destinations/acme/tcp-one /lv/destinations/acme/twin /lv/destinations/acme/twin@instance "
 want_eq "an instance value holds neither tenant nor level" \
@@ -338,7 +338,7 @@ want_eq "an instance value holds neither tenant nor level" \
 # back to the same key.
 "$FERRY" store export -c "$dir/store.yaml" "$dir/exported" >/dev/null 2>"$dir/export.err" ||
     fail_later "store export failed: $(cat "$dir/export.err")"
-want_eq "exported files" "$(cd "$dir/exported" && ls | tr '\n' ' ')" \
+want_eq "exported files" "$(find "$dir/exported" -maxdepth 1 -type f -printf "%f\n" | LC_ALL=C sort | tr '\n' ' ')" \
     "basic.yaml beta-sub.yaml inst-a@instance.yaml tcp-one.yaml twin.yaml twin@instance.yaml "
 grep -q '^level: "instance"$' "$dir/exported/twin@instance.yaml" ||
     fail_later "twin@instance.yaml has no level line: $(cat "$dir/exported/twin@instance.yaml")"
