@@ -49,24 +49,42 @@ void admin_reply_json(struct evhttp_request *req, int code, json_t *body);
 void admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+#define ADMIN_API_ROOT       "/destination-configuration/"
 #define ADMIN_API_PREFIX     "/destination-configuration/v1/"
+#define ADMIN_API_PREFIX_V2  "/destination-configuration/v2/"
 #define ADMIN_NOT_FOUND_MSG  "Configuration with the specified name was not found"
 
-/* dest-api.c: everything under ADMIN_API_PREFIX (path and query as in the URI). */
+/* dest-api.c: everything under ADMIN_API_ROOT (v1, v2; another version is a 404 in SAP's
+ * error shape); path and query as in the URI. */
 void admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *path,
                     const char *query);
-/* A destination's properties as SAP's destinationConfiguration object (new ref). */
-json_t *admin_dest_json(const struct ferry_dest *d);
-/* The tenant's destination of that name, or NULL (absent, or another tenant's). */
+/* A destination's properties as SAP's destinationConfiguration object (new ref); without
+ * the secret ones (Password, clientSecret, ${env:} values...) when no_secrets. */
+json_t *admin_dest_json(const struct ferry_dest *d, bool no_secrets);
+/* With a store: the list's ETag (the revision this replica has applied). */
+void admin_dest_list_etag(struct ferry_admin *a, struct evhttp_request *req);
+/* The tenant's destination of that name at that level, or NULL (absent, or another
+ * tenant's). */
 const struct ferry_dest *admin_dest_find(const struct ferry_conf *conf, const char *tenant,
-                                         const char *name);
+                                         const char *name, bool instance);
 
-/* dest-change.c: POST / PUT on subaccountDestinations (JSON body), DELETE of one. The
- * caller has authenticated `tenant`. */
-void admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant);
-void admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant);
+/* dest-list.c: GET subaccountDestinations / instanceDestinations with SAP's options
+ * ($filter, $select, $page, $pageSize, $pageCount, $entityCount). */
+void admin_dest_list(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                     bool instance, const char *query);
+/* The decoded value of query parameter key (owned by the caller), or NULL if absent. */
+char *admin_query_get(const char *query, const char *key);
+/* Is query parameter key "true" (case-insensitive)? */
+bool  admin_query_true(const char *query, const char *key);
+
+/* dest-change.c: POST / PUT on subaccountDestinations or instanceDestinations (instance)
+ * (JSON body), DELETE of one. The caller has authenticated `tenant`. */
+void admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                       bool instance);
+void admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                       bool instance);
 void admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
-                       const char *name);
+                       bool instance, const char *name);
 
 /* Why a change is refused: an HTTP status and a message without property values. */
 struct admin_refusal {
@@ -80,7 +98,7 @@ struct dest_change;
  * new file exist, the old content to roll back to), so tests/fuzz/dest_api_fuzz.c can
  * call it. if_match: the If-Match revision (with a store, update), 0 if none. 0 and
  * *out (admin_dest_change_free), or -1 with the refusal in rf. */
-int  admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant,
+int  admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, bool instance,
                              const char *body, size_t len, bool create, int64_t if_match,
                              struct dest_change **out, struct admin_refusal *rf);
 size_t admin_dest_change_count(const struct dest_change *ch);

@@ -46,8 +46,19 @@ admin_reply_json(struct evhttp_request *req, int code, json_t *body)
 
     json_decref(body);
     if (out == NULL) {
+        static const char oom[] = "{\"ErrorMessage\":\"out of memory\"}";
+
         free(text);
-        evhttp_send_error(req, 500, NULL);
+        /* Still SAP's error shape, from static text. */
+        if ((out = evbuffer_new()) == NULL) {
+            evhttp_send_error(req, 500, NULL);
+            return;
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        evbuffer_add(out, oom, sizeof(oom) - 1);
+        evhttp_send_reply(req, 500, NULL, out);
+        evbuffer_free(out);
         return;
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
@@ -64,10 +75,17 @@ admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 {
     char    msg[2048];
     va_list ap;
+    json_t *probe;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* A name echoed from the request, or a cut, may not be UTF-8: JSON wants it. */
+    if ((probe = json_string(msg)) == NULL)
+        for (char *c = msg; *c != '\0'; c++)
+            if ((unsigned char)*c >= 0x80)
+                *c = '?';
+    json_decref(probe);
     if (code == 401)
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
     admin_reply_json(req, code, json_pack("{s:s}", "ErrorMessage", msg));
@@ -145,7 +163,7 @@ on_request(struct evhttp_request *req, void *arg)
     if (path == NULL) {
         reply_text(req, 400, "Bad Request", "bad request\n");
     } else if (a->st->conf != NULL &&
-               strncmp(path, ADMIN_API_PREFIX, strlen(ADMIN_API_PREFIX)) == 0) {
+               strncmp(path, ADMIN_API_ROOT, strlen(ADMIN_API_ROOT)) == 0) {
         admin_dest_api(a, req, path, evhttp_uri_get_query(u));
     } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
                evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {

@@ -1,7 +1,9 @@
 /*
  * dest-api.c: the destination API on the admin listener, on the paths of SAP's
  * Destination service (SAP-NOTES.md §3): find (GET destinations/{name}, with owner,
- * destinationConfiguration and authTokens) and the reads of subaccountDestinations.
+ * destinationConfiguration and authTokens: the instance level first, then the
+ * subaccount level; v2's destinations/{name}@{level} at one level only) and the reads of
+ * subaccountDestinations and instanceDestinations (lists in dest-list.c).
  *
  * Every call authenticates a tenant (Authorization: Bearer <tenant token>) and sees
  * only that tenant's destinations: another tenant's name is not found. Values are
@@ -50,11 +52,14 @@ json_text(const char *s)
 }
 
 json_t *
-admin_dest_json(const struct ferry_dest *d)
+admin_dest_json(const struct ferry_dest *d, bool no_secrets)
 {
     json_t *o = json_object();
 
     for (size_t i = 0; o != NULL && i < d->nprops; i++) {
+        /* level is where it lives, not a property SAP shows. */
+        if (strcmp(d->props[i].key, "level") == 0 || (no_secrets && d->props[i].secret))
+            continue;
         if (json_object_set_new(o, d->props[i].key, json_text(d->props[i].value)) != 0) {
             json_decref(o);
             o = NULL;
@@ -64,9 +69,10 @@ admin_dest_json(const struct ferry_dest *d)
 }
 
 const struct ferry_dest *
-admin_dest_find(const struct ferry_conf *conf, const char *tenant, const char *name)
+admin_dest_find(const struct ferry_conf *conf, const char *tenant, const char *name,
+                bool instance)
 {
-    const struct ferry_dest *d = ferry_registry_find(conf->registry, name);
+    const struct ferry_dest *d = ferry_registry_find_level(conf->registry, name, instance);
 
     return d != NULL && strcmp(d->tenant, tenant) == 0 ? d : NULL;
 }
@@ -144,32 +150,39 @@ path_name(const char *rest, const char *prefix)
     return name;
 }
 
-/* Does the query say $skipTokenRetrieval=true? */
-static bool
-skip_tokens(const char *query)
+char *
+admin_query_get(const char *query, const char *key)
 {
-    bool skip = false;
+    char *found = NULL;
 
-    while (query != NULL && *query != '\0' && !skip) {
-        size_t      n = strcspn(query, "&");
-        char       *pair = strndup(query, n), *key, *val;
-        char       *eq = pair != NULL ? strchr(pair, '=') : NULL;
+    while (query != NULL && *query != '\0' && found == NULL) {
+        size_t n = strcspn(query, "&");
+        char  *pair = strndup(query, n), *k, *eq;
 
-        if (eq != NULL) {
-            *eq = '\0';
-            key = evhttp_uridecode(pair, 1, NULL);
-            val = evhttp_uridecode(eq + 1, 1, NULL);
-            skip = key != NULL && val != NULL && strcmp(key, "$skipTokenRetrieval") == 0 &&
-                   strcasecmp(val, "true") == 0;
-            free(key);
-            free(val);
+        if (pair != NULL) {
+            if ((eq = strchr(pair, '=')) != NULL)
+                *eq = '\0';
+            k = evhttp_uridecode(pair, 1, NULL);
+            if (k != NULL && strcmp(k, key) == 0)
+                found = evhttp_uridecode(eq != NULL ? eq + 1 : "", 1, NULL);
+            free(k);
+            free(pair);
         }
-        free(pair);
         query += n;
         if (*query == '&')
             query++;
     }
-    return skip;
+    return found;
+}
+
+bool
+admin_query_true(const char *query, const char *key)
+{
+    char *v = admin_query_get(query, key);
+    bool  yes = v != NULL && strcasecmp(v, "true") == 0;
+
+    free(v);
+    return yes;
 }
 
 /* authTokens for BasicAuthentication: base64(User:Password), ready as a header. */
@@ -381,24 +394,42 @@ static void
 dest_etag(struct ferry_admin *a, struct evhttp_request *req, const struct ferry_dest *d)
 {
     if (a->st->store != NULL)
-        set_etag(req, ferry_store_etag(a->st->store, d->tenant, d->name));
+        set_etag(req, ferry_store_etag(a->st->store, d->tenant, d->name, d->instance));
 }
+
+/* Where a find looks: SAP's order (instance, then subaccount), or one level (v2). */
+enum find_level { FIND_ANY, FIND_SUBACCOUNT, FIND_INSTANCE };
 
 static void
 api_find(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
-         const char *name, const char *query)
+         const char *name, enum find_level level, const char *query)
 {
-    const struct ferry_dest *d = admin_dest_find(a->st->conf, tenant, name);
+    const struct ferry_conf *conf = a->st->conf;
+    const struct ferry_dest *d;
     json_t                  *resp;
+    bool                     no_creds = query != NULL &&
+                                        admin_query_true(query, "$skipCredentials");
 
+    if (level == FIND_ANY) {
+        /* One search: the registry keeps a name's instance level first. */
+        d = ferry_registry_find(conf->registry, name);
+        d = d != NULL && strcmp(d->tenant, tenant) == 0 ? d : NULL;
+    } else {
+        d = admin_dest_find(conf, tenant, name, level == FIND_INSTANCE);
+    }
     if (d == NULL) {
         admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
         return;
     }
     dest_etag(a, req, d);
-    resp = json_pack("{s:{s:s,s:n},s:o}", "owner", "SubaccountId", tenant, "InstanceId",
-                     "destinationConfiguration", admin_dest_json(d));
-    if (resp == NULL || skip_tokens(query) || d->type != FERRY_DEST_HTTP ||
+    /* ferry's destination service instance of a tenant is the tenant: InstanceId is its
+     * id at the instance level, null at the subaccount level. */
+    resp = json_pack("{s:{s:s,s:o},s:o}", "owner", "SubaccountId", tenant, "InstanceId",
+                     d->instance ? json_string(tenant) : json_null(),
+                     "destinationConfiguration", admin_dest_json(d, no_creds));
+    if (resp == NULL || no_creds ||
+        (query != NULL && admin_query_true(query, "$skipTokenRetrieval")) ||
+        d->type != FERRY_DEST_HTTP ||
         has_no_tokens(d->authentication)) {
         admin_reply_json(req, 200, resp);
     } else if (strcmp(d->authentication, "BasicAuthentication") == 0) {
@@ -412,41 +443,29 @@ api_find(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
     }
 }
 
-static void
-api_list(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+void
+admin_dest_list_etag(struct ferry_admin *a, struct evhttp_request *req)
 {
-    const struct ferry_registry *reg = a->st->conf->registry;
-    json_t                      *arr = json_array();
-
     if (a->st->store != NULL) {
         struct store_stats ss;
 
         ferry_store_stats(a->st->store, &ss);
         set_etag(req, ss.revision);
     }
-    for (size_t i = 0; arr != NULL && i < reg->n; i++) {
-        if (strcmp(reg->dests[i].tenant, tenant) != 0)
-            continue;
-        if (json_array_append_new(arr, admin_dest_json(&reg->dests[i])) != 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    admin_reply_json(req, 200, arr);
 }
 
 static void
 api_get(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
-        const char *name)
+        bool instance, const char *name)
 {
-    const struct ferry_dest *d = admin_dest_find(a->st->conf, tenant, name);
+    const struct ferry_dest *d = admin_dest_find(a->st->conf, tenant, name, instance);
 
     if (d == NULL) {
         admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
         return;
     }
     dest_etag(a, req, d);
-    admin_reply_json(req, 200, admin_dest_json(d));
+    admin_reply_json(req, 200, admin_dest_json(d, false));
 }
 
 static void
@@ -456,11 +475,64 @@ not_allowed(struct evhttp_request *req, const char *allow)
     admin_reply_error(req, 405, "method not allowed here (allowed: %s)", allow);
 }
 
+/* v2: destinations/{name}@{level} (level subaccount or instance; no fallback), or
+ * destinations/{name} as v1. */
+static void
+api_find_v2(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+            char *name, const char *query)
+{
+    char *at = strrchr(name, '@');
+
+    if (at == NULL) {
+        api_find(a, req, tenant, name, FIND_ANY, query);
+        return;
+    }
+    *at++ = '\0';
+    if (strcmp(at, "subaccount") == 0 || strcmp(at, "instance") == 0) {
+        api_find(a, req, tenant, name, at[0] == 'i' ? FIND_INSTANCE : FIND_SUBACCOUNT, query);
+    } else if (strcmp(at, "provider_subaccount") == 0 || strcmp(at, "provider_instance") == 0) {
+        admin_reply_error(req, 400, "level '%.40s': ferry has no provider account; use "
+                          "subaccount or instance", at);
+    } else {
+        admin_reply_error(req, 400, "unknown level '%.40s' after '@': want subaccount or "
+                          "instance", at);
+    }
+}
+
+/* subaccountDestinations and instanceDestinations, with or without /{name}. */
+static void
+api_level(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+          bool instance, const char *name, const char *query)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    bool                 get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+
+    if (name == NULL) {
+        if (get)
+            admin_dest_list(a, req, tenant, instance, query);
+        else if (cmd == EVHTTP_REQ_POST)
+            admin_dest_create(a, req, tenant, instance);
+        else if (cmd == EVHTTP_REQ_PUT)
+            admin_dest_update(a, req, tenant, instance);
+        else
+            not_allowed(req, "GET, HEAD, POST, PUT");
+    } else if (get) {
+        api_get(a, req, tenant, instance, name);
+    } else if (cmd == EVHTTP_REQ_DELETE) {
+        admin_dest_delete(a, req, tenant, instance, name);
+    } else {
+        not_allowed(req, "GET, HEAD, DELETE");
+    }
+}
+
 void
 admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *path,
                const char *query)
 {
-    const char             *rest = path + strlen(ADMIN_API_PREFIX);
+    bool                    v1 = strncmp(path, ADMIN_API_PREFIX, strlen(ADMIN_API_PREFIX)) == 0;
+    bool                    v2 = strncmp(path, ADMIN_API_PREFIX_V2,
+                                         strlen(ADMIN_API_PREFIX_V2)) == 0;
+    const char             *rest;
     enum evhttp_cmd_type    cmd = evhttp_request_get_command(req);
     bool                    get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
     const char             *tenant;
@@ -468,30 +540,32 @@ admin_dest_api(struct ferry_admin *a, struct evhttp_request *req, const char *pa
 
     if ((tenant = api_auth(a, req)) == NULL)
         return;
+    if (!v1 && !v2) {
+        admin_reply_error(req, 404, "unknown path: want " ADMIN_API_PREFIX " or "
+                          ADMIN_API_PREFIX_V2);
+        return;
+    }
+    rest = path + strlen(v2 ? ADMIN_API_PREFIX_V2 : ADMIN_API_PREFIX);
     if ((name = path_name(rest, "destinations/")) != NULL) {
-        if (get)
-            api_find(a, req, tenant, name, query);
-        else
+        if (!get)
             not_allowed(req, "GET, HEAD");
-    } else if (strcmp(rest, "subaccountDestinations") == 0) {
-        if (get)
-            api_list(a, req, tenant);
-        else if (cmd == EVHTTP_REQ_POST)
-            admin_dest_create(a, req, tenant);
-        else if (cmd == EVHTTP_REQ_PUT)
-            admin_dest_update(a, req, tenant);
+        else if (v2)
+            api_find_v2(a, req, tenant, name, query);
         else
-            not_allowed(req, "GET, HEAD, POST, PUT");
-    } else if ((name = path_name(rest, "subaccountDestinations/")) != NULL) {
-        if (get)
-            api_get(a, req, tenant, name);
-        else if (cmd == EVHTTP_REQ_DELETE)
-            admin_dest_delete(a, req, tenant, name);
-        else
-            not_allowed(req, "GET, HEAD, DELETE");
+            api_find(a, req, tenant, name, FIND_ANY, query);
+    } else if (v2) {
+        admin_reply_error(req, 404, "unknown path: want destinations/{name}@{level} under "
+                          ADMIN_API_PREFIX_V2);
+    } else if (strcmp(rest, "subaccountDestinations") == 0 ||
+               strcmp(rest, "instanceDestinations") == 0) {
+        api_level(a, req, tenant, rest[0] == 'i', NULL, query);
+    } else if ((name = path_name(rest, "subaccountDestinations/")) != NULL ||
+               (name = path_name(rest, "instanceDestinations/")) != NULL) {
+        api_level(a, req, tenant, rest[0] == 'i', name, query);
     } else {
-        admin_reply_error(req, 404, "unknown path: want destinations/{name} or "
-                          "subaccountDestinations[/{name}] under " ADMIN_API_PREFIX);
+        admin_reply_error(req, 404, "unknown path: want destinations/{name}, "
+                          "subaccountDestinations[/{name}] or instanceDestinations[/{name}] "
+                          "under " ADMIN_API_PREFIX);
     }
     free(name);
 }

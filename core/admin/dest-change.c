@@ -53,6 +53,7 @@ struct change_file {
 
 struct dest_change {
     struct admin_pending p;         /* first: the pending list holds &p */
+    bool                 instance;  /* instanceDestinations (else subaccountDestinations) */
     const char          *action;    /* "create", "update" or "delete" */
     int                  status;    /* the answer once applied: 201 or 200 */
     char                *tenant;    /* owns */
@@ -103,12 +104,13 @@ change_free(struct dest_change *ch)
 }
 
 static struct dest_change *
-change_new(const char *tenant, const char *action, int status, size_t n)
+change_new(const char *tenant, bool instance, const char *action, int status, size_t n)
 {
     struct dest_change *ch = calloc(1, sizeof(*ch));
 
     if (ch == NULL)
         return NULL;
+    ch->instance = instance;
     ch->action = action;
     ch->status = status;
     ch->n = n;
@@ -138,19 +140,22 @@ in_dest_dir(const struct ferry_conf *conf, const char *file)
     return n == (size_t)(slash - file) && strncmp(file, dir, n) == 0;
 }
 
-/* The file a new destination gets, joined as the loader joins it (see above). */
+/* The file a new destination gets, joined as the loader joins it (see above):
+ * <Name>.yaml, or <Name>@instance.yaml at the instance level (a Name has no '@'). */
 static char *
-new_dest_path(const char *dir, const char *name)
+new_dest_path(const char *dir, const char *name, bool instance)
 {
-    size_t n = strlen(dir) + strlen(name) + 8;
-    char  *p = malloc(n);
+    const char *suffix = instance ? "@instance" : "";
+    size_t      n = strlen(dir) + strlen(name) + 20;
+    char       *p = malloc(n);
 
     if (p == NULL)
         return NULL;
     if (dir[0] == '\0' || strcmp(dir, ".") == 0)
-        snprintf(p, n, "%s.yaml", name);
+        snprintf(p, n, "%s%s.yaml", name, suffix);
     else
-        snprintf(p, n, "%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+        snprintf(p, n, "%s%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name,
+                 suffix);
     return p;
 }
 
@@ -253,13 +258,14 @@ item_get(const struct item *it, const char *key)
 }
 
 static int
-item_read(const json_t *obj, const char *tenant, struct item *it, struct admin_refusal *rf)
+item_read(const json_t *obj, const char *tenant, bool instance, struct item *it,
+          struct admin_refusal *rf)
 {
-    size_t      cap = json_object_size(obj) + 1;    /* + tenant */
+    size_t      cap = json_object_size(obj) + 2;    /* + tenant, level */
     const char *key;
     json_t     *v;
 
-    if (cap == 1)
+    if (cap == 2)
         return refuse(rf, 400, "a destination needs its properties (Name, Type, ...)");
     if (cap > CHANGE_MAX_PROPS)
         return refuse(rf, 400, "a destination has at most %d properties", CHANGE_MAX_PROPS);
@@ -282,6 +288,20 @@ item_read(const json_t *obj, const char *tenant, struct item *it, struct admin_r
         if (strcmp(key, "tenant") == 0 && strcmp(it->vals[it->n - 1], tenant) != 0)
             return refuse(rf, 403, "tenant: a destination can only belong to the caller's "
                           "tenant");
+        if (strcmp(key, "level") == 0 &&
+            strcmp(it->vals[it->n - 1], instance ? "instance" : "subaccount") != 0)
+            return refuse(rf, 400, "level: this path is for %s-level destinations; use "
+                          "%sDestinations", instance ? "instance" : "subaccount",
+                          instance ? "subaccount" : "instance");
+    }
+    if (instance && item_get(it, "level") == NULL) {
+        /* The file says which level it is. */
+        if ((it->keys[it->n] = strdup("level")) == NULL ||
+            (it->vals[it->n] = strdup("instance")) == NULL) {
+            it->n++;
+            return refuse(rf, 500, "out of memory");
+        }
+        it->n++;
     }
     if (item_get(it, "tenant") == NULL) {
         /* Explicit in the file: with several tenants the loader requires it. */
@@ -344,15 +364,16 @@ item_validate(const struct ferry_conf *conf, const struct item *it, struct ferry
     return -1;
 }
 
-/* One destination of a POST (create) or PUT (update) body into f. */
+/* One destination of a POST (create) or PUT (update) body into f: 0, 1 for an update of
+ * a name the caller has not at this level (SAP counts it out, no error), or -1 refused. */
 static int
-item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *obj,
-             bool create, struct change_file *f, struct admin_refusal *rf)
+item_prepare(const struct ferry_conf *conf, const char *tenant, bool instance,
+             const json_t *obj, bool create, struct change_file *f, struct admin_refusal *rf)
 {
     struct item              it = {0};
     struct ferry_dest        d;
     struct ferry_err         err = {0};
-    const struct ferry_dest *old;
+    const struct ferry_dest *old, *other;
     const char              *name;
     char                     comment[160];
     int                      rc = -1;
@@ -363,10 +384,17 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
                "of them");
         goto out;
     }
-    if (item_read(obj, tenant, &it, rf) != 0)
+    if (item_read(obj, tenant, instance, &it, rf) != 0)
         goto out;
     name = item_get(&it, "Name");
-    old = name != NULL ? ferry_registry_find(conf->registry, name) : NULL;
+    old = name != NULL ? ferry_registry_find_level(conf->registry, name, instance) : NULL;
+    /* The name at the other level: only the same tenant may have it there too. */
+    other = name != NULL ? ferry_registry_find_level(conf->registry, name, !instance) : NULL;
+    if (old == NULL && other != NULL && strcmp(other->tenant, tenant) != 0) {
+        refuse(rf, 409, "destination '%s' exists already (names are unique across the "
+               "gateway)", name);
+        goto out;
+    }
     /* Before validation: validating resolves the paths, and its messages would tell
      * which files exist on the gateway. */
     for (size_t i = 0; i < sizeof(path_props) / sizeof(path_props[0]); i++) {
@@ -401,7 +429,7 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
             goto out;
         }
         if (!create && (old == NULL || strcmp(old->tenant, tenant) != 0)) {
-            refuse(rf, 404, ADMIN_NOT_FOUND_MSG);
+            rc = 1;                 /* nothing to update: not counted */
             goto out;
         }
         if ((f->value = json_object()) == NULL) {
@@ -409,7 +437,7 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
             goto out;
         }
         for (size_t i = 0; i < it.n; i++)
-            if (strcmp(it.keys[i], "tenant") != 0 &&
+            if (strcmp(it.keys[i], "tenant") != 0 && strcmp(it.keys[i], "level") != 0 &&
                 json_object_set_new(f->value, it.keys[i], json_string(it.vals[i])) != 0) {
                 refuse(rf, 500, "out of memory");
                 goto out;
@@ -423,18 +451,18 @@ item_prepare(const struct ferry_conf *conf, const char *tenant, const json_t *ob
                    "gateway)", d.name);
             goto out;
         }
-        if ((f->path = new_dest_path(conf->destinations_dir, d.name)) == NULL) {
+        if ((f->path = new_dest_path(conf->destinations_dir, d.name, instance)) == NULL) {
             refuse(rf, 500, "out of memory");
             goto out;
         }
         if (access(f->path, F_OK) == 0) {
-            refuse(rf, 409, "destination '%s': a file %s.yaml exists in destinations_dir "
-                   "already", d.name, d.name);
+            refuse(rf, 409, "destination '%s': a file %s%s.yaml exists in destinations_dir "
+                   "already", d.name, d.name, instance ? "@instance" : "");
             goto out;
         }
     } else {
         if (old == NULL || strcmp(old->tenant, tenant) != 0) {
-            refuse(rf, 404, ADMIN_NOT_FOUND_MSG);
+            rc = 1;                 /* nothing to update: not counted */
             goto out;
         }
         if (!in_dest_dir(conf, old->file)) {
@@ -553,7 +581,8 @@ store_written(void *arg, int status, const char *why, const char *name, int64_t 
                       FLOG_STR("action", ch->action), FLOG_INT("revision", revision));
         admin_reply_json(req, ch->status, json_pack("{s:I}", "Count", (json_int_t)ch->n));
     } else if (status == 404) {
-        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+        /* Gone in the meantime: etcd's transaction changed nothing. */
+        admin_reply_json(req, 200, json_pack("{s:i}", "Count", 0));
     } else if (status == 409) {
         admin_reply_error(req, 409, "destination '%s' exists already (names are unique "
                           "across the gateway)", name != NULL ? name : "?");
@@ -602,6 +631,7 @@ store_change_run(struct ferry_admin *a, struct evhttp_request *req, struct dest_
                   : strcmp(ch->action, "update") == 0 ? STORE_UPDATE : STORE_DELETE;
         w[i].tenant = ch->tenant;
         w[i].name = ch->files[i].name;
+        w[i].instance = ch->instance;
         w[i].value = ch->files[i].value;
         w[i].if_match = ch->if_match;
     }
@@ -643,6 +673,11 @@ change_run(struct ferry_admin *a, struct evhttp_request *req, struct dest_change
     struct ferry_errlist errs = {0};
     int                  rc;
 
+    if (ch->n == 0) {               /* an update of names the caller has not */
+        admin_reply_json(req, 200, json_pack("{s:i}", "Count", 0));
+        change_free(ch);
+        return;
+    }
     if (a->st->store != NULL) {
         store_change_run(a, req, ch);
         return;
@@ -702,9 +737,9 @@ body_json(const char *body, size_t len, struct admin_refusal *rf)
 }
 
 int
-admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, const char *body,
-                        size_t len, bool create, int64_t if_match, struct dest_change **out,
-                        struct admin_refusal *rf)
+admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, bool instance,
+                        const char *body, size_t len, bool create, int64_t if_match,
+                        struct dest_change **out, struct admin_refusal *rf)
 {
     struct dest_change *ch = NULL;
     json_t             *root;
@@ -720,24 +755,38 @@ admin_dest_change_parse(const struct ferry_conf *conf, const char *tenant, const
         refuse(rf, 400, "want 1 to %d destinations in one body", CHANGE_MAX_BATCH);
         goto refused;
     }
-    if ((ch = change_new(tenant, create ? "create" : "update", create ? 201 : 200, n)) == NULL)
+    if ((ch = change_new(tenant, instance, create ? "create" : "update", create ? 201 : 200,
+                         n)) == NULL)
         goto refused;
     if ((ch->if_match = if_match) != 0 && json_is_array(root)) {
         refuse(rf, 400, "If-Match applies to one destination: send one object");
         goto refused;
     }
+    ch->n = 0;                      /* grows with each destination to change */
     for (size_t i = 0; i < n; i++) {
-        const json_t *obj = json_is_array(root) ? json_array_get(root, i) : root;
+        const json_t       *obj = json_is_array(root) ? json_array_get(root, i) : root;
+        struct change_file *f = &ch->files[ch->n];
+        int                 rc = item_prepare(conf, tenant, instance, obj, create, f, rf);
 
-        if (item_prepare(conf, tenant, obj, create, &ch->files[i], rf) != 0)
+        if (rc < 0) {
+            ch->n++;                /* freed with ch */
             goto refused;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(ch->files[j].name, ch->files[i].name) == 0) {
-                refuse(rf, 400, "destination '%s' appears twice in the body",
-                       ch->files[i].name);
+        }
+        if (rc > 0) {
+            free(f->name);
+            free(f->path);
+            json_decref(f->value);
+            memset(f, 0, sizeof(*f));
+            continue;
+        }
+        for (size_t j = 0; j < ch->n; j++) {
+            if (strcmp(ch->files[j].name, f->name) == 0) {
+                refuse(rf, 400, "destination '%s' appears twice in the body", f->name);
+                ch->n++;
                 goto refused;
             }
         }
+        ch->n++;
     }
     json_decref(root);
     *out = ch;
@@ -772,7 +821,8 @@ admin_dest_change_free(struct dest_change *ch)
 }
 
 static void
-change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenant, bool create)
+change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+            bool instance, bool create)
 {
     struct admin_refusal rf = { .status = 500, .msg = "out of memory" };
     struct evbuffer     *in = evhttp_request_get_input_buffer(req);
@@ -785,7 +835,7 @@ change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenan
     if (!change_allowed(a, req))
         return;
     im = a->st->store != NULL && !create ? if_match(req) : 0;
-    rc = admin_dest_change_parse(a->st->conf, tenant, p != NULL ? (const char *)p : "",
+    rc = admin_dest_change_parse(a->st->conf, tenant, instance, p != NULL ? (const char *)p : "",
                                  p != NULL ? len : 0, create, im, &ch, &rf);
     /* The request's copy of the body is wiped: it may hold passwords. */
     if (p != NULL)
@@ -799,20 +849,22 @@ change_body(struct ferry_admin *a, struct evhttp_request *req, const char *tenan
 }
 
 void
-admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+admin_dest_create(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                  bool instance)
 {
-    change_body(a, req, tenant, true);
+    change_body(a, req, tenant, instance, true);
 }
 
 void
-admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant)
+admin_dest_update(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
+                  bool instance)
 {
-    change_body(a, req, tenant, false);
+    change_body(a, req, tenant, instance, false);
 }
 
 void
 admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char *tenant,
-                  const char *name)
+                  bool instance, const char *name)
 {
     const struct ferry_conf *conf = a->st->conf;
     const struct ferry_dest *d;
@@ -821,8 +873,9 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
 
     if (!change_allowed(a, req))
         return;
-    if ((d = admin_dest_find(conf, tenant, name)) == NULL) {
-        admin_reply_error(req, 404, ADMIN_NOT_FOUND_MSG);
+    if ((d = admin_dest_find(conf, tenant, name, instance)) == NULL) {
+        /* SAP: delete answers how many it deleted; 404 is for finds only. */
+        admin_reply_json(req, 200, json_pack("{s:i}", "Count", 0));
         return;
     }
     if (a->st->store == NULL && !in_dest_dir(conf, d->file)) {
@@ -834,7 +887,8 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
     for (size_t i = 0; i < conf->nlisteners; i++) {
         const char *bound = conf->listeners[i].destination;
 
-        if (bound != NULL && strcmp(bound, d->name) == 0) {
+        if (bound != NULL && strcmp(bound, d->name) == 0 &&
+            ferry_registry_find(conf->registry, bound) == d) {
             admin_reply_error(req, 409, "listener '%s' is bound to destination '%s': the "
                               "operator changes the listener first", conf->listeners[i].name,
                               d->name);
@@ -842,7 +896,7 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
         }
     }
     if (a->st->store != NULL) {
-        if ((ch = change_new(tenant, "delete", 200, 1)) == NULL ||
+        if ((ch = change_new(tenant, instance, "delete", 200, 1)) == NULL ||
             (ch->files[0].name = strdup(d->name)) == NULL) {
             if (ch != NULL)
                 change_free(ch);
@@ -853,7 +907,7 @@ admin_dest_delete(struct ferry_admin *a, struct evhttp_request *req, const char 
         store_change_run(a, req, ch);
         return;
     }
-    if ((ch = change_new(tenant, "delete", 200, 1)) == NULL ||
+    if ((ch = change_new(tenant, instance, "delete", 200, 1)) == NULL ||
         (ch->files[0].name = strdup(d->name)) == NULL ||
         (ch->files[0].path = strdup(d->file)) == NULL || keep_old(&ch->files[0], &rf) != 0) {
         if (ch != NULL)

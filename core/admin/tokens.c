@@ -37,6 +37,7 @@ struct fetch {
     struct event_base          *main;
     struct worker              *w;          /* borrowed: lives until exit */
     char                       *name, *tenant;          /* owns */
+    bool                        instance;               /* the destination's level */
     struct ferry_policy_header  hs[CTX_HEADERS_MAX];    /* owns name and value */
     size_t                      nhs;
     struct wgen                *wg;         /* ref, worker-local, while the module runs */
@@ -149,7 +150,7 @@ on_worker(void *arg, bool run_it)
     wg = w->cur;
     conf = wg != NULL ? wg->g->conf : NULL;
     if (conf == NULL || wg->g->policies == NULL ||
-        (d = ferry_registry_find(conf->registry, f->name)) == NULL ||
+        (d = ferry_registry_find_level(conf->registry, f->name, f->instance)) == NULL ||
         (call.module = policy_auth_module(d)) == NULL) {
         fail(f, "no token retrieval for this destination's Authentication");
         return;
@@ -202,6 +203,7 @@ admin_tokens_fetch(struct admin_token_req *r)
     f->w = r->worker;
     f->tok.expires_in = -1;
     atomic_init(&f->cancelled, false);
+    f->instance = r->dest->instance;
     if ((f->name = strdup(r->dest->name)) == NULL ||
         (f->tenant = strdup(r->tenant != NULL ? r->tenant : "")) == NULL)
         goto oom;

@@ -30,6 +30,9 @@ struct ferry_dest {
     enum ferry_dest_type  type;
     enum ferry_proxy_type proxy_type;
     char                 *tenant;          /* filled with the only tenant if absent */
+    bool                  instance;        /* `level: instance`: an instance-level
+                                              destination (SAP's instanceDestinations);
+                                              false: subaccount level (the default) */
     char                 *location;        /* "" = default location */
     char                 *authentication;  /* "NoAuthentication" if absent (HTTP) */
     char                 *scheme;          /* "http", "https", "tcp", "ldap", "ldaps", "rfc" */
@@ -47,7 +50,7 @@ struct ferry_dest {
 
 struct ferry_registry {
     atomic_uint        refs;
-    struct ferry_dest *dests;              /* sorted by name */
+    struct ferry_dest *dests;              /* sorted by name, then instance level first */
     size_t             n;
 };
 
@@ -81,14 +84,21 @@ bool ferry_dest_prop_is_secret(const char *key);
 const char *ferry_dest_prop_suggest(const char *key, char *buf, size_t len);
 
 /* Build a snapshot from n validated destinations (takes ownership of the array and its
- * contents, even on error). Duplicate names are errors at the later one, naming where
- * the first is. FERRY_OK and *out (one reference), or FERRY_EINVAL / FERRY_ENOMEM. */
+ * contents, even on error). A Name is unique per level; one tenant may have it at both
+ * levels (instance and subaccount), two tenants never. Duplicates are errors at the
+ * later one, naming where the first is. FERRY_OK and *out (one reference), or FERRY_EINVAL / FERRY_ENOMEM. */
 int  ferry_registry_new(struct ferry_dest *dests, size_t n, struct ferry_registry **out,
                         struct ferry_errlist *errs);
 
 struct ferry_registry *ferry_registry_ref(struct ferry_registry *r);
 void                   ferry_registry_unref(struct ferry_registry *r);
-/* NULL if absent. */
+/* SAP's order: the instance-level destination of that name, else the subaccount-level
+ * one; NULL if neither. One binary search. */
 const struct ferry_dest *ferry_registry_find(const struct ferry_registry *r, const char *name);
+/* The destination of that name at one level only (SAP's v2 name@level), or NULL. */
+const struct ferry_dest *ferry_registry_find_level(const struct ferry_registry *r,
+                                                   const char *name, bool instance);
+/* "instance" or "subaccount". */
+const char *ferry_dest_level(const struct ferry_dest *d);
 
 #endif

@@ -71,7 +71,7 @@ static const char *const known[] = {
     "tcp.socket.rcvbuf", "tcp.socket.timeout", "tcp.socket.keepalive",
     "tcp.socket.reuseaddr",
     /* ferry's own */
-    "tenant", "policy",
+    "tenant", "policy", "level",
 };
 
 /* Families whose members are free-form (header names, JCo keys, ...). */

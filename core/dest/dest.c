@@ -683,6 +683,11 @@ ferry_dest_init(struct ferry_dest *d, struct ferry_prop *props, size_t nprops,
     if (p != NULL)
         set_str(&k, &d->location, p->value, strlen(p->value));
     check_tenant(&k);
+    if ((p = given(&k, "level")) != NULL) {
+        static const char *const levels[] = { "subaccount", "instance" };
+
+        d->instance = one_of(&k, p, levels, COUNT(levels)) == 1;
+    }
     if ((p = given(&k, "policy")) != NULL) {
         size_t n = strlen(p->value);
 

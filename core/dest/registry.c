@@ -12,7 +12,8 @@
 #include "dest/dest-int.h"
 #include "util/errlist.h"
 
-/* Sort by name, keeping definition order among equal names (the first one wins). */
+/* Sort by name, the instance level before the subaccount level (SAP's lookup order),
+ * keeping definition order among equal ones (the first one wins). */
 struct order {
     struct ferry_dest *d;
     size_t             seq;
@@ -26,6 +27,8 @@ order_cmp(const void *a, const void *b)
 
     if (c != 0)
         return c;
+    if (x->d->instance != y->d->instance)
+        return x->d->instance ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -33,6 +36,17 @@ static int
 dest_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct ferry_dest *)a)->name, ((const struct ferry_dest *)b)->name);
+}
+
+static int
+dest_level_cmp(const void *a, const void *b)
+{
+    const struct ferry_dest *x = a, *y = b;
+    int                      c = strcmp(x->name, y->name);
+
+    if (c != 0 || x->instance == y->instance)
+        return c;
+    return x->instance ? -1 : 1;
 }
 
 static void
@@ -68,12 +82,20 @@ ferry_registry_new(struct ferry_dest *dests, size_t n, struct ferry_registry **o
         qsort(ord, n, sizeof(*ord), order_cmp);
     rc = FERRY_OK;
     for (size_t i = 0; i < n; i++) {
-        if (kept > 0 && strcmp(sorted[kept - 1].name, ord[i].d->name) == 0) {
-            const struct ferry_dest *first = &sorted[kept - 1], *dup = ord[i].d;
+        const struct ferry_dest *first = kept > 0 ? &sorted[kept - 1] : NULL, *dup = ord[i].d;
 
-            ferry_errlist_add(errs, dup->file, dup->line, dup->col,
-                              "destination '%s' is defined twice (first at %s:%d:%d)",
-                              dup->name, first->file, first->line, first->col);
+        /* Equal names: a clash, unless one tenant has the name at both levels. */
+        if (first != NULL && strcmp(first->name, dup->name) == 0 &&
+            (first->instance == dup->instance || strcmp(first->tenant, dup->tenant) != 0)) {
+            if (first->instance == dup->instance)
+                ferry_errlist_add(errs, dup->file, dup->line, dup->col,
+                                  "destination '%s' is defined twice (first at %s:%d:%d)",
+                                  dup->name, first->file, first->line, first->col);
+            else
+                ferry_errlist_add(errs, dup->file, dup->line, dup->col,
+                                  "destination '%s' belongs to tenant '%s' at %s:%d:%d: a "
+                                  "name is one tenant's, at either level", dup->name,
+                                  first->tenant, first->file, first->line, first->col);
             ferry_dest_fini(ord[i].d);
             rc = FERRY_EINVAL;
             continue;
@@ -123,11 +145,33 @@ ferry_registry_unref(struct ferry_registry *r)
 const struct ferry_dest *
 ferry_registry_find(const struct ferry_registry *r, const char *name)
 {
-    struct ferry_dest key = { .name = (char *)name };
+    struct ferry_dest  key = { .name = (char *)name };
+    struct ferry_dest *d;
 
     if (r == NULL || name == NULL || r->n == 0)
         return NULL;
-    return bsearch(&key, r->dests, r->n, sizeof(*r->dests), dest_cmp);
+    if ((d = bsearch(&key, r->dests, r->n, sizeof(*r->dests), dest_cmp)) == NULL)
+        return NULL;
+    /* At most two share a name, the instance one first. */
+    if (!d->instance && d > r->dests && d[-1].instance && strcmp(d[-1].name, name) == 0)
+        d--;
+    return d;
+}
+
+const struct ferry_dest *
+ferry_registry_find_level(const struct ferry_registry *r, const char *name, bool instance)
+{
+    struct ferry_dest key = { .name = (char *)name, .instance = instance };
+
+    if (r == NULL || name == NULL || r->n == 0)
+        return NULL;
+    return bsearch(&key, r->dests, r->n, sizeof(*r->dests), dest_level_cmp);
+}
+
+const char *
+ferry_dest_level(const struct ferry_dest *d)
+{
+    return d->instance ? "instance" : "subaccount";
 }
 
 FERRY_API const char *

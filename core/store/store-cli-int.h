@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "store/store.h"
+
 struct etcd;
 struct event;
 struct event_base;
@@ -32,7 +34,8 @@ struct ferry_tls_cache;
 struct store_entry {
     char   *key;        /* owns: the key, printable (for messages) */
     char   *tenant;     /* owns */
-    char   *name;       /* owns */
+    char   *name;       /* owns: without "@instance" */
+    bool    instance;   /* the key ends in "@instance": an instance-level destination */
     json_t *props;      /* ref: the properties without "tenant"; values may be secrets */
 };
 

@@ -245,8 +245,8 @@ put_value(const struct ferry_dest *d, const char *conf_dir, struct put *p)
         char                    *moved = NULL;
         json_t                  *v;
 
-        if (strcmp(pr->key, "tenant") == 0)
-            continue;
+        if (strcmp(pr->key, "tenant") == 0 || strcmp(pr->key, "level") == 0)
+            continue;       /* the key says both */
         if (base == NULL && is_path_prop(pr->key) && (dir = strdup(d->file)) != NULL)
             base = dirname(dir);
         if (is_path_prop(pr->key) &&
@@ -297,11 +297,13 @@ make_puts(const struct ferry_registry *reg, const char *prefix, const char *conf
         goto nomem;
     for (size_t i = 0; i < reg->n; i++) {
         const struct ferry_dest *d = &reg->dests[i];
-        size_t                   n = strlen(prefix) + strlen(d->tenant) + strlen(d->name) + 2;
+        size_t                   n = strlen(prefix) + strlen(d->tenant) + strlen(d->name) +
+                                     sizeof(STORE_INSTANCE_SUFFIX) + 2;
 
         if ((p[i].key = malloc(n)) == NULL)
             goto nomem_free;
-        snprintf(p[i].key, n, "%s%s/%s", prefix, d->tenant, d->name);
+        snprintf(p[i].key, n, "%s%s/%s%s", prefix, d->tenant, d->name,
+                 d->instance ? STORE_INSTANCE_SUFFIX : "");
         if ((rc = put_value(d, conf_dir, &p[i])) == 2) {
             puts_free(p, reg->n);
             return STORE_EXIT_CONFIG;
@@ -522,12 +524,13 @@ make_dir(const char *dir)
     return rc;
 }
 
-/* One <Name>.yaml: the properties in etcd's order with tenant after Name. */
+/* One <Name>.yaml (<Name>@instance.yaml at the instance level): the properties in etcd's
+ * order with tenant (and level) after Name. */
 static int
 write_entry(const char *conf_dir, const char *dir, const char *endpoint,
             const struct store_entry *e)
 {
-    size_t           n = json_object_size(e->props) + 1, i = 0, len = 0, nmoved = 0;
+    size_t           n = json_object_size(e->props) + 2, i = 0, len = 0, nmoved = 0;
     const char     **keys = calloc(n, sizeof(*keys)), **vals = calloc(n, sizeof(*vals));
     char           **moved = calloc(n, sizeof(*moved));
     struct ferry_err err = {0};
@@ -552,6 +555,10 @@ write_entry(const char *conf_dir, const char *dir, const char *endpoint,
         if (strcmp(k, "Name") == 0) {
             keys[i] = "tenant";
             vals[i++] = e->tenant;
+            if (e->instance) {
+                keys[i] = "level";
+                vals[i++] = "instance";
+            }
         }
     }
     snprintf(comment, sizeof(comment), "Exported by `ferry store export` from %s%s.",
@@ -560,12 +567,13 @@ write_entry(const char *conf_dir, const char *dir, const char *endpoint,
         fprintf(stderr, "%s: %s\n", e->key, err.msg);
         goto out;
     }
-    n = strlen(dir) + strlen(e->name) + 8;
+    n = strlen(dir) + strlen(e->name) + sizeof(STORE_INSTANCE_SUFFIX) + 8;
     if ((path = malloc(n)) == NULL) {
         rc = FERRY_ENOMEM;
         goto out;
     }
-    snprintf(path, n, "%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e->name);
+    snprintf(path, n, "%s%s%s%s.yaml", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", e->name,
+             e->instance ? STORE_INSTANCE_SUFFIX : "");
     if ((rc = ferry_conf_file_replace(path, text, len, 0600, &err)) != FERRY_OK)
         fprintf(stderr, "%s\n", err.msg);
 out:
@@ -593,7 +601,8 @@ by_name_then_place(const void *a, const void *b)
     return c != 0 ? c : (x < y ? -1 : x > y);
 }
 
-/* dup[i]: an earlier entry (in key order) has e[i]'s Name. NULL on ENOMEM (printed). */
+/* dup[i]: an earlier entry (in key order) of another tenant has e[i]'s Name (one tenant
+ * may have it at both levels: two files). NULL on ENOMEM (printed). */
 static bool *
 later_duplicates(const struct store_entry *e, size_t n)
 {
@@ -610,9 +619,12 @@ later_duplicates(const struct store_entry *e, size_t n)
         by[i] = &e[i];
     if (n > 1)
         qsort(by, n, sizeof(*by), by_name_then_place);
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(by[i - 1]->name, by[i]->name) == 0)
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (strcmp(by[first]->name, by[i]->name) != 0)
+            first = i;
+        else if (strcmp(by[first]->tenant, by[i]->tenant) != 0)
             dup[by[i] - e] = true;
+    }
     free(by);
     return dup;
 }

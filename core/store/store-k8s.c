@@ -234,6 +234,23 @@ store_k8s_print(const struct ferry_conf *conf, const struct store_entry *e, size
     /* By name (then key order, for a stable message): a clash is two neighbours. */
     if (ns > 1)
         qsort(svcs, ns, sizeof(*svcs), svc_cmp);
+    /* One tenant's Name at both levels is one Service: Host <Name> reaches the instance
+     * level first, as SAP's lookup does. */
+    if (ns > 1) {
+        size_t kept = 1;
+
+        for (size_t i = 1; i < ns; i++) {
+            const struct store_entry *x = svcs[kept - 1].e, *y = svcs[i].e;
+
+            if (strcmp(svcs[kept - 1].name, svcs[i].name) == 0 &&
+                strcmp(x->name, y->name) == 0 && strcmp(x->tenant, y->tenant) == 0 &&
+                x->instance != y->instance)
+                svcs[kept - 1].e = x->instance ? x : y;
+            else
+                svcs[kept++] = svcs[i];
+        }
+        ns = kept;
+    }
     for (size_t i = 1; i < ns; i++) {
         if (strcmp(svcs[i - 1].name, svcs[i].name) == 0) {
             fprintf(stderr, "%s and %s: both would be Service '%s'; rename one\n",

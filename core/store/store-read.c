@@ -193,17 +193,22 @@ key_parse(const char *prefix, const char *key, size_t klen, struct store_entry *
 {
     size_t      plen = strlen(prefix);
     const char *rest = key + plen, *slash;
+    size_t      nlen, slen = strlen(STORE_INSTANCE_SUFFIX);
 
     if (klen != strlen(key) || klen <= plen || strncmp(key, prefix, plen) != 0 ||
         (slash = strchr(rest, '/')) == NULL || slash == rest || slash[1] == '\0' ||
         strchr(slash + 1, '/') != NULL)
         return "not <prefix>/destinations/<tenant>/<Name>";
-    if (strlen(slash + 1) > STORE_MAX_NAME || slash[1] == '.' ||
-        slash[1 + strspn(slash + 1, STORE_NAME_CHARS)] != '\0')
+    nlen = strlen(slash + 1);
+    if (nlen > slen && strcmp(slash + 1 + nlen - slen, STORE_INSTANCE_SUFFIX) == 0) {
+        e->instance = true;
+        nlen -= slen;
+    }
+    if (nlen > STORE_MAX_NAME || slash[1] == '.' || strspn(slash + 1, STORE_NAME_CHARS) != nlen)
         return "the Name in the key is not one a destination file can have (letters, "
                "digits, '-', '_', '.'; not starting with '.'; at most 200)";
     if ((e->tenant = strndup(rest, (size_t)(slash - rest))) == NULL ||
-        (e->name = strdup(slash + 1)) == NULL)
+        (e->name = strndup(slash + 1, nlen)) == NULL)
         return "out of memory";
     return NULL;
 }
@@ -264,6 +269,12 @@ entry_parse(const char *prefix, const char *key, size_t klen, const char *val, s
         json_decref(o);
         return "the value's tenant is not the key's";
     }
+    v = json_object_get(o, "level");
+    if (v != NULL && (!json_is_string(v) || strcmp(json_string_value(v),
+                                                    e->instance ? "instance" : "subaccount") != 0)) {
+        json_decref(o);
+        return "the value's level is not the key's";
+    }
     /* Name first when the value left it out; tenant out: export adds it back after Name. */
     if (name == NULL && json_object_set_new(e->props, "Name", json_string(e->name)) != 0) {
         json_decref(o);
@@ -272,7 +283,7 @@ entry_parse(const char *prefix, const char *key, size_t klen, const char *val, s
     json_object_foreach(o, k, v) {
         json_t *text;
 
-        if (strcmp(k, "tenant") == 0)
+        if (strcmp(k, "tenant") == 0 || strcmp(k, "level") == 0)
             continue;
         if (*k == '\0' || (text = prop_string(v)) == NULL) {
             snprintf(buf, cap, *k == '\0' ? "an empty property name"

@@ -178,7 +178,8 @@ ferry_store_write(struct ferry_store *s, const struct store_write *w, size_t n,
     for (size_t i = 0; i < n; i++) {
         char *text = NULL;
 
-        snprintf(key, sizeof(key), "%s%s/%s", s->dest_prefix, w[i].tenant, w[i].name);
+        snprintf(key, sizeof(key), "%s%s/%s%s", s->dest_prefix, w[i].tenant, w[i].name,
+                 w[i].instance ? STORE_INSTANCE_SUFFIX : "");
         wt->w[i].op = w[i].op;
         wt->w[i].if_match = w[i].if_match;
         if ((wt->w[i].name = strdup(w[i].name)) == NULL)

@@ -173,16 +173,31 @@ props_free(struct ferry_prop *p, size_t n)
 
 /* The properties of a value, tenant and Name from the key. FERRY_OK, or why. */
 static int
-value_props(const char *value, size_t len, const char *tenant, const char *name,
+value_props(const char *value, size_t len, const char *tenant, const char *key_name,
             struct ferry_prop **out, size_t *nout, char *why, size_t whylen)
 {
     json_error_t       jerr;
-    json_t            *o = json_loadb(value, len, 0, &jerr);
+    json_t            *o = NULL;
     struct ferry_prop *p = NULL;
-    size_t             n = 0, cap;
+    size_t             n = 0, cap, nlen = strlen(key_name);
+    size_t             slen = strlen(STORE_INSTANCE_SUFFIX);
     const char        *k;
     json_t            *v;
     bool               has_name = false;
+    bool               instance = nlen > slen &&
+                                  strcmp(key_name + nlen - slen, STORE_INSTANCE_SUFFIX) == 0;
+    char               name[512];
+
+    /* The key's last segment: the Name, with "@instance" at the instance level. */
+    if (instance)
+        nlen -= slen;
+    if (nlen >= sizeof(name)) {
+        snprintf(why, whylen, "the key's name is too long");
+        return FERRY_EINVAL;
+    }
+    memcpy(name, key_name, nlen);
+    name[nlen] = '\0';
+    o = json_loadb(value, len, 0, &jerr);
 
     if (o == NULL || !json_is_object(o)) {
         snprintf(why, whylen, o == NULL ? "not JSON (line %d, column %d)"
@@ -190,9 +205,9 @@ value_props(const char *value, size_t len, const char *tenant, const char *name,
         json_decref(o);
         return FERRY_EINVAL;
     }
-    cap = json_object_size(o) + 2;
-    if (cap > 514 || (p = calloc(cap, sizeof(*p))) == NULL) {
-        snprintf(why, whylen, cap > 514 ? "more than 512 properties" : "out of memory");
+    cap = json_object_size(o) + 3;
+    if (cap > 515 || (p = calloc(cap, sizeof(*p))) == NULL) {
+        snprintf(why, whylen, cap > 515 ? "more than 512 properties" : "out of memory");
         json_decref(o);
         return FERRY_EINVAL;
     }
@@ -206,9 +221,19 @@ value_props(const char *value, size_t len, const char *tenant, const char *name,
             }
             continue;
         }
+        if (strcmp(k, "level") == 0) {
+            /* Likewise the level. */
+            if (!json_is_string(v) ||
+                strcmp(json_string_value(v), instance ? "instance" : "subaccount") != 0) {
+                snprintf(why, whylen, "its level property is not the key's level '%s'",
+                         instance ? "instance" : "subaccount");
+                goto bad;
+            }
+            continue;
+        }
         if (strcmp(k, "Name") == 0) {
             if (!json_is_string(v) || strcmp(json_string_value(v), name) != 0) {
-                snprintf(why, whylen, "its Name is not the key's name '%s'", name);
+                snprintf(why, whylen, "its Name is not the key's name '%.200s'", name);
                 goto bad;
             }
             has_name = true;
@@ -226,6 +251,9 @@ value_props(const char *value, size_t len, const char *tenant, const char *name,
     if (!has_name && ((p[n].key = strdup("Name")) == NULL || (p[n++].value = strdup(name)) == NULL))
         goto oom;
     if ((p[n].key = strdup("tenant")) == NULL || (p[n++].value = strdup(tenant)) == NULL)
+        goto oom;
+    if (instance &&
+        ((p[n].key = strdup("level")) == NULL || (p[n++].value = strdup("instance")) == NULL))
         goto oom;
     json_decref(o);
     *out = p;
@@ -461,16 +489,24 @@ registry_build(struct ferry_store *s, bool revalidate)
     if (dests == NULL || order == NULL || skip == NULL)
         goto out;
     for (size_t i = 0; i < s->n; i++) {
-        order[i].name = s->entries[i].name;
+        order[i].name = s->entries[i].dest.name;    /* without "@instance" */
         order[i].idx = i;
     }
     qsort(order, s->n, sizeof(*order), by_name_cmp);
-    for (size_t i = 1; i < s->n; i++) {
-        if (strcmp(order[i].name, order[i - 1].name) == 0) {
+    /* One tenant may have a Name at both levels (two keys); the first in key order of
+     * a name owns it. */
+    for (size_t i = 1, first = 0; i < s->n; i++) {
+        const struct entry *e = &s->entries[order[i].idx], *f;
+
+        if (strcmp(order[i].name, order[i - 1].name) != 0) {
+            first = i;
+            continue;
+        }
+        f = &s->entries[order[first].idx];
+        if (strcmp(e->tenant, f->tenant) != 0) {
             skip[order[i].idx] = true;
             ferry_log(NULL, FERRY_WARN, "store: a destination name is used by two tenants; "
-                      "the first key wins", FLOG_STR("key", s->entries[order[i].idx].key),
-                      FLOG_STR("first", s->entries[order[i - 1].idx].key));
+                      "the first key wins", FLOG_STR("key", e->key), FLOG_STR("first", f->key));
         }
     }
     for (size_t i = 0; i < s->n; i++) {
@@ -1358,13 +1394,15 @@ ferry_store_stats(const struct ferry_store *s, struct store_stats *out)
 }
 
 int64_t
-ferry_store_etag(const struct ferry_store *s, const char *tenant, const char *name)
+ferry_store_etag(const struct ferry_store *s, const char *tenant, const char *name,
+                 bool instance)
 {
     char   key[1024];
     bool   found;
     size_t i;
 
-    snprintf(key, sizeof(key), "%s%s/%s", s->dest_prefix, tenant, name);
+    snprintf(key, sizeof(key), "%s%s/%s%s", s->dest_prefix, tenant, name,
+             instance ? STORE_INSTANCE_SUFFIX : "");
     i = entry_find(s, key, &found);
     return found ? s->entries[i].mod_rev : 0;
 }

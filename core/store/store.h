@@ -11,7 +11,8 @@
  * it has (degraded), and resumes from the last applied revision when etcd is back.
  *
  * Keys: `<prefix>/destinations/<tenant>/<Name>` (the properties as the destination
- * API's destinationConfiguration, a JSON object of strings) and `<prefix>/replicas/<id>`
+ * API's destinationConfiguration, a JSON object of strings; `<Name>@instance` for an
+ * instance-level destination: a Name never holds '@') and `<prefix>/replicas/<id>`
  * (`{"tunnel":"host:port","slots":N,"version":"…"}` under a 10 s lease that this
  * replica keeps alive). A value that does not parse, or fails the validation a file
  * would, or is over 1 MiB, is logged with its key, counted and skipped: the last good
@@ -97,7 +98,11 @@ struct store_stats {
 void ferry_store_stats(const struct ferry_store *s, struct store_stats *out);
 
 /* A destination's mod_revision in etcd (its ETag), or 0 when the store has none. */
-int64_t ferry_store_etag(const struct ferry_store *s, const char *tenant, const char *name);
+int64_t ferry_store_etag(const struct ferry_store *s, const char *tenant, const char *name,
+                         bool instance);
+
+/* The key suffix of an instance-level destination. */
+#define STORE_INSTANCE_SUFFIX "@instance"
 
 /* ---- writes (the destination API) ---- */
 
@@ -107,6 +112,7 @@ struct store_write {
     enum store_op op;
     const char   *tenant;
     const char   *name;
+    bool          instance;     /* an instance-level destination */
     json_t       *value;        /* borrowed: the properties (not for DELETE) */
     int64_t       if_match;     /* > 0: only if the key's mod_revision is this (If-Match) */
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh: ferry side by side with its peers, in one run, on loopback.
 #
-#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|store|pp|limits|all]
+#   bash tests/bench/run.sh [BUILD_DIR] [tcp|tunnel|socks5|http|policy|ldap|store|pp|limits|dapi|all]
 #                                                     (env: SECS=3 ROUNDS=3 IDLE_CONNS)
 #   BASELINE=OTHER_BUILD_DIR bash tests/bench/run.sh build tcp|http
 #                                      adds `base`: ferry from OTHER_BUILD_DIR (e.g. a build
@@ -17,6 +17,8 @@
 #         nginx proxy_pass without and with the same rewrite in rewrite_by_lua (policy.sh).
 # store:  ferry with store: etcd: req/s against files, propagation, 10,000 destinations,
 #         recovery (store.sh).
+# dapi:   the destination API's find of a BasicAuthentication destination among 1,000:
+#         find/s and p99 (BASELINE=OTHER_BUILD_DIR: before/after in one run; dapi.sh).
 # pp:     one OnPremise HTTP destination through the tunnel with BasicAuthentication and
 #         with PrincipalPropagation (50 users' JWTs round-robin; certificates at the
 #         connector): req/s ratio, verifications and issues from /metrics, µs per
@@ -36,7 +38,7 @@ BUILD=${1:-$ROOT/build}
 SECTION=${2:-all}
 if [ "$SECTION" = tunnel ] || [ "$SECTION" = socks5 ] || [ "$SECTION" = http ] ||
    [ "$SECTION" = policy ] || [ "$SECTION" = ldap ] || [ "$SECTION" = store ] ||
-   [ "$SECTION" = pp ] || [ "$SECTION" = limits ]; then
+   [ "$SECTION" = pp ] || [ "$SECTION" = limits ] || [ "$SECTION" = dapi ]; then
     exec env BUILD="$BUILD" bash "$ROOT/tests/bench/$SECTION.sh"
 fi
 # 9,900, not 10,000: this sandbox's hard RLIMIT_NOFILE is 20,000 and cannot be raised,

@@ -229,6 +229,81 @@ test_property_suggestions(void)
                            "tokenService.body.scope");
 }
 
+/* name, tenant and level ("" subaccount) into d, with tenants acme and beta. */
+static int
+init_level(struct ferry_dest *d, const char *name, const char *tenant, const char *level)
+{
+    static const char *const tenants[] = { "acme", "beta" };
+    struct ferry_dest_env    env = { tenants, 2, &errs, &warns };
+    char                     nm[64], tn[64], lv[64];
+    const char              *kv[] = { nm, tn, "Type=TCP", "Address=tcp://h:1", lv, NULL };
+    size_t                   n;
+    struct ferry_prop       *p;
+
+    snprintf(nm, sizeof(nm), "Name=%s", name);
+    snprintf(tn, sizeof(tn), "tenant=%s", tenant);
+    snprintf(lv, sizeof(lv), "level=%s", level);
+    if (level[0] == '\0')
+        kv[4] = NULL;
+    p = props_of(kv, &n);
+    return ferry_dest_init(d, p, n, "api", NULL, 1, 1, &env);
+}
+
+static void
+test_levels_instance_first(void)
+{
+    struct ferry_dest       *dests = calloc(5, sizeof(*dests));
+    struct ferry_registry   *r = NULL;
+    const struct ferry_dest *d;
+
+    memset(&errs, 0, sizeof(errs));
+    CU_ASSERT_EQUAL(init_level(&dests[0], "twin", "acme", ""), FERRY_OK);
+    CU_ASSERT_EQUAL(init_level(&dests[1], "b", "acme", "subaccount"), FERRY_OK);
+    CU_ASSERT_EQUAL(init_level(&dests[2], "twin", "acme", "instance"), FERRY_OK);
+    CU_ASSERT_EQUAL(init_level(&dests[3], "c", "beta", "instance"), FERRY_OK);
+    CU_ASSERT_EQUAL(init_level(&dests[4], "a", "acme", ""), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(ferry_registry_new(dests, 5, &r, &errs), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d = ferry_registry_find(r, "twin"));
+    CU_ASSERT_TRUE(d->instance);
+    CU_ASSERT_STRING_EQUAL(ferry_dest_level(d), "instance");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d = ferry_registry_find_level(r, "twin", false));
+    CU_ASSERT_FALSE(d->instance);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d = ferry_registry_find_level(r, "twin", true));
+    CU_ASSERT_TRUE(d->instance);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d = ferry_registry_find(r, "c"));
+    CU_ASSERT_TRUE(d->instance);
+    CU_ASSERT_PTR_NULL(ferry_registry_find_level(r, "c", false));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d = ferry_registry_find(r, "b"));
+    CU_ASSERT_FALSE(d->instance);
+    CU_ASSERT_PTR_NULL(ferry_registry_find_level(r, "b", true));
+    CU_ASSERT_PTR_NOT_NULL(ferry_registry_find(r, "a"));
+    CU_ASSERT_PTR_NULL(ferry_registry_find(r, "tw"));
+    ferry_registry_unref(r);
+}
+
+static void
+test_levels_clashes(void)
+{
+    struct ferry_dest     *dests = calloc(4, sizeof(*dests));
+    struct ferry_registry *r = NULL;
+    struct ferry_dest      bad;
+
+    memset(&errs, 0, sizeof(errs));
+    CU_ASSERT_EQUAL(init_level(&dests[0], "x", "acme", "instance"), FERRY_OK);
+    CU_ASSERT_EQUAL(init_level(&dests[1], "x", "acme", "instance"), FERRY_OK);
+    CU_ASSERT_EQUAL(init_level(&dests[2], "y", "acme", ""), FERRY_OK);
+    CU_ASSERT_EQUAL(init_level(&dests[3], "y", "beta", "instance"), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_registry_new(dests, 4, &r, &errs), FERRY_EINVAL);
+    CU_ASSERT_PTR_NULL(r);
+    CU_ASSERT_EQUAL_FATAL(errs.count, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[0].msg, "'x' is defined twice"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[1].msg, "belongs to tenant 'beta'"));
+    memset(&errs, 0, sizeof(errs));
+    CU_ASSERT_EQUAL(init_level(&bad, "z", "acme", "Instance"), FERRY_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errs.items[0].msg, "did you mean 'instance'"));
+    ferry_dest_fini(&bad);
+}
+
 int
 main(void)
 {
@@ -244,6 +319,8 @@ main(void)
         { "accessors return the derived fields", test_accessors_return_the_derived_fields },
         { "secret property names", test_secret_property_names },
         { "property suggestions", test_property_suggestions },
+        { "levels: instance first, one level on demand", test_levels_instance_first },
+        { "levels: a name per level, one tenant's", test_levels_clashes },
         { NULL, NULL }
     };
 
