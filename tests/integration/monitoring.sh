@@ -156,7 +156,7 @@ while IFS= read -r e; do
     for l in $(grep -oE '(by|on) \([a-z_, ]+\)' <<<"$e" | sed -E 's/.*\(//; s/[),]/ /g') \
              $(grep -oE '[{,] *[a-z_]+ *(=~|!=|=)' <<<"$e" | sed -E 's/[{, =~!]//g'); do
         case $l in job|instance|le) continue ;; esac
-        grep -qxF "$l" <<<"$known" || fail "label '$l' is on none of $(echo $metrics) in: $e"
+        grep -qxF "$l" <<<"$known" || fail "label '$l' is on none of $(tr '\n' ' ' <<<"$metrics")in: $e"
     done
 done <"$exprs"
 

@@ -89,8 +89,9 @@ cpack --config "$BUILD/CPackConfig.cmake" -B "$debs" -D CPACK_CMAKE_GENERATOR=Ni
     || { cat "$IT_ROOT/cpack.log" >&2; fail "cpack failed"; }
 main=$debs/ferry_${version}_${arch}.deb
 dev=$debs/ferry-dev_${version}_${arch}.deb
-[ -f "$main" ] && [ -f "$dev" ] \
-    || fail "expected $(basename "$main") and $(basename "$dev"), cpack made: $(cd "$debs" && echo *.deb)"
+if [ ! -f "$main" ] || [ ! -f "$dev" ]; then
+    fail "expected $(basename "$main") and $(basename "$dev"), cpack made: $(cd "$debs" && echo *.deb)"
+fi
 t_built=$(date +%s)
 echo "package_deb: cpack took $((t_built - t0)) s"
 
@@ -163,6 +164,7 @@ out=$(systemd-analyze verify ${man_opt[@]+"${man_opt[@]}"} "${units[@]}" 2>&1) \
     || fail "systemd-analyze verify: $out"
 [ -z "$out" ] || fail "systemd-analyze verify warns: $out"
 for u in "${units[@]}"; do
+    # shellcheck disable=SC2016  # $MAINPID is the unit's, literally
     for want in 'User=ferry' 'ExecReload=/bin/kill -HUP $MAINPID' 'Restart=on-failure' \
                 'LimitNOFILE=65536' 'NoNewPrivileges=yes' 'ProtectSystem=strict' \
                 'ReadWritePaths=/var/lib/ferry /var/log/ferry' 'PrivateTmp=yes' \
@@ -196,13 +198,13 @@ fi
 purge_all || { cat "$IT_ROOT/purge.log" >&2; fail "dpkg --purge failed"; }
 rm -f "$MARK"
 for p in ferry ferry-dev; do
-    [ -z "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -v not-installed)" ] \
+    ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv not-installed \
         || fail "$p still known to dpkg after purge: $(dpkg-query -W -f='${Status}' "$p")"
 done
 for f in /usr/bin/ferry "/usr/lib/$triplet/ferry" /usr/share/ferry /usr/include/ferry \
          /etc/ferry /var/lib/ferry /var/log/ferry "${units[@]}" \
          /etc/systemd/system/multi-user.target.wants/ferry-gateway.service; do
-    [ ! -e "$f" ] && [ ! -L "$f" ] || fail "$f is still there after purge"
+    if [ -e "$f" ] || [ -L "$f" ]; then fail "$f is still there after purge"; fi
 done
 ! getent passwd ferry >/dev/null || fail "user ferry is still there after purge"
 ! getent group ferry >/dev/null || fail "group ferry is still there after purge"
