@@ -7,7 +7,8 @@
 #    rules` passes ferry-rules.test.yaml (each alert firing and silent).
 # 2. deploy/grafana/ferry.json is a dashboard: JSON, unique panel ids, every panel on
 #    the ${datasource} variable and inside the 24-column grid, every query non-empty.
-# 3. Every ferry_* name the rules, their tests and the dashboard use is a metric ferry
+# 3. A live gateway's and connector's /metrics pass `promtool check metrics`, and
+#    every ferry_* name the rules, their tests and the dashboard use is a metric ferry
 #    exports, and every label they group or filter by is one of that metric's: the
 #    names come from a real gateway's and connector's /metrics (with an http request,
 #    a tunnel and a stream behind them, so the series that appear only after traffic
@@ -110,6 +111,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/") ||
 [ "$code" != 000 ] || fail "no answer from the http listener"
 curl -sf "http://127.0.0.1:$admin_gw/metrics" >"$IT_ROOT/gw.metrics" || fail "gateway /metrics"
 curl -sf "http://127.0.0.1:$admin_c/metrics" >"$IT_ROOT/c.metrics" || fail "connector /metrics"
+# The exposition itself passes Prometheus's lint (names, HELP/TYPE, counters' _total).
+for m in gw c; do
+    out=$(promtool check metrics <"$IT_ROOT/$m.metrics" 2>&1) || fail "promtool check metrics ($m): $out"
+done
 
 # name{label,...} of every exported series, histogram suffixes included.
 {
