@@ -371,6 +371,21 @@ render_jwt(struct evbuffer *out, unsigned nworkers)
                             stats_jwt_reasons[r], (unsigned long long)refused[r]);
 }
 
+/* Token service fetches, by result (stats_tokens: the auth room counts them). */
+static void
+render_tokens(struct evbuffer *out)
+{
+    const struct stats_tokens *t = stats_tokens();
+
+    evbuffer_add_printf(out, "# HELP ferry_token_fetches_total Token service requests "
+                        "(OAuth2 destinations), by result\n"
+                        "# TYPE ferry_token_fetches_total counter\n"
+                        "ferry_token_fetches_total{result=\"ok\"} %llu\n"
+                        "ferry_token_fetches_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)atomic_load(&t->fetched),
+                        (unsigned long long)atomic_load(&t->failed));
+}
+
 void
 admin_metrics_render(struct evbuffer *out, unsigned nworkers)
 {
@@ -384,6 +399,7 @@ admin_metrics_render(struct evbuffer *out, unsigned nworkers)
     render_requests(out, nworkers);
     render_plugin_counters(out, nworkers);
     render_jwt(out, nworkers);
+    render_tokens(out);
     for (const struct stats_slot *s = ferry_stats_slots(); s != NULL; s = s->next)
         any |= s->kind == STATS_TUNNEL;
     if (!any)

@@ -10,6 +10,7 @@
 #include <ferry/err.h>
 
 #include "auth/tokens.h"
+#include "stats/stats.h"
 
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS   60000
@@ -242,6 +243,8 @@ tok_fetched(const char *key, const struct tok_result *r)
     }
     e->fetching = false;
     e->http_status = r->http_status;
+    stats_add(r->status == FERRY_OK && r->value != NULL ? &stats_tokens()->fetched
+                                                        : &stats_tokens()->failed, 1);
     if (r->status == FERRY_OK && r->value != NULL) {
         char *type = dup_or_null(r->type != NULL ? r->type : "Bearer");
         char *value = strdup(r->value);

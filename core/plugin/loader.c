@@ -18,6 +18,11 @@
 #ifndef FERRY_PLUGIN_INSTALL_DIR
 #define FERRY_PLUGIN_INSTALL_DIR "/usr/local/lib/ferry/plugins"
 #endif
+/* The install dir relative to the binary's (bin/ -> lib/<triplet>/ferry/plugins): a
+ * package installs under another prefix than the build was configured for. */
+#ifndef FERRY_PLUGIN_REL_DIR
+#define FERRY_PLUGIN_REL_DIR "../lib/ferry/plugins"
+#endif
 
 #define MAX_PLUGINS 64
 
@@ -55,7 +60,7 @@ find_file(const char *name, const char *plugins_dir, char *path, size_t size, ch
           size_t tried_size)
 {
     const char *dirs[4];
-    char        d1[PATH_MAX + 16], d2[PATH_MAX + 16];
+    char        d1[PATH_MAX + 16], d2[PATH_MAX + 16], d3[PATH_MAX + 64];
     size_t      n = 0;
 
     tried[0] = '\0';
@@ -65,8 +70,10 @@ find_file(const char *name, const char *plugins_dir, char *path, size_t size, ch
         if (exe_dir[0] != '\0') {
             snprintf(d1, sizeof(d1), "%s/../plugins", exe_dir);
             snprintf(d2, sizeof(d2), "%s/plugins", exe_dir);
+            snprintf(d3, sizeof(d3), "%s/%s", exe_dir, FERRY_PLUGIN_REL_DIR);
             dirs[n++] = d1;
             dirs[n++] = d2;
+            dirs[n++] = d3;
         }
         dirs[n++] = FERRY_PLUGIN_INSTALL_DIR;
     }
@@ -100,7 +107,7 @@ int
 ferry_plugin_load(const char *name, const char *plugins_dir, const struct ferry_plugin **out,
                   struct ferry_err *err)
 {
-    char                       path[PATH_MAX + 32], tried[3 * PATH_MAX];
+    char                       path[PATH_MAX + 32], tried[4 * PATH_MAX];
     void                      *h;
     const struct ferry_plugin *p;
     struct ferry_err           ierr = { 0 };

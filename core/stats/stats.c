@@ -194,6 +194,14 @@ stats_jwt_cell(unsigned thread)
     return &jwt_cells[thread <= STATS_JWT_MAIN ? thread : STATS_JWT_MAIN];
 }
 
+static struct stats_tokens tokens;
+
+struct stats_tokens *
+stats_tokens(void)
+{
+    return &tokens;
+}
+
 void
 stats_jwt_refused(struct stats_jwt_cell *c, const char *reason)
 {

@@ -135,6 +135,15 @@ struct stats_jwt_cell *stats_jwt_cell(unsigned thread);
 /* Count one refusal under reason (an auth/jwt.h reason; anything else is "other"). */
 void stats_jwt_refused(struct stats_jwt_cell *c, const char *reason);
 
+/* Token service fetches (auth/tokens.c: OAuth2 destinations, policies' token flows),
+ * counted when a fetch ends, on whichever thread ran it: a token came back (fetched) or
+ * not (failed: an error, a refusal, an answer without a token). Lives until exit. */
+struct stats_tokens {
+    _Atomic uint64_t fetched;
+    _Atomic uint64_t failed;
+};
+struct stats_tokens *stats_tokens(void);
+
 /* For the renderer (main thread only, where slots are added): the first slot of the
  * list (follow ->next). */
 const struct stats_slot *ferry_stats_slots(void);

@@ -11,6 +11,7 @@
 
 #include "auth/tokens.h"
 #include "cu.h"
+#include "stats/stats.h"
 
 struct posted {
     void (*fn)(void *, bool);
@@ -232,6 +233,28 @@ test_cancel(void)
     CU_ASSERT_EQUAL(calls, 0);
 }
 
+/* Every fetch that ends is counted once, by result, for ferry_token_fetches_total: a
+ * token, an error, and a "success" without a token (a failure too). */
+static void
+test_fetches_counted_by_result(void)
+{
+    struct stats_tokens *t = stats_tokens();
+    uint64_t             ok0 = atomic_load(&t->fetched), failed0 = atomic_load(&t->failed);
+    struct tok_result    r;
+
+    ok_result(&r, "counted-1", 3600);
+    tok_fetched("count", &r);
+    memset(&r, 0, sizeof(r));
+    r.status = FERRY_EIO;
+    r.error = (char *)"token service answered 500";
+    tok_fetched("count-bad", &r);
+    ok_result(&r, NULL, 3600);
+    tok_fetched("count-empty", &r);
+    drain();
+    CU_ASSERT_EQUAL(atomic_load(&t->fetched) - ok0, 1);
+    CU_ASSERT_EQUAL(atomic_load(&t->failed) - failed0, 2);
+}
+
 int
 main(void)
 {
@@ -242,6 +265,7 @@ main(void)
         { "never nearly expired", test_min_left },
         { "negative cache", test_negative_cache },
         { "cancel", test_cancel },
+        { "fetches counted by result", test_fetches_counted_by_result },
         { NULL, NULL },
     };
     int rc;
