@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """faults.py: clients and servers for the fault suite (tests/faults/*.sh; stdlib only).
 
-    faults.py downloads --port P --n N --bytes B --seed S [--ready-file F] [--timeout T]
-        N connections at once to 127.0.0.1:P, each reading to its end what a `slow`
-        origin (tests/integration/tools/origin.py, --hold-file) sends: B bytes of
-        random.Random(S).randbytes(B). Once every connection has received at least half
-        of B, --ready-file is written (the origin is then holding the second half).
-        Prints one JSON line: counts per end ("ok": all B bytes, sha256 equal; "short":
-        a clean EOF before B; "reset"; "mismatch": B bytes that differ; "timeout") and
-        the first errors. Exit 0: the test judges the counts.
+    faults.py downloads --ports P1,P2.. --n N --bytes B --seed S [--ready-file F]
+                        [--timeout T]
+        N connections at once to each 127.0.0.1:Pg (group g), each reading to its end
+        what a `slow` origin (tests/integration/tools/origin.py, --hold-file) sends: B
+        bytes of random.Random(S).randbytes(B). Once every connection has received at
+        least 40 % of B, --ready-file is written (the origin is then holding the second
+        half); once every connection of group g has ended, F.done<g> (holding the
+        time.time() of that moment). Prints one JSON line; per group: counts per end
+        ("ok": all B bytes and equal to the payload; "short": a clean EOF before B;
+        "reset"; "mismatch": B bytes that differ; "timeout"), bytes and ended_at. Exit 0:
+        the test judges the counts.
 
     faults.py reset-origin --port-file F --trigger-dir D
         An origin that answers, then resets (RST: SO_LINGER 0) once the client has read
@@ -66,12 +69,12 @@ BLOB_BYTES = 16 * 1024          # put-loop: bytes per property
 
 # ---- downloads -------------------------------------------------------------------------
 
-async def one_download(a, want, halfway, results, i):
+async def one_download(a, port, want, halfway, results, key):
     got = bytearray()
     end = "timeout"
     w = None
     try:
-        r, w = await asyncio.open_connection("127.0.0.1", a.port)
+        r, w = await asyncio.open_connection("127.0.0.1", port)
         counted = False
         while True:
             b = await r.read(CHUNK)
@@ -79,9 +82,9 @@ async def one_download(a, want, halfway, results, i):
                 end = "eof"
                 break
             got += b
-            if not counted and len(got) >= len(want) // 2:
+            if not counted and len(got) >= len(want) * 2 // 5:     # the origin holds at ~1/2
                 counted = True
-                halfway.add(i)
+                halfway.add(key)
     except ConnectionResetError:
         end = "reset"
     except OSError as e:
@@ -90,39 +93,60 @@ async def one_download(a, want, halfway, results, i):
         if w is not None:
             w.close()
     if end == "eof" and len(got) == len(want):
-        results[i] = "ok" if bytes(got) == want else "mismatch"
+        ok = hashlib.sha256(got).digest() == hashlib.sha256(want).digest()
+        results[key] = ("ok" if ok else "mismatch", len(got))
     elif end == "eof":
-        results[i] = "short"
+        results[key] = ("short", len(got))
     else:
-        results[i] = end if end in ("reset", "timeout") else "error"
-        if results[i] == "error":
-            results.setdefault("errors", []).append(f"connection {i}: {end}")
+        results[key] = (end if end in ("reset", "timeout") else "error", len(got))
+        if results[key][0] == "error":
+            results.setdefault("errors", []).append(f"connection {key}: {end}")
+
+
+def write_flag(path):
+    with open(path + ".tmp", "w") as f:
+        f.write("%.3f\n" % time.time())
+    os.rename(path + ".tmp", path)
 
 
 async def downloads_main(a):
     want = random.Random(a.seed).randbytes(a.bytes)
+    ports = [int(p) for p in a.ports.split(",")]
     halfway, results = set(), {}
     deadline = time.monotonic() + a.timeout
-    tasks = [asyncio.create_task(one_download(a, want, halfway, results, i))
-             for i in range(a.n)]
-    ready = False
+    groups = [[asyncio.create_task(one_download(a, port, want, halfway, results, (g, i)))
+               for i in range(a.n)] for g, port in enumerate(ports)]
+    tasks = [t for g in groups for t in g]
+    ready, done, ended_at = False, set(), {}
     while time.monotonic() < deadline and not all(t.done() for t in tasks):
-        if not ready and len(halfway) == a.n and a.ready_file:
-            with open(a.ready_file + ".tmp", "w") as f:
-                f.write("ready\n")
-            os.rename(a.ready_file + ".tmp", a.ready_file)
+        if not ready and len(halfway) == len(tasks) and a.ready_file:
+            write_flag(a.ready_file)
             ready = True
+        for g, group in enumerate(groups):
+            if g not in done and all(t.done() for t in group):
+                done.add(g)
+                ended_at[g] = time.time()
+                if a.ready_file:
+                    write_flag(f"{a.ready_file}.done{g}")
         await asyncio.sleep(0.02)
+    for g, group in enumerate(groups):
+        if g not in ended_at and all(t.done() for t in group):
+            ended_at[g] = time.time()
     for t in tasks:
         if not t.done():
             t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     errors = results.pop("errors", [])
-    counts = {}
-    for i in range(a.n):
-        k = results.get(i, "timeout")
-        counts[k] = counts.get(k, 0) + 1
-    return {"n": a.n, "halfway": len(halfway), "ready": ready, "ends": counts,
+    out = []
+    for g, port in enumerate(ports):
+        counts, nbytes = {}, 0
+        for i in range(a.n):
+            k, got = results.get((g, i), ("timeout", 0))
+            counts[k] = counts.get(k, 0) + 1
+            nbytes += got
+        out.append({"port": port, "ends": counts, "bytes": nbytes,
+                    "ended_at": ended_at.get(g)})
+    return {"n": a.n, "halfway": len(halfway), "ready": ready, "groups": out,
             "errors": errors[:5]}
 
 
@@ -410,6 +434,7 @@ def main():
     p.add_argument("command", choices=["downloads", "reset-origin", "truncation",
                                        "put-loop", "put-verify", "slowloris"])
     p.add_argument("--port", type=int)
+    p.add_argument("--ports")
     p.add_argument("--port-file")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--bytes", type=int, default=256 * 1024)
