@@ -40,6 +40,14 @@
         the one after it (in flight at the kill), and every blob must be exactly that
         version's. Exit 0 and a JSON line, or exit 1 with what differs.
 
+    faults.py token-hang --port L --ports L2,L3 --service-port S [--n N] [--timeout T]
+        N GETs at once to listener L (a destination whose token service on port S is
+        stopped); once ferry's token request sits in S's accept queue, N GETs one after
+        another to each of L2, L3.. (destinations that do not need S). Prints one JSON
+        line: the hung requests' distinct answers ("status ferry-error") and their
+        fastest and slowest time, the others' answers and slowest time, and whether the
+        others were all answered before the first hung request was.
+
     faults.py slowloris --port P --n N --ready-file F [--interval S] [--timeout T]
         N connections that send a request head one byte every --interval seconds and
         never finish it. --ready-file is written once all N are open and have sent their
@@ -49,6 +57,7 @@
 import argparse
 import asyncio
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -368,6 +377,73 @@ def cmd_put_verify(a):
     sys.exit(1 if problems else 0)
 
 
+# ---- token-hang ------------------------------------------------------------------------
+
+def accept_queue(port):
+    """Connections waiting in the accept queue of the listener on 127.0.0.1:port (for a
+    LISTEN socket /proc/net/tcp's rx_queue is that count), or -1 without such a socket."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":
+                return int(fields[4].split(":")[1], 16)
+    return -1
+
+
+def timed_get(port, timeout):
+    t0 = time.monotonic()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", "/echo")
+        r = c.getresponse()
+        r.read()
+        rec = {"status": r.status, "error": r.getheader("ferry-error") or ""}
+        c.close()
+    except OSError as e:
+        rec = {"status": 0, "error": f"{type(e).__name__}: {e}"}
+    rec["secs"] = round(time.monotonic() - t0, 3)
+    rec["end"] = time.monotonic()
+    return rec
+
+
+def cmd_token_hang(a):
+    hung, others = [], []
+    lock = threading.Lock()
+
+    def one():
+        rec = timed_get(a.port, a.timeout)
+        with lock:
+            hung.append(rec)
+
+    threads = [threading.Thread(target=one) for _ in range(a.n)]
+    for t in threads:
+        t.start()
+    # The gateway's token request is in the hung service's accept queue: the requests
+    # above wait on it now.
+    deadline = time.monotonic() + a.timeout
+    while accept_queue(a.service_port) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    queued = accept_queue(a.service_port)
+    for port in [int(p) for p in a.ports.split(",")]:
+        for _ in range(a.n):
+            others.append(dict(timed_get(port, a.timeout), port=port))
+    with lock:
+        overlapped = len(hung) == 0
+    for t in threads:
+        t.join()
+    first_hung_end = min(r["end"] for r in hung)
+    last_other_end = max(r["end"] for r in others)
+    print(json.dumps({
+        "queued": queued,
+        "hung": {"answers": sorted({f"{r['status']} {r['error']}" for r in hung}),
+                 "min_secs": min(r["secs"] for r in hung),
+                 "max_secs": max(r["secs"] for r in hung)},
+        "others": {"answers": sorted({f"{r['port']} {r['status']}" for r in others}),
+                   "max_secs": max(r["secs"] for r in others)},
+        "others_done_first": overlapped and last_other_end < first_hung_end}), flush=True)
+
+
 # ---- slowloris -------------------------------------------------------------------------
 
 async def one_loris(a, opened, closed, answers):
@@ -432,9 +508,11 @@ def cmd_slowloris(a):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("command", choices=["downloads", "reset-origin", "truncation",
-                                       "put-loop", "put-verify", "slowloris"])
+                                       "put-loop", "put-verify", "slowloris",
+                                       "token-hang"])
     p.add_argument("--port", type=int)
     p.add_argument("--ports")
+    p.add_argument("--service-port", type=int)
     p.add_argument("--port-file")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--bytes", type=int, default=256 * 1024)
@@ -454,7 +532,7 @@ def main():
     a = p.parse_args()
     {"downloads": cmd_downloads, "reset-origin": cmd_reset_origin,
      "truncation": cmd_truncation, "put-loop": cmd_put_loop, "put-verify": cmd_put_verify,
-     "slowloris": cmd_slowloris}[a.command](a)
+     "slowloris": cmd_slowloris, "token-hang": cmd_token_hang}[a.command](a)
 
 
 if __name__ == "__main__":
