@@ -30,8 +30,8 @@
         chunk), else "clean" (or "timeout"). Exit 1 unless every verdict is its WANT.
 
     faults.py put-loop --admin P --token T --name N --url U --acked FILE [--count K]
-        PUT /destination-configuration/v1/subaccountDestinations versions 1..K of
-        destination N (each with Custom.version and BLOBS properties of BLOB_BYTES
+        PUT /destination-configuration/v1/subaccountDestinations versions FIRST.. of
+        destination N (version 0 is a POST: the create) (each with Custom.version and BLOBS properties of BLOB_BYTES
         derived from the version), one after another; after each 200 the version is
         appended to FILE (flushed). Stops at the first failure (the gateway killed).
 
@@ -344,8 +344,9 @@ def cmd_put_loop(a):
     with open(a.acked, "a") as out:
         for v in range(a.first, a.first + a.count):
             try:
-                status, _ = api(a, "PUT", "/subaccountDestinations",
+                status, _ = api(a, "POST" if v == 0 else "PUT", "/subaccountDestinations",
                                 dest_body(a.name, a.url, v))
+                status = 200 if status == 201 else status
             except (OSError, urllib.error.URLError) as e:
                 print(json.dumps({"stopped_at": v, "error": str(e)}), flush=True)
                 return
