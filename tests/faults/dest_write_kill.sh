@@ -4,9 +4,9 @@
 #   bash tests/faults/dest_write_kill.sh [BUILD_DIR]     (default: build)
 #
 # A gateway with destinations_dir. tools/faults.py put-loop creates destination blob
-# (version 0) and then updates it as fast as the API answers, each version with 8
-# properties of 16 KiB derived from its number (a 128 KiB file), recording every
-# acknowledged version. Three rounds: once the round has 3, 5, 7 acknowledged updates,
+# (version 0) and then updates it as fast as the API answers, each version with 4
+# properties of 16 KiB derived from its number (a 64 KiB file), recording every
+# acknowledged version. Three rounds: once the round has 1, 2, 3 acknowledged writes,
 # SIGKILL the gateway (the loop's next PUT is then in flight: parsed, written, renamed or
 # applied — wherever the kill lands), restart it on the same files and check:
 # - it starts (the file loads) and serves blob as exactly one version, byte for byte:
@@ -28,7 +28,7 @@ dir=$(tmpdir)
 mkdir "$dir/dests"
 admin=$(free_port)
 cat >"$dir/ferry.yaml" <<YAML
-workers: 2
+workers: 1
 plugins_dir: $PLUGINS
 log: { level: info, access: off }
 admin: { listen: 127.0.0.1:$admin }
@@ -38,14 +38,14 @@ YAML
 api=(--admin "$admin" --token acme-token --name blob --url "http://127.0.0.1:9/blob")
 
 first=0
+start_ferry "$dir/ferry.yaml" "$admin"
 for round in 1 2 3; do
-    start_ferry "$dir/ferry.yaml" "$admin"
     acked=$dir/acked-$round
     : >"$acked"
     python3 "$FAULTS" put-loop "${api[@]}" --first "$first" --acked "$acked" \
         >"$dir/loop-$round.out" 2>&1 &
     loop_pid=$!
-    want=$((1 + 2 * round))
+    want=$round
     for ((i = 0; i < 600; i++)); do
         [ "$(wc -l <"$acked")" -ge "$want" ] && break
         kill -0 "$loop_pid" 2>/dev/null || break
@@ -61,7 +61,8 @@ for round in 1 2 3; do
     echo "round $round: killed after $(wc -l <"$acked") acknowledged versions;" \
         "loop: $(cat "$dir/loop-$round.out")" >&2
 
-    # The files on disk as the kill left them, then a gateway started on them.
+    # The files on disk as the kill left them, then a gateway started on them (it
+    # carries the next round).
     mapfile -t files < <(cd "$dir/dests" && ls -A)
     echo "round $round: destinations_dir: ${files[*]}" >&2
     for f in "${files[@]}"; do
@@ -72,15 +73,13 @@ for round in 1 2 3; do
         esac
     done
     [ -f "$dir/dests/blob.yaml" ] || fail "round $round: blob.yaml is gone after the kill"
-    out=$("$FERRY" check -c "$dir/ferry.yaml" 2>&1) \
-        || fail "round $round: ferry check refuses what the kill left: $out"
     start_ferry "$dir/ferry.yaml" "$admin"
     rc=0
     out=$(python3 "$FAULTS" put-verify "${api[@]}" --acked "$acked" 2>&1) || rc=$?
     echo "round $round: $out" >&2
-    [ "$rc" -eq 0 ] || fail_later "round $round: blob after the kill and a restart: $out"
+    [ "$rc" -eq 0 ] || fail "round $round: blob after the kill and a restart: $out"
     first=$(( $(jq -r .version <<<"$out") + 1 ))
-    stop_ferry
 done
+stop_ferry
 fail_deferred
 echo "dest_write_kill: ok"

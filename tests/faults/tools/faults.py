@@ -72,7 +72,7 @@ import urllib.request
 CHUNK = 256 * 1024
 BODY_FIRST = 64 * 1024          # reset-origin: body bytes sent before it waits
 BODY_TOTAL = 1024 * 1024        # reset-origin: the body the head announces
-BLOBS = 8                       # put-loop: properties per version
+BLOBS = 4                       # put-loop: properties per version
 BLOB_BYTES = 16 * 1024          # put-loop: bytes per property
 
 
@@ -440,7 +440,7 @@ def cmd_token_hang(a):
         "hung": {"answers": sorted({f"{r['status']} {r['error']}" for r in hung}),
                  "min_secs": min(r["secs"] for r in hung),
                  "max_secs": max(r["secs"] for r in hung)},
-        "others": {"answers": sorted({f"{r['port']} {r['status']}" for r in others}),
+        "others": {"answers": list(dict.fromkeys(f"{r['port']} {r['status']}" for r in others)),
                    "max_secs": max(r["secs"] for r in others)},
         "others_done_first": overlapped and last_other_end < first_hung_end}), flush=True)
 
