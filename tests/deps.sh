@@ -18,9 +18,11 @@ build_pkgs=(cmake gcc libc6-dev make pkg-config
             liblua5.4-dev libnghttp2-dev libjansson-dev)
 # What the integration tests and examples/quickstart.sh drive or run beside ferry
 # (slapd: each ldap test starts its own, etcd-server each store test; the packages' system
-# services are never used).
+# services are never used; strace: tests/faults/dest_write_kill.sh kills the gateway at
+# chosen system calls).
 tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2
-           slapd ldap-utils jq yamllint python3-yaml etcd-server etcd-client)
+           slapd ldap-utils jq yamllint python3-yaml etcd-server etcd-client
+           strace)
 # kubectl renders deploy/kubernetes (k8s_manifests.sh). Debian's is kubernetes-client;
 # a kubectl installed another way is kept (both ship /usr/bin/kubectl).
 command -v kubectl >/dev/null 2>&1 || tool_pkgs+=(kubernetes-client)

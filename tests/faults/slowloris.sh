@@ -58,7 +58,7 @@ for i in 1 2 3 4 5; do
     got=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' --max-time 2 \
         "http://127.0.0.1:$l_web/echo?n=$i" 2>&1) || rc=$?
     echo "request $i beside $N slow heads: $got (curl $rc)" >&2
-    [ "$rc" -eq 0 ] && [ "${got%% *}" = 200 ] \
+    { [ "$rc" -eq 0 ] && [ "${got%% *}" = 200 ]; } \
         || fail_later "request $i beside $N slow heads: want 200 within 2s, got '$got' (curl $rc)"
 done
 wait_exit "$loris_pid" 40 || fail "slowloris client still running after 40s"

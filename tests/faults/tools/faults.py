@@ -48,6 +48,9 @@
         fastest and slowest time, the others' answers and slowest time, and whether the
         others were all answered before the first hung request was.
 
+    faults.py put-body --name N --url U --first V --count K --out-dir D
+        The bodies put-loop would send for versions V..V+K-1, as D/<version>.json.
+
     faults.py slowloris --port P --n N --ready-file F [--interval S] [--timeout T]
         N connections that send a request head one byte every --interval seconds and
         never finish it. --ready-file is written once all N are open and have sent their
@@ -358,6 +361,13 @@ def cmd_put_loop(a):
     print(json.dumps({"done": a.count}), flush=True)
 
 
+def cmd_put_body(a):
+    """Write the PUT bodies of versions FIRST.. as D/<version>.json (for curl)."""
+    for v in range(a.first, a.first + a.count):
+        with open(os.path.join(a.out_dir, f"{v}.json"), "w") as f:
+            json.dump(dest_body(a.name, a.url, v), f)
+
+
 def cmd_put_verify(a):
     lines = open(a.acked).read().split()
     last = int(lines[-1]) if lines else 0
@@ -510,7 +520,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("command", choices=["downloads", "reset-origin", "truncation",
                                        "put-loop", "put-verify", "slowloris",
-                                       "token-hang"])
+                                       "token-hang", "put-body"])
     p.add_argument("--port", type=int)
     p.add_argument("--ports")
     p.add_argument("--service-port", type=int)
@@ -527,13 +537,15 @@ def main():
     p.add_argument("--name")
     p.add_argument("--url")
     p.add_argument("--acked")
+    p.add_argument("--out-dir")
     p.add_argument("--first", type=int, default=1)
     p.add_argument("--count", type=int, default=100000)
     p.add_argument("--interval", type=float, default=1.0)
     a = p.parse_args()
     {"downloads": cmd_downloads, "reset-origin": cmd_reset_origin,
      "truncation": cmd_truncation, "put-loop": cmd_put_loop, "put-verify": cmd_put_verify,
-     "slowloris": cmd_slowloris, "token-hang": cmd_token_hang}[a.command](a)
+     "slowloris": cmd_slowloris, "token-hang": cmd_token_hang,
+     "put-body": cmd_put_body}[a.command](a)
 
 
 if __name__ == "__main__":
