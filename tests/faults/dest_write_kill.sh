@@ -11,10 +11,9 @@
 #    answers; once 2 updates are acknowledged, SIGKILL (the next PUT is in flight,
 #    wherever the kill lands).
 # 2. At chosen steps of one PUT: strace attached to the gateway delivers SIGKILL on
-#    entry to the first fsync (the new version written to the temporary file, not yet
-#    synced nor renamed: old), to rename (old) and to the second fsync (the directory's,
-#    after the rename: new). Skipped, with a message, where strace is missing or may
-#    not attach (ptrace refused).
+#    entry to rename (the new version written and synced to the temporary file: old)
+#    and to the second fsync (the directory's, after the rename: new). Skipped, with a
+#    message, where strace is missing or may not attach (ptrace refused).
 # After each kill the gateway restarts on the files the kill left: it starts (the file
 # loads) and serves blob as exactly the expected version, property for property (in 1:
 # the last acknowledged one or the one in flight; never a cut, a mix or an older one),
@@ -94,7 +93,7 @@ if ! command -v strace >/dev/null; then
     exit 0
 fi
 python3 "$FAULTS" put-body --name blob --url "http://127.0.0.1:9/blob" --first 0 \
-    --count $((have + 5)) --out-dir "$dir/bodies"
+    --count $((have + 3)) --out-dir "$dir/bodies"
 
 # traced PID: every thread of PID has a tracer.
 traced() {
@@ -150,8 +149,8 @@ kill_at() {
     return 0
 }
 
-if kill_at fsync-file fsync 1 old; then
-    kill_at rename rename,renameat,renameat2 1 old
+# fsync #1 is the temporary file's (written, not yet renamed), #2 the directory's.
+if kill_at rename rename,renameat,renameat2 1 old; then
     kill_at fsync-dir fsync 2 new
 fi
 stop_ferry
