@@ -82,6 +82,7 @@ need_metric "$gw_admin" "ferry_tunnels$TB" -eq 2 10
 python3 "$FAULTS" downloads --ports "$l_a,$l_b" --n "$N" --bytes "$BYTES" --seed "$SEED" \
     --ready-file "$dir/ready" --timeout 60 >"$dir/downloads.out" 2>&1 &
 dl_pid=$!
+BG_PIDS+=("$dl_pid")  # cleanup stops it if the script fails first
 wait_file "$dir/ready" 30 "$dl_pid" \
     || fail "the $((2 * N)) downloads did not all get half their payload within 30s: $(cat "$dir/downloads.out")"
 need_metric "$gw_admin" "ferry_tunnel_streams_active$TA" -eq "$N"

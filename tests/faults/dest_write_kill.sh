@@ -64,6 +64,7 @@ acked=$dir/acked
 : >"$acked"
 python3 "$FAULTS" put-loop "${api[@]}" --first 0 --acked "$acked" >"$dir/loop.out" 2>&1 &
 loop_pid=$!
+BG_PIDS+=("$loop_pid")  # cleanup stops it if the script fails first
 for ((i = 0; i < 600; i++)); do
     [ "$(wc -l <"$acked")" -ge 3 ] && break
     kill -0 "$loop_pid" 2>/dev/null || break

@@ -50,6 +50,7 @@ start_ferry "$dir/ferry.yaml" "$admin"
 python3 "$FAULTS" slowloris --port "$l_web" --n "$N" --ready-file "$dir/ready" \
     --interval 1 --timeout 40 >"$dir/loris.out" 2>&1 &
 loris_pid=$!
+BG_PIDS+=("$loris_pid")  # cleanup stops it if the script fails first
 wait_file "$dir/ready" 20 "$loris_pid" \
     || fail "slowloris: $N connections were not open within 20s: $(cat "$dir/loris.out")"
 t_ready=$SECONDS
