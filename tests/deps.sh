@@ -21,7 +21,8 @@ build_pkgs=(cmake gcc libc6-dev make pkg-config
 # services are never used). package_deb.sh: CPack's dependency list (dpkg-shlibdeps from
 # dpkg-dev, file), lintian, systemd-analyze (systemd; never started) and the package's
 # own dependency adduser. monitoring.sh: promtool, which Debian ships only in prometheus
-# (its server is never started). unit_syscalls.sh: strace.
+# (its server is never started). unit_syscalls.sh and tests/faults/dest_write_kill.sh
+# (kills the gateway at chosen system calls): strace.
 tool_pkgs=(curl openssl socat python3 python3-socks netcat-openbsd haproxy procps iproute2
            slapd ldap-utils jq yamllint python3-yaml etcd-server etcd-client
            dpkg-dev file lintian systemd adduser prometheus strace)

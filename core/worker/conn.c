@@ -529,10 +529,14 @@ conn_finish(struct ferry_conn *c, const char *outcome)
     conn_unwatch_upstream(c);
     event_del(&c->timer);
     relay_release(c);
-    if (c->cfd >= 0 && c->state == CONN_RELAY && c->outcome != NULL &&
-        (strcmp(c->outcome, "reset") == 0 || strcmp(c->outcome, "tunnel-lost") == 0)) {
+    if (c->cfd >= 0 && c->outcome != NULL &&
+        ((c->state == CONN_RELAY &&
+          (strcmp(c->outcome, "reset") == 0 || strcmp(c->outcome, "tunnel-lost") == 0)) ||
+         strcmp(c->outcome, "upstream-truncated") == 0)) {
         /* The far side was cut, not closed: a reset tells the client its data is
-         * truncated, where a FIN would look like a complete transfer. */
+         * truncated, where a FIN would look like a complete transfer. A message
+         * protocol says "upstream-truncated" once its response is under way (http: a
+         * body delimited by the close has no other way to tell the client). */
         struct linger lg = { 1, 0 };
 
         setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

@@ -174,7 +174,8 @@ io_ts_ended(struct gw_owner *o, const char *outcome)
 {
     struct ferry_io *io = container_of(o, struct ferry_io, gwo);
 
-    (void)outcome;
+    if (strcmp(outcome, "ok") != 0)
+        io->ts_cut = outcome;   /* a string literal of gateway.c */
     io->ts = NULL;              /* gone: forget, never release */
     if (io->ts_ev_added) {
         event_del(&io->ts_ev);

@@ -79,6 +79,10 @@ struct ferry_io {
     bool                ts_readable, ts_writable;
     struct event        ts_ev;
     bool                ts_ev_added;
+    /* The stream was reset or its tunnel lost ("reset", "tunnel-lost"; NULL: ended
+     * cleanly). The pair only carries a FIN, so the EOF read once it is drained is
+     * reported as this error instead: a cut body must not look like a whole one. */
+    const char         *ts_cut;
     /* Pool. */
     char               *pool_key;       /* owns */
     char                target[300];

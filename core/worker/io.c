@@ -427,6 +427,12 @@ io_fill(struct ferry_io *io)
             if (n > 0 && (size_t)n < room && !*io->hup)
                 *io->readable = false;
         }
+        if (n == 0 && io->ts_cut != NULL) {
+            /* The pair's FIN stands for a reset stream or a lost tunnel (io_ts_ended). */
+            io_fail(io, FERRY_EIO, strcmp(io->ts_cut, "reset") == 0 ? "tunnel stream reset"
+                                                                     : "tunnel lost");
+            return ev | FERRY_IO_ERROR;
+        }
         if (n == 0) {
             io->eof = true;
             return ev | FERRY_IO_READ;

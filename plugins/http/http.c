@@ -782,13 +782,20 @@ h_response_body(struct hconn *h)
     h->bytes_out += (uint64_t)n;
     if (n == 0 && !h->resp_done && io_gone(h->uio) &&
         ferry_io_peek(h->uio, &(const uint8_t *){ 0 }) == 0) {
-        if (h->resp_body == FERRY_HTTP_BODY_EOF) {
+        bool reset = ferry_io_error(h->uio, NULL) != 0;
+
+        /* Only a clean close ends a body delimited by the close: a reset (or a tunnel
+         * stream reset, a lost tunnel) cut it short. */
+        if (h->resp_body == FERRY_HTTP_BODY_EOF && !reset) {
             h->resp_done = true;
             h->upstream_keep = false;
             return true;
         }
-        /* Truncated: the client must not take a cut body for a whole one. */
-        h_fail(h, 502, "upstream-truncated", "the upstream closed mid-body");
+        /* Truncated: the client must not take a cut body for a whole one. The outcome
+         * makes core reset the client (conn.c), the only signal a close-delimited body
+         * has. */
+        h_fail(h, 502, "upstream-truncated", reset ? "the upstream reset mid-body"
+                                                   : "the upstream closed mid-body");
         return false;
     }
     return n > 0;
