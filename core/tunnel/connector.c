@@ -884,6 +884,10 @@ ferry_connector_new(const char *conf_path, struct connector **out)
         goto fail;
     }
     ferry_errlist_print(&cn->conf->warnings, stderr, true);
+    /* `log: { level: }` was parsed but never applied: a connector logged at info
+     * whatever its file said (found by tests/integration/secrets_sweep.sh, which
+     * needs its debug lines to sweep them). */
+    ferry_log_set_level(cn->conf->log_level);
     if (tls_client_ctx(cn->conf->ca, cn->conf->cert, cn->conf->key, &cn->ctx, &err) != FERRY_OK) {
         fprintf(stderr, "%s: %s\n", conf_path, err.msg);
         goto fail;
