@@ -17,7 +17,7 @@ a directory of answers).
 Each secret is looked for in several forms: as is, base64 (standard and URL-safe,
 padding stripped), hex, and — so a log that truncates or splits a secret is still
 caught — its "signature" part for a JWT (the third dot-separated segment) or, for a
-value of 20 characters or more, its first 16 characters. A form shorter than 8
+value of 20 characters or more, its first and its last 16 characters. A form shorter than 8
 characters is not looked for (it would match by chance).
 
 --control NAME@LABEL: the secret NAME must be found in the place LABEL (fnmatch);
@@ -54,6 +54,7 @@ def forms(value):
         out.append(("its JWT signature", parts[2].encode()))
     elif len(value) >= 20:
         out.append(("its first 16 characters", raw[:16]))
+        out.append(("its last 16 characters", raw[-16:]))
     return [(n, b) for n, b in out if len(b) >= MIN_FORM]
 
 
