@@ -11,20 +11,23 @@
 #   user JWTs         alice's (tenant credential and PrincipalPropagation user token),
 #                     a bad-signature and an expired one (refused)
 #   destination       Password (${env:}), clientSecret (${file:}), OAuth2Password's
-#   secrets           Password, tokenService.KeyStorePassword of a .p12 (${env:}), a
+#   secrets           Password, tokenService.KeyStorePassword of a .p12 (${env:}), the
+#                     KeyStorePassword of a client certificate .p12 (${file:}), a
 #                     Password created through the API, another tenant's Password
 #   OAuth2 tokens     every access token the token services issued (random prefix)
 #   wrong secrets     a wrong Bearer, Basic password, SOCKS5 password and 0x80 token,
 #                     API token, clientSecret (token service 401), key store password
 #                     (`ferry check` refusing it)
 # Traffic: the transparent listener (Basic, OAuth2 client credentials, password, mTLS,
-# principal propagation with a good, a bad-signature, an expired and no JWT, a policy
-# deny and a policy error), the forward proxy (egress and through the tunnel, Bearer,
-# Basic, JWT, CONNECT, wrong credentials, SAP-Connectivity-Authentication), SOCKS5
-# (RFC 1929 with the token and with the JWT, 0x80, wrong ones; egress and the tunnel),
-# the destination API (find, list, get, create, update, delete; 401, 404 for another
-# tenant), /metrics /healthz /readyz of both processes, `ferry check` and `ferry policy
-# test`, a SIGHUP reload; then SIGTERM (the drain lines are swept too).
+# a client certificate to an https origin, principal propagation with a good JWT in
+# Authorization and in SAP-Connectivity-Authentication, a bad-signature, an expired and
+# no JWT, a policy deny and a policy error), the forward proxy (egress and through the
+# tunnel, Bearer, Basic, JWT, CONNECT, wrong credentials, no connector for beta),
+# SOCKS5 (RFC 1929 with the token and with a JWT, 0x80 with the token and a JWT, wrong
+# ones; egress and the tunnel), the destination API (find, list, get, create, update,
+# delete; 400, 401, 404 for another tenant), /metrics /healthz /readyz of both
+# processes, `ferry check` and `ferry policy test`, a SIGHUP reload; then SIGTERM (the
+# drain lines are swept too).
 # Places swept (tools/secret_sweep.py): the gateway's and connector's logs (stdout and
 # stderr), the access log, the audit log, every admin answer (headers and body), every
 # answer a client got from ferry, the output of `ferry check` and `ferry policy test`, and
@@ -72,6 +75,7 @@ secret "Basic credential of basic (base64 sweep:Password)" \
 cl_secret="clsec-$(rnd)";      secret "clientSecret (\${file:})" "$cl_secret" "$OWN"
 user_pw="userpw-$(rnd)";       secret "Password of OAuth2Password pw" "$user_pw" "$OWN"
 p12_pw="p12pw-$(rnd)";         secret "tokenService.KeyStorePassword (\${env:})" "$p12_pw" "$OWN"
+ks_pw="kspw-$(rnd)";           secret "KeyStorePassword of a client certificate (\${file:})" "$ks_pw" "$OWN"
 beta_pw="betapw-$(rnd)";       secret "Password of beta's destination" "$beta_pw" "api-beta/*"
 api_pw="apipw-$(rnd)";         secret "Password of a destination created by the API" "$api_pw" "$OWN,origin*"
 api_pw2="apipw2-$(rnd)";       secret "Password of that destination, updated" "$api_pw2" "$OWN,origin*"
@@ -87,6 +91,7 @@ w_p12="wp12pw-$(rnd)";         secret "wrong KeyStorePassword (ferry check)" "$w
 export FERRY_SWEEP_ACME_TOKEN=$acme_tok FERRY_SWEEP_BASIC_PW=$basic_pw FERRY_SWEEP_P12_PW=$p12_pw
 printf '%s' "$beta_tok" >"$dir/beta.token"
 printf '%s' "$cl_secret" >"$dir/client-secret"
+printf '%s' "$ks_pw" >"$dir/ks.pass"
 
 # --- the services around ferry, and the user JWTs --------------------------------------------
 # Started first and waited for last: a python start costs seconds on a loaded machine.
@@ -104,6 +109,12 @@ tmtls_pid=$BG_PID
 make_cert "$dir" tsclient tsca "DNS:client.example"
 openssl pkcs12 -export -in "$dir/tsclient.crt" -inkey "$dir/tsclient.key" -out "$dir/tsclient.p12" \
     -passout "pass:$p12_pw" >"$dir/openssl-p12.log" 2>&1 || fail "openssl: cannot export tsclient.p12"
+openssl pkcs12 -export -in "$dir/tsclient.crt" -inkey "$dir/tsclient.key" -out "$dir/client.p12" \
+    -passout "pass:$ks_pw" >"$dir/openssl-p12.log" 2>&1 || fail "openssl: cannot export client.p12"
+# An https origin that wants a client certificate (ClientCertificateAuthentication).
+start_bg origin-tls python3 "$TOOLS/http_origin.py" --port-file "$dir/o2port" --name origin-tls \
+    --echo-all --cert "$dir/tsserver.crt" --key "$dir/tsserver.key" --client-ca "$dir/tsca.crt"
+origin_tls_pid=$BG_PID
 make_ca "$dir" ca
 make_cert "$dir" gw ca
 make_ca "$dir" ppca
@@ -134,6 +145,8 @@ secret "user JWT with a bad signature" "$bad_sig"
 [ "${#s5jwt}" -le 255 ] || fail "the SOCKS5 JWT is ${#s5jwt} bytes: over RFC 1929's 255"
 wait_file "$dir/oport" 10 "$origin_pid" || fail "the origin did not start"
 op=$(cat "$dir/oport")
+wait_file "$dir/o2port" 10 "$origin_tls_pid" || fail "the https origin did not start"
+op2=$(cat "$dir/o2port")
 wait_file "$dir/tport" 10 "$tokens_pid" || fail "token service did not start"
 ts=http://127.0.0.1:$(cat "$dir/tport")
 wait_file "$dir/tmport" 10 "$tmtls_pid" || fail "mTLS token service did not start"
@@ -186,6 +199,9 @@ destinations:
       clientId: ferry-client, clientSecret: "\${file:$dir/client-secret}",
       TrustStoreLocation: tsca.crt, tokenService.KeyStoreLocation: tsclient.p12,
       tokenService.KeyStorePassword: "\${env:FERRY_SWEEP_P12_PW}", tenant: acme }
+  - { Name: cert, Type: HTTP, URL: "https://127.0.0.1:$op2/cert", ProxyType: Internet,
+      Authentication: ClientCertificateAuthentication, KeyStoreLocation: client.p12,
+      KeyStorePassword: "\${file:ks.pass}", TrustStoreLocation: tsca.crt, tenant: acme }
   - { Name: pp, Type: HTTP, URL: "http://virtual.host:80", ProxyType: OnPremise,
       Authentication: PrincipalPropagation, tenant: acme }
   - { Name: beta-basic, Type: HTTP, URL: "http://127.0.0.1:$op/beta", ProxyType: Internet,
@@ -263,6 +279,7 @@ ask client "basic policy error" 500 -H "Host: basic" -H "X-Sweep: boom" "$A/t"
 ask origin "cc" 200 -H "X-Destination-Name: cc" "$A/t"
 ask origin "pw" 200 -H "Host: pw" "$A/t"
 ask origin "mtls" 200 -H "Host: mtls" "$A/t"
+ask origin "cert" 200 -H "Host: cert" "$A/t"
 ask client "cc-bad (token service 401)" 502 -H "Host: cc-bad" "$A/t"
 ask origin "pp alice" 200 -H "Host: pp" -H "Authorization: Bearer $alice" "$A/pp"
 ask origin "pp alice, SAP-Connectivity-Authentication" 200 -H "Host: pp" \
@@ -305,7 +322,7 @@ s5 "0x80 wrong token" handshake --port "$l_socks" --methods 80 --token "$w_s5tok
 # --- the destination API -------------------------------------------------------------------------
 api=http://127.0.0.1:$gw_admin/destination-configuration/v1
 acme=(-H "Authorization: Bearer $acme_tok")
-for d in basic cc pw mtls pp; do
+for d in basic cc pw mtls cert pp; do
     ask api-acme "find $d" 200 "${acme[@]}" "$api/destinations/$d"
 done
 ask api-acme "find cc with the JWT" 200 -H "Authorization: Bearer $alice" "$api/destinations/cc"
@@ -347,6 +364,7 @@ done
 [ "$i" -lt 100 ] || fail "no reload within 10 s of SIGHUP"
 ask origin "basic after SIGHUP" 200 -H "Host: basic" "$A/t2"
 ask origin "cc after SIGHUP" 200 -H "Host: cc" "$A/t2"
+ask origin "cert after SIGHUP" 200 -H "Host: cert" "$A/t2"
 ask origin "pp after SIGHUP" 200 -H "Host: pp" -H "Authorization: Bearer $alice" "$A/pp2"
 ask origin "forward tunnel after SIGHUP" 200 -x "$P" --proxy-user "acme:$acme_tok" "http://virtual.host/f11"
 
@@ -373,5 +391,5 @@ out=$(python3 "$TOOLS/secret_sweep.py" --secrets "$dir/secrets.tsv" \
     gateway-log="$gw_log" connector-log="$cn_log" access-log="$access" audit-log="$audit" \
     public="$ans/public" api-acme="$ans/api-acme" api-beta="$ans/api-beta" \
     api-refused="$ans/api-refused" client="$ans/client" cli="$ans/cli" \
-    origin="$ans/origin" origin-log="$origin_log") || fail "secrets leaked:"$'\n'"$out"
+    origin="$ans/origin" origin-log="$origin_log" origin-tls-log="$(bg_log origin-tls)") || fail "secrets leaked:"$'\n'"$out"
 echo "ok: $out"
