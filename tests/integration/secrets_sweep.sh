@@ -379,15 +379,24 @@ stop_proc "$cn_pid" "$cn_log" connector
 stop_proc "$gw_pid" "$gw_log" gateway
 fail_deferred
 
-# The access tokens the token services issued (the random prefix makes each unique).
+# Every access token the token services issued (their /hits), the ones only the API's
+# authTokens carried too.
+{
+    curl -sf --max-time 10 "$ts/hits" &&
+    curl -sf --max-time 10 --cacert "$dir/tsca.crt" --cert "$dir/tsclient.crt" \
+        --key "$dir/tsclient.key" "$tms/hits"
+} >"$dir/hits.json" || fail "cannot read the token services' /hits"
 while read -r t; do
     secret "OAuth2 access token ${t#"$at_prefix"-}" "$t" "$OWN,origin*"
-done < <(grep -ao "$at_prefix-[a-z]*-[0-9]*" "$origin_log" | sort -u)
-grep -q "$at_prefix-mtls-" "$dir/secrets.tsv" || fail "the origin never saw the mTLS access token"
+done < <(jq -r '.[].issued[]' "$dir/hits.json" | sort -u)
+for tag in cc pw mtls; do
+    grep -q "$at_prefix-$tag-" "$dir/secrets.tsv" || fail "no access token was issued for $tag"
+done
 out=$(python3 "$TOOLS/secret_sweep.py" --secrets "$dir/secrets.tsv" \
     --control "Password of basic (\${env:})@api-acme/*" \
     --control "Basic credential of basic (base64 sweep:Password)@origin*" \
     --control "Password of beta's destination@api-beta/*" \
+    --control "OAuth2 access token mtls-1@origin*" \
     gateway-log="$gw_log" connector-log="$cn_log" access-log="$access" audit-log="$audit" \
     public="$ans/public" api-acme="$ans/api-acme" api-beta="$ans/api-beta" \
     api-refused="$ans/api-refused" client="$ans/client" cli="$ans/cli" \
