@@ -33,12 +33,22 @@
 
 #define STREAM_WINDOW    (2 * 1024 * 1024)   /* per stream: bounds its buffered bytes */
 #define CONN_WINDOW      (256 * 1024 * 1024) /* the connection: never the bottleneck */
-#define FRAME_MAX_BYTES  (128 * 1024)        /* DATA payload per frame: SETTINGS_MAX_FRAME_SIZE */
-#define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
 #define IO_ROUNDS        4                   /* batches per wake-up */
 #define PEND_MAX         64                  /* DATA chunks held for one writev */
+#ifndef FERRY_TUNNEL_SMALL_BUFFERS
+#define FRAME_MAX_BYTES  (128 * 1024)        /* DATA payload per frame: SETTINGS_MAX_FRAME_SIZE */
+#define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
 #define SEND_BATCH_BYTES (128 * 1024)        /* gathered before a send(), unless idle */
 #define RECV_PAIR_BYTES  (256 * 1024)        /* ciphertext per recv(), for SSL_read */
+#else
+/* tunnel_fuzz only: its inputs are 8 KiB at most, and buffers under ASan's 128 KiB
+ * large-allocation threshold are not mmapped and unmapped for every input. 16384 is
+ * HTTP/2's smallest SETTINGS_MAX_FRAME_SIZE; READ_BYTES must exceed a record (16640). */
+#define FRAME_MAX_BYTES  16384
+#define READ_BYTES       (32 * 1024)
+#define SEND_BATCH_BYTES (16 * 1024)
+#define RECV_PAIR_BYTES  (32 * 1024)
+#endif
 /* Ciphertext waiting for the socket: a batch short of full, plus one whole frame (its
  * records' headers and tags included), so SSL_write never takes only part of a frame. */
 #define PAIR_BYTES       (SEND_BATCH_BYTES + FRAME_MAX_BYTES + 16384)
