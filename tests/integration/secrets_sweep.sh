@@ -17,7 +17,8 @@
 #   OAuth2 tokens     every access token the token services issued (random prefix)
 #   wrong secrets     a wrong Bearer, Basic password, SOCKS5 password and 0x80 token,
 #                     API token, clientSecret (token service 401), key store password
-#                     (`ferry check` refusing it)
+#                     (`ferry check` refusing it), a connector's token (registration
+#                     refused: the gateway's and that connector's logs)
 # Traffic: the transparent listener (Basic, OAuth2 client credentials, password, mTLS,
 # a client certificate to an https origin, principal propagation with a good JWT in
 # Authorization and in SAP-Connectivity-Authentication, a bad-signature, an expired and
@@ -88,6 +89,7 @@ w_s5tok="ws5tok-$(rnd)";       secret "wrong SOCKS5 0x80 token" "$w_s5tok"
 w_api="wapi-$(rnd)";           secret "wrong destination API token" "$w_api"
 w_cs="wclsec-$(rnd)";          secret "wrong clientSecret (token service answers 401)" "$w_cs" "$OWN"
 w_p12="wp12pw-$(rnd)";         secret "wrong KeyStorePassword (ferry check)" "$w_p12"
+w_cn="wcntok-$(rnd)";          secret "wrong connector token (registration refused)" "$w_cn"
 export FERRY_SWEEP_ACME_TOKEN=$acme_tok FERRY_SWEEP_BASIC_PW=$basic_pw FERRY_SWEEP_P12_PW=$p12_pw
 printf '%s' "$beta_tok" >"$dir/beta.token"
 printf '%s' "$cl_secret" >"$dir/client-secret"
@@ -227,6 +229,9 @@ systems:
       principal_propagation: header }
   - { virtual: "virtual.tcp:80", internal: "127.0.0.1:$op", protocol: TCP }
 YAML
+# A connector whose token is wrong: the gateway refuses its registration.
+sed -e "s/\\\${env:FERRY_SWEEP_ACME_TOKEN}/$w_cn/" -e "s/^admin: .*/admin: off/" \
+    -e "s|^audit_log: .*|audit_log: $dir/audit-bad.jsonl|" "$dir/cn.yaml" >"$dir/cn-bad.yaml"
 # A configuration ferry check refuses: the key store password is wrong.
 sed "s/\${env:FERRY_SWEEP_P12_PW}/$w_p12/" "$dir/gw.yaml" >"$dir/bad.yaml"
 
@@ -253,6 +258,15 @@ gw_pid=$GW_PID gw_log=$GW_LOG
 start_connector connector "$dir/cn.yaml" "$cn_admin"
 cn_pid=$CN_PID cn_log=$CN_LOG
 wait_readyz "$cn_admin" 200 10 || fail "the connector did not come up"
+start_bg connector-bad "$FERRY" connector -c "$dir/cn-bad.yaml"
+cnb_pid=$BG_PID cnb_log=$(bg_log connector-bad)
+wait_log "$gw_log" '"connector rejected"' 15 "$gw_pid" || fail "no connector rejected for a wrong token"
+wait_log "$cnb_log" '"gateway refused registration"' 15 "$cnb_pid" ||
+    fail "the connector with a wrong token did not log the refusal"
+stop_pid "$cnb_pid" 10 || true
+check_sanitizers "$cnb_log" "the connector with a wrong token"
+# Connected and closed before TLS: the gateway's debug line for a probe.
+(exec 3<>"/dev/tcp/127.0.0.1/$tport") 2>/dev/null || true
 
 # ask PLACE WHAT WANT CURL_ARGS...: one request; the answer (headers and body) is kept
 # under answers/PLACE for the sweep; a status other than WANT is a failure.
@@ -398,6 +412,7 @@ out=$(python3 "$TOOLS/secret_sweep.py" --secrets "$dir/secrets.tsv" \
     --control "Password of beta's destination@api-beta/*" \
     --control "OAuth2 access token mtls-1@origin*" \
     gateway-log="$gw_log" connector-log="$cn_log" access-log="$access" audit-log="$audit" \
+    connector-bad-log="$cnb_log" \
     public="$ans/public" api-acme="$ans/api-acme" api-beta="$ans/api-beta" \
     api-refused="$ans/api-refused" client="$ans/client" cli="$ans/cli" \
     origin="$ans/origin" origin-log="$origin_log" origin-tls-log="$(bg_log origin-tls)") || fail "secrets leaked:"$'\n'"$out"
