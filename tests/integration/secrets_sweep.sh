@@ -247,10 +247,16 @@ cli() {
 cli cli "check" "$FERRY" check -c "$dir/gw.yaml"
 [ "$CLI_RC" -eq 0 ] || fail "ferry check rejects the config: $(cat "$ans/cli/$n-check.txt")"
 cli cli "check wrong p12 password" "$FERRY" check -c "$dir/bad.yaml"
-[ "$CLI_RC" -eq 2 ] || fail "ferry check of a wrong key store password: want exit 2, got $CLI_RC"
+if [ "$CLI_RC" -ne 2 ] || ! grep -q "wrong password" "$ans/cli/$n-check_wrong_p12_password.txt"; then
+    fail "ferry check of a wrong key store password: want exit 2 naming it, got $CLI_RC"
+fi
 printf '{"method":"GET","path":"/x","headers":{"X-Sweep":"no"},"tenant":"acme"}' >"$dir/req.json"
 for d in basic pw; do
     cli cli "policy test $d" "$FERRY" policy test -c "$dir/gw.yaml" "$d" "$dir/req.json"
+    if [ "$CLI_RC" -ne 0 ] ||
+        ! grep -q '"Authorization", "[A-Za-z ]*\*\*\*"' "$ans/cli/$n-policy_test_$d.txt"; then
+        fail "ferry policy test $d: want exit 0 and Authorization as ***, got $CLI_RC"
+    fi
 done
 
 start_gateway gateway "$dir/gw.yaml" "$gw_admin"
