@@ -1015,6 +1015,8 @@ ferry_connector_new(const char *conf_path, struct connector **out)
     }
     cn->conf = cn->first->conf;
     cn->cur = cgen_ref(cn->first);
+    /* `log: { level: }` was parsed but never applied before (found by
+     * tests/integration/secrets_sweep.sh, which needs its debug lines to sweep them). */
     ferry_log_set_level(cn->conf->log_level);
     if (tls_client_ctx(cn->conf->ca, cn->conf->cert, cn->conf->key, &cn->ctx, &err) != FERRY_OK) {
         fprintf(stderr, "%s: %s\n", conf_path, err.msg);

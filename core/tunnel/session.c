@@ -33,12 +33,22 @@
 
 #define STREAM_WINDOW    (2 * 1024 * 1024)   /* per stream: bounds its buffered bytes */
 #define CONN_WINDOW      (256 * 1024 * 1024) /* the connection: never the bottleneck */
-#define FRAME_MAX_BYTES  (128 * 1024)        /* DATA payload per frame: SETTINGS_MAX_FRAME_SIZE */
-#define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
 #define IO_ROUNDS        4                   /* batches per wake-up */
 #define PEND_MAX         64                  /* DATA chunks held for one writev */
+#ifndef FERRY_TUNNEL_SMALL_BUFFERS
+#define FRAME_MAX_BYTES  (128 * 1024)        /* DATA payload per frame: SETTINGS_MAX_FRAME_SIZE */
+#define READ_BYTES       (256 * 1024)        /* plaintext decrypted per batch */
 #define SEND_BATCH_BYTES (128 * 1024)        /* gathered before a send(), unless idle */
 #define RECV_PAIR_BYTES  (256 * 1024)        /* ciphertext per recv(), for SSL_read */
+#else
+/* tunnel_fuzz only: its inputs are 8 KiB at most, and buffers under ASan's 128 KiB
+ * large-allocation threshold are not mmapped and unmapped for every input. 16384 is
+ * HTTP/2's smallest SETTINGS_MAX_FRAME_SIZE; READ_BYTES must exceed a record (16640). */
+#define FRAME_MAX_BYTES  16384
+#define READ_BYTES       (32 * 1024)
+#define SEND_BATCH_BYTES (16 * 1024)
+#define RECV_PAIR_BYTES  (32 * 1024)
+#endif
 /* Ciphertext waiting for the socket: a batch short of full, plus one whole frame (its
  * records' headers and tags included), so SSL_write never takes only part of a frame. */
 #define PAIR_BYTES       (SEND_BATCH_BYTES + FRAME_MAX_BYTES + 16384)
@@ -87,6 +97,7 @@ struct tunnel {
     }                        pend[PEND_MAX];
     unsigned                 npend;
     BIO                     *net;            /* our half of the write BIO pair */
+    BIO                     *plain;          /* owns: the pair's other half, no TLS only */
     const char              *reason;
 };
 
@@ -838,7 +849,8 @@ tunnel_destroy(struct tunnel *t)
     t->h2 = NULL;
     if (t->ops->on_tunnel_close != NULL)
         t->ops->on_tunnel_close(t, reason);
-    SSL_free(t->ssl);
+    SSL_free(t->ssl);                   /* frees the pair's inner half with it */
+    BIO_free(t->plain);
     close(t->fd);
     BIO_free(t->net);
     if (t->wbuf != NULL)
@@ -856,6 +868,42 @@ tunnel_close(struct tunnel *t, const char *reason)
     }
     if (t->busy == 0)
         tunnel_destroy(t);
+}
+
+/* The tunnel's plaintext in and out: SSL over the pair's inner half, or, for a tunnel
+ * made without TLS (tests/fuzz/tunnel_fuzz.c: thousands of inputs a second instead of a
+ * handshake each), the inner half itself. Both return as SSL_*_ex and put what
+ * SSL_get_error would say in *err; a pair's EOF (its peer shut) is ZERO_RETURN. */
+static int
+tun_write(struct tunnel *t, const void *p, size_t len, size_t *w, int *err)
+{
+    int r;
+
+    if (t->ssl != NULL) {
+        ERR_clear_error();
+        if ((r = SSL_write_ex(t->ssl, p, len, w)) != 1)
+            *err = SSL_get_error(t->ssl, r);
+        return r;
+    }
+    if ((r = BIO_write_ex(t->plain, p, len, w)) != 1)
+        *err = BIO_should_retry(t->plain) ? SSL_ERROR_WANT_WRITE : SSL_ERROR_SYSCALL;
+    return r;
+}
+
+static int
+tun_read(struct tunnel *t, void *p, size_t len, size_t *got, int *err)
+{
+    int r;
+
+    if (t->ssl != NULL) {
+        ERR_clear_error();
+        if ((r = SSL_read_ex(t->ssl, p, len, got)) != 1)
+            *err = SSL_get_error(t->ssl, r);
+        return r;
+    }
+    if ((r = BIO_read_ex(t->plain, p, len, got)) != 1)
+        *err = BIO_should_retry(t->plain) ? SSL_ERROR_WANT_READ : SSL_ERROR_ZERO_RETURN;
+    return r;
 }
 
 /* Move ciphertext from the BIO pair to the socket. 0 ok, -1 the socket failed. */
@@ -892,7 +940,7 @@ tunnel_flush(struct tunnel *t)
         const uint8_t *p;
         size_t         len, w = 0;
         ssize_t        n;
-        int            r;
+        int            r, err = SSL_ERROR_SSL;
         bool           from_wbuf = evbuffer_get_length(t->wbuf) > 0;
 
         /* Records gather in the pair and leave in few large sends: one send() per
@@ -916,8 +964,7 @@ tunnel_flush(struct tunnel *t)
                 return tunnel_send_net(t);
             len = (size_t)n;
         }
-        ERR_clear_error();
-        r = SSL_write_ex(t->ssl, p, len, &w);
+        r = tun_write(t, p, len, &w, &err);
         if (r == 1) {
             t->last_write = 0;
             if (from_wbuf)
@@ -926,7 +973,7 @@ tunnel_flush(struct tunnel *t)
                 evbuffer_add(t->wbuf, p + w, len - w);
             continue;
         }
-        switch (SSL_get_error(t->ssl, r)) {
+        switch (err) {
         case SSL_ERROR_WANT_WRITE:
         case SSL_ERROR_WANT_READ:
             /* The pair is full: nghttp2's buffer is not ours, keep a copy. */
@@ -989,14 +1036,13 @@ tunnel_read(struct tunnel *t, bool *again)
          * DATA chunks for a socket leave in one writev. */
         while (fill + 16384 + 256 <= READ_BYTES) {
             size_t got = 0;
-            int    r;
+            int    r, err = SSL_ERROR_SSL;
 
-            ERR_clear_error();
-            if ((r = SSL_read_ex(t->ssl, t->rbuf + fill, READ_BYTES - fill, &got)) == 1) {
+            if ((r = tun_read(t, t->rbuf + fill, READ_BYTES - fill, &got, &err)) == 1) {
                 fill += got;
                 continue;
             }
-            switch (SSL_get_error(t->ssl, r)) {
+            switch (err) {
             case SSL_ERROR_WANT_READ:
                 if ((r = tunnel_recv_net(t)) > 0)
                     continue;           /* more records in the pair */
@@ -1130,11 +1176,15 @@ tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
          * and arrive in few large recvs. The socket BIO of the handshake goes. */
         if (BIO_new_bio_pair(&inner, PAIR_BYTES, &t->net, RECV_PAIR_BYTES) != 1)
             goto fail;
-        SSL_set_bio(ssl, inner, inner);
-        /* A whole frame per SSL_write: in partial-write mode OpenSSL returns after
-         * each record, and the rest of a large frame would be copied aside. The pair
-         * always has room for a frame (PAIR_BYTES), so a write rarely waits. */
-        SSL_clear_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
+        if (ssl == NULL) {
+            t->plain = inner;           /* no TLS: frames go through the pair as they are */
+        } else {
+            SSL_set_bio(ssl, inner, inner);
+            /* A whole frame per SSL_write: in partial-write mode OpenSSL returns after
+             * each record, and the rest of a large frame would be copied aside. The
+             * pair always has room for a frame (PAIR_BYTES), so a write rarely waits. */
+            SSL_clear_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
+        }
     }
     if ((t->wbuf = evbuffer_new()) == NULL || (t->rbuf = malloc(READ_BYTES)) == NULL ||
         nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
@@ -1188,6 +1238,7 @@ fail:
             nghttp2_session_del(t->h2);
         if (t->wbuf != NULL)
             evbuffer_free(t->wbuf);
+        BIO_free(t->plain);
         BIO_free(t->net);
         free(t->rbuf);
         free(t);

@@ -119,7 +119,8 @@ struct tstream {
 };
 
 /* Wrap an established TLS connection (handshake and registration done). The tunnel
- * owns fd and ssl from now on. */
+ * owns fd and ssl from now on. ssl NULL: HTTP/2 straight on fd, no TLS — for
+ * tests/fuzz/tunnel_fuzz.c only; ferry never makes a tunnel without TLS. */
 struct tunnel *tunnel_new(struct event_base *base, enum tunnel_role role, int fd, SSL *ssl,
                           const struct tunnel_ops *ops, const struct tunnel_params *p,
                           void *owner);

@@ -25,6 +25,7 @@ SRC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 IT_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/ferry-it.XXXXXX")
 BG_PIDS=()
 declare -A BG_LOGS=()
+FERRY_LOGS=()            # the logs of the ferry processes start_bg ran (cleanup sweeps them)
 
 # A fresh directory under this run's temporary root (removed by cleanup).
 tmpdir() {
@@ -96,9 +97,12 @@ wait_port() {
 # start_bg NAME CMD...: run CMD in the background, stdout+stderr to $(bg_log NAME).
 # Sets BG_PID; cleanup stops it if the script does not.
 start_bg() {
-    local name=$1
+    local name=$1 a
     shift
     BG_LOGS[$name]="$IT_ROOT/$name.log"
+    for a in "$@"; do
+        [[ $a == */core/ferry ]] && FERRY_LOGS+=("${BG_LOGS[$name]}") && break
+    done
     "$@" >"${BG_LOGS[$name]}" 2>&1 </dev/null &
     BG_PID=$!
     BG_PIDS+=("$BG_PID")
@@ -144,8 +148,12 @@ fail() {
 
 # Stop every process start_bg started (by PID) and remove the temporary root.
 # Set KEEP_TMP=1 to keep the files of a run for a look afterwards.
+# Before that, tools/secret_harvest.py looks for every secret of the configurations the
+# test wrote under its root in the logs of the ferry processes it ran (and the access
+# and audit logs those configurations name): one found fails the test, whatever it
+# asserted. FERRY_SECRET_HARVEST=0 turns this off.
 cleanup() {
-    local pid
+    local rc=$? pid
     free_ports_release
     for pid in ${BG_PIDS[@]+"${BG_PIDS[@]}"}; do
         if kill -0 "$pid" 2>/dev/null; then
@@ -155,10 +163,18 @@ cleanup() {
     for pid in ${BG_PIDS[@]+"${BG_PIDS[@]}"}; do
         stop_pid "$pid" 5 >/dev/null 2>&1 || true
     done
+    if [ "${FERRY_SECRET_HARVEST:-1}" = 1 ] && [ "${#FERRY_LOGS[@]}" -gt 0 ] &&
+        ! python3 "$SRC_ROOT/tests/integration/tools/secret_harvest.py" "$IT_ROOT" \
+            "${FERRY_LOGS[@]}" >&2; then
+        echo "FAIL: $(basename "$0"): a secret of its configuration is in a ferry log" \
+             "(above; tests/README.md, \"Sweeping for secrets\")" >&2
+        [ "$rc" -ne 0 ] || rc=1
+    fi
     if [ "${KEEP_TMP:-0}" = 1 ]; then
         echo "kept $IT_ROOT" >&2
     else
         rm -rf "$IT_ROOT"
     fi
+    exit "$rc"
 }
 trap cleanup EXIT

@@ -2,7 +2,7 @@
 """token_service.py: a fake OAuth2 token service for the integration tests (stdlib only).
 
     token_service.py --port-file FILE --client ID:SECRET [--user NAME:PASSWORD]
-                     [--tls-cert CRT --tls-key KEY [--client-ca CA]]
+                     [--tls-cert CRT --tls-key KEY [--client-ca CA]] [--token-prefix P]
 
 Binds 127.0.0.1:0, writes the port to --port-file atomically once it accepts. With
 --tls-cert/--tls-key it speaks HTTPS; with --client-ca too, a client certificate from CA
@@ -12,8 +12,9 @@ the CN of each token request's certificate is recorded under "peer".
   POST /oauth/token?tag=T[&expires=S]   RFC 6749 token endpoint: grant_type
         client_credentials or password (username/password must match --user); client
         credentials from HTTP Basic (form-urlencoded id:secret) or client_id/client_secret
-        in the body. Answers {"access_token": "tok-T-N", "token_type": "bearer",
-        "expires_in": S (default 3600)}; 401 for bad credentials, 400 for a bad grant.
+        in the body. Answers {"access_token": "P-T-N", "token_type": "bearer",
+        "expires_in": S (default 3600)} (P: --token-prefix, default tok); 401 for bad
+        credentials, 400 for a bad grant.
         Every request to it counts as a hit of tag T (also the failed ones).
   GET  /hits            JSON {tag: {"hits": n, "grants": [...], "auth": [...],
                         "issued": [tokens], "scope": [...], "peer": [client CNs]}}
@@ -141,7 +142,7 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(400, {"error": "unsupported_grant_type"})
             return
         with LOCK:
-            tok = "tok-%s-%d" % (tag, len(st["issued"]) + 1)
+            tok = "%s-%s-%d" % (ARGS.token_prefix, tag, len(st["issued"]) + 1)
             st["issued"].append(tok)
         self.answer(200, {"access_token": tok, "token_type": "bearer",
                           "expires_in": int(q.get("expires", "3600"))})
@@ -156,6 +157,8 @@ def main():
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--client-ca")
+    # secrets_sweep.sh wants tokens no log could hold by chance: a random prefix.
+    p.add_argument("--token-prefix", default="tok")
     ARGS = p.parse_args()
     if ARGS.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
