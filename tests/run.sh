@@ -82,7 +82,11 @@ run_build() {
     summary+=("$(printf '%-26s %d passed, %d failed  (%ds)' "$label ($dir/)" \
                  "$passed" "$failed" $(( $(date +%s) - t0 )))")
     if [ "$failed" -ne 0 ]; then
-        summary+=("$(grep -E '^[[:space:]]+[0-9]+ - ' "$log" | sed 's/^ */    failed: /' || true)")
+        # Only the list under "FAILED": ctest lists skipped tests ("did not run") alike.
+        summary+=("$(awk '/^The following tests FAILED:/ { on = 1; next }
+                          /^The following tests/ { on = 0 }
+                          on && /^[[:space:]]+[0-9]+ - / { sub(/^ */, "    failed: "); print }' \
+                      "$log")")
     fi
     return 0
 }
