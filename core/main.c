@@ -603,6 +603,16 @@ cmd_gateway(const char *path)
         return EXIT_CONFIG;
     }
     ferry_log_set_level(conf->log_level);
+    if (conf->destinations_dir != NULL) {
+        unsigned gone = 0;
+
+        /* A gateway killed in a destination API write leaves its temporary file (the
+         * loader skips dot files, but it holds the destination's credentials). */
+        if (ferry_conf_dir_sweep_temp(conf->destinations_dir, 60, &gone) == FERRY_OK &&
+            gone > 0)
+            ferry_log(NULL, FERRY_INFO, "removed temporary files of interrupted destination "
+                      "writes", FLOG_STR("dir", conf->destinations_dir), FLOG_INT("files", gone));
+    }
     if (ferry_log_open_access(conf->access_log) != FERRY_OK) {
         fprintf(stderr, "%s: cannot open access log %s\n", path, conf->access_log);
         ferry_policy_set_free(policies);

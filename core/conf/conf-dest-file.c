@@ -7,12 +7,15 @@
  * rename, fsync of the directory), so a crash leaves the old file or the new one,
  * never half of either. Main thread only: blocking file I/O.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf/conf-int.h"
@@ -230,6 +233,44 @@ out:
     }
     free(dir);
     return rc;
+}
+
+/* ".<name>.XXXXXX": what ferry_conf_file_replace's mkostemp makes. */
+static bool
+is_replace_temp(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (name[0] != '.' || n < 9 || name[n - 7] != '.')
+        return false;
+    for (size_t i = n - 6; i < n; i++)
+        if (!isalnum((unsigned char)name[i]))
+            return false;
+    return true;
+}
+
+int
+ferry_conf_dir_sweep_temp(const char *dir, unsigned min_age_s, unsigned *removed)
+{
+    DIR           *dp = opendir(dir);
+    struct dirent *de;
+    time_t         now = time(NULL);
+
+    *removed = 0;
+    if (dp == NULL)
+        return errno == ENOENT ? FERRY_OK : FERRY_EIO;
+    while ((de = readdir(dp)) != NULL) {
+        struct stat st;
+
+        if (!is_replace_temp(de->d_name) ||
+            fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode) || now - st.st_mtime < (time_t)min_age_s)
+            continue;
+        if (unlinkat(dirfd(dp), de->d_name, 0) == 0)
+            (*removed)++;
+    }
+    closedir(dp);
+    return FERRY_OK;
 }
 
 int

@@ -179,6 +179,10 @@ int  ferry_conf_file_read(const char *path, char **out, size_t *len, struct ferr
 /* Replace (or create) path with data atomically: a temporary dot file in the same
  * directory, fsync, rename, fsync of the directory. mode 0 keeps the current file's
  * permissions (0600 for a new file). */
+/* Remove what an interrupted ferry_conf_file_replace left in dir (".<name>.XXXXXX": a
+ * whole or partial copy of a destination, credentials included), when older than
+ * min_age_s (a write in flight elsewhere is never that old). *removed: how many. */
+int  ferry_conf_dir_sweep_temp(const char *dir, unsigned min_age_s, unsigned *removed);
 int  ferry_conf_file_replace(const char *path, const char *data, size_t len, unsigned mode,
                              struct ferry_err *err);
 /* Unlink path and fsync its directory. */

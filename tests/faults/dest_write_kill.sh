@@ -18,8 +18,9 @@
 # loads) and serves blob as exactly the expected version, property for property (in 1:
 # the last acknowledged one or the one in flight; never a cut, a mix or an older one),
 # and destinations_dir holds blob's file and nothing else a load would read (the
-# temporary file is a dot file, which the loader skips). The last gateway exits 0 on
-# SIGTERM with no sanitizer report.
+# temporary file is a dot file, which the loader skips). In 2, the temporary file a
+# kill left (always, at the rename), made older than a minute, is removed by the
+# restart, which logs it. The last gateway exits 0 on SIGTERM with no sanitizer report.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
@@ -130,7 +131,20 @@ kill_at() {
     [ "$rc" -eq 137 ] || fail "$step: the gateway ended with status $rc, want 137 (SIGKILL on $sys)"
     wait_exit "$st_pid" 10 || fail "$step: strace did not end with the gateway"
     check_dir "$step"
+    # The temporary file the kill left (it holds the destination, credentials and all):
+    # aged past the sweep's minute, the restart must remove it.
+    temps=("$dir"/dests/.blob.yaml.??????)
+    [ -e "${temps[0]}" ] || temps=()
+    [ "$step" != rename ] || [ "${#temps[@]}" -ge 1 ] ||
+        fail "$step: no temporary file left by a kill before the rename"
+    [ "${#temps[@]}" -eq 0 ] || touch -d '2 minutes ago' "${temps[@]}"
     start_ferry "$dir/ferry.yaml" "$admin"
+    left=("$dir"/dests/.blob.yaml.??????)
+    [ ! -e "${left[0]}" ] || fail_later "$step: the restart left ${#left[@]} temporary file(s)"
+    [ "${#temps[@]}" -eq 0 ] ||
+        [ "$(log_lines "$FERRY_LOG" "removed temporary files of interrupted destination writes" \
+            "files=${#temps[@]}")" -ge 1 ] ||
+        fail_later "$step: no log line for the $((${#temps[@]})) temporary file(s) removed"
     expect=$have
     [ "$want" = new ] && expect=$v
     curl -sf --max-time 10 -H 'Authorization: Bearer acme-token' \
